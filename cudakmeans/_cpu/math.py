@@ -1,0 +1,10 @@
+"""The per-sample math of :mod:`cudakmeans._math`, compiled for the CPU with numba.njit."""
+
+from numba import njit
+
+from .. import _math
+
+_compiled = _math.compile_for(njit(cache=True, nogil=True))
+
+sq_dist = _compiled.sq_dist
+nearest_center = _compiled.nearest_center

@@ -1,0 +1,51 @@
+"""One registry of every CUDA kernel and the signatures it is launched with.
+
+Each kernel module declares ``PTX_SIGNATURES = {kernel_name: [signature, ...]}``; the ptx
+test session compiles each entry for every target in :data:`TARGETS`, and fails on any
+kernel a module defines but does not register.
+"""
+
+import importlib
+
+from numba import cuda
+
+TARGETS = ((7, 5), (8, 6), (8, 9), (9, 0))
+KERNEL_MODULES = ("lloyd", "kmeans_plusplus", "silhouette", "minibatch")
+
+
+def kernel_modules():
+    """Import and return each kernel module of the CUDA backend that exists."""
+    modules = []
+    for name in KERNEL_MODULES:
+        try:
+            modules.append(importlib.import_module(f"{__package__}.{name}"))
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}.{name}":
+                raise
+    return modules
+
+
+def defined_kernels(module):
+    """Names of the kernels (not device functions) that ``module`` defines."""
+    from numba.cuda.dispatcher import CUDADispatcher
+
+    return sorted(
+        name
+        for name, obj in vars(module).items()
+        if isinstance(obj, CUDADispatcher)
+        and not obj.targetoptions.get("device", False)
+        and obj.py_func.__module__ == module.__name__
+    )
+
+
+def registered():
+    """Yield ``(module, name, kernel, signatures)`` for every registered kernel."""
+    for module in kernel_modules():
+        for name, signatures in module.PTX_SIGNATURES.items():
+            yield module, name, getattr(module, name), signatures
+
+
+def compile_to_ptx(kernel, signature, cc):
+    """PTX for ``kernel`` with ``signature`` on compute capability ``cc`` (no GPU needed)."""
+    ptx, _ = cuda.compile_ptx(kernel.py_func, signature, cc=cc)
+    return ptx

@@ -1,0 +1,72 @@
+"""Which device runs the work: resolved once per process, explained when it cannot be CUDA."""
+
+import functools
+import os
+
+DEVICES = ("auto", "cuda", "cpu")
+
+
+@functools.lru_cache(maxsize=1)
+def cuda_status():
+    """Return ``(usable, reason)`` for the CUDA target, without compiling anything.
+
+    ``reason`` names what is missing when CUDA cannot run: the numba-cuda package, the
+    NVIDIA driver, a device, or the NVVM compiler wheels.
+    """
+    try:
+        from numba import config, cuda
+    except ImportError as exc:  # pragma: no cover - numba-cuda is a hard dependency
+        return False, f"numba-cuda is not installed ({exc}); pip install numba-cuda"
+    if getattr(config, "ENABLE_CUDASIM", 0):
+        return True, "CUDA simulator (NUMBA_ENABLE_CUDASIM=1)"
+    try:
+        from numba.cuda.cudadrv import driver
+
+        driver.driver.get_device_count()
+    except Exception as exc:
+        return False, (
+            f"no usable NVIDIA driver (libcuda could not be loaded or initialised: {exc})"
+        )
+    try:
+        if not cuda.is_available() or len(cuda.gpus) == 0:
+            return False, "the NVIDIA driver is loaded but reports no CUDA device"
+    except Exception as exc:
+        return False, f"no CUDA device ({exc})"
+    try:
+        from numba.cuda.cudadrv import nvvm
+
+        nvvm.NVVM()
+    except Exception as exc:
+        return False, (
+            f"the NVVM compiler was not found ({exc}); install the toolkit wheels with "
+            "pip install 'cudakmeans[cu12]' (or [cu13] for CUDA 13 drivers)"
+        )
+    gpu = cuda.get_current_device()
+    cc = ".".join(map(str, gpu.compute_capability))
+    name = gpu.name.decode() if isinstance(gpu.name, bytes) else gpu.name
+    return True, f"{name} (compute capability {cc})"
+
+
+def resolve_device(device):
+    """Map ``'auto' | 'cuda' | 'cpu'`` to the backend that will run: ``'cuda'`` or ``'cpu'``."""
+    if not isinstance(device, str) or device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}.")
+    if device == "cpu":
+        return "cpu"
+    if os.environ.get("CUDAKMEANS_DEVICE") == "cpu" and device == "auto":
+        return "cpu"
+    usable, reason = cuda_status()
+    if usable:
+        return "cuda"
+    if device == "cuda":
+        raise RuntimeError(f"device='cuda' was requested but CUDA cannot run here: {reason}.")
+    return "cpu"
+
+
+def get_backend(device):
+    """Return the kernel backend module for a resolved device name."""
+    if device == "cuda":
+        from . import _cuda as backend
+    else:
+        from . import _cpu as backend
+    return backend

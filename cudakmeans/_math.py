@@ -1,0 +1,69 @@
+"""Per-sample math, written once and compiled for both targets.
+
+The bodies below are plain Python. :func:`compile_for` makes a copy of each function whose
+global names resolve to the *same target's* compiled versions, then compiles it with the
+target's decorator: ``numba.njit`` for the CPU (``cudakmeans._cpu.math``) and
+``cuda.jit(device=True)`` for CUDA (``cudakmeans._cuda.math``). Under the CUDA simulator the
+CUDA copies run as Python. Change a formula here and both backends change with it.
+
+Data arrays are 2-D and C-contiguous; distances are computed in the data's dtype (float32 is
+first-class on GPUs), which is why accumulators start from ``X.dtype.type(0)``.
+"""
+
+import types
+
+__all__ = ["sq_dist", "nearest_center", "compile_for"]
+
+
+def sq_dist(X, i, Y, j):
+    """Squared Euclidean distance between rows ``X[i]`` and ``Y[j]``, in ``X``'s dtype."""
+    acc = X.dtype.type(0)
+    for f in range(X.shape[1]):
+        diff = X[i, f] - Y[j, f]
+        acc += diff * diff
+    return acc
+
+
+def nearest_center(X, i, centers):
+    """Return ``(label, squared distance)`` of the centre nearest to ``X[i]``.
+
+    Value and index are carried together in one pair, so no other thread can ever see a
+    minimum from one centre with the index of another. Ties go to the lowest label, as in
+    ``np.argmin``.
+    """
+    best_label = 0
+    best_dist = sq_dist(X, i, centers, 0)
+    for c in range(1, centers.shape[0]):
+        dist = sq_dist(X, i, centers, c)
+        if dist < best_dist:
+            best_dist = dist
+            best_label = c
+    return best_label, best_dist
+
+
+_FUNCTIONS = __all__[:-1]
+
+
+def compile_for(decorator, extra=None):
+    """Compile every function of this module with ``decorator``.
+
+    Returns a namespace of compiled functions in which each function's calls to the others
+    resolve to the compiled versions of the same target. ``extra`` maps names of further
+    plain functions (for example a kernel module's own math) to compile in the same family.
+    """
+    plain = {name: globals()[name] for name in _FUNCTIONS}
+    plain.update(extra or {})
+    namespace = dict(globals())
+    compiled = {}
+    for name, func in plain.items():
+        namespace.update(func.__globals__)
+        clone = types.FunctionType(
+            func.__code__, namespace, name, func.__defaults__, func.__closure__
+        )
+        clone.__qualname__ = func.__qualname__
+        clone.__module__ = func.__module__
+        clone.__doc__ = func.__doc__
+        compiled[name] = decorator(clone)
+    # Resolve calls between the functions to the same target's compiled copies.
+    namespace.update(compiled)
+    return types.SimpleNamespace(**compiled)

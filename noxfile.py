@@ -1,0 +1,92 @@
+"""Sessions for cudakmeans.
+
+``nox`` with no arguments runs the GPU-less pre-merge gate: lint, tests, cudasim, ptx.
+"""
+
+import os
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["lint", "tests", "cudasim", "ptx"]
+nox.options.reuse_existing_virtualenvs = True
+
+# The extra that brings NVVM/NVRTC as wheels; cu12 works with older drivers.
+GPU_EXTRA = os.environ.get("CUDAKMEANS_CUDA_EXTRA", "cu12")
+
+
+@nox.session
+def lint(session):
+    """ruff over the whole tree."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+
+
+@nox.session
+def tests(session):
+    """Everything that needs neither a GPU nor the CUDA simulator (CPU path, oracle, CLI)."""
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest", "-m", "not cudasim and not gpu and not ptx", "-p", "no:cacheprovider",
+        *session.posargs,
+    )
+
+
+@nox.session
+def cudasim(session):
+    """The CUDA kernels under NUMBA_ENABLE_CUDASIM=1, on small inputs."""
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest", "-m", "cudasim", "-p", "no:cacheprovider", *session.posargs,
+        env={"NUMBA_ENABLE_CUDASIM": "1"},
+    )
+
+
+@nox.session
+def ptx(session):
+    """Every registered CUDA kernel, each dtype, compiled to PTX for sm_75/86/89/90."""
+    session.install("-e", ".[test,cu13]")
+    session.run("pytest", "-m", "ptx", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session
+def gpu(session):
+    """Real hardware: kernel tests, full-size parity and the hang-timeout gate."""
+    session.install("-e", f".[test,{GPU_EXTRA}]")
+    session.run(
+        "python", "-c",
+        "import sys; from cudakmeans._device import cuda_status; ok, why = cuda_status(); "
+        "print('cuda:', why); sys.exit(0 if ok else 'nox -s gpu needs a CUDA GPU: ' + why)",
+    )
+    session.run(
+        "pytest", "-m", "gpu or cudasim", "-p", "no:cacheprovider", *session.posargs,
+        env={"CUDAKMEANS_REQUIRE_GPU": "1"},
+    )
+
+
+@nox.session
+def bench(session):
+    """Benchmarks against scikit-learn, ratios measured in the same run."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "bench", *session.posargs)
+
+
+@nox.session
+def demo(session):
+    """The template workflow on the embedded default data."""
+    session.install("-e", ".")
+    session.run("cudakmeans", "demo", *session.posargs)
+
+
+@nox.session
+def golden(session):
+    """Regenerate tests/data/golden on purpose, printing what changed."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "tests.golden", "--regenerate", *session.posargs)
+
+
+@nox.session
+def mutation(session):
+    """Mutation testing over kernels and drivers (slow; not part of the gate)."""
+    session.install("-e", ".[test]", "mutmut>=3")
+    session.run("python", "scripts/mutation.py", *session.posargs)

@@ -1,0 +1,64 @@
+"""Shared fixtures, and the rule that decides which tests a session runs.
+
+Tests marked ``cudasim`` exercise CUDA kernels: they run under the simulator
+(NUMBA_ENABLE_CUDASIM=1, ``nox -s cudasim``) or on a real GPU (``nox -s gpu``). Tests marked
+``gpu`` need real hardware. Where the needed target is missing they are *deselected* (and
+counted in the header), never skipped-and-passed.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+
+
+def _real_gpu():
+    if SIMULATOR:
+        return False
+    from cudakmeans._device import cuda_status
+
+    return cuda_status()[0]
+
+
+def pytest_collection_modifyitems(config, items):
+    has_gpu = _real_gpu()
+    if os.environ.get("CUDAKMEANS_REQUIRE_GPU") == "1" and not has_gpu:
+        from cudakmeans._device import cuda_status
+
+        raise pytest.UsageError(f"a real CUDA GPU is required: {cuda_status()[1]}")
+    keep, dropped = [], []
+    for item in items:
+        needs_cuda = item.get_closest_marker("cudasim") is not None
+        needs_gpu = item.get_closest_marker("gpu") is not None
+        if (needs_gpu and not has_gpu) or (needs_cuda and not (SIMULATOR or has_gpu)):
+            dropped.append(item)
+        else:
+            keep.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+def pytest_report_header(config):
+    from cudakmeans._device import cuda_status
+
+    return f"cudakmeans CUDA target: {cuda_status()[1]}"
+
+
+@pytest.fixture
+def rng():
+    """A fresh generator per test: results never depend on which tests ran before."""
+    return np.random.default_rng(20261125)
+
+
+@pytest.fixture(params=[np.float64, np.float32], ids=["float64", "float32"])
+def dtype(request):
+    return request.param
+
+
+@pytest.fixture
+def cuda_device():
+    """The device name CUDA tests run on: the simulator or a real GPU."""
+    return "cuda"
