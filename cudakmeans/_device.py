@@ -1,6 +1,7 @@
 """Which device runs the work: resolved once per process, explained when it cannot be CUDA."""
 
 import functools
+import importlib
 import os
 
 DEVICES = ("auto", "cuda", "cpu")
@@ -63,10 +64,10 @@ def resolve_device(device):
     return "cpu"
 
 
-def get_backend(device):
-    """Return the kernel backend module for a resolved device name."""
-    if device == "cuda":
-        from . import _cuda as backend
-    else:
-        from . import _cpu as backend
-    return backend
+def get_backend(device, module):
+    """The backend's kernel module ``module`` (e.g. 'kmeans') for a resolved device name.
+
+    Both backends have modules of the same names with the same public functions.
+    """
+    package = "_cuda" if device == "cuda" else "_cpu"
+    return importlib.import_module(f"{__package__}.{package}.{module}")

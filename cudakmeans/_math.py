@@ -12,7 +12,13 @@ first-class on GPUs), which is why accumulators start from ``X.dtype.type(0)``.
 
 import types
 
-__all__ = ["sq_dist", "nearest_center", "compile_for"]
+__all__ = [
+    "sq_dist",
+    "nearest_center",
+    "relocate_empty_clusters",
+    "average_center",
+    "compile_for",
+]
 
 
 def sq_dist(X, i, Y, j):
@@ -39,6 +45,59 @@ def nearest_center(X, i, centers):
             best_dist = dist
             best_label = c
     return best_label, best_dist
+
+
+def relocate_empty_clusters(X, sample_weight, labels, distances, sums, weights):
+    """Move each empty cluster to the point farthest from its centre; return the heaviest.
+
+    scikit-learn's semantics: clusters with zero weight, in increasing order, take the
+    points with the largest ``distances`` (squared distance to their assigned old centre),
+    farthest first, ties to the lowest sample index. A moved point's weighted coordinates
+    leave its old cluster's ``sums``/``weights`` (its label is not changed). When every point
+    sits on its centre there is nothing better to do and no cluster is moved.
+
+    IN: X, sample_weight, labels. INOUT: distances (moved points are marked -1), sums and
+    weights (float64 accumulators). Runs serially: empty clusters are rare, and one thread
+    keeps the order of moves identical on every target.
+    """
+    n_samples = X.shape[0]
+    n_clusters = weights.shape[0]
+    max_dist = distances[0]
+    for i in range(1, n_samples):
+        if distances[i] > max_dist:
+            max_dist = distances[i]
+    if max_dist > 0:
+        for c in range(n_clusters):
+            if weights[c] != 0:
+                continue
+            far = 0
+            for i in range(1, n_samples):
+                if distances[i] > distances[far]:
+                    far = i
+            distances[far] = -1
+            w = sample_weight[far]
+            old = labels[far]
+            for f in range(X.shape[1]):
+                sums[old, f] -= w * X[far, f]
+                sums[c, f] = w * X[far, f]
+            weights[old] -= w
+            weights[c] = w
+    heaviest = 0
+    for c in range(1, n_clusters):
+        if weights[c] > weights[heaviest]:
+            heaviest = c
+    return heaviest
+
+
+def average_center(sums, weights, heaviest, c, f):
+    """Coordinate ``f`` of the new centre ``c``: the weighted mean of its members.
+
+    A cluster still without weight after relocation is placed on the heaviest cluster's
+    centre rather than at the origin (scikit-learn does the same).
+    """
+    if weights[c] > 0:
+        return sums[c, f] / weights[c]
+    return sums[heaviest, f] / weights[heaviest]
 
 
 _FUNCTIONS = __all__[:-1]

@@ -12,3 +12,5 @@ _compiled = _math.compile_for(cuda.jit(device=True, inline=True))
 
 sq_dist = _compiled.sq_dist
 nearest_center = _compiled.nearest_center
+relocate_empty_clusters = _compiled.relocate_empty_clusters
+average_center = _compiled.average_center

@@ -1,0 +1,159 @@
+"""Silhouette coefficients with scikit-learn's signatures and semantics, on CUDA or the CPU.
+
+Each row's coefficient is ``s = (b - a) / max(a, b)``, with ``a`` the mean distance to the
+other rows of its cluster and ``b`` the smallest mean distance to the rows of another
+cluster; a row alone in its cluster gets 0, as in scikit-learn.
+
+Both backends run the same per-row math (:mod:`cudakmeans._silhouette_math`) over the rows
+sorted by cluster, in O(n_samples * n_features) memory: the n x n distance matrix is never
+formed, and the number of clusters is unbounded.
+
+Precision: distances are computed in the input's dtype and summed in float64. float64
+input matches scikit-learn to about 1e-13; float32 input to a few float32 ulps of the
+distances (checked at ``1000 * np.finfo(np.float32).eps``).
+"""
+
+import os
+import warnings
+
+import numpy as np
+
+from ._device import cuda_status, resolve_device
+from ._validation import check_array, check_int, check_random_state
+
+__all__ = ["silhouette_samples", "silhouette_score", "cuda_silhouette_score"]
+
+METRICS = ("euclidean",)
+
+
+def check_number_of_labels(n_labels, n_samples):
+    """Raise scikit-learn's error unless ``2 <= n_labels <= n_samples - 1``."""
+    if not 1 < n_labels < n_samples:
+        raise ValueError(
+            f"Number of labels is {n_labels}. Valid values are 2 to n_samples - 1 (inclusive)"
+        )
+
+
+def _check_metric(metric):
+    if not isinstance(metric, str) or metric not in METRICS:
+        raise ValueError(
+            f"metric={metric!r} is not supported; only metric='euclidean' is implemented."
+        )
+
+
+def _check_labels(labels, n_samples):
+    """Return ``labels`` as a 1-D array of length ``n_samples`` (a new array), or raise."""
+    if labels is None:
+        raise TypeError("labels must be an array-like of length n_samples, got None.")
+    labels = np.array(labels, copy=True)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels.ravel()
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be 1-D; got an array of shape {labels.shape}.")
+    if labels.shape[0] != n_samples:
+        raise ValueError(
+            f"labels has {labels.shape[0]} entries but X has {n_samples} samples; found input "
+            f"variables with inconsistent numbers of samples: [{n_samples}, {labels.shape[0]}]"
+        )
+    if labels.dtype.kind in "fc" and not np.isfinite(labels).all():
+        raise ValueError("labels contains NaN or infinity.")
+    return labels
+
+
+def _encode(labels):
+    """Return codes ``0..n_labels-1`` (in the sorted order of the labels) and ``n_labels``."""
+    try:
+        classes, codes = np.unique(labels, return_inverse=True)
+    except TypeError as exc:
+        raise TypeError(
+            f"labels must be all numbers or all strings (they are sorted to encode them): {exc}"
+        ) from exc
+    return codes.reshape(-1), len(classes)
+
+
+def _backend_module(device):
+    """Import the backend's silhouette module (lazily: CUDA is only compiled if it runs)."""
+    if device == "cuda":
+        from ._cuda import silhouette
+    else:
+        from ._cpu import silhouette
+    return silhouette
+
+
+def silhouette_samples(X, labels, *, metric="euclidean", device="auto"):
+    """Silhouette Coefficient of each sample, as ``sklearn.metrics.silhouette_samples``.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Feature array; float32 and float64 are kept, other numbers become float64.
+    labels : array-like of shape (n_samples,)
+        Cluster label of each sample; any numbers or strings.
+    metric : {'euclidean'}, default='euclidean'
+    device : {'auto', 'cuda', 'cpu'}, default='auto'
+
+    Returns
+    -------
+    silhouette : ndarray of shape (n_samples,), X's dtype (float32 or float64)
+
+    Raises ``ValueError`` unless ``2 <= n_labels <= n_samples - 1``.
+    """
+    _check_metric(metric)
+    device = resolve_device(device)
+    X = check_array(X)
+    labels = _check_labels(labels, X.shape[0])
+    return _run(X, labels, device).astype(X.dtype, copy=False)
+
+
+def silhouette_score(X, labels, *, metric="euclidean", sample_size=None, random_state=None,
+                     device="auto"):
+    """Mean Silhouette Coefficient of all samples, as ``sklearn.metrics.silhouette_score``.
+
+    With ``sample_size``, the score is computed on the rows
+    ``check_random_state(random_state).permutation(n_samples)[:sample_size]``, the same
+    rows scikit-learn draws for the same ``random_state``. The mean is taken over float64
+    coefficients, for float32 input too.
+    """
+    _check_metric(metric)
+    device = resolve_device(device)
+    X = check_array(X)
+    labels = _check_labels(labels, X.shape[0])
+    if sample_size is not None:
+        sample_size = check_int(sample_size, "sample_size", low=1)
+        indices = check_random_state(random_state).permutation(X.shape[0])[:sample_size]
+        X, labels = X[indices], labels[indices]
+    return float(np.mean(_run(X, labels, device)))
+
+
+def cuda_silhouette_score(X, labels, *, metric="euclidean", sample_size=None,
+                          random_state=None):
+    """:func:`silhouette_score` on the GPU when one is usable, else on the CPU.
+
+    The name of the original request. It never fails for want of a GPU: where CUDA cannot
+    run (no driver, no device, no NVVM) it computes the same score on the CPU path and
+    emits a ``RuntimeWarning`` that says why, so a broken CUDA install is not silent.
+    ``CUDAKMEANS_DEVICE=cpu`` selects the CPU path without a warning. For a hard
+    requirement, call ``silhouette_score(..., device='cuda')``, which raises instead.
+    """
+    device = resolve_device("auto")
+    if device == "cpu" and os.environ.get("CUDAKMEANS_DEVICE") != "cpu":
+        warnings.warn(
+            f"cuda_silhouette_score runs on the CPU: CUDA cannot run here ({cuda_status()[1]}).",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return silhouette_score(X, labels, metric=metric, sample_size=sample_size,
+                            random_state=random_state, device=device)
+
+
+def _run(X, labels, device):
+    """Silhouette of each row of validated ``X``, float64, in the original row order."""
+    n_samples = X.shape[0]
+    codes, n_labels = _encode(labels)
+    check_number_of_labels(n_labels, n_samples)
+    # A stable sort makes every cluster one contiguous segment of rows.
+    order = np.argsort(codes, kind="stable").astype(np.int64)
+    own_seg = codes[order].astype(np.int64)
+    starts = np.zeros(n_labels + 1, dtype=np.int64)
+    np.cumsum(np.bincount(codes, minlength=n_labels), out=starts[1:])
+    return _backend_module(device).silhouette_samples(X[order], starts, own_seg, order)
