@@ -62,10 +62,15 @@ def relocate_empty_clusters(X, sample_weight, labels, distances, sums, weights):
     """
     n_samples = X.shape[0]
     n_clusters = weights.shape[0]
-    max_dist = distances[0]
-    for i in range(1, n_samples):
-        if distances[i] > max_dist:
-            max_dist = distances[i]
+    n_empty = 0
+    for c in range(n_clusters):
+        if weights[c] == 0:
+            n_empty += 1
+    max_dist = distances[0] - distances[0]
+    if n_empty > 0:  # the O(n) scan only when there is something to relocate
+        for i in range(n_samples):
+            if distances[i] > max_dist:
+                max_dist = distances[i]
     if max_dist > 0:
         for c in range(n_clusters):
             if weights[c] != 0:
