@@ -1,0 +1,252 @@
+"""KMeans and CudaKMeans on the CPU path: parity with the reference and scikit-learn,
+scikit-learn's estimator semantics, and input validation.
+
+Tolerances: centres and inertia are compared with ``rtol = 1000 * eps(dtype)`` (float64:
+2.2e-13, float32: 1.2e-4): both sides run the same arithmetic in the data's dtype, and only
+the order of float64 accumulations differs.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import reference.kmeans as ref
+from cudakmeans import CudaKMeans, KMeans, NotFittedError
+from cudakmeans._kmeans import ConvergenceWarning
+from tests.helpers import assert_same_partition, make_blobs, tolerance
+
+
+def _centered_init(X, k, seed):
+    rng = np.random.default_rng(seed)
+    return X[rng.choice(X.shape[0], size=k, replace=False)].copy()
+
+
+@pytest.mark.parametrize("n_clusters", [1, 2, 5, 12])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_explicit_init_matches_reference(n_clusters, weighted, dtype, rng):
+    X, _ = make_blobs(600, 5, 6, seed=n_clusters, dtype=dtype)
+    w = rng.uniform(0.5, 2.0, X.shape[0]).astype(dtype) if weighted else None
+    init = _centered_init(X, n_clusters, seed=n_clusters)
+    model = KMeans(n_clusters, init=init, n_init=1, max_iter=50, tol=0.0, device="cpu")
+    model.fit(X, sample_weight=w)
+    expected = ref.kmeans(X, n_clusters, sample_weight=w, init=init, n_init=1, max_iter=50,
+                          tol=0.0)
+    np.testing.assert_array_equal(model.labels_, expected.labels)
+    rtol = tolerance(dtype)
+    np.testing.assert_allclose(model.cluster_centers_, expected.centers, rtol=rtol,
+                               atol=rtol * np.abs(X).max())
+    np.testing.assert_allclose(model.inertia_, expected.inertia, rtol=rtol)
+    assert model.n_iter_ == expected.n_iter
+    assert model.cluster_centers_.dtype == dtype
+    assert model.device_ == "cpu"
+
+
+@pytest.mark.parametrize("init", ["k-means++", "random"])
+def test_seeded_fit_matches_reference(init, dtype):
+    """Same random_state, same draws: identical partitions to the oracle."""
+    X, _ = make_blobs(800, 4, 8, seed=3, dtype=dtype)
+    agree = 0
+    for seed in range(8):
+        ours = KMeans(8, init=init, n_init=2, random_state=seed, device="cpu").fit(X)
+        theirs = ref.kmeans(X, 8, init=init, n_init=2, random_state=seed)
+        agree += np.array_equal(ours.labels_, theirs.labels)
+    assert agree >= 7
+
+
+def test_seeded_fit_matches_scikit_learn():
+    """The request's workload shape: same random_state gives scikit-learn's result."""
+    sklearn_cluster = pytest.importorskip("sklearn.cluster")
+    X, _ = make_blobs(2634, 7, 26, seed=7)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    agree, ratios = 0, []
+    for seed in range(6):
+        ours = KMeans(26, n_init=3, random_state=seed, device="cpu").fit(X)
+        theirs = sklearn_cluster.KMeans(26, n_init=3, random_state=seed).fit(X)
+        agree += np.array_equal(ours.labels_, theirs.labels_)
+        ratios.append(ours.inertia_ / theirs.inertia_)
+    assert agree >= 5
+    assert abs(np.mean(ratios) - 1) < 0.01
+
+
+def test_empty_cluster_is_moved_to_the_farthest_point(dtype):
+    X, _ = make_blobs(300, 3, 3, seed=11, dtype=dtype)
+    init = np.vstack([X[:3], np.full((2, 3), 1e3, dtype=dtype)])  # two centres far away
+    model = KMeans(5, init=init, n_init=1, max_iter=1, device="cpu").fit(X)
+    expected = ref.kmeans(X, 5, init=init, n_init=1, max_iter=1)
+    np.testing.assert_allclose(model.cluster_centers_, expected.centers,
+                               rtol=tolerance(dtype), atol=tolerance(dtype) * 10)
+    assert (np.abs(model.cluster_centers_) < 1e3 / 2).all()
+
+
+def test_duplicate_points_warn_and_keep_labels_consistent():
+    X = np.repeat(np.array([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]]), 10, axis=0)
+    with pytest.warns(ConvergenceWarning, match="Number of distinct clusters"):
+        model = KMeans(5, n_init=1, random_state=0, device="cpu").fit(X)
+    np.testing.assert_array_equal(model.predict(X), model.labels_)
+
+
+def test_explicit_init_with_several_inits_warns():
+    X, _ = make_blobs(100, 2, 3, seed=0)
+    with pytest.warns(RuntimeWarning, match="performing only one init"):
+        model = KMeans(3, init=X[:3], n_init=4, device="cpu").fit(X)
+    assert model.n_iter_ >= 1
+
+
+def test_predict_transform_score_agree_with_fit(dtype):
+    X, _ = make_blobs(500, 4, 5, seed=2, dtype=dtype)
+    model = KMeans(5, random_state=0, device="cpu").fit(X)
+    np.testing.assert_array_equal(model.predict(X), model.labels_)
+    distances = model.transform(X)
+    direct = np.sqrt(((X[:, None, :].astype(np.float64)
+                       - model.cluster_centers_[None].astype(np.float64)) ** 2).sum(-1))
+    np.testing.assert_allclose(distances, direct, rtol=tolerance(dtype), atol=1e-5)
+    np.testing.assert_array_equal(distances.argmin(axis=1), model.labels_)
+    np.testing.assert_allclose(model.score(X), -model.inertia_, rtol=tolerance(dtype))
+    np.testing.assert_array_equal(model.fit_predict(X), model.labels_)
+    assert model.fit_transform(X).shape == (500, 5)
+
+
+def test_labels_are_the_argmin_of_returned_centres(rng):
+    X = rng.standard_normal((400, 3))
+    model = KMeans(7, random_state=1, max_iter=3, tol=0, device="cpu").fit(X)
+    labels, _ = ref.assign(X, model.cluster_centers_)
+    np.testing.assert_array_equal(model.labels_, labels)
+    np.testing.assert_allclose(
+        model.inertia_, ref.inertia(X, np.ones(400), model.cluster_centers_, labels),
+        rtol=1e-12)
+
+
+def test_sample_weight_of_integers_equals_repeated_rows():
+    X, _ = make_blobs(200, 3, 4, seed=5)
+    w = np.arange(200) % 3 + 1
+    init = X[:4].copy()
+    weighted = KMeans(4, init=init, n_init=1, device="cpu").fit(X, sample_weight=w)
+    repeated = KMeans(4, init=init, n_init=1, device="cpu").fit(np.repeat(X, w, axis=0))
+    np.testing.assert_allclose(weighted.cluster_centers_, repeated.cluster_centers_,
+                               rtol=1e-10)
+    np.testing.assert_allclose(weighted.inertia_, repeated.inertia_, rtol=1e-10)
+
+
+def test_results_do_not_depend_on_the_thread_count(monkeypatch):
+    from cudakmeans._cpu import parallel
+
+    X, _ = make_blobs(3 * parallel.MIN_CHUNK + 17, 4, 6, seed=9)
+    runs = []
+    for threads in ("1", "2"):
+        monkeypatch.setenv("CUDAKMEANS_NUM_THREADS", threads)
+        runs.append(KMeans(6, random_state=0, n_init=2, device="cpu").fit(X))
+    np.testing.assert_array_equal(runs[0].labels_, runs[1].labels_)
+    np.testing.assert_array_equal(runs[0].cluster_centers_, runs[1].cluster_centers_)
+    assert runs[0].inertia_ == runs[1].inertia_
+
+
+def test_input_is_not_modified(rng):
+    X = rng.standard_normal((300, 4))
+    w = rng.uniform(0.1, 1, 300)
+    init = X[:3].copy()
+    X0, w0, init0 = X.copy(), w.copy(), init.copy()
+    model = KMeans(3, init=init, n_init=1, device="cpu").fit(X, sample_weight=w)
+    model.predict(X)
+    model.transform(X)
+    np.testing.assert_array_equal(X, X0)
+    np.testing.assert_array_equal(w, w0)
+    np.testing.assert_array_equal(init, init0)
+
+
+def test_params_roundtrip_and_clone():
+    sklearn_base = pytest.importorskip("sklearn.base")
+    model = KMeans(4, tol=1e-3, device="cpu")
+    assert model.get_params()["n_clusters"] == 4
+    assert model.set_params(max_iter=5) is model and model.max_iter == 5
+    clone = sklearn_base.clone(model)
+    assert clone.get_params() == model.get_params()
+    assert "max_iter=5" in repr(model)
+    with pytest.raises(ValueError, match="Invalid parameter 'bogus'"):
+        model.set_params(bogus=1)
+
+
+def test_cuda_kmeans_has_the_requests_defaults():
+    model = CudaKMeans()
+    params = model.get_params()
+    assert (params["n_clusters"], params["max_iter"], params["n_init"],
+            params["random_state"], params["tol"]) == (8, 100, 3, 42, 1e-4)
+    positional = CudaKMeans(26, 50, 2, 7, 1e-3)
+    assert (positional.n_clusters, positional.max_iter, positional.n_init,
+            positional.random_state, positional.tol) == (26, 50, 2, 7, 1e-3)
+
+
+def test_the_requests_snippet_runs_on_the_cpu_path():
+    X = np.random.RandomState(0).randn(2634, 7)
+    model = CudaKMeans(n_clusters=26, random_state=42, n_init=3, device="cpu")
+    labels = model.fit_predict(X)
+    assert len(set(labels)) == 26
+    assert model.cluster_centers_.shape == (26, 7)
+    reference = ref.kmeans(X, 26, n_init=3, max_iter=100, random_state=42)
+    assert_same_partition(labels, reference.labels)
+
+
+BAD_FIT = [
+    ({"X": np.array([[np.nan, 1.0]] * 5)}, {}, ValueError, "NaN"),
+    ({"X": np.array([[np.inf, 1.0]] * 5)}, {}, ValueError, "infinity"),
+    ({"X": np.zeros((0, 3))}, {}, ValueError, "0 sample"),
+    ({"X": np.zeros((5, 0))}, {}, ValueError, "0 feature"),
+    ({"X": np.arange(5.0)}, {}, ValueError, "must be 2-D"),
+    ({"X": np.zeros((2, 3, 4))}, {}, ValueError, "must be 2-D"),
+    ({"X": np.array([["a", "b"]] * 5)}, {}, TypeError, "numbers only"),
+    ({"X": np.ones((5, 2), dtype=complex)}, {}, TypeError, "complex"),
+    ({"X": np.ones((5, 2), dtype=bool)}, {}, TypeError, "boolean"),
+    ({"X": np.full((5, 2), 1e200)}, {}, ValueError, "overflow"),
+    ({}, {"n_clusters": 0}, ValueError, "n_clusters must be >= 1"),
+    ({}, {"n_clusters": -2}, ValueError, "n_clusters must be >= 1"),
+    ({}, {"n_clusters": 2.5}, TypeError, "n_clusters must be an integer"),
+    ({}, {"n_clusters": 50}, ValueError, "n_samples=20 should be >= n_clusters=50"),
+    ({"sample_weight": np.ones(3)}, {}, ValueError, r"sample_weight.shape == \(3,\)"),
+    ({"sample_weight": -np.ones(20)}, {}, ValueError, "negative"),
+    ({"sample_weight": np.zeros(20)}, {}, ValueError, "sums to zero"),
+    ({}, {"init": np.zeros((3, 2))}, ValueError, "shape of the initial centers"),
+    ({}, {"init": "kmeans"}, ValueError, "init must be"),
+    ({}, {"n_init": 0}, ValueError, "n_init must be >= 1"),
+    ({}, {"n_init": "many"}, ValueError, "n_init must be 'auto'"),
+    ({}, {"max_iter": 0}, ValueError, "max_iter must be >= 1"),
+    ({}, {"tol": -1.0}, ValueError, "tol must be >= 0"),
+    ({}, {"device": "tpu"}, ValueError, "device must be one of"),
+    ({}, {"algorithm": "full"}, ValueError, "algorithm must be"),
+    ({}, {"random_state": "seed"}, ValueError, "random_state"),
+]
+
+
+@pytest.mark.parametrize(("fit_args", "params", "error", "match"), BAD_FIT)
+def test_bad_input_raises_a_clear_error(fit_args, params, error, match):
+    X = np.random.RandomState(0).rand(20, 3)
+    args = {"X": X, **fit_args}
+    snapshot = {k: np.array(v, copy=True) for k, v in args.items()}
+    model = KMeans(**{"n_clusters": 2, "device": "cpu", **params})
+    with pytest.raises(error, match=match):
+        model.fit(args["X"], sample_weight=args.get("sample_weight"))
+    for key, value in snapshot.items():
+        np.testing.assert_array_equal(args[key], value)
+
+
+@pytest.mark.parametrize("method", ["predict", "transform", "score"])
+def test_using_an_unfitted_model_raises(method):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        getattr(KMeans(2), method)(np.ones((3, 2)))
+
+
+@pytest.mark.parametrize("method", ["predict", "transform", "score"])
+def test_wrong_number_of_features_raises(method):
+    model = KMeans(2, device="cpu").fit(np.random.RandomState(0).rand(10, 3))
+    with pytest.raises(ValueError, match="X has 2 features, but KMeans is expecting 3"):
+        getattr(model, method)(np.ones((4, 2)))
+
+
+def test_device_cuda_without_a_gpu_names_what_is_missing(monkeypatch):
+    from cudakmeans import _device
+
+    monkeypatch.setattr(_device, "cuda_status", lambda: (False, "no usable NVIDIA driver"))
+    with pytest.raises(RuntimeError, match="no usable NVIDIA driver"):
+        KMeans(2, device="cuda").fit(np.ones((4, 2)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        assert KMeans(2, device="auto").fit(np.eye(4)).device_ == "cpu"
