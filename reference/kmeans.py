@@ -163,9 +163,13 @@ def init_centers(X, n_clusters, init, *, sample_weight, random_state):
 
     ``init`` is 'k-means++', 'random' (k distinct rows drawn with probability proportional
     to the sample weight), an array of centres (copied) or a callable called as
-    ``init(X, n_clusters, random_state=random_state)``. Returns centres in X's dtype.
+    ``init(X, n_clusters, random_state=random_state)``. ``sample_weight=None`` means ones.
+    Returns centres in X's dtype.
     """
     n_samples, n_features = X.shape
+    random_state = check_random_state(random_state)
+    if sample_weight is None:
+        sample_weight = np.ones(n_samples, dtype=X.dtype)
     if isinstance(init, str) and init == "k-means++":
         centers, _ = kmeans_plusplus(
             X, n_clusters, sample_weight=sample_weight, random_state=random_state
