@@ -99,7 +99,8 @@ class _BaseKMeans(BaseEstimator):
         return X.astype(self.cluster_centers_.dtype, copy=False)
 
     def _workspace(self, X, sample_weight):
-        return get_backend(self.device_, "kmeans").Workspace(X, sample_weight, self.cluster_centers_.shape[0])
+        n_clusters = self.cluster_centers_.shape[0]
+        return get_backend(self.device_, "kmeans").Workspace(X, sample_weight, n_clusters)
 
     def _labels_inertia(self, X, sample_weight):
         ws = self._workspace(X, sample_weight)
