@@ -41,7 +41,12 @@ def check_array(X, *, name="X", dtype=(np.float64, np.float32), min_samples=1, c
         raise TypeError(f"{name} has complex dtype {arr.dtype}; complex data is not supported.")
     if kind == "b":
         raise TypeError(f"{name} has boolean dtype; convert it to a numeric dtype explicitly.")
-    if kind in "OUSV":
+    if kind in "USV":
+        raise TypeError(
+            f"{name} must contain numbers only, got dtype {arr.dtype} (strings or bytes); "
+            "convert it to a numeric dtype explicitly."
+        )
+    if kind == "O":
         try:
             arr = arr.astype(np.float64)
         except (TypeError, ValueError) as exc:
