@@ -240,6 +240,7 @@ def candidate_potentials(X, sample_weight, closest, candidates, pots):
 
 
 def _signatures():
+    # Exactly the types the launcher passes: Python ints arrive as int64, flags included.
     sigs = {name: [] for name in (
         "fill", "reset_accumulators", "assign_and_accumulate", "relocate_empty",
         "average_centers", "center_distances", "update_closest", "search_cumsum",
@@ -251,13 +252,13 @@ def _signatures():
         X, v = dt[:, ::1], dt[::1]
         sigs["assign_and_accumulate"].append(
             (X, v, X, int32[::1], v, float64[:, ::1], float64[::1], float64[::1], int64,
-             int64, int32, int32, int32))
+             int64, int64, int64, int64))
         sigs["relocate_empty"].append(
             (X, v, int32[::1], v, float64[:, ::1], float64[::1], int32[::1]))
         sigs["average_centers"].append(
             (float64[:, ::1], float64[::1], int32[::1], X, X, float64[::1]))
         sigs["center_distances"].append((X, X, X))
-        sigs["update_closest"].append((X, v, int64, v, float64[::1], int32))
+        sigs["update_closest"].append((X, v, int64, v, float64[::1], int64))
         sigs["search_cumsum"].append((v, v, float64[::1], int64[::1]))
         sigs["candidate_potentials"].append((X, v, v, int64[::1], float64[::1]))
     return sigs
