@@ -59,3 +59,13 @@ def warm_cuda():
     X = np.random.RandomState(1).randn(300, 7)
     labels = CudaKMeans(n_clusters=4, device="cuda").fit_predict(X)
     silhouette_score(X, labels, device="cuda")
+
+
+def test_launched_signatures_are_registered_for_ptx(warm_cuda):
+    """What really ran on the GPU is what the ptx session compiles for every target."""
+    from cudakmeans._cuda import registry
+
+    for _, name, kernel, signatures in registry.registered():
+        registered = {tuple(sig) for sig in signatures}
+        for launched in kernel.overloads:
+            assert tuple(launched) in registered, f"{name}{launched} is not in PTX_SIGNATURES"
