@@ -1,0 +1,420 @@
+"""MiniBatchKMeans: scikit-learn's mini-batch k-means on numba.cuda or numba's CPU target.
+
+The layers, as for KMeans:
+
+1. :class:`MiniBatchKMeans` validates, resolves the device once and draws every random
+   number on the host from one ``np.random.RandomState`` in scikit-learn's order, so a seed
+   gives scikit-learn's batches and reassignments;
+2. :func:`minibatch_step` reads like the algorithm: label a batch, move the centres,
+   reassign low-weight centres when due;
+3. the backend ``Workspace`` (``cudakmeans._cpu.minibatch`` / ``cudakmeans._cuda.minibatch``)
+   keeps the centres and their running weights on its device for the whole fit and returns
+   a few scalars per step.
+
+X may be larger than memory: an ``np.memmap`` or any 2-D array-like sliceable by rows is
+read in blocks for validation and the final labels, and per step only the drawn batch is
+gathered on the host and copied to the device.
+
+The per-centre math below is plain Python, compiled for both targets with the math of
+:mod:`cudakmeans._math` (``compile_for(..., extra=MATH)``).
+"""
+
+import warnings
+
+import numpy as np
+
+from . import _lloyd
+from ._device import get_backend, resolve_device
+from ._kmeans import _BaseKMeans
+from ._validation import (
+    check_array,
+    check_int,
+    check_n_features,
+    check_random_state,
+    check_real,
+    check_sample_weight,
+)
+
+__all__ = ["MiniBatchKMeans"]
+
+ROW_BLOCK = 1 << 16  # rows per block when X is read in pieces (validation, final labels)
+
+
+# -- per-centre math, compiled for both targets ------------------------------------------
+
+
+# -- rows of X, read on demand ------------------------------------------------------------
+class _Rows:
+    """X as blocks and gathered rows: an in-memory array, an np.memmap or a row-sliceable
+    array-like (h5py, zarr, ...). Only in-memory inputs are converted in full."""
+
+    def __init__(self, X):
+        lazy = isinstance(X, np.memmap) or (
+            not isinstance(X, (np.ndarray, list, tuple))
+            and hasattr(X, "shape") and hasattr(X, "dtype") and hasattr(X, "__getitem__")
+            and not hasattr(X, "__cuda_array_interface__"))
+        if not lazy:
+            self.data = check_array(X, name="X")
+            self.shape, self.dtype = self.data.shape, self.data.dtype
+            return
+        self.data = X
+        shape = tuple(X.shape)
+        if len(shape) != 2:
+            raise ValueError(
+                f"X must be 2-D (n_samples, n_features); got {len(shape)}-D array of shape "
+                f"{shape}. Reshape 1-D data with X.reshape(-1, 1) for a single feature.")
+        kind = np.dtype(X.dtype).kind
+        self.dtype = np.dtype(X.dtype) if X.dtype in (np.float32, np.float64) else (
+            np.dtype(np.float64))
+        self.shape = shape
+        if kind not in "iuf" or shape[0] < 1 or shape[1] < 1:
+            check_array(X[:1], name="X")  # the same message as for an in-memory X
+        for start in range(0, shape[0], ROW_BLOCK):  # one streaming pass: finite values
+            check_array(X[start:start + ROW_BLOCK], name="X")
+
+    @property
+    def in_memory(self):
+        return isinstance(self.data, np.ndarray) and not isinstance(self.data, np.memmap)
+
+    def block(self, start, stop):
+        return np.ascontiguousarray(self.data[start:stop], dtype=self.dtype)
+
+    def take(self, indices):
+        if isinstance(self.data, np.ndarray):
+            return np.ascontiguousarray(self.data[indices], dtype=self.dtype)
+        # Readers such as h5py want increasing, distinct indices.
+        unique, inverse = np.unique(indices, return_inverse=True)
+        return np.ascontiguousarray(np.asarray(self.data[unique])[inverse], dtype=self.dtype)
+
+    def tolerance(self, tol):
+        """scikit-learn's ``_tolerance``: ``tol`` times the mean per-feature variance."""
+        if tol == 0:
+            return 0.0
+        if self.in_memory:
+            return float(np.mean(np.var(self.data, axis=0)) * tol)
+        n = self.shape[0]
+        mean = np.zeros(self.shape[1])
+        for start in range(0, n, ROW_BLOCK):
+            mean += self.block(start, start + ROW_BLOCK).sum(axis=0, dtype=np.float64)
+        mean /= n
+        sq = np.zeros(self.shape[1])
+        for start in range(0, n, ROW_BLOCK):
+            sq += ((self.block(start, start + ROW_BLOCK) - mean) ** 2).sum(axis=0)
+        return float(np.mean(sq / n) * tol)
+
+
+# -- the driver ---------------------------------------------------------------------------
+def minibatch_step(ws, rows, X_batch, w_batch, random_state, reassignment_ratio, *,
+                   random_reassign, verbose=0):
+    """One mini-batch step (scikit-learn's ``_mini_batch_step``) on the device of ``ws``.
+
+    ``X_batch`` is a block of rows or a callable that feeds blocks to ``ws.accumulate``;
+    ``rows(indices)`` gathers batch rows on the host for reassignment. Returns
+    ``(batch_inertia, centers_squared_diff, any_empty)``: the batch's inertia against the
+    centres before the update, the squared centre change including reassigned centres, and
+    whether a centre is left without weight.
+    """
+    ratio = reassignment_ratio if random_reassign else 0.0
+    ws.begin_step()
+    if callable(X_batch):
+        n_batch = X_batch(ws)
+    else:
+        ws.accumulate(X_batch, w_batch)
+        n_batch = X_batch.shape[0]
+    batch_inertia, shift, n_empty, n_flagged, min_kept = ws.finish_step(ratio)
+    if not (random_reassign and reassignment_ratio > 0):
+        return batch_inertia, shift, n_empty > 0
+    if n_flagged > 0.5 * n_batch:
+        # Rare (more centres to move than half a batch): keep scikit-learn's np.argsort
+        # choice of the heaviest flagged centres, on the host.
+        counts = ws.download_counts()
+        to_reassign = counts < reassignment_ratio * counts.max()
+        to_reassign[np.argsort(counts)[int(0.5 * n_batch):]] = False
+        flags = np.full(counts.shape[0], -1, dtype=np.int32)
+        n_flagged = int(to_reassign.sum())
+        flags[to_reassign] = np.arange(n_flagged, dtype=np.int32)
+        min_kept = float(counts[~to_reassign].min())
+        ws.set_flags(flags)
+    if n_flagged == 0:
+        return batch_inertia, shift, n_empty > 0
+    new_rows = random_state.choice(n_batch, replace=False, size=n_flagged)
+    if verbose:
+        print(f"[MiniBatchKMeans] Reassigning {n_flagged} cluster centers.")
+    shift = ws.reassign(rows(new_rows), min_kept)
+    # Flagged centres take the smallest kept weight (scikit-learn raises when none is kept;
+    # then we leave the weights alone).
+    return batch_inertia, shift, min_kept == 0 or (min_kept < 0 and n_empty > 0)
+
+
+class _EarlyStopping:
+    """scikit-learn's ``_mini_batch_convergence``: centre change within ``tol``, or no
+    improvement of the exponentially weighted batch inertia for ``max_no_improvement``."""
+
+    def __init__(self, n_samples, batch_size, tol, max_no_improvement, verbose):
+        self.n_samples, self.batch_size = n_samples, batch_size
+        self.tol, self.max_no_improvement, self.verbose = tol, max_no_improvement, verbose
+        self.ewa_inertia = self.ewa_inertia_min = None
+        self.no_improvement = 0
+        self.first_inertia = None
+
+    def converged(self, step, n_steps, centers_squared_diff, batch_inertia):
+        batch_inertia /= self.batch_size
+        if step == 0:  # the first batch's inertia is that of the init
+            self.first_inertia = batch_inertia
+            if self.verbose:
+                print(f"Minibatch step 1/{n_steps}: mean batch inertia: {batch_inertia}")
+            return False
+        if self.ewa_inertia is None:
+            self.ewa_inertia = batch_inertia
+        else:
+            alpha = min(self.batch_size * 2.0 / (self.n_samples + 1), 1)
+            self.ewa_inertia = self.ewa_inertia * (1 - alpha) + batch_inertia * alpha
+        if self.verbose:
+            print(f"Minibatch step {step + 1}/{n_steps}: mean batch inertia: "
+                  f"{batch_inertia}, ewa inertia: {self.ewa_inertia}")
+        if self.tol > 0.0 and centers_squared_diff <= self.tol:
+            if self.verbose:
+                print(f"Converged (small centers change) at step {step + 1}/{n_steps}")
+            return True
+        if self.ewa_inertia_min is None or self.ewa_inertia < self.ewa_inertia_min:
+            self.no_improvement = 0
+            self.ewa_inertia_min = self.ewa_inertia
+        else:
+            self.no_improvement += 1
+        if (self.max_no_improvement is not None
+                and self.no_improvement >= self.max_no_improvement):
+            if self.verbose:
+                print("Converged (lack of improvement in inertia) at step "
+                      f"{step + 1}/{n_steps}")
+            return True
+        return False
+
+
+# -- the estimator -----------------------------------------------------------------------
+class MiniBatchKMeans(_BaseKMeans):
+    """Mini-batch k-means with scikit-learn's API and semantics, on CUDA or the CPU.
+
+    Parameters are scikit-learn 1.9's, plus:
+
+    device : {'auto', 'cuda', 'cpu'}, default='auto'
+        'auto' runs on a usable CUDA GPU and otherwise on the BLAS-free CPU path;
+        'cuda' raises if CUDA cannot run, naming what is missing.
+
+    ``fit`` and ``partial_fit`` accept an ``np.memmap`` or any 2-D array-like sliceable by
+    rows; only the rows of the current batch are gathered and moved to the device.
+    Running weights are float64 (scikit-learn keeps them in X's dtype).
+
+    Attributes
+    ----------
+    cluster_centers_, labels_, inertia_, n_iter_, n_steps_, n_features_in_ : as
+    scikit-learn. device_ : the device that ran the last fit, 'cuda' or 'cpu'.
+    """
+
+    _default_n_init = 3
+
+    def __init__(self, n_clusters=8, *, init="k-means++", max_iter=100, batch_size=1024,
+                 verbose=0, compute_labels=True, random_state=None, tol=0.0,
+                 max_no_improvement=10, init_size=None, n_init="auto",
+                 reassignment_ratio=0.01, device="auto"):
+        self.n_clusters = n_clusters
+        self.init = init
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.verbose = verbose
+        self.compute_labels = compute_labels
+        self.random_state = random_state
+        self.tol = tol
+        self.max_no_improvement = max_no_improvement
+        self.init_size = init_size
+        self.n_init = n_init
+        self.reassignment_ratio = reassignment_ratio
+        self.device = device
+
+    # -- validation -----------------------------------------------------------------------
+    def _check_minibatch_params(self, rows):
+        n_clusters = self._check_params(rows)
+        check_int(self.batch_size, "batch_size", low=1)
+        if not isinstance(self.compute_labels, (bool, np.bool_)):
+            raise TypeError(f"compute_labels must be a bool, got {self.compute_labels!r}.")
+        if self.max_no_improvement is not None:
+            check_int(self.max_no_improvement, "max_no_improvement", low=0)
+        if self.init_size is not None:
+            check_int(self.init_size, "init_size", low=1)
+        check_real(self.reassignment_ratio, "reassignment_ratio", low=0)
+        n_samples = rows.shape[0]
+        self._batch_size = min(self.batch_size, n_samples)
+        init_size = self.init_size
+        if init_size is None:
+            init_size = 3 * self._batch_size
+            if init_size < n_clusters:
+                init_size = 3 * n_clusters
+        elif init_size < n_clusters:
+            warnings.warn(
+                f"init_size={init_size} should be larger than n_clusters={n_clusters}. "
+                "Setting it to min(3*n_clusters, n_samples)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            init_size = 3 * n_clusters
+        self._init_size = min(init_size, n_samples)
+        return n_clusters
+
+    def _init_array(self, dtype):
+        init = self.init
+        if not isinstance(init, str) and not callable(init):
+            init = check_array(init, name="init").astype(dtype)
+        return init
+
+    # -- pieces of fit --------------------------------------------------------------------
+    def _kmeans_workspace(self, X, sample_weight, n_clusters):
+        return get_backend(self.device_, "kmeans").Workspace(X, sample_weight, n_clusters)
+
+    def _init_centroids(self, rows, sample_weight, init, random_state, n_clusters):
+        """Seed on ``init_size`` rows drawn with replacement (scikit-learn draws them
+        whenever ``init_size < n_samples``, whatever the init)."""
+        n_samples = rows.shape[0]
+        if self._init_size < n_samples:
+            indices = random_state.randint(0, n_samples, self._init_size)
+            X_init, w_init = rows.take(indices), sample_weight[indices]
+        else:
+            X_init, w_init = rows.block(0, n_samples), sample_weight
+        ws = self._kmeans_workspace(X_init, w_init, n_clusters)
+        centers = _lloyd.init_centers(ws, n_clusters, init, random_state)
+        if callable(init):
+            self._check_center_shape(centers, X_init, n_clusters)
+        return np.ascontiguousarray(centers, dtype=rows.dtype)
+
+    def _minibatch_workspace(self, rows, n_clusters, batch_rows):
+        backend = get_backend(self.device_, "minibatch")
+        return backend.Workspace(n_clusters, rows.shape[1], rows.dtype, batch_rows)
+
+    def _labels_inertia_rows(self, ws, rows, sample_weight):
+        """Labels of every row and the total inertia, one block of rows at a time."""
+        n_samples = rows.shape[0]
+        labels = np.empty(n_samples, dtype=np.int32)
+        total = 0.0
+        for start in range(0, n_samples, ROW_BLOCK):
+            stop = min(start + ROW_BLOCK, n_samples)
+            block_labels, block_inertia = ws.labels_inertia(rows.block(start, stop),
+                                                            sample_weight[start:stop])
+            labels[start:stop] = block_labels
+            total += block_inertia
+        return labels, total
+
+    # -- public API -----------------------------------------------------------------------
+    def fit(self, X, y=None, sample_weight=None):
+        """Compute the centres on X by mini-batches drawn as scikit-learn draws them."""
+        rows = _Rows(X)
+        self.device_ = resolve_device(self.device)
+        n_clusters = self._check_minibatch_params(rows)
+        n_samples = rows.shape[0]
+        sample_weight = check_sample_weight(sample_weight, n_samples, rows.dtype)
+        random_state = check_random_state(self.random_state)
+        tol = rows.tolerance(self.tol)
+        init = self._init_array(rows.dtype)
+        batch_size = self._batch_size
+
+        valid = random_state.randint(0, n_samples, self._init_size)
+        ws_valid = self._kmeans_workspace(rows.take(valid), sample_weight[valid], n_clusters)
+        best_inertia = None
+        for init_idx in range(self._n_init):
+            if self.verbose:
+                print(f"Init {init_idx + 1}/{self._n_init} with method {self.init}")
+            centers = self._init_centroids(rows, sample_weight, init, random_state,
+                                           n_clusters)
+            inertia = ws_valid.assign(ws_valid.upload_centers(centers))
+            if self.verbose:
+                print(f"Inertia for init {init_idx + 1}/{self._n_init}: {inertia}")
+            if best_inertia is None or inertia < best_inertia:
+                init_centers, best_inertia = centers, inertia
+        del ws_valid
+
+        ws = self._minibatch_workspace(rows, n_clusters, batch_size)
+        ws.set_state(init_centers, np.zeros(n_clusters))
+        stopping = _EarlyStopping(n_samples, batch_size, tol, self.max_no_improvement,
+                                  self.verbose)
+        n_since_last_reassign = 0
+        any_empty = True  # every centre starts without weight
+        sum_of_weights = float(np.sum(sample_weight, dtype=np.float64))
+        n_steps = (self.max_iter * n_samples) // batch_size
+        p = sample_weight / np.sum(sample_weight)
+        unit_weight = np.ones(batch_size, dtype=rows.dtype)
+        for i in range(n_steps):
+            batch = random_state.choice(n_samples, batch_size, p=p, replace=True)
+            n_since_last_reassign += batch_size
+            random_reassign = any_empty or n_since_last_reassign >= 10 * n_clusters
+            if random_reassign:
+                n_since_last_reassign = 0
+            batch_inertia, shift, any_empty = minibatch_step(
+                ws, lambda picked, batch=batch: rows.take(batch[picked]), rows.take(batch),
+                unit_weight, random_state, self.reassignment_ratio,
+                random_reassign=random_reassign, verbose=self.verbose)
+            if stopping.converged(i, n_steps, shift if tol > 0 else 0.0, batch_inertia):
+                break
+
+        self.cluster_centers_ = ws.download_centers()
+        self._counts = ws.download_counts()
+        self._n_since_last_reassign = n_since_last_reassign
+        self.n_steps_ = i + 1
+        self.n_iter_ = int(np.ceil((i + 1) * batch_size / n_samples))
+        self.n_features_in_ = rows.shape[1]
+        if self.compute_labels:
+            self.labels_, self.inertia_ = self._labels_inertia_rows(ws, rows, sample_weight)
+        else:
+            # scikit-learn fails after a single step (no EWA yet); we use that batch's.
+            ewa = stopping.ewa_inertia
+            self.inertia_ = (stopping.first_inertia if ewa is None else ewa) * sum_of_weights
+        return self
+
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Update the centres with one step on the chunk X (with its own weights)."""
+        has_centers = hasattr(self, "cluster_centers_")
+        rows = _Rows(X)
+        if has_centers:
+            check_n_features(self, rows)
+        if not hasattr(self, "_random_state"):
+            self._random_state = check_random_state(self.random_state)
+        random_state = self._random_state
+        n_samples = rows.shape[0]
+        self.n_steps_ = getattr(self, "n_steps_", 0)
+        if not has_centers:
+            self.device_ = resolve_device(self.device)
+            n_clusters = self._check_minibatch_params(rows)
+            self._dtype = rows.dtype
+            sample_weight = check_sample_weight(sample_weight, n_samples, rows.dtype)
+            centers = self._init_centroids(rows, sample_weight, self._init_array(rows.dtype),
+                                           random_state, n_clusters)
+            self._counts = np.zeros(n_clusters)
+            self._n_since_last_reassign = 0
+            self.n_features_in_ = rows.shape[1]
+        else:
+            centers = self.cluster_centers_
+            n_clusters = centers.shape[0]
+            if rows.dtype != centers.dtype:
+                rows.dtype = centers.dtype  # blocks are read in the fitted dtype
+            sample_weight = check_sample_weight(sample_weight, n_samples, rows.dtype)
+
+        self._n_since_last_reassign += self._batch_size
+        random_reassign = bool((self._counts == 0).any()) or (
+            self._n_since_last_reassign >= 10 * n_clusters)
+        if random_reassign:
+            self._n_since_last_reassign = 0
+
+        block_rows = min(n_samples, ROW_BLOCK)
+        ws = self._minibatch_workspace(rows, n_clusters, block_rows)
+        ws.set_state(centers, self._counts)
+
+        def feed(ws):
+            for start in range(0, n_samples, block_rows):
+                stop = min(start + block_rows, n_samples)
+                ws.accumulate(rows.block(start, stop), sample_weight[start:stop])
+            return n_samples
+
+        minibatch_step(ws, rows.take, feed, None, random_state, self.reassignment_ratio,
+                       random_reassign=random_reassign, verbose=self.verbose)
+        self.cluster_centers_ = ws.download_centers()
+        self._counts = ws.download_counts()
+        if self.compute_labels:
+            self.labels_, self.inertia_ = self._labels_inertia_rows(ws, rows, sample_weight)
+        self.n_steps_ += 1
+        return self

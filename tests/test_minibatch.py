@@ -1,0 +1,146 @@
+"""MiniBatchKMeans on the CPU path against the reference (same seed -> same batches)."""
+
+import numpy as np
+import pytest
+
+from cudakmeans import MiniBatchKMeans
+from cudakmeans._cpu import minibatch as cpu
+from reference import minibatch as ref
+from tests.helpers import make_blobs, tolerance
+
+
+@pytest.fixture
+def blobs(dtype):
+    return make_blobs(600, 4, 5, seed=11, dtype=dtype)[0]
+
+
+@pytest.mark.parametrize(("init", "tol"), [("k-means++", 0.0), ("random", 1e-3)])
+def test_fit_matches_reference(blobs, dtype, init, tol, rng):
+    w = rng.uniform(0.5, 2.0, blobs.shape[0])
+    kwargs = dict(batch_size=64, tol=tol, init=init, max_iter=20)
+    result = ref.mini_batch_kmeans(blobs, 6, sample_weight=w, random_state=0, **kwargs)
+    model = MiniBatchKMeans(6, random_state=0, device="cpu", **kwargs).fit(
+        blobs, sample_weight=w)
+    scale = np.abs(blobs).max()
+    np.testing.assert_allclose(model.cluster_centers_, result.centers, rtol=0,
+                               atol=tolerance(dtype) * scale)
+    np.testing.assert_array_equal(model.labels_, result.labels)
+    np.testing.assert_allclose(model.inertia_, result.inertia, rtol=tolerance(dtype))
+    assert (model.n_steps_, model.n_iter_) == (result.n_steps, result.n_iter)
+    assert model.cluster_centers_.dtype == dtype and model.device_ == "cpu"
+
+
+def test_step_matches_reference_with_reassignment(dtype, rng):
+    """One kernel step = one reference step, including reassigned centres."""
+    X = rng.standard_normal((50, 3)).astype(dtype)
+    centers = np.concatenate([X[:3], X[:3] + 100]).astype(dtype)  # 3 far, unused centres
+    counts = np.array([5.0, 1.0, 2.0, 0.0, 0.0, 0.0])
+    want_c, want_w, want_inertia = ref.minibatch_step(
+        X, np.ones(50, dtype), centers, counts, np.random.RandomState(0),
+        random_reassign=True, reassignment_ratio=0.5)
+    ws = cpu.Workspace(6, 3, dtype, 50)
+    ws.set_state(centers, counts)
+    from cudakmeans._minibatch import minibatch_step
+
+    inertia, _, any_empty = minibatch_step(
+        ws, lambda picked: X[picked], X, np.ones(50, dtype), np.random.RandomState(0), 0.5,
+        random_reassign=True)
+    np.testing.assert_allclose(ws.download_centers(), want_c, rtol=tolerance(dtype))
+    np.testing.assert_allclose(ws.download_counts(), want_w)
+    np.testing.assert_allclose(inertia, want_inertia, rtol=tolerance(dtype))
+    assert not any_empty
+
+
+def test_partial_fit_over_chunks_matches_reference(blobs, dtype, rng):
+    chunks = np.array_split(blobs, 5)
+    weights = [rng.uniform(0.5, 2.0, len(c)) for c in chunks]
+    ours = MiniBatchKMeans(4, batch_size=50, random_state=2, device="cpu")
+    oracle = ref.PartialFit(4, batch_size=50, random_state=2)
+    for chunk, w in zip(chunks, weights, strict=True):
+        ours.partial_fit(chunk, sample_weight=w)
+        oracle.partial_fit(chunk, sample_weight=w)
+        np.testing.assert_allclose(ours.cluster_centers_, oracle.centers, rtol=0,
+                                   atol=tolerance(dtype) * np.abs(blobs).max())
+        np.testing.assert_array_equal(ours.labels_, oracle.labels)
+    assert ours.n_steps_ == len(chunks)
+
+
+def test_partial_fit_equals_the_same_batch_sequence(blobs):
+    """Feeding fit's own batches to partial_fit reproduces the step-by-step centres."""
+    seen = []
+    ref.mini_batch_kmeans(blobs, 5, batch_size=60, max_iter=2, random_state=4,
+                          max_no_improvement=None, callback=lambda s, b, c: seen.append(b))
+    oracle = ref.PartialFit(5, batch_size=60, random_state=4)
+    model = MiniBatchKMeans(5, batch_size=60, random_state=4, device="cpu")
+    for batch in seen:
+        oracle.partial_fit(blobs[batch])
+        model.partial_fit(blobs[batch])
+    np.testing.assert_allclose(model.cluster_centers_, oracle.centers, rtol=0,
+                               atol=tolerance(blobs.dtype) * np.abs(blobs).max())
+
+
+def test_memmap_is_clustered_in_chunks(tmp_path, blobs, dtype):
+    path = tmp_path / "X.dat"
+    mm = np.memmap(path, dtype=dtype, mode="w+", shape=blobs.shape)
+    mm[:] = blobs
+    mm.flush()
+    X = np.memmap(path, dtype=dtype, mode="r", shape=blobs.shape)
+    in_memory = MiniBatchKMeans(5, batch_size=64, random_state=0, device="cpu").fit(blobs)
+    from_disk = MiniBatchKMeans(5, batch_size=64, random_state=0, device="cpu").fit(X)
+    np.testing.assert_array_equal(from_disk.cluster_centers_, in_memory.cluster_centers_)
+    np.testing.assert_array_equal(from_disk.labels_, in_memory.labels_)
+    streamed = MiniBatchKMeans(5, batch_size=64, random_state=0, device="cpu")
+    for start in range(0, X.shape[0], 150):
+        streamed.partial_fit(X[start:start + 150])
+    assert streamed.n_steps_ == 4
+    assert streamed.cluster_centers_.dtype == dtype
+    np.testing.assert_array_equal(streamed.predict(blobs[450:]), streamed.labels_)
+
+
+def test_inherited_predict_score_transform(blobs):
+    model = MiniBatchKMeans(5, batch_size=100, random_state=0, device="cpu").fit(blobs)
+    np.testing.assert_array_equal(model.predict(blobs), model.labels_)
+    np.testing.assert_allclose(-model.score(blobs), model.inertia_, rtol=1e-5)
+    assert model.transform(blobs).shape == (blobs.shape[0], 5)
+
+
+def test_without_labels_inertia_is_the_ewa(blobs):
+    kwargs = dict(batch_size=64, compute_labels=False, random_state=0)
+    model = MiniBatchKMeans(5, device="cpu", **kwargs).fit(blobs)
+    result = ref.mini_batch_kmeans(blobs, 5, **kwargs)
+    assert not hasattr(model, "labels_")
+    np.testing.assert_allclose(model.inertia_, result.inertia, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("params", "X", "error", "match"), [
+    ({"batch_size": 0}, None, ValueError, "batch_size must be >= 1"),
+    ({"batch_size": 1.5}, None, TypeError, "batch_size must be an integer"),
+    ({"max_no_improvement": -1}, None, ValueError, "max_no_improvement must be >= 0"),
+    ({"init_size": 0}, None, ValueError, "init_size must be >= 1"),
+    ({"reassignment_ratio": -0.1}, None, ValueError, "reassignment_ratio must be >= 0"),
+    ({"compute_labels": "yes"}, None, TypeError, "compute_labels must be a bool"),
+    ({"n_clusters": 0}, None, ValueError, "n_clusters must be >= 1"),
+    ({"n_init": "many"}, None, ValueError, "n_init must be 'auto'"),
+    ({"init": "kmeans"}, None, ValueError, "init must be 'k-means\\+\\+'"),
+    ({"device": "tpu"}, None, ValueError, "device must be one of"),
+    ({}, [[np.nan, 1.0]] * 10, ValueError, "X contains NaN"),
+    ({}, np.ones(10), ValueError, "X must be 2-D"),
+    ({"n_clusters": 20}, np.ones((10, 2)), ValueError, "n_samples=10 should be >= n_clust"),
+])
+def test_validation(params, X, error, match):
+    X = np.ones((30, 2)) if X is None else X
+    with pytest.raises(error, match=match):
+        MiniBatchKMeans(**{"device": "cpu", **params}).fit(X)
+
+
+def test_memmap_with_nan_is_rejected(tmp_path):
+    X = np.memmap(tmp_path / "bad.dat", dtype=np.float32, mode="w+", shape=(20, 2))
+    X[7, 1] = np.inf
+    with pytest.raises(ValueError, match="X contains infinity"):
+        MiniBatchKMeans(2, device="cpu").fit(X)
+
+
+def test_small_init_size_warns():
+    with pytest.warns(RuntimeWarning, match="init_size=2 should be larger"):
+        MiniBatchKMeans(3, init_size=2, device="cpu", random_state=0).fit(
+            np.arange(60.0).reshape(30, 2))
