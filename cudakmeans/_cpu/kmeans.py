@@ -1,81 +1,257 @@
 """CPU kernels for Lloyd's k-means and greedy k-means++, and the workspace that runs them.
 
-Every kernel works on one row range ``[start, stop)`` and returns (or writes) that chunk's
-partial sums; :mod:`.parallel` runs the chunks on threads and the partials are reduced in
-chunk order, so results do not depend on the thread count. Accumulators are float64.
+Rows are cut into fixed chunks (:func:`.parallel.chunk_bounds`, a function of n_samples
+only). Every kernel writes one partial result per chunk, and partials are reduced in chunk
+order, so results are identical whether the chunks run on one thread or several.
+Accumulators are float64; distances are in the data's dtype, as in :mod:`cudakmeans._math`.
+
+Small problems (the request's 2,634 x 7 x 26) run each step as one compiled call on the
+calling thread: a Lloyd iteration is ~100 us of arithmetic there, about what a thread
+hand-off costs on a busy machine, and Python overhead per call is what dominates.
 """
 
 import numpy as np
 from numba import njit
 
 from . import parallel
-from .math import average_center, nearest_center, relocate_empty_clusters, sq_dist
+from .math import average_center, relocate_empty_clusters, sq_dist
 
 _jit = njit(cache=True, nogil=True)
 
+# Below this many distance terms (rows x centres x features) per step, threads do not pay.
+MIN_PARALLEL_WORK = 1 << 22
+
+
+TILE = 256  # rows per tile: a tile's running distances stay in L1
+
 
 @_jit
-def assign_chunk(X, sample_weight, centers, labels, distances, sums, weights, start, stop,
-                 update):
+def tile_sq_dist(XT, row0, n_rows, Y, j, out):
+    """out[r] = |X[row0 + r] - Y[j]|^2 for a tile of rows, from X transposed (XT).
+
+    The rows are innermost, so the sums are independent and LLVM vectorises them; each one
+    is still ``((0 + d_0^2) + d_1^2) + ...`` in X's dtype in feature order, exactly the
+    operations of ``_math.sq_dist``, so the values are bit-identical to it.
+    """
+    y = Y[j, 0]
+    x = XT[0, row0:row0 + n_rows]  # slices, not offsets: numba then proves the bounds
+    for r in range(n_rows):
+        diff = x[r] - y
+        out[r] = diff * diff
+    for f in range(1, XT.shape[0]):
+        y = Y[j, f]
+        x = XT[f, row0:row0 + n_rows]
+        for r in range(n_rows):
+            diff = x[r] - y
+            out[r] += diff * diff
+
+
+@_jit
+def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights, start, stop,
+                update):
     """Label rows ``start:stop`` with their nearest centre; return (n_changed, inertia).
 
-    IN: X, sample_weight, centers. INOUT: labels (the previous labels, to count changes).
-    OUT: distances (squared distance to the new label's centre); with ``update``, this
-    chunk's weighted coordinate ``sums`` and ``weights`` per cluster (zeroed by the caller).
+    IN: X and XT (its transpose), sample_weight, centers. INOUT: labels (the previous
+    labels, to count changes). OUT: distances (squared distance to the new label's centre);
+    with ``update``, the chunk's weighted coordinate ``sums`` and ``weights`` per cluster
+    (zeroed by the caller).
+
+    This is ``_math.nearest_center`` specialised for the CPU, on purpose: a tile of rows is
+    compared with one centre at a time (:func:`tile_sq_dist`, vectorised over rows), and
+    the running minimum per row takes a centre only if strictly nearer, centres in
+    increasing order. Distances are bit-identical to ``sq_dist`` and ties go to the lowest
+    label, so labels and distances equal ``nearest_center``'s (tests/_cpu/test_parallel.py).
     """
+    n_clusters = centers.shape[0]
+    n_features = X.shape[1]
+    acc = np.empty(TILE, dtype=X.dtype)
+    best = np.empty(TILE, dtype=X.dtype)
+    best_label = np.empty(TILE, dtype=np.int32)
     n_changed = 0
     inertia = 0.0
-    for i in range(start, stop):
-        label, dist = nearest_center(X, i, centers)
-        if label != labels[i]:
-            n_changed += 1
-            labels[i] = label
-        distances[i] = dist
-        w = sample_weight[i]
-        inertia += w * dist
-        if update:
-            weights[label] += w
-            for f in range(X.shape[1]):
-                sums[label, f] += w * X[i, f]
+    for row0 in range(start, stop, TILE):
+        n_rows = min(TILE, stop - row0)
+        tile_sq_dist(XT, row0, n_rows, centers, 0, best)
+        best_label[:n_rows] = 0
+        for c in range(1, n_clusters):
+            tile_sq_dist(XT, row0, n_rows, centers, c, acc)
+            for r in range(n_rows):  # branch-free, so that it vectorises
+                nearer = acc[r] < best[r]
+                best[r] = acc[r] if nearer else best[r]
+                best_label[r] = c if nearer else best_label[r]
+        for r in range(n_rows):
+            i = row0 + r
+            label = best_label[r]
+            dist = best[r]
+            if label != labels[i]:
+                n_changed += 1
+                labels[i] = label
+            distances[i] = dist
+            w = sample_weight[i]
+            inertia += w * dist
+            if update:
+                weights[label] += w
+                for f in range(n_features):
+                    sums[label, f] += w * X[i, f]
     return n_changed, inertia
 
 
 @_jit
-def finish_centers(X, sample_weight, labels, distances, sums, weights, centers_old,
-                   centers_new):
-    """Relocate empty clusters, average, and return the total squared centre shift."""
-    heaviest = relocate_empty_clusters(X, sample_weight, labels, distances, sums, weights)
+def assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, first, last,
+                  update, sums, weights, changed, inertias):
+    """:func:`assign_rows` over ``chunks[first:last]``, one partial result per chunk.
+
+    OUT: sums[k], weights[k] (zeroed here when ``update``), changed[k], inertias[k].
+    """
+    for k in range(first, last):
+        if update:
+            sums[k, :, :] = 0.0
+            weights[k, :] = 0.0
+        n_changed, inertia = assign_rows(X, XT, sample_weight, centers, labels, distances,
+                                         sums[k], weights[k], chunks[k, 0], chunks[k, 1],
+                                         update)
+        changed[k] = n_changed
+        inertias[k] = inertia
+
+
+@_jit
+def finish_iter(X, sample_weight, labels, distances, sums, weights, changed, inertias,
+                centers_old, centers_new):
+    """Reduce the chunks' partials in order, relocate empty clusters, average.
+
+    OUT: centers_new, and the reduced sums[0], weights[0]. Returns
+    ``(n_changed, center_shift_tot, inertia)``.
+    """
+    n_changed = 0
+    inertia = 0.0
+    for k in range(changed.shape[0]):
+        n_changed += changed[k]
+        inertia += inertias[k]
+    for k in range(1, sums.shape[0]):
+        sums[0] += sums[k]
+        weights[0] += weights[k]
+    total_sums, total_weights = sums[0], weights[0]
+    heaviest = relocate_empty_clusters(X, sample_weight, labels, distances, total_sums,
+                                       total_weights)
     shift = 0.0
     for c in range(centers_new.shape[0]):
         for f in range(centers_new.shape[1]):
-            centers_new[c, f] = average_center(sums, weights, heaviest, c, f)
+            centers_new[c, f] = average_center(total_sums, total_weights, heaviest, c, f)
             diff = float(centers_new[c, f]) - float(centers_old[c, f])
             shift += diff * diff
-    return shift
+    return n_changed, shift, inertia
 
 
 @_jit
-def update_closest_chunk(X, sample_weight, index, closest, start, stop, first):
-    """closest[i] = min(closest[i], |X[i] - X[index]|^2) (or = when ``first``); return the
-    chunk's potential sum(w * closest)."""
-    pot = 0.0
-    for i in range(start, stop):
-        dist = sq_dist(X, i, X, index)
-        if first or dist < closest[i]:
-            closest[i] = dist
-        pot += sample_weight[i] * closest[i]
-    return pot
+def lloyd_iter_serial(X, XT, sample_weight, centers_old, centers_new, labels, distances,
+                      chunks, sums, weights, changed, inertias):
+    """One whole Lloyd step on the calling thread (the same chunks, the same result)."""
+    assign_chunks(X, XT, sample_weight, centers_old, labels, distances, chunks, 0,
+                  chunks.shape[0], True, sums, weights, changed, inertias)
+    return finish_iter(X, sample_weight, labels, distances, sums, weights, changed, inertias,
+                       centers_old, centers_new)
 
 
 @_jit
-def candidate_pots_chunk(X, sample_weight, closest, candidates, pots, start, stop):
-    """pots[t] += sum over the chunk of w * min(closest, |X[i] - X[candidates[t]]|^2)."""
-    for i in range(start, stop):
-        for t in range(candidates.shape[0]):
-            dist = sq_dist(X, i, X, candidates[t])
-            if closest[i] < dist:
-                dist = closest[i]
-            pots[t] += sample_weight[i] * dist
+def closest_chunks(X, sample_weight, index, closest, chunks, first_chunk, last_chunk, first,
+                   pots):
+    """closest[i] = min(closest[i], |X[i] - X[index]|^2) (or = when ``first``);
+    pots[k] = chunk k's potential sum(w * closest)."""
+    for k in range(first_chunk, last_chunk):
+        pot = 0.0
+        for i in range(chunks[k, 0], chunks[k, 1]):
+            dist = sq_dist(X, i, X, index)
+            if first or dist < closest[i]:
+                closest[i] = dist
+            pot += sample_weight[i] * closest[i]
+        pots[k] = pot
+
+
+@_jit
+def take_candidate(sample_weight, row, closest, chunks, pots):
+    """closest = row (a candidate's min(closest, distance), kept by the candidate step)."""
+    for k in range(chunks.shape[0]):
+        pot = 0.0
+        for i in range(chunks[k, 0], chunks[k, 1]):
+            closest[i] = row[i]
+            pot += sample_weight[i] * closest[i]
+        pots[k] = pot
+
+
+@_jit
+def search_candidates(sample_weight, closest, targets, cumsum, candidates):
+    """candidates[t] = first i with cumsum(w * closest)[i] >= targets[t], clipped to n - 1.
+
+    The cumulative sum is float64 and sequential (np.cumsum's order), as the oracle's.
+    """
+    acc = 0.0
+    for i in range(closest.shape[0]):
+        acc += sample_weight[i] * closest[i]
+        cumsum[i] = acc
+    found = np.searchsorted(cumsum, targets)
+    last = closest.shape[0] - 1
+    for t in range(targets.shape[0]):
+        candidates[t] = min(found[t], last)
+
+
+@_jit
+def candidate_chunks(X, XT, sample_weight, closest, candidates, chunks, first_chunk,
+                     last_chunk, new_closest, pots):
+    """new_closest[t, i] = min(closest[i], |X[i] - X[candidates[t]]|^2);
+    pots[k, t] = chunk k's sum of w * new_closest[t], in row order.
+
+    Distances by :func:`tile_sq_dist` (vectorised over rows, ``sq_dist``'s values).
+    """
+    n_trials = candidates.shape[0]
+    cand = np.empty((n_trials, X.shape[1]), dtype=X.dtype)
+    for t in range(n_trials):
+        cand[t, :] = X[candidates[t]]
+    for k in range(first_chunk, last_chunk):
+        start, stop = chunks[k, 0], chunks[k, 1]
+        for row0 in range(start, stop, TILE):
+            n_rows = min(TILE, stop - row0)
+            for t in range(n_trials):
+                out = new_closest[t, row0:row0 + n_rows]
+                tile_sq_dist(XT, row0, n_rows, cand, t, out)
+                old = closest[row0:row0 + n_rows]
+                for r in range(n_rows):
+                    out[r] = old[r] if old[r] < out[r] else out[r]
+        for t in range(n_trials):
+            pots[k, t] = 0.0
+        # trials innermost: independent float64 chains, each in row order
+        for i in range(start, stop):
+            w = sample_weight[i]
+            for t in range(n_trials):
+                pots[k, t] += w * new_closest[t, i]
+
+
+@_jit
+def reduce_rows(partials, out):
+    """out[t] = sum over k of partials[k, t], in chunk order."""
+    for t in range(out.shape[0]):
+        acc = 0.0
+        for k in range(partials.shape[0]):
+            acc += partials[k, t]
+        out[t] = acc
+
+
+@_jit
+def reduce_sum(values):
+    """sum(values) in order."""
+    acc = 0.0
+    for k in range(values.shape[0]):
+        acc += values[k]
+    return acc
+
+
+@_jit
+def candidate_step_serial(X, XT, sample_weight, closest, targets, chunks, cumsum,
+                          candidates, new_closest, partial_pots, pots):
+    """Search, candidate potentials and their reduction in one call on this thread."""
+    search_candidates(sample_weight, closest, targets, cumsum, candidates)
+    candidate_chunks(X, XT, sample_weight, closest, candidates, chunks, 0, chunks.shape[0],
+                     new_closest, partial_pots)
+    reduce_rows(partial_pots, pots)
 
 
 @_jit
@@ -86,35 +262,49 @@ def distances_chunk(X, centers, out, start, stop):
             out[i, c] = np.sqrt(sq_dist(X, i, centers, c))
 
 
-@_jit
-def weighted_cumsum(sample_weight, closest, out):
-    """out = cumsum(w * closest) in float64, sequentially (np.cumsum's order)."""
-    acc = 0.0
-    for i in range(closest.shape[0]):
-        acc += sample_weight[i] * closest[i]
-        out[i] = acc
-
-
 class Workspace:
     """Buffers for one k-means fit on the CPU; the same methods as the CUDA workspace.
 
     ``X`` and ``sample_weight`` are host arrays that the workspace may read, never write.
-    Centre buffers are plain ``(n_clusters, n_features)`` arrays of X's dtype.
+    Centre buffers are plain ``(n_clusters, n_features)`` arrays of X's dtype. Every buffer
+    a step needs is allocated here once, so a step is one or a few compiled calls.
     """
 
     device = "cpu"
 
     def __init__(self, X, sample_weight, n_clusters):
         self.X = X
+        # X transposed: the distance loops run over rows innermost (see tile_sq_dist).
+        self.XT = np.ascontiguousarray(X.T)
         self.sample_weight = sample_weight
         self.n_clusters = n_clusters
         n_samples, n_features = X.shape
         self.chunks = parallel.chunk_bounds(n_samples)
+        self._chunks = np.array(self.chunks, dtype=np.int64).reshape(-1, 2)
+        n_chunks = len(self.chunks)
         self.labels = np.full(n_samples, -1, dtype=np.int32)
         self.distances = np.empty(n_samples, dtype=X.dtype)
         self.closest = np.empty(n_samples, dtype=X.dtype)
-        self._partial_sums = np.zeros((len(self.chunks), n_clusters, n_features))
-        self._partial_weights = np.zeros((len(self.chunks), n_clusters))
+        self._partial_sums = np.zeros((n_chunks, n_clusters, n_features))
+        self._partial_weights = np.zeros((n_chunks, n_clusters))
+        self._changed = np.zeros(n_chunks, dtype=np.int64)
+        self._inertias = np.zeros(n_chunks)
+        self._chunk_pots = np.zeros(n_chunks)
+        self._cumsum = np.empty(n_samples)
+        # k-means++: the candidates of the last step and each one's new closest distances,
+        # so that taking the best one costs a copy instead of a distance pass.
+        self._candidates = None
+        self._new_closest = None
+        self._partial_pots = None
+        self._threaded_lloyd = self._use_threads(n_samples * n_clusters * n_features)
+
+    def _use_threads(self, work):
+        return (self._chunks.shape[0] > 1 and work >= MIN_PARALLEL_WORK
+                and parallel.n_threads() > 1)
+
+    def _run_chunks(self, func):
+        """``func(first_chunk, last_chunk)`` over all chunks, split across the threads."""
+        parallel.map_ranges(func, self._chunks.shape[0])
 
     # -- centres ----------------------------------------------------------------------
     def upload_centers(self, centers):
@@ -134,20 +324,14 @@ class Workspace:
 
     # -- Lloyd ------------------------------------------------------------------------
     def _assign(self, centers, update):
-        sums, weights = self._partial_sums, self._partial_weights
-        if update:
-            sums.fill(0.0)
-            weights.fill(0.0)
-
-        def run(chunk, start, stop):
-            return assign_chunk(self.X, self.sample_weight, centers, self.labels,
-                                self.distances, sums[chunk], weights[chunk], start, stop,
-                                update)
-
-        results = parallel.map_chunks(run, self.chunks)
-        n_changed = sum(r[0] for r in results)
-        inertia = float(np.sum([r[1] for r in results]))
-        return n_changed, inertia
+        args = (self.X, self.XT, self.sample_weight, centers, self.labels, self.distances,
+                self._chunks)
+        tail = (update, self._partial_sums, self._partial_weights, self._changed,
+                self._inertias)
+        if self._threaded_lloyd:
+            self._run_chunks(lambda first, last: assign_chunks(*args, first, last, *tail))
+        else:
+            assign_chunks(*args, 0, self._chunks.shape[0], *tail)
 
     def lloyd_iter(self, centers_old, centers_new):
         """One Lloyd step: labels from ``centers_old``, new centres into ``centers_new``.
@@ -155,16 +339,23 @@ class Workspace:
         Returns ``(n_changed, center_shift_tot, inertia)`` where inertia is that of the
         labels against ``centers_old``.
         """
-        n_changed, inertia = self._assign(centers_old, update=True)
-        sums = self._partial_sums.sum(axis=0)
-        weights = self._partial_weights.sum(axis=0)
-        shift = finish_centers(self.X, self.sample_weight, self.labels, self.distances, sums,
-                               weights, centers_old, centers_new)
-        return n_changed, shift, inertia
+        if not self._threaded_lloyd:
+            n_changed, shift, inertia = lloyd_iter_serial(
+                self.X, self.XT, self.sample_weight, centers_old, centers_new, self.labels,
+                self.distances, self._chunks, self._partial_sums, self._partial_weights,
+                self._changed, self._inertias)
+        else:
+            self._assign(centers_old, update=True)
+            n_changed, shift, inertia = finish_iter(
+                self.X, self.sample_weight, self.labels, self.distances, self._partial_sums,
+                self._partial_weights, self._changed, self._inertias, centers_old,
+                centers_new)
+        return int(n_changed), float(shift), float(inertia)
 
     def assign(self, centers):
         """Labels from ``centers`` without moving them; returns the inertia."""
-        return self._assign(centers, update=False)[1]
+        self._assign(centers, update=False)
+        return float(reduce_sum(self._inertias))
 
     def distances_to_centers(self, centers):
         """Euclidean distances of every sample to every centre, on the host."""
@@ -177,23 +368,41 @@ class Workspace:
     # -- k-means++ primitives -----------------------------------------------------------
     def set_closest(self, index, first):
         """closest = distances to X[index] (``first``) or their minimum with them; pot."""
-        pots = parallel.map_chunks(
-            lambda _, start, stop: update_closest_chunk(
-                self.X, self.sample_weight, index, self.closest, start, stop, first),
-            self.chunks)
-        return float(np.sum(pots))
+        pots = self._chunk_pots
+        candidates, self._candidates = self._candidates, None
+        hit = None
+        if not first and candidates is not None and index in candidates:
+            hit = candidates.index(index)
+        if hit is not None:
+            take_candidate(self.sample_weight, self._new_closest[hit], self.closest,
+                           self._chunks, pots)
+        else:
+            args = (self.X, self.sample_weight, index, self.closest, self._chunks)
+            if self._use_threads(self.X.shape[0] * self.X.shape[1]):
+                self._run_chunks(lambda lo, hi: closest_chunks(*args, lo, hi, first, pots))
+            else:
+                closest_chunks(*args, 0, self._chunks.shape[0], first, pots)
+        return float(reduce_sum(pots))
 
     def candidate_potentials(self, targets):
         """Indices where cumsum(w * closest) first reaches each target, and their pots."""
-        cumsum = np.empty(self.X.shape[0])
-        weighted_cumsum(self.sample_weight, self.closest, cumsum)
-        candidates = np.searchsorted(cumsum, targets)
-        np.clip(candidates, None, self.X.shape[0] - 1, out=candidates)
-        candidates = candidates.astype(np.int64)
-        partial = np.zeros((len(self.chunks), candidates.shape[0]))
-        parallel.map_chunks(
-            lambda chunk, start, stop: candidate_pots_chunk(
-                self.X, self.sample_weight, self.closest, candidates, partial[chunk], start,
-                stop),
-            self.chunks)
-        return candidates, partial.sum(axis=0)
+        n_trials = targets.shape[0]
+        if self._new_closest is None or self._new_closest.shape[0] != n_trials:
+            self._new_closest = np.empty((n_trials, self.X.shape[0]), dtype=self.X.dtype)
+            self._partial_pots = np.zeros((self._chunks.shape[0], n_trials))
+        candidates = np.empty(n_trials, dtype=np.int64)
+        pots = np.empty(n_trials)
+        targets = np.asarray(targets, dtype=np.float64)
+        if self._use_threads(self.X.shape[0] * self.X.shape[1] * n_trials):
+            search_candidates(self.sample_weight, self.closest, targets, self._cumsum,
+                              candidates)
+            self._run_chunks(lambda lo, hi: candidate_chunks(
+                self.X, self.XT, self.sample_weight, self.closest, candidates, self._chunks, lo, hi,
+                self._new_closest, self._partial_pots))
+            reduce_rows(self._partial_pots, pots)
+        else:
+            candidate_step_serial(self.X, self.XT, self.sample_weight, self.closest, targets,
+                                  self._chunks, self._cumsum, candidates, self._new_closest,
+                                  self._partial_pots, pots)
+        self._candidates = candidates.tolist()
+        return candidates, pots

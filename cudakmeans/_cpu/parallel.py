@@ -55,3 +55,19 @@ def map_chunks(func, chunks):
     pool = _get_pool()
     futures = [pool.submit(func, i, start, stop) for i, (start, stop) in enumerate(chunks)]
     return [future.result() for future in futures]
+
+
+def map_ranges(func, n_chunks):
+    """Call ``func(first, last)`` on contiguous runs of chunk indices, one per thread.
+
+    Each call processes its chunks in a single compiled call (one hand-off per thread, not
+    per chunk); which thread ran a chunk never changes that chunk's result.
+    """
+    n_parts = min(n_threads(), n_chunks)
+    bounds = [n_chunks * p // n_parts for p in range(n_parts + 1)]
+    if n_parts == 1:
+        return [func(0, n_chunks)]
+    pool = _get_pool()
+    futures = [pool.submit(func, bounds[p], bounds[p + 1]) for p in range(1, n_parts)]
+    first = func(bounds[0], bounds[1])  # the calling thread takes the first run
+    return [first] + [future.result() for future in futures]

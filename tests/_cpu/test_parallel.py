@@ -1,0 +1,61 @@
+"""The CPU kernels' building blocks: chunking, thread runs, and the specialised assignment."""
+
+import numpy as np
+import pytest
+from numba import njit
+
+from cudakmeans import KMeans
+from cudakmeans._cpu import kmeans as cpu_kmeans
+from cudakmeans._cpu import parallel
+from cudakmeans._cpu.math import nearest_center
+from tests.helpers import make_blobs
+
+
+@njit
+def _nearest_all(X, centers, labels, distances):
+    for i in range(X.shape[0]):
+        labels[i], distances[i] = nearest_center(X, i, centers)
+
+
+@pytest.mark.parametrize("n_samples", [1, 255, 257, 2634, 3 * parallel.MIN_CHUNK + 17])
+def test_chunks_cover_the_rows_and_depend_on_n_samples_only(n_samples, monkeypatch):
+    chunks = parallel.chunk_bounds(n_samples)
+    monkeypatch.setenv("CUDAKMEANS_NUM_THREADS", "7")
+    assert parallel.chunk_bounds(n_samples) == chunks
+    assert chunks[0][0] == 0 and chunks[-1][1] == n_samples
+    assert all(a[1] == b[0] for a, b in zip(chunks[:-1], chunks[1:], strict=True))
+
+
+@pytest.mark.parametrize("threads", ["1", "2", "3"])
+def test_map_ranges_visits_every_chunk_once_in_order(threads, monkeypatch):
+    monkeypatch.setenv("CUDAKMEANS_NUM_THREADS", threads)
+    runs = parallel.map_ranges(lambda first, last: list(range(first, last)), 10)
+    assert sum(runs, []) == list(range(10))
+
+
+@pytest.mark.parametrize("n_clusters", [1, 3, 26, 64])
+def test_specialised_assignment_equals_nearest_center(n_clusters, dtype):
+    """Bit-identical labels and distances, ties included (duplicated centres)."""
+    X, _ = make_blobs(1000, 7, 5, seed=n_clusters, dtype=dtype)
+    centers = X[np.random.default_rng(n_clusters).choice(1000, n_clusters)].copy()
+    if n_clusters > 2:
+        centers[2] = centers[1]  # an exact tie: the lower label must win
+    labels = np.empty(1000, dtype=np.int32)
+    distances = np.empty(1000, dtype=dtype)
+    _nearest_all(X, centers, labels, distances)
+    ws = cpu_kmeans.Workspace(X, np.ones(1000, dtype=dtype), n_clusters)
+    ws.assign(centers)
+    np.testing.assert_array_equal(ws.labels, labels)
+    np.testing.assert_array_equal(ws.distances, distances)
+
+
+def test_threaded_large_fit_equals_single_thread(monkeypatch):
+    """Big enough that the Workspace runs Lloyd on threads: still bit-identical."""
+    X, _ = make_blobs(20_000, 16, 64, seed=4, dtype=np.float32)
+    fits = []
+    for threads in ("1", "2"):
+        monkeypatch.setenv("CUDAKMEANS_NUM_THREADS", threads)
+        fits.append(KMeans(64, n_init=1, max_iter=5, random_state=0, device="cpu").fit(X))
+    np.testing.assert_array_equal(fits[0].labels_, fits[1].labels_)
+    np.testing.assert_array_equal(fits[0].cluster_centers_, fits[1].cluster_centers_)
+    assert fits[0].inertia_ == fits[1].inertia_
