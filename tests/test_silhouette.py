@@ -194,3 +194,25 @@ def test_n_labels_checked_after_sampling():
     with pytest.raises(ValueError, match="Number of labels is 1"):
         cudakmeans.silhouette_score(X, np.r_[np.zeros(49), 1], sample_size=1, random_state=0,
                                     device="cpu")
+
+
+@pytest.mark.parametrize("dtype_", [np.float64, np.float32], ids=["float64", "float32"])
+def test_symmetric_tile_path_matches_reference_for_any_thread_count(monkeypatch, dtype_):
+    """From PAIRS_MIN_SAMPLES rows each distance is computed once and added to both rows,
+    in rounds of disjoint tile pairs: same values as the oracle, whatever the thread count."""
+    n_samples = cpu_silhouette.PAIRS_MIN_SAMPLES + 8
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((n_samples, 3)).astype(dtype_)
+    labels = rng.integers(0, 300, n_samples)
+    expected = ref.silhouette_samples(X, labels)
+    calls = []
+    pair_tiles = cpu_silhouette.pair_tiles
+    monkeypatch.setattr(cpu_silhouette, "pair_tiles",
+                        lambda *args: calls.append(1) or pair_tiles(*args))
+    runs = []
+    for threads in ("1", "2"):
+        monkeypatch.setenv("CUDAKMEANS_NUM_THREADS", threads)
+        runs.append(cudakmeans.silhouette_samples(X, labels, device="cpu"))
+    assert calls, "the symmetric path did not run"
+    np.testing.assert_array_equal(runs[0], runs[1])
+    np.testing.assert_allclose(runs[0], expected, rtol=0, atol=tolerance(dtype_, 100))
