@@ -26,6 +26,7 @@ _PUBLIC = {
     "cuda_silhouette_score": "._silhouette",
     "NotFittedError": "._validation",
     "ConvergenceWarning": "._kmeans",
+    "BisectingKMeans": ".templates",
     "templates": ".templates",
 }
 

@@ -7,6 +7,10 @@ import os
 DEVICES = ("auto", "cuda", "cpu")
 
 
+def _one_line(text):
+    return " ".join(str(text).split())
+
+
 @functools.lru_cache(maxsize=1)
 def cuda_status():
     """Return ``(usable, reason)`` for the CUDA target, without compiling anything.
@@ -17,7 +21,7 @@ def cuda_status():
     try:
         from numba import config, cuda
     except ImportError as exc:  # pragma: no cover - numba-cuda is a hard dependency
-        return False, f"numba-cuda is not installed ({exc}); pip install numba-cuda"
+        return False, f"numba-cuda is not installed ({_one_line(exc)}); pip install numba-cuda"
     if getattr(config, "ENABLE_CUDASIM", 0):
         return True, "CUDA simulator (NUMBA_ENABLE_CUDASIM=1)"
     try:
@@ -26,20 +30,21 @@ def cuda_status():
         driver.driver.get_device_count()
     except Exception as exc:
         return False, (
-            f"no usable NVIDIA driver (libcuda could not be loaded or initialised: {exc})"
+            "no usable NVIDIA driver (libcuda could not be loaded or initialised: "
+            f"{_one_line(exc)})"
         )
     try:
         if not cuda.is_available() or len(cuda.gpus) == 0:
             return False, "the NVIDIA driver is loaded but reports no CUDA device"
     except Exception as exc:
-        return False, f"no CUDA device ({exc})"
+        return False, f"no CUDA device ({_one_line(exc)})"
     try:
         from numba.cuda.cudadrv import nvvm
 
         nvvm.NVVM()
     except Exception as exc:
         return False, (
-            f"the NVVM compiler was not found ({exc}); install the toolkit wheels with "
+            f"the NVVM compiler was not found ({_one_line(exc)}); install the toolkit wheels with "
             "pip install 'cudakmeans[cu12]' (or [cu13] for CUDA 13 drivers)"
         )
     gpu = cuda.get_current_device()

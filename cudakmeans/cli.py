@@ -1,0 +1,776 @@
+"""The ``cudakmeans`` command-line tool (also ``python -m cudakmeans``).
+
+Commands::
+
+    cudakmeans fit FILE -k K          k-means on a CSV/TSV/NPY (or Parquet) file
+    cudakmeans templates FILE --k 26  the template workflow: create, split, refine
+    cudakmeans sweep FILE --k 2:40    inertia and silhouette per K, and the best K
+    cudakmeans info                   device, CUDA wheels, versions, kernel cache
+    cudakmeans demo                   the workflow on the embedded default data
+
+Every command takes ``--device auto|cuda|cpu``. Exit codes: 0 success; 1 the work could
+not run (CUDA requested but unusable, an output that cannot be written); 2 bad input or
+usage. Input problems (a missing file, a wrong delimiter, a non-numeric cell, NaN) are one
+line on stderr naming the file, the row and the column: for text files the row is the
+line number in the file (the header is line 1), for .npy files the 1-based array row.
+Progress goes to stderr, and only when stderr is a terminal.
+"""
+
+import argparse
+import csv
+import importlib.metadata
+import importlib.util
+import json
+import math
+import os
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+from . import __version__
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INPUT = 2
+
+TEXT_DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
+DELIMITER_CANDIDATES = (",", ";", "\t", "|", " ")
+TOOLKIT_WHEEL_PREFIXES = ("nvidia-", "cuda-bindings", "cuda-toolkit", "cuda-python")
+
+
+class InputError(Exception):
+    """A problem with the user's input or options: one line on stderr, exit code 2."""
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def read_table(path, delimiter=None):
+    """Return ``(X, feature_names)`` from a .csv/.tsv/.txt, .npy or .parquet file.
+
+    Raises :class:`InputError` naming the file, row and column of the first problem.
+    """
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a data file")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return _read_npy(path)
+    if suffix in (".parquet", ".pq"):
+        return _read_parquet(path)
+    return _read_text(path, delimiter if delimiter is not None else
+                      TEXT_DELIMITERS.get(suffix, ","))
+
+
+def _default_names(n_features):
+    return [f"x{j}" for j in range(n_features)]
+
+
+def _where(path, row, col, names):
+    name = f" ({names[col]!r})" if names is not None and col < len(names) else ""
+    return f"{path}: row {row}, column {col + 1}{name}"
+
+
+def _parse_cell(cell):
+    """The cell as a float, or a string saying what is wrong with it."""
+    text = cell.strip()
+    if not text:
+        return "empty cell"
+    try:
+        value = float(text)
+    except ValueError:
+        return f"{text!r} is not a number"
+    if math.isnan(value):
+        return "NaN (missing value); remove or impute it"
+    if math.isinf(value):
+        return f"{text!r} is infinite"
+    return value
+
+
+def _wrong_delimiter(cell, delimiter):
+    for other in DELIMITER_CANDIDATES:
+        if other != delimiter and other in cell.strip():
+            return other
+    return None
+
+
+def _is_number_text(cell):
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_rows(path, delimiter):
+    """``(line number, cells)`` of the non-blank, non-comment rows of a text file."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f, delimiter=delimiter)
+            rows = [(reader.line_num, row) for row in reader]
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not a UTF-8 text file ({exc.reason} at byte "
+                         f"{exc.start}); pass a .npy file or a CSV/TSV") from None
+    except csv.Error as exc:
+        raise InputError(f"{path}: not readable as delimited text: {exc}") from None
+    return [(line, row) for line, row in rows
+            if any(c.strip() for c in row) and not row[0].lstrip().startswith("#")]
+
+
+def _read_text(path, delimiter):
+    if len(delimiter) != 1:
+        raise InputError(f"{path}: the delimiter must be one character, got {delimiter!r}")
+    rows = _read_rows(path, delimiter)
+    if not rows:
+        raise InputError(f"{path}: the file has no data rows")
+
+    names = None
+    first_line, first = rows[0]
+    # One column whose first cell holds another delimiter: the wrong delimiter (a space is
+    # not taken as one here, as header names may contain spaces).
+    if len(first) == 1 and _wrong_delimiter(first[0].replace(" ", ""), delimiter):
+        raise _delimiter_error(path, first_line, first[0].replace(" ", ""), delimiter)
+    # A first row with no number in it (NaN and inf count as numbers) is a header.
+    if not any(_is_number_text(c) for c in first):
+        names = [c.strip() or f"x{j}" for j, c in enumerate(first)]
+        rows = rows[1:]
+        if not rows:
+            raise InputError(f"{path}: the file has a header but no data rows")
+    n_cols = len(first)
+
+    values = np.empty((len(rows), n_cols), dtype=np.float64)
+    for i, (line, row) in enumerate(rows):
+        if len(row) != n_cols:
+            if len(row) == 1 and _wrong_delimiter(row[0], delimiter):
+                raise _delimiter_error(path, line, row[0], delimiter)
+            raise InputError(f"{path}: row {line} has {len(row)} column(s), expected "
+                             f"{n_cols} as in row {first_line}; check --delimiter")
+        for j, cell in enumerate(row):
+            value = _parse_cell(cell)
+            if isinstance(value, str):
+                if n_cols == 1 and _wrong_delimiter(cell, delimiter):
+                    raise _delimiter_error(path, line, cell, delimiter)
+                raise InputError(f"{_where(path, line, j, names)}: {value}")
+            values[i, j] = value
+    return values, names if names is not None else _default_names(n_cols)
+
+
+def _delimiter_error(path, line, cell, delimiter):
+    other = _wrong_delimiter(cell, delimiter)
+    return InputError(f"{path}: row {line}, column 1: {cell.strip()[:40]!r} looks delimited by "
+                      f"{other!r}, not {delimiter!r}; pass --delimiter {other!r}")
+
+
+def _read_npy(path):
+    try:
+        X = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputError(f"{path}: not a readable .npy file ({exc})") from None
+    if not isinstance(X, np.ndarray) or X.dtype.kind not in "iuf":
+        raise InputError(f"{path}: holds dtype {getattr(X, 'dtype', type(X))}; numbers "
+                         "(integer or float) are required")
+    if X.ndim != 2:
+        raise InputError(f"{path}: holds a {X.ndim}-D array of shape {X.shape}; a 2-D "
+                         "(rows, features) array is required")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise InputError(f"{path}: holds an empty array of shape {X.shape}")
+    bad = ~np.isfinite(X) if X.dtype.kind == "f" else None
+    if bad is not None and bad.any():
+        row, col = (int(v) for v in np.argwhere(bad)[0])
+        what = "NaN (missing value)" if np.isnan(X[row, col]) else "infinite value"
+        raise InputError(f"{_where(path, row + 1, col, None)}: {what}")
+    return np.ascontiguousarray(X, dtype=np.float64), _default_names(X.shape[1])
+
+
+def _read_parquet(path):
+    if importlib.util.find_spec("pyarrow") is None:
+        raise InputError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow); or "
+                         "convert the file to CSV or .npy")
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:
+        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+    names = list(table.column_names)
+    columns = []
+    for j, column in enumerate(table.columns):
+        values = column.to_numpy(zero_copy_only=False)
+        if values.dtype.kind not in "iuf" or column.null_count:
+            mask = np.array([v is None or isinstance(v, str) for v in column.to_pylist()])
+            row = int(np.flatnonzero(mask)[0]) + 1 if mask.any() else 1
+            raise InputError(f"{_where(path, row, j, names)}: not a number "
+                             f"(column type {column.type})")
+        columns.append(values.astype(np.float64))
+    X = np.column_stack(columns) if columns else np.empty((0, 0))
+    if X.size == 0:
+        raise InputError(f"{path}: the file has no data rows")
+    bad = ~np.isfinite(X)
+    if bad.any():
+        row, col = (int(v) for v in np.argwhere(bad)[0])
+        raise InputError(f"{_where(path, row + 1, col, names)}: NaN or infinite value")
+    return X, names
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def _out_dir(path):
+    out = pathlib.Path(path)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _write_csv(path, header, rows):
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def _fmt(value):
+    return f"{value:.10g}"
+
+
+# ---------------------------------------------------------------------------- progress
+
+
+class Progress:
+    """``progress(phase, done, total)`` callback writing one updating line to a terminal.
+
+    Silent unless ``stream`` is a terminal, so logs and pipes get no control characters.
+    """
+
+    def __init__(self, stream=None):
+        self.stream = sys.stderr if stream is None else stream
+        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
+
+    def __call__(self, phase, done, total):
+        if not self.enabled:
+            return
+        end = "\n" if done >= total else ""
+        self.stream.write(f"\r  {phase}: {done}/{total}{end}")
+        self.stream.flush()
+
+
+# ---------------------------------------------------------------------------- options
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    return value
+
+
+def _non_negative_int(text):
+    if text.strip() == "0":
+        return 0
+    return _positive_int(text)
+
+
+def _non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return value
+
+
+def parse_k_range(text):
+    """'2:40' (inclusive), '2:40:2', '5,10,20' or '8' -> list of ints."""
+    try:
+        if ":" in text:
+            parts = [int(p) for p in text.split(":")]
+            if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] < 1):
+                raise ValueError
+            start, stop = parts[:2]
+            step = parts[2] if len(parts) == 3 else 1
+            values = list(range(start, stop + 1, step))
+        else:
+            values = [int(p) for p in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a K range: use START:STOP (inclusive), START:STOP:STEP or "
+            "a list like 5,10,20") from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"{text!r} is an empty K range")
+    if min(values) < 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: every K must be >= 2 for a silhouette")
+    return values
+
+
+def _refine_k(text):
+    if text.lower() in ("auto", "none"):
+        return text.lower()
+    return parse_k_range(text)
+
+
+def build_parser():
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
+                        help="where to compute (default: auto = CUDA if usable, else CPU)")
+
+    data = argparse.ArgumentParser(add_help=False)
+    data.add_argument("file", help="data file: .csv, .tsv, .txt, .npy, or .parquet "
+                      "(with pyarrow); a header row of names is detected")
+    data.add_argument("--delimiter", default=None,
+                      help="field delimiter of a text file (default: from the extension, "
+                           "',' for .csv, tab for .tsv)")
+
+    fitting = argparse.ArgumentParser(add_help=False)
+    fitting.add_argument("--n-init", type=_positive_int, default=3,
+                         help="k-means runs per fit, the best kept (default: 3)")
+    fitting.add_argument("--max-iter", type=_positive_int, default=100,
+                         help="Lloyd iterations per run (default: 100)")
+    fitting.add_argument("--random-state", type=int, default=42, help="seed (default: 42)")
+    fitting.add_argument("--sample-size", type=_positive_int, default=None,
+                         help="rows per silhouette score (default: all rows)")
+
+    workflow = argparse.ArgumentParser(add_help=False)
+    workflow.add_argument("-k", "--k", type=_positive_int, default=26, dest="k",
+                          help="templates made by the create step (default: 26)")
+    workflow.add_argument("--split-threshold", type=_non_negative_float, default=1.0,
+                          help="split a template whose RMS distance to its centre, in "
+                               "standardised units, exceeds this (default: 1.0)")
+    workflow.add_argument("--min-size", type=_positive_int, default=10,
+                          help="split only templates with 2x this many members, into "
+                               "halves of at least this many (default: 10)")
+    workflow.add_argument("--max-depth", type=_non_negative_int, default=3,
+                          help="most splits below a created template; 0 = no split "
+                               "(default: 3)")
+    workflow.add_argument("--refine-k", type=_refine_k, default="auto",
+                          help="candidate K for the silhouette refine step: START:STOP, a "
+                               "list, 'auto' (template count +-3) or 'none' (default: auto)")
+    workflow.add_argument("--out", default=None,
+                          help="directory for templates.csv, assignments.csv and "
+                               "summary.json")
+
+    parser = argparse.ArgumentParser(
+        prog="cudakmeans",
+        description="GPU-native k-means, silhouette and the template workflow "
+                    "(numba.cuda, with a BLAS-free CPU path).",
+    )
+    parser.add_argument("--version", action="version", version=f"cudakmeans {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("fit", parents=[common, data, fitting],
+                       help="k-means on a data file; writes labels and centres")
+    p.add_argument("-k", "--k", type=_positive_int, required=True, dest="k",
+                   help="number of clusters")
+    p.add_argument("--standardize", action="store_true",
+                   help="standardise the features first (centres are reported in the "
+                        "original units either way)")
+    p.add_argument("--out", default="cudakmeans-fit",
+                   help="directory for labels.csv, centers.csv and summary.json "
+                        "(default: ./cudakmeans-fit)")
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("templates", parents=[common, data, fitting, workflow],
+                       help="the template workflow: create, split, refine")
+    p.set_defaults(func=cmd_templates, out_default="cudakmeans-templates")
+
+    p = sub.add_parser("sweep", parents=[common, data, fitting],
+                       help="inertia and silhouette for each K, and the best K")
+    p.add_argument("-k", "--k", type=parse_k_range, default=parse_k_range("2:40"), dest="k",
+                   help="K values: START:STOP (inclusive), START:STOP:STEP or a list "
+                        "(default: 2:40)")
+    p.add_argument("--no-standardize", dest="standardize", action="store_false",
+                   help="cluster the raw features (default: standardised, as the workflow)")
+    p.add_argument("--csv", default=None, help="also write k,inertia,silhouette to this file")
+    p.add_argument("--plot", default=None,
+                   help="write a figure of inertia and silhouette against K (needs "
+                        "matplotlib: pip install 'cudakmeans[plot]')")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("info", parents=[common],
+                       help="device, CUDA toolkit wheels, versions and kernel cache")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("demo", parents=[common, fitting, workflow],
+                       help="the template workflow on the embedded default data")
+    p.set_defaults(func=cmd_demo, out_default=None)
+    return parser
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def _cuda_status():
+    """``cuda_status()`` with its reason on one line (driver errors span several)."""
+    from ._device import cuda_status
+
+    usable, reason = cuda_status()
+    return usable, " ".join(reason.split())
+
+
+def _device_line(device):
+    usable, reason = _cuda_status()
+    if device == "cuda":
+        return f"cuda ({reason})"
+    if usable:
+        return "cpu (CUDA is usable but the CPU was selected)"
+    return f"cpu (CUDA unusable: {reason})"
+
+
+def _warm_up(device):
+    """Compile (or load from numba's cache) the kernels the workflow uses; return seconds."""
+    from ._kmeans import KMeans
+    from ._silhouette import silhouette_score
+
+    start = time.perf_counter()
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((64, 2))
+    labels = KMeans(2, n_init=1, max_iter=5, random_state=0, device=device).fit(X).labels_
+    silhouette_score(X, labels, device=device)
+    return time.perf_counter() - start
+
+
+def cmd_fit(args):
+    from ._device import resolve_device
+    from ._kmeans import KMeans
+    from ._silhouette import silhouette_score
+    from .templates import standardize
+
+    device = resolve_device(args.device)
+    start = time.perf_counter()
+    X, names = read_table(args.file, args.delimiter)
+    read_s = time.perf_counter() - start
+    if args.k > X.shape[0]:
+        raise InputError(f"{args.file}: -k {args.k} is more than the {X.shape[0]} rows")
+    out = _out_dir(args.out)
+    Z, scaling = standardize(X) if args.standardize else (X, None)
+
+    start = time.perf_counter()
+    model = KMeans(args.k, n_init=args.n_init, max_iter=args.max_iter,
+                   random_state=args.random_state, device=device).fit(Z)
+    fit_s = time.perf_counter() - start
+    centers = model.cluster_centers_ if scaling is None else scaling.inverse_transform(
+        model.cluster_centers_)
+    sizes = np.bincount(model.labels_, minlength=args.k)
+
+    start = time.perf_counter()
+    score = None
+    if 2 <= args.k <= X.shape[0] - 1:
+        score = silhouette_score(Z, model.labels_, sample_size=args.sample_size,
+                                 random_state=args.random_state, device=device)
+    score_s = time.perf_counter() - start
+
+    _write_csv(out / "labels.csv", ["label"], ([int(v)] for v in model.labels_))
+    _write_csv(out / "centers.csv", names, ([_fmt(v) for v in row] for row in centers))
+    summary = {
+        "file": str(args.file), "n_samples": X.shape[0], "n_features": X.shape[1],
+        "k": args.k, "standardized": bool(args.standardize), "device": device,
+        "sizes": sizes.tolist(), "inertia": model.inertia_, "n_iter": model.n_iter_,
+        "silhouette": score, "times": {"read": read_s, "fit": fit_s, "silhouette": score_s},
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+    units = " (standardised units)" if args.standardize else ""
+    print(f"fit {args.file}: {X.shape[0]} rows x {X.shape[1]} features, k={args.k}")
+    print(f"device: {_device_line(device)}")
+    print(f"sizes: {' '.join(str(s) for s in sizes)}")
+    print(f"inertia: {model.inertia_:.6g}{units} after {model.n_iter_} iterations")
+    print("silhouette: " + ("n/a (needs 2 <= k <= n_samples - 1)" if score is None
+                             else f"{score:.4f}"))
+    print(f"time: read {read_s:.3f} s, fit {fit_s:.3f} s, silhouette {score_s:.3f} s")
+    print(f"wrote {out / 'labels.csv'}, {out / 'centers.csv'}, {out / 'summary.json'}")
+    return EXIT_OK
+
+
+def _workflow_kwargs(args):
+    refine = args.refine_k
+    return dict(
+        split_threshold=args.split_threshold, min_size=args.min_size,
+        max_depth=args.max_depth, refine_k=None if refine == "none" else refine,
+        n_init=args.n_init, max_iter=args.max_iter, random_state=args.random_state,
+        sample_size=args.sample_size,
+    )
+
+
+def _run_workflow(X, args, device):
+    from .templates import fit_templates
+
+    if args.k > X.shape[0]:
+        raise InputError(f"--k {args.k} is more than the {X.shape[0]} rows")
+    warm_s = _warm_up(device)
+    result = fit_templates(X, args.k, device=device, progress=Progress(),
+                           **_workflow_kwargs(args))
+    return result, warm_s
+
+
+def _write_templates(out, result, names, source):
+    _write_csv(out / "templates.csv", ["template", "size", "spread", "depth", *names],
+               ([leaf.template, leaf.size, _fmt(leaf.spread), leaf.depth,
+                 *(_fmt(v) for v in leaf.center)]
+                for root in result.tree for leaf in root.iter_leaves()))
+    created = np.empty_like(result.labels)
+    for number, root in enumerate(result.tree):
+        created[root.indices] = number
+    _write_csv(out / "assignments.csv", ["row", "template", "created"],
+               ([i, int(t), int(c)]
+                for i, (t, c) in enumerate(zip(result.labels, created, strict=True))))
+    summary = {"file": source, "features": list(names), **result.to_dict()}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return [out / "templates.csv", out / "assignments.csv", out / "summary.json"]
+
+
+def _report_workflow(result, args, warm_s):
+    roots = result.tree
+    n_split = sum(1 for root in roots if not root.is_leaf)
+    created_inertia = sum(root.spread**2 * root.size for root in roots)
+    print(f"device: {_device_line(result.device)}")
+    print(f"warm-up: kernels compiled or loaded from numba's cache in {warm_s:.2f} s")
+    print(f"create: {len(roots)} templates by k-means (n_init={args.n_init}, "
+          f"max_iter={args.max_iter}, random_state={args.random_state}), inertia "
+          f"{created_inertia:.1f} (standardised units)")
+    print(f"split: {n_split} of {len(roots)} templates split in two, recursively (spread > "
+          f"{args.split_threshold:g}, >= {2 * args.min_size} members, depth <= "
+          f"{args.max_depth}) -> {result.n_templates} templates, inertia {result.inertia:.1f}")
+    print("score: silhouette of the templates " + (
+        "n/a (one template)" if result.silhouette is None else f"{result.silhouette:.4f}"))
+    print(f"sizes: {' '.join(str(s) for s in result.sizes)}")
+    ref = result.refinement
+    if ref is not None:
+        print(f"refine: K in {_k_text(ref.k_values)} by silhouette -> best K = {ref.best_k} "
+              f"(silhouette {ref.silhouette.max():.4f})")
+        _print_k_table(ref.k_values, ref.inertia, ref.silhouette, ref.best_k)
+    phases = {"warm-up": warm_s, **result.times}
+    print("time per phase: " + ", ".join(f"{k} {v:.3f} s" for k, v in phases.items())
+          + f"; total {sum(phases.values()):.3f} s "
+          f"({sum(result.times.values()):.3f} s without warm-up)")
+
+
+def _k_text(k_values):
+    k = list(k_values)
+    if len(k) > 2 and k == list(range(k[0], k[-1] + 1)):
+        return f"{k[0]}..{k[-1]}"
+    return ",".join(str(v) for v in k)
+
+
+def _print_k_table(k_values, inertia, silhouette, best_k):
+    print(f"  {'K':>4}  {'inertia':>12}  {'silhouette':>10}")
+    for k, i, s in zip(k_values, inertia, silhouette, strict=True):
+        mark = "  <- best" if k == best_k else ""
+        print(f"  {int(k):>4}  {i:>12.2f}  {s:>10.4f}{mark}")
+
+
+def cmd_templates(args):
+    from ._device import resolve_device
+
+    device = resolve_device(args.device)
+    X, names = read_table(args.file, args.delimiter)
+    out = _out_dir(args.out if args.out is not None else args.out_default)
+    print(f"templates {args.file}: {X.shape[0]} rows x {X.shape[1]} features, "
+          f"{args.k} templates")
+    result, warm_s = _run_workflow(X, args, device)
+    _report_workflow(result, args, warm_s)
+    written = _write_templates(out, result, names, str(args.file))
+    print("wrote " + ", ".join(str(p) for p in written))
+    return EXIT_OK
+
+
+def cmd_demo(args):
+    from ._device import resolve_device
+    from .data import FEATURE_NAMES, PATTERNS_PATH, load_patterns
+
+    device = resolve_device(args.device)
+    out = _out_dir(args.out) if args.out is not None else None
+    start = time.perf_counter()
+    X = load_patterns()
+    load_s = time.perf_counter() - start
+    print("cudakmeans demo: the template workflow on the embedded default data")
+    print(f"data: {X.shape[0]} synthetic trading patterns x {X.shape[1]} features "
+          f"({', '.join(FEATURE_NAMES)}), 26 underlying templates plus outliers; "
+          f"loaded in {load_s:.3f} s (see cudakmeans.data)")
+    result, warm_s = _run_workflow(X, args, device)
+    _report_workflow(result, args, warm_s)
+    if out is not None:
+        written = _write_templates(out, result, FEATURE_NAMES, str(PATTERNS_PATH))
+        print("wrote " + ", ".join(str(p) for p in written))
+    return EXIT_OK
+
+
+def cmd_sweep(args):
+    from ._device import resolve_device
+    from .templates import choose_k, standardize
+
+    if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
+        raise InputError("--plot needs matplotlib, which is not installed: pip install "
+                         "'cudakmeans[plot]' (or drop --plot)")
+    device = resolve_device(args.device)
+    X, _ = read_table(args.file, args.delimiter)
+    too_big = [k for k in args.k if k > X.shape[0] - 1]
+    if too_big:
+        raise InputError(f"{args.file}: K {too_big} exceed n_samples - 1 = {X.shape[0] - 1} "
+                         "(a silhouette needs at least one cluster with two rows)")
+    Z = standardize(X)[0] if args.standardize else X
+    start = time.perf_counter()
+    ref = choose_k(Z, args.k, n_init=args.n_init, max_iter=args.max_iter,
+                   random_state=args.random_state, sample_size=args.sample_size,
+                   device=device, progress=Progress())
+    elapsed = time.perf_counter() - start
+    units = "standardised" if args.standardize else "raw"
+    print(f"sweep {args.file}: {X.shape[0]} rows x {X.shape[1]} features, K in "
+          f"{_k_text(ref.k_values)} ({units} features)")
+    print(f"device: {_device_line(device)}")
+    _print_k_table(ref.k_values, ref.inertia, ref.silhouette, ref.best_k)
+    print(f"best K by silhouette: {ref.best_k} (silhouette {ref.silhouette.max():.4f})")
+    print(f"time: {elapsed:.3f} s for {len(ref.k_values)} fits and silhouettes")
+    if args.csv is not None:
+        _write_csv(args.csv, ["k", "inertia", "silhouette"],
+                   ([int(k), repr(float(i)), repr(float(s))]
+                    for k, i, s in zip(ref.k_values, ref.inertia, ref.silhouette, strict=True)))
+        print(f"wrote {args.csv}")
+    if args.plot is not None:
+        _plot_sweep(args.plot, ref, args.file)
+        print(f"wrote {args.plot}")
+    return EXIT_OK
+
+
+def _plot_sweep(path, ref, title):
+    from matplotlib.figure import Figure  # no pyplot: no global backend state
+
+    fig = Figure(figsize=(7, 4.5))
+    ax_inertia = fig.add_subplot(2, 1, 1)
+    ax_inertia.plot(ref.k_values, ref.inertia, marker="o")
+    ax_inertia.set_ylabel("inertia")
+    ax_inertia.set_title(str(title))
+    ax_sil = fig.add_subplot(2, 1, 2, sharex=ax_inertia)
+    ax_sil.plot(ref.k_values, ref.silhouette, marker="o")
+    ax_sil.axvline(ref.best_k, linestyle="--", color="grey")
+    ax_sil.set_ylabel("silhouette")
+    ax_sil.set_xlabel("K")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def _version(dist):
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def toolkit_wheels():
+    """Installed distributions that bring the CUDA toolkit pieces numba-cuda loads."""
+    found = set()
+    for dist in importlib.metadata.distributions():
+        name = (dist.metadata["Name"] or "").lower()
+        if name.startswith(TOOLKIT_WHEEL_PREFIXES):
+            found.add(f"{name} {dist.version}")
+    return sorted(found)
+
+
+def _cuda_paths():
+    """numba-cuda's view of where NVVM, NVRTC and libdevice are (None if it cannot say)."""
+    try:
+        from numba.cuda.cuda_paths import get_cuda_paths
+
+        paths = get_cuda_paths()
+        return {key: (paths[key].info if key in paths else None)
+                for key in ("nvvm", "nvrtc", "libdevice")}
+    except Exception:
+        return None
+
+
+def _cache_state():
+    """Where numba caches compiled kernels, and how many index files are there."""
+    from numba import config
+
+    package = pathlib.Path(__file__).resolve().parent
+    if config.CACHE_DIR:
+        where, root = f"{config.CACHE_DIR} (NUMBA_CACHE_DIR)", pathlib.Path(config.CACHE_DIR)
+    else:
+        where, root = f"__pycache__ folders beside the sources in {package}", package
+    n_index = sum(1 for _ in root.rglob("*.nbi")) if root.is_dir() else 0
+    writable = os.access(root, os.W_OK) if root.exists() else False
+    state = f"{n_index} cached function index file(s)" + ("" if writable else ", not writable")
+    return where, state
+
+
+def cmd_info(args):
+    import platform
+
+    from ._cpu.parallel import n_threads
+    from ._device import resolve_device
+
+    usable, reason = _cuda_status()
+    print(f"cudakmeans {__version__} (python {platform.python_version()}, numpy "
+          f"{np.__version__})")
+    print(f"numba {_version('numba')}, numba-cuda {_version('numba-cuda')}")
+    print(f"CUDA: {'usable' if usable else 'unusable'}: {reason}")
+    if usable:
+        try:
+            from numba.cuda.cudadrv.driver import driver
+
+            major, minor = driver.get_version()
+            print(f"driver: supports CUDA {major}.{minor}")
+        except Exception as exc:  # the simulator has no driver version
+            print(f"driver: version unknown ({exc})")
+    wheels = toolkit_wheels()
+    print("CUDA toolkit wheels: " + (", ".join(wheels) if wheels else
+                                     "none found (pip install 'cudakmeans[cu12]')"))
+    paths = _cuda_paths()
+    if paths is None:
+        print("NVVM/NVRTC/libdevice: numba-cuda could not report their location")
+    else:
+        for key, value in paths.items():
+            print(f"{key}: {value or 'not found'}")
+    where, state = _cache_state()
+    print(f"kernel cache: {where}; {state}")
+    print(f"CPU threads: {n_threads()} (CUDAKMEANS_NUM_THREADS to change)")
+    try:
+        device = resolve_device(args.device)
+    except RuntimeError as exc:
+        print(f"device for --device {args.device}: none ({exc})")
+        return EXIT_FAILED
+    print(f"device for --device {args.device}: {device}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------- entry
+
+
+def _error(message):
+    text = " ".join(str(message).split())
+    print(f"cudakmeans: error: {text}", file=sys.stderr)
+
+
+def main(argv=None):
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors: argparse has printed
+        return exc.code if isinstance(exc.code, int) else EXIT_INPUT
+    try:
+        return args.func(args)
+    except InputError as exc:
+        _error(exc)
+        return EXIT_INPUT
+    except (ValueError, TypeError) as exc:  # the library's validation of the input
+        _error(exc)
+        return EXIT_INPUT
+    except (RuntimeError, OSError) as exc:  # CUDA requested but unusable; unwritable output
+        _error(exc)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+
+
+def console_main():
+    """Entry point of the ``cudakmeans`` console script."""
+    sys.exit(main())

@@ -1,0 +1,677 @@
+"""The template workflow of the original request: create, split, refine.
+
+The user's clustering phase, as one call, :func:`fit_templates`, or as its three steps:
+
+1. :func:`standardize` the features (per-feature mean and standard deviation, as
+   scikit-learn's ``StandardScaler``; constant features are left unscaled), then
+   :func:`create_templates`: k-means into ``n_templates`` templates with the request's
+   settings (``random_state=42, n_init=3, max_iter=100``);
+2. :func:`split_templates`: a template whose spread (root-mean-square distance of its
+   members to their mean, in standardised units) exceeds ``split_threshold`` and that has
+   at least ``2 * min_size`` members is split in two by 2-means, recursively, to at most
+   ``max_depth`` splits below it. The result is a small tree, like the one scikit-learn's
+   ``BisectingKMeans`` builds; its leaves are the final templates;
+3. :func:`choose_k` (refine): fit k-means for each candidate number of clusters and score
+   it by silhouette (inertia is reported too); the best K is the one with the highest
+   silhouette.
+
+Every fit is a :class:`cudakmeans.KMeans` and every score a
+:func:`cudakmeans.silhouette_score` on the device resolved once at the start; no kernel
+lives here. Templates are reported in the original units of the data; spreads and
+inertias are in standardised units, where the features are comparable.
+
+:class:`BisectingKMeans` is scikit-learn's estimator of that name over the same Lloyd
+driver: the tree of the split step, grown by always bisecting the worst leaf until there
+are ``n_clusters``.
+"""
+
+import numbers
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _lloyd
+from ._device import get_backend, resolve_device
+from ._kmeans import KMeans, _BaseKMeans
+from ._silhouette import silhouette_score
+from ._validation import (
+    check_array,
+    check_int,
+    check_is_fitted,
+    check_n_clusters,
+    check_random_state,
+)
+
+__all__ = [
+    "BisectingKMeans",
+    "Scaling",
+    "TemplateNode",
+    "Refinement",
+    "TemplateResult",
+    "standardize",
+    "create_templates",
+    "split_templates",
+    "choose_k",
+    "fit_templates",
+]
+
+# The request's settings for every k-means fit of the workflow.
+RANDOM_STATE = 42
+N_INIT = 3
+MAX_ITER = 100
+TOL = 1e-4
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """Per-feature standardisation ``z = (x - mean) / scale``.
+
+    ``scale`` is the standard deviation, or 1 for a constant feature (which becomes 0).
+    """
+
+    mean: np.ndarray
+    scale: np.ndarray
+
+    def transform(self, X):
+        return (np.asarray(X, dtype=np.float64) - self.mean) / self.scale
+
+    def inverse_transform(self, Z):
+        return np.asarray(Z, dtype=np.float64) * self.scale + self.mean
+
+
+@dataclass(eq=False)
+class TemplateNode:
+    """One node of the template tree.
+
+    Attributes
+    ----------
+    center : ndarray of shape (n_features,)
+        Mean of the members, in the original units.
+    indices : ndarray of int64
+        Rows of X that belong to the node, ascending.
+    spread : float
+        Root-mean-square distance of the members to their mean, in standardised units.
+    depth : int
+        0 for a template made by :func:`create_templates`, one more per split below it.
+    children : list of TemplateNode
+        Empty for a leaf (a final template), else the two halves of the split.
+    template : int
+        For a leaf, its index among the final templates; -1 for a node that was split.
+    """
+
+    center: np.ndarray
+    indices: np.ndarray
+    spread: float
+    depth: int
+    children: list = field(default_factory=list)
+    template: int = -1
+
+    @property
+    def size(self):
+        return int(self.indices.shape[0])
+
+    @property
+    def is_leaf(self):
+        return not self.children
+
+    def iter_leaves(self):
+        """The leaves below this node (itself if it is one), first child first."""
+        if self.is_leaf:
+            yield self
+            return
+        for child in self.children:
+            yield from child.iter_leaves()
+
+    def to_dict(self):
+        """A JSON-ready description (without the member indices)."""
+        return {
+            "template": self.template if self.is_leaf else None,
+            "size": self.size,
+            "spread": self.spread,
+            "depth": self.depth,
+            "center": self.center.tolist(),
+            "children": [child.to_dict() for child in self.children],
+        }
+
+
+@dataclass
+class Refinement:
+    """Scores of the candidate numbers of clusters, and the best one's clustering.
+
+    ``inertia`` is in standardised units; ``centers`` of the best K are in the original
+    units (standardised ones when :func:`choose_k` is called directly on standardised data).
+    """
+
+    k_values: np.ndarray
+    inertia: np.ndarray
+    silhouette: np.ndarray
+    best_k: int
+    labels: np.ndarray
+    centers: np.ndarray
+
+    def to_dict(self):
+        return {
+            "k": self.k_values.tolist(),
+            "inertia": self.inertia.tolist(),
+            "silhouette": self.silhouette.tolist(),
+            "best_k": self.best_k,
+        }
+
+
+@dataclass
+class TemplateResult:
+    """Everything the workflow computed.
+
+    Attributes
+    ----------
+    centers : ndarray of shape (n_templates, n_features)
+        Final templates (the leaves of ``tree``), original units.
+    labels : ndarray of shape (n_samples,), int64
+        Final template of each row.
+    sizes : ndarray of shape (n_templates,), int64
+    spreads : ndarray of shape (n_templates,)
+        RMS distance of each template's members to its centre, standardised units.
+    tree : list of TemplateNode
+        One root per (non-empty) template made by the create step; leaves are the final
+        templates.
+    scaling : Scaling
+        The standardisation the workflow used.
+    inertia : float
+        Sum of squared distances of the rows to their final template, standardised units.
+    silhouette : float or None
+        Silhouette of the final templates (None with a single template).
+    refinement : Refinement or None
+        The candidate K scores (None when refining was switched off).
+    times : dict
+        Seconds per phase: 'standardize', 'create', 'split', 'score', 'refine'.
+    device : str
+        'cuda' or 'cpu': where every fit and score ran.
+    """
+
+    centers: np.ndarray
+    labels: np.ndarray
+    sizes: np.ndarray
+    spreads: np.ndarray
+    tree: list
+    scaling: Scaling
+    inertia: float
+    silhouette: float | None
+    refinement: Refinement | None
+    times: dict
+    device: str
+
+    @property
+    def n_templates(self):
+        return int(self.centers.shape[0])
+
+    def to_dict(self):
+        """A JSON-ready summary (no per-row data)."""
+        return {
+            "n_samples": int(self.labels.shape[0]),
+            "n_features": int(self.centers.shape[1]),
+            "n_initial_templates": len(self.tree),
+            "n_templates": self.n_templates,
+            "n_splits": sum(_count_splits(root) for root in self.tree),
+            "device": self.device,
+            "inertia": self.inertia,
+            "silhouette": self.silhouette,
+            "sizes": self.sizes.tolist(),
+            "spreads": self.spreads.tolist(),
+            "mean": self.scaling.mean.tolist(),
+            "scale": self.scaling.scale.tolist(),
+            "refine": None if self.refinement is None else self.refinement.to_dict(),
+            "times": dict(self.times),
+            "tree": [root.to_dict() for root in self.tree],
+        }
+
+
+def check_threshold(value):
+    """``split_threshold`` as a float >= 0; ``inf`` is allowed (it switches splitting off)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"split_threshold must be a real number, got {value!r}.")
+    if not value >= 0:  # also rejects NaN
+        raise ValueError(f"split_threshold must be >= 0, got {value}.")
+    return float(value)
+
+
+def _count_splits(node):
+    return 0 if node.is_leaf else 1 + sum(_count_splits(c) for c in node.children)
+
+
+def _notify(progress, phase, done, total):
+    if progress is not None:
+        progress(phase, done, total)
+
+
+def standardize(X):
+    """Return ``(Z, scaling)``: X validated and standardised, and the :class:`Scaling`.
+
+    Features whose standard deviation is zero (to rounding) get ``scale = 1``, so they
+    become 0 rather than NaN. Z is a new float64 array; X is not modified.
+    """
+    X = check_array(X, name="X").astype(np.float64, copy=False)
+    return _standardize(X)
+
+
+def _standardize(X):
+    """:func:`standardize` of already validated float64 data."""
+    mean = X.mean(axis=0)
+    std = X.std(axis=0)
+    constant = std <= 10 * np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1e-300)
+    scale = np.where(constant, 1.0, std)
+    scaling = Scaling(mean=mean, scale=scale)
+    return scaling.transform(X), scaling
+
+
+def _kmeans(n_clusters, *, device, init="k-means++", n_init=N_INIT, max_iter=MAX_ITER,
+            tol=TOL, random_state=RANDOM_STATE):
+    if not isinstance(init, str) and not callable(init):
+        n_init = 1  # an explicit init runs once (KMeans would warn otherwise)
+    return KMeans(n_clusters, init=init, n_init=n_init, max_iter=max_iter, tol=tol,
+                  random_state=random_state, device=device)
+
+
+def create_templates(Z, n_templates, *, init="k-means++", n_init=N_INIT, max_iter=MAX_ITER,
+                     tol=TOL, random_state=RANDOM_STATE, device="auto"):
+    """Cluster standardised data ``Z`` into ``n_templates``; return the fitted KMeans.
+
+    The request's ``create_templates``: one k-means with its settings. An explicit
+    ``init`` array (in Z's units) runs once.
+    """
+    return _kmeans(n_templates, init=init, n_init=n_init, max_iter=max_iter, tol=tol,
+                   random_state=random_state, device=device).fit(Z)
+
+
+def _node(X, Z, indices, depth):
+    z_center = Z[indices].mean(axis=0)
+    spread = float(np.sqrt(((Z[indices] - z_center) ** 2).sum(axis=1).mean()))
+    return TemplateNode(center=X[indices].mean(axis=0), indices=indices, spread=spread,
+                        depth=depth)
+
+
+def split_templates(X, Z, labels, *, split_threshold=1.0, min_size=10, max_depth=3,
+                    n_init=N_INIT, max_iter=MAX_ITER, tol=TOL, random_state=RANDOM_STATE,
+                    device="auto", progress=None):
+    """Split spread-out templates in two, recursively; return the tree's roots.
+
+    The request's ``_recursive_split``. A node is split with 2-means on its members'
+    rows of ``Z`` when its spread exceeds ``split_threshold``, it has at least
+    ``2 * min_size`` members and its depth is below ``max_depth``; a split that would
+    leave a half with fewer than ``min_size`` members is not made (that node stays a
+    leaf). There is one root per label present in ``labels``, in label order; leaves
+    get ``template`` numbers in tree order, first child first.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        The data in original units (for the node centres).
+    Z : ndarray of shape (n_samples, n_features)
+        The standardised data the clustering runs on.
+    labels : ndarray of shape (n_samples,)
+        Template of each row from :func:`create_templates`, ``0..n_templates-1``.
+    """
+    split_threshold = check_threshold(split_threshold)
+    min_size = check_int(min_size, "min_size", low=1)
+    max_depth = check_int(max_depth, "max_depth", low=0)
+    labels = np.asarray(labels)
+    created = np.unique(labels)  # a template left empty (duplicate rows) gets no root
+    fit2 = _kmeans(2, n_init=n_init, max_iter=max_iter, tol=tol, random_state=random_state,
+                   device=device)
+
+    def grow(node):
+        if (node.spread <= split_threshold or node.size < 2 * min_size
+                or node.depth >= max_depth):
+            return
+        halves = fit2.fit(Z[node.indices]).labels_
+        parts = [node.indices[halves == side] for side in (0, 1)]
+        if min(len(p) for p in parts) < min_size:
+            return
+        node.children = [_node(X, Z, part, node.depth + 1) for part in parts]
+        for child in node.children:
+            grow(child)
+
+    roots = []
+    for t in created:
+        roots.append(_node(X, Z, np.flatnonzero(labels == t), 0))
+        grow(roots[-1])
+        _notify(progress, "split", len(roots), len(created))
+    for number, leaf in enumerate(leaf for root in roots for leaf in root.iter_leaves()):
+        leaf.template = number
+    return roots
+
+
+def check_k_values(k_values, n_samples):
+    """Return the candidate K as a sorted array of distinct ints in [2, n_samples - 1]."""
+    values = [check_n_clusters(k, name="candidate K") for k in np.atleast_1d(k_values).tolist()]
+    if not values:
+        raise ValueError("at least one candidate K is required.")
+    bad = [k for k in values if not 2 <= k <= n_samples - 1]
+    if bad:
+        raise ValueError(
+            f"candidate K must be between 2 and n_samples - 1 = {n_samples - 1} for a "
+            f"silhouette; got {bad}."
+        )
+    return np.unique(np.array(values, dtype=np.int64))
+
+
+def choose_k(Z, k_values, *, n_init=N_INIT, max_iter=MAX_ITER, tol=TOL,
+             random_state=RANDOM_STATE, sample_size=None, device="auto", progress=None):
+    """Fit k-means for each candidate K and pick the K with the highest silhouette.
+
+    The request's ``refine_clusters``. ``Z`` is used as given (standardise it first);
+    ``sample_size`` scores each K on that many rows drawn as scikit-learn does (the same
+    rows for every K). Ties go to the smallest K. Returns a :class:`Refinement` with
+    centres in Z's units.
+    """
+    Z = check_array(Z, name="Z")
+    k_values = check_k_values(k_values, Z.shape[0])
+    device = resolve_device(device)
+    inertia = np.empty(k_values.shape[0])
+    silhouette = np.empty(k_values.shape[0])
+    best = None
+    for i, k in enumerate(k_values):
+        model = _kmeans(int(k), n_init=n_init, max_iter=max_iter, tol=tol,
+                        random_state=random_state, device=device).fit(Z)
+        inertia[i] = model.inertia_
+        silhouette[i] = silhouette_score(Z, model.labels_, sample_size=sample_size,
+                                         random_state=random_state, device=device)
+        if best is None or silhouette[i] > silhouette[best[0]]:
+            best = i, model
+        _notify(progress, "refine", i + 1, k_values.shape[0])
+    i, model = best
+    return Refinement(k_values=k_values, inertia=inertia, silhouette=silhouette,
+                      best_k=int(k_values[i]), labels=model.labels_,
+                      centers=model.cluster_centers_)
+
+
+def default_k_values(n_templates, n_samples, width=3):
+    """Candidates ``n_templates - width .. n_templates + width``, within [2, n_samples - 1]."""
+    low = max(2, n_templates - width)
+    high = min(n_samples - 1, n_templates + width)
+    return np.arange(low, high + 1)
+
+
+def fit_templates(X, n_templates=26, *, split_threshold=1.0, min_size=10, max_depth=3,
+                  refine_k="auto", init="k-means++", n_init=N_INIT, max_iter=MAX_ITER,
+                  tol=TOL, random_state=RANDOM_STATE, sample_size=None, device="auto",
+                  progress=None):
+    """Run the whole workflow: standardise, create, split, score, refine.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        The patterns, in their own units; validated once, never modified.
+    n_templates : int, default=26
+        Number of templates the create step makes.
+    split_threshold : float, default=1.0
+        A template whose RMS distance to its centre (standardised units) exceeds this is
+        split in two; ``float('inf')`` or ``max_depth=0`` switches splitting off.
+    min_size : int, default=10
+        A template is split only if it has ``2 * min_size`` members and both halves get
+        at least ``min_size``.
+    max_depth : int, default=3
+        Most splits below one created template.
+    refine_k : 'auto', iterable of int or None, default='auto'
+        Candidate numbers of clusters scored by silhouette. 'auto' is the final template
+        count +-3; None skips refining.
+    init : 'k-means++', 'random' or ndarray, default='k-means++'
+        Initialisation of the create step; an array is in standardised units and runs
+        once.
+    n_init, max_iter, tol, random_state :
+        Settings of every k-means fit (the request's defaults: 3, 100, 1e-4, 42).
+    sample_size : int or None, default=None
+        Rows used per silhouette score in the refine step (None: all).
+    device : {'auto', 'cuda', 'cpu'}, default='auto'
+        Resolved once; every fit and score runs there.
+    progress : callable or None
+        Called as ``progress(phase, done, total)`` after each unit of work.
+
+    Returns
+    -------
+    TemplateResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cudakmeans.templates import fit_templates
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal([m, 100 * m], [0.1, 10.0], size=(50, 2))
+    ...                     for m in (0, 3, 6)])
+    >>> result = fit_templates(X, n_templates=3, refine_k=[2, 3, 4], device="cpu")
+    >>> result.n_templates, sorted(result.sizes.tolist())
+    (3, [50, 50, 50])
+    >>> result.refinement.best_k
+    3
+    >>> sorted(result.times)
+    ['create', 'refine', 'score', 'split', 'standardize']
+    """
+    device = resolve_device(device)
+    n_templates = check_n_clusters(n_templates, name="n_templates")
+    check_threshold(split_threshold)
+    check_int(min_size, "min_size", low=1)
+    check_int(max_depth, "max_depth", low=0)
+    if isinstance(refine_k, str) and refine_k != "auto":
+        raise ValueError(f"refine_k must be 'auto', candidate K values or None, got "
+                         f"{refine_k!r}.")
+    times = {}
+
+    start = time.perf_counter()
+    X = check_array(X, name="X").astype(np.float64, copy=False)
+    check_n_clusters(n_templates, X.shape[0], name="n_templates")
+    if refine_k is not None and not isinstance(refine_k, str):
+        refine_k = check_k_values(refine_k, X.shape[0])
+    Z, scaling = _standardize(X)
+    times["standardize"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    if not isinstance(init, str) and not callable(init):
+        init = check_array(init, name="init")
+    created = create_templates(Z, n_templates, init=init, n_init=n_init, max_iter=max_iter,
+                               tol=tol, random_state=random_state, device=device)
+    _notify(progress, "create", 1, 1)
+    times["create"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    tree = split_templates(X, Z, created.labels_, split_threshold=split_threshold,
+                           min_size=min_size, max_depth=max_depth, n_init=n_init,
+                           max_iter=max_iter, tol=tol, random_state=random_state,
+                           device=device, progress=progress)
+    leaves = [leaf for root in tree for leaf in root.iter_leaves()]
+    labels = np.empty(X.shape[0], dtype=np.int64)
+    for leaf in leaves:
+        labels[leaf.indices] = leaf.template
+    sizes = np.array([leaf.size for leaf in leaves], dtype=np.int64)
+    spreads = np.array([leaf.spread for leaf in leaves])
+    times["split"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    score = None
+    if 2 <= len(leaves) <= X.shape[0] - 1:
+        score = silhouette_score(Z, labels, device=device)
+    times["score"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    refinement = None
+    if isinstance(refine_k, str):  # 'auto'; empty for data too small for a silhouette
+        refine_k = default_k_values(len(leaves), X.shape[0])
+    if refine_k is not None and len(refine_k):
+        refinement = choose_k(Z, refine_k, n_init=n_init, max_iter=max_iter, tol=tol,
+                              random_state=random_state, sample_size=sample_size,
+                              device=device, progress=progress)
+        refinement.centers = scaling.inverse_transform(refinement.centers)
+    times["refine"] = time.perf_counter() - start
+
+    return TemplateResult(
+        centers=np.array([leaf.center for leaf in leaves]),
+        labels=labels,
+        sizes=sizes,
+        spreads=spreads,
+        tree=tree,
+        scaling=scaling,
+        inertia=float((spreads**2 * sizes).sum()),
+        silhouette=score,
+        refinement=refinement,
+        times=times,
+        device=device,
+    )
+
+
+# ------------------------------------------------------------------ BisectingKMeans
+
+
+class _BisectingTree:
+    """A node of BisectingKMeans's tree: centre (in centred units), member rows, score."""
+
+    def __init__(self, center, indices, score):
+        self.center = center
+        self.indices = indices
+        self.score = score
+        self.left = None
+        self.right = None
+        self.label = -1
+
+    def split(self, labels, centers, scores):
+        self.left = _BisectingTree(centers[0], self.indices[labels == 0], scores[0])
+        self.right = _BisectingTree(centers[1], self.indices[labels == 1], scores[1])
+        self.indices = None
+
+    def get_cluster_to_bisect(self):
+        """The leaf with the highest score (the first such leaf on ties)."""
+        best = None
+        for leaf in self.iter_leaves():
+            if best is None or leaf.score > best.score:
+                best = leaf
+        return best
+
+    def iter_leaves(self):
+        if self.left is None:
+            yield self
+        else:
+            yield from self.left.iter_leaves()
+            yield from self.right.iter_leaves()
+
+
+class BisectingKMeans(_BaseKMeans):
+    """Bisecting k-means with scikit-learn's API and semantics, on CUDA or the CPU.
+
+    Starting from one cluster, the leaf with the highest score (its inertia, or its size
+    with ``bisecting_strategy='largest_cluster'``) is split by the best of ``n_init``
+    2-means runs, until there are ``n_clusters`` leaves. Parameters, attributes and the
+    tree-descending ``predict`` are scikit-learn's ``BisectingKMeans``; as there, ``tol``
+    is absolute within each bisection (not scaled by the variance). ``init`` is
+    'random', 'k-means++' or a callable. Plus:
+
+    device : {'auto', 'cuda', 'cpu'}, default='auto'
+        Where every bisection runs; each uploads only the rows of the leaf it splits.
+
+    Attributes
+    ----------
+    cluster_centers_, labels_, inertia_, n_features_in_ : as scikit-learn.
+    device_ : str
+        The device that ran the last fit.
+    """
+
+    _default_n_init = 1
+
+    def __init__(self, n_clusters=8, *, init="random", n_init=1, random_state=None,
+                 max_iter=300, verbose=0, tol=1e-4, copy_x=True, algorithm="lloyd",
+                 bisecting_strategy="biggest_inertia", device="auto"):
+        self.n_clusters = n_clusters
+        self.init = init
+        self.n_init = n_init
+        self.random_state = random_state
+        self.max_iter = max_iter
+        self.verbose = verbose
+        self.tol = tol
+        self.copy_x = copy_x
+        self.algorithm = algorithm
+        self.bisecting_strategy = bisecting_strategy
+        self.device = device
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Build the bisecting tree; its leaves are the clusters."""
+        if not callable(self.init) and not (
+                isinstance(self.init, str) and self.init in ("k-means++", "random")):
+            raise ValueError(f"init must be 'k-means++', 'random' or a callable, got "
+                             f"{self.init!r}.")
+        if self.bisecting_strategy not in ("biggest_inertia", "largest_cluster"):
+            raise ValueError("bisecting_strategy must be 'biggest_inertia' or "
+                             f"'largest_cluster', got {self.bisecting_strategy!r}.")
+        if self.algorithm not in ("lloyd", "elkan"):
+            raise ValueError(f"algorithm must be 'lloyd' or 'elkan', got {self.algorithm!r}.")
+        X, sample_weight, n_clusters = self._validate_fit_input(X, sample_weight)
+        random_state = check_random_state(self.random_state)
+        backend = get_backend(self.device_, "kmeans")
+
+        self._X_mean = X.mean(axis=0)
+        X_centered = X - self._X_mean
+        tree = _BisectingTree(X_centered.mean(axis=0), np.arange(X.shape[0]), 0)
+        for _ in range(n_clusters - 1):
+            self._bisect(X_centered, sample_weight, tree.get_cluster_to_bisect(), backend,
+                         random_state)
+
+        labels = np.full(X.shape[0], -1, dtype=np.int32)
+        centers = np.empty((n_clusters, X.shape[1]), dtype=X.dtype)
+        for i, leaf in enumerate(tree.iter_leaves()):
+            labels[leaf.indices] = i
+            centers[i] = leaf.center
+            leaf.label = i
+            leaf.indices = None
+        self._bisecting_tree = tree
+        self.cluster_centers_ = centers + self._X_mean
+        self.labels_ = labels
+        self.inertia_ = float(_inertia_per_label(X_centered, sample_weight, centers, labels,
+                                                 n_clusters).sum())
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def _bisect(self, X, sample_weight, node, backend, random_state):
+        """Split ``node`` by the best of ``n_init`` 2-means runs on its rows."""
+        rows = node.indices
+        ws = backend.Workspace(X[rows], sample_weight[rows], 2)
+        best = None
+        for _ in range(self._n_init):
+            centers_init = _lloyd.init_centers(ws, 2, self.init, random_state)
+            labels, inertia, centers, _ = _lloyd.kmeans_single_lloyd(
+                ws, centers_init, max_iter=self.max_iter, tol=self.tol, verbose=self.verbose)
+            # scikit-learn's margin for rounding between runs
+            if best is None or inertia < best[1] * (1 - 1e-6):
+                best = labels, inertia, centers
+        labels, _, centers = best
+        if self.verbose:
+            print(f"New centroids from bisection: {centers}")
+        if self.bisecting_strategy == "biggest_inertia":
+            scores = _inertia_per_label(X[rows], sample_weight[rows], centers, labels, 2)
+        else:
+            scores = np.bincount(labels, minlength=2)
+        node.split(labels, centers, scores)
+
+    def predict(self, X):
+        """Cluster of each sample, found by descending the tree (as scikit-learn does)."""
+        check_is_fitted(self)
+        X = self._check_test_data(X)
+        backend = get_backend(self.device_, "kmeans")
+        labels = np.full(X.shape[0], -1, dtype=np.int32)
+        self._predict_recursive(X, np.arange(X.shape[0]), self._bisecting_tree, backend,
+                                labels)
+        return labels
+
+    def _predict_recursive(self, X, rows, node, backend, labels):
+        if node.left is None:
+            labels[rows] = node.label
+            return
+        if rows.shape[0] == 0:
+            return
+        ws = backend.Workspace(X[rows], np.ones(rows.shape[0], dtype=X.dtype), 2)
+        centers = np.vstack((node.left.center, node.right.center)) + self._X_mean
+        ws.assign(ws.upload_centers(centers.astype(X.dtype, copy=False)))
+        left = ws.download_labels() == 0
+        self._predict_recursive(X, rows[left], node.left, backend, labels)
+        self._predict_recursive(X, rows[~left], node.right, backend, labels)
+
+
+def _inertia_per_label(X, sample_weight, centers, labels, n_clusters):
+    """Sum of ``w * |x - centers[label]|^2`` per label, accumulated in float64."""
+    sq_dist = ((X - centers[labels]) ** 2).sum(axis=1, dtype=np.float64)
+    return np.bincount(labels, weights=sample_weight * sq_dist, minlength=n_clusters)

@@ -1,0 +1,59 @@
+"""The template workflow on CUDA: a tiny smoke test (simulator or GPU), and the full-size
+hang-timeout gate on a real GPU."""
+
+import numpy as np
+import pytest
+
+from cudakmeans.data import load_patterns
+from cudakmeans.templates import fit_templates
+from tests.helpers import assert_same_partition
+
+RTOL = 1e-9
+
+
+@pytest.mark.cudasim
+def test_workflow_on_cuda_matches_cpu(cuda_device):
+    # 150 rows, k=4, one k-means run per fit: the simulator runs every CUDA thread as a
+    # Python thread
+    X = load_patterns()[:150]
+    options = dict(split_threshold=1.2, min_size=10, max_depth=1, refine_k=[4], n_init=1)
+    got = fit_templates(X, 4, device=cuda_device, **options)
+    expected = fit_templates(X, 4, device="cpu", **options)
+
+    assert got.device == "cuda"
+    assert got.n_templates == expected.n_templates
+    assert_same_partition(got.labels, expected.labels)
+    np.testing.assert_allclose(got.centers, expected.centers, rtol=RTOL)
+    np.testing.assert_allclose(got.silhouette, expected.silhouette, rtol=1e-7)
+    np.testing.assert_allclose(got.refinement.inertia, expected.refinement.inertia,
+                               rtol=1e-7)
+    assert got.refinement.best_k == expected.refinement.best_k
+
+
+@pytest.fixture(scope="module")
+def warm_gpu():
+    X = load_patterns()[:200]
+    fit_templates(X, 4, refine_k=[3, 4], device="cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.timeout(5, func_only=True)  # compiling happens in the fixture, untimed
+def test_workflow_on_gpu_under_hang_gate(warm_gpu):
+    result = fit_templates(load_patterns(), 26, device="cuda")
+    assert result.device == "cuda"
+    assert result.n_templates >= 26
+    assert result.refinement is not None
+    assert sum(result.times.values()) < 5
+
+
+@pytest.mark.cudasim
+def test_bisecting_kmeans_on_cuda_matches_cpu(cuda_device):
+    from cudakmeans.templates import BisectingKMeans
+
+    X = load_patterns()[:60]
+    got = BisectingKMeans(3, random_state=0, device=cuda_device).fit(X)
+    expected = BisectingKMeans(3, random_state=0, device="cpu").fit(X)
+    assert got.device_ == "cuda"
+    np.testing.assert_array_equal(got.labels_, expected.labels_)
+    np.testing.assert_allclose(got.cluster_centers_, expected.cluster_centers_, rtol=RTOL)
+    np.testing.assert_array_equal(got.predict(X[:20]), expected.predict(X[:20]))
