@@ -13,24 +13,28 @@ import numpy as np
 def kmeans_plusplus(ws, n_clusters, random_state, n_local_trials=None):
     """Greedy k-means++ (scikit-learn's variant): return the indices of the chosen rows.
 
-    Each new centre is the best of ``2 + int(log k)`` candidates drawn with probability
-    proportional to ``w * D(x)^2``, where best means the lowest resulting potential.
+    With ``D(x)`` the distance from ``x`` to its nearest chosen centre and ``phi`` the
+    potential ``sum(w * D(x)^2)``:
+
+    1. the first centre is row ``i`` with probability ``w_i / sum(w)``;
+    2. each further centre draws ``n_local_trials = 2 + int(log k)`` candidates, candidate
+       ``t`` being the first row where ``cumsum(w * D^2)`` reaches ``u_t * phi`` (``u_t``
+       uniform in [0, 1)), and keeps the candidate whose addition gives the lowest
+       potential (the first such on ties); ``D`` and ``phi`` are then updated.
+
+    scikit-learn draws ``choice(n, p=w / sum(w))`` once, then ``uniform(size=n_local_trials)``
+    once per further centre and nothing else; drawing every uniform here in one call
+    consumes the identical stream, so a seed gives scikit-learn's rows. The workspace runs
+    step 2 for all centres with the data on its device (``ws.greedy_kmeans_plusplus``); only
+    the random numbers go in and the indices come back.
     """
     n_samples = ws.X.shape[0]
     if n_local_trials is None:
         n_local_trials = 2 + int(np.log(n_clusters))
     w = ws.sample_weight
-    indices = np.empty(n_clusters, dtype=np.int64)
-    indices[0] = random_state.choice(n_samples, p=w / w.sum())
-    current_pot = ws.set_closest(indices[0], first=True)
-    for c in range(1, n_clusters):
-        targets = random_state.uniform(size=n_local_trials) * current_pot
-        candidates, pots = ws.candidate_potentials(targets)
-        best = int(np.argmin(pots))
-        current_pot = pots[best]
-        indices[c] = candidates[best]
-        ws.set_closest(indices[c], first=False)
-    return indices
+    first_index = int(random_state.choice(n_samples, p=w / w.sum()))
+    uniforms = random_state.uniform(size=(n_clusters - 1, n_local_trials))
+    return ws.greedy_kmeans_plusplus(first_index, uniforms)
 
 
 def init_centers(ws, n_clusters, init, random_state):

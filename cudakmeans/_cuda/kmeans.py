@@ -369,17 +369,38 @@ class Workspace:
                                                                        out)
         return out.copy_to_host(stream=self.stream)
 
-    # -- k-means++ primitives -----------------------------------------------------------
-    def set_closest(self, index, first):
+    # -- k-means++ -------------------------------------------------------------------
+    def greedy_kmeans_plusplus(self, first_index, uniforms):
+        """Greedy k-means++ from ``first_index`` with ``uniforms[c - 1]`` drawn for centre c.
+
+        The nearest-centre distances stay on the device; per centre the targets go up and
+        the candidates and their potentials come back (a few scalars each).
+        """
+        uniforms = np.asarray(uniforms, dtype=np.float64)
+        indices = np.empty(uniforms.shape[0] + 1, dtype=np.int64)
+        indices[0] = first_index
+        current_pot = self._update_closest(first_index, first=True)
+        for c in range(1, indices.shape[0]):
+            candidates, pots = self._candidate_potentials(uniforms[c - 1] * current_pot)
+            best = int(np.argmin(pots))
+            current_pot = pots[best]
+            indices[c] = candidates[best]
+            self._update_closest(indices[c], first=False)
+        return indices
+
+    def _update_closest(self, index, first):
+        """closest = min(closest, distances to X[index]); with ``first``, return the pot."""
         fill[1, THREADS, self.stream](self.d_pots, 0.0)
         update_closest[_grid(self.X.shape[0]), THREADS, self.stream](
             self.d_X, self.d_weight, int(index), self.d_closest, self.d_pots, int(first))
+        if not first:
+            return None  # the pot is the chosen candidate's, already on the host
         pot = self.d_pots[:1].copy_to_host(stream=self.stream)
         self.stream.synchronize()
         return float(pot[0])
 
-    def candidate_potentials(self, targets):
-        targets = np.asarray(targets, dtype=np.float64)
+    def _candidate_potentials(self, targets):
+        """Indices where cumsum(w * closest) first reaches each target, and their pots."""
         candidates = np.empty(targets.shape[0], dtype=np.int64)
         pots = np.empty(targets.shape[0], dtype=np.float64)
         for lo in range(0, targets.shape[0], MAX_TRIALS):

@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m bench [--quick] [--out DIR]`` runs every ``bench_*.py``."""
