@@ -184,33 +184,26 @@ class KMeans(_BaseKMeans):
         X, sample_weight, n_clusters = self._validate_fit_input(X, sample_weight)
         if self.algorithm not in ("lloyd", "elkan"):
             raise ValueError(f"algorithm must be 'lloyd' or 'elkan', got {self.algorithm!r}.")
-        random_state = check_random_state(self.random_state)
-        tol = tolerance(X, self.tol)
-
         # Centre the data for more accurate distances (scikit-learn does the same); this is
         # also the one host copy of X, so the caller's array is never touched.
         X_mean = X.mean(axis=0)
-        X_centered = X - X_mean
+        ws = get_backend(self.device_, "kmeans").Workspace(X - X_mean, sample_weight, n_clusters)
+        return self._fit_centered(ws, X, X_mean, n_clusters)
+
+    def _fit_centered(self, ws, X, X_mean, n_clusters):
+        """The body of :meth:`fit` after validation, on a workspace over ``X - X_mean``.
+
+        ``ws`` may be shared by several fits of the same data (the template workflow runs
+        every candidate K on one); its number of clusters is set here. ``_check_params``
+        must have run (it sets ``_n_init``), and ``device_`` must be the workspace's.
+        """
+        random_state = check_random_state(self.random_state)
+        tol = tolerance(X, self.tol)
         init = self.init
         if not isinstance(init, str) and not callable(init):
             init = check_array(init, name="init").astype(X.dtype) - X_mean
-
-        ws = get_backend(self.device_, "kmeans").Workspace(X_centered, sample_weight, n_clusters)
-        best = None
-        for _ in range(self._n_init):
-            centers_init = _lloyd.init_centers(ws, n_clusters, init, random_state)
-            if callable(init):
-                self._check_center_shape(centers_init, X, n_clusters)
-            if self.verbose:
-                print("Initialization complete")
-            labels, inertia, centers, n_iter = _lloyd.kmeans_single_lloyd(
-                ws, centers_init, max_iter=self.max_iter, tol=tol, verbose=self.verbose)
-            if best is None or (
-                inertia < best[1] and not is_same_clustering(labels, best[0], n_clusters)
-            ):
-                best = labels, inertia, centers, n_iter
-
-        labels, inertia, centers, n_iter = best
+        labels, inertia, centers, n_iter = _fit_workspace(
+            ws, n_clusters, init, self._n_init, self.max_iter, tol, random_state, self.verbose)
         self.cluster_centers_ = (centers + X_mean).astype(X.dtype, copy=False)
         self.labels_ = labels
         self.inertia_ = float(inertia)
@@ -218,6 +211,32 @@ class KMeans(_BaseKMeans):
         self.n_features_in_ = X.shape[1]
         self._warn_if_degenerate(n_clusters)
         return self
+
+
+def _fit_workspace(ws, n_clusters, init, n_init, max_iter, tol, random_state, verbose=0):
+    """The best of ``n_init`` Lloyd runs on ``ws`` by inertia, in the workspace's units.
+
+    ``ws`` holds centred data; ``init`` is 'k-means++', 'random', a callable or an array
+    already centred; ``tol`` is already scaled (:func:`tolerance`); ``random_state`` is a
+    ``RandomState``. Sets the workspace's number of clusters if it differs. Returns
+    ``(labels, inertia, centers, n_iter)`` of the best run, centres in centred units.
+    """
+    if ws.n_clusters != n_clusters:
+        ws.set_n_clusters(n_clusters)
+    best = None
+    for _ in range(n_init):
+        centers_init = _lloyd.init_centers(ws, n_clusters, init, random_state)
+        if callable(init):
+            _BaseKMeans._check_center_shape(centers_init, ws.X, n_clusters)
+        if verbose:
+            print("Initialization complete")
+        labels, inertia, centers, n_iter = _lloyd.kmeans_single_lloyd(
+            ws, centers_init, max_iter=max_iter, tol=tol, verbose=verbose)
+        if best is None or (
+            inertia < best[1] and not is_same_clustering(labels, best[0], n_clusters)
+        ):
+            best = labels, inertia, centers, n_iter
+    return best
 
 
 class CudaKMeans(KMeans):

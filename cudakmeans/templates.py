@@ -17,7 +17,12 @@ The user's clustering phase, as one call, :func:`fit_templates`, or as its three
 
 Every fit is a :class:`cudakmeans.KMeans` and every score a
 :func:`cudakmeans.silhouette_score` on the device resolved once at the start; no kernel
-lives here. Templates are reported in the original units of the data; spreads and
+lives here. The fits of the create and refine steps all run on the standardised data, so
+they share one backend workspace: the data are centred and uploaded once and only the
+K-sized buffers change between fits (with the same numbers as ``KMeans(...).fit(Z)``).
+Each split fits a different subset of rows, so each gets its own workspace. Batching many
+small fits into one kernel launch is not done: it needs new kernels, and no GPU measurement
+yet shows it would pay. Templates are reported in the original units of the data; spreads and
 inertias are in standardised units, where the features are comparable.
 
 :class:`BisectingKMeans` is scikit-learn's estimator of that name over the same Lloyd
@@ -41,6 +46,7 @@ from ._validation import (
     check_is_fitted,
     check_n_clusters,
     check_random_state,
+    check_sample_weight,
 )
 
 __all__ = [
@@ -272,6 +278,30 @@ def _kmeans(n_clusters, *, device, init="k-means++", n_init=N_INIT, max_iter=MAX
                   random_state=random_state, device=device)
 
 
+class _SharedData:
+    """Data fitted many times: centred once, on the device once, one workspace for all K.
+
+    :meth:`fit` fits an unfitted :class:`KMeans` as its own ``fit`` would on ``Z`` (the
+    same parameter checks, the same centring by ``Z``'s mean, hence the same numbers), but
+    on the one workspace, whose number of clusters is changed between fits.
+    """
+
+    def __init__(self, Z, device):
+        self.Z = Z
+        self.device = device
+        self.mean = Z.mean(axis=0)
+        self.ws = None
+
+    def fit(self, model):
+        model.device_ = self.device
+        n_clusters = model._check_params(self.Z)
+        if self.ws is None:
+            weights = check_sample_weight(None, self.Z.shape[0], self.Z.dtype)
+            self.ws = get_backend(self.device, "kmeans").Workspace(
+                self.Z - self.mean, weights, n_clusters)
+        return model._fit_centered(self.ws, self.Z, self.mean, n_clusters)
+
+
 def create_templates(Z, n_templates, *, init="k-means++", n_init=N_INIT, max_iter=MAX_ITER,
                      tol=TOL, random_state=RANDOM_STATE, device="auto"):
     """Cluster standardised data ``Z`` into ``n_templates``; return the fitted KMeans.
@@ -367,12 +397,20 @@ def choose_k(Z, k_values, *, n_init=N_INIT, max_iter=MAX_ITER, tol=TOL,
     Z = check_array(Z, name="Z")
     k_values = check_k_values(k_values, Z.shape[0])
     device = resolve_device(device)
+    return _choose_k(_SharedData(Z, device), k_values, n_init=n_init, max_iter=max_iter,
+                     tol=tol, random_state=random_state, sample_size=sample_size,
+                     progress=progress)
+
+
+def _choose_k(data, k_values, *, n_init, max_iter, tol, random_state, sample_size, progress):
+    """:func:`choose_k` of validated candidates, every K fitted on ``data``'s workspace."""
+    Z, device = data.Z, data.device
     inertia = np.empty(k_values.shape[0])
     silhouette = np.empty(k_values.shape[0])
     best = None
     for i, k in enumerate(k_values):
-        model = _kmeans(int(k), n_init=n_init, max_iter=max_iter, tol=tol,
-                        random_state=random_state, device=device).fit(Z)
+        model = data.fit(_kmeans(int(k), n_init=n_init, max_iter=max_iter, tol=tol,
+                                 random_state=random_state, device=device))
         inertia[i] = model.inertia_
         silhouette[i] = silhouette_score(Z, model.labels_, sample_size=sample_size,
                                          random_state=random_state, device=device)
@@ -467,8 +505,9 @@ def fit_templates(X, n_templates=26, *, split_threshold=1.0, min_size=10, max_de
     start = time.perf_counter()
     if not isinstance(init, str) and not callable(init):
         init = check_array(init, name="init")
-    created = create_templates(Z, n_templates, init=init, n_init=n_init, max_iter=max_iter,
-                               tol=tol, random_state=random_state, device=device)
+    data = _SharedData(Z, device)  # create and refine fit Z: one upload for both
+    created = data.fit(_kmeans(n_templates, init=init, n_init=n_init, max_iter=max_iter,
+                               tol=tol, random_state=random_state, device=device))
     _notify(progress, "create", 1, 1)
     times["create"] = time.perf_counter() - start
 
@@ -496,9 +535,9 @@ def fit_templates(X, n_templates=26, *, split_threshold=1.0, min_size=10, max_de
     if isinstance(refine_k, str):  # 'auto'; empty for data too small for a silhouette
         refine_k = default_k_values(len(leaves), X.shape[0])
     if refine_k is not None and len(refine_k):
-        refinement = choose_k(Z, refine_k, n_init=n_init, max_iter=max_iter, tol=tol,
-                              random_state=random_state, sample_size=sample_size,
-                              device=device, progress=progress)
+        refinement = _choose_k(data, check_k_values(refine_k, X.shape[0]), n_init=n_init,
+                               max_iter=max_iter, tol=tol, random_state=random_state,
+                               sample_size=sample_size, progress=progress)
         refinement.centers = scaling.inverse_transform(refinement.centers)
     times["refine"] = time.perf_counter() - start
 

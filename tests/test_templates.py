@@ -361,6 +361,66 @@ def test_migration_example_after_matches_fit_templates(warm, monkeypatch, capsys
     assert "before (scikit-learn)" not in out
 
 
+@pytest.mark.parametrize("seed", ["int", "RandomState"])
+def test_choose_k_on_one_workspace_equals_one_kmeans_per_k(warm, dtype, seed):
+    """Every K on one shared workspace gives bit for bit what a KMeans per K gave."""
+    from cudakmeans import KMeans, silhouette_score
+
+    X, _ = make_blobs(240, 4, 5, seed=6, dtype=dtype)
+    Z, _ = standardize(X)
+    Z = Z.astype(dtype)
+    k_values = [2, 4, 5, 7]
+
+    def random_state():  # an instance is shared by all fits and scores: same order
+        return 42 if seed == "int" else np.random.RandomState(7)
+
+    got = choose_k(Z, k_values, sample_size=200, random_state=random_state(), device="cpu")
+    state = random_state()
+    models, scores = [], []
+    for k in k_values:
+        models.append(KMeans(k, n_init=3, max_iter=100, random_state=state,
+                             device="cpu").fit(Z))
+        scores.append(silhouette_score(Z, models[-1].labels_, sample_size=200,
+                                       random_state=state, device="cpu"))
+    np.testing.assert_array_equal(got.inertia, [m.inertia_ for m in models])
+    np.testing.assert_array_equal(got.silhouette, scores)
+    best = models[k_values.index(got.best_k)]
+    np.testing.assert_array_equal(got.labels, best.labels_)
+    np.testing.assert_array_equal(got.centers, best.cluster_centers_)
+    assert got.centers.dtype == dtype
+
+
+def test_create_and_refine_share_one_workspace(warm, monkeypatch):
+    """The full data go into one workspace (one upload on CUDA), resized per K."""
+    from cudakmeans._cpu import kmeans as cpu_kmeans
+
+    X, _ = make_blobs(200, 3, 4, seed=5)
+    built, resized = [], []
+
+    class CountingWorkspace(cpu_kmeans.Workspace):
+        def __init__(self, X, sample_weight, n_clusters):
+            built.append(X.shape[0])
+            super().__init__(X, sample_weight, n_clusters)
+
+        def set_n_clusters(self, n_clusters):  # also called by __init__
+            resized.append((self.X.shape[0], n_clusters))
+            super().set_n_clusters(n_clusters)
+
+    monkeypatch.setattr(cpu_kmeans, "Workspace", CountingWorkspace)
+    result = fit_templates(X, 4, split_threshold=0.3, refine_k=[2, 3, 5], device="cpu")
+    assert any(not root.is_leaf for root in result.tree)  # the splits fit subsets
+    assert built.count(len(X)) == 1
+    assert all(n < len(X) for n in built[1:])
+    assert [k for n, k in resized if n == len(X)] == [4, 2, 3, 5]  # create, then refine
+
+    Z, _ = standardize(X)
+    expected = create_templates(Z, 4, device="cpu").labels_
+    roots = np.empty(len(X), dtype=np.int64)
+    for root in result.tree:
+        roots[root.indices] = expected[root.indices[0]]
+    np.testing.assert_array_equal(roots, expected)
+
+
 def test_duplicate_rows_leave_no_empty_template(warm):
     from cudakmeans import ConvergenceWarning
 

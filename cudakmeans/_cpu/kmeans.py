@@ -317,20 +317,30 @@ class Workspace:
         # X transposed: the distance loops run over rows innermost (see tile_sq_dist).
         self.XT = np.ascontiguousarray(X.T)
         self.sample_weight = sample_weight
-        self.n_clusters = n_clusters
-        n_samples, n_features = X.shape
+        n_samples = X.shape[0]
         self.chunks = parallel.chunk_bounds(n_samples)
         self._chunks = np.array(self.chunks, dtype=np.int64).reshape(-1, 2)
         n_chunks = len(self.chunks)
         self.labels = np.full(n_samples, -1, dtype=np.int32)
         self.distances = np.empty(n_samples, dtype=X.dtype)
         self.closest = np.empty(n_samples, dtype=X.dtype)
-        self._partial_sums = np.zeros((n_chunks, n_clusters, n_features))
-        self._partial_weights = np.zeros((n_chunks, n_clusters))
         self._changed = np.zeros(n_chunks, dtype=np.int64)
         self._inertias = np.zeros(n_chunks)
         self._chunk_pots = np.zeros(n_chunks)
         self._cumsum = np.empty(n_samples)
+        self.set_n_clusters(n_clusters)
+
+    def set_n_clusters(self, n_clusters):
+        """Make the workspace fit ``n_clusters`` clusters from now on.
+
+        Only the K-sized buffers are reallocated; X, its transpose, the weights and the
+        per-sample buffers are kept, so fits with several K share them.
+        """
+        n_samples, n_features = self.X.shape
+        n_chunks = self._chunks.shape[0]
+        self.n_clusters = n_clusters
+        self._partial_sums = np.zeros((n_chunks, n_clusters, n_features))
+        self._partial_weights = np.zeros((n_chunks, n_clusters))
         self._threaded_lloyd = self._use_threads(n_samples * n_clusters * n_features)
 
     def _use_threads(self, work):

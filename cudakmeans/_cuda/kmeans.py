@@ -275,7 +275,8 @@ class Workspace:
     """Device buffers and launches for one k-means fit; the same methods as the CPU's.
 
     ``X`` (already centred by the estimator) and ``sample_weight`` are uploaded once and
-    reused by every ``n_init`` run. Centre buffers are device arrays.
+    reused by every ``n_init`` run, and by every K after :meth:`set_n_clusters`. Centre
+    buffers are device arrays.
     """
 
     device = "cuda"
@@ -283,20 +284,30 @@ class Workspace:
     def __init__(self, X, sample_weight, n_clusters):
         self.X = X
         self.sample_weight = sample_weight
-        self.n_clusters = n_clusters
-        n_samples, n_features = X.shape
+        n_samples = X.shape[0]
         self.stream = stream = cuda.stream()
         self.d_X = cuda.to_device(X, stream=stream)
         self.d_weight = cuda.to_device(sample_weight, stream=stream)
         self.d_labels = cuda.device_array(n_samples, dtype=np.int32, stream=stream)
         self.d_distances = cuda.device_array(n_samples, dtype=X.dtype, stream=stream)
         self.d_closest = cuda.device_array(n_samples, dtype=X.dtype, stream=stream)
-        self.d_sums = cuda.device_array((n_clusters, n_features), dtype=np.float64,
-                                        stream=stream)
-        self.d_weights = cuda.device_array(n_clusters, dtype=np.float64, stream=stream)
         self.d_scalars = cuda.device_array(4, dtype=np.float64, stream=stream)
         self.d_heaviest = cuda.device_array(1, dtype=np.int32, stream=stream)
         self.d_pots = cuda.device_array(MAX_TRIALS, dtype=np.float64, stream=stream)
+        self.set_n_clusters(n_clusters)
+
+    def set_n_clusters(self, n_clusters):
+        """Make the workspace fit ``n_clusters`` clusters from now on.
+
+        Only the K-sized device buffers and the launch plan that depends on K are redone;
+        X, the weights and the per-sample buffers stay on the device, so fits with several
+        K share one upload.
+        """
+        n_samples, n_features = self.X.shape
+        self.n_clusters = n_clusters
+        self.d_sums = cuda.device_array((n_clusters, n_features), dtype=np.float64,
+                                        stream=self.stream)
+        self.d_weights = cuda.device_array(n_clusters, dtype=np.float64, stream=self.stream)
 
         kd = n_clusters * n_features
         acc_bytes = 8 * (2 + kd + n_clusters)
@@ -304,8 +315,8 @@ class Workspace:
         if not self.block_sums:
             # So many clusters that contention on global atomics is low anyway.
             acc_bytes = 16
-        self.stage_centers = acc_bytes + kd * X.itemsize <= SHARED_BUDGET
-        self.shared_bytes = acc_bytes + (kd * X.itemsize if self.stage_centers else 0)
+        self.stage_centers = acc_bytes + kd * self.X.itemsize <= SHARED_BUDGET
+        self.shared_bytes = acc_bytes + (kd * self.X.itemsize if self.stage_centers else 0)
         rows = max(THREADS, MAX_WORK_PER_LAUNCH // max(1, kd))
         self.row_ranges = [(s, min(s + rows, n_samples)) for s in range(0, n_samples, rows)]
 

@@ -57,3 +57,44 @@ def test_bisecting_kmeans_on_cuda_matches_cpu(cuda_device):
     np.testing.assert_array_equal(got.labels_, expected.labels_)
     np.testing.assert_allclose(got.cluster_centers_, expected.cluster_centers_, rtol=RTOL)
     np.testing.assert_array_equal(got.predict(X[:20]), expected.predict(X[:20]))
+
+
+@pytest.mark.cudasim
+def test_choose_k_uploads_the_data_once(monkeypatch, cuda_device):
+    """Every candidate K is fitted on one workspace: the rows go up once, not once per K.
+
+    The silhouette of each K still uploads its own per-row arrays (the rows sorted by that
+    K's labels, and the sort order): those are counted apart, not checked here.
+    """
+    from numba import cuda
+
+    from cudakmeans._cuda import silhouette as cuda_silhouette
+    from cudakmeans.templates import choose_k
+
+    X = load_patterns()[:60]
+    n_samples = X.shape[0]
+    phase, uploads = ["kmeans"], []
+    to_device, silhouette_samples = cuda.to_device, cuda_silhouette.silhouette_samples
+
+    def counted_to_device(ary, *args, **kwargs):
+        if np.ndim(ary) >= 1 and np.shape(ary)[0] == n_samples:
+            uploads.append(phase[0])
+        return to_device(ary, *args, **kwargs)
+
+    def scoring(*args, **kwargs):
+        phase[0] = "silhouette"
+        try:
+            return silhouette_samples(*args, **kwargs)
+        finally:
+            phase[0] = "kmeans"
+
+    monkeypatch.setattr(cuda, "to_device", counted_to_device)
+    monkeypatch.setattr(cuda_silhouette, "silhouette_samples", scoring)
+    k_values = [2, 3, 4]
+    got = choose_k(X, k_values, n_init=1, max_iter=20, device=cuda_device)
+    assert uploads.count("kmeans") == 2  # X and the weights, however many K
+
+    expected = choose_k(X, k_values, n_init=1, max_iter=20, device="cpu")
+    np.testing.assert_allclose(got.inertia, expected.inertia, rtol=1e-7)
+    np.testing.assert_allclose(got.silhouette, expected.silhouette, rtol=1e-7)
+    assert_same_partition(got.labels, expected.labels)
