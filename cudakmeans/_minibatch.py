@@ -49,6 +49,8 @@ class _Rows:
     array-like (h5py, zarr, ...). Only in-memory inputs are converted in full."""
 
     def __init__(self, X):
+        if type(X).__module__.startswith("scipy.sparse"):
+            check_array(X, name="X")  # raises: sparse input is not supported
         lazy = isinstance(X, np.memmap) or (
             not isinstance(X, (np.ndarray, list, tuple))
             and hasattr(X, "shape") and hasattr(X, "dtype") and hasattr(X, "__getitem__")
@@ -62,7 +64,8 @@ class _Rows:
         if len(shape) != 2:
             raise ValueError(
                 f"X must be 2-D (n_samples, n_features); got {len(shape)}-D array of shape "
-                f"{shape}. Reshape 1-D data with X.reshape(-1, 1) for a single feature.")
+                f"{shape}. Reshape your data either using array.reshape(-1, 1) if it has a "
+                "single feature or array.reshape(1, -1) if it contains a single sample.")
         kind = np.dtype(X.dtype).kind
         self.dtype = np.dtype(X.dtype) if X.dtype in (np.float32, np.float64) else (
             np.dtype(np.float64))

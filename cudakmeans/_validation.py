@@ -30,6 +30,11 @@ def check_array(X, *, name="X", dtype=(np.float64, np.float32), min_samples=1, c
         raise TypeError(f"{name} must be an array-like of numbers, got None.")
     if hasattr(X, "__cuda_array_interface__") and not isinstance(X, np.ndarray):
         X = X.copy_to_host() if hasattr(X, "copy_to_host") else np.asarray(X)
+    if type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError(
+            f"Sparse data was passed for {name}, but dense data is required: sparse input is "
+            "not supported. Use X.toarray() to convert it to a dense numpy array."
+        )
     if isinstance(X, (str, bytes)):
         raise TypeError(f"{name} must be an array-like of numbers, got a string.")
     try:
@@ -38,7 +43,7 @@ def check_array(X, *, name="X", dtype=(np.float64, np.float32), min_samples=1, c
         raise ValueError(f"{name} could not be converted to an array: {exc}") from exc
     kind = arr.dtype.kind
     if kind == "c":
-        raise TypeError(f"{name} has complex dtype {arr.dtype}; complex data is not supported.")
+        raise ValueError(f"Complex data not supported: {name} has dtype {arr.dtype}.")
     if kind == "b":
         raise TypeError(f"{name} has boolean dtype; convert it to a numeric dtype explicitly.")
     if kind in "USV":
@@ -60,7 +65,8 @@ def check_array(X, *, name="X", dtype=(np.float64, np.float32), min_samples=1, c
     if arr.ndim != 2:
         raise ValueError(
             f"{name} must be 2-D (n_samples, n_features); got {arr.ndim}-D array of shape "
-            f"{arr.shape}. Reshape 1-D data with X.reshape(-1, 1) for a single feature."
+            f"{arr.shape}. Reshape your data either using array.reshape(-1, 1) if it has a "
+            "single feature or array.reshape(1, -1) if it contains a single sample."
         )
     if arr.shape[0] < min_samples:
         raise ValueError(
@@ -68,7 +74,10 @@ def check_array(X, *, name="X", dtype=(np.float64, np.float32), min_samples=1, c
             f"{min_samples} is required."
         )
     if arr.shape[1] < 1:
-        raise ValueError(f"{name} has 0 feature(s) (shape={arr.shape}); at least 1 is required.")
+        raise ValueError(
+            f"{name}: found array with 0 feature(s) (shape={arr.shape}) while a minimum of 1 "
+            "is required."
+        )
     target = arr.dtype if arr.dtype in dtype else np.dtype(dtype[0])
     out = np.array(arr, dtype=target, order="C", copy=True) if copy else np.ascontiguousarray(
         arr, dtype=target

@@ -220,14 +220,16 @@ def _read_parquet(path):
 
 
 def _out_dir(path):
+    """Check --out early; the folder itself is made only when there is something to write,
+    so a rejected input leaves nothing behind."""
     out = pathlib.Path(path)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
     return out
 
 
 def _write_csv(path, header, rows):
+    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(header)

@@ -194,7 +194,7 @@ BAD_FIT = [
     ({"X": np.arange(5.0)}, {}, ValueError, "must be 2-D"),
     ({"X": np.zeros((2, 3, 4))}, {}, ValueError, "must be 2-D"),
     ({"X": np.array([["a", "b"]] * 5)}, {}, TypeError, "numbers only"),
-    ({"X": np.ones((5, 2), dtype=complex)}, {}, TypeError, "complex"),
+    ({"X": np.ones((5, 2), dtype=complex)}, {}, ValueError, "Complex data not supported"),
     ({"X": np.ones((5, 2), dtype=bool)}, {}, TypeError, "boolean"),
     ({"X": np.full((5, 2), 1e200)}, {}, ValueError, "overflow"),
     ({}, {"n_clusters": 0}, ValueError, "n_clusters must be >= 1"),

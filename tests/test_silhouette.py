@@ -162,7 +162,7 @@ _LABELS = np.array([0, 0, 1, 1, 2, 2])
         (np.zeros((6, 2, 1)), _LABELS, {}, ValueError, "must be 2-D"),
         (np.zeros((0, 2)), np.array([]), {}, ValueError, "0 sample"),
         ("not an array", _LABELS, {}, TypeError, "got a string"),
-        (_X + 1j, _LABELS, {}, TypeError, "complex"),
+        (_X + 1j, _LABELS, {}, ValueError, "Complex data not supported"),
         (_X, np.zeros(6), {}, ValueError,
          r"Number of labels is 1\. Valid values are 2 to n_samples - 1 \(inclusive\)"),
         (_X, np.arange(6), {}, ValueError, "Number of labels is 6"),

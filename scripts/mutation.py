@@ -1,0 +1,245 @@
+"""A small mutation-testing runner for the CPU kernels and drivers (``nox -s mutation``).
+
+Each mutant is one operator swap or constant tweak in one of the target files, applied to a
+copy of the repository in a temporary directory; the CPU tests run against it with ``-x``
+and a hard timeout. A mutant is *killed* when the tests fail (or time out), *survived*
+when they pass. Survivors are printed with their file, line and change: each one is either
+a missing test or an equivalent mutant (judge which, and say why, in the README).
+
+Numba's on-disk cache does not notice when a jitted function's *callee* changes, so every
+mutant gets its own copy of a warmed cache with the entries a mutation could make stale
+removed: all of them for ``cudakmeans/_math.py`` (compiled into every CPU kernel), those of
+the mutated module otherwise (its own file stamp also invalidates them).
+
+    python scripts/mutation.py                     # every mutant (slow: minutes per file)
+    python scripts/mutation.py --sample 30 --seed 1
+    python scripts/mutation.py --files cudakmeans/_lloyd.py --list
+"""
+
+import argparse
+import ast
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGETS = ("cudakmeans/_math.py", "cudakmeans/_lloyd.py", "cudakmeans/_cpu/kmeans.py")
+# Fastest killers first (-x stops at the first failure). test_parallel forces the threaded
+# kernels, which small inputs never reach.
+TESTS = ("tests/test_golden.py", "tests/test_kmeans.py", "tests/test_properties.py",
+         "tests/_cpu/test_parallel.py")
+PYTEST = ("-x", "-q", "-p", "no:cacheprovider", "-m", "not cudasim and not gpu and not ptx")
+
+# Module-level constants that only choose between code paths with identical results (by
+# design, and checked by tests/test_kmeans.py::test_results_do_not_depend_on_the_thread_count):
+# mutating them gives equivalent mutants, so they are not mutated.
+EQUIVALENT_CONSTANTS = {"MIN_PARALLEL_WORK", "MIN_CHUNK_WORK"}
+
+# operator -> replacement, as source text
+BINOPS = {ast.Add: ("+", "-"), ast.Sub: ("-", "+"), ast.Mult: ("*", "/"),
+          ast.Div: ("/", "*"), ast.FloorDiv: ("//", "/"), ast.Mod: ("%", "//")}
+COMPARES = {ast.Lt: ("<", "<="), ast.LtE: ("<=", "<"), ast.Gt: (">", ">="),
+            ast.GtE: (">=", ">"), ast.Eq: ("==", "!="), ast.NotEq: ("!=", "==")}
+
+
+@dataclass(frozen=True)
+class Mutant:
+    path: str  # relative to the repository root
+    line: int
+    start: int  # character offsets into the file's text
+    stop: int
+    old: str
+    new: str
+
+    def describe(self):
+        return f"{self.path}:{self.line}: {self.old!r} -> {self.new!r}"
+
+
+def _offsets(text):
+    """Start offset of each line (1-based line numbers index into this)."""
+    starts, pos = [0, 0], 0
+    for line in text.splitlines(keepends=True):
+        pos += len(line)
+        starts.append(pos)
+    return starts
+
+
+def _docstring_nodes(tree):
+    nodes = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)):
+            body = getattr(node, "body", [])
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                nodes.add(id(body[0].value))
+    return nodes
+
+
+def find_mutants(path):
+    """Every mutation site of one file, in source order."""
+    text = (ROOT / path).read_text()
+    tree = ast.parse(text)
+    line_start = _offsets(text)
+    skip = _docstring_nodes(tree)
+    for node in tree.body:  # tuning thresholds: see EQUIVALENT_CONSTANTS
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id in EQUIVALENT_CONSTANTS for t in node.targets):
+            skip.update(id(sub) for sub in ast.walk(node.value))
+
+    def at(lineno, col):
+        return line_start[lineno] + col
+
+    def operator_between(left, right, token):
+        lo, hi = at(left.end_lineno, left.end_col_offset), at(right.lineno, right.col_offset)
+        segment = text[lo:hi]
+        i = segment.find(token)
+        # "<" must not match the "<" of "<=" etc.: take the exact token surrounded by
+        # non-operator characters
+        while i >= 0:
+            before = segment[i - 1] if i > 0 else " "
+            after = segment[i + len(token)] if i + len(token) < len(segment) else " "
+            if before not in "<>=!*/%+-" and after not in "<>=!*/%+-":
+                return lo + i
+            i = segment.find(token, i + 1)
+        return None
+
+    mutants = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.BinOp) and type(node.op) in BINOPS:
+            old, new = BINOPS[type(node.op)]
+            pos = operator_between(node.left, node.right, old)
+            if pos is not None:
+                mutants.append(Mutant(path, node.lineno, pos, pos + len(old), old, new))
+        elif isinstance(node, ast.AugAssign) and type(node.op) in BINOPS:
+            old, new = BINOPS[type(node.op)]
+            pos = operator_between(node.target, node.value, old + "=")
+            if pos is not None:
+                mutants.append(Mutant(path, node.lineno, pos, pos + len(old) + 1, old + "=",
+                                      new + "="))
+        elif isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            for k, op in enumerate(node.ops):
+                if type(op) not in COMPARES:
+                    continue
+                old, new = COMPARES[type(op)]
+                pos = operator_between(operands[k], operands[k + 1], old)
+                if pos is not None:
+                    mutants.append(Mutant(path, node.lineno, pos, pos + len(old), old, new))
+        elif (isinstance(node, ast.Constant) and id(node) not in skip
+              and type(node.value) in (int, float)):
+            lo = at(node.lineno, node.col_offset)
+            hi = at(node.end_lineno, node.end_col_offset)
+            old = text[lo:hi]
+            new = "1" if node.value == 0 else ("0" if node.value == 1 else f"({old} + 1)")
+            if isinstance(node.value, float):
+                new = new if "." in new or "(" in new else new + ".0"
+            mutants.append(Mutant(path, node.lineno, lo, hi, old, new))
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            lo = at(node.lineno, node.col_offset)
+            mutants.append(Mutant(path, node.lineno, lo, lo + 1, "-", ""))
+    return sorted(mutants, key=lambda m: (m.path, m.start))
+
+
+def _stale_entries(cache, path):
+    """Cache files a mutation of ``path`` can make stale (see the module docstring)."""
+    if path.endswith("/_math.py"):
+        return [p for p in cache.rglob("*") if p.is_file()]
+    stem = Path(path).stem
+    return [p for p in cache.rglob(f"{stem}.*") if p.is_file()]
+
+
+def run_tests(repo, cache, timeout):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache), PYTHONPATH=str(repo),
+               PYTHONDONTWRITEBYTECODE="1")
+    env.pop("NUMBA_ENABLE_CUDASIM", None)
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "pytest", *PYTEST, *TESTS], cwd=repo,
+                              env=env, capture_output=True, text=True, timeout=timeout)
+        status = "passed" if proc.returncode == 0 else "failed"
+        if proc.returncode not in (0, 1):
+            status = f"error (pytest exit {proc.returncode})"
+        tail = proc.stdout.strip().splitlines()[-1:] if proc.stdout else []
+    except subprocess.TimeoutExpired:
+        status, tail = "timeout", []
+    return status, time.perf_counter() - start, tail
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--files", nargs="+", default=list(TARGETS),
+                        help="files to mutate, relative to the repository root")
+    parser.add_argument("--sample", type=int, default=None,
+                        help="run a random sample of this many mutants")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sample")
+    parser.add_argument("--timeout", type=float, default=600,
+                        help="seconds per mutant's test run (a timeout counts as killed)")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    args = parser.parse_args(argv)
+
+    mutants = [m for path in args.files for m in find_mutants(path)]
+    print(f"{len(mutants)} mutants in {', '.join(args.files)}")
+    if args.sample is not None and args.sample < len(mutants):
+        mutants = sorted(random.Random(args.seed).sample(mutants, args.sample),
+                         key=lambda m: (m.path, m.start))
+        print(f"running a sample of {len(mutants)} (seed {args.seed})")
+    if args.list:
+        for m in mutants:
+            print(m.describe())
+        return 0
+
+    with tempfile.TemporaryDirectory(prefix="cudakmeans-mutation-") as tmp:
+        tmp = Path(tmp)
+        repo = tmp / "repo"
+        shutil.copytree(ROOT, repo, ignore=shutil.ignore_patterns(
+            ".git", ".nox", ".venv", "__pycache__", "*.nbi", "*.nbc", ".hypothesis",
+            ".pytest_cache", "mutants", "bench"))
+        base_cache = tmp / "cache-base"
+        status, seconds, tail = run_tests(repo, base_cache, args.timeout)
+        print(f"baseline: {status} in {seconds:.0f} s {' '.join(tail)}")
+        if status != "passed":
+            print("the unmutated tests must pass first", file=sys.stderr)
+            return 1
+
+        killed, survivors = 0, []
+        for n, mutant in enumerate(mutants, 1):
+            target = repo / mutant.path
+            original = target.read_text()
+            stat = target.stat()
+            cache = tmp / "cache"
+            shutil.rmtree(cache, ignore_errors=True)
+            shutil.copytree(base_cache, cache)
+            for stale in _stale_entries(cache, mutant.path):
+                stale.unlink()
+            target.write_text(original[:mutant.start] + mutant.new + original[mutant.stop:])
+            os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+            try:
+                status, seconds, tail = run_tests(repo, cache, args.timeout)
+            finally:
+                target.write_text(original)
+                os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+            if status == "passed":
+                survivors.append(mutant)
+            else:
+                killed += 1
+            print(f"[{n}/{len(mutants)}] {status:8s} {seconds:5.0f} s  {mutant.describe()}",
+                  flush=True)
+
+    total = len(mutants)
+    score = 100.0 * killed / total if total else 100.0
+    print(f"\nmutation score: {killed}/{total} killed ({score:.1f}%)")
+    if survivors:
+        print("survivors:")
+        for m in survivors:
+            print(f"  {m.describe()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
