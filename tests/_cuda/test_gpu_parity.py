@@ -40,6 +40,29 @@ def test_full_size_silhouette_matches_reference(n_samples):
                                ref_sil.silhouette_score(X, labels), rtol=1e-10)
 
 
+def test_silhouette_at_100k_by_32_matches_the_cpu_path():
+    """The CPU path is itself proven against the reference and scikit-learn."""
+    X, labels = make_blobs(100_000, 32, 64, seed=2)
+    np.testing.assert_allclose(silhouette_score(X, labels, device="cuda"),
+                               silhouette_score(X, labels, device="cpu"), rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype_", [np.float64, np.float32], ids=["float64", "float32"])
+def test_minibatch_at_full_size_matches_the_cpu_path(dtype_):
+    """Same RandomState, same batches: the same centres on both devices."""
+    from cudakmeans import MiniBatchKMeans
+
+    X, _ = make_blobs(200_000, 32, 64, seed=3, dtype=dtype_)
+    fits = [MiniBatchKMeans(64, batch_size=1024, max_iter=3, random_state=0, device=device)
+            .fit(X) for device in ("cuda", "cpu")]
+    assert fits[0].device_ == "cuda"
+    rtol = tolerance(dtype_, 1000 if dtype_ == np.float64 else 10_000)
+    np.testing.assert_allclose(fits[0].cluster_centers_, fits[1].cluster_centers_, rtol=rtol,
+                               atol=rtol * np.abs(X).max())
+    assert np.mean(fits[0].labels_ == fits[1].labels_) >= 0.999
+    assert fits[0].n_steps_ == fits[1].n_steps_
+
+
 @pytest.mark.timeout(5)
 def test_requests_snippet_on_the_gpu_within_five_seconds(warm_cuda):
     from cudakmeans import CudaKMeans, cuda_silhouette_score
