@@ -250,3 +250,22 @@ def test_device_cuda_without_a_gpu_names_what_is_missing(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         assert KMeans(2, device="auto").fit(np.eye(4)).device_ == "cpu"
+
+
+def test_verbose_prints_each_iterations_inertia(capsys):
+    """The per-iteration inertia is that of the step's labels against its old centres."""
+    X, _ = make_blobs(400, 3, 5, seed=12)
+    X_centered = X - X.mean(axis=0)
+    init = X[:5].copy()
+    KMeans(5, init=init, n_init=1, tol=0, verbose=1, device="cpu").fit(X)
+    printed = [float(line.split("inertia ")[1].rstrip("."))
+               for line in capsys.readouterr().out.splitlines()
+               if line.startswith("Iteration")]
+    w = np.ones(400)
+    expected = []
+    ref.kmeans_single_lloyd(
+        X_centered, w, init - X.mean(axis=0), tol=0,
+        callback=lambda it, labels, old, new: expected.append(
+            ref.inertia(X_centered, w, old, labels)))
+    assert len(printed) == len(expected) >= 2
+    np.testing.assert_allclose(printed, expected, rtol=1e-12)
