@@ -212,32 +212,35 @@ def candidate_chunks(X, XT, sample_weight, closest, candidates, chunks, first_ch
 def weighted_sums(sample_weight, values, start, stop, out):
     """out[t] = sum of sample_weight[i] * values[t, i] over rows ``start:stop``, in row order.
 
-    Four rows of ``values`` at a time, each summed in its own float64 register: four
-    independent chains hide the add latency, and nothing goes through memory (a loop over
-    ``out[t] +=`` was 4x slower). Each sum is still ``((0 + a_0) + a_1) + ...``.
+    Each sum is a serial chain ``((0 + a_0) + a_1) + ...`` in a float64 register, so one
+    chain costs an add latency per row. Six rows of ``values`` share one pass (six
+    independent chains keep both add units busy, and nothing goes through memory; a loop
+    over ``out[t] +=`` was 4x slower). Groups of six let the usual 5 k-means++ trials
+    (K <= 54) run in one pass, not a pass of 4 and a second whole pass for the fifth; a
+    short last group repeats its last row, whose sum is then written again unchanged.
     """
     n_rows = values.shape[0]
+    last = n_rows - 1
     w = sample_weight[start:stop]
-    t = 0
-    while t + 4 <= n_rows:
+    for t in range(0, n_rows, 6):
+        t1, t2, t3 = min(t + 1, last), min(t + 2, last), min(t + 3, last)
+        t4, t5 = min(t + 4, last), min(t + 5, last)
         v0 = values[t, start:stop]
-        v1 = values[t + 1, start:stop]
-        v2 = values[t + 2, start:stop]
-        v3 = values[t + 3, start:stop]
-        a0 = a1 = a2 = a3 = 0.0
+        v1 = values[t1, start:stop]
+        v2 = values[t2, start:stop]
+        v3 = values[t3, start:stop]
+        v4 = values[t4, start:stop]
+        v5 = values[t5, start:stop]
+        a0 = a1 = a2 = a3 = a4 = a5 = 0.0
         for i in range(w.shape[0]):
             a0 += w[i] * v0[i]
             a1 += w[i] * v1[i]
             a2 += w[i] * v2[i]
             a3 += w[i] * v3[i]
-        out[t], out[t + 1], out[t + 2], out[t + 3] = a0, a1, a2, a3
-        t += 4
-    for rest in range(t, n_rows):
-        v0 = values[rest, start:stop]
-        a0 = 0.0
-        for i in range(w.shape[0]):
-            a0 += w[i] * v0[i]
-        out[rest] = a0
+            a4 += w[i] * v4[i]
+            a5 += w[i] * v5[i]
+        # written from the last to the first: a repeated row keeps its first (equal) sum
+        out[t5], out[t4], out[t3], out[t2], out[t1], out[t] = a5, a4, a3, a2, a1, a0
 
 
 @_jit
