@@ -59,3 +59,27 @@ def test_threaded_large_fit_equals_single_thread(monkeypatch):
     np.testing.assert_array_equal(fits[0].labels_, fits[1].labels_)
     np.testing.assert_array_equal(fits[0].cluster_centers_, fits[1].cluster_centers_)
     assert fits[0].inertia_ == fits[1].inertia_
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_threaded_kmeans_plusplus_picks_the_oracles_rows(monkeypatch, threads):
+    """The per-step threaded seeding (large problems) draws exactly the serial rows."""
+    from cudakmeans import kmeans_plusplus
+    from reference.kmeans import kmeans_plusplus as ref_kmeans_plusplus
+
+    X, _ = make_blobs(2 * parallel.MIN_CHUNK + 300, 3, 8, seed=21)
+    w = np.random.default_rng(2).uniform(0.5, 2.0, X.shape[0])
+    _, serial = kmeans_plusplus(X, 8, sample_weight=w, random_state=4, device="cpu")
+    monkeypatch.setattr(cpu_kmeans, "MIN_PARALLEL_WORK", 1)
+    monkeypatch.setenv("CUDAKMEANS_NUM_THREADS", threads)
+    calls = []
+    run_chunks = cpu_kmeans.Workspace._run_chunks
+    monkeypatch.setattr(cpu_kmeans.Workspace, "_run_chunks",
+                        lambda self, func: calls.append(1) or run_chunks(self, func))
+    _, threaded = kmeans_plusplus(X, 8, sample_weight=w, random_state=4, device="cpu")
+    _, expected = ref_kmeans_plusplus(X, 8, sample_weight=w,
+                                      random_state=np.random.RandomState(4))
+    if threads == "2":
+        assert calls, "the threaded seeding path did not run"
+    np.testing.assert_array_equal(threaded, serial)
+    np.testing.assert_array_equal(threaded, expected)
