@@ -269,3 +269,14 @@ def test_verbose_prints_each_iterations_inertia(capsys):
             ref.inertia(X_centered, w, old, labels)))
     assert len(printed) == len(expected) >= 2
     np.testing.assert_allclose(printed, expected, rtol=1e-12)
+
+
+def test_first_iteration_is_never_strict_convergence(dtype):
+    """Every label counts as changed in the first step, even if all land in one cluster."""
+    X, _ = make_blobs(200, 2, 3, seed=13, dtype=dtype)
+    init = np.array([[1e3, 1e3], X.mean(axis=0)], dtype=dtype)  # every point goes to 1
+    model = KMeans(2, init=init, n_init=1, device="cpu").fit(X)
+    expected = ref.kmeans(X, 2, init=init, n_init=1)
+    assert expected.n_iter > 1
+    assert model.n_iter_ == expected.n_iter
+    np.testing.assert_array_equal(model.labels_, expected.labels)
