@@ -181,9 +181,14 @@ def main(argv=None):
     parser.add_argument("--timeout", type=float, default=600,
                         help="seconds per mutant's test run (a timeout counts as killed)")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--only", nargs="+", default=None, metavar="FILE:LINE",
+                        help="run only the mutants on these lines (e.g. to re-check "
+                             "survivors after adding tests)")
     args = parser.parse_args(argv)
 
     mutants = [m for path in args.files for m in find_mutants(path)]
+    if args.only:
+        mutants = [m for m in mutants if f"{m.path}:{m.line}" in set(args.only)]
     print(f"{len(mutants)} mutants in {', '.join(args.files)}")
     if args.sample is not None and args.sample < len(mutants):
         mutants = sorted(random.Random(args.seed).sample(mutants, args.sample),

@@ -280,3 +280,17 @@ def test_first_iteration_is_never_strict_convergence(dtype):
     assert expected.n_iter > 1
     assert model.n_iter_ == expected.n_iter
     np.testing.assert_array_equal(model.labels_, expected.labels)
+
+
+def test_a_point_is_moved_to_one_empty_cluster_only(dtype):
+    """Two empty clusters and one far point: the second gets the next farthest point,
+    never the same one twice (the moved point is marked as taken)."""
+    X = np.vstack([[[5.0, 5.0]], np.zeros((10, 2))]).astype(dtype)
+    init = np.array([[0.0, 0.0], [100.0, 100.0], [200.0, 200.0]], dtype=dtype)
+    with pytest.warns(ConvergenceWarning):  # the two clusters at the origin coincide
+        model = KMeans(3, init=init, n_init=1, max_iter=1, device="cpu").fit(X)
+    _, expected, weights, _ = ref.lloyd_iter(X - X.mean(axis=0), np.ones(11, dtype=dtype),
+                                             init - X.mean(axis=0))
+    np.testing.assert_array_equal(weights, [9.0, 1.0, 1.0])
+    np.testing.assert_allclose(model.cluster_centers_, expected + X.mean(axis=0),
+                               rtol=tolerance(dtype), atol=tolerance(dtype))
