@@ -223,15 +223,25 @@ def _fit_workspace(ws, n_clusters, init, n_init, max_iter, tol, random_state, ve
     """
     if ws.n_clusters != n_clusters:
         ws.set_n_clusters(n_clusters)
-    best = None
-    for _ in range(n_init):
-        centers_init = _lloyd.init_centers(ws, n_clusters, init, random_state)
+    inits = [_lloyd.draw_init(ws, n_clusters, init, random_state) for _ in range(n_init)]
+
+    def run(r, run_ws):
+        centers_init = inits[r](run_ws)
         if callable(init):
             _BaseKMeans._check_center_shape(centers_init, ws.X, n_clusters)
         if verbose:
             print("Initialization complete")
-        labels, inertia, centers, n_iter = _lloyd.kmeans_single_lloyd(
-            ws, centers_init, max_iter=max_iter, tol=tol, verbose=verbose)
+        return _lloyd.kmeans_single_lloyd(run_ws, centers_init, max_iter=max_iter, tol=tol,
+                                          verbose=verbose)
+
+    # Small CPU problems run their independent inits on threads (each run is deterministic
+    # on its own workspace, so the result does not depend on the thread count).
+    if not verbose and ws.runs_in_parallel(n_init):
+        results = ws.map_runs(run, n_init)
+    else:
+        results = [run(r, ws) for r in range(n_init)]
+    best = None
+    for labels, inertia, centers, n_iter in results:  # in run order, as scikit-learn
         if best is None or (
             inertia < best[1] and not is_same_clustering(labels, best[0], n_clusters)
         ):

@@ -28,27 +28,47 @@ def kmeans_plusplus(ws, n_clusters, random_state, n_local_trials=None):
     step 2 for all centres with the data on its device (``ws.greedy_kmeans_plusplus``); only
     the random numbers go in and the indices come back.
     """
+    first_index, uniforms = _draw_kmeans_plusplus(ws, n_clusters, random_state,
+                                                  n_local_trials)
+    return ws.greedy_kmeans_plusplus(first_index, uniforms)
+
+
+def _draw_kmeans_plusplus(ws, n_clusters, random_state, n_local_trials=None):
+    """Every random number one k-means++ seeding uses, drawn in scikit-learn's order."""
     n_samples = ws.X.shape[0]
     if n_local_trials is None:
         n_local_trials = 2 + int(np.log(n_clusters))
     w = ws.sample_weight
     first_index = int(random_state.choice(n_samples, p=w / w.sum()))
     uniforms = random_state.uniform(size=(n_clusters - 1, n_local_trials))
-    return ws.greedy_kmeans_plusplus(first_index, uniforms)
+    return first_index, uniforms
+
+
+def draw_init(ws, n_clusters, init, random_state):
+    """Make every random draw of one initialisation now; return ``make(ws) -> centres``.
+
+    Lloyd's iterations draw nothing, so drawing each run's numbers up front, run after run,
+    consumes the RandomState exactly as scikit-learn does; the runs themselves may then go
+    in any order, each on its own workspace. A callable ``init`` draws what it draws, now.
+    """
+    X, w = ws.X, ws.sample_weight
+    if isinstance(init, str) and init == "k-means++":
+        first_index, uniforms = _draw_kmeans_plusplus(ws, n_clusters, random_state)
+        return lambda run_ws: run_ws.X[run_ws.greedy_kmeans_plusplus(first_index, uniforms)]
+    if isinstance(init, str) and init == "random":
+        seeds = random_state.choice(X.shape[0], size=n_clusters, replace=False, p=w / w.sum())
+        return lambda run_ws: run_ws.X[seeds]
+    if callable(init):
+        centers = np.asarray(init(X, n_clusters, random_state=random_state))
+        centers = centers.astype(X.dtype, copy=True)
+    else:
+        centers = np.array(init, dtype=X.dtype, copy=True)
+    return lambda run_ws: centers
 
 
 def init_centers(ws, n_clusters, init, random_state):
     """Initial centres on the host, from 'k-means++', 'random', an array or a callable."""
-    X, w = ws.X, ws.sample_weight
-    if isinstance(init, str) and init == "k-means++":
-        return X[kmeans_plusplus(ws, n_clusters, random_state)]
-    if isinstance(init, str) and init == "random":
-        seeds = random_state.choice(X.shape[0], size=n_clusters, replace=False, p=w / w.sum())
-        return X[seeds]
-    if callable(init):
-        centers = np.asarray(init(X, n_clusters, random_state=random_state))
-        return centers.astype(X.dtype, copy=True)
-    return np.array(init, dtype=X.dtype, copy=True)
+    return draw_init(ws, n_clusters, init, random_state)(ws)
 
 
 def kmeans_single_lloyd(ws, centers_init, *, max_iter=300, tol=0.0, verbose=0):

@@ -10,6 +10,8 @@ calling thread: a Lloyd iteration is ~100 us of arithmetic there, about what a t
 hand-off costs on a busy machine, and Python overhead per call is what dominates.
 """
 
+import queue
+
 import numpy as np
 from numba import njit
 
@@ -323,6 +325,13 @@ class Workspace:
         n_samples = X.shape[0]
         self.chunks = parallel.chunk_bounds(n_samples)
         self._chunks = np.array(self.chunks, dtype=np.int64).reshape(-1, 2)
+        self._allocate_run_buffers()
+        self.set_n_clusters(n_clusters)
+
+    def _allocate_run_buffers(self):
+        """The per-sample buffers one run writes (X and its transpose are only read)."""
+        X = self.X
+        n_samples = X.shape[0]
         n_chunks = len(self.chunks)
         self.labels = np.full(n_samples, -1, dtype=np.int32)
         self.distances = np.empty(n_samples, dtype=X.dtype)
@@ -331,7 +340,38 @@ class Workspace:
         self._inertias = np.zeros(n_chunks)
         self._chunk_pots = np.zeros(n_chunks)
         self._cumsum = np.empty(n_samples)
-        self.set_n_clusters(n_clusters)
+
+    def fork(self):
+        """A workspace over the same data with its own buffers, for a concurrent run."""
+        twin = object.__new__(type(self))
+        twin.__dict__.update(self.__dict__)  # X, XT, weights, chunks: shared, read-only
+        twin._allocate_run_buffers()
+        twin._allocate_cluster_buffers()
+        return twin
+
+    def runs_in_parallel(self, n_runs):
+        """Whether independent runs (n_init) should go to threads: only when one run is
+        too small to use the threads itself, so no run waits on the pool it runs in."""
+        return n_runs > 1 and parallel.n_threads() > 1 and not self._threaded_lloyd
+
+    def map_runs(self, func, n_runs):
+        """``func(run, workspace)`` for every run on the thread pool, each concurrently
+        running task on a workspace of its own; results in run order. Every run is
+        deterministic on its own, so results do not depend on the thread count."""
+        free = queue.SimpleQueue()
+        free.put(self)
+        # The calling thread runs one task beside the pool's threads (see map_tasks).
+        for _ in range(min(n_runs, parallel.n_threads() + 1) - 1):
+            free.put(self.fork())
+
+        def task(run):
+            ws = free.get()
+            try:
+                return func(run, ws)
+            finally:
+                free.put(ws)
+
+        return parallel.map_tasks(task, n_runs)
 
     def set_n_clusters(self, n_clusters):
         """Make the workspace fit ``n_clusters`` clusters from now on.
@@ -339,9 +379,12 @@ class Workspace:
         Only the K-sized buffers are reallocated; X, its transpose, the weights and the
         per-sample buffers are kept, so fits with several K share them.
         """
-        n_samples, n_features = self.X.shape
-        n_chunks = self._chunks.shape[0]
         self.n_clusters = n_clusters
+        self._allocate_cluster_buffers()
+
+    def _allocate_cluster_buffers(self):
+        n_samples, n_features = self.X.shape
+        n_chunks, n_clusters = self._chunks.shape[0], self.n_clusters
         self._partial_sums = np.zeros((n_chunks, n_clusters, n_features))
         self._partial_weights = np.zeros((n_chunks, n_clusters))
         self._threaded_lloyd = self._use_threads(n_samples * n_clusters * n_features)

@@ -71,3 +71,14 @@ def map_ranges(func, n_chunks):
     futures = [pool.submit(func, bounds[p], bounds[p + 1]) for p in range(1, n_parts)]
     first = func(bounds[0], bounds[1])  # the calling thread takes the first run
     return [first] + [future.result() for future in futures]
+
+
+def map_tasks(func, n_tasks):
+    """Call ``func(task)`` for ``task in range(n_tasks)``: task 0 in the calling thread, the
+    others on the pool, all at once; results in task order."""
+    if n_tasks == 0:
+        return []
+    pool = _get_pool()
+    futures = [pool.submit(func, task) for task in range(1, n_tasks)]
+    first = func(0)
+    return [first] + [future.result() for future in futures]

@@ -320,6 +320,10 @@ class Workspace:
         rows = max(THREADS, MAX_WORK_PER_LAUNCH // max(1, kd))
         self.row_ranges = [(s, min(s + rows, n_samples)) for s in range(0, n_samples, rows)]
 
+    def runs_in_parallel(self, n_runs):
+        """Runs share one GPU, which already runs each of them in parallel: never."""
+        return False
+
     # -- centres and labels -----------------------------------------------------------
     def upload_centers(self, centers):
         return cuda.to_device(np.ascontiguousarray(centers, dtype=self.X.dtype),

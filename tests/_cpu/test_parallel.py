@@ -83,3 +83,19 @@ def test_threaded_kmeans_plusplus_picks_the_oracles_rows(monkeypatch, threads):
         assert calls, "the threaded seeding path did not run"
     np.testing.assert_array_equal(threaded, serial)
     np.testing.assert_array_equal(threaded, expected)
+
+
+def test_independent_inits_on_threads_equal_the_sequential_runs(monkeypatch):
+    """Small problems run their n_init runs on threads, each on its own workspace."""
+    X, _ = make_blobs(2634, 7, 26, seed=30)
+    fits, parallel_calls = [], []
+    map_runs = cpu_kmeans.Workspace.map_runs
+    monkeypatch.setattr(cpu_kmeans.Workspace, "map_runs",
+                        lambda self, *a: parallel_calls.append(1) or map_runs(self, *a))
+    for threads in ("1", "2"):
+        monkeypatch.setenv("CUDAKMEANS_NUM_THREADS", threads)
+        fits.append(KMeans(26, n_init=4, random_state=3, device="cpu").fit(X))
+    assert len(parallel_calls) == 1  # only with two threads
+    np.testing.assert_array_equal(fits[0].labels_, fits[1].labels_)
+    np.testing.assert_array_equal(fits[0].cluster_centers_, fits[1].cluster_centers_)
+    assert (fits[0].inertia_, fits[0].n_iter_) == (fits[1].inertia_, fits[1].n_iter_)
