@@ -46,10 +46,13 @@ def fill(values, value):
 
 @cuda.jit(cache=True)
 def reset_accumulators(sums, weights, scalars):
-    """Zero the float64 accumulators of one Lloyd iteration."""
+    """Zero the float64 accumulators of one Lloyd iteration (or mini-batch step)."""
     n_clusters, n_features = sums.shape
-    for j in range(cuda.grid(1), n_clusters * n_features, cuda.gridsize(1)):
-        sums[j // n_features, j % n_features] = 0.0
+    kd = n_clusters * n_features
+    # kd can be smaller than the scalars (K=2, one feature): cover every array.
+    for j in range(cuda.grid(1), max(kd, scalars.shape[0]), cuda.gridsize(1)):
+        if j < kd:
+            sums[j // n_features, j % n_features] = 0.0
         if j < n_clusters:
             weights[j] = 0.0
         if j < scalars.shape[0]:

@@ -20,6 +20,7 @@ import numpy as np
 from numba import config, cuda, float32, float64, int32
 
 from .. import _math, _minibatch_math
+from .kmeans import reset_accumulators  # the same accumulators as a Lloyd step
 from .math import nearest_center
 
 SIMULATOR = bool(config.ENABLE_CUDASIM)
@@ -34,18 +35,6 @@ INERTIA, SHIFT, N_EMPTY, N_FLAGGED, MIN_KEPT = range(5)  # slots of the per-step
 _compiled = _math.compile_for(cuda.jit(device=True, inline=True), extra=_minibatch_math.MATH)
 _update_center = _compiled.update_center
 _flag_low_counts = _compiled.flag_low_counts
-
-
-@cuda.jit(cache=True)
-def reset_accumulators(sums, batch_weight, scalars):
-    """Zero the float64 accumulators of one step."""
-    n_clusters, n_features = sums.shape
-    for j in range(cuda.grid(1), n_clusters * n_features, cuda.gridsize(1)):
-        sums[j // n_features, j % n_features] = 0.0
-        if j < n_clusters:
-            batch_weight[j] = 0.0
-        if j < scalars.shape[0]:
-            scalars[j] = 0.0
 
 
 @cuda.jit(cache=True)
@@ -154,7 +143,7 @@ def reassign_centers(X_new, flags, centers_old, centers, counts, min_kept, scala
 
 
 def _signatures():
-    sigs = {"reset_accumulators": [(float64[:, ::1], float64[::1], float64[::1])]}
+    sigs = {}
     for name in ("assign_batch", "update_centers", "reassign_centers"):
         sigs[name] = []
     for dt in (float32, float64):

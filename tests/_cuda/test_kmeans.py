@@ -180,3 +180,18 @@ def test_no_per_sample_array_crosses_during_iterations(monkeypatch):
     assert [size for _, kind, size in during if kind == "d2h"] == [4] * len(calls)
     big_uploads = [size for _, kind, size in log if kind == "h2d" and size >= n_samples]
     assert len(big_uploads) == 2  # X and the sample weights, once per fit
+
+
+
+@pytest.mark.parametrize("shape", [(2, 1), (1, 3), (3, 5)])
+def test_reset_accumulators_zeroes_every_slot(shape):
+    """K * d can be smaller than the scalars (K=2, one feature): every slot is zeroed,
+    or the centre shift would accumulate across iterations and delay the tol stop."""
+    from numba import cuda
+
+    sums = cuda.to_device(np.full(shape, 7.0))
+    weights = cuda.to_device(np.full(shape[0], 7.0))
+    scalars = cuda.to_device(np.full(5, 7.0))
+    cuda_kmeans.reset_accumulators[1, cuda_kmeans.THREADS](sums, weights, scalars)
+    for array in (sums, weights, scalars):
+        np.testing.assert_array_equal(array.copy_to_host(), 0.0)
