@@ -5,6 +5,7 @@ the constructor's signature, exactly the contract ``sklearn.base.clone`` relies 
 """
 
 import inspect
+import sys
 
 
 class BaseEstimator:
@@ -50,9 +51,12 @@ class BaseEstimator:
         return f"{type(self).__name__}({', '.join(changed)})"
 
     def __sklearn_tags__(self):
-        # Only called by scikit-learn itself, so importing it here is safe.
-        from sklearn.utils import Tags, TargetTags, TransformerTags
-
+        # Only scikit-learn calls this, so it is already loaded: take its classes from
+        # sys.modules rather than importing it (the library never imports scikit-learn).
+        utils = sys.modules.get("sklearn.utils")
+        if utils is None:
+            raise AttributeError("__sklearn_tags__ is for scikit-learn, which is not loaded")
+        Tags, TargetTags, TransformerTags = utils.Tags, utils.TargetTags, utils.TransformerTags
         return Tags(
             estimator_type="clusterer",
             target_tags=TargetTags(required=False),
