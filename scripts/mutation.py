@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGETS = ("cudakmeans/_math.py", "cudakmeans/_lloyd.py", "cudakmeans/_cpu/kmeans.py")
 # Fastest killers first (-x stops at the first failure). test_parallel forces the threaded
 # kernels, which small inputs never reach.
-TESTS = ("tests/test_golden.py", "tests/test_kmeans.py", "tests/test_properties.py",
+TESTS = ("tests/test_golden.py", "tests/test_kmeans.py", "tests/_cpu/test_kmeans.py",
+         "tests/test_properties.py",
          "tests/_cpu/test_parallel.py")
 PYTEST = ("-x", "-q", "-p", "no:cacheprovider", "-m", "not cudasim and not gpu and not ptx")
 

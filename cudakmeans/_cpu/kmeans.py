@@ -49,38 +49,129 @@ def tile_sq_dist(XT, row0, n_rows, Y, j, out):
 
 
 @_jit
-def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights, start, stop,
-                update):
-    """Label rows ``start:stop`` with their nearest centre; return (n_changed, inertia).
+def scan_tile(XT, row0, n_rows, centers, acc, best, second, best_label):
+    """Nearest and second-nearest squared distance, and the nearest label, of a tile's rows.
 
-    IN: X and XT (its transpose), sample_weight, centers. INOUT: labels (the previous
-    labels, to count changes). OUT: distances (squared distance to the new label's centre);
-    with ``update``, the chunk's weighted coordinate ``sums`` and ``weights`` per cluster
-    (zeroed by the caller).
-
-    This is ``_math.nearest_center`` specialised for the CPU, on purpose: a tile of rows is
+    This is ``_math.nearest_center`` specialised for the CPU, on purpose: the tile is
     compared with one centre at a time (:func:`tile_sq_dist`, vectorised over rows), and
     the running minimum per row takes a centre only if strictly nearer, centres in
     increasing order. Distances are bit-identical to ``sq_dist`` and ties go to the lowest
     label, so labels and distances equal ``nearest_center``'s (tests/_cpu/test_parallel.py).
     """
-    n_clusters = centers.shape[0]
+    tile_sq_dist(XT, row0, n_rows, centers, 0, best)
+    best_label[:n_rows] = 0
+    second[:n_rows] = np.inf
+    for c in range(1, centers.shape[0]):
+        tile_sq_dist(XT, row0, n_rows, centers, c, acc)
+        for r in range(n_rows):  # branch-free, so that it vectorises
+            dist, old, runner_up = acc[r], best[r], second[r]
+            nearer = dist < old
+            far = old if nearer else dist
+            second[r] = far if far < runner_up else runner_up
+            best[r] = dist if nearer else old
+            best_label[r] = c if nearer else best_label[r]
+
+
+@_jit
+def tile_own_sq_dist(XT, row0, n_rows, Y, own, out):
+    """out[r] = |X[row0 + r] - Y[own[r]]|^2: :func:`tile_sq_dist` with a centre per row."""
+    x = XT[0, row0:row0 + n_rows]
+    for r in range(n_rows):
+        diff = x[r] - Y[own[r], 0]
+        out[r] = diff * diff
+    for f in range(1, XT.shape[0]):
+        x = XT[f, row0:row0 + n_rows]
+        for r in range(n_rows):
+            diff = x[r] - Y[own[r], f]
+            out[r] += diff * diff
+
+
+@_jit
+def flag_rescans(dist, own, lower, shift_other, separation, margin, tiny, rescan):
+    """Move the tile's bounds with the centres; flag rows they cannot settle (Hamerly).
+
+    ``dist[r]`` is row r's squared distance to its own centre ``own[r]``, as ``sq_dist``
+    computes it; ``lower[r]``, a lower bound on its true distance to every other centre,
+    becomes ``lower[r] - shift_other[own[r]]`` (those centres moved that far at most).
+    ``separation - |x - own|`` bounds the other distances too. If the larger bound ``z``
+    has ``z^2 > dist * (1 + margin)``, every other centre's *computed* squared distance
+    still exceeds ``dist`` (``margin`` covers the rounding of ``sq_dist`` in X's dtype),
+    so ``nearest_center`` would return the same label: the scan is skipped, not the math
+    changed. Bounds under ``tiny`` (X's dtype's smallest normal) are not trusted, and
+    every bound is rounded down by ``margin``. Returns the number of rows flagged.
+    """
+    shrink = 1.0 - margin
+    n_rescan = 0
+    for r in range(dist.shape[0]):  # branch-free, so that it vectorises
+        a = own[r]
+        low = max(lower[r] - shift_other[a], 0.0) * shrink
+        lower[r] = low
+        needed = max(dist[r] * (1.0 + margin), tiny)
+        z = separation[a] - np.sqrt(needed + tiny)
+        settled = low * low > needed or (z > 0 and z * z > needed)
+        rescan[r] = not settled
+        n_rescan += not settled
+    return n_rescan
+
+
+@_jit
+def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights, start, stop,
+                update, bounded, lower, shift_other, separation, margin, tiny):
+    """Label rows ``start:stop`` with their nearest centre; return (n_changed, inertia).
+
+    IN: X and XT (its transpose), sample_weight, centers. INOUT: labels (the previous
+    labels, to count changes), lower. OUT: distances (squared distance to the new label's
+    centre); with ``update``, the chunk's weighted coordinate ``sums`` and ``weights`` per
+    cluster (zeroed by the caller).
+
+    ``lower[i]`` is a lower bound on row i's distance to every centre but its own. With
+    ``bounded`` the labels and bounds are those of earlier centres that have since moved by
+    ``shift_other[a]`` at most (for the centres other than ``a``); each row's distance to
+    its own centre is computed, and only the rows :func:`flag_rescans` cannot settle are
+    compared with every centre (Hamerly's algorithm), packed into a small tile of their
+    own so that the scan stays vectorised. Either way the labels and distances are
+    ``nearest_center``'s, bit for bit.
+    """
     n_features = X.shape[1]
     acc = np.empty(TILE, dtype=X.dtype)
     best = np.empty(TILE, dtype=X.dtype)
+    second = np.empty(TILE, dtype=X.dtype)
     best_label = np.empty(TILE, dtype=np.int32)
+    rescan = np.empty(TILE, dtype=np.bool_)
+    packed = np.empty((n_features, TILE), dtype=X.dtype)  # the rescanned rows, transposed
+    packed_rows = np.empty(TILE, dtype=np.int64)
+    packed_best = np.empty(TILE, dtype=X.dtype)
+    packed_label = np.empty(TILE, dtype=np.int32)
+    shrink = 1.0 - margin  # rounds the bounds down: they must never exceed the truth
     n_changed = 0
     inertia = 0.0
     for row0 in range(start, stop, TILE):
         n_rows = min(TILE, stop - row0)
-        tile_sq_dist(XT, row0, n_rows, centers, 0, best)
-        best_label[:n_rows] = 0
-        for c in range(1, n_clusters):
-            tile_sq_dist(XT, row0, n_rows, centers, c, acc)
-            for r in range(n_rows):  # branch-free, so that it vectorises
-                nearer = acc[r] < best[r]
-                best[r] = acc[r] if nearer else best[r]
-                best_label[r] = c if nearer else best_label[r]
+        n_rescan = 0
+        if bounded:
+            best_label[:n_rows] = labels[row0:row0 + n_rows]
+            tile_own_sq_dist(XT, row0, n_rows, centers, best_label, best)
+            n_rescan = flag_rescans(best[:n_rows], best_label, lower[row0:row0 + n_rows],
+                                    shift_other, separation, margin, tiny, rescan)
+        if not bounded:
+            scan_tile(XT, row0, n_rows, centers, acc, best, second, best_label)
+            for r in range(n_rows):
+                lower[row0 + r] = np.sqrt(second[r]) * shrink
+        elif n_rescan > 0:
+            m = 0
+            for r in range(n_rows):
+                if rescan[r]:
+                    packed_rows[m] = r
+                    m += 1
+            for f in range(n_features):
+                for j in range(m):
+                    packed[f, j] = XT[f, row0 + packed_rows[j]]
+            scan_tile(packed, 0, m, centers, acc, packed_best, second, packed_label)
+            for j in range(m):
+                r = packed_rows[j]
+                best[r] = packed_best[j]
+                best_label[r] = packed_label[j]
+                lower[row0 + r] = np.sqrt(second[j]) * shrink
         for r in range(n_rows):
             i = row0 + r
             label = best_label[r]
@@ -100,7 +191,8 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
 
 @_jit
 def assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, first, last,
-                  update, sums, weights, changed, inertias):
+                  update, sums, weights, changed, inertias, bounded, lower, shift_other,
+                  separation, margin, tiny):
     """:func:`assign_rows` over ``chunks[first:last]``, one partial result per chunk.
 
     OUT: sums[k], weights[k] (zeroed here when ``update``), changed[k], inertias[k].
@@ -111,9 +203,46 @@ def assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, firs
             weights[k, :] = 0.0
         n_changed, inertia = assign_rows(X, XT, sample_weight, centers, labels, distances,
                                          sums[k], weights[k], chunks[k, 0], chunks[k, 1],
-                                         update)
+                                         update, bounded, lower, shift_other, separation,
+                                         margin, tiny)
         changed[k] = n_changed
         inertias[k] = inertia
+
+
+@_jit
+def move_bounds(bound_centers, centers, margin, shift_other, separation):
+    """Prepare the bounds of centres that moved from ``bound_centers`` to ``centers``.
+
+    OUT: shift_other[a], an upper bound on how far any centre other than ``a`` moved;
+    separation[a], a lower bound on centre ``a``'s distance to its nearest other centre
+    (both Euclidean, float64, rounded outwards by ``margin``); bound_centers = centers.
+    """
+    n_clusters, n_features = centers.shape
+    grow, shrink = 1.0 + margin, 1.0 - margin
+    top, runner_up, top_label = 0.0, 0.0, -1
+    for c in range(n_clusters):
+        acc = 0.0
+        for f in range(n_features):
+            diff = float(centers[c, f]) - float(bound_centers[c, f])
+            acc += diff * diff
+        shift = np.sqrt(acc) * grow
+        if shift > top:
+            top, runner_up, top_label = shift, top, c
+        elif shift > runner_up:
+            runner_up = shift
+    for c in range(n_clusters):
+        shift_other[c] = runner_up if c == top_label else top
+        separation[c] = np.inf
+    for a in range(n_clusters):
+        for c in range(a + 1, n_clusters):
+            acc = 0.0
+            for f in range(n_features):
+                diff = float(centers[a, f]) - float(centers[c, f])
+                acc += diff * diff
+            gap = np.sqrt(acc) * shrink
+            separation[a] = min(separation[a], gap)
+            separation[c] = min(separation[c], gap)
+    bound_centers[:, :] = centers
 
 
 @_jit
@@ -146,10 +275,12 @@ def finish_iter(X, sample_weight, labels, distances, sums, weights, changed, ine
 
 @_jit
 def lloyd_iter_serial(X, XT, sample_weight, centers_old, centers_new, labels, distances,
-                      chunks, sums, weights, changed, inertias):
+                      chunks, sums, weights, changed, inertias, bounded, lower, shift_other,
+                      separation, margin, tiny):
     """One whole Lloyd step on the calling thread (the same chunks, the same result)."""
     assign_chunks(X, XT, sample_weight, centers_old, labels, distances, chunks, 0,
-                  chunks.shape[0], True, sums, weights, changed, inertias)
+                  chunks.shape[0], True, sums, weights, changed, inertias, bounded, lower,
+                  shift_other, separation, margin, tiny)
     return finish_iter(X, sample_weight, labels, distances, sums, weights, changed, inertias,
                        centers_old, centers_new)
 
@@ -340,6 +471,15 @@ class Workspace:
         self._inertias = np.zeros(n_chunks)
         self._chunk_pots = np.zeros(n_chunks)
         self._cumsum = np.empty(n_samples)
+        # Hamerly's bounds: lower[i] <= distance of row i to every centre but its own, valid
+        # for self._bound_centers and the current labels once _bounds_valid.
+        self._lower = np.empty(n_samples)
+        self._bounds_valid = False
+        # sq_dist's rounding in X's dtype (relative, for d nonnegative terms), with room to
+        # spare; the bounds' float64 arithmetic is rounded outwards by the same factor.
+        n_features = X.shape[1]
+        self._margin = 8.0 * (n_features + 4) * float(np.finfo(X.dtype).eps)
+        self._tiny = float(np.finfo(X.dtype).tiny)
 
     def fork(self):
         """A workspace over the same data with its own buffers, for a concurrent run."""
@@ -387,6 +527,10 @@ class Workspace:
         n_chunks, n_clusters = self._chunks.shape[0], self.n_clusters
         self._partial_sums = np.zeros((n_chunks, n_clusters, n_features))
         self._partial_weights = np.zeros((n_chunks, n_clusters))
+        self._bound_centers = np.empty((n_clusters, n_features), dtype=self.X.dtype)
+        self._shift_other = np.zeros(n_clusters)
+        self._separation = np.zeros(n_clusters)
+        self._bounds_valid = False
         self._threaded_lloyd = self._use_threads(n_samples * n_clusters * n_features)
 
     def _use_threads(self, work):
@@ -412,13 +556,31 @@ class Workspace:
 
     def reset_labels(self):
         self.labels.fill(-1)
+        self._bounds_valid = False
 
     # -- Lloyd ------------------------------------------------------------------------
+    def _bounds(self, centers):
+        """The bound arguments of the assignment kernels for ``centers``.
+
+        Bounds hold from one assignment to the next (the labels and ``lower`` that one
+        leaves refer to its centres), so the first assignment of a run scans every centre
+        and the later ones only the rows whose bounds do not settle their label.
+        """
+        bounded = self._bounds_valid
+        if bounded:
+            move_bounds(self._bound_centers, centers, self._margin, self._shift_other,
+                        self._separation)
+        else:
+            self._bound_centers[:] = centers
+        self._bounds_valid = True
+        return (bounded, self._lower, self._shift_other, self._separation, self._margin,
+                self._tiny)
+
     def _assign(self, centers, update):
         args = (self.X, self.XT, self.sample_weight, centers, self.labels, self.distances,
                 self._chunks)
         tail = (update, self._partial_sums, self._partial_weights, self._changed,
-                self._inertias)
+                self._inertias, *self._bounds(centers))
         if self._threaded_lloyd:
             self._run_chunks(lambda first, last: assign_chunks(*args, first, last, *tail))
         else:
@@ -434,7 +596,7 @@ class Workspace:
             n_changed, shift, inertia = lloyd_iter_serial(
                 self.X, self.XT, self.sample_weight, centers_old, centers_new, self.labels,
                 self.distances, self._chunks, self._partial_sums, self._partial_weights,
-                self._changed, self._inertias)
+                self._changed, self._inertias, *self._bounds(centers_old))
         else:
             self._assign(centers_old, update=True)
             n_changed, shift, inertia = finish_iter(

@@ -1,0 +1,174 @@
+"""The CPU Lloyd step's bounds (Hamerly's algorithm): they skip work, never change a label.
+
+A skipped scan is only correct if the row's nearest centre, as ``nearest_center`` computes it
+in X's dtype, is still its own. These tests step real runs and compare every iteration with
+``nearest_center`` bit for bit, on data built to make the bounds' rounding matter: ties,
+duplicated centres, float32, scales near underflow.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numba import njit
+
+from cudakmeans._cpu import kmeans as cpu_kmeans
+from cudakmeans._cpu.math import nearest_center
+from tests.helpers import make_blobs
+
+
+@njit
+def _nearest_all(X, centers, labels, distances):
+    for i in range(X.shape[0]):
+        labels[i], distances[i] = nearest_center(X, i, centers)
+
+
+def _step_and_compare(X, w, centers, n_iter):
+    """Run Lloyd steps on a workspace; each one's labels and distances must equal
+    ``nearest_center``'s against the centres it was given. Returns the workspace."""
+    ws = cpu_kmeans.Workspace(X, w, centers.shape[0])
+    ws.reset_labels()
+    labels = np.empty(X.shape[0], dtype=np.int32)
+    distances = np.empty(X.shape[0], dtype=X.dtype)
+    old, new = ws.upload_centers(centers), ws.empty_centers()
+    for _ in range(n_iter):
+        ws.lloyd_iter(old, new)
+        _nearest_all(X, old, labels, distances)
+        np.testing.assert_array_equal(ws.labels, labels)
+        # rows an empty cluster took are marked -1 by the relocation (one per empty cluster)
+        kept = ws.distances != -1
+        assert (~kept).sum() < centers.shape[0]
+        np.testing.assert_array_equal(ws.distances[kept], distances[kept])
+        old, new = new, old
+    ws.assign(old)
+    _nearest_all(X, old, labels, distances)
+    np.testing.assert_array_equal(ws.labels, labels)
+    np.testing.assert_array_equal(ws.distances, distances)
+    return ws
+
+
+@pytest.mark.parametrize("n_features", [1, 3, 7, 33])
+@pytest.mark.parametrize("n_clusters", [1, 2, 26, 64])
+def test_every_bounded_step_equals_nearest_center(n_features, n_clusters, dtype):
+    X, _ = make_blobs(1500, n_features, 12, seed=n_features * 100 + n_clusters, dtype=dtype)
+    w = np.random.default_rng(n_clusters).uniform(0.5, 2.0, 1500).astype(dtype)
+    init = X[np.random.default_rng(n_features).choice(1500, n_clusters, replace=False)]
+    _step_and_compare(X, w, init.copy(), n_iter=12)
+
+
+@pytest.mark.parametrize(("dtype", "scale"), [
+    (np.float64, 1e-160), (np.float64, 1.0), (np.float64, 1e60),
+    (np.float32, 1e-20), (np.float32, 1.0), (np.float32, 1e15),
+])
+def test_bounds_hold_at_extreme_scales(dtype, scale):
+    """Near underflow the squared distances lose their relative accuracy; the bounds must
+    then stop trusting themselves rather than keep a wrong label."""
+    X, _ = make_blobs(800, 4, 6, seed=7, dtype=np.float64)
+    X = (X * scale).astype(dtype)
+    init = X[np.random.default_rng(1).choice(800, 6, replace=False)].copy()
+    _step_and_compare(X, np.ones(800, dtype=dtype), init, n_iter=10)
+
+
+def test_ties_and_duplicated_centres_keep_the_lowest_label(dtype):
+    """Integer grid data: many exact ties, and two identical centres."""
+    rng = np.random.default_rng(3)
+    X = rng.integers(-4, 5, size=(600, 2)).astype(dtype)
+    init = np.array([[0, 0], [0, 0], [2, 2], [-2, 2], [1, -3], [4, 4]], dtype=dtype)
+    _step_and_compare(X, np.ones(600, dtype=dtype), init, n_iter=8)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**32 - 1), move=st.floats(0.0, 3.0),
+       n_clusters=st.integers(2, 9), n_features=st.integers(1, 5),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_a_row_whose_nearest_centre_changes_is_always_rescanned(seed, move, n_clusters,
+                                                                  n_features, dtype):
+    """The safety property itself: after the centres move, every row whose nearest centre
+    (by ``nearest_center``) is no longer its own must be flagged for a full scan."""
+    rng = np.random.default_rng(seed)
+    n = 300
+    X = rng.standard_normal((n, n_features)).astype(dtype)
+    before = X[rng.choice(n, n_clusters, replace=False)].copy()
+    after = (before + move * rng.standard_normal(before.shape)).astype(dtype)
+    ws = cpu_kmeans.Workspace(X, np.ones(n, dtype=dtype), n_clusters)
+    ws.reset_labels()
+    ws.assign(before)  # labels and lower bounds for ``before``
+    own = ws.labels.copy()
+    lower = ws._lower.copy()
+
+    bound_centers = before.copy()
+    shift_other, separation = np.empty(n_clusters), np.empty(n_clusters)
+    cpu_kmeans.move_bounds(bound_centers, after, ws._margin, shift_other, separation)
+    dist = np.empty(n, dtype=dtype)
+    cpu_kmeans.tile_own_sq_dist(ws.XT, 0, n, after, own, dist)
+    rescan = np.empty(n, dtype=np.bool_)
+    n_rescan = cpu_kmeans.flag_rescans(dist, own, lower, shift_other, separation,
+                                       ws._margin, ws._tiny, rescan)
+
+    labels, distances = np.empty(n, dtype=np.int32), np.empty(n, dtype=dtype)
+    _nearest_all(X, after, labels, distances)
+    changed = labels != own
+    assert not np.any(changed & ~rescan), np.flatnonzero(changed & ~rescan)
+    assert n_rescan == rescan.sum()
+    np.testing.assert_array_equal(bound_centers, after)
+
+
+def test_bounds_skip_the_scan_for_settled_rows():
+    """The bounds must do their job: well-separated blobs whose centres did not move leave
+    nothing to rescan (so a regression that rescans everything is caught)."""
+    X, labels = make_blobs(1000, 5, 4, seed=2, spread=0.1, box=20.0)
+    centers = np.stack([X[labels == c].mean(axis=0) for c in range(4)])
+    ws = cpu_kmeans.Workspace(X, np.ones(1000), 4)
+    ws.reset_labels()
+    ws.assign(centers)
+    shift_other, separation = np.empty(4), np.empty(4)
+    cpu_kmeans.move_bounds(centers.copy(), centers, ws._margin, shift_other, separation)
+    assert np.all(shift_other == 0) and np.all(separation > 1.0)
+    dist = np.empty(1000)
+    cpu_kmeans.tile_own_sq_dist(ws.XT, 0, 1000, centers, ws.labels, dist)
+    rescan = np.empty(1000, dtype=np.bool_)
+    assert cpu_kmeans.flag_rescans(dist, ws.labels, ws._lower.copy(), shift_other,
+                                   separation, ws._margin, ws._tiny, rescan) == 0
+
+
+def test_move_bounds_rounds_outwards():
+    """shift_other bounds the other centres' moves from above, separation the nearest
+    other centre from below, both by the margin."""
+    before = np.array([[0.0, 0.0], [3.0, 4.0], [10.0, 0.0]])
+    after = before + np.array([[0.0, 1.0], [0.0, 0.0], [0.0, -2.0]])
+    shift_other, separation = np.empty(3), np.empty(3)
+    margin = 1e-6
+    bound_centers = before.copy()
+    cpu_kmeans.move_bounds(bound_centers, after, margin, shift_other, separation)
+    np.testing.assert_allclose(shift_other, [2.0, 2.0, 1.0], rtol=2e-6)
+    assert np.all(shift_other > [2.0, 2.0, 1.0])
+    gaps = np.array([np.sqrt(9 + 9), np.sqrt(100 + 9), np.sqrt(49 + 36)])
+    expected = [gaps[0], gaps[0], gaps[2]]
+    np.testing.assert_allclose(separation, expected, rtol=2e-6)
+    assert np.all(separation < expected)
+
+
+def test_rounding_level_near_ties_are_rescanned(dtype):
+    """Where the bounds are tight (another centre moved straight towards the row, to the
+    same distance as its own), only the margin keeps rounding from settling the wrong
+    label. Without it, hundreds of these thousand cases kept a label ``nearest_center``
+    would not give."""
+    rng = np.random.default_rng(11)
+    wrong = []
+    for trial in range(1000):
+        x = rng.standard_normal(3)
+        own = x + rng.standard_normal(3)
+        radius = np.linalg.norm(x - own)
+        towards = rng.standard_normal(3)
+        towards /= np.linalg.norm(towards)
+        X = x[None, :].astype(dtype)
+        before = np.stack([own, x + 2 * radius * towards]).astype(dtype)
+        after = np.stack([own, x + radius * towards]).astype(dtype)
+        ws = cpu_kmeans.Workspace(X, np.ones(1, dtype=dtype), 2)
+        ws.reset_labels()
+        ws.assign(before)
+        ws.assign(after)  # bounded: only the bounds say whether centre 1 is now nearer
+        label, _ = nearest_center(X, 0, after)
+        if ws.labels[0] != label:
+            wrong.append(trial)
+    assert wrong == []
