@@ -25,11 +25,21 @@ class ConvergenceWarning(UserWarning):
     """Fewer distinct clusters than requested (scikit-learn's warning of the same name)."""
 
 
+def column_means(X):
+    """Per-feature means of a 2-D array, reduced along rows of its transpose.
+
+    numpy's axis-0 reductions of a C-ordered array with few columns add the rows one at a
+    time (an inner loop of n_features elements): for the request's 2,634 x 7 data, 3x
+    slower than reducing contiguous rows, and the fit's set-up is on its critical path.
+    """
+    return np.ascontiguousarray(X.T).mean(axis=1)
+
+
 def tolerance(X, tol):
     """``tol`` scaled by the mean feature variance, as scikit-learn does."""
     if tol == 0:
         return 0.0
-    return float(np.mean(np.var(X, axis=0)) * tol)
+    return float(np.mean(np.var(np.ascontiguousarray(X.T), axis=1)) * tol)
 
 
 def is_same_clustering(labels1, labels2, n_clusters):
@@ -186,7 +196,7 @@ class KMeans(_BaseKMeans):
             raise ValueError(f"algorithm must be 'lloyd' or 'elkan', got {self.algorithm!r}.")
         # Centre the data for more accurate distances (scikit-learn does the same); this is
         # also the one host copy of X, so the caller's array is never touched.
-        X_mean = X.mean(axis=0)
+        X_mean = column_means(X)
         ws = get_backend(self.device_, "kmeans").Workspace(X - X_mean, sample_weight, n_clusters)
         return self._fit_centered(ws, X, X_mean, n_clusters)
 
@@ -223,23 +233,26 @@ def _fit_workspace(ws, n_clusters, init, n_init, max_iter, tol, random_state, ve
     """
     if ws.n_clusters != n_clusters:
         ws.set_n_clusters(n_clusters)
-    inits = [_lloyd.draw_init(ws, n_clusters, init, random_state) for _ in range(n_init)]
+    inits = _lloyd.draw_inits(ws, n_clusters, init, random_state, n_init)
 
-    def run(r, run_ws):
+    def init_run(r, run_ws):
         centers_init = inits[r](run_ws)
         if callable(init):
             _BaseKMeans._check_center_shape(centers_init, ws.X, n_clusters)
         if verbose:
             print("Initialization complete")
+        return centers_init
+
+    def lloyd_run(r, run_ws, centers_init):
         return _lloyd.kmeans_single_lloyd(run_ws, centers_init, max_iter=max_iter, tol=tol,
                                           verbose=verbose)
 
     # Small CPU problems run their independent inits on threads (each run is deterministic
     # on its own workspace, so the result does not depend on the thread count).
     if not verbose and ws.runs_in_parallel(n_init):
-        results = ws.map_runs(run, n_init)
+        results = ws.map_runs(init_run, lloyd_run, n_init)
     else:
-        results = [run(r, ws) for r in range(n_init)]
+        results = [lloyd_run(r, ws, init_run(r, ws)) for r in range(n_init)]
     best = None
     for labels, inertia, centers, n_iter in results:  # in run order, as scikit-learn
         if best is None or (

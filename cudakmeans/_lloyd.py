@@ -33,18 +33,46 @@ def kmeans_plusplus(ws, n_clusters, random_state, n_local_trials=None):
     return ws.greedy_kmeans_plusplus(first_index, uniforms)
 
 
-def _draw_kmeans_plusplus(ws, n_clusters, random_state, n_local_trials=None):
+def weight_cdf(sample_weight):
+    """The normalised cumulative weights that :func:`weighted_choice` searches."""
+    cdf = np.cumsum(sample_weight / sample_weight.sum())
+    cdf /= cdf[-1]
+    return cdf
+
+
+def weighted_choice(random_state, cdf):
+    """``random_state.choice(n, p=w / w.sum())``, from the weights' :func:`weight_cdf`.
+
+    The same number from the same single ``random_sample()`` draw: this is the legacy
+    RandomState algorithm, which numpy keeps fixed for stream compatibility (checked
+    against ``choice`` in tests/test_lloyd.py). ``choice`` re-validates and re-sums the
+    weights on every call; a fit with several inits computes the cdf once.
+    """
+    return int(np.searchsorted(cdf, random_state.random_sample(), side="right"))
+
+
+def _draw_kmeans_plusplus(ws, n_clusters, random_state, n_local_trials=None, cdf=None):
     """Every random number one k-means++ seeding uses, drawn in scikit-learn's order."""
-    n_samples = ws.X.shape[0]
     if n_local_trials is None:
         n_local_trials = 2 + int(np.log(n_clusters))
-    w = ws.sample_weight
-    first_index = int(random_state.choice(n_samples, p=w / w.sum()))
+    if cdf is None:
+        cdf = weight_cdf(ws.sample_weight)
+    first_index = weighted_choice(random_state, cdf)
     uniforms = random_state.uniform(size=(n_clusters - 1, n_local_trials))
     return first_index, uniforms
 
 
-def draw_init(ws, n_clusters, init, random_state):
+def draw_inits(ws, n_clusters, init, random_state, n_init):
+    """:func:`draw_init` for ``n_init`` runs, run after run (one weight cdf for all)."""
+    cdf = weight_cdf(ws.sample_weight) if _is(init, "k-means++") else None
+    return [draw_init(ws, n_clusters, init, random_state, cdf) for _ in range(n_init)]
+
+
+def _is(init, name):
+    return isinstance(init, str) and init == name
+
+
+def draw_init(ws, n_clusters, init, random_state, cdf=None):
     """Make every random draw of one initialisation now; return ``make(ws) -> centres``.
 
     Lloyd's iterations draw nothing, so drawing each run's numbers up front, run after run,
@@ -52,10 +80,10 @@ def draw_init(ws, n_clusters, init, random_state):
     in any order, each on its own workspace. A callable ``init`` draws what it draws, now.
     """
     X, w = ws.X, ws.sample_weight
-    if isinstance(init, str) and init == "k-means++":
-        first_index, uniforms = _draw_kmeans_plusplus(ws, n_clusters, random_state)
+    if _is(init, "k-means++"):
+        first_index, uniforms = _draw_kmeans_plusplus(ws, n_clusters, random_state, cdf=cdf)
         return lambda run_ws: run_ws.X[run_ws.greedy_kmeans_plusplus(first_index, uniforms)]
-    if isinstance(init, str) and init == "random":
+    if _is(init, "random"):
         seeds = random_state.choice(X.shape[0], size=n_clusters, replace=False, p=w / w.sum())
         return lambda run_ws: run_ws.X[seeds]
     if callable(init):

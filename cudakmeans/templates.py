@@ -38,7 +38,7 @@ import numpy as np
 
 from . import _lloyd
 from ._device import get_backend, resolve_device
-from ._kmeans import KMeans, _BaseKMeans
+from ._kmeans import KMeans, _BaseKMeans, column_means
 from ._silhouette import silhouette_score
 from ._validation import (
     check_array,
@@ -289,7 +289,7 @@ class _SharedData:
     def __init__(self, Z, device):
         self.Z = Z
         self.device = device
-        self.mean = Z.mean(axis=0)
+        self.mean = column_means(Z)  # exactly as KMeans.fit centres
         self.ws = None
 
     def fit(self, model):

@@ -10,7 +10,8 @@ calling thread: a Lloyd iteration is ~100 us of arithmetic there, about what a t
 hand-off costs on a busy machine, and Python overhead per call is what dominates.
 """
 
-import queue
+
+import threading
 
 import numpy as np
 from numba import njit
@@ -275,9 +276,14 @@ def finish_iter(X, sample_weight, labels, distances, sums, weights, changed, ine
 
 @_jit
 def lloyd_iter_serial(X, XT, sample_weight, centers_old, centers_new, labels, distances,
-                      chunks, sums, weights, changed, inertias, bounded, lower, shift_other,
-                      separation, margin, tiny):
-    """One whole Lloyd step on the calling thread (the same chunks, the same result)."""
+                      chunks, sums, weights, changed, inertias, bounded, bound_centers, lower,
+                      shift_other, separation, margin, tiny):
+    """One whole Lloyd step on the calling thread (the same chunks, the same result),
+    bounds moved from ``bound_centers`` first (one compiled call per step)."""
+    if bounded:
+        move_bounds(bound_centers, centers_old, margin, shift_other, separation)
+    else:
+        bound_centers[:, :] = centers_old
     assign_chunks(X, XT, sample_weight, centers_old, labels, distances, chunks, 0,
                   chunks.shape[0], True, sums, weights, changed, inertias, bounded, lower,
                   shift_other, separation, margin, tiny)
@@ -494,24 +500,48 @@ class Workspace:
         too small to use the threads itself, so no run waits on the pool it runs in."""
         return n_runs > 1 and parallel.n_threads() > 1 and not self._threaded_lloyd
 
-    def map_runs(self, func, n_runs):
-        """``func(run, workspace)`` for every run on the thread pool, each concurrently
-        running task on a workspace of its own; results in run order. Every run is
-        deterministic on its own, so results do not depend on the thread count."""
-        free = queue.SimpleQueue()
-        free.put(self)
-        # The calling thread runs one task beside the pool's threads (see map_tasks).
-        for _ in range(min(n_runs, parallel.n_threads() + 1) - 1):
-            free.put(self.fork())
+    def map_runs(self, init, lloyd, n_runs):
+        """``lloyd(run, ws, init(run, ws))`` for every run; results in run order.
 
-        def task(run):
-            ws = free.get()
-            try:
-                return func(run, ws)
-            finally:
-                free.put(ws)
+        As many workers as threads (the calling thread is one), each on a workspace of its
+        own, take tasks from one list: every run's init first, then every run's Lloyd,
+        which waits for its init if another worker is still on it. Inits first keeps all
+        workers busy to the end: 3 runs on 2 workers finish in about 1.5 runs' time, not 2.
+        Never more workers than CPUs: a run holds the GIL between its compiled steps, and
+        a GIL holder that the OS preempts for a surplus thread stalls every other run.
+        Every run is deterministic on its own (the init's centres are all a Lloyd run
+        takes from it), so results do not depend on the thread count.
+        """
+        n_workers = min(n_runs, parallel.n_threads())
+        workspaces = [self] + [self.fork() for _ in range(n_workers - 1)]
+        centers = [None] * n_runs
+        ready = [threading.Event() for _ in range(n_runs)]
+        results = [None] * n_runs
+        tasks = iter([(True, run) for run in range(n_runs)]
+                     + [(False, run) for run in range(n_runs)])
+        failed = []
 
-        return parallel.map_tasks(task, n_runs)
+        def worker(w):
+            ws = workspaces[w]
+            for is_init, run in tasks:  # next() on a list iterator is atomic under the GIL
+                if failed:
+                    return
+                if is_init:
+                    try:
+                        centers[run] = init(run, ws)
+                    except BaseException:
+                        failed.append(run)
+                        raise
+                    finally:
+                        ready[run].set()  # never leave a waiting worker blocked
+                else:
+                    ready[run].wait()
+                    if centers[run] is None:
+                        return  # its init failed; that worker raises the error
+                    results[run] = lloyd(run, ws, centers[run])
+
+        parallel.map_tasks(worker, n_workers)
+        return results
 
     def set_n_clusters(self, n_clusters):
         """Make the workspace fit ``n_clusters`` clusters from now on.
@@ -593,10 +623,12 @@ class Workspace:
         labels against ``centers_old``.
         """
         if not self._threaded_lloyd:
+            bounded, self._bounds_valid = self._bounds_valid, True
             n_changed, shift, inertia = lloyd_iter_serial(
                 self.X, self.XT, self.sample_weight, centers_old, centers_new, self.labels,
                 self.distances, self._chunks, self._partial_sums, self._partial_weights,
-                self._changed, self._inertias, *self._bounds(centers_old))
+                self._changed, self._inertias, bounded, self._bound_centers, self._lower,
+                self._shift_other, self._separation, self._margin, self._tiny)
         else:
             self._assign(centers_old, update=True)
             n_changed, shift, inertia = finish_iter(

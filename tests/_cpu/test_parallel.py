@@ -99,3 +99,42 @@ def test_independent_inits_on_threads_equal_the_sequential_runs(monkeypatch):
     np.testing.assert_array_equal(fits[0].labels_, fits[1].labels_)
     np.testing.assert_array_equal(fits[0].cluster_centers_, fits[1].cluster_centers_)
     assert (fits[0].inertia_, fits[0].n_iter_) == (fits[1].inertia_, fits[1].n_iter_)
+
+
+@pytest.mark.parametrize("threads", ["1", "2", "3"])
+def test_map_runs_runs_each_init_then_its_lloyd_once(monkeypatch, threads):
+    """Every run's init before its Lloyd, each once, Lloyd fed its own init's result,
+    results in run order, never more workspaces at once than threads."""
+    monkeypatch.setenv("CUDAKMEANS_NUM_THREADS", threads)
+    X, _ = make_blobs(300, 2, 3, seed=1)
+    ws = cpu_kmeans.Workspace(X, np.ones(300), 3)
+    inits, lloyds, used = [], [], set()
+
+    def init(run, run_ws):
+        inits.append(run)
+        used.add(id(run_ws))
+        return run * 10
+
+    def lloyd(run, run_ws, centers):
+        assert run in inits and centers == run * 10
+        lloyds.append(run)
+        used.add(id(run_ws))
+        return -run
+
+    assert ws.map_runs(init, lloyd, 5) == [0, -1, -2, -3, -4]
+    assert sorted(inits) == sorted(lloyds) == list(range(5))
+    assert len(used) <= int(threads)
+
+
+def test_map_runs_raises_an_init_error_without_hanging(monkeypatch):
+    monkeypatch.setenv("CUDAKMEANS_NUM_THREADS", "2")
+    X, _ = make_blobs(300, 2, 3, seed=1)
+    ws = cpu_kmeans.Workspace(X, np.ones(300), 3)
+
+    def init(run, run_ws):
+        if run == 1:
+            raise ValueError("bad init 1")
+        return run
+
+    with pytest.raises(ValueError, match="bad init 1"):
+        ws.map_runs(init, lambda run, run_ws, centers: centers, 4)
