@@ -34,8 +34,12 @@ def kmeans_plusplus(ws, n_clusters, random_state, n_local_trials=None):
 
 
 def weight_cdf(sample_weight):
-    """The normalised cumulative weights that :func:`weighted_choice` searches."""
-    cdf = np.cumsum(sample_weight / sample_weight.sum())
+    """The normalised cumulative weights that :func:`weighted_choice` searches.
+
+    ``p = w / w.sum()`` in the weights' dtype (as the callers of ``choice`` compute it),
+    which ``choice`` converts to float64 before its cumulative sum.
+    """
+    cdf = np.cumsum((sample_weight / sample_weight.sum()).astype(np.float64))
     cdf /= cdf[-1]
     return cdf
 

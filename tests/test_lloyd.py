@@ -7,12 +7,14 @@ from cudakmeans import _lloyd
 
 
 @pytest.mark.parametrize("seed", range(40))
-def test_weighted_choice_is_random_state_choice(seed):
+@pytest.mark.parametrize("n_max", [60, 200_000])
+def test_weighted_choice_is_random_state_choice(seed, n_max, dtype):
     """Same index and same stream position as ``choice(n, p=w / w.sum())``, zero weights
-    included (they must never be chosen)."""
+    included (they must never be chosen), float32 weights over many rows included (their
+    cumulative sum must be float64, as ``choice``'s is)."""
     rng = np.random.default_rng(seed)
-    n = int(rng.integers(1, 60))
-    w = rng.uniform(0, 3, n) * (rng.uniform(size=n) > 0.3)
+    n = int(rng.integers(1, n_max))
+    w = (rng.uniform(0, 3, n) * (rng.uniform(size=n) > 0.3)).astype(dtype)
     w[rng.integers(n)] += 0.5  # at least one positive weight
     expected_rs, rs = np.random.RandomState(seed), np.random.RandomState(seed)
     expected = [int(expected_rs.choice(n, p=w / w.sum())) for _ in range(5)]
