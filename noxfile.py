@@ -68,7 +68,14 @@ def gpu(session):
 def bench(session):
     """Benchmarks against scikit-learn, ratios measured in the same run."""
     session.install("-e", ".[test]")
-    session.run("python", "-m", "bench", *session.posargs)
+    # A second environment with only what `pip install cudakmeans` brings, for the
+    # fresh-process timing a user without scikit-learn (and scipy) sees.
+    plain = os.path.join(session.create_tmp(), "plain")
+    session.run("python", "-m", "venv", "--clear", plain)
+    plain_python = os.path.join(plain, "bin", "python")
+    session.run(plain_python, "-m", "pip", "install", "-q", ".", external=True)
+    session.run("python", "-m", "bench", *session.posargs,
+                env={"CUDAKMEANS_PLAIN_PYTHON": plain_python})
 
 
 @nox.session
