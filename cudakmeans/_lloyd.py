@@ -108,7 +108,10 @@ def kmeans_single_lloyd(ws, centers_init, *, max_iter=300, tol=0.0, verbose=0):
 
     Stops on strict convergence (no label changed) or when the summed squared centre shift
     is within ``tol``; ends with an assignment step so that the labels match the returned
-    centres. Returns ``(labels, inertia, centers, n_iter)`` on the host.
+    centres. That step is skipped when the workspace can tell the last step's centres are
+    bit for bit the ones it assigned against (the usual strict convergence: the same labels
+    average to the same centres): it would give the same labels and inertia. Returns
+    ``(labels, inertia, centers, n_iter)`` on the host.
     """
     centers = ws.upload_centers(centers_init)
     centers_new = ws.empty_centers()
@@ -121,6 +124,8 @@ def kmeans_single_lloyd(ws, centers_init, *, max_iter=300, tol=0.0, verbose=0):
         if n_changed == 0:
             if verbose:
                 print(f"Converged at iteration {i}: strict convergence.")
+            if ws.same_centers(centers, centers_new):
+                return ws.download_labels(), inertia, ws.download_centers(centers), i + 1
             break
         if center_shift_tot <= tol:
             if verbose:

@@ -39,3 +39,27 @@ def test_draw_inits_consume_the_stream_as_scikit_learn_does():
         expected_rs.choice(50, p=w / w.sum())
         expected_rs.uniform(size=(5, 2 + int(np.log(6))))
     np.testing.assert_array_equal(rs.random_sample(4), expected_rs.random_sample(4))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_skipping_the_final_assignment_changes_nothing(seed, monkeypatch, dtype):
+    """At strict convergence the CPU skips the final assignment when the centres did not
+    change; labels, inertia, centres and n_iter are bit for bit those with it."""
+    from cudakmeans._cpu.kmeans import Workspace
+    from tests.helpers import make_blobs
+
+    X, _ = make_blobs(600, 3, 5, seed=seed, dtype=dtype)
+    w = np.random.default_rng(seed).uniform(0.5, 2, 600).astype(dtype)
+    init = X[np.random.default_rng(seed + 1).choice(600, 5, replace=False)].copy()
+    assigned = []
+    assign = Workspace.assign
+    monkeypatch.setattr(Workspace, "assign",
+                        lambda self, c: assigned.append(1) or assign(self, c))
+
+    skipped = _lloyd.kmeans_single_lloyd(Workspace(X, w, 5), init, max_iter=100)
+    assert assigned == []  # strict convergence on these blobs: nothing to reassign
+    monkeypatch.setattr(Workspace, "same_centers", lambda self, a, b: False)
+    full = _lloyd.kmeans_single_lloyd(Workspace(X, w, 5), init, max_iter=100)
+    assert assigned == [1]
+    for a, b in zip(skipped, full, strict=True):
+        np.testing.assert_array_equal(a, b)
