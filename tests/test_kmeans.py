@@ -294,3 +294,40 @@ def test_a_point_is_moved_to_one_empty_cluster_only(dtype):
     np.testing.assert_array_equal(weights, [9.0, 1.0, 1.0])
     np.testing.assert_allclose(model.cluster_centers_, expected + X.mean(axis=0),
                                rtol=tolerance(dtype), atol=tolerance(dtype))
+
+
+def test_integer_seeds_give_the_randomstate_stream(monkeypatch):
+    """The per-thread reseeded generator of a fit gives what RandomState(seed) gives, fit
+    after fit, and the callable-init path still gets a RandomState of its own."""
+    X, _ = make_blobs(300, 3, 4, seed=8)
+    for seed in (0, 7, 2**32 - 1, 7):
+        ours = KMeans(4, n_init=2, random_state=seed, device="cpu").fit(X)
+        theirs = KMeans(4, n_init=2, random_state=np.random.RandomState(seed),
+                        device="cpu").fit(X)
+        np.testing.assert_array_equal(ours.cluster_centers_, theirs.cluster_centers_)
+        assert ours.inertia_ == theirs.inertia_
+    seen = []
+
+    def init(X, n_clusters, random_state):
+        seen.append(random_state)
+        return X[random_state.choice(X.shape[0], n_clusters, replace=False)]
+
+    KMeans(4, init=init, n_init=1, random_state=3, device="cpu").fit(X)
+    KMeans(4, init=init, n_init=1, random_state=3, device="cpu").fit(X)
+    assert seen[0] is not seen[1]
+    with pytest.raises(ValueError, match="Seed must be between 0 and 2\\*\\*32 - 1"):
+        KMeans(4, random_state=2**32, device="cpu").fit(X)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_is_same_clustering_is_a_relabelling_test(seed):
+    from cudakmeans._kmeans import is_same_clustering
+
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 5, 40)
+    relabelled = rng.permutation(5)[labels]
+    assert is_same_clustering(labels, relabelled, 5)
+    moved = relabelled.copy()
+    moved[rng.integers(40)] = (moved[0] + 1) % 5 if seed % 2 else 4 - moved[0]
+    expected = all(len(set(moved[labels == c])) <= 1 for c in range(5))
+    assert is_same_clustering(labels, moved, 5) == expected
