@@ -44,15 +44,18 @@ def weight_cdf(sample_weight):
     return cdf
 
 
-def weighted_choice(random_state, cdf):
-    """``random_state.choice(n, p=w / w.sum())``, from the weights' :func:`weight_cdf`.
+def weighted_choice(random_state, cdf, size=None):
+    """``random_state.choice(n, size, p=w / w.sum())`` (with replacement), from the
+    weights' :func:`weight_cdf`.
 
-    The same number from the same single ``random_sample()`` draw: this is the legacy
+    The same numbers from the same ``random_sample(size)`` draw: this is the legacy
     RandomState algorithm, which numpy keeps fixed for stream compatibility (checked
-    against ``choice`` in tests/test_lloyd.py). ``choice`` re-validates and re-sums the
-    weights on every call; a fit with several inits computes the cdf once.
+    against ``choice`` in tests/test_lloyd.py). ``choice`` re-validates and re-sums all
+    n weights on every call; a fit computes the cdf once (for a mini-batch fit over
+    2,000,000 rows, that is a 2,000,000-long sum saved per step).
     """
-    return int(np.searchsorted(cdf, random_state.random_sample(), side="right"))
+    found = np.searchsorted(cdf, random_state.random_sample(size), side="right")
+    return int(found) if size is None else found.astype(np.int64, copy=False)
 
 
 def _draw_kmeans_plusplus(ws, n_clusters, random_state, n_local_trials=None, cdf=None):

@@ -24,6 +24,7 @@ import warnings
 import numpy as np
 
 from . import _lloyd
+from ._cpu import parallel
 from ._device import get_backend, resolve_device
 from ._kmeans import _BaseKMeans
 from ._validation import (
@@ -107,12 +108,13 @@ class _Rows:
 
 
 # -- the driver ---------------------------------------------------------------------------
-def minibatch_step(ws, rows, X_batch, w_batch, random_state, reassignment_ratio, *,
+def minibatch_step(ws, rows, X_batch, w_batch, choose, reassignment_ratio, *,
                    random_reassign, verbose=0):
     """One mini-batch step (scikit-learn's ``_mini_batch_step``) on the device of ``ws``.
 
     ``X_batch`` is a block of rows or a callable that feeds blocks to ``ws.accumulate``;
-    ``rows(indices)`` gathers batch rows on the host for reassignment. Returns
+    ``rows(indices)`` gathers batch rows on the host for reassignment, and
+    ``choose(n, k)`` is ``random_state.choice(n, replace=False, size=k)``. Returns
     ``(batch_inertia, centers_squared_diff, any_empty)``: the batch's inertia against the
     centres before the update, the squared centre change including reassigned centres, and
     whether a centre is left without weight.
@@ -140,13 +142,71 @@ def minibatch_step(ws, rows, X_batch, w_batch, random_state, reassignment_ratio,
         ws.set_flags(flags)
     if n_flagged == 0:
         return batch_inertia, shift, n_empty > 0
-    new_rows = random_state.choice(n_batch, replace=False, size=n_flagged)
+    new_rows = choose(n_batch, n_flagged)
     if verbose:
         print(f"[MiniBatchKMeans] Reassigning {n_flagged} cluster centers.")
     shift = ws.reassign(rows(new_rows), min_kept)
     # Flagged centres take the smallest kept weight (scikit-learn raises when none is kept;
     # then we leave the weights alone).
     return batch_inertia, shift, min_kept == 0 or (min_kept < 0 and n_empty > 0)
+
+
+def _choice_without_replacement(random_state):
+    return lambda n, k: random_state.choice(n, replace=False, size=k)
+
+
+class _Batches:
+    """The batches of a fit, each gathered on a thread while the step before it runs.
+
+    scikit-learn draws batch i + 1 after step i, and step i may draw the rows of a
+    reassignment in between. To gather batch i + 1 during step i, it is drawn *before*
+    step i, from a copy of the generator's state: if step i then draws a reassignment
+    (``choose``), the state is put back, the reassignment drawn, the gathered batch
+    dropped and batch i + 1 drawn again after it. Either way every number comes from the
+    RandomState in scikit-learn's order, and ``close`` puts back a batch drawn ahead but
+    never used, so the generator ends where scikit-learn's would.
+    """
+
+    def __init__(self, rows, sample_weight, batch_size, random_state):
+        self.rows, self.batch_size, self.random_state = rows, batch_size, random_state
+        self.cdf = _lloyd.weight_cdf(sample_weight)  # summed once, not once per step
+        self.pool = parallel.background_pool()
+        self.ahead = None  # (state before the draw, batch, future of its rows)
+
+    def _draw(self):
+        # random_state.choice(n_samples, batch_size, p=w / w.sum()), replace=True
+        return _lloyd.weighted_choice(self.random_state, self.cdf, self.batch_size)
+
+    def next(self, ahead):
+        """This step's ``(batch, rows)``; with ``ahead``, draw the next batch and start
+        gathering it."""
+        if self.ahead is None:
+            batch = self._draw()
+            X_batch = self.rows.take(batch)
+        else:
+            _, batch, future = self.ahead
+            X_batch = future.result()
+            self.ahead = None
+        if ahead and self.pool is not None:
+            state = self.random_state.get_state()
+            upcoming = self._draw()
+            self.ahead = (state, upcoming, self.pool.submit(self.rows.take, upcoming))
+        return batch, X_batch
+
+    def _drop_ahead(self):
+        if self.ahead is not None:
+            state, _, future = self.ahead
+            future.result()  # let the gather finish before the rows it reads go away
+            self.random_state.set_state(state)
+            self.ahead = None
+
+    def choose(self, n, k):
+        """A reassignment's ``choice(n, replace=False, size=k)``, in stream order."""
+        self._drop_ahead()
+        return self.random_state.choice(n, replace=False, size=k)
+
+    def close(self):
+        self._drop_ahead()
 
 
 class _EarlyStopping:
@@ -340,20 +400,24 @@ class MiniBatchKMeans(_BaseKMeans):
         any_empty = True  # every centre starts without weight
         sum_of_weights = float(np.sum(sample_weight, dtype=np.float64))
         n_steps = (self.max_iter * n_samples) // batch_size
-        p = sample_weight / np.sum(sample_weight)
         unit_weight = np.ones(batch_size, dtype=rows.dtype)
-        for i in range(n_steps):
-            batch = random_state.choice(n_samples, batch_size, p=p, replace=True)
-            n_since_last_reassign += batch_size
-            random_reassign = any_empty or n_since_last_reassign >= 10 * n_clusters
-            if random_reassign:
-                n_since_last_reassign = 0
-            batch_inertia, shift, any_empty = minibatch_step(
-                ws, lambda picked, batch=batch: rows.take(batch[picked]), rows.take(batch),
-                unit_weight, random_state, self.reassignment_ratio,
-                random_reassign=random_reassign, verbose=self.verbose)
-            if stopping.converged(i, n_steps, shift if tol > 0 else 0.0, batch_inertia):
-                break
+        batches = _Batches(rows, sample_weight, batch_size, random_state)
+        try:
+            for i in range(n_steps):
+                batch, X_batch = batches.next(ahead=i + 1 < n_steps)
+                n_since_last_reassign += batch_size
+                random_reassign = any_empty or n_since_last_reassign >= 10 * n_clusters
+                if random_reassign:
+                    n_since_last_reassign = 0
+                batch_inertia, shift, any_empty = minibatch_step(
+                    ws, lambda picked, batch=batch: rows.take(batch[picked]), X_batch,
+                    unit_weight, batches.choose, self.reassignment_ratio,
+                    random_reassign=random_reassign, verbose=self.verbose)
+                if stopping.converged(i, n_steps, shift if tol > 0 else 0.0,
+                                      batch_inertia):
+                    break
+        finally:
+            batches.close()
 
         self.cluster_centers_ = ws.download_centers()
         self._counts = ws.download_counts()
@@ -413,8 +477,9 @@ class MiniBatchKMeans(_BaseKMeans):
                 ws.accumulate(rows.block(start, stop), sample_weight[start:stop])
             return n_samples
 
-        minibatch_step(ws, rows.take, feed, None, random_state, self.reassignment_ratio,
-                       random_reassign=random_reassign, verbose=self.verbose)
+        minibatch_step(ws, rows.take, feed, None, _choice_without_replacement(random_state),
+                       self.reassignment_ratio, random_reassign=random_reassign,
+                       verbose=self.verbose)
         self.cluster_centers_ = ws.download_centers()
         self._counts = ws.download_counts()
         if self.compute_labels:

@@ -63,3 +63,19 @@ def test_skipping_the_final_assignment_changes_nothing(seed, monkeypatch, dtype)
     assert assigned == [1]
     for a, b in zip(skipped, full, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_weighted_choice_of_a_batch_is_random_state_choice(seed, dtype):
+    """A batch with replacement, as MiniBatchKMeans draws one per step."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 50_000))
+    w = (rng.uniform(0, 3, n) * (rng.uniform(size=n) > 0.2)).astype(dtype)
+    w[rng.integers(n)] += 1.0
+    expected_rs, rs = np.random.RandomState(seed), np.random.RandomState(seed)
+    cdf = _lloyd.weight_cdf(w)
+    for size in (1, 1024, 3):
+        expected = expected_rs.choice(n, size, p=w / w.sum(), replace=True)
+        got = _lloyd.weighted_choice(rs, cdf, size)
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, expected)

@@ -40,11 +40,11 @@ def test_step_matches_reference_with_reassignment(dtype, rng):
         random_reassign=True, reassignment_ratio=0.5)
     ws = cpu.Workspace(6, 3, dtype, 50)
     ws.set_state(centers, counts)
-    from cudakmeans._minibatch import minibatch_step
+    from cudakmeans._minibatch import _choice_without_replacement, minibatch_step
 
     inertia, _, any_empty = minibatch_step(
-        ws, lambda picked: X[picked], X, np.ones(50, dtype), np.random.RandomState(0), 0.5,
-        random_reassign=True)
+        ws, lambda picked: X[picked], X, np.ones(50, dtype),
+        _choice_without_replacement(np.random.RandomState(0)), 0.5, random_reassign=True)
     np.testing.assert_allclose(ws.download_centers(), want_c, rtol=tolerance(dtype))
     np.testing.assert_allclose(ws.download_counts(), want_w)
     np.testing.assert_allclose(inertia, want_inertia, rtol=tolerance(dtype))
@@ -144,3 +144,50 @@ def test_small_init_size_warns():
     with pytest.warns(RuntimeWarning, match="init_size=2 should be larger"):
         MiniBatchKMeans(3, init_size=2, device="cpu", random_state=0).fit(
             np.arange(60.0).reshape(30, 2))
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_batches_drawn_ahead_keep_scikit_learns_stream(threads, monkeypatch, dtype):
+    """With two threads each batch is drawn and gathered before the step ahead of it
+    ends, and a reassignment draw rewinds the generator: the centres still equal the
+    reference's, reassignments do happen, and a RandomState passed in ends where
+    scikit-learn's ends."""
+    from sklearn.cluster import MiniBatchKMeans as SkMiniBatchKMeans
+
+    from cudakmeans import _minibatch
+
+    monkeypatch.setenv("CUDAKMEANS_NUM_THREADS", threads)
+    X = make_blobs(600, 4, 12, seed=3, dtype=dtype)[0]
+    kwargs = dict(batch_size=32, max_iter=4, reassignment_ratio=0.5, tol=0.0,
+                  max_no_improvement=None, n_init=1)
+    reassignments = []
+    choose = _minibatch._Batches.choose
+    monkeypatch.setattr(_minibatch._Batches, "choose",
+                        lambda self, n, k: reassignments.append(k) or choose(self, n, k))
+
+    result = ref.mini_batch_kmeans(X, 12, random_state=0, **kwargs)
+    model = MiniBatchKMeans(12, random_state=0, device="cpu", **kwargs).fit(X)
+    assert len(reassignments) > 0
+    np.testing.assert_allclose(model.cluster_centers_, result.centers, rtol=0,
+                               atol=tolerance(dtype) * np.abs(X).max())
+    assert model.n_steps_ == result.n_steps
+
+    theirs, ours = np.random.RandomState(5), np.random.RandomState(5)
+    SkMiniBatchKMeans(12, random_state=theirs, **kwargs).fit(X)
+    MiniBatchKMeans(12, random_state=ours, device="cpu", **kwargs).fit(X)
+    np.testing.assert_array_equal(ours.random_sample(4), theirs.random_sample(4))
+
+
+def test_early_stop_puts_back_the_batch_drawn_ahead(monkeypatch):
+    """Stopping early leaves one batch drawn ahead and never used: it is put back, so the
+    generator ends where scikit-learn's does."""
+    from sklearn.cluster import MiniBatchKMeans as SkMiniBatchKMeans
+
+    monkeypatch.setenv("CUDAKMEANS_NUM_THREADS", "2")
+    X = make_blobs(2000, 3, 6, seed=4)[0]
+    kwargs = dict(batch_size=64, max_iter=50, max_no_improvement=3, n_init=1)
+    theirs, ours = np.random.RandomState(9), np.random.RandomState(9)
+    sk = SkMiniBatchKMeans(6, random_state=theirs, **kwargs).fit(X)
+    model = MiniBatchKMeans(6, random_state=ours, device="cpu", **kwargs).fit(X)
+    assert model.n_steps_ == sk.n_steps_ < 50 * 2000 // 64
+    np.testing.assert_array_equal(ours.random_sample(4), theirs.random_sample(4))

@@ -74,6 +74,20 @@ def scan_tile(XT, row0, n_rows, centers, acc, best, second, best_label):
 
 
 @_jit
+def nearest_in_tile(XT, row0, n_rows, centers, acc, best, best_label):
+    """:func:`scan_tile` without the second-nearest distance (for callers without bounds)."""
+    tile_sq_dist(XT, row0, n_rows, centers, 0, best)
+    best_label[:n_rows] = 0
+    for c in range(1, centers.shape[0]):
+        tile_sq_dist(XT, row0, n_rows, centers, c, acc)
+        for r in range(n_rows):  # branch-free, so that it vectorises
+            dist, old = acc[r], best[r]
+            nearer = dist < old
+            best[r] = dist if nearer else old
+            best_label[r] = c if nearer else best_label[r]
+
+
+@_jit
 def tile_own_sq_dist(XT, row0, n_rows, Y, own, out):
     """out[r] = |X[row0 + r] - Y[own[r]]|^2: :func:`tile_sq_dist` with a centre per row."""
     x = XT[0, row0:row0 + n_rows]

@@ -12,7 +12,7 @@ from numba import njit
 
 from .. import _math, _minibatch_math
 from . import parallel
-from .math import nearest_center
+from .kmeans import TILE, nearest_in_tile
 
 _jit = njit(cache=True, nogil=True)
 _compiled = _math.compile_for(_jit, extra=_minibatch_math.MATH)
@@ -28,17 +28,33 @@ def assign_batch(X, sample_weight, centers, labels, sums, batch_weight, start, s
 
     IN: X, sample_weight, centers. OUT: labels. INOUT (accumulated, with ``update``): this
     chunk's float64 per-cluster ``sums`` of ``w * x`` and ``batch_weight`` of ``w``.
+
+    Tiles of rows are transposed into a small buffer and labelled by the k-means kernel's
+    vectorised :func:`~cudakmeans._cpu.kmeans.nearest_in_tile`: ``nearest_center``'s labels
+    and distances, bit for bit.
     """
+    n_features = X.shape[1]
+    tile = np.empty((n_features, TILE), dtype=X.dtype)
+    acc = np.empty(TILE, dtype=X.dtype)
+    best = np.empty(TILE, dtype=X.dtype)
+    best_label = np.empty(TILE, dtype=np.int32)
     inertia = 0.0
-    for i in range(start, stop):
-        label, dist = nearest_center(X, i, centers)
-        labels[i] = label
-        w = sample_weight[i]
-        inertia += w * dist
-        if update:
-            batch_weight[label] += w
-            for f in range(X.shape[1]):
-                sums[label, f] += w * X[i, f]
+    for row0 in range(start, stop, TILE):
+        n_rows = min(TILE, stop - row0)
+        for r in range(n_rows):
+            for f in range(n_features):
+                tile[f, r] = X[row0 + r, f]
+        nearest_in_tile(tile, 0, n_rows, centers, acc, best, best_label)
+        for r in range(n_rows):
+            i = row0 + r
+            label = best_label[r]
+            labels[i] = label
+            w = sample_weight[i]
+            inertia += w * best[r]
+            if update:
+                batch_weight[label] += w
+                for f in range(n_features):
+                    sums[label, f] += w * X[i, f]
     return inertia
 
 

@@ -48,6 +48,11 @@ def _get_pool():
         return _pool
 
 
+def background_pool():
+    """The pool, for work that overlaps the calling thread's; None with one thread."""
+    return _get_pool() if n_threads() > 1 else None
+
+
 def map_chunks(func, chunks):
     """Call ``func(chunk_index, start, stop)`` for every chunk; results in chunk order."""
     if len(chunks) == 1 or n_threads() == 1:
