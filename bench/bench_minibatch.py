@@ -5,10 +5,11 @@ one warm-up fit that also compiles the kernels), the final inertia of each (qual
 time) and the time ratio. The full sizes of issue 6 (200,000 x 32, K=64 in memory;
 2,000,000 x 16, K=256 from a memmap) need ``--full``; the default is a tenth of the rows.
 
-    python bench/bench_minibatch.py [--full] [--device cpu|cuda|auto] [--repeats 3]
+    python bench/bench_minibatch.py [--full] [--device cpu|cuda|auto] [--repeats 3] [--out DIR]
 """
 
 import argparse
+import datetime
 import os
 import platform
 import statistics
@@ -17,6 +18,7 @@ import time
 
 import numpy as np
 
+BENCH_FLAGS = ("--out",)
 CASES = {  # name: (n_samples, n_features, n_clusters, from_memmap)
     "in-memory": (200_000, 32, 64, False),
     "memmap": (2_000_000, 16, 256, True),
@@ -64,6 +66,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-iter", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--out", metavar="DIR",
+                        help="also write minibatch-<device>-<date>.md into DIR")
     args = parser.parse_args(argv)
 
     from sklearn.cluster import MiniBatchKMeans as SkMiniBatchKMeans
@@ -71,7 +75,9 @@ def main(argv=None):
     from cudakmeans import MiniBatchKMeans
     from cudakmeans._device import resolve_device
 
-    print(hardware(resolve_device(args.device)))
+    device = resolve_device(args.device)
+    lines = [hardware(device), ""]
+    print(lines[0], flush=True)
     scale = 1.0 if args.full else args.scale
     with tempfile.TemporaryDirectory() as tmp:
         for name, (n, d, k, memmap) in CASES.items():
@@ -88,10 +94,23 @@ def main(argv=None):
                 args.repeats)
             sk_t, sk = timed(lambda X=X, params=params: SkMiniBatchKMeans(**params).fit(X),
                              args.repeats)
-            print(f"{name:9s} {n:>9,d} x {d} K={k}: cudakmeans[{ours.device_}] "
-                  f"{ours_t:.3f}s ({ours.n_steps_} steps, inertia {ours.inertia_:.6g}) | "
-                  f"sklearn {sk_t:.3f}s ({sk.n_steps_} steps, inertia {sk.inertia_:.6g}) | "
-                  f"ratio sklearn/ours {sk_t / ours_t:.2f}")
+            line = (f"{name:9s} {n:>9,d} x {d} K={k}: cudakmeans[{ours.device_}] "
+                    f"{ours_t:.3f}s ({ours.n_steps_} steps, inertia {ours.inertia_:.6g}) | "
+                    f"sklearn {sk_t:.3f}s ({sk.n_steps_} steps, inertia {sk.inertia_:.6g}) | "
+                    f"ratio ours/sklearn {ours_t / sk_t:.2f}")
+            print(line, flush=True)
+            lines.append(line)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        path = os.path.join(args.out,
+                            f"minibatch-{device}-{datetime.date.today().isoformat()}.md")
+        with open(path, "w") as out:
+            out.write("# MiniBatchKMeans benchmark\n\n")
+            out.write(f"python bench/bench_minibatch.py {'--full ' if args.full else ''}"
+                      f"--device {args.device} --repeats {args.repeats}; medians of the "
+                      "timed fits after one warm-up, scikit-learn in the same process.\n\n")
+            out.write("```\n" + "\n".join(lines) + "\n```\n")
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

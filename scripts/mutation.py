@@ -8,8 +8,9 @@ a missing test or an equivalent mutant (judge which, and say why, in the README)
 
 Numba's on-disk cache does not notice when a jitted function's *callee* changes, so every
 mutant gets its own copy of a warmed cache with the entries a mutation could make stale
-removed: all of them for ``cudakmeans/_math.py`` (compiled into every CPU kernel), those of
-the mutated module otherwise (its own file stamp also invalidates them).
+removed: all of them for the shared math modules (``cudakmeans/_math.py`` and the like,
+compiled into other modules' kernels), those of the mutated module and of the modules
+whose kernels call it (``CALLERS``) otherwise.
 
     python scripts/mutation.py                     # every mutant (slow: minutes per file)
     python scripts/mutation.py --sample 30 --seed 1
@@ -29,12 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGETS = ("cudakmeans/_math.py", "cudakmeans/_lloyd.py", "cudakmeans/_cpu/kmeans.py")
+TARGETS = ("cudakmeans/_math.py", "cudakmeans/_lloyd.py", "cudakmeans/_cpu/kmeans.py",
+           "cudakmeans/_minibatch.py", "cudakmeans/_cpu/minibatch.py",
+           "cudakmeans/_minibatch_math.py")
 # Fastest killers first (-x stops at the first failure). test_parallel forces the threaded
 # kernels, which small inputs never reach.
 TESTS = ("tests/test_golden.py", "tests/test_kmeans.py", "tests/_cpu/test_kmeans.py",
          "tests/test_properties.py",
-         "tests/_cpu/test_parallel.py")
+         "tests/_cpu/test_parallel.py", "tests/test_lloyd.py", "tests/test_minibatch.py")
 PYTEST = ("-x", "-q", "-p", "no:cacheprovider", "-m", "not cudasim and not gpu and not ptx")
 
 # Module-level constants that only choose between code paths with identical results (by
@@ -146,12 +149,17 @@ def find_mutants(path):
     return sorted(mutants, key=lambda m: (m.path, m.start))
 
 
+# Kernel modules whose compiled code includes another module's kernels (a callee): the
+# mini-batch assignment calls the k-means kernel's tile scan.
+CALLERS = {"kmeans": ("minibatch",)}
+
+
 def _stale_entries(cache, path):
     """Cache files a mutation of ``path`` can make stale (see the module docstring)."""
-    if path.endswith("/_math.py"):
+    if path.endswith("_math.py"):  # compiled into kernels of other modules
         return [p for p in cache.rglob("*") if p.is_file()]
-    stem = Path(path).stem
-    return [p for p in cache.rglob(f"{stem}.*") if p.is_file()]
+    stems = (Path(path).stem, *CALLERS.get(Path(path).stem, ()))
+    return [p for stem in stems for p in cache.rglob(f"{stem}.*") if p.is_file()]
 
 
 def run_tests(repo, cache, timeout):
