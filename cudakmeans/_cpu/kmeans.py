@@ -537,22 +537,23 @@ class Workspace:
 
         def worker(w):
             ws = workspaces[w]
-            for is_init, run in tasks:  # next() on a list iterator is atomic under the GIL
-                if failed:
-                    return
-                if is_init:
-                    try:
-                        centers[run] = init(run, ws)
-                    except BaseException:
-                        failed.append(run)
-                        raise
-                    finally:
-                        ready[run].set()  # never leave a waiting worker blocked
-                else:
-                    ready[run].wait()
-                    if centers[run] is None:
-                        return  # its init failed; that worker raises the error
-                    results[run] = lloyd(run, ws, centers[run])
+            try:
+                for is_init, run in tasks:  # next() on a list iterator is atomic (GIL)
+                    if failed:
+                        return  # another worker failed (or was interrupted): stop early
+                    if is_init:
+                        try:
+                            centers[run] = init(run, ws)
+                        finally:
+                            ready[run].set()  # never leave a waiting worker blocked
+                    else:
+                        ready[run].wait()
+                        if centers[run] is None:
+                            return  # its init failed; that worker raises the error
+                        results[run] = lloyd(run, ws, centers[run])
+            except BaseException:
+                failed.append(w)
+                raise
 
         parallel.map_tasks(worker, n_workers)
         return results
