@@ -25,6 +25,7 @@ _PUBLIC = {
     "silhouette_score": "._silhouette",
     "cuda_silhouette_score": "._silhouette",
     "NotFittedError": "._validation",
+    "DeviceMemoryError": "._validation",
     "ConvergenceWarning": "._kmeans",
     "BisectingKMeans": ".templates",
     "templates": ".templates",

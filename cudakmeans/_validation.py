@@ -19,6 +19,14 @@ class NotFittedError(ValueError, AttributeError):
     """
 
 
+class DeviceMemoryError(MemoryError):
+    """Raised when the GPU has not enough free memory for what a call needs.
+
+    Whatever the call had allocated on the device is released before it is raised, so the
+    same process can go on (with smaller data, MiniBatchKMeans or ``device='cpu'``).
+    """
+
+
 def check_array(X, *, name="X", dtype=(np.float64, np.float32), min_samples=1, copy=False):
     """Return ``X`` as a C-contiguous 2-D float32/float64 array, or raise.
 

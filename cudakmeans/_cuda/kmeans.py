@@ -23,6 +23,7 @@ import math
 import numpy as np
 from numba import config, cuda, float32, float64, int32, int64
 
+from . import memory
 from .math import average_center, nearest_center, relocate_empty_clusters, sq_dist
 
 SIMULATOR = bool(config.ENABLE_CUDASIM)
@@ -289,15 +290,18 @@ class Workspace:
         self.sample_weight = sample_weight
         n_samples = X.shape[0]
         self.stream = stream = cuda.stream()
-        self.d_X = cuda.to_device(X, stream=stream)
-        self.d_weight = cuda.to_device(sample_weight, stream=stream)
-        self.d_labels = cuda.device_array(n_samples, dtype=np.int32, stream=stream)
-        self.d_distances = cuda.device_array(n_samples, dtype=X.dtype, stream=stream)
-        self.d_closest = cuda.device_array(n_samples, dtype=X.dtype, stream=stream)
-        self.d_scalars = cuda.device_array(4, dtype=np.float64, stream=stream)
-        self.d_heaviest = cuda.device_array(1, dtype=np.int32, stream=stream)
-        self.d_pots = cuda.device_array(MAX_TRIALS, dtype=np.float64, stream=stream)
-        self.set_n_clusters(n_clusters)
+        what = f"KMeans on {n_samples:,} x {X.shape[1]} {X.dtype}"
+        with memory.released_on_failure(self):
+            self.d_X = memory.to_device(X, stream=stream, what=what)
+            self.d_weight = memory.to_device(sample_weight, stream=stream, what=what)
+            self.d_labels = memory.device_array(n_samples, np.int32, stream=stream, what=what)
+            self.d_distances = memory.device_array(n_samples, X.dtype, stream=stream,
+                                                   what=what)
+            self.d_closest = memory.device_array(n_samples, X.dtype, stream=stream, what=what)
+            self.d_scalars = memory.device_array(4, np.float64, stream=stream, what=what)
+            self.d_heaviest = memory.device_array(1, np.int32, stream=stream, what=what)
+            self.d_pots = memory.device_array(MAX_TRIALS, np.float64, stream=stream, what=what)
+            self.set_n_clusters(n_clusters)
 
     def set_n_clusters(self, n_clusters):
         """Make the workspace fit ``n_clusters`` clusters from now on.
@@ -308,9 +312,12 @@ class Workspace:
         """
         n_samples, n_features = self.X.shape
         self.n_clusters = n_clusters
-        self.d_sums = cuda.device_array((n_clusters, n_features), dtype=np.float64,
-                                        stream=self.stream)
-        self.d_weights = cuda.device_array(n_clusters, dtype=np.float64, stream=self.stream)
+        what = f"KMeans with {n_clusters:,} clusters"
+        with memory.released_on_failure(self):
+            self.d_sums = memory.device_array((n_clusters, n_features), np.float64,
+                                              stream=self.stream, what=what)
+            self.d_weights = memory.device_array(n_clusters, np.float64, stream=self.stream,
+                                                 what=what)
 
         kd = n_clusters * n_features
         acc_bytes = 8 * (2 + kd + n_clusters)
@@ -329,12 +336,12 @@ class Workspace:
 
     # -- centres and labels -----------------------------------------------------------
     def upload_centers(self, centers):
-        return cuda.to_device(np.ascontiguousarray(centers, dtype=self.X.dtype),
-                              stream=self.stream)
+        return memory.to_device(np.ascontiguousarray(centers, dtype=self.X.dtype),
+                                stream=self.stream, what="the centres")
 
     def empty_centers(self):
-        return cuda.device_array((self.n_clusters, self.X.shape[1]), dtype=self.X.dtype,
-                                 stream=self.stream)
+        return memory.device_array((self.n_clusters, self.X.shape[1]), self.X.dtype,
+                                   stream=self.stream, what="the centres")
 
     def download_centers(self, d_centers):
         return d_centers.copy_to_host(stream=self.stream)
@@ -386,8 +393,8 @@ class Workspace:
         return float(self._scalars()[INERTIA])
 
     def distances_to_centers(self, d_centers):
-        out = cuda.device_array((self.X.shape[0], d_centers.shape[0]), dtype=self.X.dtype,
-                                stream=self.stream)
+        out = memory.device_array((self.X.shape[0], d_centers.shape[0]), self.X.dtype,
+                                  stream=self.stream, what="the distances to every centre")
         center_distances[_grid(self.X.shape[0]), THREADS, self.stream](self.d_X, d_centers,
                                                                        out)
         return out.copy_to_host(stream=self.stream)

@@ -20,6 +20,7 @@ import numpy as np
 from numba import config, cuda, float32, float64, int32
 
 from .. import _math, _minibatch_math
+from . import memory
 from .kmeans import reset_accumulators  # the same accumulators as a Lloyd step
 from .math import nearest_center
 
@@ -180,14 +181,19 @@ class Workspace:
         self.n_clusters = n_clusters
         self.stream = stream = cuda.stream()
         shape = (n_clusters, n_features)
-        self.d_centers = cuda.device_array(shape, dtype=self.dtype, stream=stream)
-        self.d_centers_old = cuda.device_array(shape, dtype=self.dtype, stream=stream)
-        self.d_counts = cuda.device_array(n_clusters, dtype=np.float64, stream=stream)
-        self.d_sums = cuda.device_array(shape, dtype=np.float64, stream=stream)
-        self.d_batch_weight = cuda.device_array(n_clusters, dtype=np.float64, stream=stream)
-        self.d_flags = cuda.device_array(n_clusters, dtype=np.int32, stream=stream)
-        self.d_scalars = cuda.device_array(5, dtype=np.float64, stream=stream)
-        self._allocate_rows(batch_rows, n_features)
+        what = f"MiniBatchKMeans with {n_clusters:,} clusters"
+        with memory.released_on_failure(self):
+            self.d_centers = memory.device_array(shape, self.dtype, stream=stream, what=what)
+            self.d_centers_old = memory.device_array(shape, self.dtype, stream=stream,
+                                                     what=what)
+            self.d_counts = memory.device_array(n_clusters, np.float64, stream=stream,
+                                                what=what)
+            self.d_sums = memory.device_array(shape, np.float64, stream=stream, what=what)
+            self.d_batch_weight = memory.device_array(n_clusters, np.float64, stream=stream,
+                                                      what=what)
+            self.d_flags = memory.device_array(n_clusters, np.int32, stream=stream, what=what)
+            self.d_scalars = memory.device_array(5, np.float64, stream=stream, what=what)
+            self._allocate_rows(batch_rows, n_features)
 
         kd = n_clusters * n_features
         acc_bytes = 8 * (1 + kd + n_clusters)
@@ -199,10 +205,14 @@ class Workspace:
         self.shared_bytes = acc_bytes + (kd * self.dtype.itemsize if self.stage_centers else 0)
 
     def _allocate_rows(self, n_rows, n_features):
-        self.d_X = cuda.device_array((n_rows, n_features), dtype=self.dtype,
-                                     stream=self.stream)
-        self.d_weight = cuda.device_array(n_rows, dtype=self.dtype, stream=self.stream)
-        self.d_labels = cuda.device_array(n_rows, dtype=np.int32, stream=self.stream)
+        what = f"MiniBatchKMeans blocks of {n_rows:,} x {n_features} {self.dtype}"
+        with memory.released_on_failure(self):
+            self.d_X = memory.device_array((n_rows, n_features), self.dtype,
+                                           stream=self.stream, what=what)
+            self.d_weight = memory.device_array(n_rows, self.dtype, stream=self.stream,
+                                                what=what)
+            self.d_labels = memory.device_array(n_rows, np.int32, stream=self.stream,
+                                                what=what)
 
     # -- state ------------------------------------------------------------------------
     def set_state(self, centers, counts):

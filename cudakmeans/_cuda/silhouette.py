@@ -11,11 +11,13 @@ watchdog (Windows TDR, about 2 s) even for large inputs.
 """
 
 import math
+import types
 
 import numpy as np
 from numba import config, cuda, float32, float64, int64
 
 from .. import _math, _silhouette_math
+from . import memory
 
 THREADS = 256  # rows per block on a GPU
 SIM_THREADS = 32  # under NUMBA_ENABLE_CUDASIM every CUDA thread is a Python thread
@@ -112,11 +114,19 @@ def silhouette_samples(X_sorted, starts, own_seg, order, *, tile_rows=None):
         plan_tile = tile_rows
         shared_bytes = tile_rows * n_features * X_sorted.dtype.itemsize
     stream = cuda.stream()
-    d_X = cuda.to_device(np.ascontiguousarray(X_sorted).reshape(-1), stream=stream)
-    d_starts = cuda.to_device(np.asarray(starts, dtype=np.int64), stream=stream)
-    d_own = cuda.to_device(np.asarray(own_seg, dtype=np.int64), stream=stream)
-    d_order = cuda.to_device(np.asarray(order, dtype=np.int64), stream=stream)
-    d_out = cuda.device_array(n_samples, dtype=np.float64, stream=stream)
+    what = f"silhouette of {n_samples:,} x {n_features} {X_sorted.dtype}"
+    d = types.SimpleNamespace()  # the device arrays, released together if one fails
+    with memory.released_on_failure(d):
+        d.X = memory.to_device(np.ascontiguousarray(X_sorted).reshape(-1), stream=stream,
+                               what=what)
+        d.starts = memory.to_device(np.asarray(starts, dtype=np.int64), stream=stream,
+                                    what=what)
+        d.own = memory.to_device(np.asarray(own_seg, dtype=np.int64), stream=stream,
+                                 what=what)
+        d.order = memory.to_device(np.asarray(order, dtype=np.int64), stream=stream,
+                                   what=what)
+        d.out = memory.device_array(n_samples, np.float64, stream=stream, what=what)
+    d_X, d_starts, d_own, d_order, d_out = d.X, d.starts, d.own, d.order, d.out
     for row_start in range(0, n_samples, rows_per_launch):
         row_stop = min(row_start + rows_per_launch, n_samples)
         blocks = -(-(row_stop - row_start) // threads)
