@@ -99,6 +99,26 @@ def load(name):
         return {key: data[key] for key in data.files}
 
 
+def fit_and_compare(name, data, device, rtol):
+    """Fit the stored case on ``device`` and assert every output equals the record:
+    labels and n_iter exactly, centres, inertia and silhouette within ``rtol`` (centres
+    also ``atol = rtol * max|X|`` near zero, silhouette ``atol = rtol``). Returns the model."""
+    from cudakmeans import KMeans, silhouette_score
+
+    X = data["X"]
+    model = KMeans(**json.loads(str(data["params"])), device=device)
+    model.fit(X, sample_weight=data.get("sample_weight"))
+    np.testing.assert_array_equal(model.labels_, data["labels"], err_msg=name)
+    assert model.n_iter_ == int(data["n_iter"]), name
+    assert model.cluster_centers_.dtype == X.dtype
+    np.testing.assert_allclose(model.cluster_centers_, data["centers"], rtol=rtol,
+                               atol=rtol * np.abs(X).max(), err_msg=name)
+    np.testing.assert_allclose(model.inertia_, data["inertia"], rtol=rtol, err_msg=name)
+    np.testing.assert_allclose(silhouette_score(X, model.labels_, device=device),
+                               data["silhouette"], rtol=0, atol=rtol, err_msg=name)
+    return model
+
+
 def describe_changes(old, new):
     """Lines saying how ``new`` differs from ``old`` (empty if identical)."""
     lines = []
