@@ -1,10 +1,11 @@
-"""A small mutation-testing runner for the CPU kernels and drivers (``nox -s mutation``).
+"""A small mutation-testing runner for the kernels and drivers (``nox -s mutation``).
 
 Each mutant is one operator swap or constant tweak in one of the target files, applied to a
-copy of the repository in a temporary directory; the CPU tests run against it with ``-x``
-and a hard timeout. A mutant is *killed* when the tests fail (or time out), *survived*
-when they pass. Survivors are printed with their file, line and change: each one is either
-a missing test or an equivalent mutant (judge which, and say why, in the README).
+copy of the repository in a temporary directory; the CPU tests (or, with ``--cuda``, the
+CUDA module's simulator tests) run against it with ``-x`` and a hard timeout. A mutant is
+*killed* when the tests fail (or time out), *survived* when they pass. Survivors are
+printed with their file, line and change: each one is either a missing test or an
+equivalent mutant (judge which, and say why, in the README).
 
 Numba's on-disk cache does not notice when a jitted function's *callee* changes, so every
 mutant gets its own copy of a warmed cache with the entries a mutation could make stale
@@ -14,6 +15,7 @@ whose kernels call it (``CALLERS``) otherwise.
 
     python scripts/mutation.py                     # every mutant (slow: minutes per file)
     python scripts/mutation.py --sample 30 --seed 1
+    python scripts/mutation.py --cuda --sample 10  # CUDA modules, simulator tests
     python scripts/mutation.py --files cudakmeans/_lloyd.py --list
 """
 
@@ -39,6 +41,22 @@ TESTS = ("tests/test_golden.py", "tests/test_kmeans.py", "tests/_cpu/test_kmeans
          "tests/test_properties.py",
          "tests/_cpu/test_parallel.py", "tests/test_lloyd.py", "tests/test_minibatch.py")
 PYTEST = ("-x", "-q", "-p", "no:cacheprovider", "-m", "not cudasim and not gpu and not ptx")
+
+# The CUDA kernels and workspaces (``--cuda``), each against its simulator tests.
+CUDA_TESTS = {
+    "cudakmeans/_cuda/kmeans.py": ("tests/_cuda/test_kmeans.py", "tests/_cuda/test_golden.py"),
+    "cudakmeans/_cuda/silhouette.py": ("tests/_cuda/test_silhouette.py",),
+    "cudakmeans/_cuda/minibatch.py": ("tests/_cuda/test_minibatch.py",),
+}
+
+
+def suite_for(path):
+    """``(pytest arguments, extra environment)`` of the tests that judge a mutant of
+    ``path``: the CPU tests, or a CUDA module's tests under the simulator."""
+    if path in CUDA_TESTS:
+        return (("-x", "-q", "-p", "no:cacheprovider", "-m", "cudasim", *CUDA_TESTS[path]),
+                {"NUMBA_ENABLE_CUDASIM": "1"})
+    return (*PYTEST, *TESTS), {}
 
 # Module-level constants that only choose between code paths with identical results (by
 # design, and checked by tests/test_kmeans.py::test_results_do_not_depend_on_the_thread_count):
@@ -162,13 +180,15 @@ def _stale_entries(cache, path):
     return [p for stem in stems for p in cache.rglob(f"{stem}.*") if p.is_file()]
 
 
-def run_tests(repo, cache, timeout):
+def run_tests(repo, cache, timeout, path=None):
+    args, extra = suite_for(path)
     env = dict(os.environ, NUMBA_CACHE_DIR=str(cache), PYTHONPATH=str(repo),
                PYTHONDONTWRITEBYTECODE="1")
     env.pop("NUMBA_ENABLE_CUDASIM", None)
+    env.update(extra)
     start = time.perf_counter()
     try:
-        proc = subprocess.run([sys.executable, "-m", "pytest", *PYTEST, *TESTS], cwd=repo,
+        proc = subprocess.run([sys.executable, "-m", "pytest", *args], cwd=repo,
                               env=env, capture_output=True, text=True, timeout=timeout)
         status = "passed" if proc.returncode == 0 else "failed"
         if proc.returncode not in (0, 1):
@@ -182,8 +202,10 @@ def run_tests(repo, cache, timeout):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--files", nargs="+", default=list(TARGETS),
+    parser.add_argument("--files", nargs="+", default=None,
                         help="files to mutate, relative to the repository root")
+    parser.add_argument("--cuda", action="store_true",
+                        help="mutate the CUDA modules instead, judged by the simulator tests")
     parser.add_argument("--sample", type=int, default=None,
                         help="run a random sample of this many mutants")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample")
@@ -194,6 +216,8 @@ def main(argv=None):
                         help="run only the mutants on these lines (e.g. to re-check "
                              "survivors after adding tests)")
     args = parser.parse_args(argv)
+    if args.files is None:
+        args.files = list(CUDA_TESTS) if args.cuda else list(TARGETS)
 
     mutants = [m for path in args.files for m in find_mutants(path)]
     if args.only:
@@ -215,11 +239,14 @@ def main(argv=None):
             ".git", ".nox", ".venv", "__pycache__", "*.nbi", "*.nbc", ".hypothesis",
             ".pytest_cache", "mutants", "bench"))
         base_cache = tmp / "cache-base"
-        status, seconds, tail = run_tests(repo, base_cache, args.timeout)
-        print(f"baseline: {status} in {seconds:.0f} s {' '.join(tail)}")
-        if status != "passed":
-            print("the unmutated tests must pass first", file=sys.stderr)
-            return 1
+        for path in sorted({m.path if m.path in CUDA_TESTS else None for m in mutants},
+                           key=str):
+            status, seconds, tail = run_tests(repo, base_cache, args.timeout, path)
+            print(f"baseline ({path or 'CPU tests'}): {status} in {seconds:.0f} s "
+                  f"{' '.join(tail)}")
+            if status != "passed":
+                print("the unmutated tests must pass first", file=sys.stderr)
+                return 1
 
         killed, survivors = 0, []
         for n, mutant in enumerate(mutants, 1):
@@ -234,7 +261,7 @@ def main(argv=None):
             target.write_text(original[:mutant.start] + mutant.new + original[mutant.stop:])
             os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
             try:
-                status, seconds, tail = run_tests(repo, cache, args.timeout)
+                status, seconds, tail = run_tests(repo, cache, args.timeout, mutant.path)
             finally:
                 target.write_text(original)
                 os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
