@@ -191,3 +191,17 @@ def test_early_stop_puts_back_the_batch_drawn_ahead(monkeypatch):
     model = MiniBatchKMeans(6, random_state=ours, device="cpu", **kwargs).fit(X)
     assert model.n_steps_ == sk.n_steps_ < 50 * 2000 // 64
     np.testing.assert_array_equal(ours.random_sample(4), theirs.random_sample(4))
+
+
+@pytest.mark.parametrize("tol", [0.0, 1e-3, 1.0, 7.5])
+def test_tolerance_is_scikit_learns_in_memory_and_streamed(tol, tmp_path, blobs):
+    """tol times the mean per-feature variance, for an array and for a memmap read in
+    blocks (any tol, not only the usual ones)."""
+    from cudakmeans._minibatch import _Rows
+
+    expected = float(np.mean(np.var(blobs, axis=0, dtype=np.float64)) * tol)
+    path = tmp_path / "X.dat"
+    blobs.tofile(path)
+    mapped = np.memmap(path, dtype=blobs.dtype, mode="r", shape=blobs.shape)
+    for rows in (_Rows(blobs), _Rows(mapped)):
+        np.testing.assert_allclose(rows.tolerance(tol), expected, rtol=tolerance(blobs.dtype))
