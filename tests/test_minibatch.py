@@ -205,3 +205,19 @@ def test_tolerance_is_scikit_learns_in_memory_and_streamed(tol, tmp_path, blobs)
     mapped = np.memmap(path, dtype=blobs.dtype, mode="r", shape=blobs.shape)
     for rows in (_Rows(blobs), _Rows(mapped)):
         np.testing.assert_allclose(rows.tolerance(tol), expected, rtol=tolerance(blobs.dtype))
+
+
+def test_partial_fit_reads_later_chunks_in_the_fitted_dtype(blobs):
+    """After a float32 first chunk, a float64 chunk is read as float32: the same result
+    as passing it as float32, and the centres stay float32."""
+    X32 = blobs.astype(np.float32)
+    chunks = np.array_split(X32, 3)
+    models = [MiniBatchKMeans(4, batch_size=50, random_state=3, device="cpu")
+              for _ in range(2)]
+    for model, cast in zip(models, (np.float32, np.float64), strict=True):
+        model.partial_fit(chunks[0])
+        for chunk in chunks[1:]:
+            model.partial_fit(chunk.astype(cast))
+    assert models[1].cluster_centers_.dtype == np.float32
+    np.testing.assert_array_equal(models[1].cluster_centers_, models[0].cluster_centers_)
+    np.testing.assert_array_equal(models[1].labels_, models[0].labels_)
