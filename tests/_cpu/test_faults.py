@@ -70,8 +70,13 @@ def test_200_repeated_fits_grow_resident_memory_by_under_50_mb():
 def test_keyboard_interrupt_during_a_long_fit_leaves_the_library_usable(threads):
     _run("""
     import _thread
+    import signal
     import threading
     import time
+
+    # A runner started in the background (nohup, &) passes SIGINT down ignored, and then
+    # interrupt_main() does nothing: restore Python's handler for this process.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     small = np.random.default_rng(1).standard_normal((500, 4))
     expected = KMeans(5, random_state=0, device="cpu").fit(small)
