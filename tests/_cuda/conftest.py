@@ -1,0 +1,18 @@
+"""The offline build of every registered kernel, shared by the ptx session's tests.
+
+For each target, one worker process compiles every kernel the way its first launch on a
+GPU would (numba-cuda's dispatcher: NVVM, the link, the on-disk cache save), and a second,
+fresh process loads them back from that cache (:mod:`tests._cuda.offline`). Two targets
+build at a time (the gate machine has two cores).
+"""
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def offline_build(tmp_path_factory):
+    """``{cc: {"dir", "manifest", "loaded"}}`` for every target of the registry."""
+    from cudakmeans._cuda import registry
+    from tests._cuda import offline
+
+    return offline.build_all(registry.TARGETS, tmp_path_factory.mktemp("offline"))
