@@ -15,6 +15,9 @@ import types
 __all__ = [
     "sq_dist",
     "nearest_center",
+    "first_max",
+    "move_feature",
+    "move_weight",
     "relocate_empty_clusters",
     "average_center",
     "compile_for",
@@ -47,6 +50,31 @@ def nearest_center(X, i, centers):
     return best_label, best_dist
 
 
+def first_max(value, index, other_value, other_index):
+    """True if ``(other_value, other_index)`` beats ``(value, index)`` in a search for the
+    first maximum: a larger value, or the same value at a lower index.
+
+    Combining candidates with it gives the same answer in any order, so a parallel
+    reduction finds the row a serial ``>`` scan in increasing order would.
+    """
+    return other_value > value or (other_value == value and other_index < index)
+
+
+def move_feature(X, sample_weight, labels, sums, far, c, f):
+    """Feature ``f`` of moving row ``far`` into the empty cluster ``c``: its weighted
+    coordinate leaves the sums of its own cluster and becomes the sums of ``c``."""
+    w = sample_weight[far]
+    sums[labels[far], f] -= w * X[far, f]
+    sums[c, f] = w * X[far, f]
+
+
+def move_weight(sample_weight, labels, weights, far, c):
+    """The weight of moving row ``far`` into the empty cluster ``c`` (see :func:`move_feature`)."""
+    w = sample_weight[far]
+    weights[labels[far]] -= w
+    weights[c] = w
+
+
 def relocate_empty_clusters(X, sample_weight, labels, distances, sums, weights):
     """Move each empty cluster to the point farthest from its centre; return the heaviest.
 
@@ -77,19 +105,15 @@ def relocate_empty_clusters(X, sample_weight, labels, distances, sums, weights):
                 continue
             far = 0
             for i in range(1, n_samples):
-                if distances[i] > distances[far]:
+                if first_max(distances[far], far, distances[i], i):
                     far = i
             distances[far] = -1
-            w = sample_weight[far]
-            old = labels[far]
             for f in range(X.shape[1]):
-                sums[old, f] -= w * X[far, f]
-                sums[c, f] = w * X[far, f]
-            weights[old] -= w
-            weights[c] = w
+                move_feature(X, sample_weight, labels, sums, far, c, f)
+            move_weight(sample_weight, labels, weights, far, c)
     heaviest = 0
     for c in range(1, n_clusters):
-        if weights[c] > weights[heaviest]:
+        if first_max(weights[heaviest], heaviest, weights[c], c):
             heaviest = c
     return heaviest
 

@@ -22,6 +22,18 @@ def _real_gpu():
     return cuda_status()[0]
 
 
+@pytest.fixture(autouse=SIMULATOR, scope="session")
+def _simulator_switch_interval():
+    """The simulator runs each CUDA thread as a Python thread that waits at every barrier
+    for the others: hand the GIL over more often than every 5 ms (restored after)."""
+    import sys
+
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-4)
+    yield
+    sys.setswitchinterval(previous)
+
+
 def pytest_collection_modifyitems(config, items):
     has_gpu = _real_gpu()
     if os.environ.get("CUDAKMEANS_REQUIRE_GPU") == "1" and not has_gpu:

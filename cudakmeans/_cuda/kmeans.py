@@ -1,41 +1,53 @@
-"""CUDA kernels for Lloyd's k-means and greedy k-means++, and the launcher that runs them.
+"""CUDA kernels of Lloyd's k-means and greedy k-means++, and the workspace that runs them.
 
 The :class:`Workspace` uploads X and the weights once per fit and keeps every per-sample
-array (labels, distances, nearest-centre distances for k-means++) and every accumulator on
-the device. Per Lloyd iteration one array of four float64 scalars comes back.
+array and every accumulator on the device. A Lloyd iteration is two launches (three when
+the per-cluster sums do not fit shared memory) and one read-back of a few scalars;
+k-means++ uploads its random numbers once and reads the chosen rows' indices back once.
 
 Design notes (the why):
-- Assignment is fused with the update: each block sums its samples' weighted coordinates in
-  shared memory (shared atomics are cheap), then adds the block's partials to global memory
-  with one atomic per block and cluster-feature. The sketch's per-sample global atomics
-  serialise badly when K is small.
-- Centres are staged in shared memory when they fit; every thread reads all of them.
-- Sums, weights, inertia and shifts accumulate in float64; distances stay in X's dtype, so
-  float32 runs at full speed on consumer GPUs (FP64 is 1/32 to 1/64 of FP32 there).
-- No kernel runs for long: the assignment is split over launches of bounded work so the
-  Windows display watchdog (WDDM TDR) never fires, and no cooperative grid sync is used.
-- Empty clusters are rare: they are relocated by one thread running the same serial code as
-  the CPU, so the order of moves matches the CPU and the reference exactly.
+- The assignment is a register-tiled micro-kernel (:func:`assign_rows`): the arithmetic
+  is a small matrix product with a subtraction inside, so each thread computes a tile of
+  rows x centres from shared-memory stages of both, features innermost. Each distance is
+  still ``((0 + d_0^2) + d_1^2) + ...`` in X's dtype, the operations of ``_math.sq_dist``,
+  and ties go to the lowest label, so labels are ``nearest_center``'s.
+- Every floating-point reduction runs in a fixed order that depends on the problem's shape
+  only (:mod:`.launch`): per-block partials in slots, reduced in slot order. No float
+  atomics, so two runs give the same bits on any GPU.
+- Sums, weights, inertia and potentials are float64; distances stay in X's dtype, so
+  float32 runs at full speed on consumer GPUs (float64 is 1/32 to 1/64 of float32 there).
+- Empty clusters are rare: the last block of the update moves them with block-wide
+  reductions, in scikit-learn's order, with the CPU's per-feature arithmetic.
+- No launch holds more work than :data:`.launch.MAX_TERMS_PER_LAUNCH` (the watchdog), and
+  no cooperative grid sync is used.
 """
 
 import math
 
 import numpy as np
-from numba import config, cuda, float32, float64, int32, int64
+from numba import cuda, float32, float64, int32, int64, uint64
 
-from . import memory
-from .math import average_center, nearest_center, relocate_empty_clusters, sq_dist
+from . import launch, memory
+from .launch import (
+    BLOCK_ROWS,
+    ROWS_PER_THREAD,
+    SEED_ROWS,
+    STAGE_STEPS,
+    THREADS,
+    THREADS_X,
+    THREADS_Y,
+    TILE_K,
+    TILE_M,
+    block_first_max,
+    is_last_block,
+    tree_sum,
+)
+from .math import average_center, move_feature, move_weight, sq_dist
 
-SIMULATOR = bool(config.ENABLE_CUDASIM)
-# Every simulated CUDA thread is a Python thread: keep blocks and grids small there.
-THREADS = 32 if SIMULATOR else 256
-MAX_BLOCKS = 2 if SIMULATOR else 1024
-SINGLE_BLOCK_THREADS = 32 if SIMULATOR else 512
-SHARED_BUDGET = 40 * 1024  # bytes of dynamic shared memory per block (48 KB is the floor)
-MAX_WORK_PER_LAUNCH = 1 << 28  # rows * k * d per assignment launch: well under 0.1 s
-MAX_TRIALS = 64  # candidates scored per k-means++ launch
-
-N_CHANGED, INERTIA, SHIFT = 0, 1, 2  # slots of the per-iteration scalars
+# Slots of the per-step scalars read back by the host.
+N_CHANGED, INERTIA, SHIFT, N_EMPTY, POT = range(5)
+N_SCALARS = 5
+THREAD_BOUNDS = THREADS + 1  # a block's threads' bounds in the cumulative sum
 
 
 @cuda.jit(cache=True)
@@ -45,114 +57,303 @@ def fill(values, value):
         values[i] = value
 
 
-@cuda.jit(cache=True)
-def reset_accumulators(sums, weights, scalars):
-    """Zero the float64 accumulators of one Lloyd iteration (or mini-batch step)."""
-    n_clusters, n_features = sums.shape
-    kd = n_clusters * n_features
-    # kd can be smaller than the scalars (K=2, one feature): cover every array.
-    for j in range(cuda.grid(1), max(kd, scalars.shape[0]), cuda.gridsize(1)):
-        if j < kd:
-            sums[j // n_features, j % n_features] = 0.0
-        if j < n_clusters:
-            weights[j] = 0.0
-        if j < scalars.shape[0]:
-            scalars[j] = 0.0
+def _assign_rows_kernel(tile_n):
+    """The assignment kernel for register tiles of TILE_M rows x ``tile_n`` centres.
 
-
-@cuda.jit(cache=True)
-def assign_and_accumulate(X, sample_weight, centers, labels, distances, sums, weights,
-                          scalars, start, stop, update, stage_centers, block_sums):
-    """Label rows ``start:stop`` with their nearest centre, fused with the update's sums.
-
-    IN: X, sample_weight, centers. INOUT: labels (old labels in, to count changes).
-    OUT: distances (to the new label's centre). INOUT (accumulated): with ``update``, the
-    weighted coordinate ``sums`` and ``weights`` per cluster; always scalars[N_CHANGED] and
-    scalars[INERTIA]. Dynamic shared memory holds, in float64, the block's change count and
-    inertia, then (``block_sums``) its sums and weights, then (``stage_centers``) the
-    centres in X's dtype.
+    One body, compiled per dtype with the widest tile that keeps a thread within 64
+    registers (float64 values take two): :data:`.launch.TILE_N`.
     """
-    shared64 = cuda.shared.array(0, float64)
-    shared_x = cuda.shared.array(0, X.dtype)
-    n_clusters, n_features = centers.shape
-    kd = n_clusters * n_features
+    block_centers = THREADS_X * tile_n
+
+    @launch.kernel(bounded=True)
+    def assign_rows(X, sample_weight, centers, labels, distances, block_stats, slot_sums,
+                    tile_start, groups, row_base, acc_base):
+        """Label each block's tile of BLOCK_ROWS rows with the nearest centre.
+
+        IN: X (n, d), sample_weight, centers (K, d). INOUT: labels (old labels in, to count the
+        changes). OUT: distances (squared, to the new label's centre); block_stats[tile] =
+        (labels changed, inertia) of the tile; with ``groups > 0``, slot ``tile`` of the flat
+        ``slot_sums``: per cluster the d sums of ``w * x`` then the sum of ``w`` (float64).
+
+        Threads form a THREADS_Y x THREADS_X grid; thread (ty, tx) computes rows
+        ``ty + THREADS_Y * i`` x centres ``c0 + tx + THREADS_X * j`` in registers, reading
+        TILE_K features of both at a time from shared memory (padded rows: conflict-free
+        staging). The per-row minimum over a thread's centres, then over the THREADS_X threads
+        of a row (in the tiles' memory, no longer needed), is taken on (distance, label) pairs,
+        so the lowest label wins ties whatever the order of comparison.
+
+        Dynamic shared memory (byte offsets from the plan): [0, row_base) tiles, then the
+        exchange; [row_base, acc_base) per-row best distance, label and two float64 partials;
+        [acc_base, ...) ``groups`` copies of the per-cluster sums (fused accumulation).
+        """
+        tiles = cuda.shared.array(0, X.dtype)
+        shared32 = cuda.shared.array(0, int32)
+        shared64 = cuda.shared.array(0, float64)
+        n_samples, n_features = X.shape
+        n_clusters = centers.shape[0]
+        size = X.itemsize
+        tid = cuda.threadIdx.x
+        ty = tid // THREADS_X
+        tx = tid - ty * THREADS_X
+        tile = tile_start + cuda.blockIdx.x
+        row0 = tile * BLOCK_ROWS
+        n_rows = min(BLOCK_ROWS, n_samples - row0)
+        x_stride = BLOCK_ROWS + 1
+        c_stride = block_centers + 1
+        c_base = TILE_K * x_stride
+        ex_label = BLOCK_ROWS * THREADS_X * size // 4  # int32 half of the exchange
+        best_d = row_base // size
+        best_i = (row_base + BLOCK_ROWS * size) // 4
+        part_changed = (row_base + BLOCK_ROWS * (size + 4)) // 8
+        part_inertia = part_changed + BLOCK_ROWS
+        width = n_clusters * (n_features + 1)
+        acc0 = acc_base // 8
+        zero = X.dtype.type(0)
+
+        if tid < BLOCK_ROWS:
+            tiles[best_d + tid] = math.inf
+            shared32[best_i + tid] = 0
+        for j in range(tid, groups * width, THREADS):
+            shared64[acc0 + j] = 0.0
+
+        acc = cuda.local.array((TILE_M, tile_n), X.dtype)
+        xv = cuda.local.array(TILE_M, X.dtype)
+        # Unsigned offsets: numba wraps negative indices, which costs integer instructions
+        # in the innermost loop for indices it cannot prove non-negative.
+        x_lane = uint64(ty)
+        c_lane = uint64(c_base) + uint64(tx)
+        for c0 in range(0, n_clusters, block_centers):
+            for i in range(TILE_M):
+                for j in range(tile_n):
+                    acc[i, j] = zero
+            for f0 in range(0, n_features, TILE_K):
+                n_k = min(TILE_K, n_features - f0)
+                cuda.syncthreads()  # the previous stage (or exchange) has been read
+                for q in range(STAGE_STEPS):  # a constant trip count: no loop arithmetic
+                    e = tid + q * THREADS
+                    r = e // TILE_K
+                    k = e - r * TILE_K
+                    value = zero
+                    if r < n_rows and k < n_k:
+                        value = X[row0 + r, f0 + k]
+                    tiles[k * x_stride + r] = value
+                    if r < block_centers:
+                        value = zero
+                        if c0 + r < n_clusters and k < n_k:
+                            value = centers[c0 + r, f0 + k]
+                        tiles[c_base + k * c_stride + r] = value
+                cuda.syncthreads()
+                # All TILE_K features, a constant trip count that unrolls: the staged tiles
+                # are zero past the last feature, and fma(0, 0, acc) is acc exactly.
+                for k in range(TILE_K):
+                    xk = x_lane + uint64(k * x_stride)
+                    ck = c_lane + uint64(k * c_stride)
+                    for i in range(TILE_M):
+                        xv[i] = tiles[xk + uint64(THREADS_Y * i)]
+                    for j in range(tile_n):
+                        cv = tiles[ck + uint64(THREADS_X * j)]
+                        for i in range(TILE_M):
+                            diff = xv[i] - cv
+                            acc[i, j] += diff * diff
+            cuda.syncthreads()  # the tiles are free: exchange each thread's best per row
+            for i in range(TILE_M):
+                bd = acc[i, 0]
+                bi = -1
+                for j in range(tile_n):
+                    c = c0 + tx + THREADS_X * j
+                    if c < n_clusters and (bi < 0 or acc[i, j] < bd):
+                        bd = acc[i, j]
+                        bi = c
+                r = ty + THREADS_Y * i
+                tiles[r * THREADS_X + tx] = bd
+                shared32[ex_label + r * THREADS_X + tx] = bi
+            cuda.syncthreads()
+            if tid < BLOCK_ROWS:
+                bd = tiles[best_d + tid]
+                bi = shared32[best_i + tid]
+                for t in range(THREADS_X):
+                    ci = shared32[ex_label + tid * THREADS_X + t]
+                    if ci >= 0:
+                        cd = tiles[tid * THREADS_X + t]
+                        if cd < bd or (cd == bd and ci < bi):
+                            bd = cd
+                            bi = ci
+                tiles[best_d + tid] = bd
+                shared32[best_i + tid] = bi
+
+        cuda.syncthreads()
+        if tid < BLOCK_ROWS:
+            changed = 0.0
+            inertia = 0.0
+            if tid < n_rows:
+                i = row0 + tid
+                label = shared32[best_i + tid]
+                dist = tiles[best_d + tid]
+                if label != labels[i]:
+                    changed = 1.0
+                labels[i] = label
+                distances[i] = dist
+                inertia = float64(sample_weight[i]) * float64(dist)
+            shared64[part_changed + tid] = changed
+            shared64[part_inertia + tid] = inertia
+        n_changed = tree_sum(shared64[part_changed:part_changed + BLOCK_ROWS], BLOCK_ROWS, tid)
+        inertia = tree_sum(shared64[part_inertia:part_inertia + BLOCK_ROWS], BLOCK_ROWS, tid)
+        if tid == 0:
+            block_stats[tile, 0] = n_changed
+            block_stats[tile, 1] = inertia
+
+        if groups > 0:
+            # Thread (g, f) owns column f of copy g and adds rows g, g + groups, ... in order.
+            g = tid // (n_features + 1)
+            f = tid - g * (n_features + 1)
+            if g < groups:
+                for r in range(g, n_rows, groups):
+                    i = row0 + r
+                    at = acc0 + g * width + shared32[best_i + r] * (n_features + 1) + f
+                    w = float64(sample_weight[i])
+                    if f < n_features:
+                        shared64[at] += w * float64(X[i, f])
+                    else:
+                        shared64[at] += w
+            cuda.syncthreads()
+            for j in range(tid, width, THREADS):
+                total = 0.0
+                for copy in range(groups):
+                    total += shared64[acc0 + copy * width + j]
+                slot_sums[tile * width + j] = total
+
+    return assign_rows
+
+
+# The kernels of the two dtypes (``assign_rows_f32`` and ``assign_rows_f64`` in the registry).
+assign_rows_f32 = _assign_rows_kernel(launch.TILE_N[4])
+assign_rows_f64 = _assign_rows_kernel(launch.TILE_N[8])
+ASSIGN_ROWS = {4: assign_rows_f32, 8: assign_rows_f64}
+
+
+@cuda.jit(cache=True)
+def accumulate_rows(X, sample_weight, labels, slot_sums, n_clusters, rows_per_slot):
+    """Per-cluster sums of ``rows_per_slot`` consecutive rows per block, into its slot.
+
+    IN: X, sample_weight, labels. OUT: slot ``blockIdx`` of the flat ``slot_sums`` (layout
+    of :func:`assign_rows`). For clusters too many for shared memory: thread f owns
+    column f (the d features, then the weight) and adds the rows in increasing order.
+    """
+    n_samples, n_features = X.shape
+    width = n_clusters * (n_features + 1)
+    slot = cuda.blockIdx.x
+    base = slot * width
     tid = cuda.threadIdx.x
-    n_acc = 2 + kd + n_clusters if block_sums else 2
-    for j in range(tid, n_acc, cuda.blockDim.x):
-        shared64[j] = 0.0
-    if block_sums:
-        acc_sums = shared64[2:2 + kd].reshape((n_clusters, n_features))
-        acc_weights = shared64[2 + kd:2 + kd + n_clusters]
-    else:
-        acc_sums = sums
-        acc_weights = weights
-    if stage_centers:
-        offset = n_acc * 8 // X.itemsize
-        for j in range(tid, kd, cuda.blockDim.x):
-            shared_x[offset + j] = centers[j // n_features, j % n_features]
-        local_centers = shared_x[offset:offset + kd].reshape((n_clusters, n_features))
-    else:
-        local_centers = centers
+    for j in range(tid, width, cuda.blockDim.x):
+        slot_sums[base + j] = 0.0
     cuda.syncthreads()
+    start = slot * rows_per_slot
+    stop = min(start + rows_per_slot, n_samples)
+    for f in range(tid, n_features + 1, cuda.blockDim.x):
+        for i in range(start, stop):
+            at = base + labels[i] * (n_features + 1) + f
+            w = float64(sample_weight[i])
+            if f < n_features:
+                slot_sums[at] += w * float64(X[i, f])
+            else:
+                slot_sums[at] += w
 
-    n_changed = 0
+
+@cuda.jit(device=True, inline=True)
+def _stats(block_stats, tid, part):
+    """(labels changed, inertia): the tiles' partials in tile order per thread, then a tree."""
+    changed = 0.0
     inertia = 0.0
-    for i in range(start + cuda.grid(1), stop, cuda.gridsize(1)):
-        label, dist = nearest_center(X, i, local_centers)
-        if label != labels[i]:
-            n_changed += 1
-            labels[i] = label
-        distances[i] = dist
-        w = sample_weight[i]
-        inertia += float64(w) * float64(dist)
-        if update:
-            cuda.atomic.add(acc_weights, label, float64(w))
-            for f in range(n_features):
-                cuda.atomic.add(acc_sums, (label, f), float64(w) * float64(X[i, f]))
-    cuda.atomic.add(shared64, 0, float64(n_changed))
-    cuda.atomic.add(shared64, 1, inertia)
-    cuda.syncthreads()
+    for t in range(tid, block_stats.shape[0], THREADS):
+        changed += block_stats[t, 0]
+        inertia += block_stats[t, 1]
+    part[tid] = changed
+    changed = tree_sum(part, THREADS, tid)
+    part[tid] = inertia
+    inertia = tree_sum(part, THREADS, tid)
+    return changed, inertia
 
-    if update and block_sums:
-        for j in range(tid, kd, cuda.blockDim.x):
-            value = shared64[2 + j]
-            if value != 0.0:
-                cuda.atomic.add(sums, (j // n_features, j % n_features), value)
-        for j in range(tid, n_clusters, cuda.blockDim.x):
-            value = shared64[2 + kd + j]
-            if value != 0.0:
-                cuda.atomic.add(weights, j, value)
+
+@cuda.jit(cache=True)
+def reduce_stats(block_stats, scalars):
+    """One block: scalars[N_CHANGED], scalars[INERTIA] from the tiles' partials."""
+    part = cuda.shared.array(THREADS, float64)
+    tid = cuda.threadIdx.x
+    changed, inertia = _stats(block_stats, tid, part)
     if tid == 0:
-        cuda.atomic.add(scalars, N_CHANGED, shared64[0])
-        cuda.atomic.add(scalars, INERTIA, shared64[1])
+        scalars[N_CHANGED] = changed
+        scalars[INERTIA] = inertia
 
 
 @cuda.jit(cache=True)
-def relocate_empty(X, sample_weight, labels, distances, sums, weights, heaviest):
-    """One thread: move empty clusters to the farthest points (see ``_math``)."""
-    if cuda.grid(1) == 0:
-        heaviest[0] = relocate_empty_clusters(X, sample_weight, labels, distances, sums,
-                                              weights)
+def update_centers(slot_sums, n_slots, block_stats, X, sample_weight, labels, distances,
+                   centers_old, centers_new, sums, weights, scalars, ticket):
+    """Reduce the slots, relocate empty clusters, average; one thread per slot column.
 
-
-@cuda.jit(cache=True)
-def average_centers(sums, weights, heaviest, centers_old, centers_new, scalars):
-    """centers_new = sums / weights, one thread per coordinate; scalars[SHIFT] += shift^2."""
-    block_shift = cuda.shared.array(1, float64)
-    if cuda.threadIdx.x == 0:
-        block_shift[0] = 0.0
-    cuda.syncthreads()
+    Every block: column j of ``sums``/``weights`` is the slots' column j summed in slot
+    order. The last block (:func:`.launch.is_last_block`) then, alone: reduces the tiles'
+    counts, moves each empty cluster (increasing order) to the row farthest from its centre
+    (``_math.relocate_empty_clusters``' rules, the farthest row found by a block-wide
+    reduction), picks the heaviest cluster, writes ``centers_new`` (``average_center``) and
+    scalars[N_CHANGED, INERTIA, SHIFT, N_EMPTY]. INOUT: distances (moved rows marked -1).
+    """
+    n_samples = X.shape[0]
     n_clusters, n_features = centers_new.shape
-    j = cuda.grid(1)
-    if j < n_clusters * n_features:
-        c = j // n_features
-        f = j % n_features
-        centers_new[c, f] = average_center(sums, weights, heaviest[0], c, f)
+    width = n_clusters * (n_features + 1)
+    tid = cuda.threadIdx.x
+    j = cuda.blockIdx.x * THREADS + tid
+    if j < width:
+        total = 0.0
+        for s in range(n_slots):
+            total += slot_sums[s * width + j]
+        c = j // (n_features + 1)
+        f = j - c * (n_features + 1)
+        if f < n_features:
+            sums[c, f] = total
+        else:
+            weights[c] = total
+    flag = cuda.shared.array(1, int32)
+    if not is_last_block(ticket, cuda.gridDim.x, flag):
+        return
+
+    part = cuda.shared.array(THREADS, float64)
+    index = cuda.shared.array(THREADS, int64)
+    n_changed, inertia = _stats(block_stats, tid, part)
+    empty = 0.0
+    for c in range(tid, n_clusters, THREADS):
+        if weights[c] == 0:
+            empty += 1.0
+    part[tid] = empty
+    n_empty = tree_sum(part, THREADS, tid)
+    if n_empty > 0:
+        far, farthest = block_first_max(distances, n_samples, tid, part, index)
+        if farthest > 0:  # when every row sits on its centre, nothing is better
+            for c in range(n_clusters):
+                if weights[c] != 0:
+                    continue
+                far, farthest = block_first_max(distances, n_samples, tid, part, index)
+                for f in range(tid, n_features, THREADS):
+                    move_feature(X, sample_weight, labels, sums, far, c, f)
+                cuda.syncthreads()
+                if tid == 0:
+                    move_weight(sample_weight, labels, weights, far, c)
+                    distances[far] = -1
+                cuda.syncthreads()
+    heaviest, _ = block_first_max(weights, n_clusters, tid, part, index)
+    shift = 0.0
+    for k in range(tid, n_clusters * n_features, THREADS):
+        c = k // n_features
+        f = k - c * n_features
+        centers_new[c, f] = average_center(sums, weights, heaviest, c, f)
         diff = float64(centers_new[c, f]) - float64(centers_old[c, f])
-        cuda.atomic.add(block_shift, 0, diff * diff)
-    cuda.syncthreads()
-    if cuda.threadIdx.x == 0:
-        cuda.atomic.add(scalars, SHIFT, block_shift[0])
+        shift += diff * diff
+    part[tid] = shift
+    shift = tree_sum(part, THREADS, tid)
+    if tid == 0:
+        scalars[N_CHANGED] = n_changed
+        scalars[INERTIA] = inertia
+        scalars[SHIFT] = shift
+        scalars[N_EMPTY] = n_empty
 
 
 @cuda.jit(cache=True)
@@ -163,108 +364,181 @@ def center_distances(X, centers, out):
             out[i, c] = math.sqrt(sq_dist(X, i, centers, c))
 
 
+# -- k-means++ --------------------------------------------------------------------------
+# Blocks of SEED_ROWS rows; thread t of block b walks rows b * SEED_ROWS + t * ROWS_PER_THREAD
+# onwards. The cumulative sum of w * closest that the candidates are searched in is, by
+# definition: the blocks' totals end to end in block order, inside a block the threads'
+# runs in thread order, inside a run the rows in order (tests/_cuda/order.py).
+
+@cuda.jit(device=True, inline=True)
+def _run_sum(sample_weight, closest, lo, hi):
+    total = 0.0
+    for i in range(lo, hi):
+        total += float64(sample_weight[i]) * float64(closest[i])
+    return total
+
+
+@cuda.jit(device=True, inline=True)
+def _block_total(part):
+    total = 0.0
+    for t in range(THREADS):
+        total += part[t]
+    return total
+
+
 @cuda.jit(cache=True)
-def update_closest(X, sample_weight, index, closest, pot, first):
-    """closest = min(closest, |X - X[index]|^2) (= when ``first``); pot[0] += sum(w * closest)."""
-    block_pot = cuda.shared.array(1, float64)
-    if cuda.threadIdx.x == 0:
-        block_pot[0] = 0.0
-    cuda.syncthreads()
-    acc = 0.0
-    for i in range(cuda.grid(1), X.shape[0], cuda.gridsize(1)):
+def seed_closest(X, sample_weight, draws, indices, c, first, closest, block_pots, block_base,
+                 scalars, ticket, block_start, n_blocks):
+    """closest = min(closest, |X - X[indices[c]]|^2) (= for the first centre, whose row is
+    ``draws[0]``), and each block's sum of ``w * closest``.
+
+    The last block lays the block sums end to end (``block_base``, ``n_blocks + 1``
+    entries) and, for the first centre, stores their total as the potential
+    (scalars[POT]).
+    """
+    n_samples = X.shape[0]
+    tid = cuda.threadIdx.x
+    block = block_start + cuda.blockIdx.x
+    part = cuda.shared.array(THREADS, float64)
+    if first:
+        index = int64(draws[0])
+        if block == 0 and tid == 0:
+            indices[0] = index
+    else:
+        index = indices[c]
+    lo = block * SEED_ROWS + tid * ROWS_PER_THREAD
+    hi = min(lo + ROWS_PER_THREAD, n_samples)
+    for i in range(lo, hi):
         dist = sq_dist(X, i, X, index)
         if first or dist < closest[i]:
             closest[i] = dist
-        acc += float64(sample_weight[i]) * float64(closest[i])
-    cuda.atomic.add(block_pot, 0, acc)
+    part[tid] = _run_sum(sample_weight, closest, lo, hi)
     cuda.syncthreads()
-    if cuda.threadIdx.x == 0:
-        cuda.atomic.add(pot, 0, block_pot[0])
+    if tid == 0:
+        block_pots[block] = _block_total(part)
+    flag = cuda.shared.array(1, int32)
+    if is_last_block(ticket, n_blocks, flag) and tid == 0:
+        running = 0.0
+        for b in range(n_blocks):
+            block_base[b] = running
+            running += block_pots[b]
+        block_base[n_blocks] = running
+        if first:
+            scalars[POT] = running
 
 
 @cuda.jit(cache=True)
-def search_cumsum(sample_weight, closest, targets, candidates):
-    """One block: candidates[t] = first i with cumsum(w * closest)[i] >= targets[t].
-
-    Each thread owns a contiguous chunk, the block scans the chunk totals, and the thread
-    whose chunk holds a target walks it. Targets past the total give n - 1 (scikit-learn
-    clips the same way). Sums are float64, like scikit-learn's cumsum.
+def seed_candidates(sample_weight, closest, draws, c, n_trials, block_base, scalars,
+                    candidates, block_start, n_blocks):
+    """candidates[t] = first row where the cumulative sum of w * closest reaches
+    ``u[c - 1, t] * potential``; n - 1 when the target is past the total (as scikit-learn
+    clips). Each thread claims the targets in its own interval of the sum; the intervals
+    are clipped to the block's, so exactly one thread claims each target.
     """
-    totals = cuda.shared.array(SINGLE_BLOCK_THREADS, float64)
-    n = closest.shape[0]
+    n_samples = closest.shape[0]
     tid = cuda.threadIdx.x
-    per = (n + SINGLE_BLOCK_THREADS - 1) // SINGLE_BLOCK_THREADS
-    lo = min(tid * per, n)
-    hi = min(lo + per, n)
-    acc = 0.0
-    for i in range(lo, hi):
-        acc += float64(sample_weight[i]) * float64(closest[i])
-    totals[tid] = acc
+    block = block_start + cuda.blockIdx.x
+    part = cuda.shared.array(THREAD_BOUNDS, float64)
+    lo = block * SEED_ROWS + tid * ROWS_PER_THREAD
+    hi = min(lo + ROWS_PER_THREAD, n_samples)
+    part[tid + 1] = _run_sum(sample_weight, closest, lo, hi)
+    block_rows = min(SEED_ROWS, n_samples - block * SEED_ROWS)
+    n_active = (block_rows + ROWS_PER_THREAD - 1) // ROWS_PER_THREAD
+    lower_block, upper_block = block_base[block], block_base[block + 1]
     cuda.syncthreads()
-    if tid == 0:  # inclusive scan of SINGLE_BLOCK_THREADS totals: cheap, and exact order
-        running = 0.0
-        for t in range(SINGLE_BLOCK_THREADS):
-            running += totals[t]
-            totals[t] = running
+    if tid == 0:
+        running = lower_block
+        for t in range(THREADS):
+            value = part[t + 1]
+            part[t] = min(running, upper_block)
+            running += value
+        part[THREADS] = upper_block
     cuda.syncthreads()
-    base = totals[tid - 1] if tid > 0 else 0.0
-    end = totals[tid]
-    for t in range(targets.shape[0]):
-        target = targets[t]
-        if lo < hi and (base < target or tid == 0) and target <= end:
+    if tid >= n_active:
+        return
+    lower = part[tid]
+    upper = upper_block if tid == n_active - 1 else min(part[tid + 1], upper_block)
+    potential = scalars[POT]
+    for t in range(n_trials):
+        target = draws[1 + (c - 1) * n_trials + t] * potential
+        if (lower < target or (block == 0 and tid == 0)) and target <= upper:
             found = hi - 1
-            running = base
+            running = lower
             for i in range(lo, hi):
                 running += float64(sample_weight[i]) * float64(closest[i])
                 if running >= target:
                     found = i
                     break
             candidates[t] = found
-        elif tid == SINGLE_BLOCK_THREADS - 1 and target > end:
-            candidates[t] = n - 1
+        elif block == n_blocks - 1 and tid == n_active - 1 and target > upper:
+            candidates[t] = n_samples - 1
 
 
 @cuda.jit(cache=True)
-def candidate_potentials(X, sample_weight, closest, candidates, pots):
-    """pots[t] += sum_i w_i * min(closest_i, |X[i] - X[candidates[t]]|^2)."""
-    block_pots = cuda.shared.array(MAX_TRIALS, float64)
-    n_trials = candidates.shape[0]
-    for t in range(cuda.threadIdx.x, n_trials, cuda.blockDim.x):
-        block_pots[t] = 0.0
-    cuda.syncthreads()
-    for i in range(cuda.grid(1), X.shape[0], cuda.gridsize(1)):
-        for t in range(n_trials):
-            dist = sq_dist(X, i, X, candidates[t])
+def seed_candidate_pots(X, sample_weight, closest, candidates, n_trials, c, block_trial_pots,
+                        indices, scalars, ticket, block_start, n_blocks):
+    """Each block's sum of ``w * min(closest, |X - X[candidate]|^2)`` per candidate; the
+    last block totals them in block order and keeps the candidate with the lowest
+    potential (the first on ties): indices[c] and scalars[POT].
+    """
+    n_samples = X.shape[0]
+    tid = cuda.threadIdx.x
+    block = block_start + cuda.blockIdx.x
+    part = cuda.shared.array(THREADS, float64)
+    lo = block * SEED_ROWS + tid * ROWS_PER_THREAD
+    hi = min(lo + ROWS_PER_THREAD, n_samples)
+    for t in range(n_trials):
+        candidate = candidates[t]
+        acc = 0.0
+        for i in range(lo, hi):
+            dist = sq_dist(X, i, X, candidate)
             if closest[i] < dist:
                 dist = closest[i]
-            cuda.atomic.add(block_pots, t, float64(sample_weight[i]) * float64(dist))
-    cuda.syncthreads()
-    for t in range(cuda.threadIdx.x, n_trials, cuda.blockDim.x):
-        cuda.atomic.add(pots, t, block_pots[t])
+            acc += float64(sample_weight[i]) * float64(dist)
+        part[tid] = acc
+        cuda.syncthreads()
+        if tid == 0:
+            block_trial_pots[block * n_trials + t] = _block_total(part)
+        cuda.syncthreads()
+    flag = cuda.shared.array(1, int32)
+    if is_last_block(ticket, n_blocks, flag) and tid == 0:
+        best = 0
+        best_pot = 0.0
+        for t in range(n_trials):
+            total = 0.0
+            for b in range(n_blocks):
+                total += block_trial_pots[b * n_trials + t]
+            if t == 0 or total < best_pot:
+                best = t
+                best_pot = total
+        indices[c] = candidates[best]
+        scalars[POT] = best_pot
 
 
 def _signatures():
-    # Exactly the types the launcher passes: Python ints arrive as int64, flags included.
+    # Exactly the types the launcher passes: Python ints arrive as int64.
     sigs = {name: [] for name in (
-        "fill", "reset_accumulators", "assign_and_accumulate", "relocate_empty",
-        "average_centers", "center_distances", "update_closest", "search_cumsum",
-        "candidate_potentials")}
+        "fill", "assign_rows_f32", "assign_rows_f64", "accumulate_rows", "reduce_stats",
+        "update_centers", "center_distances", "seed_closest", "seed_candidates",
+        "seed_candidate_pots")}
     sigs["fill"] = [(int32[::1], int32), (float64[::1], float64)]
-    sigs["reset_accumulators"] = [(float64[:, ::1], float64[::1], float64[::1])]
-    sigs["search_cumsum"] = []
+    sigs["reduce_stats"] = [(float64[:, ::1], float64[::1])]
+    i64, f64v, i32v = int64, float64[::1], int32[::1]
     for dt in (float32, float64):
         X, v = dt[:, ::1], dt[::1]
-        sigs["assign_and_accumulate"].append(
-            (X, v, X, int32[::1], v, float64[:, ::1], float64[::1], float64[::1], int64,
-             int64, int64, int64, int64))
-        sigs["relocate_empty"].append(
-            (X, v, int32[::1], v, float64[:, ::1], float64[::1], int32[::1]))
-        sigs["average_centers"].append(
-            (float64[:, ::1], float64[::1], int32[::1], X, X, float64[::1]))
+        sigs[f"assign_rows_f{dt.bitwidth}"].append(
+            (X, v, X, i32v, v, float64[:, ::1], f64v, i64, i64, i64, i64))
+        sigs["accumulate_rows"].append((X, v, i32v, f64v, i64, i64))
+        sigs["update_centers"].append(
+            (f64v, i64, float64[:, ::1], X, v, i32v, v, X, X, float64[:, ::1], f64v, f64v,
+             i32v))
         sigs["center_distances"].append((X, X, X))
-        sigs["update_closest"].append((X, v, int64, v, float64[::1], int64))
-        sigs["search_cumsum"].append((v, v, float64[::1], int64[::1]))
-        sigs["candidate_potentials"].append((X, v, v, int64[::1], float64[::1]))
+        sigs["seed_closest"].append(
+            (X, v, f64v, int64[::1], i64, i64, v, f64v, f64v, f64v, i32v, i64, i64))
+        sigs["seed_candidates"].append(
+            (v, v, f64v, i64, i64, f64v, f64v, int64[::1], i64, i64))
+        sigs["seed_candidate_pots"].append(
+            (X, v, v, int64[::1], i64, i64, f64v, int64[::1], f64v, i32v, i64, i64))
     return sigs
 
 
@@ -272,7 +546,7 @@ PTX_SIGNATURES = _signatures()
 
 
 def _grid(n_items, threads=THREADS):
-    return max(1, min(MAX_BLOCKS, -(-n_items // threads)))
+    return max(1, launch.ceil_div(n_items, threads))
 
 
 class Workspace:
@@ -290,6 +564,7 @@ class Workspace:
         self.sample_weight = sample_weight
         n_samples = X.shape[0]
         self.stream = stream = cuda.stream()
+        self.n_clusters = None
         what = f"KMeans on {n_samples:,} x {X.shape[1]} {X.dtype}"
         with memory.released_on_failure(self):
             self.d_X = memory.to_device(X, stream=stream, what=what)
@@ -298,37 +573,32 @@ class Workspace:
             self.d_distances = memory.device_array(n_samples, X.dtype, stream=stream,
                                                    what=what)
             self.d_closest = memory.device_array(n_samples, X.dtype, stream=stream, what=what)
-            self.d_scalars = memory.device_array(4, np.float64, stream=stream, what=what)
-            self.d_heaviest = memory.device_array(1, np.int32, stream=stream, what=what)
-            self.d_pots = memory.device_array(MAX_TRIALS, np.float64, stream=stream, what=what)
+            self.d_scalars = memory.device_array(N_SCALARS, np.float64, stream=stream,
+                                                 what=what)
+            self.d_ticket = memory.device_array(1, np.int32, stream=stream, what=what)
+            fill[1, 32, stream](self.d_ticket, np.int32(0))
             self.set_n_clusters(n_clusters)
 
     def set_n_clusters(self, n_clusters):
         """Make the workspace fit ``n_clusters`` clusters from now on.
 
-        Only the K-sized device buffers and the launch plan that depends on K are redone;
-        X, the weights and the per-sample buffers stay on the device, so fits with several
-        K share one upload.
+        Only the K-sized device buffers and the launch plan are redone; X, the weights and
+        the per-sample buffers stay on the device, so fits with several K share one upload.
         """
         n_samples, n_features = self.X.shape
         self.n_clusters = n_clusters
+        self.plan = plan = launch.row_plan(n_samples, n_features, n_clusters,
+                                           self.X.dtype.itemsize)
         what = f"KMeans with {n_clusters:,} clusters"
         with memory.released_on_failure(self):
             self.d_sums = memory.device_array((n_clusters, n_features), np.float64,
                                               stream=self.stream, what=what)
             self.d_weights = memory.device_array(n_clusters, np.float64, stream=self.stream,
                                                  what=what)
-
-        kd = n_clusters * n_features
-        acc_bytes = 8 * (2 + kd + n_clusters)
-        self.block_sums = acc_bytes <= SHARED_BUDGET
-        if not self.block_sums:
-            # So many clusters that contention on global atomics is low anyway.
-            acc_bytes = 16
-        self.stage_centers = acc_bytes + kd * self.X.itemsize <= SHARED_BUDGET
-        self.shared_bytes = acc_bytes + (kd * self.X.itemsize if self.stage_centers else 0)
-        rows = max(THREADS, MAX_WORK_PER_LAUNCH // max(1, kd))
-        self.row_ranges = [(s, min(s + rows, n_samples)) for s in range(0, n_samples, rows)]
+            self.d_slots = memory.device_array(plan.n_slots * plan.slot_width, np.float64,
+                                               stream=self.stream, what=what)
+            self.d_block_stats = memory.device_array((plan.n_tiles, 2), np.float64,
+                                                     stream=self.stream, what=what)
 
     def runs_in_parallel(self, n_runs):
         """Runs share one GPU, which already runs each of them in parallel: never."""
@@ -343,11 +613,17 @@ class Workspace:
         return memory.device_array((self.n_clusters, self.X.shape[1]), self.X.dtype,
                                    stream=self.stream, what="the centres")
 
+    def _download(self, d_array):
+        # Pageable copies are not guaranteed to wait for the stream: synchronise on it.
+        host = d_array.copy_to_host(stream=self.stream)
+        self.stream.synchronize()
+        return host
+
     def download_centers(self, d_centers):
-        return d_centers.copy_to_host(stream=self.stream)
+        return self._download(d_centers)
 
     def download_labels(self):
-        return self.d_labels.copy_to_host(stream=self.stream)
+        return self._download(self.d_labels)
 
     def same_centers(self, a, b):
         """Always False: a comparison would cost a device round trip per run, about what
@@ -359,90 +635,92 @@ class Workspace:
 
     # -- Lloyd ------------------------------------------------------------------------
     def _assign(self, d_centers, update):
-        n_clusters, n_features = d_centers.shape
-        reset_accumulators[_grid(max(4, n_clusters * n_features)), THREADS, self.stream](
-            self.d_sums, self.d_weights, self.d_scalars)
-        for start, stop in self.row_ranges:
-            assign_and_accumulate[_grid(stop - start), THREADS, self.stream,
-                                  self.shared_bytes](
+        """Labels, distances and the tiles' counts; with ``update`` also the slot sums."""
+        plan = self.plan
+        groups = plan.groups if update else 0
+        for start, stop in plan.tile_launches:
+            ASSIGN_ROWS[self.X.dtype.itemsize][stop - start, THREADS, self.stream,
+                                               plan.assign_shared](
                 self.d_X, self.d_weight, d_centers, self.d_labels, self.d_distances,
-                self.d_sums, self.d_weights, self.d_scalars, start, stop, int(update),
-                int(self.stage_centers), int(self.block_sums))
-
-    def _scalars(self):
-        scalars = self.d_scalars.copy_to_host(stream=self.stream)
-        self.stream.synchronize()
-        return scalars
+                self.d_block_stats, self.d_slots, start, groups, plan.row_base,
+                plan.acc_base)
+        if update and not plan.fused:
+            accumulate_rows[plan.n_slots, plan.accumulate_threads, self.stream](
+                self.d_X, self.d_weight, self.d_labels, self.d_slots, self.n_clusters,
+                plan.rows_per_slot)
 
     def lloyd_iter(self, centers_old, centers_new):
         """One Lloyd step on the device; returns (n_changed, center_shift_tot, inertia)."""
         self._assign(centers_old, update=True)
-        relocate_empty[1, 1, self.stream](
-            self.d_X, self.d_weight, self.d_labels, self.d_distances, self.d_sums,
-            self.d_weights, self.d_heaviest)
-        kd = centers_new.shape[0] * centers_new.shape[1]
-        average_centers[-(-kd // THREADS), THREADS, self.stream](
-            self.d_sums, self.d_weights, self.d_heaviest, centers_old, centers_new,
-            self.d_scalars)
-        scalars = self._scalars()
+        update_centers[_grid(self.plan.slot_width), THREADS, self.stream](
+            self.d_slots, self.plan.n_slots, self.d_block_stats, self.d_X, self.d_weight,
+            self.d_labels, self.d_distances, centers_old, centers_new, self.d_sums,
+            self.d_weights, self.d_scalars, self.d_ticket)
+        scalars = self._download(self.d_scalars)
         return int(scalars[N_CHANGED]), float(scalars[SHIFT]), float(scalars[INERTIA])
 
     def assign(self, centers):
         """Labels from ``centers`` without moving them; returns the inertia."""
         self._assign(centers, update=False)
-        return float(self._scalars()[INERTIA])
+        reduce_stats[1, THREADS, self.stream](self.d_block_stats, self.d_scalars)
+        return float(self._download(self.d_scalars)[INERTIA])
 
     def distances_to_centers(self, d_centers):
         out = memory.device_array((self.X.shape[0], d_centers.shape[0]), self.X.dtype,
                                   stream=self.stream, what="the distances to every centre")
         center_distances[_grid(self.X.shape[0]), THREADS, self.stream](self.d_X, d_centers,
                                                                        out)
-        return out.copy_to_host(stream=self.stream)
+        return self._download(out)
 
     # -- k-means++ -------------------------------------------------------------------
     def greedy_kmeans_plusplus(self, first_index, uniforms):
         """Greedy k-means++ from ``first_index`` with ``uniforms[c - 1]`` drawn for centre c.
 
-        The nearest-centre distances stay on the device; per centre the targets go up and
-        the candidates and their potentials come back (a few scalars each).
+        Everything stays on the device: the random numbers go up in one array, and the
+        chosen rows' indices come back once at the end.
         """
         uniforms = np.asarray(uniforms, dtype=np.float64)
-        indices = np.empty(uniforms.shape[0] + 1, dtype=np.int64)
-        indices[0] = first_index
-        current_pot = self._update_closest(first_index, first=True)
-        for c in range(1, indices.shape[0]):
-            candidates, pots = self._candidate_potentials(uniforms[c - 1] * current_pot)
-            best = int(np.argmin(pots))
-            current_pot = pots[best]
-            indices[c] = candidates[best]
-            self._update_closest(indices[c], first=False)
-        return indices
+        n_centers = uniforms.shape[0] + 1
+        n_trials = uniforms.shape[1] if uniforms.ndim == 2 and uniforms.size else 1
+        draws = np.empty(1 + uniforms.size, dtype=np.float64)
+        draws[0] = first_index
+        draws[1:] = uniforms.ravel()
+        n_samples, n_features = self.X.shape
+        plan = launch.seeding_plan(n_samples, n_features, n_trials, self.X.dtype.itemsize)
+        what = "k-means++ seeding"
+        s = self.stream
+        d = _Buffers()
+        with memory.released_on_failure(d):
+            d.draws = memory.to_device(draws, stream=s, what=what)
+            d.indices = memory.device_array(n_centers, np.int64, stream=s, what=what)
+            d.candidates = memory.device_array(n_trials, np.int64, stream=s, what=what)
+            d.block_pots = memory.device_array(plan.n_blocks, np.float64, stream=s, what=what)
+            d.block_base = memory.device_array(plan.n_blocks + 1, np.float64, stream=s,
+                                               what=what)
+            d.trial_pots = memory.device_array(plan.n_blocks * n_trials, np.float64,
+                                               stream=s, what=what)
 
-    def _update_closest(self, index, first):
-        """closest = min(closest, distances to X[index]); with ``first``, return the pot."""
-        fill[1, THREADS, self.stream](self.d_pots, 0.0)
-        update_closest[_grid(self.X.shape[0]), THREADS, self.stream](
-            self.d_X, self.d_weight, int(index), self.d_closest, self.d_pots, int(first))
-        if not first:
-            return None  # the pot is the chosen candidate's, already on the host
-        pot = self.d_pots[:1].copy_to_host(stream=self.stream)
-        self.stream.synchronize()
-        return float(pot[0])
+        def closest(c, first):
+            for start, stop in plan.launches:
+                seed_closest[stop - start, THREADS, s](
+                    self.d_X, self.d_weight, d.draws, d.indices, c, first, self.d_closest,
+                    d.block_pots, d.block_base, self.d_scalars, self.d_ticket, start,
+                    plan.n_blocks)
 
-    def _candidate_potentials(self, targets):
-        """Indices where cumsum(w * closest) first reaches each target, and their pots."""
-        candidates = np.empty(targets.shape[0], dtype=np.int64)
-        pots = np.empty(targets.shape[0], dtype=np.float64)
-        for lo in range(0, targets.shape[0], MAX_TRIALS):
-            hi = min(lo + MAX_TRIALS, targets.shape[0])
-            d_targets = cuda.to_device(targets[lo:hi], stream=self.stream)
-            d_candidates = cuda.device_array(hi - lo, dtype=np.int64, stream=self.stream)
-            search_cumsum[1, SINGLE_BLOCK_THREADS, self.stream](
-                self.d_weight, self.d_closest, d_targets, d_candidates)
-            fill[1, THREADS, self.stream](self.d_pots, 0.0)
-            candidate_potentials[_grid(self.X.shape[0]), THREADS, self.stream](
-                self.d_X, self.d_weight, self.d_closest, d_candidates, self.d_pots[:hi - lo])
-            candidates[lo:hi] = d_candidates.copy_to_host(stream=self.stream)
-            pots[lo:hi] = self.d_pots[:hi - lo].copy_to_host(stream=self.stream)
-        self.stream.synchronize()
-        return candidates, pots
+        closest(0, 1)
+        for c in range(1, n_centers):
+            for start, stop in plan.launches:
+                seed_candidates[stop - start, THREADS, s](
+                    self.d_weight, self.d_closest, d.draws, c, n_trials, d.block_base,
+                    self.d_scalars, d.candidates, start, plan.n_blocks)
+            for start, stop in plan.launches:
+                seed_candidate_pots[stop - start, THREADS, s](
+                    self.d_X, self.d_weight, self.d_closest, d.candidates, n_trials, c,
+                    d.trial_pots, d.indices, self.d_scalars, self.d_ticket, start,
+                    plan.n_blocks)
+            closest(c, 0)
+        return self._download(d.indices)
+
+
+class _Buffers:
+    """Device arrays of one call, released together if one of them cannot be allocated."""

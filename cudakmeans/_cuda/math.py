@@ -12,5 +12,7 @@ _compiled = _math.compile_for(cuda.jit(device=True, inline=True))
 
 sq_dist = _compiled.sq_dist
 nearest_center = _compiled.nearest_center
-relocate_empty_clusters = _compiled.relocate_empty_clusters
+first_max = _compiled.first_max
+move_feature = _compiled.move_feature
+move_weight = _compiled.move_weight
 average_center = _compiled.average_center

@@ -1,35 +1,27 @@
-"""CUDA kernels for one mini-batch k-means step, and the launcher that runs them.
+"""CUDA kernels for one mini-batch k-means step, and the workspace that runs them.
 
-The same kernel names and arguments as :mod:`cudakmeans._cpu.minibatch`. The
-:class:`Workspace` keeps the centres (two buffers, swapped per step), their float64 running
-weights and every accumulator on the device for the whole fit; per step the batch goes up
-and one array of five float64 scalars comes back (a second only when centres were
-reassigned and the caller needs the shift).
+The same workspace methods as :mod:`cudakmeans._cpu.minibatch`. The :class:`Workspace`
+keeps the centres (two buffers, swapped per step), their float64 running weights and every
+accumulator on the device for the whole fit; per step the batch goes up and one array of
+five float64 scalars comes back (a second only when centres were reassigned).
 
 Design notes (the why):
-- The batch's per-cluster sums are built per block in shared memory (shared atomics are
-  cheap) and added to global memory with one atomic per block and cluster-feature: per-
-  sample global atomics serialise badly at small K.
-- Centres are staged in shared memory when they fit; every thread reads all of them.
+- The batch is labelled by the k-means assignment kernel (``.kmeans.ASSIGN_ROWS``),
+  which also writes each tile's per-cluster sums to its own slot; the step's update folds
+  the slots in slot order. No float atomics: a step gives the same bits on any GPU.
 - The centre update is one block, a thread per centre (K * d work, tiny next to the
   assignment), ending with the flagging of low-weight centres: a serial O(K) pass on one
   thread running the same code as the CPU, so which centres move is identical on both.
 """
 
 import numpy as np
-from numba import config, cuda, float32, float64, int32
+from numba import cuda, float32, float64, int32, int64
 
 from .. import _math, _minibatch_math
-from . import memory
-from .kmeans import reset_accumulators  # the same accumulators as a Lloyd step
-from .math import nearest_center
-
-SIMULATOR = bool(config.ENABLE_CUDASIM)
-# Every simulated CUDA thread is a Python thread: keep blocks and grids small there.
-THREADS = 32 if SIMULATOR else 128  # a batch of 1024 rows still spans 8 blocks
-MAX_BLOCKS = 2 if SIMULATOR else 1024
-UPDATE_THREADS = 32 if SIMULATOR else 256  # the one block of the centre update
-SHARED_BUDGET = 40 * 1024  # bytes of dynamic shared memory per block (48 KB is the floor)
+from . import launch, memory
+from .kmeans import ASSIGN_ROWS, _stats, accumulate_rows, reduce_stats
+from .kmeans import INERTIA as ASSIGNED_INERTIA
+from .launch import THREADS, tree_sum
 
 INERTIA, SHIFT, N_EMPTY, N_FLAGGED, MIN_KEPT = range(5)  # slots of the per-step scalars
 
@@ -38,87 +30,65 @@ _update_center = _compiled.update_center
 _flag_low_counts = _compiled.flag_low_counts
 
 
-@cuda.jit(cache=True)
-def assign_batch(X, sample_weight, centers, labels, sums, batch_weight, scalars, update,
-                 stage_centers, block_sums):
-    """Label every row of the batch with its nearest centre, fused with the batch sums.
+@cuda.jit(device=True, inline=True)
+def _fold(slot_sums, n_slots, sums, batch_weight, fresh, first, stride):
+    """Add (``fresh``: write) the slots' columns ``first, first + stride, ...``, summed in
+    slot order, to the step's ``sums`` and ``batch_weight``."""
+    n_clusters, n_features = sums.shape
+    width = n_clusters * (n_features + 1)
+    for j in range(first, width, stride):
+        total = 0.0
+        for s in range(n_slots):
+            total += slot_sums[s * width + j]
+        c = j // (n_features + 1)
+        f = j - c * (n_features + 1)
+        if f < n_features:
+            sums[c, f] = total if fresh else sums[c, f] + total
+        else:
+            batch_weight[c] = total if fresh else batch_weight[c] + total
 
-    IN: X, sample_weight, centers. OUT: labels. INOUT (accumulated): with ``update``, the
-    float64 per-cluster ``sums`` of ``w * x`` and ``batch_weight``; always
-    scalars[INERTIA]. Dynamic shared memory holds, in float64, the block's inertia, then
-    (``block_sums``) its sums and weights, then (``stage_centers``) the centres in X's
-    dtype.
-    """
-    shared64 = cuda.shared.array(0, float64)
-    shared_x = cuda.shared.array(0, X.dtype)
-    n_clusters, n_features = centers.shape
-    kd = n_clusters * n_features
-    tid = cuda.threadIdx.x
-    n_acc = 1 + kd + n_clusters if block_sums else 1
-    for j in range(tid, n_acc, cuda.blockDim.x):
-        shared64[j] = 0.0
-    if block_sums:
-        acc_sums = shared64[1:1 + kd].reshape((n_clusters, n_features))
-        acc_weights = shared64[1 + kd:1 + kd + n_clusters]
-    else:
-        acc_sums = sums
-        acc_weights = batch_weight
-    if stage_centers:
-        offset = n_acc * 8 // X.itemsize
-        for j in range(tid, kd, cuda.blockDim.x):
-            shared_x[offset + j] = centers[j // n_features, j % n_features]
-        local_centers = shared_x[offset:offset + kd].reshape((n_clusters, n_features))
-    else:
-        local_centers = centers
-    cuda.syncthreads()
 
-    inertia = 0.0
-    for i in range(cuda.grid(1), X.shape[0], cuda.gridsize(1)):
-        label, dist = nearest_center(X, i, local_centers)
-        labels[i] = label
-        w = sample_weight[i]
-        inertia += float64(w) * float64(dist)
-        if update:
-            cuda.atomic.add(acc_weights, label, float64(w))
-            for f in range(n_features):
-                cuda.atomic.add(acc_sums, (label, f), float64(w) * float64(X[i, f]))
-    cuda.atomic.add(shared64, 0, inertia)
-    cuda.syncthreads()
-
-    if update and block_sums:
-        for j in range(tid, kd, cuda.blockDim.x):
-            value = shared64[1 + j]
-            if value != 0.0:
-                cuda.atomic.add(sums, (j // n_features, j % n_features), value)
-        for j in range(tid, n_clusters, cuda.blockDim.x):
-            value = shared64[1 + kd + j]
-            if value != 0.0:
-                cuda.atomic.add(batch_weight, j, value)
+@cuda.jit(device=True, inline=True)
+def _fold_inertia(block_stats, scalars, fresh, tid, part):
+    _, inertia = _stats(block_stats, tid, part)
     if tid == 0:
-        cuda.atomic.add(scalars, INERTIA, shared64[0])
+        scalars[INERTIA] = inertia if fresh else scalars[INERTIA] + inertia
 
 
 @cuda.jit(cache=True)
-def update_centers(centers_old, centers_new, counts, sums, batch_weight, reassignment_ratio,
-                   flags, scalars):
-    """One block: every centre <- (c * W + sum w x) / (W + sum w), then flag low weights.
+def fold_slots(slot_sums, n_slots, block_stats, sums, batch_weight, scalars, fresh):
+    """A block of the batch that will not be the step's last: fold its slots and its
+    inertia into the step's accumulators, so the slots can be reused."""
+    tid = cuda.threadIdx.x
+    _fold(slot_sums, n_slots, sums, batch_weight, fresh, cuda.blockIdx.x * THREADS + tid,
+          cuda.gridDim.x * THREADS)
+    if cuda.blockIdx.x == 0:
+        part = cuda.shared.array(THREADS, float64)
+        _fold_inertia(block_stats, scalars, fresh, tid, part)
+
+
+@cuda.jit(cache=True)
+def update_centers(slot_sums, n_slots, block_stats, fresh, centers_old, centers_new, counts,
+                   sums, batch_weight, reassignment_ratio, flags, scalars):
+    """One block: fold the last slots, every centre <- (c * W + sum w x) / (W + sum w),
+    then flag low weights.
 
     A single block so that the flagging, which needs every updated weight, follows a
     ``syncthreads`` instead of a second launch. OUT: flags (see ``flag_low_counts``) and
-    scalars[SHIFT, N_EMPTY, N_FLAGGED, MIN_KEPT].
+    scalars[INERTIA, SHIFT, N_EMPTY, N_FLAGGED, MIN_KEPT].
     """
-    block_shift = cuda.shared.array(1, float64)
     tid = cuda.threadIdx.x
-    if tid == 0:
-        block_shift[0] = 0.0
-    cuda.syncthreads()
+    part = cuda.shared.array(THREADS, float64)
+    _fold(slot_sums, n_slots, sums, batch_weight, fresh, tid, THREADS)
+    _fold_inertia(block_stats, scalars, fresh, tid, part)
+    cuda.syncthreads()  # every column of the sums is written
     shift = 0.0
-    for c in range(tid, centers_old.shape[0], cuda.blockDim.x):
+    for c in range(tid, centers_old.shape[0], THREADS):
         shift += _update_center(centers_old, centers_new, counts, sums, batch_weight, c)
-    cuda.atomic.add(block_shift, 0, shift)
-    cuda.syncthreads()
+    part[tid] = shift
+    shift = tree_sum(part, THREADS, tid)
     if tid == 0:
-        scalars[SHIFT] += block_shift[0]
+        scalars[SHIFT] = shift
         n_empty, n_flagged, min_kept = _flag_low_counts(counts, reassignment_ratio, flags)
         scalars[N_EMPTY] = n_empty
         scalars[N_FLAGGED] = n_flagged
@@ -127,51 +97,49 @@ def update_centers(centers_old, centers_new, counts, sums, batch_weight, reassig
 
 @cuda.jit(cache=True)
 def reassign_centers(X_new, flags, centers_old, centers, counts, min_kept, scalars):
-    """One thread per centre: flagged centre ``c`` moves onto row ``X_new[flags[c]]`` and
-    takes weight ``min_kept`` (unless negative); scalars[SHIFT] is corrected for the move."""
-    c = cuda.grid(1)
-    if c < centers.shape[0] and flags[c] >= 0:
-        rank = flags[c]
-        correction = 0.0
-        for f in range(centers.shape[1]):
-            before = centers[c, f] - centers_old[c, f]
-            centers[c, f] = X_new[rank, f]
-            after = centers[c, f] - centers_old[c, f]
-            correction += float64(after * after) - float64(before * before)
-        cuda.atomic.add(scalars, SHIFT, correction)
-        if min_kept >= 0:
-            counts[c] = min_kept
+    """One block: flagged centre ``c`` moves onto row ``X_new[flags[c]]`` and takes weight
+    ``min_kept`` (unless negative); scalars[SHIFT] is corrected for the moves."""
+    tid = cuda.threadIdx.x
+    part = cuda.shared.array(THREADS, float64)
+    correction = 0.0
+    for c in range(tid, centers.shape[0], THREADS):
+        if flags[c] >= 0:
+            rank = flags[c]
+            for f in range(centers.shape[1]):
+                before = centers[c, f] - centers_old[c, f]
+                centers[c, f] = X_new[rank, f]
+                after = centers[c, f] - centers_old[c, f]
+                correction += float64(after * after) - float64(before * before)
+            if min_kept >= 0:
+                counts[c] = min_kept
+    part[tid] = correction
+    correction = tree_sum(part, THREADS, tid)
+    if tid == 0:
+        scalars[SHIFT] += correction
 
 
 def _signatures():
-    sigs = {}
-    for name in ("assign_batch", "update_centers", "reassign_centers"):
-        sigs[name] = []
+    sigs = {name: [] for name in ("fold_slots", "update_centers", "reassign_centers")}
+    f64v, i64 = float64[::1], int64
+    sigs["fold_slots"] = [(f64v, i64, float64[:, ::1], float64[:, ::1], f64v, f64v, i64)]
     for dt in (float32, float64):
-        X, v = dt[:, ::1], dt[::1]
-        sigs["assign_batch"].append(
-            (X, v, X, int32[::1], float64[:, ::1], float64[::1], float64[::1], int32, int32,
-             int32))
+        X = dt[:, ::1]
         sigs["update_centers"].append(
-            (X, X, float64[::1], float64[:, ::1], float64[::1], float64, int32[::1],
-             float64[::1]))
-        sigs["reassign_centers"].append(
-            (X, int32[::1], X, X, float64[::1], float64, float64[::1]))
+            (f64v, i64, float64[:, ::1], i64, X, X, f64v, float64[:, ::1], f64v, float64,
+             int32[::1], f64v))
+        sigs["reassign_centers"].append((X, int32[::1], X, X, f64v, float64, f64v))
     return sigs
 
 
 PTX_SIGNATURES = _signatures()
 
 
-def _grid(n_items, threads=THREADS):
-    return max(1, min(MAX_BLOCKS, -(-n_items // threads)))
-
-
 class Workspace:
     """Device buffers and launches for one mini-batch fit; the same methods as the CPU's.
 
     ``batch_rows`` is the largest block that ``accumulate`` and ``labels_inertia`` receive;
-    their device buffers are allocated once and reused by every step.
+    their device buffers are allocated once and reused by every step (a larger block grows
+    them).
     """
 
     device = "cuda"
@@ -179,7 +147,10 @@ class Workspace:
     def __init__(self, n_clusters, n_features, dtype, batch_rows):
         self.dtype = np.dtype(dtype)
         self.n_clusters = n_clusters
+        self.n_features = n_features
         self.stream = stream = cuda.stream()
+        self._pending = None  # (plan, n_rows) of an accumulated block not yet folded
+        self._fresh = True  # the next fold starts the step's sums
         shape = (n_clusters, n_features)
         what = f"MiniBatchKMeans with {n_clusters:,} clusters"
         with memory.released_on_failure(self):
@@ -193,26 +164,27 @@ class Workspace:
                                                       what=what)
             self.d_flags = memory.device_array(n_clusters, np.int32, stream=stream, what=what)
             self.d_scalars = memory.device_array(5, np.float64, stream=stream, what=what)
-            self._allocate_rows(batch_rows, n_features)
+            self._allocate_rows(batch_rows)
 
-        kd = n_clusters * n_features
-        acc_bytes = 8 * (1 + kd + n_clusters)
-        self.block_sums = acc_bytes <= SHARED_BUDGET
-        if not self.block_sums:
-            # So many clusters that contention on global atomics is low anyway.
-            acc_bytes = 8
-        self.stage_centers = acc_bytes + kd * self.dtype.itemsize <= SHARED_BUDGET
-        self.shared_bytes = acc_bytes + (kd * self.dtype.itemsize if self.stage_centers else 0)
-
-    def _allocate_rows(self, n_rows, n_features):
-        what = f"MiniBatchKMeans blocks of {n_rows:,} x {n_features} {self.dtype}"
+    def _allocate_rows(self, n_rows):
+        plan = self._plan(n_rows)
+        what = f"MiniBatchKMeans blocks of {n_rows:,} x {self.n_features} {self.dtype}"
         with memory.released_on_failure(self):
-            self.d_X = memory.device_array((n_rows, n_features), self.dtype,
+            self.d_X = memory.device_array((n_rows, self.n_features), self.dtype,
                                            stream=self.stream, what=what)
             self.d_weight = memory.device_array(n_rows, self.dtype, stream=self.stream,
                                                 what=what)
             self.d_labels = memory.device_array(n_rows, np.int32, stream=self.stream,
                                                 what=what)
+            self.d_distances = memory.device_array(n_rows, self.dtype, stream=self.stream,
+                                                   what=what)
+            self.d_slots = memory.device_array(plan.n_slots * plan.slot_width, np.float64,
+                                               stream=self.stream, what=what)
+            self.d_block_stats = memory.device_array((plan.n_tiles, 2), np.float64,
+                                                     stream=self.stream, what=what)
+
+    def _plan(self, n_rows):
+        return launch.row_plan(n_rows, self.n_features, self.n_clusters, self.dtype.itemsize)
 
     # -- state ------------------------------------------------------------------------
     def set_state(self, centers, counts):
@@ -221,75 +193,103 @@ class Workspace:
         self.d_counts.copy_to_device(np.ascontiguousarray(counts, dtype=np.float64),
                                      stream=self.stream)
 
+    def _download(self, d_array):
+        # Pageable copies are not guaranteed to wait for the stream: synchronise on it.
+        host = d_array.copy_to_host(stream=self.stream)
+        self.stream.synchronize()
+        return host
+
     def download_centers(self):
-        return self.d_centers.copy_to_host(stream=self.stream)
+        return self._download(self.d_centers)
 
     def download_counts(self):
-        return self.d_counts.copy_to_host(stream=self.stream)
+        return self._download(self.d_counts)
 
     def set_flags(self, flags):
         self.d_flags.copy_to_device(np.ascontiguousarray(flags, dtype=np.int32),
                                     stream=self.stream)
 
-    def _scalars(self):
-        scalars = self.d_scalars.copy_to_host(stream=self.stream)
-        self.stream.synchronize()
-        return scalars
-
     # -- one step -----------------------------------------------------------------------
     def _upload(self, X, sample_weight):
         n = X.shape[0]
         if n > self.d_X.shape[0]:
-            self._allocate_rows(n, X.shape[1])
+            self._fold_pending()  # the slots are about to be replaced
+            self._allocate_rows(n)
         d_X, d_w = self.d_X[:n], self.d_weight[:n]
         d_X.copy_to_device(np.ascontiguousarray(X, dtype=self.dtype), stream=self.stream)
         d_w.copy_to_device(np.ascontiguousarray(sample_weight, dtype=self.dtype),
                            stream=self.stream)
-        return d_X, d_w, self.d_labels[:n]
+        return d_X, d_w
 
     def _assign(self, X, sample_weight, update):
-        d_X, d_w, d_labels = self._upload(X, sample_weight)
-        assign_batch[_grid(X.shape[0]), THREADS, self.stream, self.shared_bytes](
-            d_X, d_w, self.d_centers, d_labels, self.d_sums, self.d_batch_weight,
-            self.d_scalars, np.int32(update), np.int32(self.stage_centers),
-            np.int32(self.block_sums))
-        return d_labels
+        """Label a block against the current centres; with ``update`` its slot sums too."""
+        d_X, d_w = self._upload(X, sample_weight)
+        n = X.shape[0]
+        plan = self._plan(n)
+        d_labels, d_stats = self.d_labels[:n], self.d_block_stats[:plan.n_tiles]
+        groups = plan.groups if update else 0
+        for start, stop in plan.tile_launches:
+            ASSIGN_ROWS[self.dtype.itemsize][stop - start, THREADS, self.stream,
+                                             plan.assign_shared](
+                d_X, d_w, self.d_centers, d_labels, self.d_distances[:n], d_stats,
+                self.d_slots, start, groups, plan.row_base, plan.acc_base)
+        if update and not plan.fused:
+            accumulate_rows[plan.n_slots, plan.accumulate_threads, self.stream](
+                d_X, d_w, d_labels, self.d_slots, self.n_clusters, plan.rows_per_slot)
+        return plan, d_labels
+
+    def _fold_pending(self):
+        if self._pending is None:
+            return
+        plan = self._pending
+        fold_slots[launch.ceil_div(plan.slot_width, THREADS), THREADS, self.stream](
+            self.d_slots, plan.n_slots, self.d_block_stats[:plan.n_tiles], self.d_sums,
+            self.d_batch_weight, self.d_scalars, int(self._fresh))
+        self._pending = None
+        self._fresh = False
 
     def begin_step(self):
-        kd = self.d_sums.shape[0] * self.d_sums.shape[1]
-        reset_accumulators[_grid(max(8, kd)), THREADS, self.stream](
-            self.d_sums, self.d_batch_weight, self.d_scalars)
+        self._pending = None
+        self._fresh = True
 
     def accumulate(self, X, sample_weight):
         """Label a block of the batch against the current centres and sum it per cluster."""
-        self._assign(X, sample_weight, update=True)
+        self._fold_pending()
+        self._pending, _ = self._assign(X, sample_weight, update=True)
 
     def finish_step(self, reassignment_ratio):
         """Move the centres; flag low-weight ones when ``reassignment_ratio > 0``.
 
         Returns ``(batch_inertia, squared_shift, n_empty, n_flagged, min_kept)``.
         """
+        plan = self._pending
+        n_slots = plan.n_slots if plan is not None else 0
+        n_tiles = plan.n_tiles if plan is not None else 0
         self.d_centers, self.d_centers_old = self.d_centers_old, self.d_centers
-        update_centers[1, UPDATE_THREADS, self.stream](
+        update_centers[1, THREADS, self.stream](
+            self.d_slots, n_slots, self.d_block_stats[:n_tiles], int(self._fresh),
             self.d_centers_old, self.d_centers, self.d_counts, self.d_sums,
             self.d_batch_weight, float(reassignment_ratio), self.d_flags, self.d_scalars)
-        s = self._scalars()
+        self._pending = None
+        self._fresh = True
+        s = self._download(self.d_scalars)
         return (float(s[INERTIA]), float(s[SHIFT]), int(s[N_EMPTY]), int(s[N_FLAGGED]),
                 float(s[MIN_KEPT]))
 
     def reassign(self, X_new, min_kept):
         """Move the flagged centres onto the rows ``X_new``; return the new squared shift."""
-        d_new = cuda.to_device(np.ascontiguousarray(X_new, dtype=self.dtype),
-                               stream=self.stream)
-        reassign_centers[_grid(self.n_clusters), THREADS, self.stream](
+        d_new = memory.to_device(np.ascontiguousarray(X_new, dtype=self.dtype),
+                                 stream=self.stream, what="the reassigned centres")
+        reassign_centers[1, THREADS, self.stream](
             d_new, self.d_flags, self.d_centers_old, self.d_centers, self.d_counts,
             float(min_kept), self.d_scalars)
-        return float(self._scalars()[SHIFT])
+        return float(self._download(self.d_scalars)[SHIFT])
 
     # -- labels -------------------------------------------------------------------------
     def labels_inertia(self, X, sample_weight):
         """Labels of a block of rows against the current centres, and its inertia."""
-        self.begin_step()  # zeroes the inertia; the sums are not used
-        d_labels = self._assign(X, sample_weight, update=False)
-        labels = d_labels.copy_to_host(stream=self.stream)
-        return labels, float(self._scalars()[INERTIA])
+        plan, d_labels = self._assign(X, sample_weight, update=False)
+        reduce_stats[1, THREADS, self.stream](self.d_block_stats[:plan.n_tiles],
+                                              self.d_scalars)
+        labels = self._download(d_labels)
+        return labels, float(self._download(self.d_scalars)[ASSIGNED_INERTIA])

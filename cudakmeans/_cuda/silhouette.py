@@ -6,24 +6,19 @@ array sized by the number of clusters, and no divergence at segment ends. A bloc
 tile of rows into dynamic shared memory once and all its threads read it from there.
 
 Device memory is O(n_samples * n_features + n_samples); nothing is n x n. Each launch
-covers a bounded slice of the rows, so no kernel runs long enough to trip a display
-watchdog (Windows TDR, about 2 s) even for large inputs.
+folds a bounded range of columns (sorted rows ``j``) into every row's walk, whose state
+stays on the device between launches, so no kernel runs long enough to trip a display
+watchdog (Windows TDR, about 2 s) even for large inputs (:func:`.launch.silhouette_plan`).
 """
 
 import math
 import types
 
 import numpy as np
-from numba import config, cuda, float32, float64, int64
+from numba import cuda, float32, float64, int64
 
 from .. import _math, _silhouette_math
-from . import memory
-
-THREADS = 256  # rows per block on a GPU
-SIM_THREADS = 32  # under NUMBA_ENABLE_CUDASIM every CUDA thread is a Python thread
-SHARED_BYTES = 32 * 1024  # tile budget; leaves room for two blocks per SM on every target
-MAX_SHARED_BYTES = 48 * 1024  # dynamic shared memory available without an opt-in
-WORK_PER_LAUNCH = 1 << 32  # pair-features per launch: far below a second on any target
+from . import launch, memory
 
 _compiled = _math.compile_for(
     cuda.jit(device=True, inline=True),
@@ -33,17 +28,23 @@ walk_rows = _compiled.walk_rows
 silhouette_value = _compiled.silhouette_value
 
 
-@cuda.jit
-def silhouette_rows(X, n_features, starts, own_seg, order, row_start, row_stop, tile_rows, out):
-    """Silhouette of sorted rows ``row_start:row_stop``, one row per thread.
+@cuda.jit(cache=True)
+def silhouette_rows(X, n_features, starts, own_seg, order, row_start, row_stop, col_start,
+                    col_stop, tile_rows, state_seg, state_sums, out):
+    """Fold sorted columns ``col_start:col_stop`` into the walk of rows ``row_start:row_stop``.
 
-    X          IN   sorted data, flat (n_samples * n_features), float32 or float64
-    starts     IN   (n_clusters + 1,) first sorted row of each cluster, then n_samples
-    own_seg    IN   (n_samples,) cluster of each sorted row
-    order      IN   (n_samples,) original index of each sorted row
-    tile_rows  IN   rows per shared-memory tile; 0 reads X from global memory (rows too
-                    wide for shared memory)
-    out        OUT  (n_samples,) float64, in the original row order
+    X          IN     sorted data, flat (n_samples * n_features), float32 or float64
+    starts     IN     (n_clusters + 1,) first sorted row of each cluster, then n_samples
+    own_seg    IN     (n_samples,) cluster of each sorted row
+    order      IN     (n_samples,) original index of each sorted row
+    tile_rows  IN     columns per shared-memory tile; 0 reads X from global memory (rows too
+                      wide for shared memory)
+    state_seg  INOUT  (n_samples,) the walk's segment, between launches over columns
+    state_sums INOUT  (n_samples, 3) the walk's seg_sum, a_sum and b, between launches
+    out        OUT    (n_samples,) float64, in the original row order, after the last columns
+
+    One row per thread. The walk's state (see ``_silhouette_math``) is kept on the device
+    from one column range to the next, so no launch has to fold all n_samples columns.
     """
     n_samples = starts[starts.shape[0] - 1]
     i = row_start + cuda.grid(1)
@@ -55,15 +56,21 @@ def silhouette_rows(X, n_features, starts, own_seg, order, row_start, row_stop, 
     seg_sum = 0.0
     a_sum = 0.0
     b = math.inf
+    if active and col_start > 0:
+        seg = state_seg[i]
+        seg_sum = state_sums[i, 0]
+        a_sum = state_sums[i, 1]
+        b = state_sums[i, 2]
     if tile_rows == 0:
         if active:
             seg, seg_sum, a_sum, b = walk_rows(
-                X, x_base, X, 0, n_samples, 0, starts, own, n_features, seg, seg_sum, a_sum, b
+                X, x_base, X, col_start, col_stop, 0, starts, own, n_features, seg, seg_sum,
+                a_sum, b
             )
     else:
         tile = cuda.shared.array(0, X.dtype)
-        for t0 in range(0, n_samples, tile_rows):
-            t1 = min(t0 + tile_rows, n_samples)
+        for t0 in range(col_start, col_stop, tile_rows):
+            t1 = min(t0 + tile_rows, col_stop)
             for k in range(cuda.threadIdx.x, (t1 - t0) * n_features, cuda.blockDim.x):
                 tile[k] = X[t0 * n_features + k]
             cuda.syncthreads()
@@ -72,32 +79,23 @@ def silhouette_rows(X, n_features, starts, own_seg, order, row_start, row_stop, 
                     X, x_base, tile, t0, t1, t0, starts, own, n_features, seg, seg_sum, a_sum, b
                 )
             cuda.syncthreads()
-    if active:
+    if not active:
+        return
+    if col_stop < n_samples:
+        state_seg[i] = seg
+        state_sums[i, 0] = seg_sum
+        state_sums[i, 1] = a_sum
+        state_sums[i, 2] = b
+    else:
         out[order[i]] = silhouette_value(a_sum, starts[own + 1] - starts[own], b)
 
 
 def _signature(dtype):
-    return (dtype[::1], int64, int64[::1], int64[::1], int64[::1], int64, int64, int64,
-            float64[::1])
+    return (dtype[::1], int64, int64[::1], int64[::1], int64[::1], int64, int64, int64, int64,
+            int64, int64[::1], float64[:, ::1], float64[::1])
 
 
 PTX_SIGNATURES = {"silhouette_rows": [_signature(float32), _signature(float64)]}
-
-
-def launch_plan(n_samples, n_features, itemsize, *, simulator=None):
-    """Return ``(threads, tile_rows, shared_bytes, rows_per_launch)`` for one input shape."""
-    if simulator is None:
-        simulator = bool(config.ENABLE_CUDASIM)
-    threads = SIM_THREADS if simulator else THREADS
-    row_bytes = n_features * itemsize
-    if row_bytes > MAX_SHARED_BYTES:
-        tile_rows = 0
-    else:
-        tile_rows = max(1, min(n_samples, SHARED_BYTES // row_bytes))
-    shared_bytes = tile_rows * row_bytes
-    per_row = n_samples * n_features
-    rows = max(threads, (WORK_PER_LAUNCH // max(1, per_row)) // threads * threads)
-    return threads, tile_rows, shared_bytes, rows
 
 
 def silhouette_samples(X_sorted, starts, own_seg, order, *, tile_rows=None):
@@ -107,17 +105,13 @@ def silhouette_samples(X_sorted, starts, own_seg, order, *, tile_rows=None):
     and segment boundaries on small inputs).
     """
     n_samples, n_features = X_sorted.shape
-    threads, plan_tile, shared_bytes, rows_per_launch = launch_plan(
-        n_samples, n_features, X_sorted.dtype.itemsize
-    )
-    if tile_rows is not None:
-        plan_tile = tile_rows
-        shared_bytes = tile_rows * n_features * X_sorted.dtype.itemsize
+    plan = launch.silhouette_plan(n_samples, n_features, X_sorted.dtype.itemsize,
+                                  tile_rows=tile_rows)
     stream = cuda.stream()
     what = f"silhouette of {n_samples:,} x {n_features} {X_sorted.dtype}"
     d = types.SimpleNamespace()  # the device arrays, released together if one fails
     with memory.released_on_failure(d):
-        d.X = memory.to_device(np.ascontiguousarray(X_sorted).reshape(-1), stream=stream,
+        d.X = memory.to_device(np.ascontiguousarray(X_sorted).ravel(), stream=stream,
                                what=what)
         d.starts = memory.to_device(np.asarray(starts, dtype=np.int64), stream=stream,
                                     what=what)
@@ -126,13 +120,18 @@ def silhouette_samples(X_sorted, starts, own_seg, order, *, tile_rows=None):
         d.order = memory.to_device(np.asarray(order, dtype=np.int64), stream=stream,
                                    what=what)
         d.out = memory.device_array(n_samples, np.float64, stream=stream, what=what)
-    d_X, d_starts, d_own, d_order, d_out = d.X, d.starts, d.own, d.order, d.out
-    for row_start in range(0, n_samples, rows_per_launch):
-        row_stop = min(row_start + rows_per_launch, n_samples)
-        blocks = -(-(row_stop - row_start) // threads)
-        silhouette_rows[blocks, threads, stream, shared_bytes](
-            d_X, n_features, d_starts, d_own, d_order, row_start, row_stop, plan_tile, d_out
-        )
-    out = d_out.copy_to_host(stream=stream)
+        split = len(plan.column_launches) > 1
+        d.seg = memory.device_array(n_samples if split else 1, np.int64, stream=stream,
+                                    what=what)
+        d.sums = memory.device_array((n_samples if split else 1, 3), np.float64,
+                                     stream=stream, what=what)
+    for row_start, row_stop in plan.row_launches:
+        blocks = launch.ceil_div(row_stop - row_start, plan.threads)
+        for col_start, col_stop in plan.column_launches:
+            silhouette_rows[blocks, plan.threads, stream, plan.shared_bytes](
+                d.X, n_features, d.starts, d.own, d.order, row_start, row_stop, col_start,
+                col_stop, plan.tile_rows, d.seg, d.sums, d.out
+            )
+    out = d.out.copy_to_host(stream=stream)
     stream.synchronize()
     return out

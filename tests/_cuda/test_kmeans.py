@@ -1,9 +1,11 @@
 """The CUDA k-means kernels against the reference, on small inputs.
 
 These run under the CUDA simulator (``nox -s cudasim``) and on a real GPU (``nox -s gpu``).
-Every CUDA thread is a Python thread in the simulator, so inputs are a few hundred rows.
-Tolerance: ``1000 * eps(dtype)`` relative; distances are computed in the data's dtype on both
-sides and only the order of float64 accumulations (atomics) differs.
+Every CUDA thread is a Python thread in the simulator, so inputs are a few hundred rows;
+the simulator's block is smaller than a GPU's (:mod:`cudakmeans._cuda.launch`), so a few
+hundred rows already cross many tiles. Tolerance: ``1000 * eps(dtype)`` relative;
+distances are computed in the data's dtype on both sides and only the order of float64
+accumulations differs.
 """
 
 import numpy as np
@@ -12,13 +14,27 @@ import pytest
 import reference.kmeans as ref
 from cudakmeans import CudaKMeans, KMeans
 from cudakmeans._cuda import kmeans as cuda_kmeans
+from cudakmeans._cuda import launch
 from tests.helpers import make_blobs, tolerance
 
 pytestmark = pytest.mark.cudasim
 
 
-def _workspace(X, w, k):
-    return cuda_kmeans.Workspace(X, w, k)
+def _sequential_sq_dist(X, centers, labels):
+    """``_math.sq_dist`` of each row to its centre: ((0 + d_0^2) + d_1^2) + ... in X's dtype."""
+    acc = np.zeros(X.shape[0], dtype=X.dtype)
+    for f in range(X.shape[1]):
+        diff = X[:, f] - centers[labels, f]
+        acc += diff * diff
+    return acc
+
+
+def _one_iteration(X, w, centers):
+    ws = cuda_kmeans.Workspace(X, w, centers.shape[0])
+    d_old, d_new = ws.upload_centers(centers), ws.empty_centers()
+    ws.reset_labels()
+    n_changed, shift, inertia = ws.lloyd_iter(d_old, d_new)
+    return ws, ws.download_labels(), ws.download_centers(d_new), n_changed, shift, inertia
 
 
 @pytest.mark.parametrize(("n_clusters", "weighted"), [(1, False), (3, True), (12, False)])
@@ -26,59 +42,129 @@ def test_lloyd_iter_matches_reference(n_clusters, weighted, dtype, rng):
     X, _ = make_blobs(150, 3, 4, seed=n_clusters, dtype=dtype)
     w = (rng.uniform(0.5, 2, X.shape[0]) if weighted else np.ones(X.shape[0])).astype(dtype)
     centers = X[rng.choice(X.shape[0], n_clusters, replace=False)]
-    ws = _workspace(X, w, n_clusters)
-    d_old, d_new = ws.upload_centers(centers), ws.empty_centers()
-    ws.reset_labels()
-    n_changed, shift, inertia = ws.lloyd_iter(d_old, d_new)
-    labels, centers_new, _, shift_ref = ref.lloyd_iter(X, w, centers)
-    np.testing.assert_array_equal(ws.download_labels(), labels)
+    _, labels, centers_new, n_changed, shift, inertia = _one_iteration(X, w, centers)
+    expected_labels, expected, _, shift_ref = ref.lloyd_iter(X, w, centers)
+    np.testing.assert_array_equal(labels, expected_labels)
     rtol = tolerance(dtype)
-    np.testing.assert_allclose(ws.download_centers(d_new), centers_new, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(centers_new, expected, rtol=rtol, atol=rtol)
     np.testing.assert_allclose(shift, shift_ref, rtol=rtol, atol=rtol)
-    np.testing.assert_allclose(inertia, ref.inertia(X, w, centers, labels), rtol=rtol)
+    np.testing.assert_allclose(inertia, ref.inertia(X, w, centers, expected_labels), rtol=rtol)
     assert n_changed == X.shape[0]  # every label changes from the initial -1
+
+
+# Shapes on both sides of every tile edge of the simulator's geometry: rows per tile
+# (BLOCK_ROWS), centres per tile (block_centers), features per stage (TILE_K); d = 1 and
+# K = 1; K larger than one tile of centres.
+EDGES = [
+    (1, 1, 1), (2, 1, 2), (15, 4, 3), (16, 4, 3), (17, 5, 16), (33, 3, 17), (40, 8, 2),
+    (47, 9, 33), (64, 1, 40),
+]
+
+
+@pytest.mark.parametrize(("n_samples", "n_features", "n_clusters"), EDGES,
+                         ids=lambda v: str(v))
+def test_tile_edges_match_reference(n_samples, n_features, n_clusters, dtype):
+    rng = np.random.default_rng(n_samples * 100 + n_features)
+    X = rng.standard_normal((n_samples, n_features)).astype(dtype)
+    w = rng.uniform(0.5, 2.0, n_samples).astype(dtype)
+    centers = X[rng.choice(n_samples, n_clusters, replace=False)]
+    centers = (centers + 0.01 * rng.standard_normal(centers.shape)).astype(dtype)
+    ws = cuda_kmeans.Workspace(X, w, n_clusters)
+    ws.reset_labels()
+    ws.assign(ws.upload_centers(centers))
+    labels = ws.download_labels()
+    expected_labels, _ = ref.assign(X, centers)
+    np.testing.assert_array_equal(labels, expected_labels)
+    distances = ws.d_distances.copy_to_host()
+    if launch.SIMULATOR:  # a GPU may contract d * d + acc into one fused multiply-add
+        np.testing.assert_array_equal(distances, _sequential_sq_dist(X, centers, labels))
+    else:
+        np.testing.assert_allclose(distances, _sequential_sq_dist(X, centers, labels),
+                                   rtol=8 * n_features * np.finfo(dtype).eps)
+    _, _, centers_new, _, _, inertia = _one_iteration(X, w, centers)
+    expected_labels, expected, _, _ = ref.lloyd_iter(X, w, centers)
+    rtol = tolerance(dtype)
+    np.testing.assert_allclose(centers_new, expected, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(inertia, ref.inertia(X, w, centers, expected_labels), rtol=rtol)
+
+
+def test_ties_go_to_the_lowest_label(dtype):
+    """Duplicated centres across tiles of centres and threads: the lowest index wins."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((40, 3)).astype(dtype)
+    base = X[:5]
+    # The same five centres three times over (indices 0-4, 5-9, ...), spanning the
+    # simulator's centre tiles (block_centers) and every thread of a row.
+    centers = np.vstack([base] * 7).astype(dtype)
+    ws = cuda_kmeans.Workspace(X, np.ones(40, dtype=dtype), centers.shape[0])
+    ws.reset_labels()
+    ws.assign(ws.upload_centers(centers))
+    labels = ws.download_labels()
+    assert labels.max() < 5
+    np.testing.assert_array_equal(labels, ref.assign(X, base)[0])
 
 
 def test_empty_clusters_relocated_like_the_reference(dtype):
     X, _ = make_blobs(120, 2, 3, seed=4, dtype=dtype)
     centers = np.vstack([X[:3], np.full((2, 2), 500.0)]).astype(dtype)
     w = np.ones(120, dtype=dtype)
-    ws = _workspace(X, w, 5)
-    d_new = ws.empty_centers()
-    ws.reset_labels()
-    ws.lloyd_iter(ws.upload_centers(centers), d_new)
+    _, _, centers_new, _, _, _ = _one_iteration(X, w, centers)
     _, expected, weights, _ = ref.lloyd_iter(X, w, centers)
     assert (weights > 0).all()
-    np.testing.assert_allclose(ws.download_centers(d_new), expected,
-                               rtol=tolerance(dtype), atol=tolerance(dtype))
+    np.testing.assert_allclose(centers_new, expected, rtol=tolerance(dtype),
+                               atol=tolerance(dtype))
 
 
-@pytest.mark.parametrize("budget", [16, 200], ids=["global-atomics", "sums-only"])
-def test_fallbacks_without_shared_memory_give_the_same_result(monkeypatch, budget):
-    """Large K x d no longer fits shared memory: the global-atomic paths must agree."""
+def test_relocation_with_zero_weights_and_ties_matches_the_cpu(rng):
+    """Several empty clusters, zero-weight rows, equal farthest distances: the device's
+    block-wide search moves the same rows, in the same order, as the CPU's serial scan."""
+    X = np.vstack([rng.standard_normal((60, 3)), np.full((4, 3), 9.0)])
+    w = np.ones(64)
+    w[:10] = 0.0  # clusters holding only these rows are empty by weight
+    centers = np.vstack([X[10:13], np.full((4, 3), -400.0), X[:1]])
+    from cudakmeans._cpu import kmeans as cpu_kmeans
+
+    expected = []
+    for module in (cpu_kmeans, cuda_kmeans):
+        ws = module.Workspace(X, w, centers.shape[0])
+        d_old, d_new = ws.upload_centers(centers), ws.empty_centers()
+        ws.reset_labels()
+        result = ws.lloyd_iter(d_old, d_new)
+        expected.append((ws.download_labels(), ws.download_centers(d_new), result))
+    (cpu_labels, cpu_centers, cpu_result), (gpu_labels, gpu_centers, gpu_result) = expected
+    np.testing.assert_array_equal(gpu_labels, cpu_labels)
+    np.testing.assert_allclose(gpu_centers, cpu_centers, rtol=1e-13, atol=1e-13)
+    assert gpu_result[0] == cpu_result[0]
+    np.testing.assert_allclose(gpu_result[1:], cpu_result[1:], rtol=1e-12)
+
+
+def test_separate_accumulation_gives_the_same_result(monkeypatch):
+    """K x d too large for the fused shared-memory sums: the separate kernel agrees."""
     X, _ = make_blobs(100, 3, 4, seed=1)
     w = np.ones(100)
     centers = X[:5].copy()
+    _, fused_labels, fused, *_ = _one_iteration(X, w, centers)
+    monkeypatch.setattr(launch, "SHARED_BYTES", launch.assign_tile_bytes(8)
+                        + launch.assign_row_bytes(8))
+    ws, labels, separate, *_ = _one_iteration(X, w, centers)
+    assert not ws.plan.fused
+    np.testing.assert_array_equal(labels, fused_labels)
+    np.testing.assert_allclose(separate, fused, rtol=1e-13)
     _, expected, _, _ = ref.lloyd_iter(X, w, centers)
-    monkeypatch.setattr(cuda_kmeans, "SHARED_BUDGET", budget)
-    ws = _workspace(X, w, 5)
-    assert not ws.stage_centers
-    d_new = ws.empty_centers()
-    ws.reset_labels()
-    ws.lloyd_iter(ws.upload_centers(centers), d_new)
-    np.testing.assert_allclose(ws.download_centers(d_new), expected, rtol=1e-12)
+    np.testing.assert_allclose(separate, expected, rtol=1e-12)
 
 
-def test_assignment_split_over_launches(monkeypatch):
-    """Bounded work per launch (display watchdog): several launches, same result."""
-    monkeypatch.setattr(cuda_kmeans, "MAX_WORK_PER_LAUNCH", 40 * 3 * 4)
+def test_assignment_split_over_launches_is_bit_identical(monkeypatch):
+    """Bounded work per launch (display watchdog): several launches, the same bits."""
     X, _ = make_blobs(130, 3, 4, seed=2)
-    ws = _workspace(X, np.ones(130), 4)
-    assert len(ws.row_ranges) == 4
-    inertia = ws.assign(ws.upload_centers(X[:4]))
-    labels, _ = ref.assign(X, X[:4])
-    np.testing.assert_array_equal(ws.download_labels(), labels)
-    np.testing.assert_allclose(inertia, ref.inertia(X, np.ones(130), X[:4], labels), rtol=1e-12)
+    w = np.ones(130)
+    _, labels, one_launch, _, shift, inertia = _one_iteration(X, w, X[:4])
+    monkeypatch.setitem(launch.MAX_TERMS_PER_LAUNCH, 8, 40 * 3 * 4)
+    ws, split_labels, split, _, split_shift, split_inertia = _one_iteration(X, w, X[:4])
+    assert len(ws.plan.tile_launches) > 2
+    np.testing.assert_array_equal(split_labels, labels)
+    np.testing.assert_array_equal(split, one_launch)
+    assert (split_shift, split_inertia) == (shift, inertia)
 
 
 def test_kmeans_plusplus_picks_the_same_rows_as_the_cpu(dtype):
@@ -94,6 +180,21 @@ def test_kmeans_plusplus_picks_the_same_rows_as_the_cpu(dtype):
     np.testing.assert_array_equal(on_cuda, expected)
 
 
+def test_kmeans_plusplus_over_several_blocks_and_launches(monkeypatch):
+    """Blocks of the seeding split across launches pick the rows a single launch picks."""
+    from cudakmeans import kmeans_plusplus
+
+    X, _ = make_blobs(300, 2, 5, seed=12)  # 300 rows: three blocks of SEED_ROWS
+    assert launch.ceil_div(300, launch.SEED_ROWS) >= 3
+    _, single = kmeans_plusplus(X, 5, random_state=7, device="cuda")
+    monkeypatch.setitem(launch.MAX_TERMS_PER_LAUNCH, 8, launch.SEED_ROWS * 4 * 2)
+    assert len(launch.seeding_plan(300, 2, 3, 8).launches) >= 2
+    _, split = kmeans_plusplus(X, 5, random_state=7, device="cuda")
+    _, on_cpu = kmeans_plusplus(X, 5, random_state=7, device="cpu")
+    np.testing.assert_array_equal(split, single)
+    np.testing.assert_array_equal(single, on_cpu)
+
+
 def test_fit_matches_the_cpu_path(dtype):
     X, _ = make_blobs(160, 3, 4, seed=6, dtype=dtype)
     on_cuda = KMeans(4, n_init=2, random_state=0, device="cuda").fit(X)
@@ -107,6 +208,15 @@ def test_fit_matches_the_cpu_path(dtype):
     np.testing.assert_array_equal(on_cuda.predict(X), on_cpu.labels_)
     np.testing.assert_allclose(on_cuda.transform(X[:20]), on_cpu.transform(X[:20]),
                                rtol=tolerance(dtype))
+
+
+def test_two_fits_are_bit_identical(dtype):
+    X, _ = make_blobs(150, 4, 5, seed=21, dtype=dtype)
+    first = KMeans(5, n_init=2, random_state=4, device="cuda").fit(X)
+    second = KMeans(5, n_init=2, random_state=4, device="cuda").fit(X)
+    np.testing.assert_array_equal(first.cluster_centers_, second.cluster_centers_)
+    np.testing.assert_array_equal(first.labels_, second.labels_)
+    assert (first.inertia_, first.n_iter_) == (second.inertia_, second.n_iter_)
 
 
 def test_duplicate_points_and_sample_weight(dtype):
@@ -129,69 +239,3 @@ def test_the_requests_snippet_at_simulator_size():
     assert len(set(labels)) == 5
     expected = ref.kmeans(X, 5, n_init=3, max_iter=100, random_state=42)
     np.testing.assert_array_equal(labels, expected.labels)
-
-
-@pytest.mark.skipif(not cuda_kmeans.SIMULATOR, reason="instruments the simulator")
-def test_no_per_sample_array_crosses_during_iterations(monkeypatch):
-    """X goes up once; during Lloyd iterations only a few scalars come back."""
-    from numba import cuda
-    from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
-    from numba.cuda.simulator.kernel import FakeCUDAKernel
-
-    n_samples = 90
-    log, phase, calls = [], ["setup"], []
-    to_device, copy_to_host = cuda.to_device, FakeCUDAArray.copy_to_host
-    launch, lloyd_iter = FakeCUDAKernel.__call__, cuda_kmeans.Workspace.lloyd_iter
-
-    def counted_to_device(ary, *args, **kwargs):
-        log.append((phase[0], "h2d", np.size(ary)))
-        return to_device(ary, *args, **kwargs)
-
-    def counted_copy_to_host(self, *args, **kwargs):
-        log.append((phase[0], "d2h", self.size))
-        return copy_to_host(self, *args, **kwargs)
-
-    def checked_launch(self, *args):
-        if not self._device:  # device functions inside a kernel get shared arrays
-            for arg in args:
-                assert not isinstance(arg, np.ndarray), "host array passed to a kernel"
-        return launch(self, *args)
-
-    def iterating(self, *args):
-        phase[0] = "iteration"
-        calls.append(1)
-        try:
-            return lloyd_iter(self, *args)
-        finally:
-            phase[0] = "between"
-
-    monkeypatch.setattr(cuda, "to_device", counted_to_device)
-    monkeypatch.setattr(FakeCUDAArray, "copy_to_host", counted_copy_to_host)
-    monkeypatch.setattr(FakeCUDAKernel, "__call__", checked_launch)
-    monkeypatch.setattr(cuda_kmeans.Workspace, "lloyd_iter", iterating)
-
-    X, _ = make_blobs(n_samples, 3, 3, seed=0)
-    model = KMeans(3, n_init=2, random_state=0, max_iter=20, tol=0, device="cuda").fit(X)
-    during = [entry for entry in log if entry[0] == "iteration"]
-    assert during, "no iteration was observed"
-    assert all(size < n_samples for _, _, size in during), during
-    assert model.n_iter_ >= 1
-    # exactly one read-back per iteration: the array of four scalars
-    assert [size for _, kind, size in during if kind == "d2h"] == [4] * len(calls)
-    big_uploads = [size for _, kind, size in log if kind == "h2d" and size >= n_samples]
-    assert len(big_uploads) == 2  # X and the sample weights, once per fit
-
-
-
-@pytest.mark.parametrize("shape", [(2, 1), (1, 3), (3, 5)])
-def test_reset_accumulators_zeroes_every_slot(shape):
-    """K * d can be smaller than the scalars (K=2, one feature): every slot is zeroed,
-    or the centre shift would accumulate across iterations and delay the tol stop."""
-    from numba import cuda
-
-    sums = cuda.to_device(np.full(shape, 7.0))
-    weights = cuda.to_device(np.full(shape[0], 7.0))
-    scalars = cuda.to_device(np.full(5, 7.0))
-    cuda_kmeans.reset_accumulators[1, cuda_kmeans.THREADS](sums, weights, scalars)
-    for array in (sums, weights, scalars):
-        np.testing.assert_array_equal(array.copy_to_host(), 0.0)

@@ -6,7 +6,9 @@ import sklearn.metrics
 
 import cudakmeans
 from cudakmeans import _silhouette
+from cudakmeans._cuda import launch
 from cudakmeans._cuda import silhouette as cuda_silhouette
+from tests._cuda import order as order_reference
 from tests.helpers import make_blobs, tolerance
 from tests.test_silhouette import ATOL32, ATOL64, _case, _mixed_sizes
 
@@ -67,23 +69,26 @@ def test_tiles_across_segment_ends_match_the_cpu(tile_rows, dtype):
     np.testing.assert_allclose(got, want, rtol=0, atol=tolerance(dtype, factor=10))
 
 
-def test_several_launches(monkeypatch):
-    # A bounded number of rows per launch (the display-watchdog guard), forced small.
-    X, labels = make_blobs(100, 2, 3, seed=17)
-    monkeypatch.setattr(cuda_silhouette, "WORK_PER_LAUNCH", 1)
-    assert cuda_silhouette.launch_plan(100, 2, 8)[3] < 100
-    got = cudakmeans.silhouette_samples(X, labels, device="cuda")
-    np.testing.assert_allclose(got, sklearn.metrics.silhouette_samples(X, labels),
-                               rtol=0, atol=ATOL64)
+def test_several_launches_over_rows_and_columns(monkeypatch, dtype):
+    """Bounded work per launch (the display watchdog), forced small: the walk of each row
+    resumes from its state on the device, launch after launch."""
+    X, labels = make_blobs(100, 2, 3, seed=17, dtype=dtype)
+    monkeypatch.setitem(launch.MAX_TERMS_PER_LAUNCH, X.dtype.itemsize, 2 * 7 * launch.THREADS)
+    X_sorted, starts, own_seg, order = _sorted_inputs(X, labels)
+    plan = launch.silhouette_plan(100, 2, X.dtype.itemsize, tile_rows=3)
+    assert len(plan.column_launches) > 5 and len(plan.row_launches) == 1
+    got = cuda_silhouette.silhouette_samples(X_sorted, starts, own_seg, order, tile_rows=3)
+    want = sklearn.metrics.silhouette_samples(X, labels)
+    np.testing.assert_allclose(got, want, rtol=0, atol=ATOL32 if dtype == np.float32 else ATOL64)
+    # Bit for bit the documented order: runs end at segments, tiles and launches' columns.
+    np.testing.assert_array_equal(got[order], order_reference.silhouette(X_sorted, starts, plan))
 
 
-def test_launch_plan_bounds():
-    threads, tile_rows, shared_bytes, rows = cuda_silhouette.launch_plan(
-        100_000, 32, 8, simulator=False)
-    assert shared_bytes <= cuda_silhouette.SHARED_BYTES and tile_rows == 128
-    assert rows % threads == 0 and rows * 100_000 * 32 <= cuda_silhouette.WORK_PER_LAUNCH
-    # A row too wide for shared memory falls back to global reads.
-    assert cuda_silhouette.launch_plan(10, 10_000, 8)[1:3] == (0, 0)
+def test_tile_rows_beyond_the_static_shared_limit_are_refused():
+    with pytest.raises(ValueError, match="tile_rows=1000 needs"):
+        cuda_silhouette.silhouette_samples(np.zeros((4, 7)), np.array([0, 2, 4]),
+                                           np.array([0, 0, 1, 1]), np.arange(4),
+                                           tile_rows=1000)
 
 
 def test_1000_clusters_at_the_kernel_level(rng):
@@ -101,13 +106,15 @@ def test_1000_clusters_at_the_kernel_level(rng):
     from numba import cuda
 
     kernel = cuda_silhouette.silhouette_rows
-    threads, tile_rows, shared_bytes, _ = cuda_silhouette.launch_plan(n_samples, 1, 8)
+    plan = launch.silhouette_plan(n_samples, 1, 8)
+    threads = plan.threads
     d_out = cuda.to_device(np.full(n_samples, np.nan))
     args = (cuda.to_device(X_sorted.reshape(-1)), 1, cuda.to_device(starts),
             cuda.to_device(own_seg), cuda.to_device(order))
+    state = (cuda.to_device(np.zeros(1, dtype=np.int64)), cuda.to_device(np.zeros((1, 3))))
     for row_start in (0, n_samples - threads):
-        kernel[1, threads, 0, shared_bytes](*args, row_start, row_start + threads, tile_rows,
-                                            d_out)
+        kernel[1, threads, 0, plan.shared_bytes](*args, row_start, row_start + threads, 0,
+                                                 n_samples, plan.tile_rows, *state, d_out)
     got = d_out.copy_to_host()
     done = order[np.r_[0:threads, n_samples - threads:n_samples]]
     assert np.isnan(np.delete(got, done)).all()
