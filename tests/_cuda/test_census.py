@@ -1,0 +1,53 @@
+"""The launch census: launches and synchronising copies per Lloyd iteration and per
+k-means++ seeding, counted under the simulator (:mod:`tests._cuda.census`).
+
+Per Lloyd iteration at most three launches (assignment, separate accumulation when the
+sums do not fit shared memory, update) and one read-back of a few scalars; k-means++ sends
+its random numbers up once and reads the chosen indices back once; X goes up once per fit.
+"""
+
+import numpy as np
+import pytest
+
+from cudakmeans import KMeans
+from cudakmeans._cuda import kmeans as cuda_kmeans
+from cudakmeans._cuda import launch
+from tests._cuda import census as census_module
+from tests.helpers import make_blobs
+
+pytestmark = pytest.mark.cudasim
+
+PHASES = ((cuda_kmeans.Workspace, "lloyd_iter"),
+          (cuda_kmeans.Workspace, "greedy_kmeans_plusplus"),
+          (cuda_kmeans.Workspace, "assign"))
+
+
+@pytest.mark.parametrize("path", ["fused", "separate"])
+def test_lloyd_iteration_and_seeding_census(monkeypatch, path):
+    if path == "separate":
+        monkeypatch.setattr(launch, "SHARED_BYTES", launch.assign_tile_bytes(8)
+                            + launch.assign_row_bytes(8))
+    n_samples, n_clusters, n_init = 90, 4, 2
+    X, _ = make_blobs(n_samples, 3, n_clusters, seed=0)
+    with census_module.counting(monkeypatch, PHASES) as census:
+        model = KMeans(n_clusters, n_init=n_init, random_state=0, max_iter=20, tol=0,
+                       device="cuda").fit(X)
+    iterations = census.count("lloyd_iter", "d2h")
+    assert iterations >= n_init and model.n_iter_ >= 1
+    # One read-back per iteration: the scalars; nothing uploaded during iterations.
+    assert census.sizes("lloyd_iter", "d2h") == [cuda_kmeans.N_SCALARS] * iterations
+    assert census.count("lloyd_iter", "h2d") == 0
+    per_iteration = 2 if path == "fused" else 3
+    assert census.count("lloyd_iter", "launch") == per_iteration * iterations
+    # k-means++: the random numbers up once, the indices back once, per run.
+    assert census.count("greedy_kmeans_plusplus", "h2d") == n_init
+    assert census.sizes("greedy_kmeans_plusplus", "d2h") == [n_clusters] * n_init
+    n_trials = 2 + int(np.log(n_clusters))
+    draws = 1 + (n_clusters - 1) * n_trials
+    assert census.sizes("greedy_kmeans_plusplus", "h2d") == [draws] * n_init
+    assert census.count("greedy_kmeans_plusplus", "launch") == n_init * (1 + 3 * (n_clusters - 1))
+    # The final assignment of each run: the assignment, its counts, one read-back.
+    assert census.count("assign", "launch") == 2 * n_init
+    # X and the weights go up once per fit; no kernel gets a host array.
+    assert len([s for s in census.sizes(kind="h2d") if s >= n_samples]) == 2
+    assert census.host_arrays_passed == 0
