@@ -42,11 +42,26 @@ def cudasim(session):
     )
 
 
+# ptxas and nvdisasm from the package index, never a system toolkit (they must read the
+# PTX of the NVVM that the cu13 extra brings).
+SASS_TOOLS = ("nvidia-cuda-nvcc>=13", "nvidia-cuda-nvdisasm>=13")
+
+
 @nox.session
 def ptx(session):
-    """Every registered CUDA kernel, each dtype, compiled to PTX for sm_75/86/89/90."""
-    session.install("-e", ".[test,cu13]")
+    """Every registered CUDA kernel, each dtype, for sm_75/86/89/90, without a GPU: built
+    through numba-cuda's dispatcher as a first launch would (compile, link, cache save and
+    load), then its SASS checked (registers, spills, occupancy, hot loops, no float atomics).
+    """
+    session.install("-e", ".[test,cu13]", *SASS_TOOLS)
     session.run("pytest", "-m", "ptx", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session
+def sass(session):
+    """Write bench/results/sass-<date>.md: the offline SASS report of every kernel."""
+    session.install("-e", ".[test,cu13]", *SASS_TOOLS)
+    session.run("python", "scripts/sass_report.py", *session.posargs)
 
 
 @nox.session

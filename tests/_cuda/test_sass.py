@@ -1,0 +1,69 @@
+"""The machine code of every kernel, read without a GPU: resources, occupancy, hot loops.
+
+Built by the ptx session's offline build (``offline_build``), assembled and disassembled
+with ``ptxas`` and ``nvdisasm`` from the NVIDIA wheels (:mod:`tests._cuda.sass`). What is
+checked is what a launch would run: the cubin the dispatcher linked has the registers
+``ptxas -v`` reports.
+"""
+
+import pytest
+
+from cudakmeans._cuda import launch, registry
+from tests._cuda import sass
+
+pytestmark = pytest.mark.ptx
+
+# Kernels that work per sample (their cost scales with n): no spills, no local stack.
+PER_SAMPLE = ("assign_rows_f32", "assign_rows_f64", "accumulate_rows", "center_distances",
+              "seed_closest", "seed_candidates", "seed_candidate_pots", "silhouette_rows")
+# The hot kernels, at their launch size, on the GPUs the floors are stated for.
+OCCUPANCY_FLOOR = 0.5
+FLOOR_TARGETS = ((8, 6), (9, 0))
+HOT = ("assign_rows_f32", "assign_rows_f64", "silhouette_rows")
+
+KERNELS = [
+    (f"{module.__name__.rsplit('.', 1)[-1]}.{name}-{i}", name)
+    for module, name, _, sigs in registry.registered() for i, _ in enumerate(sigs)
+]
+
+
+def _artifacts(build, key):
+    entry = build["manifest"][key]
+    assert entry["error"] is None, entry["error"]
+    return build["dir"] / entry["ptx"], build["dir"] / entry["cubin"]
+
+
+def _launch_shared(name):
+    """Dynamic shared bytes the launcher may give ``name`` (its largest plan)."""
+    if name.startswith("assign_rows"):
+        return launch.SHARED_BYTES
+    if name == "silhouette_rows":
+        return launch.SHARED_BYTES
+    return 0
+
+
+@pytest.mark.parametrize(("key", "name"), KERNELS, ids=[k for k, _ in KERNELS])
+@pytest.mark.parametrize("cc", registry.TARGETS, ids=lambda cc: f"sm_{cc[0]}{cc[1]}")
+def test_resources(offline_build, key, name, cc):
+    ptx, cubin = _artifacts(offline_build[cc], key)
+    res = sass.resources(ptx, cc)
+    code = sass.disassemble(cubin)
+    linked = sass.cubin_info(cubin)
+    assert res.registers == linked["registers"], "ptxas -v does not describe the launch"
+    assert res.stack == linked["frame"]
+    assert not sass.float_atomics(code), "floating-point atomics make results vary by run"
+    if name in PER_SAMPLE:
+        assert (res.stack, res.spill_stores, res.spill_loads) == (0, 0, 0), res
+    if name in HOT and cc in FLOOR_TARGETS:
+        shared = res.shared + _launch_shared(name)
+        occupancy = launch.occupancy(cc, res.registers, launch.THREADS, shared)
+        assert occupancy >= OCCUPANCY_FLOOR, (res, occupancy)
+
+
+@pytest.mark.parametrize("cc", FLOOR_TARGETS, ids=lambda cc: f"sm_{cc[0]}{cc[1]}")
+def test_assignment_hot_loop_is_mostly_floating_point(offline_build, cc):
+    """The float32 distance loop: at least half of its instructions are FP32 arithmetic."""
+    _, cubin = _artifacts(offline_build[cc], "kmeans.assign_rows_f32-0")
+    loop = sass.hot_loop(sass.disassemble(cubin))
+    assert loop is not None
+    assert loop.fp_fraction() >= 0.5, loop.counts()
