@@ -4,6 +4,8 @@ import functools
 import importlib
 import os
 
+from . import _fallback
+
 DEVICES = ("auto", "cuda", "cpu")
 
 
@@ -53,26 +55,43 @@ def cuda_status():
     return True, f"{name} (compute capability {cc})"
 
 
-def resolve_device(device):
-    """Map ``'auto' | 'cuda' | 'cpu'`` to the backend that will run: ``'cuda'`` or ``'cpu'``."""
+def resolve(device):
+    """``(backend, reason)`` for ``'auto' | 'cuda' | 'cpu'``: the backend that will run
+    (``'cuda'`` or ``'cpu'``) and why, in words (the GPU's name, or why not CUDA).
+
+    ``'auto'`` is the CPU inside a fallback rerun and after a persistent CUDA failure in
+    this process (:mod:`cudakmeans._fallback`), with ``CUDAKMEANS_DEVICE=cpu``, and where
+    CUDA cannot run. ``'cuda'`` raises :class:`~cudakmeans.CudaError` where it cannot run.
+    """
     if not isinstance(device, str) or device not in DEVICES:
         raise ValueError(f"device must be one of {DEVICES}, got {device!r}.")
     if device == "cpu":
-        return "cpu"
-    if os.environ.get("CUDAKMEANS_DEVICE") == "cpu" and device == "auto":
-        return "cpu"
+        return "cpu", "device='cpu' was requested"
+    if device == "auto":
+        off = _fallback.cpu_reason()
+        if off is not None:
+            return "cpu", off
+        if os.environ.get("CUDAKMEANS_DEVICE") == "cpu":
+            return "cpu", "CUDAKMEANS_DEVICE=cpu"
     usable, reason = cuda_status()
     if usable:
-        return "cuda"
+        return "cuda", _one_line(reason)
     if device == "cuda":
-        raise RuntimeError(f"device='cuda' was requested but CUDA cannot run here: {reason}.")
-    return "cpu"
+        raise _fallback.CudaError(
+            f"device='cuda' was requested but CUDA cannot run here: {reason}.")
+    return "cpu", f"CUDA cannot run here: {_one_line(reason)}"
+
+
+def resolve_device(device):
+    """Map ``'auto' | 'cuda' | 'cpu'`` to the backend that will run: ``'cuda'`` or ``'cpu'``."""
+    return resolve(device)[0]
 
 
 def get_backend(device, module):
     """The backend's kernel module ``module`` (e.g. 'kmeans') for a resolved device name.
 
-    Both backends have modules of the same names with the same public functions.
+    Both backends have modules of the same names with the same public functions. Inside a
+    fallback rerun it is always the CPU's (a model fitted on CUDA predicts there).
     """
-    package = "_cuda" if device == "cuda" else "_cpu"
+    package = "_cuda" if device == "cuda" and not _fallback.forced_cpu() else "_cpu"
     return importlib.import_module(f"{__package__}.{package}.{module}")

@@ -74,3 +74,13 @@ def dtype(request):
 def cuda_device():
     """The device name CUDA tests run on: the simulator or a real GPU."""
     return "cuda"
+
+
+@pytest.fixture(autouse=True)
+def _cuda_fallback_state():
+    """CUDA switched off for device='auto' by one test's injected failure stays in it."""
+    from cudakmeans import _fallback
+
+    _fallback.reset()
+    yield
+    _fallback.reset()
