@@ -9,6 +9,7 @@ import numpy as np
 from . import _lloyd
 from ._base import BaseEstimator
 from ._device import get_backend, resolve_device
+from ._fallback import guarded_function, guarded_method
 from ._validation import (
     check_array,
     check_int,
@@ -144,6 +145,7 @@ class _BaseKMeans(BaseEstimator):
         inertia = ws.assign(ws.upload_centers(self.cluster_centers_))
         return ws.download_labels(), inertia
 
+    @guarded_method(fits=False)
     def predict(self, X, sample_weight=None):
         """Index of the nearest centre for each sample."""
         X = self._check_test_data(X)
@@ -154,6 +156,7 @@ class _BaseKMeans(BaseEstimator):
         """Fit, then return ``labels_``."""
         return self.fit(X, sample_weight=sample_weight).labels_
 
+    @guarded_method(fits=False)
     def transform(self, X):
         """Euclidean distances from each sample to each centre, shape (n_samples, k)."""
         X = self._check_test_data(X)
@@ -164,6 +167,7 @@ class _BaseKMeans(BaseEstimator):
         """Fit, then return ``transform(X)``."""
         return self.fit(X, sample_weight=sample_weight).transform(X)
 
+    @guarded_method(fits=False)
     def score(self, X, y=None, sample_weight=None):
         """Opposite of the inertia of X against the fitted centres."""
         X = self._check_test_data(X)
@@ -216,6 +220,7 @@ class KMeans(_BaseKMeans):
         self.algorithm = algorithm
         self.device = device
 
+    @guarded_method()
     def fit(self, X, y=None, sample_weight=None):
         """Compute k-means clustering: the best of ``n_init`` runs of Lloyd by inertia."""
         X, sample_weight, n_clusters = self._validate_fit_input(X, sample_weight)
@@ -302,6 +307,7 @@ class CudaKMeans(KMeans):
                          algorithm=algorithm, device=device)
 
 
+@guarded_function
 def kmeans_plusplus(X, n_clusters, *, sample_weight=None, x_squared_norms=None,
                     random_state=None, n_local_trials=None, device="auto"):
     """Greedy k-means++ seeding, as ``sklearn.cluster.kmeans_plusplus``.

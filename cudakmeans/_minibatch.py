@@ -26,6 +26,7 @@ import numpy as np
 from . import _lloyd
 from ._cpu import parallel
 from ._device import get_backend, resolve_device
+from ._fallback import guarded_method
 from ._kmeans import _BaseKMeans
 from ._validation import (
     check_array,
@@ -365,6 +366,7 @@ class MiniBatchKMeans(_BaseKMeans):
         return labels, total
 
     # -- public API -----------------------------------------------------------------------
+    @guarded_method()
     def fit(self, X, y=None, sample_weight=None):
         """Compute the centres on X by mini-batches drawn as scikit-learn draws them."""
         rows = _Rows(X)
@@ -433,6 +435,7 @@ class MiniBatchKMeans(_BaseKMeans):
             self.inertia_ = (stopping.first_inertia if ewa is None else ewa) * sum_of_weights
         return self
 
+    @guarded_method(stream=True)
     def partial_fit(self, X, y=None, sample_weight=None):
         """Update the centres with one step on the chunk X (with its own weights)."""
         has_centers = hasattr(self, "cluster_centers_")
@@ -444,8 +447,10 @@ class MiniBatchKMeans(_BaseKMeans):
         random_state = self._random_state
         n_samples = rows.shape[0]
         self.n_steps_ = getattr(self, "n_steps_", 0)
+        # Every step uploads the centres and counts it starts from, so each may run where
+        # the device resolves now (after a CUDA out-of-memory, the next step retries CUDA).
+        self.device_ = resolve_device(self.device)
         if not has_centers:
-            self.device_ = resolve_device(self.device)
             n_clusters = self._check_minibatch_params(rows)
             self._dtype = rows.dtype
             sample_weight = check_sample_weight(sample_weight, n_samples, rows.dtype)

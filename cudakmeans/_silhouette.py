@@ -19,6 +19,7 @@ import warnings
 import numpy as np
 
 from ._device import cuda_status, resolve_device
+from ._fallback import cpu_reason, guarded_function
 from ._validation import check_array, check_int, check_random_state
 
 __all__ = ["silhouette_samples", "silhouette_score", "cuda_silhouette_score"]
@@ -80,6 +81,7 @@ def _backend_module(device):
     return silhouette
 
 
+@guarded_function
 def silhouette_samples(X, labels, *, metric="euclidean", device="auto"):
     """Silhouette Coefficient of each sample, as ``sklearn.metrics.silhouette_samples``.
 
@@ -105,6 +107,7 @@ def silhouette_samples(X, labels, *, metric="euclidean", device="auto"):
     return _run(X, labels, device).astype(X.dtype, copy=False)
 
 
+@guarded_function
 def silhouette_score(X, labels, *, metric="euclidean", sample_size=None, random_state=None,
                      device="auto"):
     """Mean Silhouette Coefficient of all samples, as ``sklearn.metrics.silhouette_score``.
@@ -130,20 +133,22 @@ def cuda_silhouette_score(X, labels, *, metric="euclidean", sample_size=None,
     """:func:`silhouette_score` on the GPU when one is usable, else on the CPU.
 
     The name of the original request. It never fails for want of a GPU: where CUDA cannot
-    run (no driver, no device, no NVVM) it computes the same score on the CPU path and
-    emits a ``RuntimeWarning`` that says why, so a broken CUDA install is not silent.
-    ``CUDAKMEANS_DEVICE=cpu`` selects the CPU path without a warning. For a hard
-    requirement, call ``silhouette_score(..., device='cuda')``, which raises instead.
+    run (no driver, no device, no NVVM, or switched off by an earlier CUDA failure in this
+    process) it computes the same score on the CPU path and emits a ``RuntimeWarning`` that
+    says why, so a broken CUDA install is not silent; where the CUDA path fails during the
+    call, :func:`silhouette_score`'s ``device='auto'`` rule reruns it on the CPU with one
+    ``CudaFallbackWarning``. ``CUDAKMEANS_DEVICE=cpu`` selects the CPU path without a
+    warning. For a hard requirement, call ``silhouette_score(..., device='cuda')``, which
+    raises instead. ``cudakmeans.last_device()`` says which device ran and why.
     """
     device = resolve_device("auto")
     if device == "cpu" and os.environ.get("CUDAKMEANS_DEVICE") != "cpu":
-        warnings.warn(
-            f"cuda_silhouette_score runs on the CPU: CUDA cannot run here ({cuda_status()[1]}).",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+        why = cpu_reason() or f"CUDA cannot run here ({cuda_status()[1]})"
+        warnings.warn(f"cuda_silhouette_score runs on the CPU: {why}.", RuntimeWarning,
+                      stacklevel=2)
     return silhouette_score(X, labels, metric=metric, sample_size=sample_size,
-                            random_state=random_state, device=device)
+                            random_state=random_state,
+                            device="auto" if device == "cuda" else "cpu")
 
 
 def _run(X, labels, device):

@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _lloyd
-from ._device import get_backend, resolve_device
+from ._device import get_backend, resolve, resolve_device
+from ._fallback import guarded_function, guarded_method
 from ._kmeans import KMeans, _BaseKMeans, column_means
 from ._silhouette import silhouette_score
 from ._validation import (
@@ -193,6 +194,9 @@ class TemplateResult:
         Seconds per phase: 'standardize', 'create', 'split', 'score', 'refine'.
     device : str
         'cuda' or 'cpu': where every fit and score ran.
+    device_reason : str
+        Why: the GPU's name, why CUDA could not run, or the CUDA failure that made the
+        workflow rerun on the CPU.
     """
 
     centers: np.ndarray
@@ -206,6 +210,7 @@ class TemplateResult:
     refinement: Refinement | None
     times: dict
     device: str
+    device_reason: str = ""
 
     @property
     def n_templates(self):
@@ -220,6 +225,7 @@ class TemplateResult:
             "n_templates": self.n_templates,
             "n_splits": sum(_count_splits(root) for root in self.tree),
             "device": self.device,
+            "device_reason": self.device_reason,
             "inertia": self.inertia,
             "silhouette": self.silhouette,
             "sizes": self.sizes.tolist(),
@@ -320,6 +326,7 @@ def _node(X, Z, indices, depth):
                         depth=depth)
 
 
+@guarded_function
 def split_templates(X, Z, labels, *, split_threshold=1.0, min_size=10, max_depth=3,
                     n_init=N_INIT, max_iter=MAX_ITER, tol=TOL, random_state=RANDOM_STATE,
                     device="auto", progress=None):
@@ -344,6 +351,7 @@ def split_templates(X, Z, labels, *, split_threshold=1.0, min_size=10, max_depth
     split_threshold = check_threshold(split_threshold)
     min_size = check_int(min_size, "min_size", low=1)
     max_depth = check_int(max_depth, "max_depth", low=0)
+    device = resolve_device(device)  # once: every split runs on the same device
     labels = np.asarray(labels)
     created = np.unique(labels)  # a template left empty (duplicate rows) gets no root
     fit2 = _kmeans(2, n_init=n_init, max_iter=max_iter, tol=tol, random_state=random_state,
@@ -385,6 +393,7 @@ def check_k_values(k_values, n_samples):
     return np.unique(np.array(values, dtype=np.int64))
 
 
+@guarded_function
 def choose_k(Z, k_values, *, n_init=N_INIT, max_iter=MAX_ITER, tol=TOL,
              random_state=RANDOM_STATE, sample_size=None, device="auto", progress=None):
     """Fit k-means for each candidate K and pick the K with the highest silhouette.
@@ -430,6 +439,7 @@ def default_k_values(n_templates, n_samples, width=3):
     return np.arange(low, high + 1)
 
 
+@guarded_function
 def fit_templates(X, n_templates=26, *, split_threshold=1.0, min_size=10, max_depth=3,
                   refine_k="auto", init="k-means++", n_init=N_INIT, max_iter=MAX_ITER,
                   tol=TOL, random_state=RANDOM_STATE, sample_size=None, device="auto",
@@ -484,7 +494,7 @@ def fit_templates(X, n_templates=26, *, split_threshold=1.0, min_size=10, max_de
     >>> sorted(result.times)
     ['create', 'refine', 'score', 'split', 'standardize']
     """
-    device = resolve_device(device)
+    device, device_reason = resolve(device)
     n_templates = check_n_clusters(n_templates, name="n_templates")
     check_threshold(split_threshold)
     check_int(min_size, "min_size", low=1)
@@ -553,6 +563,7 @@ def fit_templates(X, n_templates=26, *, split_threshold=1.0, min_size=10, max_de
         refinement=refinement,
         times=times,
         device=device,
+        device_reason=device_reason,
     )
 
 
@@ -628,6 +639,7 @@ class BisectingKMeans(_BaseKMeans):
         self.bisecting_strategy = bisecting_strategy
         self.device = device
 
+    @guarded_method()
     def fit(self, X, y=None, sample_weight=None):
         """Build the bisecting tree; its leaves are the clusters."""
         if not callable(self.init) and not (
@@ -686,6 +698,7 @@ class BisectingKMeans(_BaseKMeans):
             scores = np.bincount(labels, minlength=2)
         node.split(labels, centers, scores)
 
+    @guarded_method(fits=False)
     def predict(self, X):
         """Cluster of each sample, found by descending the tree (as scikit-learn does)."""
         check_is_fitted(self)
