@@ -8,11 +8,14 @@ Commands::
     cudakmeans info                   device, CUDA wheels, versions, kernel cache
     cudakmeans demo                   the workflow on the embedded default data
 
-Every command takes ``--device auto|cuda|cpu``. Exit codes: 0 success; 1 the work could
-not run (CUDA requested but unusable, an output that cannot be written); 2 bad input or
-usage. Input problems (a missing file, a wrong delimiter, a non-numeric cell, NaN) are one
-line on stderr naming the file, the row and the column: for text files the row is the
-line number in the file (the header is line 1), for .npy files the 1-based array row.
+Every command takes ``--device auto|cuda|cpu`` and says which device ran and why; with
+``auto``, a CUDA failure that is not the input's fault reruns the work on the CPU (a
+``CudaFallbackWarning`` on stderr names the cause and the fix). Exit codes: 0 success; 1
+the work could not run (CUDA requested but unusable or failing, an output that cannot be
+written); 2 bad input or usage. Input problems (a missing file, a wrong delimiter, a
+non-numeric cell, NaN) are one line on stderr naming the file, the row and the column: for
+text files the row is the line number in the file (the header is line 1), for .npy files
+the 1-based array row.
 Progress goes to stderr, and only when stderr is a terminal.
 """
 
@@ -417,13 +420,8 @@ def _cuda_status():
     return usable, " ".join(reason.split())
 
 
-def _device_line(device):
-    usable, reason = _cuda_status()
-    if device == "cuda":
-        return f"cuda ({reason})"
-    if usable:
-        return "cpu (CUDA is usable but the CPU was selected)"
-    return f"cpu (CUDA unusable: {reason})"
+def _device_line(device, reason):
+    return f"{device} ({' '.join(reason.split())})"
 
 
 def _warm_up(device):
@@ -441,11 +439,13 @@ def _warm_up(device):
 
 def cmd_fit(args):
     from ._device import resolve_device
+    from ._fallback import last_device
     from ._kmeans import KMeans
     from ._silhouette import silhouette_score
     from .templates import standardize
 
-    device = resolve_device(args.device)
+    resolve_device(args.device)  # --device cuda without CUDA: fail before reading
+    device = args.device  # resolved by each call, which may fall back to the CPU
     start = time.perf_counter()
     X, names = read_table(args.file, args.delimiter)
     read_s = time.perf_counter() - start
@@ -463,17 +463,19 @@ def cmd_fit(args):
     sizes = np.bincount(model.labels_, minlength=args.k)
 
     start = time.perf_counter()
-    score = None
+    score, score_device = None, None
     if 2 <= args.k <= X.shape[0] - 1:
         score = silhouette_score(Z, model.labels_, sample_size=args.sample_size,
                                  random_state=args.random_state, device=device)
+        score_device = last_device()
     score_s = time.perf_counter() - start
 
     _write_csv(out / "labels.csv", ["label"], ([int(v)] for v in model.labels_))
     _write_csv(out / "centers.csv", names, ([_fmt(v) for v in row] for row in centers))
     summary = {
         "file": str(args.file), "n_samples": X.shape[0], "n_features": X.shape[1],
-        "k": args.k, "standardized": bool(args.standardize), "device": device,
+        "k": args.k, "standardized": bool(args.standardize), "device": model.device_,
+        "device_reason": model.device_reason_,
         "sizes": sizes.tolist(), "inertia": model.inertia_, "n_iter": model.n_iter_,
         "silhouette": score, "times": {"read": read_s, "fit": fit_s, "silhouette": score_s},
     }
@@ -481,7 +483,9 @@ def cmd_fit(args):
 
     units = " (standardised units)" if args.standardize else ""
     print(f"fit {args.file}: {X.shape[0]} rows x {X.shape[1]} features, k={args.k}")
-    print(f"device: {_device_line(device)}")
+    print(f"device: {_device_line(model.device_, model.device_reason_)}")
+    if score_device is not None and score_device.device != model.device_:
+        print(f"silhouette device: {_device_line(*score_device)}")
     print(f"sizes: {' '.join(str(s) for s in sizes)}")
     print(f"inertia: {model.inertia_:.6g}{units} after {model.n_iter_} iterations")
     print("silhouette: " + ("n/a (needs 2 <= k <= n_samples - 1)" if score is None
@@ -532,7 +536,7 @@ def _report_workflow(result, args, warm_s):
     roots = result.tree
     n_split = sum(1 for root in roots if not root.is_leaf)
     created_inertia = sum(root.spread**2 * root.size for root in roots)
-    print(f"device: {_device_line(result.device)}")
+    print(f"device: {_device_line(result.device, result.device_reason)}")
     print(f"warm-up: kernels compiled or loaded from numba's cache in {warm_s:.2f} s")
     print(f"create: {len(roots)} templates by k-means (n_init={args.n_init}, "
           f"max_iter={args.max_iter}, random_state={args.random_state}), inertia "
@@ -571,12 +575,12 @@ def _print_k_table(k_values, inertia, silhouette, best_k):
 def cmd_templates(args):
     from ._device import resolve_device
 
-    device = resolve_device(args.device)
+    resolve_device(args.device)  # --device cuda without CUDA: fail before reading
     X, names = read_table(args.file, args.delimiter)
     out = _out_dir(args.out if args.out is not None else args.out_default)
     print(f"templates {args.file}: {X.shape[0]} rows x {X.shape[1]} features, "
           f"{args.k} templates")
-    result, warm_s = _run_workflow(X, args, device)
+    result, warm_s = _run_workflow(X, args, args.device)
     _report_workflow(result, args, warm_s)
     written = _write_templates(out, result, names, str(args.file))
     print("wrote " + ", ".join(str(p) for p in written))
@@ -587,7 +591,7 @@ def cmd_demo(args):
     from ._device import resolve_device
     from .data import FEATURE_NAMES, PATTERNS_PATH, load_patterns
 
-    device = resolve_device(args.device)
+    resolve_device(args.device)  # --device cuda without CUDA: fail first
     out = _out_dir(args.out) if args.out is not None else None
     start = time.perf_counter()
     X = load_patterns()
@@ -596,7 +600,7 @@ def cmd_demo(args):
     print(f"data: {X.shape[0]} synthetic trading patterns x {X.shape[1]} features "
           f"({', '.join(FEATURE_NAMES)}), 26 underlying templates plus outliers; "
           f"loaded in {load_s:.3f} s (see cudakmeans.data)")
-    result, warm_s = _run_workflow(X, args, device)
+    result, warm_s = _run_workflow(X, args, args.device)
     _report_workflow(result, args, warm_s)
     if out is not None:
         written = _write_templates(out, result, FEATURE_NAMES, str(PATTERNS_PATH))
@@ -606,12 +610,13 @@ def cmd_demo(args):
 
 def cmd_sweep(args):
     from ._device import resolve_device
+    from ._fallback import last_device
     from .templates import choose_k, standardize
 
     if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
         raise InputError("--plot needs matplotlib, which is not installed: pip install "
                          "'cudakmeans[plot]' (or drop --plot)")
-    device = resolve_device(args.device)
+    resolve_device(args.device)  # --device cuda without CUDA: fail before reading
     X, _ = read_table(args.file, args.delimiter)
     too_big = [k for k in args.k if k > X.shape[0] - 1]
     if too_big:
@@ -621,12 +626,13 @@ def cmd_sweep(args):
     start = time.perf_counter()
     ref = choose_k(Z, args.k, n_init=args.n_init, max_iter=args.max_iter,
                    random_state=args.random_state, sample_size=args.sample_size,
-                   device=device, progress=Progress())
+                   device=args.device, progress=Progress())
+    ran = last_device()
     elapsed = time.perf_counter() - start
     units = "standardised" if args.standardize else "raw"
     print(f"sweep {args.file}: {X.shape[0]} rows x {X.shape[1]} features, K in "
           f"{_k_text(ref.k_values)} ({units} features)")
-    print(f"device: {_device_line(device)}")
+    print(f"device: {_device_line(*ran)}")
     _print_k_table(ref.k_values, ref.inertia, ref.silhouette, ref.best_k)
     print(f"best K by silhouette: {ref.best_k} (silhouette {ref.silhouette.max():.4f})")
     print(f"time: {elapsed:.3f} s for {len(ref.k_values)} fits and silhouettes")
@@ -706,7 +712,7 @@ def cmd_info(args):
     import platform
 
     from ._cpu.parallel import n_threads
-    from ._device import resolve_device
+    from ._device import resolve
 
     usable, reason = _cuda_status()
     print(f"cudakmeans {__version__} (python {platform.python_version()}, numpy "
@@ -734,11 +740,11 @@ def cmd_info(args):
     print(f"kernel cache: {where}; {state}")
     print(f"CPU threads: {n_threads()} (CUDAKMEANS_NUM_THREADS to change)")
     try:
-        device = resolve_device(args.device)
+        device, why = resolve(args.device)
     except RuntimeError as exc:
         print(f"device for --device {args.device}: none ({exc})")
         return EXIT_FAILED
-    print(f"device for --device {args.device}: {device}")
+    print(f"device for --device {args.device}: {_device_line(device, why)}")
     return EXIT_OK
 
 
