@@ -293,7 +293,12 @@ class _Snapshot:
 
 def _release(exc, snapshot):
     """Drop what the failed attempt holds: its frames' locals (device arrays among them,
-    kept alive by the traceback), the owner's new attributes, and the RNG draws."""
+    kept alive by the traceback), the owner's new attributes, and the RNG draws.
+
+    Closures of the failed frames stay referenced by the traceback until the exception is
+    dropped: with device='cuda' the arrays they hold go when the caller lets go of the
+    error; with 'auto', before the rerun (:func:`_collect`).
+    """
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
@@ -301,9 +306,13 @@ def _release(exc, snapshot):
             traceback.clear_frames(exc.__traceback__)
         exc = exc.__cause__ or exc.__context__
     snapshot.restore()
+
+
+def _collect(snapshot):
+    """Free device arrays of the failed attempt that only the cycle collector can reach."""
     memory = sys.modules.get(f"{__package__}._cuda.memory")
     if memory is not None and memory.live_bytes() > (snapshot.live_bytes or 0):
-        gc.collect()  # arrays held in reference cycles
+        gc.collect()
 
 
 def _memory_note(failure):
@@ -356,16 +365,16 @@ def _run(call, label, device, attempt, reason, *, owner=None, record=False, forc
         _record("cuda", reason, owner if record else None)
         return result
     # Outside the except block: the rerun must not chain to, or keep alive, the failure.
+    _collect(snapshot)
     then = ("Later device='auto' calls in this process run on the CPU" if failure.persistent
             else "The next call tries CUDA again")
+    note = _stream_note(failure) if streaming else ""
     warnings.warn(
-        f"{label} ran on the CPU because the CUDA path failed ({failure.describe()}). To fix: "
-        f"{failure.fix}{_memory_note(failure)}. {then}; device='cpu' (or CUDAKMEANS_DEVICE=cpu) "
-        f"skips CUDA without this warning.",
+        f"{label} ran on the CPU because the CUDA path failed ({failure.describe()}){note}. To "
+        f"fix: {failure.fix}{_memory_note(failure)}. {then}; device='cpu' (or "
+        f"CUDAKMEANS_DEVICE=cpu) skips CUDA without this warning.",
         CudaFallbackWarning, stacklevel=3)
-    reason = f"CUDA failed ({failure.describe()}); reran on the CPU"
-    if streaming:
-        reason += _stream_note(failure)
+    reason = f"CUDA failed ({failure.describe()}); reran on the CPU{note}"
     result = _call_on_cpu(call, reason)
     _record("cpu", reason, owner if record else None)
     return result

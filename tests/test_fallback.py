@@ -11,34 +11,36 @@ import warnings
 
 import numpy as np
 import pytest
-from numba.cuda.core.errors import LoweringError, TypingError
-from numba.cuda.cudadrv.driver import CudaAPIError, LinkerError
-from numba.cuda.cudadrv.error import (
-    CCSupportError,
-    CudaDriverError,
-    CudaSupportError,
-    NvrtcCompilationError,
-    NvrtcError,
-    NvrtcSupportError,
-    NvvmError,
-    NvvmSupportError,
-)
 
 import cudakmeans
 from cudakmeans import CudaError, CudaFallbackWarning, DeviceMemoryError, KMeans, _device, _fallback
 from cudakmeans._fallback import classify, guarded_function
 from cudakmeans._validation import check_random_state
+from tests.numba_errors import (
+    CCSupportError,
+    CudaDriverError,
+    CudaSupportError,
+    LinkerError,
+    LoweringError,
+    NvrtcCompilationError,
+    NvrtcError,
+    NvrtcSupportError,
+    NvvmError,
+    NvvmSupportError,
+    TypingError,
+    api_error,
+)
 
 ENVIRONMENTAL = [
     # (exception, kind, persistent)
     (CudaSupportError("Error at driver init: CUDA driver library cannot be found"), "driver",
      True),
     (CudaDriverError("CUDA initialized before forking"), "driver", True),
-    (CudaAPIError(201, "CUDA_ERROR_INVALID_CONTEXT"), "driver", True),
-    (CudaAPIError(35, "CUDA_ERROR_INSUFFICIENT_DRIVER"), "driver", True),
-    (CudaAPIError(999, "CUDA_ERROR_UNKNOWN"), "driver", True),
-    (CudaAPIError(222, "CUDA_ERROR_UNSUPPORTED_PTX_VERSION"), "toolkit", True),
-    (CudaAPIError(209, "CUDA_ERROR_NO_BINARY_FOR_GPU"), "toolkit", True),
+    (api_error(201, "CUDA_ERROR_INVALID_CONTEXT"), "driver", True),
+    (api_error(35, "CUDA_ERROR_INSUFFICIENT_DRIVER"), "driver", True),
+    (api_error(999, "CUDA_ERROR_UNKNOWN"), "driver", True),
+    (api_error(222, "CUDA_ERROR_UNSUPPORTED_PTX_VERSION"), "toolkit", True),
+    (api_error(209, "CUDA_ERROR_NO_BINARY_FOR_GPU"), "toolkit", True),
     (NvvmSupportError("libNVVM cannot be found"), "toolkit", True),
     (NvrtcSupportError("NVRTC cannot be found"), "toolkit", True),
     (CCSupportError("GPU compute capability 3.5 is not supported"), "toolkit", True),
@@ -54,11 +56,11 @@ ENVIRONMENTAL = [
     (pickle.PicklingError("Cannot serialize kernels referencing global device arrays"),
      "cache", True),
     (pickle.UnpicklingError("invalid load key, '\\x00'."), "cache", True),
-    (CudaAPIError(701, "CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES"), "launch", True),
-    (CudaAPIError(702, "CUDA_ERROR_LAUNCH_TIMEOUT"), "launch", True),
-    (CudaAPIError(719, "CUDA_ERROR_LAUNCH_FAILED"), "launch", True),
-    (CudaAPIError(700, "CUDA_ERROR_ILLEGAL_ADDRESS"), "launch", True),
-    (CudaAPIError(2, "CUDA_ERROR_OUT_OF_MEMORY"), "out of memory", False),
+    (api_error(701, "CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES"), "launch", True),
+    (api_error(702, "CUDA_ERROR_LAUNCH_TIMEOUT"), "launch", True),
+    (api_error(719, "CUDA_ERROR_LAUNCH_FAILED"), "launch", True),
+    (api_error(700, "CUDA_ERROR_ILLEGAL_ADDRESS"), "launch", True),
+    (api_error(2, "CUDA_ERROR_OUT_OF_MEMORY"), "out of memory", False),
     (DeviceMemoryError("CUDA out of memory: KMeans needs 1.0 GiB more"), "out of memory",
      False),
 ]
@@ -107,11 +109,11 @@ def test_any_error_raised_in_numbas_cache_module_is_a_cache_failure():
 
 def test_fixes_name_what_to_do():
     assert "cu12" in classify(NvvmSupportError("x")).fix
-    assert "driver" in classify(CudaAPIError(222, "x")).fix
+    assert "driver" in classify(api_error(222, "x")).fix
     assert "NUMBA_CACHE_DIR" in classify(pickle.UnpicklingError("x")).fix
     assert "upgrade cudakmeans" in classify(
         RuntimeError("Cannot pickle CUDACodeLibrary with linking files")).fix
-    assert "watchdog" in classify(CudaAPIError(702, "x")).fix
+    assert "watchdog" in classify(api_error(702, "x")).fix
 
 
 # -- the rule, on a stand-in for a CUDA path ------------------------------------------------
