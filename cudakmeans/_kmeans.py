@@ -196,14 +196,18 @@ class KMeans(_BaseKMeans):
     result; ``copy_x`` is accepted and X is never modified either way), plus:
 
     device : {'auto', 'cuda', 'cpu'}, default='auto'
-        'auto' runs on a usable CUDA GPU and otherwise on the BLAS-free CPU path;
-        'cuda' raises if CUDA cannot run, naming what is missing.
+        'auto' runs on a usable CUDA GPU and otherwise on the BLAS-free CPU path, and
+        reruns a call on the CPU when the CUDA path fails for a reason that is not the
+        data's (a ``CudaFallbackWarning`` says why); 'cuda' raises instead, naming the
+        cause.
 
     Attributes
     ----------
     cluster_centers_, labels_, inertia_, n_iter_, n_features_in_ : as scikit-learn.
     device_ : str
         The device that ran the last fit: 'cuda' or 'cpu'.
+    device_reason_ : str
+        Why: the GPU's name, why CUDA could not run, or the CUDA failure it fell back from.
     """
 
     def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300,

@@ -261,8 +261,9 @@ class MiniBatchKMeans(_BaseKMeans):
     Parameters are scikit-learn 1.9's, plus:
 
     device : {'auto', 'cuda', 'cpu'}, default='auto'
-        'auto' runs on a usable CUDA GPU and otherwise on the BLAS-free CPU path;
-        'cuda' raises if CUDA cannot run, naming what is missing.
+        As for :class:`KMeans` (a CUDA failure under 'auto' reruns the call on the CPU).
+        Each ``partial_fit`` step resolves it anew: a stream that fell back to the CPU
+        after an out-of-memory tries CUDA again on its next step.
 
     ``fit`` and ``partial_fit`` accept an ``np.memmap`` or any 2-D array-like sliceable by
     rows; only the rows of the current batch are gathered and moved to the device.
@@ -271,7 +272,8 @@ class MiniBatchKMeans(_BaseKMeans):
     Attributes
     ----------
     cluster_centers_, labels_, inertia_, n_iter_, n_steps_, n_features_in_ : as
-    scikit-learn. device_ : the device that ran the last fit, 'cuda' or 'cpu'.
+    scikit-learn. device_ : the device that ran the last fit or step, 'cuda' or 'cpu';
+    device_reason_ : why (as for :class:`KMeans`).
     """
 
     _default_n_init = 3

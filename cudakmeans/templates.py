@@ -471,7 +471,9 @@ def fit_templates(X, n_templates=26, *, split_threshold=1.0, min_size=10, max_de
     sample_size : int or None, default=None
         Rows used per silhouette score in the refine step (None: all).
     device : {'auto', 'cuda', 'cpu'}, default='auto'
-        Resolved once; every fit and score runs there.
+        Resolved once; every fit and score runs there. With 'auto', a CUDA failure that
+        is not the data's reruns the whole workflow on the CPU (``result.device_reason``
+        says why).
     progress : callable or None
         Called as ``progress(phase, done, total)`` after each unit of work.
 
@@ -613,13 +615,17 @@ class BisectingKMeans(_BaseKMeans):
     'random', 'k-means++' or a callable. Plus:
 
     device : {'auto', 'cuda', 'cpu'}, default='auto'
-        Where every bisection runs; each uploads only the rows of the leaf it splits.
+        Where every bisection runs; each uploads only the rows of the leaf it splits. As
+        for :class:`~cudakmeans.KMeans`, a CUDA failure under 'auto' reruns the fit on
+        the CPU.
 
     Attributes
     ----------
     cluster_centers_, labels_, inertia_, n_features_in_ : as scikit-learn.
     device_ : str
         The device that ran the last fit.
+    device_reason_ : str
+        Why it ran there.
     """
 
     _default_n_init = 1
