@@ -19,10 +19,11 @@ functions; the template workflow), applied by the decorators :func:`guarded_meth
 * Anything else (bad input, bad parameters, a callable ``init`` that raises) propagates
   untouched: it would fail on the CPU too.
 
-Either way a failed CUDA attempt leaves nothing behind: the frames of the failed call are
-cleared so their device arrays are freed, and the estimator gets back the attributes it
-had. Which device ran a call and why is in the estimator's ``device_`` and
-``device_reason_``, in :func:`last_device` for functions, and in the template result.
+Either way a failed CUDA attempt leaves nothing behind: the estimator gets back the
+attributes it had, the RandomStates their states, and the attempt's device arrays are
+freed with its frames (by the cycle collector if need be) before a rerun. Which device
+ran a call and why is in the estimator's ``device_`` and ``device_reason_``, in
+:func:`last_device` for functions, and in the template result.
 """
 
 import contextvars
@@ -32,7 +33,6 @@ import inspect
 import pickle
 import sys
 import threading
-import traceback
 import warnings
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -291,25 +291,13 @@ class _Snapshot:
             rs.set_state(state)
 
 
-def _release(exc, snapshot):
-    """Drop what the failed attempt holds: its frames' locals (device arrays among them,
-    kept alive by the traceback), the owner's new attributes, and the RNG draws.
-
-    Closures of the failed frames stay referenced by the traceback until the exception is
-    dropped: with device='cuda' the arrays they hold go when the caller lets go of the
-    error; with 'auto', before the rerun (:func:`_collect`).
-    """
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if exc.__traceback__ is not None:
-            traceback.clear_frames(exc.__traceback__)
-        exc = exc.__cause__ or exc.__context__
-    snapshot.restore()
-
-
 def _collect(snapshot):
-    """Free device arrays of the failed attempt that only the cycle collector can reach."""
+    """Free the failed attempt's device arrays that only the cycle collector can reach.
+
+    The rest go with the exception's traceback, which holds the failed frames: with
+    'auto' when the except block ends (before the rerun), with 'cuda' when the caller
+    lets go of the error.
+    """
     memory = sys.modules.get(f"{__package__}._cuda.memory")
     if memory is not None and memory.live_bytes() > (snapshot.live_bytes or 0):
         gc.collect()
@@ -353,7 +341,7 @@ def _run(call, label, device, attempt, reason, *, owner=None, record=False, forc
         failure = classify(exc)
         if failure is None:
             raise
-        _release(exc, snapshot)
+        snapshot.restore()
         if failure.persistent:
             _disable(failure)
         if device != "auto":

@@ -14,6 +14,7 @@ raised, never absorbed.
 
 import copy
 import gc
+import json
 import warnings
 
 import numpy as np
@@ -28,6 +29,7 @@ from cudakmeans import (
     DeviceMemoryError,
     KMeans,
     MiniBatchKMeans,
+    cli,
     cuda_silhouette_score,
     kmeans_plusplus,
     silhouette_score,
@@ -410,6 +412,58 @@ def test_kmeans_out_of_memory_under_the_memory_cap(faults):
     assert model.device_ == "cpu" and "DeviceMemoryError" in model.device_reason_
     assert_same(model, expected)
     assert KMeans(3, n_init=1, random_state=0).fit(X).device_ == "cuda"  # tried again
+
+
+def test_device_arrays_held_in_a_reference_cycle_are_freed_before_the_rerun(faults):
+    """A failure whose exception is in a cycle (a frame that keeps its own error, say)
+    outlives the except block until the cycle collector runs; the rerun must not wait."""
+
+    def failure_in_a_cycle():
+        exc = _make_exception("launch")()
+        exc.held = memory.to_device(np.ones(1000), stream=0, what="a test")
+        exc.cycle = exc
+        return exc
+
+    gc.collect()
+    before = memory.live_bytes()
+    gc.disable()  # no automatic collection may free it for the code under test
+    try:
+        faults.arm("compile", failure_in_a_cycle)
+        with pytest.warns(CudaFallbackWarning):
+            model = KMeans(3, n_init=1, random_state=0, device="auto").fit(X)
+        assert memory.live_bytes() == before
+    finally:
+        gc.enable()
+    assert model.device_ == "cpu"
+
+
+def test_cli_says_which_device_ran_and_why(faults, tmp_path, capsys):
+    data = tmp_path / "x.csv"
+    np.savetxt(data, X, delimiter=",")
+    fit = ["fit", str(data), "-k", "3", "--n-init", "1", "--out", str(tmp_path / "fit")]
+    faults.arm("compile", _make_exception("compile"))
+    with pytest.warns(CudaFallbackWarning, match="NvvmError"):
+        assert cli.main(fit) == cli.EXIT_OK
+    out = capsys.readouterr().out
+    assert "device: cpu (CUDA failed (compile error: NvvmError: Failed to compile" in out
+    summary = json.loads((tmp_path / "fit" / "summary.json").read_text())
+    assert summary["device"] == "cpu" and "NvvmError" in summary["device_reason"]
+
+    # the workflow after it: CUDA is off for 'auto', and the output says since when
+    templates = ["templates", str(data), "--k", "3", "--n-init", "1", "--refine-k", "none",
+                 "--out", str(tmp_path / "templates")]
+    counted = faults.total()
+    assert cli.main(templates) == cli.EXIT_OK
+    out = capsys.readouterr().out
+    assert faults.total() == counted
+    assert "device: cpu (CUDA is off for device='auto' in this process since an earlier " \
+           "call failed (compile error: NvvmError" in out
+
+    # --device cuda: exit 1, the cause in the one line on stderr
+    faults.arm("launch", _make_exception("launch"))
+    assert cli.main([*fit, "--device", "cuda"]) == cli.EXIT_FAILED
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "device='cuda' failed: launch error: CudaAPIError" in err
 
 
 def test_cuda_silhouette_score_falls_back_with_one_warning(faults, monkeypatch):
