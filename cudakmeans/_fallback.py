@@ -304,7 +304,8 @@ def _collect(snapshot):
 
 
 def _memory_note(failure):
-    """For an out-of-memory on a real GPU: how much the device holds for others."""
+    """For an out-of-memory on a real GPU: how much of it others hold, read after this
+    call's arrays were freed (CUDA contexts, this process's among them, count too)."""
     if failure.kind != "out of memory":
         return ""
     try:
@@ -315,7 +316,8 @@ def _memory_note(failure):
         free, total = cuda.current_context().get_memory_info()
     except Exception:
         return ""
-    return f" (other processes hold about {(total - free) / 2**30:.1f} GiB of {total / 2**30:.1f})"
+    held = (total - free) / 2**30
+    return f" ({held:.1f} of {total / 2**30:.1f} GiB are held by other processes and contexts)"
 
 
 def _stream_note(failure):
