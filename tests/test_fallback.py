@@ -274,3 +274,17 @@ def test_the_reason_attribute_of_a_cpu_fit(monkeypatch):
     assert model.device_reason_ == "CUDA cannot run here: no usable NVIDIA driver"
     monkeypatch.setenv("CUDAKMEANS_DEVICE", "cpu")
     assert KMeans(2).fit(X).device_reason_ == "CUDAKMEANS_DEVICE=cpu"
+
+
+def test_out_of_memory_warning_says_how_much_of_the_gpu_others_hold(path, monkeypatch):
+    import numba.cuda
+
+    class Context:
+        def get_memory_info(self):
+            return 2 * 2**30, 12 * 2**30  # (free, total)
+
+    monkeypatch.setattr(numba.cuda, "current_context", lambda: Context())
+    p, call = path
+    p.error = api_error(2, "CUDA_ERROR_OUT_OF_MEMORY")
+    with pytest.warns(CudaFallbackWarning, match=r"10\.0 of 12\.0 GiB are held by other"):
+        call(np.ones(3))
