@@ -412,7 +412,7 @@ def guarded_method(*, fits=True, stream=False):
                 attempt = getattr(self, "device_", None)
                 if attempt is None:  # not fitted: the method raises
                     return method(self, *args, **kwargs)
-                reason = f"where the fit ran ({attempt})"
+                reason = getattr(self, "device_reason_", f"where the fit ran ({attempt})")
                 off = cpu_reason() if device == "auto" and attempt == "cuda" else None
                 if off is not None:
                     attempt, reason, force = "cpu", off, True

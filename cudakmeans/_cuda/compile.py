@@ -8,8 +8,11 @@ line on stderr saying so with a count as each finishes. Nothing else is compiled
 pays only for the kernels it runs.
 
 The check is the one ``CUDADispatcher.compile`` makes itself: the dispatcher's in-memory
-``overloads``, then ``dispatcher._cache.load_overload(signature, dispatcher.targetctx)``.
-Under the simulator nothing is compiled, and kernels without those attributes are skipped.
+``overloads``, then ``dispatcher._cache.load_overload(signature, dispatcher.targetctx)``
+(a kernel found on disk is read again by its launch: a small file, no compile). Kernels
+whose cache key depends on the launch configuration (numba-cuda's launch-config-sensitive
+kernels; none of ours) are checked without it. Under the simulator nothing is compiled,
+and kernels without those attributes are skipped.
 """
 
 import sys
