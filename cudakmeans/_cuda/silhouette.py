@@ -12,23 +12,26 @@ watchdog (Windows TDR, about 2 s) even for large inputs (:func:`.launch.silhouet
 """
 
 import math
+import sys
 import types
 
 import numpy as np
-from numba import cuda, float32, float64, int64
+from numba import cuda, float32, float64, int64, uint64
 
 from .. import _math, _silhouette_math
-from . import launch, memory
+from . import compile, launch, memory, registry
+from .launch import THREADS
 
 _compiled = _math.compile_for(
     cuda.jit(device=True, inline=True),
     extra={name: getattr(_silhouette_math, name) for name in _silhouette_math.__all__},
 )
 walk_rows = _compiled.walk_rows
+nearest_mean = _compiled.nearest_mean
 silhouette_value = _compiled.silhouette_value
 
 
-@cuda.jit(cache=True)
+@launch.kernel(bounded=True)
 def silhouette_rows(X, n_features, starts, own_seg, order, row_start, row_stop, col_start,
                     col_stop, tile_rows, state_seg, state_sums, out):
     """Fold sorted columns ``col_start:col_stop`` into the walk of rows ``row_start:row_stop``.
@@ -40,7 +43,7 @@ def silhouette_rows(X, n_features, starts, own_seg, order, row_start, row_stop, 
     tile_rows  IN     columns per shared-memory tile; 0 reads X from global memory (rows too
                       wide for shared memory)
     state_seg  INOUT  (n_samples,) the walk's segment, between launches over columns
-    state_sums INOUT  (n_samples, 3) the walk's seg_sum, a_sum and b, between launches
+    state_sums INOUT  (n_samples, 4) the walk's seg_sum, a_sum, b_sum, b_size, between launches
     out        OUT    (n_samples,) float64, in the original row order, after the last columns
 
     One row per thread. The walk's state (see ``_silhouette_math``) is kept on the device
@@ -51,32 +54,36 @@ def silhouette_rows(X, n_features, starts, own_seg, order, row_start, row_stop, 
     active = i < row_stop
     # Idle threads of the last block still load tiles and reach every barrier.
     own = own_seg[i] if active else 0
-    x_base = i * n_features if active else 0
+    x_base = uint64(i * n_features) if active else uint64(0)
     seg = 0
     seg_sum = 0.0
     a_sum = 0.0
-    b = math.inf
+    b_sum = 0.0
+    b_size = 0.0
     if active and col_start > 0:
         seg = state_seg[i]
         seg_sum = state_sums[i, 0]
         a_sum = state_sums[i, 1]
-        b = state_sums[i, 2]
+        b_sum = state_sums[i, 2]
+        b_size = state_sums[i, 3]
     if tile_rows == 0:
         if active:
-            seg, seg_sum, a_sum, b = walk_rows(
+            seg, seg_sum, a_sum, b_sum, b_size = walk_rows(
                 X, x_base, X, col_start, col_stop, 0, starts, own, n_features, seg, seg_sum,
-                a_sum, b
+                a_sum, b_sum, b_size
             )
     else:
         tile = cuda.shared.array(0, X.dtype)
         for t0 in range(col_start, col_stop, tile_rows):
             t1 = min(t0 + tile_rows, col_stop)
-            for k in range(cuda.threadIdx.x, (t1 - t0) * n_features, cuda.blockDim.x):
-                tile[k] = X[t0 * n_features + k]
+            base = t0 * n_features
+            for k in range(cuda.threadIdx.x, (t1 - t0) * n_features, THREADS):
+                tile[k] = X[base + k]
             cuda.syncthreads()
             if active:
-                seg, seg_sum, a_sum, b = walk_rows(
-                    X, x_base, tile, t0, t1, t0, starts, own, n_features, seg, seg_sum, a_sum, b
+                seg, seg_sum, a_sum, b_sum, b_size = walk_rows(
+                    X, x_base, tile, t0, t1, t0, starts, own, n_features, seg, seg_sum, a_sum,
+                    b_sum, b_size
                 )
             cuda.syncthreads()
     if not active:
@@ -85,9 +92,11 @@ def silhouette_rows(X, n_features, starts, own_seg, order, row_start, row_stop, 
         state_seg[i] = seg
         state_sums[i, 0] = seg_sum
         state_sums[i, 1] = a_sum
-        state_sums[i, 2] = b
+        state_sums[i, 2] = b_sum
+        state_sums[i, 3] = b_size
     else:
-        out[order[i]] = silhouette_value(a_sum, starts[own + 1] - starts[own], b)
+        out[order[i]] = silhouette_value(a_sum, starts[own + 1] - starts[own],
+                                         nearest_mean(b_sum, b_size))
 
 
 def _signature(dtype):
@@ -107,6 +116,8 @@ def silhouette_samples(X_sorted, starts, own_seg, order, *, tile_rows=None):
     n_samples, n_features = X_sorted.shape
     plan = launch.silhouette_plan(n_samples, n_features, X_sorted.dtype.itemsize,
                                   tile_rows=tile_rows)
+    compile.ensure_compiled(registry.launch_pairs(sys.modules[__name__], ["silhouette_rows"],
+                                                  X_sorted.dtype))
     stream = cuda.stream()
     what = f"silhouette of {n_samples:,} x {n_features} {X_sorted.dtype}"
     d = types.SimpleNamespace()  # the device arrays, released together if one fails
@@ -123,7 +134,7 @@ def silhouette_samples(X_sorted, starts, own_seg, order, *, tile_rows=None):
         split = len(plan.column_launches) > 1
         d.seg = memory.device_array(n_samples if split else 1, np.int64, stream=stream,
                                     what=what)
-        d.sums = memory.device_array((n_samples if split else 1, 3), np.float64,
+        d.sums = memory.device_array((n_samples if split else 1, 4), np.float64,
                                      stream=stream, what=what)
     for row_start, row_stop in plan.row_launches:
         blocks = launch.ceil_div(row_stop - row_start, plan.threads)

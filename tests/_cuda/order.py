@@ -200,35 +200,31 @@ def _search(w, closest, base, target, n_blocks):
 
 
 # -- silhouette -----------------------------------------------------------------------------
-def silhouette(X_sorted, starts, plan):
-    """Each sorted row's silhouette as the kernel folds it: columns in order, a partial
-    sum per (tile, segment) run added to the segment's sum (``_silhouette_math``)."""
+def silhouette(X_sorted, starts):
+    """Each sorted row's silhouette as the kernel folds it (``_silhouette_math.walk_rows``):
+    distances added to the segment's sum one column at a time in order, whatever the tiles
+    and launches; the nearest other segment by cross-multiplied means (the first on ties),
+    divided once at the end."""
     n, n_features = X_sorted.shape
-    tile = plan.tile_rows or n
     own_of = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
     out = np.empty(n)
-    # Runs end at segment ends, tile ends and the ends of the launches' column ranges.
-    bounds = sorted(set(starts) | set(range(0, n, tile)) | {n}
-                    | {lo for lo, _ in plan.column_launches})
     for i in range(n):
         own = own_of[i]
-        seg, seg_sum, a_sum, b = 0, 0.0, 0.0, math.inf
-        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-            run = 0.0
-            for j in range(lo, hi):
+        a_sum, b_sum, b_size = 0.0, 0.0, 0.0
+        for seg in range(len(starts) - 1):
+            seg_sum = 0.0
+            for j in range(starts[seg], starts[seg + 1]):
                 acc = X_sorted.dtype.type(0)
                 for f in range(n_features):
                     diff = X_sorted[i, f] - X_sorted[j, f]
                     acc += diff * diff
-                run += math.sqrt(acc)
-            seg_sum += run
-            if hi == starts[seg + 1]:
-                if seg == own:
-                    a_sum = seg_sum
-                else:
-                    b = min(b, seg_sum / (starts[seg + 1] - starts[seg]))
-                seg += 1
-                seg_sum = 0.0
+                seg_sum += math.sqrt(acc)
+            size = float(starts[seg + 1] - starts[seg])
+            if seg == own:
+                a_sum = seg_sum
+            elif b_size == 0.0 or seg_sum * b_size < b_sum * size:
+                b_sum, b_size = seg_sum, size
+        b = b_sum / b_size if b_size > 0 else math.inf
         size = starts[own + 1] - starts[own]
         if size < 2:
             out[i] = 0.0

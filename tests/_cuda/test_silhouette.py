@@ -71,17 +71,19 @@ def test_tiles_across_segment_ends_match_the_cpu(tile_rows, dtype):
 
 def test_several_launches_over_rows_and_columns(monkeypatch, dtype):
     """Bounded work per launch (the display watchdog), forced small: the walk of each row
-    resumes from its state on the device, launch after launch."""
+    resumes from its state on the device, launch after launch, with the same bits."""
     X, labels = make_blobs(100, 2, 3, seed=17, dtype=dtype)
-    monkeypatch.setitem(launch.MAX_TERMS_PER_LAUNCH, X.dtype.itemsize, 2 * 7 * launch.THREADS)
     X_sorted, starts, own_seg, order = _sorted_inputs(X, labels)
+    single = cuda_silhouette.silhouette_samples(X_sorted, starts, own_seg, order)
+    monkeypatch.setitem(launch.MAX_TERMS_PER_LAUNCH, X.dtype.itemsize, 2 * 7 * launch.THREADS)
     plan = launch.silhouette_plan(100, 2, X.dtype.itemsize, tile_rows=3)
     assert len(plan.column_launches) > 5 and len(plan.row_launches) == 1
     got = cuda_silhouette.silhouette_samples(X_sorted, starts, own_seg, order, tile_rows=3)
     want = sklearn.metrics.silhouette_samples(X, labels)
     np.testing.assert_allclose(got, want, rtol=0, atol=ATOL32 if dtype == np.float32 else ATOL64)
-    # Bit for bit the documented order: runs end at segments, tiles and launches' columns.
-    np.testing.assert_array_equal(got[order], order_reference.silhouette(X_sorted, starts, plan))
+    # Bit for bit the documented order, which does not depend on tiles or launches.
+    np.testing.assert_array_equal(got[order], order_reference.silhouette(X_sorted, starts))
+    np.testing.assert_array_equal(got, single)
 
 
 def test_tile_rows_beyond_the_static_shared_limit_are_refused():
@@ -111,7 +113,7 @@ def test_1000_clusters_at_the_kernel_level(rng):
     d_out = cuda.to_device(np.full(n_samples, np.nan))
     args = (cuda.to_device(X_sorted.reshape(-1)), 1, cuda.to_device(starts),
             cuda.to_device(own_seg), cuda.to_device(order))
-    state = (cuda.to_device(np.zeros(1, dtype=np.int64)), cuda.to_device(np.zeros((1, 3))))
+    state = (cuda.to_device(np.zeros(1, dtype=np.int64)), cuda.to_device(np.zeros((1, 4))))
     for row_start in (0, n_samples - threads):
         kernel[1, threads, 0, plan.shared_bytes](*args, row_start, row_start + threads, 0,
                                                  n_samples, plan.tile_rows, *state, d_out)
