@@ -44,6 +44,9 @@ def _is_ready(kernel, signature):
     return kernel._cache.load_overload(signature, kernel.targetctx) is not None
 
 
+_ready = set()  # (id(kernel), argtypes) known to be compiled or cached in this process
+
+
 def missing(pairs):
     """The ``(kernel, signature)`` pairs, in order and without repeats, that a launch would
     compile: neither compiled in this process nor in numba-cuda's disk cache."""
@@ -53,10 +56,12 @@ def missing(pairs):
         if not _is_dispatcher(kernel):
             continue  # the simulator's kernels, and anything else that compiles nothing
         key = (id(kernel), _argtypes(signature))
-        if key in seen:
+        if key in seen or key in _ready:
             continue
         seen.add(key)
-        if not _is_ready(kernel, signature):
+        if _is_ready(kernel, signature):
+            _ready.add(key)
+        else:
             todo.append((kernel, signature))
     return todo
 
@@ -97,6 +102,7 @@ def ensure_compiled(pairs, *, stream=None, name=None):
     try:
         for kernel, signature in todo:
             kernel.compile(signature)
+            _ready.add((id(kernel), _argtypes(signature)))
             done += 1
             stream.write(f" {done}/{len(todo)}")
             stream.flush()

@@ -27,7 +27,7 @@ import math
 import numpy as np
 from numba import cuda, float32, float64, int32, int64, uint64
 
-from . import launch, memory
+from . import compile, launch, memory, registry
 from .launch import (
     BLOCK_ROWS,
     ROWS_PER_THREAD,
@@ -565,6 +565,8 @@ class Workspace:
         n_samples = X.shape[0]
         self.stream = stream = cuda.stream()
         self.n_clusters = None
+        self._prepared = set()
+        self._prepare(("fill", np.int32))
         what = f"KMeans on {n_samples:,} x {X.shape[1]} {X.dtype}"
         with memory.released_on_failure(self):
             self.d_X = memory.to_device(X, stream=stream, what=what)
@@ -603,6 +605,21 @@ class Workspace:
     def runs_in_parallel(self, n_runs):
         """Runs share one GPU, which already runs each of them in parallel: never."""
         return False
+
+    def _prepare(self, *names):
+        """Compile the kernels a step is about to launch, if numba-cuda's disk cache lacks
+        them (once per workspace; a line on stderr says so: :mod:`.compile`)."""
+        names = tuple(name for name in names if name not in self._prepared)
+        if names:
+            compile.ensure_compiled(registry.launch_pairs(_this_module(), names,
+                                                          self.X.dtype))
+            self._prepared.update(names)
+
+    def _assign_kernels(self, update):
+        names = [f"assign_rows_f{8 * self.X.dtype.itemsize}"]
+        if update and not self.plan.fused:
+            names.append("accumulate_rows")
+        return names
 
     # -- centres and labels -----------------------------------------------------------
     def upload_centers(self, centers):
@@ -651,6 +668,7 @@ class Workspace:
 
     def lloyd_iter(self, centers_old, centers_new):
         """One Lloyd step on the device; returns (n_changed, center_shift_tot, inertia)."""
+        self._prepare(*self._assign_kernels(update=True), "update_centers")
         self._assign(centers_old, update=True)
         update_centers[_grid(self.plan.slot_width), THREADS, self.stream](
             self.d_slots, self.plan.n_slots, self.d_block_stats, self.d_X, self.d_weight,
@@ -661,11 +679,13 @@ class Workspace:
 
     def assign(self, centers):
         """Labels from ``centers`` without moving them; returns the inertia."""
+        self._prepare(*self._assign_kernels(update=False), "reduce_stats")
         self._assign(centers, update=False)
         reduce_stats[1, THREADS, self.stream](self.d_block_stats, self.d_scalars)
         return float(self._download(self.d_scalars)[INERTIA])
 
     def distances_to_centers(self, d_centers):
+        self._prepare("center_distances")
         out = memory.device_array((self.X.shape[0], d_centers.shape[0]), self.X.dtype,
                                   stream=self.stream, what="the distances to every centre")
         center_distances[_grid(self.X.shape[0]), THREADS, self.stream](self.d_X, d_centers,
@@ -679,6 +699,7 @@ class Workspace:
         Everything stays on the device: the random numbers go up in one array, and the
         chosen rows' indices come back once at the end.
         """
+        self._prepare("seed_closest", "seed_candidates", "seed_candidate_pots")
         uniforms = np.asarray(uniforms, dtype=np.float64)
         n_centers = uniforms.shape[0] + 1
         n_trials = uniforms.shape[1] if uniforms.ndim == 2 and uniforms.size else 1
@@ -724,3 +745,9 @@ class Workspace:
 
 class _Buffers:
     """Device arrays of one call, released together if one of them cannot be allocated."""
+
+
+def _this_module():
+    import sys
+
+    return sys.modules[__name__]

@@ -18,7 +18,7 @@ import numpy as np
 from numba import cuda, float32, float64, int32, int64
 
 from .. import _math, _minibatch_math
-from . import launch, memory
+from . import compile, kmeans, launch, memory, registry
 from .kmeans import ASSIGN_ROWS, _stats, accumulate_rows, reduce_stats
 from .kmeans import INERTIA as ASSIGNED_INERTIA
 from .launch import THREADS, tree_sum
@@ -149,8 +149,9 @@ class Workspace:
         self.n_clusters = n_clusters
         self.n_features = n_features
         self.stream = stream = cuda.stream()
-        self._pending = None  # (plan, n_rows) of an accumulated block not yet folded
+        self._pending = None  # the plan of an accumulated block not yet folded
         self._fresh = True  # the next fold starts the step's sums
+        self._prepared = set()
         shape = (n_clusters, n_features)
         what = f"MiniBatchKMeans with {n_clusters:,} clusters"
         with memory.released_on_failure(self):
@@ -182,6 +183,14 @@ class Workspace:
                                                stream=self.stream, what=what)
             self.d_block_stats = memory.device_array((plan.n_tiles, 2), np.float64,
                                                      stream=self.stream, what=what)
+
+    def _prepare(self, module, *names):
+        """Compile the kernels a step is about to launch, if numba-cuda's disk cache lacks
+        them (once per workspace; a line on stderr says so: :mod:`.compile`)."""
+        names = tuple(name for name in names if (module, name) not in self._prepared)
+        if names:
+            compile.ensure_compiled(registry.launch_pairs(module, names, self.dtype))
+            self._prepared.update((module, name) for name in names)
 
     def _plan(self, n_rows):
         return launch.row_plan(n_rows, self.n_features, self.n_clusters, self.dtype.itemsize)
@@ -228,6 +237,9 @@ class Workspace:
         plan = self._plan(n)
         d_labels, d_stats = self.d_labels[:n], self.d_block_stats[:plan.n_tiles]
         groups = plan.groups if update else 0
+        self._prepare(kmeans, f"assign_rows_f{8 * self.dtype.itemsize}",
+                      *(("accumulate_rows",) if update and not plan.fused else ()),
+                      *(() if update else ("reduce_stats",)))
         for start, stop in plan.tile_launches:
             ASSIGN_ROWS[self.dtype.itemsize][stop - start, THREADS, self.stream,
                                              plan.assign_shared](
@@ -242,6 +254,7 @@ class Workspace:
         if self._pending is None:
             return
         plan = self._pending
+        self._prepare(_this_module(), "fold_slots")
         fold_slots[launch.ceil_div(plan.slot_width, THREADS), THREADS, self.stream](
             self.d_slots, plan.n_slots, self.d_block_stats[:plan.n_tiles], self.d_sums,
             self.d_batch_weight, self.d_scalars, int(self._fresh))
@@ -265,6 +278,7 @@ class Workspace:
         plan = self._pending
         n_slots = plan.n_slots if plan is not None else 0
         n_tiles = plan.n_tiles if plan is not None else 0
+        self._prepare(_this_module(), "update_centers")
         self.d_centers, self.d_centers_old = self.d_centers_old, self.d_centers
         update_centers[1, THREADS, self.stream](
             self.d_slots, n_slots, self.d_block_stats[:n_tiles], int(self._fresh),
@@ -278,6 +292,7 @@ class Workspace:
 
     def reassign(self, X_new, min_kept):
         """Move the flagged centres onto the rows ``X_new``; return the new squared shift."""
+        self._prepare(_this_module(), "reassign_centers")
         d_new = memory.to_device(np.ascontiguousarray(X_new, dtype=self.dtype),
                                  stream=self.stream, what="the reassigned centres")
         reassign_centers[1, THREADS, self.stream](
@@ -293,3 +308,9 @@ class Workspace:
                                               self.d_scalars)
         labels = self._download(d_labels)
         return labels, float(self._download(self.d_scalars)[ASSIGNED_INERTIA])
+
+
+def _this_module():
+    import sys
+
+    return sys.modules[__name__]

@@ -45,6 +45,25 @@ def registered():
             yield module, name, getattr(module, name), signatures
 
 
+def launch_pairs(module, names, dtype):
+    """``(kernel, signature)`` of each kernel ``names`` of ``module`` as the launcher calls
+    it with data of ``dtype``: the registered signature whose arrays hold that dtype, or a
+    kernel's only signature (float64 accumulators). A name may be ``(name, dtype)``."""
+    import numpy as np
+    from numba.np.numpy_support import from_dtype
+
+    pairs = []
+    for name in names:
+        name, of = name if isinstance(name, tuple) else (name, dtype)
+        want = from_dtype(np.dtype(of))
+        signatures = module.PTX_SIGNATURES[name]
+        chosen = signatures[0] if len(signatures) == 1 else next(
+            sig for sig in signatures
+            if any(getattr(arg, "dtype", arg) == want for arg in sig))
+        pairs.append((getattr(module, name), chosen))
+    return pairs
+
+
 def compile_to_ptx(kernel, signature, cc):
     """PTX for ``kernel`` with ``signature`` on compute capability ``cc`` (no GPU needed)."""
     ptx, _ = cuda.compile_ptx(kernel.py_func, signature, cc=cc)

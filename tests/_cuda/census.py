@@ -17,6 +17,7 @@ class Census:
     phase: str = "setup"
     events: list = field(default_factory=list)  # (phase, kind, size or kernel name)
     host_arrays_passed: int = 0
+    launched: list = field(default_factory=list)  # (kernel, numba types of its arguments)
 
     def count(self, phase=None, kind=None):
         return sum(1 for p, k, _ in self.events
@@ -61,8 +62,11 @@ def counting(monkeypatch, phases=()):
 
     def counted_launch(self, *args):
         if not self._device:  # device functions run inside kernels
+            from numba import typeof
+
             census.events.append((census.phase, "launch", self.fn.__name__))
             census.host_arrays_passed += sum(isinstance(a, np.ndarray) for a in args)
+            census.launched.append((self, tuple(typeof(a) for a in args)))
         return launch(self, *args)
 
     names = {name for _, name in phases}

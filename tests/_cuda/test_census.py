@@ -51,3 +51,25 @@ def test_lloyd_iteration_and_seeding_census(monkeypatch, path):
     # X and the weights go up once per fit; no kernel gets a host array.
     assert len([s for s in census.sizes(kind="h2d") if s >= n_samples]) == 2
     assert census.host_arrays_passed == 0
+
+
+def test_every_launch_matches_a_registered_signature(monkeypatch, dtype):
+    """What runs is what the ptx session built and what the first-run notice compiles: a
+    launch with other argument types would compile again on a GPU, at launch."""
+    from cudakmeans import MiniBatchKMeans, silhouette_score
+    from cudakmeans._cuda import registry
+
+    X, labels = make_blobs(80, 3, 3, seed=4, dtype=dtype)
+    with census_module.counting(monkeypatch) as census:
+        model = KMeans(3, n_init=1, random_state=0, device="cuda").fit(X)
+        model.predict(X[:10]), model.transform(X[:10]), model.score(X)
+        mini = MiniBatchKMeans(3, batch_size=30, max_iter=2, random_state=0,
+                               reassignment_ratio=0.5, device="cuda").fit(X)
+        mini.partial_fit(X[:30])
+        silhouette_score(X, labels, device="cuda")
+    signatures = {id(kernel): (name, [tuple(sig) for sig in sigs])
+                  for _, name, kernel, sigs in registry.registered()}
+    assert census.launched
+    for kernel, types in census.launched:
+        name, sigs = signatures[id(kernel)]
+        assert types in sigs, f"{name} launched with {types}"
