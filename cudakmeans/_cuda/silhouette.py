@@ -11,7 +11,6 @@ stays on the device between launches, so no kernel runs long enough to trip a di
 watchdog (Windows TDR, about 2 s) even for large inputs (:func:`.launch.silhouette_plan`).
 """
 
-import math
 import sys
 import types
 
