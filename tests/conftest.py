@@ -25,13 +25,42 @@ def _real_gpu():
 @pytest.fixture(autouse=SIMULATOR, scope="session")
 def _simulator_switch_interval():
     """The simulator runs each CUDA thread as a Python thread that waits at every barrier
-    for the others: hand the GIL over more often than every 5 ms (restored after)."""
+    for the others: hand the GIL over more often than every 5 ms (restored after).
+
+    It also makes the simulator's static shared arrays safe to create from many threads:
+    ``FakeCUDAShared.array`` looks an array up by its source line and creates it when
+    missing, unlocked, so two threads preempted between the look-up and the store get two
+    different arrays, and a block-wide reduction then mixes them (seen as garbage sums,
+    more often the more often the GIL changes hands). A lock around it (restored after).
+    """
     import sys
+    import threading
+
+    from numba.cuda.simulator.kernelapi import FakeCUDAShared
+    from numba.np import numpy_support
 
     previous = sys.getswitchinterval()
+    array = FakeCUDAShared.array
+    lock = threading.Lock()
+
+    def locked_array(self, shape, dtype, alignment=None):
+        if shape == 0 or alignment is not None:  # dynamic shared memory: no look-up
+            return array(self, shape, dtype, alignment)
+        frame = sys._getframe(1)  # the kernel's line, as the simulator keys arrays
+        caller = (frame.f_code.co_filename, frame.f_lineno)
+        with lock:
+            found = self._allocations.get(caller)
+            if found is None:
+                if not isinstance(dtype, np.dtype):
+                    dtype = numpy_support.as_dtype(dtype)
+                found = self._allocations[caller] = np.empty(shape, dtype)
+        return found
+
+    FakeCUDAShared.array = locked_array
     sys.setswitchinterval(1e-4)
     yield
     sys.setswitchinterval(previous)
+    FakeCUDAShared.array = array
 
 
 def pytest_collection_modifyitems(config, items):
