@@ -283,9 +283,16 @@ def _fit_workspace(ws, n_clusters, init, n_init, max_iter, tol, random_state, ve
         return _lloyd.kmeans_single_lloyd(run_ws, centers_init, max_iter=max_iter, tol=tol,
                                           verbose=verbose)
 
-    # Small CPU problems run their independent inits on threads (each run is deterministic
-    # on its own workspace, so the result does not depend on the thread count).
-    if not verbose and ws.runs_in_parallel(n_init):
+    # A device that serves several runs with the same launches takes them in batches;
+    # small CPU problems run their independent inits on threads. Either way each run is
+    # deterministic on its own, so the result does not depend on how runs are scheduled.
+    at_once = ws.runs_at_once(n_init) if not verbose and not callable(init) else 1
+    if at_once > 1:
+        results = []
+        for start in range(0, n_init, at_once):
+            results += _lloyd.kmeans_lloyd_runs(ws, inits[start:start + at_once],
+                                                max_iter=max_iter, tol=tol)
+    elif not verbose and ws.runs_in_parallel(n_init):
         results = ws.map_runs(init_run, lloyd_run, n_init)
     else:
         results = [lloyd_run(r, ws, init_run(r, ws)) for r in range(n_init)]

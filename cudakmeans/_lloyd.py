@@ -88,8 +88,7 @@ def draw_init(ws, n_clusters, init, random_state, cdf=None):
     """
     X, w = ws.X, ws.sample_weight
     if _is(init, "k-means++"):
-        first_index, uniforms = _draw_kmeans_plusplus(ws, n_clusters, random_state, cdf=cdf)
-        return lambda run_ws: run_ws.X[run_ws.greedy_kmeans_plusplus(first_index, uniforms)]
+        return PlusPlusDraws(*_draw_kmeans_plusplus(ws, n_clusters, random_state, cdf=cdf))
     if _is(init, "random"):
         seeds = random_state.choice(X.shape[0], size=n_clusters, replace=False, p=w / w.sum())
         return lambda run_ws: run_ws.X[seeds]
@@ -99,6 +98,21 @@ def draw_init(ws, n_clusters, init, random_state, cdf=None):
     else:
         centers = np.array(init, dtype=X.dtype, copy=True)
     return lambda run_ws: centers
+
+
+class PlusPlusDraws:
+    """The random numbers of one k-means++ seeding; called with a workspace, its centres.
+
+    Kept apart (rather than as a closure) so that a device can seed several runs in the
+    same launches (:func:`kmeans_lloyd_runs`).
+    """
+
+    def __init__(self, first_index, uniforms):
+        self.first_index = first_index
+        self.uniforms = uniforms
+
+    def __call__(self, ws):
+        return ws.X[ws.greedy_kmeans_plusplus(self.first_index, self.uniforms)]
 
 
 def init_centers(ws, n_clusters, init, random_state):
@@ -137,3 +151,43 @@ def kmeans_single_lloyd(ws, centers_init, *, max_iter=300, tol=0.0, verbose=0):
             break
     inertia = ws.assign(centers)
     return ws.download_labels(), inertia, ws.download_centers(centers), i + 1
+
+
+def kmeans_lloyd_runs(ws, inits, *, max_iter=300, tol=0.0):
+    """:func:`kmeans_single_lloyd` for several independent runs at once, in lockstep.
+
+    For a device that serves every run of a batch with the same launches
+    (``ws.runs_at_once``): k-means++ seeds all runs together, then each step moves every
+    run that has not converged, a converged run keeping its centres, until all have
+    stopped by scikit-learn's rules (strict convergence, or a shift within ``tol``); a
+    final assignment then labels every run. Each run does exactly what it would alone, so
+    its result is bit for bit the unbatched one. Returns ``[(labels, inertia, centers,
+    n_iter)]`` in run order.
+    """
+    n_runs = len(inits)
+    seeded = [i for i, init in enumerate(inits) if isinstance(init, PlusPlusDraws)]
+    centers_init = [None] * n_runs
+    if seeded:
+        indices = ws.greedy_kmeans_plusplus_runs(
+            [inits[i].first_index for i in seeded], np.stack([inits[i].uniforms for i in seeded]))
+        for i, rows in zip(seeded, indices, strict=True):
+            centers_init[i] = ws.X[rows]
+    for i, init in enumerate(inits):
+        if centers_init[i] is None:
+            centers_init[i] = init(ws)
+    centers = ws.upload_centers(np.stack(centers_init))
+    centers_new = ws.empty_centers(n_runs)
+    ws.reset_labels()
+    running = np.ones(n_runs, dtype=bool)
+    n_iter = np.zeros(n_runs, dtype=np.int64)
+    for i in range(max_iter):
+        n_changed, center_shift_tot, _ = ws.lloyd_iter_runs(centers, centers_new, tol)
+        centers, centers_new = centers_new, centers
+        n_iter[running] = i + 1
+        running &= (n_changed != 0) & (center_shift_tot > tol)
+        if not running.any():
+            break
+    inertia = ws.assign_runs(centers)
+    labels = ws.download_labels(n_runs)
+    centers = ws.download_centers(centers).reshape(n_runs, *centers_init[0].shape)
+    return [(labels[r], float(inertia[r]), centers[r], int(n_iter[r])) for r in range(n_runs)]

@@ -509,6 +509,10 @@ class Workspace:
         twin._allocate_cluster_buffers()
         return twin
 
+    def runs_at_once(self, n_runs):
+        """Runs are not batched into shared steps here: each is its own compiled loop."""
+        return 1
+
     def runs_in_parallel(self, n_runs):
         """Whether independent runs (n_init) should go to threads: only when one run is
         too small to use the threads itself, so no run waits on the pool it runs in."""

@@ -57,6 +57,14 @@ def fill(values, value):
         values[i] = value
 
 
+@cuda.jit(cache=True)
+def fill_runs(values, value):
+    """values[:, :] = value, for an array with one row per run."""
+    n_runs, n = values.shape
+    for i in range(cuda.grid(1), n_runs * n, cuda.gridsize(1)):
+        values[i // n, i % n] = value
+
+
 def _assign_rows_kernel(tile_n):
     """The assignment kernel for register tiles of TILE_M rows x ``tile_n`` centres.
 
@@ -66,14 +74,16 @@ def _assign_rows_kernel(tile_n):
     block_centers = THREADS_X * tile_n
 
     @launch.kernel(bounded=True)
-    def assign_rows(X, sample_weight, centers, labels, distances, block_stats, slot_sums,
-                    tile_start, groups, row_base, acc_base):
-        """Label each block's tile of BLOCK_ROWS rows with the nearest centre.
+    def assign_rows(X, sample_weight, centers_runs, labels_runs, distances_runs, stats_runs,
+                    slots_runs, done, skip_done, tile_start, groups, row_base, acc_base):
+        """Label each block's tile of BLOCK_ROWS rows with the nearest centre, for run
+        ``blockIdx.y`` (runs with ``done`` set are skipped when ``skip_done``).
 
-        IN: X (n, d), sample_weight, centers (K, d). INOUT: labels (old labels in, to count the
-        changes). OUT: distances (squared, to the new label's centre); block_stats[tile] =
-        (labels changed, inertia) of the tile; with ``groups > 0``, slot ``tile`` of the flat
-        ``slot_sums``: per cluster the d sums of ``w * x`` then the sum of ``w`` (float64).
+        Per run: IN: X (n, d), sample_weight, centers (K, d). INOUT: labels (old labels in,
+        to count the changes). OUT: distances (squared, to the new label's centre);
+        block_stats[tile] = (labels changed, inertia) of the tile; with ``groups > 0``,
+        slot ``tile`` of the flat ``slot_sums``: per cluster the d sums of ``w * x`` then
+        the sum of ``w`` (float64).
 
         Threads form a THREADS_Y x THREADS_X grid; thread (ty, tx) computes rows
         ``ty + THREADS_Y * i`` x centres ``c0 + tx + THREADS_X * j`` in registers, reading
@@ -86,6 +96,11 @@ def _assign_rows_kernel(tile_n):
         exchange; [row_base, acc_base) per-row best distance, label and two float64 partials;
         [acc_base, ...) ``groups`` copies of the per-cluster sums (fused accumulation).
         """
+        run = cuda.blockIdx.y
+        if skip_done and done[run] != 0:
+            return
+        centers, labels, distances = centers_runs[run], labels_runs[run], distances_runs[run]
+        block_stats, slot_sums = stats_runs[run], slots_runs[run]
         tiles = cuda.shared.array(0, X.dtype)
         shared32 = cuda.shared.array(0, int32)
         shared64 = cuda.shared.array(0, float64)
@@ -232,13 +247,19 @@ ASSIGN_ROWS = {4: assign_rows_f32, 8: assign_rows_f64}
 
 
 @cuda.jit(cache=True)
-def accumulate_rows(X, sample_weight, labels, slot_sums, n_clusters, rows_per_slot):
+def accumulate_rows(X, sample_weight, labels_runs, slots_runs, done, n_clusters,
+                    rows_per_slot):
     """Per-cluster sums of ``rows_per_slot`` consecutive rows per block, into its slot.
 
-    IN: X, sample_weight, labels. OUT: slot ``blockIdx`` of the flat ``slot_sums`` (layout
-    of :func:`assign_rows`). For clusters too many for shared memory: thread f owns
-    column f (the d features, then the weight) and adds the rows in increasing order.
+    Per run ``blockIdx.y`` (skipped when ``done``): IN: X, sample_weight, labels. OUT: slot
+    ``blockIdx.x`` of the flat ``slot_sums`` (layout of :func:`assign_rows`). For clusters
+    too many for shared memory: thread f owns column f (the d features, then the weight)
+    and adds the rows in increasing order.
     """
+    run = cuda.blockIdx.y
+    if done[run] != 0:
+        return
+    labels, slot_sums = labels_runs[run], slots_runs[run]
     n_samples, n_features = X.shape
     width = n_clusters * (n_features + 1)
     slot = cuda.blockIdx.x
@@ -275,8 +296,10 @@ def _stats(block_stats, tid, part):
 
 
 @cuda.jit(cache=True)
-def reduce_stats(block_stats, scalars):
-    """One block: scalars[N_CHANGED], scalars[INERTIA] from the tiles' partials."""
+def reduce_stats(stats_runs, scalars_runs):
+    """One block per run: scalars[N_CHANGED], scalars[INERTIA] from the tiles' partials."""
+    run = cuda.blockIdx.y
+    block_stats, scalars = stats_runs[run], scalars_runs[run]
     part = cuda.shared.array(THREADS, float64)
     tid = cuda.threadIdx.x
     changed, inertia = _stats(block_stats, tid, part)
@@ -286,22 +309,36 @@ def reduce_stats(block_stats, scalars):
 
 
 @cuda.jit(cache=True)
-def update_centers(slot_sums, n_slots, block_stats, X, sample_weight, labels, distances,
-                   centers_old, centers_new, sums, weights, scalars, ticket):
+def update_centers(slots_runs, n_slots, stats_runs, X, sample_weight, labels_runs,
+                   distances_runs, centers_old_runs, centers_new_runs, sums_runs, weights_runs,
+                   scalars_runs, tickets, done, tol):
     """Reduce the slots, relocate empty clusters, average; one thread per slot column.
 
-    Every block: column j of ``sums``/``weights`` is the slots' column j summed in slot
-    order. The last block (:func:`.launch.is_last_block`) then, alone: reduces the tiles'
-    counts, moves each empty cluster (increasing order) to the row farthest from its centre
+    Per run ``blockIdx.y``. Every block: column j of ``sums``/``weights`` is the slots'
+    column j summed in slot order. The last block of the run
+    (:func:`.launch.is_last_block`) then, alone: reduces the tiles' counts, moves each empty
+    cluster (increasing order) to the row farthest from its centre
     (``_math.relocate_empty_clusters``' rules, the farthest row found by a block-wide
-    reduction), picks the heaviest cluster, writes ``centers_new`` (``average_center``) and
-    scalars[N_CHANGED, INERTIA, SHIFT, N_EMPTY]. INOUT: distances (moved rows marked -1).
+    reduction), picks the heaviest cluster, writes ``centers_new`` (``average_center``),
+    scalars[N_CHANGED, INERTIA, SHIFT, N_EMPTY], and marks the run ``done`` when it
+    converged (no label changed, or the shift is within ``tol``). INOUT: distances (moved
+    rows marked -1). A run already done keeps its centres (copied to ``centers_new``).
     """
+    run = cuda.blockIdx.y
+    centers_old, centers_new = centers_old_runs[run], centers_new_runs[run]
     n_samples = X.shape[0]
     n_clusters, n_features = centers_new.shape
     width = n_clusters * (n_features + 1)
     tid = cuda.threadIdx.x
     j = cuda.blockIdx.x * THREADS + tid
+    if done[run] != 0:
+        if j < n_clusters * n_features:
+            c = j // n_features
+            centers_new[c, j - c * n_features] = centers_old[c, j - c * n_features]
+        return
+    slot_sums, block_stats = slots_runs[run], stats_runs[run]
+    labels, distances = labels_runs[run], distances_runs[run]
+    sums, weights, scalars = sums_runs[run], weights_runs[run], scalars_runs[run]
     if j < width:
         total = 0.0
         for s in range(n_slots):
@@ -313,7 +350,7 @@ def update_centers(slot_sums, n_slots, block_stats, X, sample_weight, labels, di
         else:
             weights[c] = total
     flag = cuda.shared.array(1, int32)
-    if not is_last_block(ticket, cuda.gridDim.x, flag):
+    if not is_last_block(tickets[run:run + 1], cuda.gridDim.x, flag):
         return
 
     part = cuda.shared.array(THREADS, float64)
@@ -354,6 +391,7 @@ def update_centers(slot_sums, n_slots, block_stats, X, sample_weight, labels, di
         scalars[INERTIA] = inertia
         scalars[SHIFT] = shift
         scalars[N_EMPTY] = n_empty
+        done[run] = 1 if n_changed == 0 or shift <= tol else 0
 
 
 @cuda.jit(cache=True)
@@ -387,15 +425,18 @@ def _block_total(part):
 
 
 @cuda.jit(cache=True)
-def seed_closest(X, sample_weight, draws, indices, c, first, closest, block_pots, block_base,
-                 scalars, ticket, block_start, n_blocks):
+def seed_closest(X, sample_weight, draws_runs, indices_runs, c, first, closest_runs, pots_runs,
+                 base_runs, scalars_runs, tickets, block_start, n_blocks):
     """closest = min(closest, |X - X[indices[c]]|^2) (= for the first centre, whose row is
     ``draws[0]``), and each block's sum of ``w * closest``.
 
     The last block lays the block sums end to end (``block_base``, ``n_blocks + 1``
     entries) and, for the first centre, stores their total as the potential
-    (scalars[POT]).
+    (scalars[POT]). One run per ``blockIdx.y``.
     """
+    run = cuda.blockIdx.y
+    draws, indices, closest = draws_runs[run], indices_runs[run], closest_runs[run]
+    block_pots, block_base, scalars = pots_runs[run], base_runs[run], scalars_runs[run]
     n_samples = X.shape[0]
     tid = cuda.threadIdx.x
     block = block_start + cuda.blockIdx.x
@@ -417,7 +458,7 @@ def seed_closest(X, sample_weight, draws, indices, c, first, closest, block_pots
     if tid == 0:
         block_pots[block] = _block_total(part)
     flag = cuda.shared.array(1, int32)
-    if is_last_block(ticket, n_blocks, flag) and tid == 0:
+    if is_last_block(tickets[run:run + 1], n_blocks, flag) and tid == 0:
         running = 0.0
         for b in range(n_blocks):
             block_base[b] = running
@@ -428,13 +469,17 @@ def seed_closest(X, sample_weight, draws, indices, c, first, closest, block_pots
 
 
 @cuda.jit(cache=True)
-def seed_candidates(sample_weight, closest, draws, c, n_trials, block_base, scalars,
-                    candidates, block_start, n_blocks):
+def seed_candidates(sample_weight, closest_runs, draws_runs, c, n_trials, base_runs,
+                    scalars_runs, candidates_runs, block_start, n_blocks):
     """candidates[t] = first row where the cumulative sum of w * closest reaches
     ``u[c - 1, t] * potential``; n - 1 when the target is past the total (as scikit-learn
     clips). Each thread claims the targets in its own interval of the sum; the intervals
-    are clipped to the block's, so exactly one thread claims each target.
+    are clipped to the block's, so exactly one thread claims each target. One run per
+    ``blockIdx.y``.
     """
+    run = cuda.blockIdx.y
+    closest, draws, block_base = closest_runs[run], draws_runs[run], base_runs[run]
+    scalars, candidates = scalars_runs[run], candidates_runs[run]
     n_samples = closest.shape[0]
     tid = cuda.threadIdx.x
     block = block_start + cuda.blockIdx.x
@@ -475,12 +520,16 @@ def seed_candidates(sample_weight, closest, draws, c, n_trials, block_base, scal
 
 
 @cuda.jit(cache=True)
-def seed_candidate_pots(X, sample_weight, closest, candidates, n_trials, c, block_trial_pots,
-                        indices, scalars, ticket, block_start, n_blocks):
+def seed_candidate_pots(X, sample_weight, closest_runs, candidates_runs, n_trials, c,
+                        trial_pots_runs, indices_runs, scalars_runs, tickets, block_start,
+                        n_blocks):
     """Each block's sum of ``w * min(closest, |X - X[candidate]|^2)`` per candidate; the
     last block totals them in block order and keeps the candidate with the lowest
-    potential (the first on ties): indices[c] and scalars[POT].
+    potential (the first on ties): indices[c] and scalars[POT]. One run per ``blockIdx.y``.
     """
+    run = cuda.blockIdx.y
+    closest, candidates = closest_runs[run], candidates_runs[run]
+    block_trial_pots, indices, scalars = trial_pots_runs[run], indices_runs[run], scalars_runs[run]
     n_samples = X.shape[0]
     tid = cuda.threadIdx.x
     block = block_start + cuda.blockIdx.x
@@ -501,7 +550,7 @@ def seed_candidate_pots(X, sample_weight, closest, candidates, n_trials, c, bloc
             block_trial_pots[block * n_trials + t] = _block_total(part)
         cuda.syncthreads()
     flag = cuda.shared.array(1, int32)
-    if is_last_block(ticket, n_blocks, flag) and tid == 0:
+    if is_last_block(tickets[run:run + 1], n_blocks, flag) and tid == 0:
         best = 0
         best_pot = 0.0
         for t in range(n_trials):
@@ -516,29 +565,33 @@ def seed_candidate_pots(X, sample_weight, closest, candidates, n_trials, c, bloc
 
 
 def _signatures():
-    # Exactly the types the launcher passes: Python ints arrive as int64.
+    # Exactly the types the launcher passes: Python ints arrive as int64. Arrays with a
+    # leading run axis ("runs") hold one row per run of a batch.
     sigs = {name: [] for name in (
-        "fill", "assign_rows_f32", "assign_rows_f64", "accumulate_rows", "reduce_stats",
-        "update_centers", "center_distances", "seed_closest", "seed_candidates",
-        "seed_candidate_pots")}
-    sigs["fill"] = [(int32[::1], int32), (float64[::1], float64)]
-    sigs["reduce_stats"] = [(float64[:, ::1], float64[::1])]
-    i64, f64v, i32v = int64, float64[::1], int32[::1]
+        "fill", "fill_runs", "assign_rows_f32", "assign_rows_f64", "accumulate_rows",
+        "reduce_stats", "update_centers", "center_distances", "seed_closest",
+        "seed_candidates", "seed_candidate_pots")}
+    sigs["fill"] = [(int32[::1], int32)]
+    sigs["fill_runs"] = [(int32[:, ::1], int32)]
+    sigs["reduce_stats"] = [(float64[:, :, ::1], float64[:, ::1])]
+    i64, f64, i32v = int64, float64, int32[::1]
+    f64m, f64c = float64[:, ::1], float64[:, :, ::1]
     for dt in (float32, float64):
-        X, v = dt[:, ::1], dt[::1]
+        X, v, runs, cube = dt[:, ::1], dt[::1], dt[:, ::1], dt[:, :, ::1]
+        labels = int32[:, ::1]
         sigs[f"assign_rows_f{dt.bitwidth}"].append(
-            (X, v, X, i32v, v, float64[:, ::1], f64v, i64, i64, i64, i64))
-        sigs["accumulate_rows"].append((X, v, i32v, f64v, i64, i64))
+            (X, v, cube, labels, runs, f64c, f64m, i32v, i64, i64, i64, i64, i64))
+        sigs["accumulate_rows"].append((X, v, labels, f64m, i32v, i64, i64))
         sigs["update_centers"].append(
-            (f64v, i64, float64[:, ::1], X, v, i32v, v, X, X, float64[:, ::1], f64v, f64v,
-             i32v))
+            (f64m, i64, f64c, X, v, labels, runs, cube, cube, f64c, f64m, f64m, i32v, i32v,
+             f64))
         sigs["center_distances"].append((X, X, X))
         sigs["seed_closest"].append(
-            (X, v, f64v, int64[::1], i64, i64, v, f64v, f64v, f64v, i32v, i64, i64))
+            (X, v, f64m, int64[:, ::1], i64, i64, runs, f64m, f64m, f64m, i32v, i64, i64))
         sigs["seed_candidates"].append(
-            (v, v, f64v, i64, i64, f64v, f64v, int64[::1], i64, i64))
+            (v, runs, f64m, i64, i64, f64m, f64m, int64[:, ::1], i64, i64))
         sigs["seed_candidate_pots"].append(
-            (X, v, v, int64[::1], i64, i64, f64v, int64[::1], f64v, i32v, i64, i64))
+            (X, v, runs, int64[:, ::1], i64, i64, f64m, int64[:, ::1], f64m, i32v, i64, i64))
     return sigs
 
 
@@ -550,11 +603,13 @@ def _grid(n_items, threads=THREADS):
 
 
 class Workspace:
-    """Device buffers and launches for one k-means fit; the same methods as the CPU's.
+    """Device buffers and launches for k-means fits; the same methods as the CPU's.
 
     ``X`` (already centred by the estimator) and ``sample_weight`` are uploaded once and
-    reused by every ``n_init`` run, and by every K after :meth:`set_n_clusters`. Centre
-    buffers are device arrays.
+    reused by every run, and by every K after :meth:`set_n_clusters`. Centre buffers are
+    device arrays with a leading run axis: the single-run methods take and give one run,
+    the ``*_runs`` methods a batch of independent runs that every kernel launch serves
+    together (``blockIdx.y`` is the run).
     """
 
     device = "cuda"
@@ -565,20 +620,12 @@ class Workspace:
         n_samples = X.shape[0]
         self.stream = stream = cuda.stream()
         self.n_clusters = None
+        self.n_runs = 0  # runs the per-run buffers have room for
         self._prepared = set()
-        self._prepare(("fill", np.int32))
         what = f"KMeans on {n_samples:,} x {X.shape[1]} {X.dtype}"
         with memory.released_on_failure(self):
             self.d_X = memory.to_device(X, stream=stream, what=what)
             self.d_weight = memory.to_device(sample_weight, stream=stream, what=what)
-            self.d_labels = memory.device_array(n_samples, np.int32, stream=stream, what=what)
-            self.d_distances = memory.device_array(n_samples, X.dtype, stream=stream,
-                                                   what=what)
-            self.d_closest = memory.device_array(n_samples, X.dtype, stream=stream, what=what)
-            self.d_scalars = memory.device_array(N_SCALARS, np.float64, stream=stream,
-                                                 what=what)
-            self.d_ticket = memory.device_array(1, np.int32, stream=stream, what=what)
-            fill[1, 32, stream](self.d_ticket, np.int32(0))
             self.set_n_clusters(n_clusters)
 
     def set_n_clusters(self, n_clusters):
@@ -589,21 +636,53 @@ class Workspace:
         """
         n_samples, n_features = self.X.shape
         self.n_clusters = n_clusters
-        self.plan = plan = launch.row_plan(n_samples, n_features, n_clusters,
-                                           self.X.dtype.itemsize)
-        what = f"KMeans with {n_clusters:,} clusters"
+        self.plan = launch.row_plan(n_samples, n_features, n_clusters, self.X.dtype.itemsize)
+        self._allocate(max(1, self.n_runs), cluster_buffers_only=self.n_runs > 0)
+
+    def _allocate(self, n_runs, cluster_buffers_only=False):
+        """Per-run buffers for ``n_runs`` runs (the per-sample ones unless only K changed)."""
+        n_samples, n_features = self.X.shape
+        k, plan, s = self.n_clusters, self.plan, self.stream
+        what = f"KMeans, {n_runs} run(s) of {k:,} clusters on {n_samples:,} rows"
         with memory.released_on_failure(self):
-            self.d_sums = memory.device_array((n_clusters, n_features), np.float64,
-                                              stream=self.stream, what=what)
-            self.d_weights = memory.device_array(n_clusters, np.float64, stream=self.stream,
-                                                 what=what)
-            self.d_slots = memory.device_array(plan.n_slots * plan.slot_width, np.float64,
-                                               stream=self.stream, what=what)
-            self.d_block_stats = memory.device_array((plan.n_tiles, 2), np.float64,
-                                                     stream=self.stream, what=what)
+            if not cluster_buffers_only:
+                self.d_labels = memory.device_array((n_runs, n_samples), np.int32, stream=s,
+                                                    what=what)
+                self.d_distances = memory.device_array((n_runs, n_samples), self.X.dtype,
+                                                       stream=s, what=what)
+                self.d_closest = memory.device_array((n_runs, n_samples), self.X.dtype,
+                                                     stream=s, what=what)
+                self.d_scalars = memory.device_array((n_runs, N_SCALARS), np.float64,
+                                                     stream=s, what=what)
+                self.d_tickets = memory.device_array(n_runs, np.int32, stream=s, what=what)
+                self.d_done = memory.device_array(n_runs, np.int32, stream=s, what=what)
+                self._prepare(("fill", np.int32))
+                fill[1, 32, s](self.d_tickets, np.int32(0))
+                fill[1, 32, s](self.d_done, np.int32(0))
+                self.n_runs = n_runs
+            self.d_sums = memory.device_array((n_runs, k, n_features), np.float64, stream=s,
+                                              what=what)
+            self.d_weights = memory.device_array((n_runs, k), np.float64, stream=s, what=what)
+            self.d_slots = memory.device_array((n_runs, plan.n_slots * plan.slot_width),
+                                               np.float64, stream=s, what=what)
+            self.d_block_stats = memory.device_array((n_runs, plan.n_tiles, 2), np.float64,
+                                                     stream=s, what=what)
+
+    def run_bytes(self):
+        """Device bytes one more run of a batch needs (its per-run buffers)."""
+        n_samples, n_features = self.X.shape
+        plan = self.plan
+        return (n_samples * (4 + 2 * self.X.dtype.itemsize)
+                + 8 * (plan.n_slots * plan.slot_width + 2 * plan.n_tiles
+                       + self.n_clusters * (2 * n_features + 1)))
+
+    def runs_at_once(self, n_runs):
+        """How many of ``n_runs`` independent runs one batch of launches serves: all that
+        fit :data:`.launch.BATCH_BYTES` of per-run buffers (at least one)."""
+        return max(1, min(n_runs, launch.BATCH_BYTES // max(1, self.run_bytes())))
 
     def runs_in_parallel(self, n_runs):
-        """Runs share one GPU, which already runs each of them in parallel: never."""
+        """Runs are batched into the same launches (:meth:`runs_at_once`), not threaded."""
         return False
 
     def _prepare(self, *names):
@@ -623,11 +702,18 @@ class Workspace:
 
     # -- centres and labels -----------------------------------------------------------
     def upload_centers(self, centers):
-        return memory.to_device(np.ascontiguousarray(centers, dtype=self.X.dtype),
-                                stream=self.stream, what="the centres")
+        """Device centres: one run's ``(K, d)`` or a batch's ``(runs, K, d)``."""
+        centers = np.asarray(centers)
+        # A fresh C-ordered copy: centers[None] has a zero stride on its new axis, which
+        # numba types as a non-contiguous array (another kernel signature).
+        runs = np.array(centers[None] if centers.ndim == 2 else centers, dtype=self.X.dtype,
+                        order="C")
+        if runs.shape[0] > self.n_runs:
+            self._allocate(runs.shape[0])
+        return memory.to_device(runs, stream=self.stream, what="the centres")
 
-    def empty_centers(self):
-        return memory.device_array((self.n_clusters, self.X.shape[1]), self.X.dtype,
+    def empty_centers(self, n_runs=1):
+        return memory.device_array((n_runs, self.n_clusters, self.X.shape[1]), self.X.dtype,
                                    stream=self.stream, what="the centres")
 
     def _download(self, d_array):
@@ -637,10 +723,15 @@ class Workspace:
         return host
 
     def download_centers(self, d_centers):
-        return self._download(d_centers)
+        """Host centres of one run (``(K, d)``) or of a batch (``(runs, K, d)``)."""
+        host = self._download(d_centers)
+        return host[0] if host.shape[0] == 1 else host
 
-    def download_labels(self):
-        return self._download(self.d_labels)
+    def download_labels(self, n_runs=None):
+        """Labels of the single run, or ``(n_runs, n_samples)`` of a batch."""
+        if n_runs is None:
+            return self._download(self.d_labels[0])
+        return self._download(self.d_labels[:n_runs])
 
     def same_centers(self, a, b):
         """Always False: a comparison would cost a device round trip per run, about what
@@ -648,64 +739,98 @@ class Workspace:
         return False
 
     def reset_labels(self):
-        fill[_grid(self.X.shape[0]), THREADS, self.stream](self.d_labels, np.int32(-1))
+        """Every run's labels to -1 (all will count as changed) and no run done."""
+        self._prepare(("fill_runs", np.int32), ("fill", np.int32))
+        fill_runs[_grid(self.d_labels.size), THREADS, self.stream](self.d_labels, np.int32(-1))
+        fill[1, 32, self.stream](self.d_done, np.int32(0))
 
     # -- Lloyd ------------------------------------------------------------------------
     def _assign(self, d_centers, update):
-        """Labels, distances and the tiles' counts; with ``update`` also the slot sums."""
-        plan = self.plan
+        """Labels, distances and the tiles' counts of every run of ``d_centers``; with
+        ``update`` (the Lloyd step) also the slot sums, skipping runs that are done."""
+        plan, n_runs, s = self.plan, d_centers.shape[0], self.stream
         groups = plan.groups if update else 0
+        kernel = ASSIGN_ROWS[self.X.dtype.itemsize]
         for start, stop in plan.tile_launches:
-            ASSIGN_ROWS[self.X.dtype.itemsize][stop - start, THREADS, self.stream,
-                                               plan.assign_shared](
+            kernel[(stop - start, n_runs), THREADS, s, plan.assign_shared](
                 self.d_X, self.d_weight, d_centers, self.d_labels, self.d_distances,
-                self.d_block_stats, self.d_slots, start, groups, plan.row_base,
-                plan.acc_base)
+                self.d_block_stats, self.d_slots, self.d_done, int(update), start, groups,
+                plan.row_base, plan.acc_base)
         if update and not plan.fused:
-            accumulate_rows[plan.n_slots, plan.accumulate_threads, self.stream](
-                self.d_X, self.d_weight, self.d_labels, self.d_slots, self.n_clusters,
-                plan.rows_per_slot)
+            accumulate_rows[(plan.n_slots, n_runs), plan.accumulate_threads, s](
+                self.d_X, self.d_weight, self.d_labels, self.d_slots, self.d_done,
+                self.n_clusters, plan.rows_per_slot)
 
-    def lloyd_iter(self, centers_old, centers_new):
-        """One Lloyd step on the device; returns (n_changed, center_shift_tot, inertia)."""
+    def _lloyd_step(self, centers_old, centers_new, tol):
         self._prepare(*self._assign_kernels(update=True), "update_centers")
         self._assign(centers_old, update=True)
-        update_centers[_grid(self.plan.slot_width), THREADS, self.stream](
+        update_centers[(_grid(self.plan.slot_width), centers_old.shape[0]), THREADS,
+                       self.stream](
             self.d_slots, self.plan.n_slots, self.d_block_stats, self.d_X, self.d_weight,
             self.d_labels, self.d_distances, centers_old, centers_new, self.d_sums,
-            self.d_weights, self.d_scalars, self.d_ticket)
-        scalars = self._download(self.d_scalars)
+            self.d_weights, self.d_scalars, self.d_tickets, self.d_done, float(tol))
+        return self._download(self.d_scalars[:centers_old.shape[0]])
+
+    def lloyd_iter(self, centers_old, centers_new):
+        """One Lloyd step of the single run; returns (n_changed, center_shift_tot, inertia)."""
+        scalars = self._lloyd_step(centers_old, centers_new, -1.0)[0]
         return int(scalars[N_CHANGED]), float(scalars[SHIFT]), float(scalars[INERTIA])
+
+    def lloyd_iter_runs(self, centers_old, centers_new, tol):
+        """One Lloyd step of every run not done; a run that converges (no label changed,
+        or a shift within ``tol``) is done from then on and keeps its centres. Returns
+        arrays (n_changed, center_shift_tot, inertia) over the runs."""
+        scalars = self._lloyd_step(centers_old, centers_new, tol)
+        return (scalars[:, N_CHANGED].astype(np.int64), scalars[:, SHIFT],
+                scalars[:, INERTIA])
+
+    def _final_assign(self, centers):
+        self._prepare(*self._assign_kernels(update=False), "reduce_stats")
+        self._assign(centers, update=False)
+        reduce_stats[(1, centers.shape[0]), THREADS, self.stream](self.d_block_stats,
+                                                                  self.d_scalars)
+        return self._download(self.d_scalars[:centers.shape[0]])[:, INERTIA]
 
     def assign(self, centers):
         """Labels from ``centers`` without moving them; returns the inertia."""
-        self._prepare(*self._assign_kernels(update=False), "reduce_stats")
-        self._assign(centers, update=False)
-        reduce_stats[1, THREADS, self.stream](self.d_block_stats, self.d_scalars)
-        return float(self._download(self.d_scalars)[INERTIA])
+        return float(self._final_assign(centers)[0])
+
+    def assign_runs(self, centers):
+        """:meth:`assign` for every run of a batch (done or not); the inertias."""
+        return self._final_assign(centers)
 
     def distances_to_centers(self, d_centers):
         self._prepare("center_distances")
-        out = memory.device_array((self.X.shape[0], d_centers.shape[0]), self.X.dtype,
+        out = memory.device_array((self.X.shape[0], d_centers.shape[1]), self.X.dtype,
                                   stream=self.stream, what="the distances to every centre")
-        center_distances[_grid(self.X.shape[0]), THREADS, self.stream](self.d_X, d_centers,
+        center_distances[_grid(self.X.shape[0]), THREADS, self.stream](self.d_X, d_centers[0],
                                                                        out)
         return self._download(out)
 
     # -- k-means++ -------------------------------------------------------------------
     def greedy_kmeans_plusplus(self, first_index, uniforms):
-        """Greedy k-means++ from ``first_index`` with ``uniforms[c - 1]`` drawn for centre c.
+        """Greedy k-means++ from ``first_index`` with ``uniforms[c - 1]`` drawn for centre c."""
+        uniforms = np.asarray(uniforms, dtype=np.float64)
+        return self.greedy_kmeans_plusplus_runs([first_index], uniforms[None])[0]
+
+    def greedy_kmeans_plusplus_runs(self, first_indices, uniforms):
+        """Greedy k-means++ for a batch of runs: ``first_indices[r]`` and ``uniforms[r]``
+        (``(runs, K - 1, trials)``) are run r's draws; returns ``(runs, K)`` row indices.
 
         Everything stays on the device: the random numbers go up in one array, and the
-        chosen rows' indices come back once at the end.
+        chosen rows' indices come back once at the end; each launch serves every run.
         """
-        self._prepare("seed_closest", "seed_candidates", "seed_candidate_pots")
         uniforms = np.asarray(uniforms, dtype=np.float64)
-        n_centers = uniforms.shape[0] + 1
-        n_trials = uniforms.shape[1] if uniforms.ndim == 2 and uniforms.size else 1
-        draws = np.empty(1 + uniforms.size, dtype=np.float64)
-        draws[0] = first_index
-        draws[1:] = uniforms.ravel()
+        n_runs, n_more = uniforms.shape[0], uniforms.shape[1]
+        n_centers = n_more + 1
+        n_trials = uniforms.shape[2] if n_more else 1
+        if n_runs > self.n_runs:
+            self._allocate(n_runs)
+        self._prepare("seed_closest", "seed_candidates", "seed_candidate_pots")
+        draws = np.empty((n_runs, 1 + n_more * n_trials), dtype=np.float64)
+        draws[:, 0] = first_indices
+        for run in range(n_runs):
+            draws[run, 1:] = uniforms[run].ravel()
         n_samples, n_features = self.X.shape
         plan = launch.seeding_plan(n_samples, n_features, n_trials, self.X.dtype.itemsize)
         what = "k-means++ seeding"
@@ -713,31 +838,33 @@ class Workspace:
         d = _Buffers()
         with memory.released_on_failure(d):
             d.draws = memory.to_device(draws, stream=s, what=what)
-            d.indices = memory.device_array(n_centers, np.int64, stream=s, what=what)
-            d.candidates = memory.device_array(n_trials, np.int64, stream=s, what=what)
-            d.block_pots = memory.device_array(plan.n_blocks, np.float64, stream=s, what=what)
-            d.block_base = memory.device_array(plan.n_blocks + 1, np.float64, stream=s,
+            d.indices = memory.device_array((n_runs, n_centers), np.int64, stream=s, what=what)
+            d.candidates = memory.device_array((n_runs, n_trials), np.int64, stream=s,
                                                what=what)
-            d.trial_pots = memory.device_array(plan.n_blocks * n_trials, np.float64,
+            d.block_pots = memory.device_array((n_runs, plan.n_blocks), np.float64, stream=s,
+                                               what=what)
+            d.block_base = memory.device_array((n_runs, plan.n_blocks + 1), np.float64,
                                                stream=s, what=what)
+            d.trial_pots = memory.device_array((n_runs, plan.n_blocks * n_trials),
+                                               np.float64, stream=s, what=what)
 
         def closest(c, first):
             for start, stop in plan.launches:
-                seed_closest[stop - start, THREADS, s](
+                seed_closest[(stop - start, n_runs), THREADS, s](
                     self.d_X, self.d_weight, d.draws, d.indices, c, first, self.d_closest,
-                    d.block_pots, d.block_base, self.d_scalars, self.d_ticket, start,
+                    d.block_pots, d.block_base, self.d_scalars, self.d_tickets, start,
                     plan.n_blocks)
 
         closest(0, 1)
         for c in range(1, n_centers):
             for start, stop in plan.launches:
-                seed_candidates[stop - start, THREADS, s](
+                seed_candidates[(stop - start, n_runs), THREADS, s](
                     self.d_weight, self.d_closest, d.draws, c, n_trials, d.block_base,
                     self.d_scalars, d.candidates, start, plan.n_blocks)
             for start, stop in plan.launches:
-                seed_candidate_pots[stop - start, THREADS, s](
+                seed_candidate_pots[(stop - start, n_runs), THREADS, s](
                     self.d_X, self.d_weight, self.d_closest, d.candidates, n_trials, c,
-                    d.trial_pots, d.indices, self.d_scalars, self.d_ticket, start,
+                    d.trial_pots, d.indices, self.d_scalars, self.d_tickets, start,
                     plan.n_blocks)
             closest(c, 0)
         return self._download(d.indices)

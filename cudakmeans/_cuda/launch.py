@@ -68,6 +68,8 @@ SHARED_BYTES = 32 * 1024
 STATIC_SHARED_LIMIT = 48 * 1024
 # All per-slot partial sums of one step together.
 SLOT_BYTES = 64 * 1024 * 1024
+# Per-run buffers of the independent runs that one batch of launches serves together.
+BATCH_BYTES = 256 * 1024 * 1024
 
 MAX_TERMS_PER_LAUNCH = {4: 1 << 35, 8: 1 << 30}
 # The model behind it: distance terms per second on an RTX 3060 at 10% of peak.

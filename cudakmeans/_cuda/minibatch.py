@@ -155,9 +155,15 @@ class Workspace:
         shape = (n_clusters, n_features)
         what = f"MiniBatchKMeans with {n_clusters:,} clusters"
         with memory.released_on_failure(self):
-            self.d_centers = memory.device_array(shape, self.dtype, stream=stream, what=what)
-            self.d_centers_old = memory.device_array(shape, self.dtype, stream=stream,
+            # Centres with a leading run axis of one: the k-means assignment's layout.
+            self.d_centers = memory.device_array((1,) + shape, self.dtype, stream=stream,
+                                                 what=what)
+            self.d_centers_old = memory.device_array((1,) + shape, self.dtype, stream=stream,
                                                      what=what)
+            self.d_done = memory.to_device(np.zeros(1, dtype=np.int32), stream=stream,
+                                           what=what)  # the one run is never done
+            self.d_assigned = memory.device_array((1, kmeans.N_SCALARS), np.float64,
+                                                  stream=stream, what=what)
             self.d_counts = memory.device_array(n_clusters, np.float64, stream=stream,
                                                 what=what)
             self.d_sums = memory.device_array(shape, np.float64, stream=stream, what=what)
@@ -175,13 +181,13 @@ class Workspace:
                                            stream=self.stream, what=what)
             self.d_weight = memory.device_array(n_rows, self.dtype, stream=self.stream,
                                                 what=what)
-            self.d_labels = memory.device_array(n_rows, np.int32, stream=self.stream,
+            self.d_labels = memory.device_array((1, n_rows), np.int32, stream=self.stream,
                                                 what=what)
-            self.d_distances = memory.device_array(n_rows, self.dtype, stream=self.stream,
-                                                   what=what)
-            self.d_slots = memory.device_array(plan.n_slots * plan.slot_width, np.float64,
-                                               stream=self.stream, what=what)
-            self.d_block_stats = memory.device_array((plan.n_tiles, 2), np.float64,
+            self.d_distances = memory.device_array((1, n_rows), self.dtype,
+                                                   stream=self.stream, what=what)
+            self.d_slots = memory.device_array((1, plan.n_slots * plan.slot_width),
+                                               np.float64, stream=self.stream, what=what)
+            self.d_block_stats = memory.device_array((1, plan.n_tiles, 2), np.float64,
                                                      stream=self.stream, what=what)
 
     def _prepare(self, module, *names):
@@ -197,7 +203,7 @@ class Workspace:
 
     # -- state ------------------------------------------------------------------------
     def set_state(self, centers, counts):
-        self.d_centers.copy_to_device(np.ascontiguousarray(centers, dtype=self.dtype),
+        self.d_centers.copy_to_device(np.ascontiguousarray(centers, dtype=self.dtype)[None],
                                       stream=self.stream)
         self.d_counts.copy_to_device(np.ascontiguousarray(counts, dtype=np.float64),
                                      stream=self.stream)
@@ -209,7 +215,7 @@ class Workspace:
         return host
 
     def download_centers(self):
-        return self._download(self.d_centers)
+        return self._download(self.d_centers)[0]
 
     def download_counts(self):
         return self._download(self.d_counts)
@@ -235,7 +241,7 @@ class Workspace:
         d_X, d_w = self._upload(X, sample_weight)
         n = X.shape[0]
         plan = self._plan(n)
-        d_labels, d_stats = self.d_labels[:n], self.d_block_stats[:plan.n_tiles]
+        d_labels = self.d_labels[:, :n]
         groups = plan.groups if update else 0
         self._prepare(kmeans, f"assign_rows_f{8 * self.dtype.itemsize}",
                       *(("accumulate_rows",) if update and not plan.fused else ()),
@@ -243,12 +249,14 @@ class Workspace:
         for start, stop in plan.tile_launches:
             ASSIGN_ROWS[self.dtype.itemsize][stop - start, THREADS, self.stream,
                                              plan.assign_shared](
-                d_X, d_w, self.d_centers, d_labels, self.d_distances[:n], d_stats,
-                self.d_slots, start, groups, plan.row_base, plan.acc_base)
+                d_X, d_w, self.d_centers, d_labels, self.d_distances[:, :n],
+                self.d_block_stats[:, :plan.n_tiles], self.d_slots, self.d_done, 0, start,
+                groups, plan.row_base, plan.acc_base)
         if update and not plan.fused:
             accumulate_rows[plan.n_slots, plan.accumulate_threads, self.stream](
-                d_X, d_w, d_labels, self.d_slots, self.n_clusters, plan.rows_per_slot)
-        return plan, d_labels
+                d_X, d_w, d_labels, self.d_slots, self.d_done, self.n_clusters,
+                plan.rows_per_slot)
+        return plan, d_labels[0]
 
     def _fold_pending(self):
         if self._pending is None:
@@ -256,7 +264,7 @@ class Workspace:
         plan = self._pending
         self._prepare(_this_module(), "fold_slots")
         fold_slots[launch.ceil_div(plan.slot_width, THREADS), THREADS, self.stream](
-            self.d_slots, plan.n_slots, self.d_block_stats[:plan.n_tiles], self.d_sums,
+            self.d_slots[0], plan.n_slots, self.d_block_stats[0, :plan.n_tiles], self.d_sums,
             self.d_batch_weight, self.d_scalars, int(self._fresh))
         self._pending = None
         self._fresh = False
@@ -281,8 +289,8 @@ class Workspace:
         self._prepare(_this_module(), "update_centers")
         self.d_centers, self.d_centers_old = self.d_centers_old, self.d_centers
         update_centers[1, THREADS, self.stream](
-            self.d_slots, n_slots, self.d_block_stats[:n_tiles], int(self._fresh),
-            self.d_centers_old, self.d_centers, self.d_counts, self.d_sums,
+            self.d_slots[0], n_slots, self.d_block_stats[0, :n_tiles], int(self._fresh),
+            self.d_centers_old[0], self.d_centers[0], self.d_counts, self.d_sums,
             self.d_batch_weight, float(reassignment_ratio), self.d_flags, self.d_scalars)
         self._pending = None
         self._fresh = True
@@ -296,7 +304,7 @@ class Workspace:
         d_new = memory.to_device(np.ascontiguousarray(X_new, dtype=self.dtype),
                                  stream=self.stream, what="the reassigned centres")
         reassign_centers[1, THREADS, self.stream](
-            d_new, self.d_flags, self.d_centers_old, self.d_centers, self.d_counts,
+            d_new, self.d_flags, self.d_centers_old[0], self.d_centers[0], self.d_counts,
             float(min_kept), self.d_scalars)
         return float(self._download(self.d_scalars)[SHIFT])
 
@@ -304,10 +312,10 @@ class Workspace:
     def labels_inertia(self, X, sample_weight):
         """Labels of a block of rows against the current centres, and its inertia."""
         plan, d_labels = self._assign(X, sample_weight, update=False)
-        reduce_stats[1, THREADS, self.stream](self.d_block_stats[:plan.n_tiles],
-                                              self.d_scalars)
+        reduce_stats[1, THREADS, self.stream](self.d_block_stats[:, :plan.n_tiles],
+                                              self.d_assigned)
         labels = self._download(d_labels)
-        return labels, float(self._download(self.d_scalars)[ASSIGNED_INERTIA])
+        return labels, float(self._download(self.d_assigned)[0, ASSIGNED_INERTIA])
 
 
 def _this_module():

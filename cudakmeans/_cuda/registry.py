@@ -47,19 +47,18 @@ def registered():
 
 def launch_pairs(module, names, dtype):
     """``(kernel, signature)`` of each kernel ``names`` of ``module`` as the launcher calls
-    it with data of ``dtype``: the registered signature whose arrays hold that dtype, or a
-    kernel's only signature (float64 accumulators). A name may be ``(name, dtype)``."""
+    it with data of ``dtype``. A kernel registered for both dtypes lists the float32
+    signature first and the float64 one second (a convention ``tests/_cuda/test_ptx.py``
+    checks); a kernel with one signature (float64 accumulators, int32 labels) has only that.
+    A name may be ``(name, dtype)``."""
     import numpy as np
-    from numba.np.numpy_support import from_dtype
 
     pairs = []
     for name in names:
         name, of = name if isinstance(name, tuple) else (name, dtype)
-        want = from_dtype(np.dtype(of))
         signatures = module.PTX_SIGNATURES[name]
-        chosen = signatures[0] if len(signatures) == 1 else next(
-            sig for sig in signatures
-            if any(getattr(arg, "dtype", arg) == want for arg in sig))
+        chosen = signatures[0] if len(signatures) == 1 else signatures[
+            0 if np.dtype(of) == np.float32 else 1]
         pairs.append((getattr(module, name), chosen))
     return pairs
 

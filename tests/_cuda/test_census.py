@@ -18,39 +18,69 @@ from tests.helpers import make_blobs
 pytestmark = pytest.mark.cudasim
 
 PHASES = ((cuda_kmeans.Workspace, "lloyd_iter"),
+          (cuda_kmeans.Workspace, "lloyd_iter_runs"),
           (cuda_kmeans.Workspace, "greedy_kmeans_plusplus"),
-          (cuda_kmeans.Workspace, "assign"))
+          (cuda_kmeans.Workspace, "greedy_kmeans_plusplus_runs"),
+          (cuda_kmeans.Workspace, "assign"),
+          (cuda_kmeans.Workspace, "assign_runs"))
 
 
 @pytest.mark.parametrize("path", ["fused", "separate"])
 def test_lloyd_iteration_and_seeding_census(monkeypatch, path):
+    """One run (n_init=1): the single-run driver's steps."""
     if path == "separate":
         monkeypatch.setattr(launch, "SHARED_BYTES", launch.assign_tile_bytes(8)
                             + launch.assign_row_bytes(8))
-    n_samples, n_clusters, n_init = 90, 4, 2
+    n_samples, n_clusters = 90, 4
     X, _ = make_blobs(n_samples, 3, n_clusters, seed=0)
     with census_module.counting(monkeypatch, PHASES) as census:
-        model = KMeans(n_clusters, n_init=n_init, random_state=0, max_iter=20, tol=0,
+        model = KMeans(n_clusters, n_init=1, random_state=0, max_iter=20, tol=0,
                        device="cuda").fit(X)
     iterations = census.count("lloyd_iter", "d2h")
-    assert iterations >= n_init and model.n_iter_ >= 1
+    assert iterations == model.n_iter_ >= 1
     # One read-back per iteration: the scalars; nothing uploaded during iterations.
     assert census.sizes("lloyd_iter", "d2h") == [cuda_kmeans.N_SCALARS] * iterations
     assert census.count("lloyd_iter", "h2d") == 0
     per_iteration = 2 if path == "fused" else 3
     assert census.count("lloyd_iter", "launch") == per_iteration * iterations
-    # k-means++: the random numbers up once, the indices back once, per run.
-    assert census.count("greedy_kmeans_plusplus", "h2d") == n_init
-    assert census.sizes("greedy_kmeans_plusplus", "d2h") == [n_clusters] * n_init
+    # k-means++: the random numbers up once, the indices back once.
     n_trials = 2 + int(np.log(n_clusters))
     draws = 1 + (n_clusters - 1) * n_trials
-    assert census.sizes("greedy_kmeans_plusplus", "h2d") == [draws] * n_init
-    assert census.count("greedy_kmeans_plusplus", "launch") == n_init * (1 + 3 * (n_clusters - 1))
-    # The final assignment of each run: the assignment, its counts, one read-back.
-    assert census.count("assign", "launch") == 2 * n_init
+    assert census.sizes("greedy_kmeans_plusplus", "h2d") == [draws]
+    assert census.sizes("greedy_kmeans_plusplus", "d2h") == [n_clusters]
+    assert census.count("greedy_kmeans_plusplus", "launch") == 1 + 3 * (n_clusters - 1)
+    # The final assignment: the assignment, its counts, one read-back.
+    assert census.count("assign", "launch") == 2 and census.count("assign", "d2h") == 1
     # X and the weights go up once per fit; no kernel gets a host array.
     assert len([s for s in census.sizes(kind="h2d") if s >= n_samples]) == 2
     assert census.host_arrays_passed == 0
+
+
+def test_batched_runs_census(monkeypatch):
+    """n_init runs in one batch: each step is the same launches for every run."""
+    n_samples, n_clusters, n_init = 90, 4, 3
+    X, _ = make_blobs(n_samples, 3, n_clusters, seed=0)
+    with census_module.counting(monkeypatch, PHASES) as census:
+        model = KMeans(n_clusters, n_init=n_init, random_state=0, max_iter=20,
+                       device="cuda").fit(X)
+    steps = census.count("lloyd_iter_runs", "d2h")
+    assert steps >= model.n_iter_ >= 1
+    assert census.sizes("lloyd_iter_runs", "d2h") == [n_init * cuda_kmeans.N_SCALARS] * steps
+    assert census.count("lloyd_iter_runs", "launch") == 2 * steps
+    assert census.count("lloyd_iter_runs", "h2d") == 0
+    n_trials = 2 + int(np.log(n_clusters))
+    draws = 1 + (n_clusters - 1) * n_trials
+    assert census.sizes("greedy_kmeans_plusplus_runs", "h2d") == [n_init * draws]
+    assert census.sizes("greedy_kmeans_plusplus_runs", "d2h") == [n_init * n_clusters]
+    seeding = [name for phase, kind, name in census.events
+               if phase == "greedy_kmeans_plusplus_runs" and kind == "launch"]
+    # 1 + 3 (K - 1) seeding launches for every run together (and the fills of the
+    # per-run buffers, allocated when the batch first needs them).
+    assert len([name for name in seeding if name.startswith("seed_")]) == 1 + 3 * (n_clusters - 1)
+    assert set(seeding) - {"seed_closest", "seed_candidates", "seed_candidate_pots"} <= {"fill"}
+    assert census.count("assign_runs", "launch") == 2
+    assert census.count("lloyd_iter") == census.count("greedy_kmeans_plusplus") == 0
+    assert len([s for s in census.sizes(kind="h2d") if s >= n_samples]) == 2
 
 
 def test_every_launch_matches_a_registered_signature(monkeypatch, dtype):
@@ -70,6 +100,10 @@ def test_every_launch_matches_a_registered_signature(monkeypatch, dtype):
     signatures = {id(kernel): (name, [tuple(sig) for sig in sigs])
                   for _, name, kernel, sigs in registry.registered()}
     assert census.launched
+    modules = {id(kernel): module for module, _, kernel, _ in registry.registered()}
     for kernel, types in census.launched:
         name, sigs = signatures[id(kernel)]
         assert types in sigs, f"{name} launched with {types}"
+        if len(sigs) == 2:  # the one the first-run notice compiles for this dtype
+            (_, chosen), = registry.launch_pairs(modules[id(kernel)], [name], dtype)
+            assert tuple(chosen) == types, name

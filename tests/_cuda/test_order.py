@@ -36,13 +36,13 @@ def test_lloyd_step_sums_in_the_documented_order(path, dtype, rng):
     ws.reset_labels()
     n_changed, shift, inertia = ws.lloyd_iter(d_old, d_new)
     labels = ws.download_labels()
-    distances = ws.d_distances.copy_to_host()
+    distances = ws.d_distances[0].copy_to_host()
     assert np.bincount(labels, minlength=5).min() > 0  # no relocation in this case
 
     stats, slots = order.assignment(X, w, labels, distances, np.ones(150), ws.plan)
     sums, weights, want_changed, want_inertia = order.update(stats, slots)
-    np.testing.assert_array_equal(ws.d_sums.copy_to_host(), sums)
-    np.testing.assert_array_equal(ws.d_weights.copy_to_host(), weights)
+    np.testing.assert_array_equal(ws.d_sums[0].copy_to_host(), sums)
+    np.testing.assert_array_equal(ws.d_weights[0].copy_to_host(), weights)
     assert (n_changed, inertia) == (want_changed, want_inertia)
     centers_new = ws.download_centers(d_new)
     np.testing.assert_array_equal(centers_new, (sums / weights[:, None]).astype(dtype))
@@ -58,7 +58,7 @@ def test_kmeans_plusplus_in_the_documented_order(dtype, rng):
     indices = ws.greedy_kmeans_plusplus(17, uniforms)
     want, pot = order.kmeans_plusplus(X, w, 17, uniforms)
     np.testing.assert_array_equal(indices, want)
-    assert ws.d_scalars.copy_to_host()[cuda_kmeans.POT] == pot
+    assert ws.d_scalars[0].copy_to_host()[cuda_kmeans.POT] == pot
 
 
 def test_minibatch_step_sums_in_the_documented_order(path, dtype, rng):

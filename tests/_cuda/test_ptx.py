@@ -56,5 +56,18 @@ def test_registry_covers_both_dtypes():
         base = name.removesuffix("_f32").removesuffix("_f64")
         covered.setdefault(base, set()).update(dtypes & {float32, float64})
     for base, dtypes in covered.items():
-        if base not in ("fill", "reduce_stats", "fold_slots"):  # float64 accumulators only
+        if base not in ("fill", "fill_runs", "reduce_stats", "fold_slots"):  # no data arrays
             assert {float32, float64} <= dtypes, f"{base} misses a float dtype"
+
+
+def test_two_signatures_are_float32_then_float64():
+    """What ``registry.launch_pairs`` relies on to precompile the launched signature: the
+    first of two signatures takes float32 data, the second none (float64 throughout)."""
+    from numba import float32
+
+    def has_float32(sig):
+        return any(getattr(arg, "dtype", None) == float32 for arg in sig)
+
+    for _, name, _, sigs in registry.registered():
+        if len(sigs) == 2:
+            assert has_float32(sigs[0]) and not has_float32(sigs[1]), name

@@ -52,6 +52,8 @@ def test_resources(offline_build, key, name, cc):
     assert res.registers == linked["registers"], "ptxas -v does not describe the launch"
     assert res.stack == linked["frame"]
     assert not sass.float_atomics(code), "floating-point atomics make results vary by run"
+    # Launchable at all: a block of THREADS threads must get its registers.
+    assert launch.blocks_per_sm(cc, res.registers, launch.THREADS, res.shared) >= 1, res
     if name in PER_SAMPLE:
         assert (res.stack, res.spill_stores, res.spill_loads) == (0, 0, 0), res
     if name in HOT and cc in FLOOR_TARGETS:
