@@ -77,6 +77,8 @@ def gpu(session):
         "pytest", "-m", "gpu or cudasim", "-p", "no:cacheprovider", *session.posargs,
         env={"CUDAKMEANS_REQUIRE_GPU": "1"},
     )
+    # The GPU's own figures, with its name, next to the CPU's.
+    session.run("python", "bench/bench_gpu.py", "--out", "bench/results")
 
 
 @nox.session

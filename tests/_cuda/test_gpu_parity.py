@@ -92,3 +92,26 @@ def test_launched_signatures_are_registered_for_ptx(warm_cuda):
         registered = {tuple(sig) for sig in signatures}
         for launched in kernel.overloads:
             assert tuple(launched) in registered, f"{name}{launched} is not in PTX_SIGNATURES"
+
+
+def test_repeated_fits_give_one_result_bit_for_bit():
+    """Fixed-order sums on the device: the same call twenty times, one distinct result."""
+    from cudakmeans import CudaKMeans
+
+    X = np.random.RandomState(0).randn(2634, 7)
+    results = set()
+    for _ in range(20):
+        model = CudaKMeans(26, device="cuda").fit(X)
+        results.add((model.cluster_centers_.tobytes(), model.labels_.tobytes(),
+                     model.inertia_, model.n_iter_))
+    assert len(results) == 1
+
+
+def test_repeated_large_fits_give_one_result_bit_for_bit():
+    X, _ = make_blobs(1_000_000, 64, 256, seed=5, dtype=np.float32)
+    init = X[np.random.default_rng(1).choice(X.shape[0], 256, replace=False)]
+    results = set()
+    for _ in range(20):
+        model = KMeans(256, init=init, n_init=1, max_iter=5, tol=0, device="cuda").fit(X)
+        results.add((model.cluster_centers_.tobytes(), model.inertia_, model.n_iter_))
+    assert len(results) == 1
