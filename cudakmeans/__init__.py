@@ -29,7 +29,8 @@ _PUBLIC = {
     "CudaError": "._fallback",
     "CudaFallbackWarning": "._fallback",
     "last_device": "._fallback",
-    "ConvergenceWarning": "._kmeans",
+    "ConvergenceWarning": "._validation",
+    "DataConversionWarning": "._validation",
     "BisectingKMeans": ".templates",
     "templates": ".templates",
 }

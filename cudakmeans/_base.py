@@ -2,13 +2,31 @@
 
 ``__init__`` only stores its arguments; ``get_params``/``set_params`` read them back through
 the constructor's signature, exactly the contract ``sklearn.base.clone`` relies on.
+Parameters are validated in ``fit`` against ``_parameter_constraints`` with scikit-learn's
+messages (:mod:`cudakmeans._params`). ``set_output`` follows scikit-learn's output API:
+the configuration lives in ``_sklearn_output_config`` (which ``sklearn.base.clone``
+copies) and falls back on scikit-learn's global ``transform_output`` when scikit-learn is
+loaded.
 """
 
 import inspect
 import sys
 
+from ._params import validate_parameters
+
+OUTPUTS = ("default", "pandas", "polars")
+
 
 class BaseEstimator:
+    """Parameters by name (``get_params``/``set_params``) and scikit-learn's tags."""
+
+    _parameter_constraints = {}
+
+    def _validate_params(self):
+        """Raise scikit-learn's ``InvalidParameterError`` for the first invalid parameter."""
+        validate_parameters(self._parameter_constraints, self.get_params(deep=False),
+                            type(self).__name__)
+
     @classmethod
     def _param_names(cls):
         signature = inspect.signature(cls.__init__)
@@ -19,11 +37,33 @@ class BaseEstimator:
         )
 
     def get_params(self, deep=True):
-        """Parameters of this estimator, as passed to ``__init__``."""
+        """Get the parameters of this estimator.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Accepted for scikit-learn compatibility; no parameter is an estimator.
+
+        Returns
+        -------
+        params : dict
+            Parameter names mapped to their values, as passed to ``__init__``.
+        """
         return {name: getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params):
-        """Set parameters by name; unknown names raise ``ValueError``."""
+        """Set the parameters of this estimator.
+
+        Parameters
+        ----------
+        **params : dict
+            Parameter names and their new values; an unknown name raises ``ValueError``.
+
+        Returns
+        -------
+        self : estimator instance
+            The estimator.
+        """
         valid = self._param_names()
         for name, value in params.items():
             if name not in valid:
@@ -62,3 +102,60 @@ class BaseEstimator:
             target_tags=TargetTags(required=False),
             transformer_tags=TransformerTags(),
         )
+
+
+class OutputMixin:
+    """``set_output``: transform results as numpy arrays, pandas or polars data frames."""
+
+    def set_output(self, *, transform=None):
+        """Set the container of the output of ``transform`` and ``fit_transform``.
+
+        Parameters
+        ----------
+        transform : {'default', 'pandas', 'polars'} or None, default=None
+            'default' returns numpy arrays; 'pandas' and 'polars' return data frames whose
+            columns are :meth:`get_feature_names_out` (the library is imported when the
+            output is made); None leaves the configuration unchanged.
+
+        Returns
+        -------
+        self : estimator instance
+            The estimator.
+        """
+        if transform is None:
+            return self
+        if not hasattr(self, "_sklearn_output_config"):
+            self._sklearn_output_config = {}
+        self._sklearn_output_config["transform"] = transform
+        return self
+
+    def _output_container(self):
+        config = getattr(self, "_sklearn_output_config", {})
+        if "transform" in config:
+            container = config["transform"]
+        else:
+            sklearn_config = sys.modules.get("sklearn._config")
+            container = (sklearn_config.get_config().get("transform_output", "default")
+                         if sklearn_config is not None else "default")
+        if container not in OUTPUTS:
+            raise ValueError(f"output config must be in {sorted(OUTPUTS)}, got {container}")
+        return container
+
+    def _wrap_output(self, data, X):
+        """``data`` (a 2-D array) in the configured container, indexed like ``X``."""
+        container = self._output_container()
+        if container == "default":
+            return data
+        names = self.get_feature_names_out()
+        try:
+            library = __import__(container)
+        except ImportError as exc:
+            raise ImportError(
+                f"Setting output container to '{container}' requires {container} to be "
+                "installed") from exc
+        if container == "polars":
+            return library.DataFrame(data, schema=names.tolist(), orient="row")
+        index = X.index if isinstance(X, (library.DataFrame, library.Series)) else None
+        frame = library.DataFrame(data, index=index, copy=False)
+        frame.columns = names
+        return frame

@@ -7,25 +7,35 @@ import warnings
 import numpy as np
 
 from . import _lloyd
-from ._base import BaseEstimator
+from ._base import BaseEstimator, OutputMixin
 from ._device import get_backend, resolve_device
 from ._fallback import guarded_function, guarded_method
+from ._params import (
+    ARRAY_LIKE,
+    BOOLEAN,
+    CALLABLE,
+    NONE,
+    RANDOM_STATE,
+    SPARSE,
+    VERBOSE,
+    Interval,
+    StrOptions,
+    is_array_like,
+    validate_parameters,
+)
 from ._validation import (
+    ConvergenceWarning,
     check_array,
-    check_int,
+    check_feature_names,
+    check_input_features,
     check_is_fitted,
-    check_n_clusters,
     check_n_features,
     check_random_state,
-    check_real,
     check_sample_weight,
+    warn,
 )
 
 __all__ = ["KMeans", "CudaKMeans", "kmeans_plusplus", "ConvergenceWarning"]
-
-
-class ConvergenceWarning(UserWarning):
-    """Fewer distinct clusters than requested (scikit-learn's warning of the same name)."""
 
 
 def column_means(X):
@@ -78,33 +88,43 @@ def _draws_random_state(random_state, init):
     return check_random_state(random_state)
 
 
-class _BaseKMeans(BaseEstimator):
+_POSITIVE_INT = Interval("int", 1, None, closed="left")
+
+# scikit-learn's constraints for the parameters every k-means estimator shares.
+BASE_CONSTRAINTS = {
+    "n_clusters": [_POSITIVE_INT],
+    "init": [StrOptions({"k-means++", "random"}), CALLABLE, ARRAY_LIKE],
+    "n_init": [StrOptions({"auto"}), _POSITIVE_INT],
+    "max_iter": [_POSITIVE_INT],
+    "tol": [Interval("real", 0, None, closed="left")],
+    "verbose": [VERBOSE],
+    "random_state": [RANDOM_STATE],
+}
+
+
+class _BaseKMeans(OutputMixin, BaseEstimator):
     """What KMeans and MiniBatchKMeans share: validation, predict, transform, score."""
 
     _default_n_init = 10
+    _parameter_constraints = BASE_CONSTRAINTS
 
     def _check_params(self, X):
-        n_clusters = check_n_clusters(self.n_clusters, X.shape[0])
-        check_int(self.max_iter, "max_iter", low=1)
-        check_real(self.tol, "tol", low=0)
-        check_int(self.verbose, "verbose", low=0)
-        if isinstance(self.init, str):
-            if self.init not in ("k-means++", "random"):
-                raise ValueError(
-                    f"init must be 'k-means++', 'random', an array of shape (n_clusters, "
-                    f"n_features) or a callable; got {self.init!r}."
-                )
-        elif not callable(self.init):
+        """Validate the parameters (scikit-learn's constraints and messages) against X;
+        set ``_n_init``; return ``n_clusters``."""
+        self._validate_params()
+        n_clusters = int(self.n_clusters)
+        if X.shape[0] < n_clusters:
+            raise ValueError(f"n_samples={X.shape[0]} should be >= n_clusters={n_clusters}.")
+        explicit = is_array_like(self.init) and not isinstance(self.init, str)
+        if explicit:
             self._check_center_shape(check_array(self.init, name="init"), X, n_clusters)
-        if isinstance(self.n_init, str):
-            if self.n_init != "auto":
-                raise ValueError(f"n_init must be 'auto' or an integer >= 1, got {self.n_init!r}.")
+        if isinstance(self.n_init, str):  # 'auto'
             plusplus_or_array = not callable(self.init) and not (
                 isinstance(self.init, str) and self.init == "random")
             n_init = 1 if plusplus_or_array else self._default_n_init
         else:
-            n_init = check_int(self.n_init, "n_init", low=1)
-        if not isinstance(self.init, str) and not callable(self.init) and n_init != 1:
+            n_init = int(self.n_init)
+        if explicit and n_init != 1:
             warnings.warn(
                 "Explicit initial center position passed: performing only one init in "
                 f"{type(self).__name__} instead of n_init={n_init}.",
@@ -117,14 +137,22 @@ class _BaseKMeans(BaseEstimator):
 
     @staticmethod
     def _check_center_shape(centers, X, n_clusters):
-        if centers.shape != (n_clusters, X.shape[1]):
+        """scikit-learn's ``_validate_center_shape``, with its messages."""
+        if centers.shape[0] != n_clusters:
             raise ValueError(
                 f"The shape of the initial centers {centers.shape} does not match the number "
-                f"of clusters and features ({n_clusters}, {X.shape[1]})."
+                f"of clusters {n_clusters}."
+            )
+        if centers.shape[1] != X.shape[1]:
+            raise ValueError(
+                f"The shape of the initial centers {centers.shape} does not match the number "
+                f"of features of the data {X.shape[1]}."
             )
 
     def _validate_fit_input(self, X, sample_weight):
-        X = check_array(X, name="X")
+        self._validate_params()
+        check_feature_names(self, X, reset=True)
+        X = check_array(X, name="X", estimator=type(self).__name__)
         self.device_ = resolve_device(self.device)
         n_clusters = self._check_params(X)
         sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
@@ -132,7 +160,8 @@ class _BaseKMeans(BaseEstimator):
 
     def _check_test_data(self, X):
         check_is_fitted(self)
-        X = check_array(X, name="X")
+        check_feature_names(self, X, reset=False)
+        X = check_array(X, name="X", estimator=type(self).__name__)
         check_n_features(self, X)
         return X.astype(self.cluster_centers_.dtype, copy=False)
 
@@ -159,13 +188,23 @@ class _BaseKMeans(BaseEstimator):
     @guarded_method(fits=False)
     def transform(self, X):
         """Euclidean distances from each sample to each centre, shape (n_samples, k)."""
+        X_in = X
         X = self._check_test_data(X)
         ws = self._workspace(X, np.ones(X.shape[0], dtype=X.dtype))
-        return ws.distances_to_centers(ws.upload_centers(self.cluster_centers_))
+        return self._wrap_output(
+            ws.distances_to_centers(ws.upload_centers(self.cluster_centers_)), X_in)
 
     def fit_transform(self, X, y=None, sample_weight=None):
         """Fit, then return ``transform(X)``."""
         return self.fit(X, sample_weight=sample_weight).transform(X)
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the columns of ``transform``s output: the class name, lower case,
+        followed by the cluster index ("kmeans0", "kmeans1", ...)."""
+        check_is_fitted(self)
+        check_input_features(self, input_features)
+        prefix = type(self).__name__.lower()
+        return np.asarray([f"{prefix}{i}" for i in range(self._n_features_out)], dtype=object)
 
     @guarded_method(fits=False)
     def score(self, X, y=None, sample_weight=None):
@@ -177,7 +216,7 @@ class _BaseKMeans(BaseEstimator):
     def _warn_if_degenerate(self, n_clusters):
         distinct = int(np.count_nonzero(np.bincount(self.labels_, minlength=n_clusters)))
         if distinct < n_clusters:
-            warnings.warn(
+            warn(
                 f"Number of distinct clusters ({distinct}) found smaller than n_clusters "
                 f"({n_clusters}). Possibly due to duplicate points in X.",
                 ConvergenceWarning,
@@ -210,6 +249,12 @@ class KMeans(_BaseKMeans):
         Why: the GPU's name, why CUDA could not run, or the CUDA failure it fell back from.
     """
 
+    _parameter_constraints = {
+        **BASE_CONSTRAINTS,
+        "copy_x": [BOOLEAN],
+        "algorithm": [StrOptions({"lloyd", "elkan"})],
+    }
+
     def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300,
                  tol=1e-4, verbose=0, random_state=None, copy_x=True, algorithm="lloyd",
                  device="auto"):
@@ -228,8 +273,6 @@ class KMeans(_BaseKMeans):
     def fit(self, X, y=None, sample_weight=None):
         """Compute k-means clustering: the best of ``n_init`` runs of Lloyd by inertia."""
         X, sample_weight, n_clusters = self._validate_fit_input(X, sample_weight)
-        if self.algorithm not in ("lloyd", "elkan"):
-            raise ValueError(f"algorithm must be 'lloyd' or 'elkan', got {self.algorithm!r}.")
         # Centre the data for more accurate distances (scikit-learn does the same); this is
         # also the one host copy of X, so the caller's array is never touched.
         X_mean = column_means(X)
@@ -318,6 +361,16 @@ class CudaKMeans(KMeans):
                          algorithm=algorithm, device=device)
 
 
+KMEANS_PLUSPLUS_CONSTRAINTS = {
+    "X": [ARRAY_LIKE, SPARSE],
+    "n_clusters": [_POSITIVE_INT],
+    "sample_weight": [ARRAY_LIKE, NONE],
+    "x_squared_norms": [ARRAY_LIKE, NONE],
+    "random_state": [RANDOM_STATE],
+    "n_local_trials": [_POSITIVE_INT, NONE],
+}
+
+
 @guarded_function
 def kmeans_plusplus(X, n_clusters, *, sample_weight=None, x_squared_norms=None,
                     random_state=None, n_local_trials=None, device="auto"):
@@ -326,11 +379,15 @@ def kmeans_plusplus(X, n_clusters, *, sample_weight=None, x_squared_norms=None,
     Returns ``(centers, indices)``. ``x_squared_norms`` is accepted for compatibility and
     ignored (distances are computed directly).
     """
+    validate_parameters(KMEANS_PLUSPLUS_CONSTRAINTS, {
+        "X": X, "n_clusters": n_clusters, "sample_weight": sample_weight,
+        "x_squared_norms": x_squared_norms, "random_state": random_state,
+        "n_local_trials": n_local_trials}, "kmeans_plusplus")
     X = check_array(X, name="X")
-    n_clusters = check_n_clusters(n_clusters, X.shape[0])
     sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
-    if n_local_trials is not None:
-        check_int(n_local_trials, "n_local_trials", low=1)
+    if X.shape[0] < n_clusters:
+        raise ValueError(f"n_samples={X.shape[0]} should be >= n_clusters={n_clusters}.")
+    n_clusters = int(n_clusters)
     random_state = check_random_state(random_state)
     ws = get_backend(resolve_device(device), "kmeans").Workspace(X, sample_weight, n_clusters)
     indices = _lloyd.kmeans_plusplus(ws, n_clusters, random_state, n_local_trials)

@@ -27,13 +27,14 @@ from . import _lloyd
 from ._cpu import parallel
 from ._device import get_backend, resolve_device
 from ._fallback import guarded_method
-from ._kmeans import _BaseKMeans
+from ._kmeans import BASE_CONSTRAINTS, _BaseKMeans
+from ._params import BOOLEAN, NONE, Interval
 from ._validation import (
     check_array,
-    check_int,
+    check_feature_names,
+    check_finite,
     check_n_features,
     check_random_state,
-    check_real,
     check_sample_weight,
 )
 
@@ -50,32 +51,28 @@ class _Rows:
     """X as blocks and gathered rows: an in-memory array, an np.memmap or a row-sliceable
     array-like (h5py, zarr, ...). Only in-memory inputs are converted in full."""
 
-    def __init__(self, X):
-        if type(X).__module__.startswith("scipy.sparse"):
-            check_array(X, name="X")  # raises: sparse input is not supported
-        lazy = isinstance(X, np.memmap) or (
+    def __init__(self, X, estimator="MiniBatchKMeans"):
+        # Anything not 2-D is converted, so that its error is check_array's.
+        lazy = len(getattr(X, "shape", ())) == 2 and (isinstance(X, np.memmap) or (
             not isinstance(X, (np.ndarray, list, tuple))
-            and hasattr(X, "shape") and hasattr(X, "dtype") and hasattr(X, "__getitem__")
-            and not hasattr(X, "__cuda_array_interface__"))
+            and hasattr(X, "dtype") and hasattr(X, "__getitem__")
+            and not hasattr(X, "__cuda_array_interface__")
+            and not type(X).__module__.startswith("scipy.sparse")
+            and not _is_data_frame(X)))
         if not lazy:
-            self.data = check_array(X, name="X")
+            self.data = check_array(X, name="X", estimator=estimator)
             self.shape, self.dtype = self.data.shape, self.data.dtype
             return
         self.data = X
         shape = tuple(X.shape)
-        if len(shape) != 2:
-            raise ValueError(
-                f"X must be 2-D (n_samples, n_features); got {len(shape)}-D array of shape "
-                f"{shape}. Reshape your data either using array.reshape(-1, 1) if it has a "
-                "single feature or array.reshape(1, -1) if it contains a single sample.")
         kind = np.dtype(X.dtype).kind
         self.dtype = np.dtype(X.dtype) if X.dtype in (np.float32, np.float64) else (
             np.dtype(np.float64))
         self.shape = shape
         if kind not in "iuf" or shape[0] < 1 or shape[1] < 1:
-            check_array(X[:1], name="X")  # the same message as for an in-memory X
+            check_array(X[:1], name="X", estimator=estimator)  # the in-memory message
         for start in range(0, shape[0], ROW_BLOCK):  # one streaming pass: finite values
-            check_array(X[start:start + ROW_BLOCK], name="X")
+            check_finite(self.block(start, start + ROW_BLOCK), name="X")
 
     @property
     def in_memory(self):
@@ -106,6 +103,12 @@ class _Rows:
         for start in range(0, n, ROW_BLOCK):
             sq += ((self.block(start, start + ROW_BLOCK) - mean) ** 2).sum(axis=0)
         return float(np.mean(sq / n) * tol)
+
+
+def _is_data_frame(X):
+    """Whether X is a data frame (converted in full, as scikit-learn does)."""
+    package = (type(X).__module__ or "").partition(".")[0]
+    return package in ("pandas", "polars", "modin", "cudf", "pyarrow")
 
 
 # -- the driver ---------------------------------------------------------------------------
@@ -277,6 +280,14 @@ class MiniBatchKMeans(_BaseKMeans):
     """
 
     _default_n_init = 3
+    _parameter_constraints = {
+        **BASE_CONSTRAINTS,
+        "batch_size": [Interval("int", 1, None, closed="left")],
+        "compute_labels": [BOOLEAN],
+        "max_no_improvement": [Interval("int", 0, None, closed="left"), NONE],
+        "init_size": [Interval("int", 1, None, closed="left"), NONE],
+        "reassignment_ratio": [Interval("real", 0, None, closed="left")],
+    }
 
     def __init__(self, n_clusters=8, *, init="k-means++", max_iter=100, batch_size=1024,
                  verbose=0, compute_labels=True, random_state=None, tol=0.0,
@@ -299,14 +310,6 @@ class MiniBatchKMeans(_BaseKMeans):
     # -- validation -----------------------------------------------------------------------
     def _check_minibatch_params(self, rows):
         n_clusters = self._check_params(rows)
-        check_int(self.batch_size, "batch_size", low=1)
-        if not isinstance(self.compute_labels, (bool, np.bool_)):
-            raise TypeError(f"compute_labels must be a bool, got {self.compute_labels!r}.")
-        if self.max_no_improvement is not None:
-            check_int(self.max_no_improvement, "max_no_improvement", low=0)
-        if self.init_size is not None:
-            check_int(self.init_size, "init_size", low=1)
-        check_real(self.reassignment_ratio, "reassignment_ratio", low=0)
         n_samples = rows.shape[0]
         self._batch_size = min(self.batch_size, n_samples)
         init_size = self.init_size
@@ -371,6 +374,8 @@ class MiniBatchKMeans(_BaseKMeans):
     @guarded_method()
     def fit(self, X, y=None, sample_weight=None):
         """Compute the centres on X by mini-batches drawn as scikit-learn draws them."""
+        self._validate_params()
+        check_feature_names(self, X, reset=True)
         rows = _Rows(X)
         self.device_ = resolve_device(self.device)
         n_clusters = self._check_minibatch_params(rows)
@@ -441,6 +446,9 @@ class MiniBatchKMeans(_BaseKMeans):
     def partial_fit(self, X, y=None, sample_weight=None):
         """Update the centres with one step on the chunk X (with its own weights)."""
         has_centers = hasattr(self, "cluster_centers_")
+        if not has_centers:
+            self._validate_params()
+        check_feature_names(self, X, reset=not has_centers)
         rows = _Rows(X)
         if has_centers:
             check_n_features(self, rows)

@@ -20,11 +20,32 @@ import numpy as np
 
 from ._device import cuda_status, resolve_device
 from ._fallback import cpu_reason, guarded_function
-from ._validation import check_array, check_int, check_random_state
+from ._params import (
+    ARRAY_LIKE,
+    CALLABLE,
+    NONE,
+    RANDOM_STATE,
+    SPARSE,
+    Interval,
+    StrOptions,
+    validate_parameters,
+)
+from ._validation import DataConversionWarning, check_array, check_random_state, warn
 
 __all__ = ["silhouette_samples", "silhouette_score", "cuda_silhouette_score"]
 
 METRICS = ("euclidean",)
+
+SAMPLES_CONSTRAINTS = {
+    "X": [ARRAY_LIKE, SPARSE],
+    "labels": [ARRAY_LIKE],
+    "metric": [StrOptions(set(METRICS)), CALLABLE],
+}
+SCORE_CONSTRAINTS = {
+    **SAMPLES_CONSTRAINTS,
+    "sample_size": [Interval("int", 1, None, closed="left"), NONE],
+    "random_state": [RANDOM_STATE],
+}
 
 
 def check_number_of_labels(n_labels, n_samples):
@@ -43,21 +64,25 @@ def _check_metric(metric):
 
 
 def _check_labels(labels, n_samples):
-    """Return ``labels`` as a 1-D array of length ``n_samples`` (a new array), or raise."""
-    if labels is None:
-        raise TypeError("labels must be an array-like of length n_samples, got None.")
+    """Return ``labels`` as a 1-D array of length ``n_samples`` (a new array), or raise,
+    with scikit-learn's checks and messages (``check_X_y``'s on y)."""
     labels = np.array(labels, copy=True)
     if labels.ndim == 2 and labels.shape[1] == 1:
+        warn("A column-vector y was passed when a 1d array was expected. Please change the "
+             "shape of y to (n_samples, ), for example using ravel().",
+             DataConversionWarning, stacklevel=3)
         labels = labels.ravel()
     if labels.ndim != 1:
-        raise ValueError(f"labels must be 1-D; got an array of shape {labels.shape}.")
-    if labels.shape[0] != n_samples:
         raise ValueError(
-            f"labels has {labels.shape[0]} entries but X has {n_samples} samples; found input "
-            f"variables with inconsistent numbers of samples: [{n_samples}, {labels.shape[0]}]"
-        )
+            f"y should be a 1d array, got an array of shape {labels.shape} instead.")
     if labels.dtype.kind in "fc" and not np.isfinite(labels).all():
-        raise ValueError("labels contains NaN or infinity.")
+        if np.isnan(labels).any():
+            raise ValueError("Input y contains NaN.")
+        raise ValueError(
+            f"Input y contains infinity or a value too large for {labels.dtype!r}.")
+    if labels.shape[0] != n_samples:
+        raise ValueError("Found input variables with inconsistent numbers of samples: "
+                         f"[{n_samples}, {labels.shape[0]}]")
     return labels
 
 
@@ -66,9 +91,9 @@ def _encode(labels):
     try:
         classes, codes = np.unique(labels, return_inverse=True)
     except TypeError as exc:
-        raise TypeError(
-            f"labels must be all numbers or all strings (they are sorted to encode them): {exc}"
-        ) from exc
+        types = sorted(t.__qualname__ for t in {type(v) for v in labels.tolist()})
+        raise TypeError("Encoders require their input argument must be uniformly strings or "
+                        f"numbers. Got {types}") from exc
     return codes.reshape(-1), len(classes)
 
 
@@ -100,6 +125,8 @@ def silhouette_samples(X, labels, *, metric="euclidean", device="auto"):
 
     Raises ``ValueError`` unless ``2 <= n_labels <= n_samples - 1``.
     """
+    validate_parameters(SAMPLES_CONSTRAINTS, {"X": X, "labels": labels, "metric": metric},
+                        "silhouette_samples")
     _check_metric(metric)
     device = resolve_device(device)
     X = check_array(X)
@@ -117,12 +144,14 @@ def silhouette_score(X, labels, *, metric="euclidean", sample_size=None, random_
     rows scikit-learn draws for the same ``random_state``. The mean is taken over float64
     coefficients, for float32 input too.
     """
+    validate_parameters(SCORE_CONSTRAINTS, {
+        "X": X, "labels": labels, "metric": metric, "sample_size": sample_size,
+        "random_state": random_state}, "silhouette_score")
     _check_metric(metric)
     device = resolve_device(device)
     X = check_array(X)
     labels = _check_labels(labels, X.shape[0])
     if sample_size is not None:
-        sample_size = check_int(sample_size, "sample_size", low=1)
         indices = check_random_state(random_state).permutation(X.shape[0])[:sample_size]
         X, labels = X[indices], labels[indices]
     return float(np.mean(_run(X, labels, device)))

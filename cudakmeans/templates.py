@@ -39,7 +39,8 @@ import numpy as np
 from . import _lloyd
 from ._device import get_backend, resolve, resolve_device
 from ._fallback import guarded_function, guarded_method
-from ._kmeans import KMeans, _BaseKMeans, column_means
+from ._kmeans import BASE_CONSTRAINTS, KMeans, _BaseKMeans, column_means
+from ._params import BOOLEAN, CALLABLE, Interval, StrOptions
 from ._silhouette import silhouette_score
 from ._validation import (
     check_array,
@@ -629,6 +630,14 @@ class BisectingKMeans(_BaseKMeans):
     """
 
     _default_n_init = 1
+    _parameter_constraints = {
+        **BASE_CONSTRAINTS,
+        "init": [StrOptions({"k-means++", "random"}), CALLABLE],
+        "n_init": [Interval("int", 1, None, closed="left")],
+        "copy_x": [BOOLEAN],
+        "algorithm": [StrOptions({"lloyd", "elkan"})],
+        "bisecting_strategy": [StrOptions({"biggest_inertia", "largest_cluster"})],
+    }
 
     def __init__(self, n_clusters=8, *, init="random", n_init=1, random_state=None,
                  max_iter=300, verbose=0, tol=1e-4, copy_x=True, algorithm="lloyd",
@@ -648,15 +657,6 @@ class BisectingKMeans(_BaseKMeans):
     @guarded_method()
     def fit(self, X, y=None, sample_weight=None):
         """Build the bisecting tree; its leaves are the clusters."""
-        if not callable(self.init) and not (
-                isinstance(self.init, str) and self.init in ("k-means++", "random")):
-            raise ValueError(f"init must be 'k-means++', 'random' or a callable, got "
-                             f"{self.init!r}.")
-        if self.bisecting_strategy not in ("biggest_inertia", "largest_cluster"):
-            raise ValueError("bisecting_strategy must be 'biggest_inertia' or "
-                             f"'largest_cluster', got {self.bisecting_strategy!r}.")
-        if self.algorithm not in ("lloyd", "elkan"):
-            raise ValueError(f"algorithm must be 'lloyd' or 'elkan', got {self.algorithm!r}.")
         X, sample_weight, n_clusters = self._validate_fit_input(X, sample_weight)
         random_state = check_random_state(self.random_state)
         backend = get_backend(self.device_, "kmeans")

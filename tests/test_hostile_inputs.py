@@ -43,16 +43,18 @@ HOSTILE_X = {
     "-inf": (lambda: _with(-np.inf), ValueError, "infinity"),
     "empty": (lambda: np.zeros((0, N_FEATURES)), ValueError, "0 sample"),
     "no_features": (lambda: np.zeros((N_SAMPLES, 0)), ValueError, "0 feature"),
-    "1d": (lambda: np.arange(float(N_SAMPLES)), ValueError, "must be 2-D"),
-    "3d": (lambda: np.zeros((N_SAMPLES, N_FEATURES, 2)), ValueError, "must be 2-D"),
+    "1d": (lambda: np.arange(float(N_SAMPLES)), ValueError,
+           "Expected 2D array, got 1D array instead"),
+    "3d": (lambda: np.zeros((N_SAMPLES, N_FEATURES, 2)), ValueError,
+           "Found array with dim 3, while dim <= 2 is required"),
     "str": (lambda: np.full((N_SAMPLES, N_FEATURES), "abc"), TypeError, "numbers only"),
     "complex": (lambda: _good_X() + 1j, ValueError, "Complex data not supported"),
     "bool": (lambda: _good_X() > 0, TypeError, "boolean"),
     "overflow": (lambda: _with(1e200), ValueError, "overflow"),
-    "none": (lambda: None, TypeError, "got None"),
+    "none": (lambda: None, TypeError, "(got|Got) None"),
     "ragged": (lambda: [[1.0, 2.0, 3.0], [1.0, 2.0]] * 10, ValueError,
                "could not be converted"),
-    "a_string": (lambda: "X.csv", TypeError, "got a string"),
+    "a_string": (lambda: "X.csv", TypeError, "got a string|must be an array-like"),
 }
 
 
@@ -152,27 +154,29 @@ def test_every_entry_point_accepts_good_input():
 W_WRONG_LENGTH = (np.ones(N_SAMPLES - 1), ValueError,
                   rf"sample_weight.shape == \({N_SAMPLES - 1},\)")
 W_NEGATIVE = (-np.ones(N_SAMPLES), ValueError, "negative")
-W_ZERO = (np.zeros(N_SAMPLES), ValueError, "sums to zero")
-W_NAN = (np.where(np.arange(N_SAMPLES) == 2, np.nan, 1.0), ValueError, "NaN or infinity")
-W_2D = (np.ones((N_SAMPLES, 1)), ValueError, "sample_weight.shape")
+W_ZERO = (np.zeros(N_SAMPLES), ValueError, "Sample weights must contain at least one non-zero")
+W_NAN = (np.where(np.arange(N_SAMPLES) == 2, np.nan, 1.0), ValueError,
+         "Input sample_weight contains NaN")
+W_2D = (np.ones((N_SAMPLES, 1)), ValueError, "Sample weights must be 1D array or scalar")
 W_STR = (np.full(N_SAMPLES, "1"), TypeError, "sample_weight must be numeric")
 
+_K_MESSAGE = r"The 'n_clusters' parameter of \w+ must be an int in the range \[1, inf\)\. Got "
 N_CLUSTERS = {
-    "k_zero": (0, ValueError, "n_clusters must be >= 1"),
-    "k_negative": (-3, ValueError, "n_clusters must be >= 1"),
-    "k_float": (2.0, TypeError, "n_clusters must be an integer"),
-    "k_bool": (True, TypeError, "n_clusters must be an integer"),
-    "k_str": ("2", TypeError, "n_clusters must be an integer"),
+    "k_zero": (0, ValueError, _K_MESSAGE + "0 instead"),
+    "k_negative": (-3, ValueError, _K_MESSAGE + "-3 instead"),
+    "k_float": (2.0, TypeError, _K_MESSAGE + "2.0 instead"),
+    "k_bool": (True, TypeError, _K_MESSAGE + "True instead"),
+    "k_str": ("2", TypeError, _K_MESSAGE + "'2' instead"),
     "k_too_many": (N_SAMPLES + 1, ValueError, f"n_samples={N_SAMPLES} should be >= "),
 }
 
 # entry point -> {case: (kwargs, error, match)}
 ARGUMENT_TABLES = {
     "KMeans.fit": {  # what BAD_FIT in tests/test_kmeans.py does not cover
-        "k_bool": ({"n_clusters": True}, TypeError, "n_clusters must be an integer"),
-        "k_str": ({"n_clusters": "2"}, TypeError, "n_clusters must be an integer"),
+        "k_bool": ({"n_clusters": True}, TypeError, _K_MESSAGE + "True instead"),
+        "k_str": ({"n_clusters": "2"}, TypeError, _K_MESSAGE + "'2' instead"),
         "init_nan": ({"init": np.array([[np.nan, 0, 0], [1, 1, 1]])}, ValueError, "NaN"),
-        "init_1d": ({"init": np.zeros(3)}, ValueError, "must be 2-D"),
+        "init_1d": ({"init": np.zeros(3)}, ValueError, "Expected 2D array, got 1D array"),
         "init_callable_wrong_shape": ({"init": lambda X, k, random_state: X[:1]},
                                       ValueError, "shape of the initial centers"),
     },
@@ -195,38 +199,52 @@ ARGUMENT_TABLES = {
         "w_wrong_length": ({"sample_weight": W_WRONG_LENGTH[0]},) + W_WRONG_LENGTH[1:],
         "w_negative": ({"sample_weight": W_NEGATIVE[0]},) + W_NEGATIVE[1:],
         "w_zero": ({"sample_weight": W_ZERO[0]},) + W_ZERO[1:],
-        "n_local_trials_0": ({"n_local_trials": 0}, ValueError, "n_local_trials must be >= 1"),
+        "n_local_trials_0": ({"n_local_trials": 0}, ValueError,
+                             r"The 'n_local_trials' parameter of kmeans_plusplus must be an "
+                             r"int in the range \[1, inf\) or None\. Got 0 instead\."),
         "device": ({"device": "gpu"}, ValueError, "device must be one of"),
     },
     "silhouette_samples": {
         "labels_wrong_length": ({"labels": np.arange(N_SAMPLES - 1) % 2}, ValueError,
-                                f"labels has {N_SAMPLES - 1} entries but X has {N_SAMPLES}"),
+                                "Found input variables with inconsistent numbers of samples: "
+                                rf"\[{N_SAMPLES}, {N_SAMPLES - 1}\]"),
         "one_label": ({"labels": np.zeros(N_SAMPLES)}, ValueError, "Number of labels is 1"),
         "labels_eq_samples": ({"labels": np.arange(N_SAMPLES)}, ValueError,
                               f"Number of labels is {N_SAMPLES}"),
-        "labels_2d": ({"labels": np.zeros((N_SAMPLES, 2))}, ValueError, "labels must be 1-D"),
-        "labels_none": ({"labels": None}, TypeError, "labels must be an array-like"),
+        "labels_2d": ({"labels": np.zeros((N_SAMPLES, 2))}, ValueError,
+                      rf"y should be a 1d array, got an array of shape \({N_SAMPLES}, 2\)"),
+        "labels_none": ({"labels": None}, TypeError,
+                        "The 'labels' parameter of silhouette_samples must be an array-like"),
         "labels_nan": ({"labels": np.where(np.arange(N_SAMPLES) < 10, 0.0, np.nan)},
-                       ValueError, "labels contains NaN"),
+                       ValueError, "Input y contains NaN"),
         "labels_mixed_types": ({"labels": np.array([1, "a"] * 10, dtype=object)}, TypeError,
-                               "all numbers or all strings"),
-        "metric": ({"metric": "manhattan"}, ValueError, "not supported"),
+                               "Encoders require their input argument must be uniformly "
+                               r"strings or numbers\. Got \['int', 'str'\]"),
+        "metric": ({"metric": "bogus"}, ValueError,
+                   "The 'metric' parameter of silhouette_samples must be a str among"),
     },
     "silhouette_score": {
         "labels_wrong_length": ({"labels": np.arange(N_SAMPLES + 1) % 2}, ValueError,
-                                f"labels has {N_SAMPLES + 1} entries"),
+                                "Found input variables with inconsistent numbers of samples: "
+                                rf"\[{N_SAMPLES}, {N_SAMPLES + 1}\]"),
         "one_label": ({"labels": np.zeros(N_SAMPLES)}, ValueError, "Number of labels is 1"),
         "labels_eq_samples": ({"labels": np.arange(N_SAMPLES)}, ValueError,
                               f"Number of labels is {N_SAMPLES}"),
-        "sample_size_0": ({"sample_size": 0}, ValueError, "sample_size must be >= 1"),
-        "sample_size_float": ({"sample_size": 5.0}, TypeError, "sample_size must be an int"),
+        "sample_size_0": ({"sample_size": 0}, ValueError,
+                          r"The 'sample_size' parameter of silhouette_score must be an int "
+                          r"in the range \[1, inf\) or None\. Got 0 instead\."),
+        "sample_size_float": ({"sample_size": 5.0}, TypeError,
+                              "The 'sample_size' parameter of silhouette_score must be an int "
+                              r".* Got 5\.0 instead\."),
         "sample_size_one_label": ({"sample_size": 1, "random_state": 0}, ValueError,
                                   "Number of labels is 1"),
     },
     "MiniBatchKMeans.fit": {
         **{name: ({"n_clusters": k}, error, match)
            for name, (k, error, match) in N_CLUSTERS.items()},
-        "batch_size_0": ({"batch_size": 0}, ValueError, "batch_size must be >= 1"),
+        "batch_size_0": ({"batch_size": 0}, ValueError,
+                         r"The 'batch_size' parameter of MiniBatchKMeans must be an int in "
+                         r"the range \[1, inf\)\. Got 0 instead\."),
     },
     "MiniBatchKMeans.partial_fit": {
         name: ({"n_clusters": k}, error, match)

@@ -6,6 +6,7 @@ Tolerances: centres and inertia are compared with ``rtol = 1000 * eps(dtype)`` (
 the order of float64 accumulations differs.
 """
 
+import re
 import warnings
 
 import numpy as np
@@ -186,33 +187,57 @@ def test_the_requests_snippet_runs_on_the_cpu_path():
     assert_same_partition(labels, reference.labels)
 
 
+def _param(name, text, value, caller="KMeans"):
+    """scikit-learn's InvalidParameterError message, as a regular expression."""
+    return re.escape(f"The {name!r} parameter of {caller} must be {text}. Got {value!r} "
+                     "instead.")
+
+
 BAD_FIT = [
     ({"X": np.array([[np.nan, 1.0]] * 5)}, {}, ValueError, "NaN"),
     ({"X": np.array([[np.inf, 1.0]] * 5)}, {}, ValueError, "infinity"),
     ({"X": np.zeros((0, 3))}, {}, ValueError, "0 sample"),
     ({"X": np.zeros((5, 0))}, {}, ValueError, "0 feature"),
-    ({"X": np.arange(5.0)}, {}, ValueError, "must be 2-D"),
-    ({"X": np.zeros((2, 3, 4))}, {}, ValueError, "must be 2-D"),
+    ({"X": np.arange(5.0)}, {}, ValueError, "Expected 2D array, got 1D array instead"),
+    ({"X": np.zeros((2, 3, 4))}, {}, ValueError,
+     "Found array with dim 3, while dim <= 2 is required by KMeans"),
     ({"X": np.array([["a", "b"]] * 5)}, {}, TypeError, "numbers only"),
     ({"X": np.ones((5, 2), dtype=complex)}, {}, ValueError, "Complex data not supported"),
     ({"X": np.ones((5, 2), dtype=bool)}, {}, TypeError, "boolean"),
     ({"X": np.full((5, 2), 1e200)}, {}, ValueError, "overflow"),
-    ({}, {"n_clusters": 0}, ValueError, "n_clusters must be >= 1"),
-    ({}, {"n_clusters": -2}, ValueError, "n_clusters must be >= 1"),
-    ({}, {"n_clusters": 2.5}, TypeError, "n_clusters must be an integer"),
+    ({}, {"n_clusters": 0}, ValueError, _param("n_clusters", "an int in the range [1, inf)", 0)),
+    ({}, {"n_clusters": -2}, ValueError,
+     _param("n_clusters", "an int in the range [1, inf)", -2)),
+    ({}, {"n_clusters": 2.5}, TypeError,
+     _param("n_clusters", "an int in the range [1, inf)", 2.5)),
     ({}, {"n_clusters": 50}, ValueError, "n_samples=20 should be >= n_clusters=50"),
     ({"sample_weight": np.ones(3)}, {}, ValueError, r"sample_weight.shape == \(3,\)"),
     ({"sample_weight": -np.ones(20)}, {}, ValueError, "negative"),
-    ({"sample_weight": np.zeros(20)}, {}, ValueError, "sums to zero"),
-    ({}, {"init": np.zeros((3, 2))}, ValueError, "shape of the initial centers"),
-    ({}, {"init": "kmeans"}, ValueError, "init must be"),
-    ({}, {"n_init": 0}, ValueError, "n_init must be >= 1"),
-    ({}, {"n_init": "many"}, ValueError, "n_init must be 'auto'"),
-    ({}, {"max_iter": 0}, ValueError, "max_iter must be >= 1"),
-    ({}, {"tol": -1.0}, ValueError, "tol must be >= 0"),
+    ({"sample_weight": np.zeros(20)}, {}, ValueError,
+     "Sample weights must contain at least one non-zero number"),
+    ({}, {"init": np.zeros((3, 3))}, ValueError, re.escape(
+        "The shape of the initial centers (3, 3) does not match the number of clusters 2.")),
+    ({}, {"init": np.zeros((2, 2))}, ValueError, re.escape(
+        "The shape of the initial centers (2, 2) does not match the number of features of "
+        "the data 3.")),
+    ({}, {"init": "kmeans"}, ValueError, r"The 'init' parameter of KMeans must be a str among "
+     r"\{'[a-z+-]+', '[a-z+-]+'\}, a callable or an array-like\. Got 'kmeans' instead\."),
+    ({}, {"n_init": 0}, ValueError, r"The 'n_init' parameter of KMeans must be a str among "
+     r"\{'auto'\} or an int in the range \[1, inf\)\. Got 0 instead\."),
+    ({}, {"n_init": "many"}, ValueError, "The 'n_init' parameter of KMeans .* Got 'many'"),
+    ({}, {"max_iter": 0}, ValueError, _param("max_iter", "an int in the range [1, inf)", 0)),
+    ({}, {"tol": -1.0}, ValueError, _param("tol", "a float in the range [0.0, inf)", -1.0)),
+    ({}, {"verbose": -1}, ValueError, _param(
+        "verbose", "an int in the range [0, inf), an instance of 'bool' or an instance of "
+        "'numpy.bool'", -1)),
+    ({}, {"copy_x": 1}, ValueError, _param(
+        "copy_x", "an instance of 'bool' or an instance of 'numpy.bool'", 1)),
     ({}, {"device": "tpu"}, ValueError, "device must be one of"),
-    ({}, {"algorithm": "full"}, ValueError, "algorithm must be"),
-    ({}, {"random_state": "seed"}, ValueError, "random_state"),
+    ({}, {"algorithm": "full"}, ValueError, r"The 'algorithm' parameter of KMeans must be a "
+     r"str among \{'[a-z]+', '[a-z]+'\}\. Got 'full' instead\."),
+    ({}, {"random_state": "seed"}, ValueError, _param(
+        "random_state", "an int in the range [0, 4294967295], an instance of "
+        "'numpy.random.mtrand.RandomState' or None", "seed")),
 ]
 
 
@@ -315,7 +340,9 @@ def test_integer_seeds_give_the_randomstate_stream(monkeypatch):
     KMeans(4, init=init, n_init=1, random_state=3, device="cpu").fit(X)
     KMeans(4, init=init, n_init=1, random_state=3, device="cpu").fit(X)
     assert seen[0] is not seen[1]
-    with pytest.raises(ValueError, match="Seed must be between 0 and 2\\*\\*32 - 1"):
+    with pytest.raises(ValueError, match=_param("random_state", "an int in the range [0, "
+                                                "4294967295], an instance of 'numpy.random."
+                                                "mtrand.RandomState' or None", 2**32)):
         KMeans(4, random_state=2**32, device="cpu").fit(X)
 
 

@@ -124,8 +124,10 @@ def test_small_inputs_run_in_one_chunk():
 
 
 def test_labels_as_column_vector():
+    """Raveled with scikit-learn's DataConversionWarning, as scikit-learn does."""
     X, labels = make_blobs(60, 2, 3, seed=2)
-    got = cudakmeans.silhouette_samples(X, labels.reshape(-1, 1), device="cpu")
+    with pytest.warns(cudakmeans.DataConversionWarning, match="A column-vector y was passed"):
+        got = cudakmeans.silhouette_samples(X, labels.reshape(-1, 1), device="cpu")
     np.testing.assert_allclose(got, sklearn.metrics.silhouette_samples(X, labels),
                                rtol=0, atol=ATOL64)
 
@@ -158,21 +160,31 @@ _LABELS = np.array([0, 0, 1, 1, 2, 2])
     [
         (np.where(_X == 3.0, np.nan, _X), _LABELS, {}, ValueError, "X contains NaN"),
         (np.where(_X == 3.0, np.inf, _X), _LABELS, {}, ValueError, "X contains infinity"),
-        (np.arange(6.0), _LABELS, {}, ValueError, "must be 2-D"),
-        (np.zeros((6, 2, 1)), _LABELS, {}, ValueError, "must be 2-D"),
+        (np.arange(6.0), _LABELS, {}, ValueError, "Expected 2D array, got 1D array instead"),
+        (np.zeros((6, 2, 1)), _LABELS, {}, ValueError, "Found array with dim 3"),
         (np.zeros((0, 2)), np.array([]), {}, ValueError, "0 sample"),
-        ("not an array", _LABELS, {}, TypeError, "got a string"),
+        ("not an array", _LABELS, {}, TypeError,
+         r"The 'X' parameter of silhouette_\w+ must be an array-like or a sparse array or "
+         r"matrix\. Got 'not an array' instead\."),
         (_X + 1j, _LABELS, {}, ValueError, "Complex data not supported"),
         (_X, np.zeros(6), {}, ValueError,
          r"Number of labels is 1\. Valid values are 2 to n_samples - 1 \(inclusive\)"),
         (_X, np.arange(6), {}, ValueError, "Number of labels is 6"),
-        (_X, _LABELS[:5], {}, ValueError, r"labels has 5 entries but X has 6 samples.*\[6, 5\]"),
-        (_X, np.array([0, 0, 1, 1, np.nan, 2]), {}, ValueError, "labels contains NaN"),
-        (_X, _LABELS, {"metric": "cosine"}, ValueError, "metric='cosine' is not supported"),
+        (_X, _LABELS[:5], {}, ValueError,
+         r"Found input variables with inconsistent numbers of samples: \[6, 5\]"),
+        (_X, np.array([0, 0, 1, 1, np.nan, 2]), {}, ValueError, "Input y contains NaN"),
+        (_X, _LABELS, {"metric": "bogus"}, ValueError,
+         r"The 'metric' parameter of silhouette_\w+ must be a str among"),
         (_X, _LABELS, {"device": "tpu"}, ValueError, "device must be one of"),
-        (_X, _LABELS, {"sample_size": 0}, ValueError, "sample_size must be >= 1"),
-        (_X, _LABELS, {"sample_size": 2.5}, TypeError, "sample_size must be an integer"),
-        (_X, _LABELS, {"sample_size": 4, "random_state": "x"}, ValueError, "random_state"),
+        (_X, _LABELS, {"sample_size": 0}, ValueError,
+         r"The 'sample_size' parameter of silhouette_score must be an int in the range "
+         r"\[1, inf\) or None\. Got 0 instead\."),
+        (_X, _LABELS, {"sample_size": 2.5}, TypeError,
+         r"The 'sample_size' parameter of silhouette_score .* Got 2\.5 instead\."),
+        (_X, _LABELS, {"sample_size": 4, "random_state": "x"}, ValueError,
+         r"The 'random_state' parameter of silhouette_score must be an int in the range "
+         r"\[0, 4294967295\], an instance of 'numpy\.random\.mtrand\.RandomState' or None\. "
+         r"Got 'x' instead\."),
     ],
     ids=["nan", "inf", "1d", "3d", "empty", "str", "complex", "one_label", "n_labels_eq_n",
          "wrong_length", "nan_label", "metric", "device", "sample_size_0", "sample_size_float",

@@ -484,11 +484,16 @@ def test_bisecting_kmeans_is_a_sklearn_estimator(warm):
     "params, error, match",
     [
         (dict(init=np.zeros((2, 2))), ValueError,
-         r"init must be 'k-means\+\+', 'random' or a callable"),
-        (dict(bisecting_strategy="widest"), ValueError, "bisecting_strategy must be"),
-        (dict(algorithm="full"), ValueError, "algorithm must be"),
-        (dict(n_clusters=0), ValueError, "n_clusters must be >= 1"),
-        (dict(n_init=0), ValueError, "n_init must be >= 1"),
+         r"The 'init' parameter of BisectingKMeans must be a str among \{'[a-z+-]+', "
+         r"'[a-z+-]+'\} or a callable\. Got array"),
+        (dict(bisecting_strategy="widest"), ValueError,
+         "The 'bisecting_strategy' parameter of BisectingKMeans must be a str among"),
+        (dict(algorithm="full"), ValueError,
+         "The 'algorithm' parameter of BisectingKMeans must be a str among"),
+        (dict(n_clusters=0), ValueError, r"The 'n_clusters' parameter of BisectingKMeans must "
+         r"be an int in the range \[1, inf\)\. Got 0 instead\."),
+        (dict(n_init=0), ValueError, r"The 'n_init' parameter of BisectingKMeans must be an "
+         r"int in the range \[1, inf\)\. Got 0 instead\."),
         (dict(device="tpu"), ValueError, "device must be one of"),
     ],
 )
