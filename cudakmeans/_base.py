@@ -97,11 +97,13 @@ class BaseEstimator:
         if utils is None:
             raise AttributeError("__sklearn_tags__ is for scikit-learn, which is not loaded")
         Tags, TargetTags, TransformerTags = utils.Tags, utils.TargetTags, utils.TransformerTags
-        return Tags(
+        tags = Tags(
             estimator_type="clusterer",
             target_tags=TargetTags(required=False),
             transformer_tags=TransformerTags(),
         )
+        tags.input_tags.sparse = bool(getattr(self, "_accepts_sparse", False))
+        return tags
 
 
 class OutputMixin:

@@ -23,6 +23,7 @@ from ._params import (
     is_array_like,
     validate_parameters,
 )
+from ._sparse import SparseRows
 from ._validation import (
     ConvergenceWarning,
     check_array,
@@ -49,10 +50,19 @@ def column_means(X):
 
 
 def tolerance(X, tol):
-    """``tol`` scaled by the mean feature variance, as scikit-learn does."""
+    """``tol`` scaled by the mean feature variance, as scikit-learn does (sparse X: from
+    its stored values, in O(nnz + n_features))."""
     if tol == 0:
         return 0.0
+    if isinstance(X, SparseRows):
+        return float(np.mean(X.column_mean_var()[1]) * tol)
     return float(np.mean(np.var(np.ascontiguousarray(X.T), axis=1)) * tol)
+
+
+def _backend_workspace(device, X, sample_weight, n_clusters):
+    """The k-means workspace of ``device`` for dense X, or its CSR twin for sparse X."""
+    module = "sparse" if isinstance(X, SparseRows) else "kmeans"
+    return get_backend(device, module).Workspace(X, sample_weight, n_clusters)
 
 
 def is_same_clustering(labels1, labels2, n_clusters):
@@ -107,6 +117,7 @@ class _BaseKMeans(OutputMixin, BaseEstimator):
 
     _default_n_init = 10
     _parameter_constraints = BASE_CONSTRAINTS
+    _accepts_sparse = True
 
     def _check_params(self, X):
         """Validate the parameters (scikit-learn's constraints and messages) against X;
@@ -152,7 +163,8 @@ class _BaseKMeans(OutputMixin, BaseEstimator):
     def _validate_fit_input(self, X, sample_weight):
         self._validate_params()
         check_feature_names(self, X, reset=True)
-        X = check_array(X, name="X", estimator=type(self).__name__)
+        X = check_array(X, name="X", estimator=type(self).__name__,
+                        accept_sparse=self._accepts_sparse)
         self.device_ = resolve_device(self.device)
         n_clusters = self._check_params(X)
         sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
@@ -161,13 +173,14 @@ class _BaseKMeans(OutputMixin, BaseEstimator):
     def _check_test_data(self, X):
         check_is_fitted(self)
         check_feature_names(self, X, reset=False)
-        X = check_array(X, name="X", estimator=type(self).__name__)
+        X = check_array(X, name="X", estimator=type(self).__name__,
+                        accept_sparse=self._accepts_sparse)
         check_n_features(self, X)
         return X.astype(self.cluster_centers_.dtype, copy=False)
 
     def _workspace(self, X, sample_weight):
         n_clusters = self.cluster_centers_.shape[0]
-        return get_backend(self.device_, "kmeans").Workspace(X, sample_weight, n_clusters)
+        return _backend_workspace(self.device_, X, sample_weight, n_clusters)
 
     def _labels_inertia(self, X, sample_weight):
         ws = self._workspace(X, sample_weight)
@@ -273,6 +286,11 @@ class KMeans(_BaseKMeans):
     def fit(self, X, y=None, sample_weight=None):
         """Compute k-means clustering: the best of ``n_init`` runs of Lloyd by inertia."""
         X, sample_weight, n_clusters = self._validate_fit_input(X, sample_weight)
+        if isinstance(X, SparseRows):
+            # Not centred: that would densify X. The expansion in _sparse_math is computed
+            # in float64 instead, which keeps the same labels (see that module).
+            ws = _backend_workspace(self.device_, X, sample_weight, n_clusters)
+            return self._fit_centered(ws, X, None, n_clusters)
         # Centre the data for more accurate distances (scikit-learn does the same); this is
         # also the one host copy of X, so the caller's array is never touched.
         X_mean = column_means(X)
@@ -280,7 +298,8 @@ class KMeans(_BaseKMeans):
         return self._fit_centered(ws, X, X_mean, n_clusters)
 
     def _fit_centered(self, ws, X, X_mean, n_clusters):
-        """The body of :meth:`fit` after validation, on a workspace over ``X - X_mean``.
+        """The body of :meth:`fit` after validation, on a workspace over ``X - X_mean``
+        (over X itself when ``X_mean`` is None: sparse X).
 
         ``ws`` may be shared by several fits of the same data (the template workflow runs
         every candidate K on one); its number of clusters is set here. ``_check_params``
@@ -290,10 +309,14 @@ class KMeans(_BaseKMeans):
         tol = tolerance(X, self.tol)
         init = self.init
         if not isinstance(init, str) and not callable(init):
-            init = check_array(init, name="init").astype(X.dtype) - X_mean
+            init = check_array(init, name="init").astype(X.dtype)
+            if X_mean is not None:
+                init = init - X_mean
         labels, inertia, centers, n_iter = _fit_workspace(
             ws, n_clusters, init, self._n_init, self.max_iter, tol, random_state, self.verbose)
-        self.cluster_centers_ = (centers + X_mean).astype(X.dtype, copy=False)
+        if X_mean is not None:
+            centers = centers + X_mean
+        self.cluster_centers_ = centers.astype(X.dtype, copy=False)
         self.labels_ = labels
         self.inertia_ = float(inertia)
         self.n_iter_ = int(n_iter)
@@ -383,12 +406,12 @@ def kmeans_plusplus(X, n_clusters, *, sample_weight=None, x_squared_norms=None,
         "X": X, "n_clusters": n_clusters, "sample_weight": sample_weight,
         "x_squared_norms": x_squared_norms, "random_state": random_state,
         "n_local_trials": n_local_trials}, "kmeans_plusplus")
-    X = check_array(X, name="X")
+    X = check_array(X, name="X", accept_sparse=True)
     sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
     if X.shape[0] < n_clusters:
         raise ValueError(f"n_samples={X.shape[0]} should be >= n_clusters={n_clusters}.")
     n_clusters = int(n_clusters)
     random_state = check_random_state(random_state)
-    ws = get_backend(resolve_device(device), "kmeans").Workspace(X, sample_weight, n_clusters)
+    ws = _backend_workspace(resolve_device(device), X, sample_weight, n_clusters)
     indices = _lloyd.kmeans_plusplus(ws, n_clusters, random_state, n_local_trials)
-    return X[indices].copy(), indices
+    return np.array(X[indices], copy=True), indices

@@ -93,7 +93,9 @@ def draw_init(ws, n_clusters, init, random_state, cdf=None):
         seeds = random_state.choice(X.shape[0], size=n_clusters, replace=False, p=w / w.sum())
         return lambda run_ws: run_ws.X[seeds]
     if callable(init):
-        centers = np.asarray(init(X, n_clusters, random_state=random_state))
+        # a callable gets X as scikit-learn gives it: sparse input as a scipy CSR matrix
+        X_in = X.to_scipy() if hasattr(X, "to_scipy") else X
+        centers = np.asarray(init(X_in, n_clusters, random_state=random_state))
         centers = centers.astype(X.dtype, copy=True)
     else:
         centers = np.array(init, dtype=X.dtype, copy=True)

@@ -27,8 +27,9 @@ from . import _lloyd
 from ._cpu import parallel
 from ._device import get_backend, resolve_device
 from ._fallback import guarded_method
-from ._kmeans import BASE_CONSTRAINTS, _BaseKMeans
+from ._kmeans import BASE_CONSTRAINTS, _backend_workspace, _BaseKMeans
 from ._params import BOOLEAN, NONE, Interval
+from ._sparse import SparseRows
 from ._validation import (
     check_array,
     check_feature_names,
@@ -60,7 +61,7 @@ class _Rows:
             and not type(X).__module__.startswith("scipy.sparse")
             and not _is_data_frame(X)))
         if not lazy:
-            self.data = check_array(X, name="X", estimator=estimator)
+            self.data = check_array(X, name="X", estimator=estimator, accept_sparse=True)
             self.shape, self.dtype = self.data.shape, self.data.dtype
             return
         self.data = X
@@ -76,12 +77,21 @@ class _Rows:
 
     @property
     def in_memory(self):
-        return isinstance(self.data, np.ndarray) and not isinstance(self.data, np.memmap)
+        return isinstance(self.data, SparseRows) or (
+            isinstance(self.data, np.ndarray) and not isinstance(self.data, np.memmap))
+
+    @property
+    def sparse(self):
+        return isinstance(self.data, SparseRows)
 
     def block(self, start, stop):
+        if self.sparse:
+            return self.data.rows(start, stop).astype(self.dtype, copy=False)
         return np.ascontiguousarray(self.data[start:stop], dtype=self.dtype)
 
     def take(self, indices):
+        if self.sparse:
+            return self.data.take(indices).astype(self.dtype, copy=False)
         if isinstance(self.data, np.ndarray):
             return np.ascontiguousarray(self.data[indices], dtype=self.dtype)
         # Readers such as h5py want increasing, distinct indices.
@@ -92,6 +102,8 @@ class _Rows:
         """scikit-learn's ``_tolerance``: ``tol`` times the mean per-feature variance."""
         if tol == 0:
             return 0.0
+        if self.sparse:
+            return float(np.mean(self.data.column_mean_var()[1]) * tol)
         if self.in_memory:
             return float(np.mean(np.var(self.data, axis=0)) * tol)
         n = self.shape[0]
@@ -336,7 +348,7 @@ class MiniBatchKMeans(_BaseKMeans):
 
     # -- pieces of fit --------------------------------------------------------------------
     def _kmeans_workspace(self, X, sample_weight, n_clusters):
-        return get_backend(self.device_, "kmeans").Workspace(X, sample_weight, n_clusters)
+        return _backend_workspace(self.device_, X, sample_weight, n_clusters)
 
     def _init_centroids(self, rows, sample_weight, init, random_state, n_clusters):
         """Seed on ``init_size`` rows drawn with replacement (scikit-learn draws them
@@ -354,8 +366,11 @@ class MiniBatchKMeans(_BaseKMeans):
         return np.ascontiguousarray(centers, dtype=rows.dtype)
 
     def _minibatch_workspace(self, rows, n_clusters, batch_rows):
-        backend = get_backend(self.device_, "minibatch")
-        return backend.Workspace(n_clusters, rows.shape[1], rows.dtype, batch_rows)
+        if rows.sparse:
+            workspace = get_backend(self.device_, "sparse").MiniBatchWorkspace
+        else:
+            workspace = get_backend(self.device_, "minibatch").Workspace
+        return workspace(n_clusters, rows.shape[1], rows.dtype, batch_rows)
 
     def _labels_inertia_rows(self, ws, rows, sample_weight):
         """Labels of every row and the total inertia, one block of rows at a time."""

@@ -18,7 +18,7 @@ import warnings
 
 import numpy as np
 
-from ._device import cuda_status, resolve_device
+from ._device import cuda_status, get_backend, resolve_device
 from ._fallback import cpu_reason, guarded_function
 from ._params import (
     ARRAY_LIKE,
@@ -30,6 +30,7 @@ from ._params import (
     StrOptions,
     validate_parameters,
 )
+from ._sparse import SparseRows
 from ._validation import DataConversionWarning, check_array, check_random_state, warn
 
 __all__ = ["silhouette_samples", "silhouette_score", "cuda_silhouette_score"]
@@ -129,7 +130,7 @@ def silhouette_samples(X, labels, *, metric="euclidean", device="auto"):
                         "silhouette_samples")
     _check_metric(metric)
     device = resolve_device(device)
-    X = check_array(X)
+    X = check_array(X, accept_sparse=True)
     labels = _check_labels(labels, X.shape[0])
     return _run(X, labels, device).astype(X.dtype, copy=False)
 
@@ -149,11 +150,11 @@ def silhouette_score(X, labels, *, metric="euclidean", sample_size=None, random_
         "random_state": random_state}, "silhouette_score")
     _check_metric(metric)
     device = resolve_device(device)
-    X = check_array(X)
+    X = check_array(X, accept_sparse=True)
     labels = _check_labels(labels, X.shape[0])
     if sample_size is not None:
         indices = check_random_state(random_state).permutation(X.shape[0])[:sample_size]
-        X, labels = X[indices], labels[indices]
+        X, labels = _take(X, indices), labels[indices]
     return float(np.mean(_run(X, labels, device)))
 
 
@@ -190,4 +191,11 @@ def _run(X, labels, device):
     own_seg = codes[order].astype(np.int64)
     starts = np.zeros(n_labels + 1, dtype=np.int64)
     np.cumsum(np.bincount(codes, minlength=n_labels), out=starts[1:])
+    if isinstance(X, SparseRows):
+        return get_backend(device, "sparse").silhouette_samples(X.take(order), starts, own_seg,
+                                                                order)
     return _backend_module(device).silhouette_samples(X[order], starts, own_seg, order)
+
+
+def _take(X, rows):
+    return X.take(rows) if isinstance(X, SparseRows) else X[rows]

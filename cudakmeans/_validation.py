@@ -166,22 +166,28 @@ def _by(estimator):
 
 
 def check_array(X, *, name="X", dtype=(np.float64, np.float32), min_samples=1, copy=False,
-                estimator=None):
+                estimator=None, accept_sparse=False):
     """Return ``X`` as a C-contiguous 2-D float32/float64 array, or raise.
 
     float32 and float64 are kept as given (float32 is first-class on GPUs); integers and
     bool-free real numbers become float64. Complex, bool, object and string data are
     rejected rather than silently cast. ``estimator`` (a class name) ends scikit-learn's
-    messages as it does ("... is required by KMeans.").
+    messages as it does ("... is required by KMeans."). With ``accept_sparse``, a
+    scipy.sparse input is returned as :class:`cudakmeans._sparse.SparseRows` instead.
     """
     if X is None:
         raise TypeError(f"{name} must be an array-like of numbers, got None.")
     if hasattr(X, "__cuda_array_interface__") and not isinstance(X, np.ndarray):
         X = X.copy_to_host() if hasattr(X, "copy_to_host") else np.asarray(X)
     if is_sparse(X):
+        if accept_sparse:
+            from ._sparse import from_scipy
+
+            return from_scipy(X, name=name, dtype=dtype, min_samples=min_samples,
+                              estimator=estimator)
         raise TypeError(
-            f"Sparse data was passed for {name}, but dense data is required: sparse input is "
-            "not supported here. Use X.toarray() to convert it to a dense numpy array."
+            f"Sparse data was passed for {name}, but dense data is required. Use "
+            "'.toarray()' to convert to a dense numpy array."
         )
     if isinstance(X, (str, bytes)):
         raise TypeError(f"{name} must be an array-like of numbers, got a string.")
@@ -249,9 +255,10 @@ def check_shape(shape, *, name="X", min_samples=1, estimator=None, array=None):
         )
 
 
-def check_finite(values, *, name="X"):
+def check_finite(values, *, name="X", n_features=None):
     """Raise scikit-learn's error for NaN or infinite ``values``, and ours for values whose
-    squared distances would overflow the dtype."""
+    squared distances would overflow the dtype (sums of ``n_features`` squares; by default
+    the second dimension of ``values``)."""
     if not np.isfinite(values).all():
         if np.isnan(values).any():
             raise ValueError(f"Input {name} contains NaN.")
@@ -259,7 +266,8 @@ def check_finite(values, *, name="X"):
             f"Input {name} contains infinity or a value too large for {values.dtype!r}.")
     # Squares are summed in the input dtype: values whose squares overflow would give inf
     # distances and silently wrong clusters.
-    n_features = values.shape[1] if values.ndim == 2 else 1
+    if n_features is None:
+        n_features = values.shape[1] if values.ndim == 2 else 1
     limit = np.sqrt(np.finfo(values.dtype).max / (4.0 * n_features))
     if values.size and float(np.abs(values).max()) > limit:
         raise ValueError(

@@ -630,6 +630,7 @@ class BisectingKMeans(_BaseKMeans):
     """
 
     _default_n_init = 1
+    _accepts_sparse = False  # scikit-learn's accepts CSR; here only dense data, for now
     _parameter_constraints = {
         **BASE_CONSTRAINTS,
         "init": [StrOptions({"k-means++", "random"}), CALLABLE],
