@@ -321,3 +321,25 @@ def test_bisecting_kmeans_refuses_sparse_with_scikit_learn_s_message():
     with pytest.raises(TypeError, match="Sparse data was passed for X, but dense data is "
                                         "required. Use '.toarray..' to convert"):
         cudakmeans.BisectingKMeans(2, device="cpu").fit(tfidf_like(13))
+
+
+def test_cpu_assignment_equals_the_shared_row_math(rng):
+    """The CPU kernel (centres transposed, all dots at once) gives the labels and
+    distances of _sparse_math.sparse_nearest_center bit for bit, near-ties included."""
+    from cudakmeans._cpu import sparse as cpu_sparse
+    from cudakmeans._sparse import from_scipy
+
+    X = from_scipy(tfidf_like(14, n_samples=400, n_features=50))
+    centers = X[rng.choice(400, 6, replace=False)]
+    centers[5] = centers[4] * (1 + 1e-15)  # a rounding-level near-tie
+    x_sq, c_sq = X.row_sq_norms(), np.empty(6)
+    cpu_sparse.center_sq_norms(centers, c_sq)
+    labels, distances = np.full(400, -1, dtype=np.int32), np.empty(400)
+    cpu_sparse.assign_rows(X.data, X.indices, X.indptr, x_sq, np.ones(400),
+                           np.ascontiguousarray(centers.T), c_sq, labels, distances,
+                           np.zeros(6), 0, 400)
+    expected_labels, expected = np.empty(400, dtype=np.int32), np.empty(400)
+    cpu_sparse.nearest_rows(X.data, X.indices, X.indptr, x_sq, centers, c_sq,
+                            expected_labels, expected, 0, 400)
+    np.testing.assert_array_equal(labels, expected_labels)
+    np.testing.assert_array_equal(distances, expected)

@@ -4,11 +4,14 @@ The per-row math is :mod:`cudakmeans._sparse_math` (shared with ``cudakmeans._cu
 X is never densified: a fit holds the CSR arrays, O(n_samples) per-sample buffers and
 O(n_clusters * n_features) centres and sums.
 
-Rows are cut into ranges that depend only on the shape (:func:`row_ranges`); each range
-writes its own partial sums, reduced in range order, so results do not depend on the
-thread count. Unlike the dense path, the number of ranges is capped so that their partial
-sums (ranges x n_clusters x n_features float64) stay within ``SUMS_BUDGET`` entries: with
-10,000 features, 256 ranges of partial sums would dwarf the data.
+Rows are cut into ranges that depend only on the shape (``parallel.chunk_bounds``); each
+range writes its own partial scalars and cluster weights, reduced in range order, so
+results do not depend on the thread count. The K x n_features sums of a Lloyd step are
+not built per range (with 10,000 features, partial sums per range would dwarf the data):
+each column of X's transpose (CSC, kept beside the CSR: O(nnz)) is summed on its own, rows
+in order, as the CUDA kernel does, so both devices add the same numbers in the same order.
+The mini-batch step (a batch at a time) keeps per-range partial sums, their number capped so
+that they stay within ``SUMS_BUDGET`` entries.
 """
 
 import math
@@ -32,7 +35,7 @@ sparse_silhouette_sums = _compiled.sparse_silhouette_sums
 average_center = _compiled.average_center
 silhouette_value = _compiled.silhouette_value
 
-SUMS_BUDGET = 1 << 22  # float64 entries of per-range partial sums (32 MiB)
+SUMS_BUDGET = 1 << 21  # float64 entries of per-range partial sums (16 MiB)
 
 
 def row_ranges(n_samples, n_clusters, n_features):
@@ -69,31 +72,72 @@ def row_sq_norms(data, indptr, out):
 
 
 @_jit
-def assign_rows(data, indices, indptr, x_sq, sample_weight, centers, c_sq, labels,
-                distances, sums, weights, start, stop, update):
+def assign_rows(data, indices, indptr, x_sq, sample_weight, centers_t, c_sq, labels,
+                distances, weights, start, stop):
     """Label rows ``start:stop`` with their nearest centre; return (n_changed, inertia).
 
-    IN: the CSR arrays, x_sq, sample_weight, centers, c_sq. INOUT: labels (old labels in,
-    to count changes). OUT: distances (float64 squared distances to the new centres);
-    with ``update``, the range's float64 ``sums`` of ``w * x`` and ``weights`` (zeroed by
-    the caller).
+    IN: the CSR arrays, x_sq, sample_weight, centers_t (the centres transposed, float64,
+    shape (n_features, n_clusters)), c_sq. INOUT: labels (old labels in, to count
+    changes). OUT: distances (float64 squared distances to the new centres), the range's
+    float64 cluster ``weights``.
+
+    This is ``_sparse_math.sparse_nearest_center`` specialised for the CPU, on purpose:
+    each stored value meets the row of all centres at its column (contiguous, no gather
+    per centre), and the dot products grow in the same order with the same float64
+    operations, so labels and distances are that function's bit for bit
+    (tests/test_sparse.py compares them).
     """
+    n_clusters = centers_t.shape[1]
+    dots = np.empty(n_clusters)
+    weights[:] = 0.0
     n_changed = 0
     inertia = 0.0
     for i in range(start, stop):
         a, b = indptr[i], indptr[i + 1]
-        label, dist = sparse_nearest_center(data, indices, a, b, x_sq[i], centers, c_sq)
+        dots[:] = 0.0
+        for k in range(a, b):
+            value = float(data[k])
+            row = centers_t[indices[k]]
+            for c in range(n_clusters):
+                dots[c] += value * row[c]
+        label = 0
+        dist = x_sq[i] + c_sq[0] - 2.0 * dots[0]
+        dist = dist if dist > 0.0 else 0.0
+        for c in range(1, n_clusters):
+            other = x_sq[i] + c_sq[c] - 2.0 * dots[c]
+            other = other if other > 0.0 else 0.0
+            if other < dist:
+                dist = other
+                label = c
         if label != labels[i]:
             n_changed += 1
             labels[i] = label
         distances[i] = dist
         w = float(sample_weight[i])
         inertia += w * dist
-        if update:
-            weights[label] += w
-            for k in range(a, b):
-                sums[label, indices[k]] += w * float(data[k])
+        weights[label] += w
     return n_changed, inertia
+
+
+@_jit
+def column_sums(data_t, rows_t, colptr, sample_weight, labels, sums, f0, f1):
+    """sums[c, f] = sum of w_i * x_if over the rows i of column f with label c, for the
+    columns ``f0:f1``, rows in order (what ``_cuda.sparse.column_sums`` computes)."""
+    for f in range(f0, f1):
+        for c in range(sums.shape[0]):
+            sums[c, f] = 0.0
+        for k in range(colptr[f], colptr[f + 1]):
+            i = rows_t[k]
+            sums[labels[i], f] += float(sample_weight[i]) * float(data_t[k])
+
+
+@_jit
+def nearest_rows(data, indices, indptr, x_sq, centers, c_sq, labels, distances, start, stop):
+    """``sparse_nearest_center`` of rows ``start:stop``, as compiled from the shared math
+    (the reference :func:`assign_rows` must equal)."""
+    for i in range(start, stop):
+        labels[i], distances[i] = sparse_nearest_center(data, indices, indptr[i],
+                                                        indptr[i + 1], x_sq[i], centers, c_sq)
 
 
 @_jit
@@ -101,23 +145,22 @@ def finish_iter(data, indices, indptr, sample_weight, labels, distances, sums, w
                 changed, inertias, centers_old, centers_new):
     """Reduce the ranges' partials in order, relocate empty clusters, average.
 
-    OUT: centers_new, and the reduced sums[0], weights[0]. Returns
-    ``(n_changed, center_shift_tot, inertia)``.
+    IN: sums (the step's column sums). INOUT: weights (per range; the total ends in
+    weights[0]). OUT: centers_new. Returns ``(n_changed, center_shift_tot, inertia)``.
     """
     n_changed = 0
     inertia = 0.0
     for r in range(changed.shape[0]):
         n_changed += changed[r]
         inertia += inertias[r]
-    for r in range(1, sums.shape[0]):
-        sums[0] += sums[r]
+    for r in range(1, weights.shape[0]):
         weights[0] += weights[r]
     heaviest = sparse_relocate_empty_clusters(data, indices, indptr, sample_weight, labels,
-                                              distances, sums[0], weights[0])
+                                              distances, sums, weights[0])
     shift = 0.0
     for c in range(centers_new.shape[0]):
         for f in range(centers_new.shape[1]):
-            centers_new[c, f] = average_center(sums[0], weights[0], heaviest, c, f)
+            centers_new[c, f] = average_center(sums, weights[0], heaviest, c, f)
             diff = float(centers_new[c, f]) - float(centers_old[c, f])
             shift += diff * diff
     return n_changed, shift, inertia
@@ -183,15 +226,20 @@ class Workspace:
         self.labels = np.full(n_samples, -1, dtype=np.int32)
         self.distances = np.empty(n_samples)
         self.closest = np.empty(n_samples)
+        self._data_t, self._rows_t, self._colptr = X.transpose_arrays()
+        # columns per job of the column sums: any split gives the same sums
+        n_features = X.shape[1]
+        size = max(1, -(-n_features // (4 * parallel.n_threads())))
+        self._columns = [(f, min(f + size, n_features)) for f in range(0, n_features, size)]
         self.set_n_clusters(n_clusters)
 
     def set_n_clusters(self, n_clusters):
         """Make the workspace fit ``n_clusters`` clusters (only K-sized buffers change)."""
         n_samples, n_features = self.X.shape
         self.n_clusters = n_clusters
-        self.ranges = row_ranges(n_samples, n_clusters, n_features)
+        self.ranges = parallel.chunk_bounds(n_samples)
         n_ranges = len(self.ranges)
-        self._sums = np.zeros((n_ranges, n_clusters, n_features))
+        self._sums = np.zeros((n_clusters, n_features))
         self._weights = np.zeros((n_ranges, n_clusters))
         self._changed = np.zeros(n_ranges, dtype=np.int64)
         self._inertias = np.zeros(n_ranges)
@@ -224,17 +272,20 @@ class Workspace:
     # -- Lloyd ------------------------------------------------------------------------
     def _assign(self, centers, update):
         center_sq_norms(centers, self._c_sq)
+        centers_t = np.ascontiguousarray(centers.T, dtype=np.float64)
 
         def run(r, start, stop):
-            if update:
-                self._sums[r] = 0.0
-                self._weights[r] = 0.0
             self._changed[r], self._inertias[r] = assign_rows(
                 self._data, self._indices, self._indptr, self.x_sq, self.sample_weight,
-                centers, self._c_sq, self.labels, self.distances, self._sums[r],
-                self._weights[r], start, stop, update)
+                centers_t, self._c_sq, self.labels, self.distances, self._weights[r], start,
+                stop)
 
         parallel.map_chunks(run, self.ranges)
+        if update:
+            parallel.map_chunks(
+                lambda _, f0, f1: column_sums(self._data_t, self._rows_t, self._colptr,
+                                              self.sample_weight, self.labels, self._sums,
+                                              f0, f1), self._columns)
 
     def lloyd_iter(self, centers_old, centers_new):
         """One Lloyd step: labels from ``centers_old``, new centres into ``centers_new``.

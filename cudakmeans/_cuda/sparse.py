@@ -428,18 +428,6 @@ def _blocks(n_items):
     return max(1, -(-n_items // THREADS))
 
 
-def _transpose(X):
-    """X's CSC arrays (values, row of each value, column pointers), rows ascending within
-    each column: built on the host in O(nnz log nnz)."""
-    lo, hi = X.indptr[0], X.indptr[-1]
-    columns = X.indices[lo:hi]
-    order = np.argsort(columns, kind="stable")
-    rows = np.repeat(np.arange(X.shape[0], dtype=np.int64), np.diff(X.indptr))[order]
-    colptr = np.zeros(X.shape[1] + 1, dtype=np.int64)
-    np.cumsum(np.bincount(columns, minlength=X.shape[1]), out=colptr[1:])
-    return np.ascontiguousarray(X.data[lo:hi][order]), rows, colptr
-
-
 def _upload_csr(d, X, stream, what):
     lo = X.indptr[0]
     d.data = memory.to_device(np.ascontiguousarray(X.data[lo:X.indptr[-1]]), stream=stream,
@@ -447,7 +435,7 @@ def _upload_csr(d, X, stream, what):
     d.indices = memory.to_device(np.ascontiguousarray(X.indices[lo:X.indptr[-1]]),
                                  stream=stream, what=what)
     d.indptr = memory.to_device(np.ascontiguousarray(X.indptr - lo), stream=stream, what=what)
-    data_t, rows_t, colptr = _transpose(X)
+    data_t, rows_t, colptr = X.transpose_arrays()
     d.data_t = memory.to_device(data_t, stream=stream, what=what)
     d.rows_t = memory.to_device(rows_t, stream=stream, what=what)
     d.colptr = memory.to_device(colptr, stream=stream, what=what)
