@@ -15,21 +15,35 @@ nox.options.reuse_existing_virtualenvs = True
 GPU_EXTRA = os.environ.get("CUDAKMEANS_CUDA_EXTRA", "cu12")
 
 
+# The modules whose docstrings hold the public API's examples (run as doctests).
+PUBLIC_MODULES = [
+    "cudakmeans/_kmeans.py",
+    "cudakmeans/_minibatch.py",
+    "cudakmeans/_silhouette.py",
+    "cudakmeans/_validation.py",
+    "cudakmeans/templates.py",
+]
+
+
 @nox.session
 def lint(session):
-    """ruff over the whole tree."""
-    session.install("ruff>=0.6")
+    """ruff over the whole tree, and numpydoc validation of every public docstring."""
+    session.install("ruff>=0.6", "numpydoc>=1.6", "-e", ".")
     session.run("ruff", "check", ".")
+    session.run("python", "scripts/check_docstrings.py")
 
 
 @nox.session
 def tests(session):
-    """Everything that needs neither a GPU nor the CUDA simulator (CPU path, oracle, CLI)."""
+    """Everything that needs neither a GPU nor the CUDA simulator (CPU path, oracle, CLI),
+    and the examples of the public docstrings."""
     session.install("-e", ".[test]")
     session.run(
         "pytest", "-m", "not cudasim and not gpu and not ptx", "-p", "no:cacheprovider",
         *session.posargs,
     )
+    session.run("pytest", "--doctest-modules", "-p", "no:cacheprovider", *PUBLIC_MODULES,
+                env={"CUDAKMEANS_DEVICE": "cpu"})
 
 
 @nox.session

@@ -189,18 +189,58 @@ class _BaseKMeans(OutputMixin, BaseEstimator):
 
     @guarded_method(fits=False)
     def predict(self, X, sample_weight=None):
-        """Index of the nearest centre for each sample."""
+        """Predict the closest cluster each sample in X belongs to.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            New data; float32 and float64 are kept, other numbers become float64.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Accepted for scikit-learn compatibility; weights do not change a label.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,), dtype int32
+            Index of the nearest centre (the lowest index on exact ties).
+        """
         X = self._check_test_data(X)
         sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
         return self._labels_inertia(X, sample_weight)[0]
 
     def fit_predict(self, X, y=None, sample_weight=None):
-        """Fit, then return ``labels_``."""
+        """Compute the clustering and return the cluster of each sample.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data.
+        y : Ignored
+            Not used, present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample (all 1 by default).
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,), dtype int32
+            ``labels_`` of the fit.
+        """
         return self.fit(X, sample_weight=sample_weight).labels_
 
     @guarded_method(fits=False)
     def transform(self, X):
-        """Euclidean distances from each sample to each centre, shape (n_samples, k)."""
+        """Transform X to a cluster-distance space.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            New data.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_clusters)
+            Euclidean distance of each sample to each centre, in X's float dtype; a pandas
+            or polars data frame after ``set_output(transform="pandas")`` (or "polars").
+        """
         X_in = X
         X = self._check_test_data(X)
         ws = self._workspace(X, np.ones(X.shape[0], dtype=X.dtype))
@@ -208,12 +248,39 @@ class _BaseKMeans(OutputMixin, BaseEstimator):
             ws.distances_to_centers(ws.upload_centers(self.cluster_centers_)), X_in)
 
     def fit_transform(self, X, y=None, sample_weight=None):
-        """Fit, then return ``transform(X)``."""
+        """Compute the clustering and transform X to cluster-distance space.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data.
+        y : Ignored
+            Not used, present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample (all 1 by default).
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_clusters)
+            ``transform(X)`` after the fit.
+        """
         return self.fit(X, sample_weight=sample_weight).transform(X)
 
     def get_feature_names_out(self, input_features=None):
-        """Names of the columns of ``transform``s output: the class name, lower case,
-        followed by the cluster index ("kmeans0", "kmeans1", ...)."""
+        """Get the output feature names of ``transform``.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Checked against ``feature_names_in_`` (or ``n_features_in_``) as scikit-learn
+            checks it; the output names do not depend on it.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            The class name in lower case followed by the cluster index: ``["kmeans0",
+            "kmeans1", ...]``.
+        """
         check_is_fitted(self)
         check_input_features(self, input_features)
         prefix = type(self).__name__.lower()
@@ -221,7 +288,23 @@ class _BaseKMeans(OutputMixin, BaseEstimator):
 
     @guarded_method(fits=False)
     def score(self, X, y=None, sample_weight=None):
-        """Opposite of the inertia of X against the fitted centres."""
+        """Opposite of the value of X on the k-means objective.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            New data.
+        y : Ignored
+            Not used, present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample (all 1 by default).
+
+        Returns
+        -------
+        score : float
+            Minus the weighted sum of squared distances of the samples to their nearest
+            centre.
+        """
         X = self._check_test_data(X)
         sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
         return -self._labels_inertia(X, sample_weight)[1]
@@ -244,9 +327,37 @@ class _BaseKMeans(OutputMixin, BaseEstimator):
 class KMeans(_BaseKMeans):
     """K-Means clustering with scikit-learn's API and semantics, on CUDA or the CPU.
 
-    Parameters are scikit-learn's (``algorithm='elkan'`` runs Lloyd, which gives the same
-    result; ``copy_x`` is accepted and X is never modified either way), plus:
+    The best of ``n_init`` runs of Lloyd's algorithm by inertia, seeded by greedy
+    k-means++ (or ``init``), with scikit-learn 1.9's rules: ``tol`` scaled by the mean
+    feature variance, strict convergence, empty clusters moved to the farthest points, a
+    final assignment so that ``labels_`` match ``cluster_centers_``. The same seed gives
+    scikit-learn's k-means++ rows. Dense and scipy.sparse input, float32 and float64.
 
+    Parameters
+    ----------
+    n_clusters : int, default=8
+        The number of clusters to form, and of centroids to generate.
+    init : {'k-means++', 'random'}, callable or array-like of shape \
+            (n_clusters, n_features), default='k-means++'
+        'k-means++': scikit-learn's greedy k-means++ (``2 + int(log(n_clusters))`` local
+        trials); 'random': ``n_clusters`` rows drawn by weight; a callable
+        ``init(X, n_clusters, random_state=...)`` returning the centres; or the centres.
+    n_init : 'auto' or int, default='auto'
+        Number of runs with different seeds; the best by inertia is kept. 'auto' is 1 for
+        'k-means++' and an array init, 10 otherwise.
+    max_iter : int, default=300
+        Maximum number of Lloyd iterations of one run.
+    tol : float, default=1e-4
+        Convergence when the summed squared centre shift is within ``tol`` times the mean
+        feature variance of X.
+    verbose : int or bool, default=0
+        Print the inertia of every iteration when true.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation, as in scikit-learn.
+    copy_x : bool, default=True
+        Accepted for compatibility: X is never modified, whatever its value.
+    algorithm : {'lloyd', 'elkan'}, default='lloyd'
+        'elkan' runs Lloyd's algorithm too (same result).
     device : {'auto', 'cuda', 'cpu'}, default='auto'
         'auto' runs on a usable CUDA GPU and otherwise on the BLAS-free CPU path, and
         reruns a call on the CPU when the CUDA path fails for a reason that is not the
@@ -255,11 +366,55 @@ class KMeans(_BaseKMeans):
 
     Attributes
     ----------
-    cluster_centers_, labels_, inertia_, n_iter_, n_features_in_ : as scikit-learn.
+    cluster_centers_ : ndarray of shape (n_clusters, n_features)
+        Coordinates of the cluster centres, in X's float dtype.
+    labels_ : ndarray of shape (n_samples,), dtype int32
+        Cluster of each training sample.
+    inertia_ : float
+        Weighted sum of squared distances of the samples to their centre.
+    n_iter_ : int
+        Number of iterations of the best run.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen during fit; only when X had string column names.
     device_ : str
         The device that ran the last fit: 'cuda' or 'cpu'.
     device_reason_ : str
         Why: the GPU's name, why CUDA could not run, or the CUDA failure it fell back from.
+
+    See Also
+    --------
+    CudaKMeans : The same estimator with the defaults of the original request.
+    MiniBatchKMeans : Faster, approximate k-means on mini-batches.
+    BisectingKMeans : Hierarchical k-means by repeated bisection.
+    kmeans_plusplus : The greedy k-means++ seeding alone.
+
+    Notes
+    -----
+    Deliberate differences from scikit-learn:
+
+    * distances are computed directly, ``sum((x - c)^2)``, not by the expansion
+      ``|x|^2 - 2 x.c + |c|^2`` (so exact ties go to the lowest index rather than to
+      rounding noise); sparse X, which is not centred, uses the expansion in float64;
+    * sums, weights and inertia accumulate in float64, also for float32 data;
+    * with two or more empty clusters at once, the farthest points are handed out
+      farthest first;
+    * boolean, string and object data are refused rather than converted.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cudakmeans import KMeans
+    >>> X = np.array([[1, 2], [1, 4], [1, 0], [10, 2], [10, 4], [10, 0]])
+    >>> kmeans = KMeans(n_clusters=2, random_state=0, device="cpu").fit(X)
+    >>> kmeans.labels_
+    array([1, 1, 1, 0, 0, 0], dtype=int32)
+    >>> kmeans.predict([[0, 0], [12, 3]])
+    array([1, 0], dtype=int32)
+    >>> kmeans.cluster_centers_
+    array([[10.,  2.],
+           [ 1.,  2.]])
     """
 
     _parameter_constraints = {
@@ -284,7 +439,23 @@ class KMeans(_BaseKMeans):
 
     @guarded_method()
     def fit(self, X, y=None, sample_weight=None):
-        """Compute k-means clustering: the best of ``n_init`` runs of Lloyd by inertia."""
+        """Compute k-means clustering: the best of ``n_init`` runs of Lloyd by inertia.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data; float32 and float64 are kept, other numbers become float64.
+            Sparse input (any scipy.sparse format) is read as CSR, never densified.
+        y : Ignored
+            Not used, present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample (all 1 by default); non-negative, not all zero.
+
+        Returns
+        -------
+        self : KMeans
+            The fitted estimator.
+        """
         X, sample_weight, n_clusters = self._validate_fit_input(X, sample_weight)
         if isinstance(X, SparseRows):
             # Not centred: that would densify X. The expansion in _sparse_math is computed
@@ -372,9 +543,71 @@ def _fit_workspace(ws, n_clusters, init, n_init, max_iter, tol, random_state, ve
 
 
 class CudaKMeans(KMeans):
-    """KMeans with the defaults of the original request: ``n_init=3``, ``max_iter=100``,
-    ``random_state=42``. The first five parameters may be given by position, in the
-    request's order, so ``CudaKMeans(26, 100, 3, 42, 1e-4)`` works as its sketch did.
+    """K-Means with the defaults of the original request, on CUDA when a GPU is usable.
+
+    :class:`KMeans` with ``n_init=3``, ``max_iter=100`` and ``random_state=42``. The first
+    five parameters may be given by position, in the request's order, so
+    ``CudaKMeans(26, 100, 3, 42, 1e-4)`` works as its sketch did.
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+        The number of clusters to form.
+    max_iter : int, default=100
+        Maximum number of Lloyd iterations of one run.
+    n_init : 'auto' or int, default=3
+        Number of runs with different seeds; the best by inertia is kept.
+    random_state : int, RandomState instance or None, default=42
+        Seeds the initialisation.
+    tol : float, default=1e-4
+        Relative tolerance on the centre shift (see :class:`KMeans`).
+    init : {'k-means++', 'random'}, callable or array-like of shape \
+            (n_clusters, n_features), default='k-means++'
+        Initialisation (see :class:`KMeans`).
+    verbose : int or bool, default=0
+        Print the inertia of every iteration when true.
+    copy_x : bool, default=True
+        Accepted for compatibility: X is never modified.
+    algorithm : {'lloyd', 'elkan'}, default='lloyd'
+        'elkan' runs Lloyd's algorithm too.
+    device : {'auto', 'cuda', 'cpu'}, default='auto'
+        Where the fit runs (see :class:`KMeans`).
+
+    Attributes
+    ----------
+    cluster_centers_ : ndarray of shape (n_clusters, n_features)
+        Coordinates of the cluster centres.
+    labels_ : ndarray of shape (n_samples,), dtype int32
+        Cluster of each training sample.
+    inertia_ : float
+        Weighted sum of squared distances of the samples to their centre.
+    n_iter_ : int
+        Number of iterations of the best run.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen during fit; only when X had string column names.
+    device_ : str
+        The device that ran the last fit: 'cuda' or 'cpu'.
+
+    See Also
+    --------
+    KMeans : The same estimator with scikit-learn's defaults.
+    cuda_silhouette_score : The silhouette of the request, on the GPU when usable.
+
+    Notes
+    -----
+    scikit-learn's defaults differ (``n_init='auto'``, ``max_iter=300``,
+    ``random_state=None``); the differences of :class:`KMeans` apply.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cudakmeans import CudaKMeans
+    >>> X = np.array([[1, 2], [1, 4], [1, 0], [10, 2], [10, 4], [10, 0]])
+    >>> model = CudaKMeans(2, device="cpu").fit(X)
+    >>> model.cluster_centers_.shape, model.n_init
+    ((2, 2), 3)
     """
 
     def __init__(self, n_clusters=8, max_iter=100, n_init=3, random_state=42, tol=1e-4, *,
@@ -399,8 +632,50 @@ def kmeans_plusplus(X, n_clusters, *, sample_weight=None, x_squared_norms=None,
                     random_state=None, n_local_trials=None, device="auto"):
     """Greedy k-means++ seeding, as ``sklearn.cluster.kmeans_plusplus``.
 
-    Returns ``(centers, indices)``. ``x_squared_norms`` is accepted for compatibility and
-    ignored (distances are computed directly).
+    The first centre is a row drawn by weight; each further centre is the best of
+    ``n_local_trials`` candidates drawn with probability proportional to their weighted
+    squared distance to the nearest chosen centre. The random numbers are drawn in
+    scikit-learn's order, so a seed picks scikit-learn's rows.
+
+    Parameters
+    ----------
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        The data to pick seeds from.
+    n_clusters : int
+        The number of centres to choose.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Weight of each sample (all 1 by default).
+    x_squared_norms : array-like of shape (n_samples,), default=None
+        Accepted for compatibility and ignored (distances are computed directly).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the draws.
+    n_local_trials : int, default=None
+        Candidates per centre; ``2 + int(log(n_clusters))`` by default.
+    device : {'auto', 'cuda', 'cpu'}, default='auto'
+        Where the distances are computed.
+
+    Returns
+    -------
+    centers : ndarray of shape (n_clusters, n_features)
+        The chosen rows of X (dense, also for sparse X).
+    indices : ndarray of shape (n_clusters,)
+        Their row indices in X.
+
+    See Also
+    --------
+    KMeans : K-means seeded by this function by default.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cudakmeans import kmeans_plusplus
+    >>> X = np.array([[1, 2], [1, 4], [1, 0], [10, 2], [10, 4], [10, 0]])
+    >>> centers, indices = kmeans_plusplus(X, n_clusters=2, random_state=0, device="cpu")
+    >>> centers
+    array([[10.,  2.],
+           [ 1.,  0.]])
+    >>> indices
+    array([3, 2])
     """
     validate_parameters(KMEANS_PLUSPLUS_CONSTRAINTS, {
         "X": X, "n_clusters": n_clusters, "sample_weight": sample_weight,

@@ -273,22 +273,95 @@ class _EarlyStopping:
 class MiniBatchKMeans(_BaseKMeans):
     """Mini-batch k-means with scikit-learn's API and semantics, on CUDA or the CPU.
 
-    Parameters are scikit-learn 1.9's, plus:
+    Each step labels a batch of rows drawn by weight and moves every centre towards the
+    mean of its batch members by the centre's share of the weight seen so far; centres
+    that received little weight are moved onto random batch rows. Batches, seeding and
+    reassignments draw from one ``RandomState`` in scikit-learn's order, so a seed gives
+    scikit-learn's batches. X may be dense, scipy.sparse, or larger than memory.
 
+    Parameters
+    ----------
+    n_clusters : int, default=8
+        The number of clusters to form.
+    init : {'k-means++', 'random'}, callable or array-like of shape \
+            (n_clusters, n_features), default='k-means++'
+        Initialisation, on ``init_size`` rows (see :class:`KMeans`).
+    max_iter : int, default=100
+        Maximum number of passes over the data (``max_iter * n_samples / batch_size``
+        steps).
+    batch_size : int, default=1024
+        Rows per mini-batch.
+    verbose : int or bool, default=0
+        Print the progress of every step when true.
+    compute_labels : bool, default=True
+        Compute ``labels_`` and ``inertia_`` on the whole data after the fit.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation, the batches and the reassignments.
+    tol : float, default=0.0
+        Early stopping when the centres' squared shift is within ``tol`` times the mean
+        feature variance; 0 switches it off.
+    max_no_improvement : int or None, default=10
+        Early stopping after this many steps without improvement of the smoothed batch
+        inertia; None switches it off.
+    init_size : int or None, default=None
+        Rows drawn for the initialisation; ``3 * batch_size`` by default.
+    n_init : 'auto' or int, default='auto'
+        Number of initialisations tried; the best on a validation draw is kept. 'auto'
+        is 1 for 'k-means++' and an array init, 3 otherwise.
+    reassignment_ratio : float, default=0.01
+        Centres with less than this fraction of the largest running weight are moved.
     device : {'auto', 'cuda', 'cpu'}, default='auto'
         As for :class:`KMeans` (a CUDA failure under 'auto' reruns the call on the CPU).
         Each ``partial_fit`` step resolves it anew: a stream that fell back to the CPU
         after an out-of-memory tries CUDA again on its next step.
 
-    ``fit`` and ``partial_fit`` accept an ``np.memmap`` or any 2-D array-like sliceable by
-    rows; only the rows of the current batch are gathered and moved to the device.
-    Running weights are float64 (scikit-learn keeps them in X's dtype).
-
     Attributes
     ----------
-    cluster_centers_, labels_, inertia_, n_iter_, n_steps_, n_features_in_ : as
-    scikit-learn. device_ : the device that ran the last fit or step, 'cuda' or 'cpu';
-    device_reason_ : why (as for :class:`KMeans`).
+    cluster_centers_ : ndarray of shape (n_clusters, n_features)
+        Coordinates of the cluster centres.
+    labels_ : ndarray of shape (n_samples,), dtype int32
+        Cluster of each training sample (with ``compute_labels=True``).
+    inertia_ : float
+        Weighted sum of squared distances of the samples to their centre (with
+        ``compute_labels=False``: the smoothed batch inertia times the total weight).
+    n_iter_ : int
+        Number of passes over the data.
+    n_steps_ : int
+        Number of mini-batch steps.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen during fit; only when X had string column names.
+    device_ : str
+        The device that ran the last fit or step: 'cuda' or 'cpu'.
+    device_reason_ : str
+        Why it ran there (as for :class:`KMeans`).
+
+    See Also
+    --------
+    KMeans : Exact k-means on all rows at every step.
+
+    Notes
+    -----
+    Deliberate differences from scikit-learn: ``fit`` and ``partial_fit`` accept an
+    ``np.memmap`` or any 2-D array-like sliceable by rows, of which only the rows of the
+    current batch are gathered and moved to the device; running weights are float64
+    (scikit-learn keeps them in X's dtype); with ``compute_labels=False`` after a single
+    step, ``inertia_`` is that step's (scikit-learn fails there). The distance
+    differences of :class:`KMeans` apply.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cudakmeans import MiniBatchKMeans
+    >>> X = np.array([[1, 2], [1, 4], [1, 0], [4, 2], [4, 0], [4, 4],
+    ...               [4, 5], [0, 1], [2, 2], [3, 2], [5, 5], [1, -1]])
+    >>> kmeans = MiniBatchKMeans(n_clusters=2, random_state=0, batch_size=6,
+    ...                          n_init="auto", device="cpu").fit(X)
+    >>> kmeans.cluster_centers_.shape
+    (2, 2)
+    >>> kmeans.predict([[0, 0], [4, 4]])
+    array([1, 0], dtype=int32)
     """
 
     _default_n_init = 3
@@ -388,7 +461,23 @@ class MiniBatchKMeans(_BaseKMeans):
     # -- public API -----------------------------------------------------------------------
     @guarded_method()
     def fit(self, X, y=None, sample_weight=None):
-        """Compute the centres on X by mini-batches drawn as scikit-learn draws them."""
+        """Compute the centres on X by mini-batches drawn as scikit-learn draws them.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data: an array, a scipy.sparse matrix or array, an ``np.memmap`` or
+            any 2-D array-like sliceable by rows.
+        y : Ignored
+            Not used, present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample (all 1 by default).
+
+        Returns
+        -------
+        self : MiniBatchKMeans
+            The fitted estimator.
+        """
         self._validate_params()
         check_feature_names(self, X, reset=True)
         rows = _Rows(X)
@@ -459,7 +548,24 @@ class MiniBatchKMeans(_BaseKMeans):
 
     @guarded_method(stream=True)
     def partial_fit(self, X, y=None, sample_weight=None):
-        """Update the centres with one step on the chunk X (with its own weights)."""
+        """Update the centres with one mini-batch step on the chunk X.
+
+        The first call initialises the centres on X (as scikit-learn does).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The chunk, used whole as one batch.
+        y : Ignored
+            Not used, present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample of the chunk (all 1 by default).
+
+        Returns
+        -------
+        self : MiniBatchKMeans
+            The updated estimator.
+        """
         has_centers = hasattr(self, "cluster_centers_")
         if not has_centers:
             self._validate_params()

@@ -48,6 +48,10 @@ class NotFittedError(_SklearnCompatible, ValueError, AttributeError):
     code that catches either keeps working; raised as a subclass of
     ``sklearn.exceptions.NotFittedError`` too when scikit-learn is imported.
 
+    See Also
+    --------
+    KMeans.fit : What makes an estimator fitted.
+
     Examples
     --------
     >>> import numpy as np
@@ -55,7 +59,7 @@ class NotFittedError(_SklearnCompatible, ValueError, AttributeError):
     >>> try:
     ...     KMeans(n_clusters=2).predict(np.zeros((2, 2)))
     ... except NotFittedError as exc:
-    ...     print(str(exc)[:40])
+    ...     print(str(exc)[:39])
     This KMeans instance is not fitted yet.
     """
 
@@ -65,6 +69,10 @@ class ConvergenceWarning(_SklearnCompatible, UserWarning):
 
     scikit-learn's warning of the same name: emitted as a subclass of
     ``sklearn.exceptions.ConvergenceWarning`` too when scikit-learn is imported.
+
+    See Also
+    --------
+    KMeans : The estimator that warns.
 
     Examples
     --------
@@ -84,6 +92,10 @@ class DataConversionWarning(_SklearnCompatible, UserWarning):
 
     scikit-learn's warning of the same name: emitted as a subclass of
     ``sklearn.exceptions.DataConversionWarning`` too when scikit-learn is imported.
+
+    See Also
+    --------
+    silhouette_score : Warns when labels come as a column vector.
 
     Examples
     --------
@@ -111,6 +123,10 @@ class DeviceMemoryError(MemoryError):
 
     Whatever the call had allocated on the device is released before it is raised, so the
     same process can go on (with smaller data, MiniBatchKMeans or ``device='cpu'``).
+
+    See Also
+    --------
+    MiniBatchKMeans : Keeps one batch on the device, for data that do not fit.
 
     Examples
     --------

@@ -75,22 +75,80 @@ TOL = 1e-4
 class Scaling:
     """Per-feature standardisation ``z = (x - mean) / scale``.
 
-    ``scale`` is the standard deviation, or 1 for a constant feature (which becomes 0).
+    Parameters
+    ----------
+    mean : ndarray of shape (n_features,)
+        Per-feature mean.
+    scale : ndarray of shape (n_features,)
+        Per-feature standard deviation, or 1 for a constant feature (which becomes 0).
+
+    See Also
+    --------
+    standardize : Makes the Scaling of a data set and applies it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cudakmeans.templates import Scaling
+    >>> scaling = Scaling(mean=np.array([1.0, 10.0]), scale=np.array([2.0, 1.0]))
+    >>> scaling.transform([[3.0, 10.0]])
+    array([[1., 0.]])
+    >>> scaling.inverse_transform([[1.0, 0.0]])
+    array([[ 3., 10.]])
     """
 
     mean: np.ndarray
     scale: np.ndarray
 
     def transform(self, X):
+        """Standardise X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data in original units.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_features)
+            ``(X - mean) / scale`` in float64.
+        """
         return (np.asarray(X, dtype=np.float64) - self.mean) / self.scale
 
     def inverse_transform(self, Z):
+        """Undo the standardisation.
+
+        Parameters
+        ----------
+        Z : array-like of shape (n_samples, n_features)
+            Standardised data.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            ``Z * scale + mean`` in float64.
+        """
         return np.asarray(Z, dtype=np.float64) * self.scale + self.mean
 
 
 @dataclass(eq=False)
 class TemplateNode:
     """One node of the template tree.
+
+    Parameters
+    ----------
+    center : ndarray of shape (n_features,)
+        Mean of the members, in the original units.
+    indices : ndarray of int64
+        Rows of X that belong to the node, ascending.
+    spread : float
+        Root-mean-square distance of the members to their mean, in standardised units.
+    depth : int
+        0 for a template made by :func:`create_templates`, one more per split below it.
+    children : list of TemplateNode, default=[]
+        Empty for a leaf (a final template), else the two halves of the split.
+    template : int, default=-1
+        For a leaf, its index among the final templates; -1 for a node that was split.
 
     Attributes
     ----------
@@ -106,6 +164,18 @@ class TemplateNode:
         Empty for a leaf (a final template), else the two halves of the split.
     template : int
         For a leaf, its index among the final templates; -1 for a node that was split.
+
+    See Also
+    --------
+    split_templates : Builds the trees of TemplateNodes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cudakmeans.templates import TemplateNode
+    >>> leaf = TemplateNode(center=np.zeros(2), indices=np.arange(3), spread=0.5, depth=0)
+    >>> leaf.size, leaf.is_leaf, [node is leaf for node in leaf.iter_leaves()]
+    (3, True, [True])
     """
 
     center: np.ndarray
@@ -117,14 +187,22 @@ class TemplateNode:
 
     @property
     def size(self):
+        """The number of member rows (an int)."""
         return int(self.indices.shape[0])
 
     @property
     def is_leaf(self):
+        """Whether the node was not split: a final template (a bool)."""
         return not self.children
 
     def iter_leaves(self):
-        """The leaves below this node (itself if it is one), first child first."""
+        """The leaves below this node (itself if it is one), first child first.
+
+        Yields
+        ------
+        leaf : TemplateNode
+            Each leaf, in tree order.
+        """
         if self.is_leaf:
             yield self
             return
@@ -132,7 +210,13 @@ class TemplateNode:
             yield from child.iter_leaves()
 
     def to_dict(self):
-        """A JSON-ready description (without the member indices)."""
+        """A JSON-ready description (without the member indices).
+
+        Returns
+        -------
+        description : dict
+            Template number, size, spread, depth, centre and children, recursively.
+        """
         return {
             "template": self.template if self.is_leaf else None,
             "size": self.size,
@@ -147,8 +231,34 @@ class TemplateNode:
 class Refinement:
     """Scores of the candidate numbers of clusters, and the best one's clustering.
 
-    ``inertia`` is in standardised units; ``centers`` of the best K are in the original
-    units (standardised ones when :func:`choose_k` is called directly on standardised data).
+    Parameters
+    ----------
+    k_values : ndarray of int64
+        The candidate numbers of clusters, ascending.
+    inertia : ndarray of float64
+        Inertia of each candidate's fit, in standardised units.
+    silhouette : ndarray of float64
+        Silhouette score of each candidate's fit.
+    best_k : int
+        The candidate with the highest silhouette (the smallest on ties).
+    labels : ndarray of shape (n_samples,)
+        The best candidate's labels.
+    centers : ndarray of shape (best_k, n_features)
+        The best candidate's centres, in the original units (standardised ones when
+        :func:`choose_k` is called directly on standardised data).
+
+    See Also
+    --------
+    choose_k : Computes a Refinement.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cudakmeans.templates import choose_k
+    >>> Z = np.repeat([[0.0], [1.0], [5.0]], 5, axis=0) + np.arange(15)[:, None] / 100
+    >>> refinement = choose_k(Z, [2, 3], device="cpu")
+    >>> refinement.best_k, refinement.to_dict()["k"]
+    (3, [2, 3])
     """
 
     k_values: np.ndarray
@@ -159,6 +269,13 @@ class Refinement:
     centers: np.ndarray
 
     def to_dict(self):
+        """The scores as a JSON-ready dict.
+
+        Returns
+        -------
+        scores : dict
+            Candidate K, inertia and silhouette per K, and the best K.
+        """
         return {
             "k": self.k_values.tolist(),
             "inertia": self.inertia.tolist(),
@@ -178,6 +295,7 @@ class TemplateResult:
     labels : ndarray of shape (n_samples,), int64
         Final template of each row.
     sizes : ndarray of shape (n_templates,), int64
+        Members per final template.
     spreads : ndarray of shape (n_templates,)
         RMS distance of each template's members to its centre, standardised units.
     tree : list of TemplateNode
@@ -198,6 +316,19 @@ class TemplateResult:
     device_reason : str
         Why: the GPU's name, why CUDA could not run, or the CUDA failure that made the
         workflow rerun on the CPU.
+
+    See Also
+    --------
+    fit_templates : Runs the workflow and returns a TemplateResult.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cudakmeans.templates import fit_templates
+    >>> X = np.repeat([[0.0, 0.0], [4.0, 4.0]], 6, axis=0) + np.arange(12)[:, None] / 100
+    >>> result = fit_templates(X, n_templates=2, refine_k=None, device="cpu")
+    >>> result.n_templates, result.sizes.tolist(), result.to_dict()["n_splits"]
+    (2, [6, 6], 0)
     """
 
     centers: np.ndarray
@@ -215,10 +346,17 @@ class TemplateResult:
 
     @property
     def n_templates(self):
+        """The number of final templates (an int)."""
         return int(self.centers.shape[0])
 
     def to_dict(self):
-        """A JSON-ready summary (no per-row data)."""
+        """A JSON-ready summary (no per-row data).
+
+        Returns
+        -------
+        summary : dict
+            Sizes, spreads, scaling, scores, times and the template tree.
+        """
         return {
             "n_samples": int(self.labels.shape[0]),
             "n_features": int(self.centers.shape[1]),
@@ -258,10 +396,36 @@ def _notify(progress, phase, done, total):
 
 
 def standardize(X):
-    """Return ``(Z, scaling)``: X validated and standardised, and the :class:`Scaling`.
+    """Standardise the features of X: zero mean, unit standard deviation.
 
     Features whose standard deviation is zero (to rounding) get ``scale = 1``, so they
-    become 0 rather than NaN. Z is a new float64 array; X is not modified.
+    become 0 rather than NaN. X is not modified.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        The data.
+
+    Returns
+    -------
+    Z : ndarray of shape (n_samples, n_features)
+        The standardised data, a new float64 array.
+    scaling : Scaling
+        The per-feature mean and scale that were applied.
+
+    See Also
+    --------
+    Scaling : The standardisation and its inverse.
+
+    Examples
+    --------
+    >>> from cudakmeans.templates import standardize
+    >>> Z, scaling = standardize([[1.0, 5.0], [3.0, 5.0]])
+    >>> Z
+    array([[-1.,  0.],
+           [ 1.,  0.]])
+    >>> scaling.scale
+    array([1., 1.])
     """
     X = check_array(X, name="X").astype(np.float64, copy=False)
     return _standardize(X)
@@ -311,10 +475,44 @@ class _SharedData:
 
 def create_templates(Z, n_templates, *, init="k-means++", n_init=N_INIT, max_iter=MAX_ITER,
                      tol=TOL, random_state=RANDOM_STATE, device="auto"):
-    """Cluster standardised data ``Z`` into ``n_templates``; return the fitted KMeans.
+    """Cluster standardised data into templates: one k-means with the request's settings.
 
-    The request's ``create_templates``: one k-means with its settings. An explicit
-    ``init`` array (in Z's units) runs once.
+    Parameters
+    ----------
+    Z : array-like of shape (n_samples, n_features)
+        Standardised data (see :func:`standardize`).
+    n_templates : int
+        Number of templates.
+    init : {'k-means++', 'random'}, callable or ndarray, default='k-means++'
+        Initialisation; an array (in Z's units) runs once.
+    n_init : int, default=3
+        Runs per k-means fit; the best by inertia is kept.
+    max_iter : int, default=100
+        Maximum Lloyd iterations per run.
+    tol : float, default=1e-4
+        Relative tolerance of each fit (see :class:`cudakmeans.KMeans`).
+    random_state : int, RandomState instance or None, default=42
+        Seed of every fit.
+    device : {'auto', 'cuda', 'cpu'}, default='auto'
+        Where the fit runs.
+
+    Returns
+    -------
+    model : KMeans
+        The fitted estimator; its ``labels_`` are the templates of the rows.
+
+    See Also
+    --------
+    split_templates : The next step: split spread-out templates.
+    fit_templates : The whole workflow.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cudakmeans.templates import create_templates
+    >>> Z = np.array([[0.0], [0.1], [5.0], [5.1]])
+    >>> create_templates(Z, 2, device="cpu").cluster_centers_.round(2).ravel().tolist()
+    [0.05, 5.05]
     """
     return _kmeans(n_templates, init=init, n_init=n_init, max_iter=max_iter, tol=tol,
                    random_state=random_state, device=device).fit(Z)
@@ -348,6 +546,44 @@ def split_templates(X, Z, labels, *, split_threshold=1.0, min_size=10, max_depth
         The standardised data the clustering runs on.
     labels : ndarray of shape (n_samples,)
         Template of each row from :func:`create_templates`, ``0..n_templates-1``.
+    split_threshold : float, default=1.0
+        Spread (RMS distance to the centre, standardised units) above which a template
+        is split; ``float('inf')`` switches splitting off.
+    min_size : int, default=10
+        Smallest half a split may leave.
+    max_depth : int, default=3
+        Most splits below one created template.
+    n_init : int, default=3
+        Runs per k-means fit; the best by inertia is kept.
+    max_iter : int, default=100
+        Maximum Lloyd iterations per run.
+    tol : float, default=1e-4
+        Relative tolerance of each fit (see :class:`cudakmeans.KMeans`).
+    random_state : int, RandomState instance or None, default=42
+        Seed of every fit.
+    device : {'auto', 'cuda', 'cpu'}, default='auto'
+        Where the fits run.
+    progress : callable or None, default=None
+        Called as ``progress("split", done, total)`` after each root.
+
+    Returns
+    -------
+    roots : list of TemplateNode
+        One tree per created template; the leaves are the final templates.
+
+    See Also
+    --------
+    create_templates : The step before.
+    fit_templates : The whole workflow.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cudakmeans.templates import split_templates
+    >>> Z = np.concatenate([np.zeros((10, 1)), np.full((10, 1), 4.0)])
+    >>> roots = split_templates(Z, Z, np.zeros(20, dtype=int), min_size=5, device="cpu")
+    >>> [leaf.size for leaf in roots[0].iter_leaves()]
+    [10, 10]
     """
     split_threshold = check_threshold(split_threshold)
     min_size = check_int(min_size, "min_size", low=1)
@@ -399,10 +635,48 @@ def choose_k(Z, k_values, *, n_init=N_INIT, max_iter=MAX_ITER, tol=TOL,
              random_state=RANDOM_STATE, sample_size=None, device="auto", progress=None):
     """Fit k-means for each candidate K and pick the K with the highest silhouette.
 
-    The request's ``refine_clusters``. ``Z`` is used as given (standardise it first);
-    ``sample_size`` scores each K on that many rows drawn as scikit-learn does (the same
-    rows for every K). Ties go to the smallest K. Returns a :class:`Refinement` with
-    centres in Z's units.
+    The request's ``refine_clusters``. Ties go to the smallest K.
+
+    Parameters
+    ----------
+    Z : array-like of shape (n_samples, n_features)
+        The data, used as given (standardise it first).
+    k_values : iterable of int
+        Candidate numbers of clusters, each in [2, n_samples - 1].
+    n_init : int, default=3
+        Runs per k-means fit; the best by inertia is kept.
+    max_iter : int, default=100
+        Maximum Lloyd iterations per run.
+    tol : float, default=1e-4
+        Relative tolerance of each fit (see :class:`cudakmeans.KMeans`).
+    random_state : int, RandomState instance or None, default=42
+        Seed of every fit.
+    sample_size : int or None, default=None
+        Score each K on that many rows drawn as scikit-learn draws them (the same rows for
+        every K); None scores all rows.
+    device : {'auto', 'cuda', 'cpu'}, default='auto'
+        Where the fits and scores run.
+    progress : callable or None, default=None
+        Called as ``progress("refine", done, total)`` after each K.
+
+    Returns
+    -------
+    refinement : Refinement
+        The scores, and the best K's labels and centres (in Z's units).
+
+    See Also
+    --------
+    cudakmeans.silhouette_score : The score of each K.
+    fit_templates : The whole workflow.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cudakmeans.templates import choose_k
+    >>> rng = np.random.default_rng(0)
+    >>> Z = np.repeat([[0.0], [1.0], [5.0]], 5, axis=0) + rng.normal(0, 0.01, (15, 1))
+    >>> choose_k(Z, [2, 3, 4], device="cpu").best_k
+    3
     """
     Z = check_array(Z, name="Z")
     k_values = check_k_values(k_values, Z.shape[0])
@@ -467,8 +741,14 @@ def fit_templates(X, n_templates=26, *, split_threshold=1.0, min_size=10, max_de
     init : 'k-means++', 'random' or ndarray, default='k-means++'
         Initialisation of the create step; an array is in standardised units and runs
         once.
-    n_init, max_iter, tol, random_state :
-        Settings of every k-means fit (the request's defaults: 3, 100, 1e-4, 42).
+    n_init : int, default=3
+        Runs per k-means fit; the best by inertia is kept.
+    max_iter : int, default=100
+        Maximum Lloyd iterations per run.
+    tol : float, default=1e-4
+        Relative tolerance of each fit (see :class:`cudakmeans.KMeans`).
+    random_state : int, RandomState instance or None, default=42
+        Seed of every fit.
     sample_size : int or None, default=None
         Rows used per silhouette score in the refine step (None: all).
     device : {'auto', 'cuda', 'cpu'}, default='auto'
@@ -480,7 +760,14 @@ def fit_templates(X, n_templates=26, *, split_threshold=1.0, min_size=10, max_de
 
     Returns
     -------
-    TemplateResult
+    result : TemplateResult
+        The final templates, their tree, the scores and the time per phase.
+
+    See Also
+    --------
+    create_templates : Step 1, the k-means into templates.
+    split_templates : Step 2, the recursive split.
+    choose_k : Step 3, the number of clusters by silhouette.
 
     Examples
     --------
@@ -610,11 +897,32 @@ class BisectingKMeans(_BaseKMeans):
 
     Starting from one cluster, the leaf with the highest score (its inertia, or its size
     with ``bisecting_strategy='largest_cluster'``) is split by the best of ``n_init``
-    2-means runs, until there are ``n_clusters`` leaves. Parameters, attributes and the
-    tree-descending ``predict`` are scikit-learn's ``BisectingKMeans``; as there, ``tol``
-    is absolute within each bisection (not scaled by the variance). ``init`` is
-    'random', 'k-means++' or a callable. Plus:
+    2-means runs, until there are ``n_clusters`` leaves; ``predict`` descends the tree,
+    as scikit-learn's does.
 
+    Parameters
+    ----------
+    n_clusters : int, default=8
+        The number of clusters (leaves) to form.
+    init : {'k-means++', 'random'} or callable, default='random'
+        Initialisation of each bisection.
+    n_init : int, default=1
+        2-means runs per bisection; the best by inertia is kept.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisations.
+    max_iter : int, default=300
+        Maximum Lloyd iterations per 2-means run.
+    verbose : int or bool, default=0
+        Print progress when true.
+    tol : float, default=1e-4
+        Convergence tolerance of each bisection, absolute (as in scikit-learn's
+        BisectingKMeans, not scaled by the variance).
+    copy_x : bool, default=True
+        Accepted for compatibility: X is never modified.
+    algorithm : {'lloyd', 'elkan'}, default='lloyd'
+        'elkan' runs Lloyd's algorithm too.
+    bisecting_strategy : {'biggest_inertia', 'largest_cluster'}, default='biggest_inertia'
+        Which leaf is split next: the one with the largest inertia, or the most members.
     device : {'auto', 'cuda', 'cpu'}, default='auto'
         Where every bisection runs; each uploads only the rows of the leaf it splits. As
         for :class:`~cudakmeans.KMeans`, a CUDA failure under 'auto' reruns the fit on
@@ -622,11 +930,42 @@ class BisectingKMeans(_BaseKMeans):
 
     Attributes
     ----------
-    cluster_centers_, labels_, inertia_, n_features_in_ : as scikit-learn.
+    cluster_centers_ : ndarray of shape (n_clusters, n_features)
+        The leaves' centres, in tree order.
+    labels_ : ndarray of shape (n_samples,), dtype int32
+        Leaf of each training sample.
+    inertia_ : float
+        Weighted sum of squared distances of the samples to their leaf's centre.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen during fit; only when X had string column names.
     device_ : str
-        The device that ran the last fit.
+        The device that ran the last fit: 'cuda' or 'cpu'.
     device_reason_ : str
         Why it ran there.
+
+    See Also
+    --------
+    KMeans : Flat k-means.
+    fit_templates : The recursive-split template workflow on the same driver.
+
+    Notes
+    -----
+    scipy.sparse input is refused (scikit-learn's BisectingKMeans accepts CSR); the
+    distance differences of :class:`KMeans` apply.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cudakmeans import BisectingKMeans
+    >>> X = np.array([[1, 2], [1, 4], [1, 0], [10, 2], [10, 4], [10, 0],
+    ...               [10, 6], [10, 8], [10, 10]])
+    >>> model = BisectingKMeans(n_clusters=3, random_state=0, device="cpu").fit(X)
+    >>> model.labels_
+    array([0, 0, 0, 2, 1, 2, 1, 1, 1], dtype=int32)
+    >>> model.predict([[0, 0], [12, 3]])
+    array([0, 2], dtype=int32)
     """
 
     _default_n_init = 1
@@ -657,7 +996,22 @@ class BisectingKMeans(_BaseKMeans):
 
     @guarded_method()
     def fit(self, X, y=None, sample_weight=None):
-        """Build the bisecting tree; its leaves are the clusters."""
+        """Build the bisecting tree; its leaves are the clusters.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : Ignored
+            Not used, present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample (all 1 by default).
+
+        Returns
+        -------
+        self : BisectingKMeans
+            The fitted estimator.
+        """
         X, sample_weight, n_clusters = self._validate_fit_input(X, sample_weight)
         random_state = check_random_state(self.random_state)
         backend = get_backend(self.device_, "kmeans")
@@ -707,7 +1061,18 @@ class BisectingKMeans(_BaseKMeans):
 
     @guarded_method(fits=False)
     def predict(self, X):
-        """Cluster of each sample, found by descending the tree (as scikit-learn does)."""
+        """Predict the cluster of each sample by descending the tree (as scikit-learn does).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            New data.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,), dtype int32
+            Leaf of each sample.
+        """
         check_is_fitted(self)
         X = self._check_test_data(X)
         backend = get_backend(self.device_, "kmeans")
