@@ -6,11 +6,15 @@ cluster; a row alone in its cluster gets 0, as in scikit-learn.
 
 Both backends run the same per-row math (:mod:`cudakmeans._silhouette_math`) over the rows
 sorted by cluster, in O(n_samples * n_features) memory: the n x n distance matrix is never
-formed, and the number of clusters is unbounded.
+formed, and the number of clusters is unbounded. Metrics: 'euclidean' ('l2'),
+'sqeuclidean', 'manhattan' ('cityblock', 'l1'), 'cosine' and 'chebyshev' on both devices;
+'precomputed' (a square distance matrix, summed row by row on the CPU whatever the device:
+it is in host memory already) and a callable (called once per ordered pair of rows, as
+scikit-learn calls it, on the CPU).
 
-Precision: distances are computed in the input's dtype and summed in float64. float64
-input matches scikit-learn to about 1e-13; float32 input to a few float32 ulps of the
-distances (checked at ``1000 * np.finfo(np.float32).eps``).
+Precision: distances are computed in the input's dtype (cosine's dot products in float64)
+and summed in float64. float64 input matches scikit-learn to about 1e-13; float32 input to
+a few float32 ulps of the distances (checked at ``100 * np.finfo(np.float32).eps``).
 """
 
 import os
@@ -30,12 +34,24 @@ from ._params import (
     StrOptions,
     validate_parameters,
 )
+from ._silhouette_math import METRIC_CODES
 from ._sparse import SparseRows
-from ._validation import DataConversionWarning, check_array, check_random_state, warn
+from ._validation import (
+    DataConversionWarning,
+    check_array,
+    check_finite,
+    check_random_state,
+    warn,
+)
 
 __all__ = ["silhouette_samples", "silhouette_score", "cuda_silhouette_score"]
 
-METRICS = ("euclidean",)
+METRICS = tuple(METRIC_CODES) + ("precomputed",)
+# scikit-learn's other metric names (scipy's): valid there, not implemented here
+SCIPY_METRICS = ("braycurtis", "canberra", "correlation", "dice", "hamming", "haversine",
+                 "jaccard", "mahalanobis", "matching", "minkowski", "nan_euclidean",
+                 "rogerstanimoto", "russellrao", "seuclidean", "sokalsneath", "wminkowski",
+                 "yule")
 
 SAMPLES_CONSTRAINTS = {
     "X": [ARRAY_LIKE, SPARSE],
@@ -57,11 +73,39 @@ def check_number_of_labels(n_labels, n_samples):
         )
 
 
-def _check_metric(metric):
-    if not isinstance(metric, str) or metric not in METRICS:
+def _check_metric(metric, kwds):
+    """Raise for a metric scikit-learn knows but this library does not compute (before the
+    parameter check, whose message would say it is not a metric at all), and for keyword
+    arguments that only a callable metric takes."""
+    if isinstance(metric, str) and metric in SCIPY_METRICS:
         raise ValueError(
-            f"metric={metric!r} is not supported; only metric='euclidean' is implemented."
-        )
+            f"metric={metric!r} is one of scikit-learn's scipy metrics, which cudakmeans does "
+            f"not compute; use one of {sorted(METRICS)}, a callable, or scikit-learn.")
+    if kwds and not callable(metric):
+        raise TypeError(f"keyword arguments {sorted(kwds)} are passed to a callable metric "
+                        f"only, not to metric={metric!r}.")
+
+
+def _check_precomputed(D):
+    """scikit-learn's checks of a precomputed distance matrix that come before the labels'
+    (its diagonal)."""
+    diagonal = D.to_scipy().diagonal() if isinstance(D, SparseRows) else np.diagonal(D)
+    atol = 100 * np.finfo(D.dtype).eps
+    if np.any(np.abs(diagonal) > atol):
+        raise ValueError("The precomputed distance matrix contains non-zero elements on the "
+                         "diagonal. Use np.fill_diagonal(X, 0).")
+
+
+def _check_precomputed_values(D):
+    """scikit-learn's checks of a precomputed distance matrix that come after the labels'
+    (shape, then signs)."""
+    if D.shape[0] != D.shape[1]:
+        raise ValueError("Precomputed metric requires shape (n_queries, n_indexed). Got "
+                         f"({D.shape[0]}, {D.shape[1]}) for {D.shape[0]} indexed.")
+    values = D.data if isinstance(D, SparseRows) else D
+    if values.size and values.min() < 0:
+        raise ValueError("Negative values in data passed to `pairwise_distances`. "
+                         "Precomputed distance  need to have non-negative values..")
 
 
 def _check_labels(labels, n_samples):
@@ -107,60 +151,141 @@ def _backend_module(device):
     return silhouette
 
 
+_PARAMETERS = """\
+    X : {array-like, sparse matrix} of shape (n_samples_a, n_samples_a) if \
+            metric == "precomputed" or (n_samples_a, n_features) otherwise
+        Feature array (float32 and float64 are kept, other numbers become float64), or a
+        square distance matrix with ``metric='precomputed'``.
+    labels : array-like of shape (n_samples,)
+        Cluster label of each sample; any numbers or strings.
+    metric : str or callable, default='euclidean'
+        'euclidean' ('l2'), 'sqeuclidean', 'manhattan' ('cityblock', 'l1'), 'cosine',
+        'chebyshev', 'precomputed', or a callable ``metric(x, y, **kwds)`` of two rows
+        returning their distance (CPU only).
+"""
+
+_DEVICE = """\
+    device : {'auto', 'cuda', 'cpu'}, default='auto'
+        Where the distances are computed ('precomputed' and callables: the CPU).
+    **kwds : optional keyword parameters
+        Passed to a callable ``metric``.
+"""
+
+
 @guarded_function
-def silhouette_samples(X, labels, *, metric="euclidean", device="auto"):
-    """Silhouette Coefficient of each sample, as ``sklearn.metrics.silhouette_samples``.
+def silhouette_samples(X, labels, *, metric="euclidean", device="auto", **kwds):
+    """Compute the Silhouette Coefficient of each sample.
+
+    ``s = (b - a) / max(a, b)``, with ``a`` the mean distance of a sample to the other
+    samples of its cluster and ``b`` its smallest mean distance to the samples of another
+    cluster; a sample alone in its cluster gets 0. The n x n distance matrix is never
+    formed (O(n_samples) memory besides X), and the number of clusters is unbounded.
 
     Parameters
     ----------
-    X : array-like of shape (n_samples, n_features)
-        Feature array; float32 and float64 are kept, other numbers become float64.
-    labels : array-like of shape (n_samples,)
-        Cluster label of each sample; any numbers or strings.
-    metric : {'euclidean'}, default='euclidean'
-    device : {'auto', 'cuda', 'cpu'}, default='auto'
-
+{parameters}{device}
     Returns
     -------
-    silhouette : ndarray of shape (n_samples,), X's dtype (float32 or float64)
+    silhouette : ndarray of shape (n_samples,)
+        Silhouette Coefficient of each sample, in X's float dtype.
 
-    Raises ``ValueError`` unless ``2 <= n_labels <= n_samples - 1``.
+    See Also
+    --------
+    silhouette_score : The mean Silhouette Coefficient of all samples.
+
+    Notes
+    -----
+    As ``sklearn.metrics.silhouette_samples``, with scikit-learn's checks and messages
+    (including those of a precomputed matrix: shape, zero diagonal, no negative values).
+    Deliberate differences: Euclidean and squared Euclidean distances are computed
+    directly rather than by the ``|x|^2 - 2 x.y + |y|^2`` expansion, in X's dtype, and
+    summed in float64; scipy's other metrics are refused; sparse X is accepted with every
+    metric here (scikit-learn refuses it for 'sqeuclidean' and 'chebyshev').
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cudakmeans import silhouette_samples
+    >>> X = np.array([[0.0], [1.0], [10.0], [11.0]])
+    >>> silhouette_samples(X, [0, 0, 1, 1], device="cpu").round(4)
+    array([0.9048, 0.8947, 0.8947, 0.9048])
+    >>> silhouette_samples(X, [0, 0, 1, 1], metric="manhattan", device="cpu").round(4)
+    array([0.9048, 0.8947, 0.8947, 0.9048])
     """
+    _check_metric(metric, kwds)
     validate_parameters(SAMPLES_CONSTRAINTS, {"X": X, "labels": labels, "metric": metric},
                         "silhouette_samples")
-    _check_metric(metric)
     device = resolve_device(device)
-    X = check_array(X, accept_sparse=True)
-    labels = _check_labels(labels, X.shape[0])
-    return _run(X, labels, device).astype(X.dtype, copy=False)
+    X, labels = _check_X_labels(X, labels, metric)
+    return _run(X, labels, device, metric, kwds).astype(X.dtype, copy=False)
 
 
 @guarded_function
 def silhouette_score(X, labels, *, metric="euclidean", sample_size=None, random_state=None,
-                     device="auto"):
-    """Mean Silhouette Coefficient of all samples, as ``sklearn.metrics.silhouette_score``.
+                     device="auto", **kwds):
+    """Compute the mean Silhouette Coefficient of all samples.
 
-    With ``sample_size``, the score is computed on the rows
-    ``check_random_state(random_state).permutation(n_samples)[:sample_size]``, the same
-    rows scikit-learn draws for the same ``random_state``. The mean is taken over float64
-    coefficients, for float32 input too.
+    Parameters
+    ----------
+{parameters}    sample_size : int, default=None
+        Compute the score on this many rows, drawn without replacement as
+        ``check_random_state(random_state).permutation(n_samples)[:sample_size]`` (the
+        rows scikit-learn draws for the same ``random_state``); None uses every row.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the draw of ``sample_size`` rows.
+{device}
+    Returns
+    -------
+    silhouette : float
+        Mean Silhouette Coefficient of the (drawn) samples, from float64 coefficients.
+
+    See Also
+    --------
+    silhouette_samples : The coefficient of each sample.
+    cuda_silhouette_score : The score of the original request, on the GPU when usable.
+
+    Notes
+    -----
+    As ``sklearn.metrics.silhouette_score`` (the differences of
+    :func:`silhouette_samples` apply).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cudakmeans import silhouette_score
+    >>> X = np.array([[0.0, 0.0], [0.0, 1.0], [10.0, 0.0], [10.0, 1.0]])
+    >>> round(silhouette_score(X, [0, 0, 1, 1], device="cpu"), 4)
+    0.9002
+    >>> D = np.abs(X[:, :1] - X[:, :1].T)  # a precomputed distance matrix
+    >>> round(silhouette_score(D, [0, 0, 1, 1], metric="precomputed"), 4)
+    1.0
     """
+    _check_metric(metric, kwds)
     validate_parameters(SCORE_CONSTRAINTS, {
         "X": X, "labels": labels, "metric": metric, "sample_size": sample_size,
         "random_state": random_state}, "silhouette_score")
-    _check_metric(metric)
     device = resolve_device(device)
-    X = check_array(X, accept_sparse=True)
-    labels = _check_labels(labels, X.shape[0])
+    X, labels = _check_X_labels(X, labels, metric, check_diagonal=sample_size is None)
     if sample_size is not None:
         indices = check_random_state(random_state).permutation(X.shape[0])[:sample_size]
-        X, labels = _take(X, indices), labels[indices]
-    return float(np.mean(_run(X, labels, device)))
+        if metric == "precomputed":  # the rows and the columns of the drawn samples
+            X = _precomputed_subset(X, indices)
+            _check_precomputed(X)
+        else:
+            X = _take(X, indices)
+        labels = labels[indices]
+    return float(np.mean(_run(X, labels, device, metric, kwds)))
+
+
+silhouette_samples.__doc__ = silhouette_samples.__doc__.format(
+    parameters=_PARAMETERS, device=_DEVICE)
+silhouette_score.__doc__ = silhouette_score.__doc__.format(
+    parameters=_PARAMETERS, device=_DEVICE)
 
 
 def cuda_silhouette_score(X, labels, *, metric="euclidean", sample_size=None,
-                          random_state=None):
-    """:func:`silhouette_score` on the GPU when one is usable, else on the CPU.
+                          random_state=None, **kwds):
+    """Compute the mean Silhouette Coefficient on the GPU when one is usable, else on the CPU.
 
     The name of the original request. It never fails for want of a GPU: where CUDA cannot
     run (no driver, no device, no NVVM, or switched off by an earlier CUDA failure in this
@@ -170,6 +295,39 @@ def cuda_silhouette_score(X, labels, *, metric="euclidean", sample_size=None,
     ``CudaFallbackWarning``. ``CUDAKMEANS_DEVICE=cpu`` selects the CPU path without a
     warning. For a hard requirement, call ``silhouette_score(..., device='cuda')``, which
     raises instead. ``cudakmeans.last_device()`` says which device ran and why.
+
+    Parameters
+    ----------
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        Feature array, or a square distance matrix with ``metric='precomputed'``.
+    labels : array-like of shape (n_samples,)
+        Cluster label of each sample.
+    metric : str or callable, default='euclidean'
+        As for :func:`silhouette_score`.
+    sample_size : int, default=None
+        As for :func:`silhouette_score`.
+    random_state : int, RandomState instance or None, default=None
+        As for :func:`silhouette_score`.
+    **kwds : optional keyword parameters
+        Passed to a callable ``metric``.
+
+    Returns
+    -------
+    silhouette : float
+        Mean Silhouette Coefficient of the (drawn) samples.
+
+    See Also
+    --------
+    silhouette_score : The same score with an explicit ``device``.
+    CudaKMeans : The k-means of the original request.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cudakmeans import cuda_silhouette_score
+    >>> X = np.array([[0.0, 0.0], [0.0, 1.0], [10.0, 0.0], [10.0, 1.0]])
+    >>> round(cuda_silhouette_score(X, [0, 0, 1, 1]), 4)
+    0.9002
     """
     device = resolve_device("auto")
     if device == "cpu" and os.environ.get("CUDAKMEANS_DEVICE") != "cpu":
@@ -178,14 +336,40 @@ def cuda_silhouette_score(X, labels, *, metric="euclidean", sample_size=None,
                       stacklevel=2)
     return silhouette_score(X, labels, metric=metric, sample_size=sample_size,
                             random_state=random_state,
-                            device="auto" if device == "cuda" else "cpu")
+                            device="auto" if device == "cuda" else "cpu", **kwds)
 
 
-def _run(X, labels, device):
+def _precomputed_subset(D, indices):
+    """``D[indices][:, indices]`` (scikit-learn's ``X[indices].T[indices].T``)."""
+    if isinstance(D, SparseRows):
+        from ._sparse import from_scipy
+
+        return from_scipy(D.to_scipy()[indices][:, indices])
+    return np.ascontiguousarray(D[np.ix_(indices, indices)])
+
+
+def _check_X_labels(X, labels, metric, check_diagonal=True):
+    """scikit-learn's ``check_X_y`` of X and labels, then (precomputed) its diagonal."""
+    X = check_array(X, accept_sparse=True)
+    labels = _check_labels(labels, X.shape[0])
+    if metric == "precomputed" and check_diagonal:
+        _check_precomputed(X)
+    return X, labels
+
+
+def _run(X, labels, device, metric="euclidean", kwds=None):
     """Silhouette of each row of validated ``X``, float64, in the original row order."""
     n_samples = X.shape[0]
     codes, n_labels = _encode(labels)
     check_number_of_labels(n_labels, n_samples)
+    if metric == "precomputed":
+        _check_precomputed_values(X)
+        from ._cpu import silhouette as cpu_silhouette
+
+        return cpu_silhouette.precomputed_samples(X, codes, n_labels)
+    if callable(metric):
+        return _callable_samples(X, codes, n_labels, metric, kwds or {})
+    code = METRIC_CODES[metric]
     # A stable sort makes every cluster one contiguous segment of rows.
     order = np.argsort(codes, kind="stable").astype(np.int64)
     own_seg = codes[order].astype(np.int64)
@@ -193,8 +377,34 @@ def _run(X, labels, device):
     np.cumsum(np.bincount(codes, minlength=n_labels), out=starts[1:])
     if isinstance(X, SparseRows):
         return get_backend(device, "sparse").silhouette_samples(X.take(order), starts, own_seg,
-                                                                order)
-    return _backend_module(device).silhouette_samples(X[order], starts, own_seg, order)
+                                                                order, code)
+    return _backend_module(device).silhouette_samples(X[order], starts, own_seg, order, code)
+
+
+def _callable_samples(X, codes, n_labels, metric, kwds):
+    """Silhouette with a Python ``metric(x, y, **kwds)``, called for every ordered pair of
+    rows (the diagonal included) as scikit-learn's chunked distances call it; O(n_clusters)
+    memory per row. Rows are 1-D arrays (sparse X: 1 x n_features CSR matrices)."""
+    n_samples = X.shape[0]
+    if isinstance(X, SparseRows):
+        matrix = X.to_scipy()
+        rows = [matrix[[i], :] for i in range(n_samples)]
+    else:
+        rows = list(X)
+    sizes = np.bincount(codes, minlength=n_labels).astype(np.float64)
+    out = np.empty(n_samples)
+    for i in range(n_samples):
+        sums = np.zeros(n_labels)
+        values = np.array([metric(rows[i], rows[j], **kwds) for j in range(n_samples)],
+                          dtype=np.float64)
+        check_finite(values.reshape(1, -1), name="distances of the callable metric")
+        np.add.at(sums, codes, values)
+        own = codes[i]
+        others = np.delete(sums / sizes, own)
+        b = others.min() if others.size else np.inf
+        a = sums[own] / (sizes[own] - 1) if sizes[own] > 1 else 0.0
+        out[i] = 0.0 if sizes[own] < 2 or max(a, b) == 0 else (b - a) / max(a, b)
+    return out
 
 
 def _take(X, rows):

@@ -18,14 +18,33 @@ Arrays are flat (row-major, ``n_features`` values per row) because CUDA dynamic 
 memory is 1-D. Distances are computed in the data's dtype and summed in float64: one
 float32 distance is off by a few ulps, a float32 sum of thousands of them is not usable.
 Compiled by :func:`cudakmeans._math.compile_for` in ``cudakmeans._cpu.silhouette`` and
-``cudakmeans._cuda.silhouette``.
+``cudakmeans._cuda.silhouette`` (and, for CSR rows, ``cudakmeans._cpu.sparse`` and
+``cudakmeans._cuda.sparse``).
+
+Metrics. :func:`walk_rows` is the Euclidean walk, kept on its own for its register budget
+on GPUs; :func:`walk_rows_metric` is the same fold for any metric code of
+:data:`METRIC_CODES`, the distance of one pair being :func:`pair_dist` (dense rows) or
+:func:`sparse_pair_dist` (CSR rows, directly over the union of their columns). Cosine
+distances are ``1 - x.y / (|x| |y|)`` clipped to [0, 2], with the dot product in float64
+and 1 (similarity 0) where a row is all zeros, as scikit-learn computes them.
 """
 
 import math
 
-from numba import uint64
+from numba import float64, uint64
 
-__all__ = ["row_dist", "walk_rows", "nearest_mean", "silhouette_value"]
+__all__ = ["row_dist", "walk_rows", "nearest_mean", "silhouette_value", "cosine_distance",
+           "pair_dist", "walk_rows_metric", "sparse_pair_dist"]
+
+EUCLIDEAN, SQEUCLIDEAN, MANHATTAN, COSINE, CHEBYSHEV = range(5)
+# scikit-learn's names of the metrics computed here, and their codes in the kernels
+METRIC_CODES = {
+    "euclidean": EUCLIDEAN, "l2": EUCLIDEAN,
+    "sqeuclidean": SQEUCLIDEAN,
+    "manhattan": MANHATTAN, "cityblock": MANHATTAN, "l1": MANHATTAN,
+    "cosine": COSINE,
+    "chebyshev": CHEBYSHEV,
+}
 
 
 def row_dist(X, x_base, Y, y_base, n_features):
@@ -40,6 +59,91 @@ def row_dist(X, x_base, Y, y_base, n_features):
         diff = X[x_base + k] - Y[y_base + k]
         acc += diff * diff
     return math.sqrt(acc)
+
+
+def cosine_distance(dot, x_norm, y_norm):
+    """``1 - dot / (x_norm * y_norm)`` clipped to [0, 2]; 1 where a norm is 0."""
+    if x_norm == 0.0 or y_norm == 0.0:
+        return 1.0
+    dist = 1.0 - dot / (x_norm * y_norm)
+    if dist < 0.0:
+        return 0.0
+    if dist > 2.0:
+        return 2.0
+    return dist
+
+
+def pair_dist(metric, X, x_base, Y, y_base, n_features, x_norm, y_norm):
+    """Distance of metric code ``metric`` between two flat rows (see :func:`row_dist`).
+
+    Sums run in the data's dtype as for the Euclidean distance, but for cosine, whose dot
+    product is float64; ``x_norm`` and ``y_norm`` (float64 Euclidean norms) are read by
+    cosine only. One loop per metric: no branch inside a loop.
+    """
+    if metric == EUCLIDEAN:
+        return row_dist(X, x_base, Y, y_base, n_features)
+    if metric == COSINE:
+        dot = 0.0
+        for f in range(n_features):
+            k = uint64(f)
+            dot += float64(X[x_base + k]) * float64(Y[y_base + k])
+        return cosine_distance(dot, x_norm, y_norm)
+    acc = X.dtype.type(0)
+    if metric == SQEUCLIDEAN:
+        for f in range(n_features):
+            k = uint64(f)
+            diff = X[x_base + k] - Y[y_base + k]
+            acc += diff * diff
+    elif metric == MANHATTAN:
+        for f in range(n_features):
+            k = uint64(f)
+            acc += abs(X[x_base + k] - Y[y_base + k])
+    else:  # CHEBYSHEV
+        for f in range(n_features):
+            k = uint64(f)
+            diff = abs(X[x_base + k] - Y[y_base + k])
+            if diff > acc:
+                acc = diff
+    return float64(acc)
+
+
+def sparse_pair_dist(metric, data, indices, a0, a1, b0, b1, a_norm, b_norm):
+    """Distance of metric code ``metric`` between two CSR rows, in float64.
+
+    Rows ``[a0, a1)`` and ``[b0, b1)`` of the CSR arrays have sorted indices; one merge
+    visits the union of their columns, a column stored in one row only counting its value
+    against 0. ``a_norm`` and ``b_norm`` are read by cosine only.
+    """
+    acc = 0.0
+    p = a0
+    q = b0
+    while p < a1 or q < b1:
+        if q >= b1 or (p < a1 and indices[p] < indices[q]):
+            x = float64(data[p])
+            y = 0.0
+            p += 1
+        elif p >= a1 or indices[q] < indices[p]:
+            x = 0.0
+            y = float64(data[q])
+            q += 1
+        else:
+            x = float64(data[p])
+            y = float64(data[q])
+            p += 1
+            q += 1
+        if metric == COSINE:
+            acc += x * y
+        elif metric == MANHATTAN:
+            acc += abs(x - y)
+        elif metric == CHEBYSHEV:
+            acc = max(acc, abs(x - y))
+        else:
+            acc += (x - y) * (x - y)
+    if metric == EUCLIDEAN:
+        return math.sqrt(acc)
+    if metric == COSINE:
+        return cosine_distance(acc, a_norm, b_norm)
+    return acc
 
 
 def walk_rows(X, x_base, Y, lo, hi, y_first, starts, own, n_features, seg, seg_sum, a_sum,
@@ -70,6 +174,37 @@ def walk_rows(X, x_base, Y, lo, hi, y_first, starts, own, n_features, seg, seg_s
         j = stop
         if j == seg_end:
             size = float(seg_end - starts[seg])
+            if seg == own:
+                a_sum = seg_sum
+            elif b_size == 0.0 or seg_sum * b_size < b_sum * size:
+                b_sum = seg_sum
+                b_size = size
+            seg += 1
+            seg_sum = 0.0
+    return seg, seg_sum, a_sum, b_sum, b_size
+
+
+def walk_rows_metric(metric, X, x_base, Y, lo, hi, y_first, starts, own, n_features, norms,
+                     x_norm, self_row, seg, seg_sum, a_sum, b_sum, b_size):
+    """:func:`walk_rows` for any metric: the same fold, the pair's distance by
+    :func:`pair_dist`. ``norms[j]`` is the float64 norm of sorted row ``j`` and ``x_norm``
+    the walking row's (read by cosine only). The walking row's distance to itself (sorted
+    row ``self_row``) counts as 0, as scikit-learn sets it: a cosine distance of an
+    all-zero row to itself would be 1."""
+    y_base = uint64((lo - y_first) * n_features)
+    step = uint64(n_features)
+    j = lo
+    while j < hi:
+        seg_end = starts[seg + 1]
+        stop = min(seg_end, hi)
+        for jj in range(j, stop):
+            if jj != self_row:
+                seg_sum += pair_dist(metric, X, x_base, Y, y_base, n_features, x_norm,
+                                     norms[jj])
+            y_base += step
+        j = stop
+        if j == seg_end:
+            size = float64(seg_end - starts[seg])
             if seg == own:
                 a_sum = seg_sum
             elif b_size == 0.0 or seg_sum * b_size < b_sum * size:

@@ -15,20 +15,20 @@ are those of the dense path on ``X.toarray()`` except at rounding-level near-tie
 centres agree to the rounding of float64 sums (float32 data: of the dense path's float32
 centres), see tests/test_sparse.py.
 
-Distances between two sparse rows (silhouette) are computed directly over the union of
-their columns by a merge of the two sorted index runs, so identical rows are exactly 0
-apart and no cancellation occurs.
+Distances between two sparse rows (silhouette, any metric) are computed directly over the
+union of their columns (``_silhouette_math.sparse_pair_dist``), so identical rows are
+exactly 0 apart and no cancellation occurs.
 """
 
-import math
+from numba import float64
+
+from ._silhouette_math import sparse_pair_dist
 
 __all__ = [
     "sparse_dot",
     "sparse_sq_dist",
     "sparse_nearest_center",
     "sparse_relocate_empty_clusters",
-    "merged_sq_dist",
-    "merged_dist",
     "sparse_silhouette_sums",
 ]
 
@@ -37,7 +37,7 @@ def sparse_dot(data, indices, start, stop, Y, j):
     """``x . Y[j]`` in float64 for the sparse row ``x = data/indices[start:stop]``."""
     acc = 0.0
     for k in range(start, stop):
-        acc += float(data[k]) * float(Y[j, indices[k]])
+        acc += float64(data[k]) * float64(Y[j, indices[k]])
     return acc
 
 
@@ -94,10 +94,10 @@ def sparse_relocate_empty_clusters(data, indices, indptr, sample_weight, labels,
                 if distances[i] > distances[far]:
                     far = i
             distances[far] = -1.0
-            w = float(sample_weight[far])
+            w = float64(sample_weight[far])
             old = labels[far]
             for k in range(indptr[far], indptr[far + 1]):
-                value = w * float(data[k])
+                value = w * float64(data[k])
                 sums[old, indices[k]] -= value
                 sums[c, indices[k]] += value
             weights[old] -= w
@@ -109,66 +109,34 @@ def sparse_relocate_empty_clusters(data, indices, indptr, sample_weight, labels,
     return heaviest
 
 
-def merged_sq_dist(data, indices, a0, a1, b0, b1):
-    """``|x_a - x_b|^2`` in float64, directly over the union of the two rows' columns.
-
-    Rows ``a`` and ``b`` are ``[a0, a1)`` and ``[b0, b1)`` of the CSR arrays, with sorted
-    indices; columns present in one row only add their value squared.
-    """
-    acc = 0.0
-    p = a0
-    q = b0
-    while p < a1 and q < b1:
-        fa = indices[p]
-        fb = indices[q]
-        if fa == fb:
-            diff = float(data[p]) - float(data[q])
-            p += 1
-            q += 1
-        elif fa < fb:
-            diff = float(data[p])
-            p += 1
-        else:
-            diff = float(data[q])
-            q += 1
-        acc += diff * diff
-    while p < a1:
-        diff = float(data[p])
-        acc += diff * diff
-        p += 1
-    while q < b1:
-        diff = float(data[q])
-        acc += diff * diff
-        q += 1
-    return acc
-
-
-def merged_dist(data, indices, a0, a1, b0, b1):
-    """Euclidean distance between two CSR rows (see :func:`merged_sq_dist`)."""
-    return math.sqrt(merged_sq_dist(data, indices, a0, a1, b0, b1))
-
-
-def sparse_silhouette_sums(data, indices, indptr, i, starts, own):
-    """``(a_sum, b)`` of sorted row ``i`` of cluster ``own`` (see ``_silhouette_math``).
+def sparse_silhouette_sums(metric, data, indices, indptr, norms, i, starts, own):
+    """``(a_sum, b_sum, b_size)`` of sorted CSR row ``i`` of cluster ``own``, for the metric
+    code ``metric`` (see ``_silhouette_math``).
 
     Rows are sorted by cluster, ``starts[c]:starts[c + 1]`` being cluster c: ``a_sum`` is
-    the float64 sum of the distances to the rows of ``own`` (the row itself adds 0), ``b``
-    the smallest mean distance to another cluster. O(1) state whatever the number of
-    clusters; every row walks the rows in the same order.
+    the float64 sum of the distances to the other rows of ``own``, ``b_sum / b_size`` the
+    smallest mean distance to another
+    cluster (the first such cluster). ``norms`` are the rows' float64 Euclidean norms.
+    O(1) state whatever the number of clusters; every row walks the rows in one order.
     """
     a0 = indptr[i]
     a1 = indptr[i + 1]
     a_sum = 0.0
-    b = math.inf
+    b_sum = 0.0
+    b_size = 0.0
     for seg in range(starts.shape[0] - 1):
         seg_sum = 0.0
         for j in range(starts[seg], starts[seg + 1]):
-            seg_sum += merged_dist(data, indices, a0, a1, indptr[j], indptr[j + 1])
+            if j != i:  # the distance to itself counts as 0, as scikit-learn sets it
+                seg_sum += sparse_pair_dist(metric, data, indices, a0, a1, indptr[j],
+                                            indptr[j + 1], norms[i], norms[j])
+        size = float64(starts[seg + 1] - starts[seg])
         if seg == own:
             a_sum = seg_sum
-        else:
-            b = min(b, seg_sum / (starts[seg + 1] - starts[seg]))
-    return a_sum, b
+        elif b_size == 0.0 or seg_sum * b_size < b_sum * size:
+            b_sum = seg_sum
+            b_size = size
+    return a_sum, b_sum, b_size
 
 
 MATH = {name: globals()[name] for name in __all__}

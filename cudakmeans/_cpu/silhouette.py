@@ -26,7 +26,7 @@ on the thread count of :mod:`.parallel` (bit for bit).
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, uint64
 
 from .. import _math, _silhouette_math
 from .parallel import map_chunks
@@ -53,6 +53,8 @@ _compiled = _math.compile_for(
     extra={name: getattr(_silhouette_math, name) for name in _silhouette_math.__all__},
 )
 silhouette_value = _compiled.silhouette_value
+walk_rows_metric = _compiled.walk_rows_metric
+nearest_mean = _compiled.nearest_mean
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -254,8 +256,102 @@ def use_pairs(n_samples, n_clusters):
     return n_samples >= PAIRS_MIN_SAMPLES and n_samples * n_clusters <= SUMS_MAX
 
 
-def silhouette_samples(X_sorted, starts, own_seg, order):
-    """Silhouette of every row, in the original order, as float64 (see the kernel's args)."""
+@njit(cache=True, nogil=True)
+def silhouette_rows_metric(metric, X, n_features, norms, starts, own_seg, order, row_start,
+                           row_stop, out):
+    """Silhouette of sorted rows ``row_start:row_stop`` for a metric other than Euclidean.
+
+    The shared fold of ``_silhouette_math.walk_rows_metric`` (the CUDA kernel's), each row
+    walking every sorted row. X is flat (n_samples * n_features); norms (float64) are read
+    by cosine only. OUT: out[order[i]], float64.
+    """
+    n_samples = starts[starts.shape[0] - 1]
+    for i in range(row_start, row_stop):
+        own = own_seg[i]
+        _, _, a_sum, b_sum, b_size = walk_rows_metric(
+            metric, X, uint64(i * n_features), X, 0, n_samples, 0, starts, own, n_features,
+            norms, norms[i], i, 0, 0.0, 0.0, 0.0, 0.0)
+        out[order[i]] = silhouette_value(a_sum, starts[own + 1] - starts[own],
+                                         nearest_mean(b_sum, b_size))
+
+
+@njit(cache=True, nogil=True)
+def precomputed_rows(D, codes, sizes, row_start, row_stop, out):
+    """Silhouette of rows ``row_start:row_stop`` of a precomputed distance matrix D.
+
+    codes (n_samples,) is each row's cluster 0..K-1 and sizes (K,) the cluster sizes. Each
+    row's distances are summed per cluster in float64, in column order (the diagonal
+    included, as scikit-learn includes it). OUT: out[row] (float64).
+    """
+    n_clusters = sizes.shape[0]
+    sums = np.empty(n_clusters)
+    for row in range(row_start, row_stop):
+        sums[:] = 0.0
+        for col in range(D.shape[1]):
+            sums[codes[col]] += D[row, col]
+        own = codes[row]
+        b = math.inf
+        for c in range(n_clusters):
+            if c != own:
+                b = min(b, sums[c] / sizes[c])
+        out[row] = silhouette_value(sums[own], sizes[own], b)
+
+
+@njit(cache=True, nogil=True)
+def precomputed_sparse_rows(data, indices, indptr, codes, sizes, row_start, row_stop, out):
+    """:func:`precomputed_rows` for a CSR distance matrix: unstored entries are 0."""
+    n_clusters = sizes.shape[0]
+    sums = np.empty(n_clusters)
+    for row in range(row_start, row_stop):
+        sums[:] = 0.0
+        for k in range(indptr[row], indptr[row + 1]):
+            sums[codes[indices[k]]] += data[k]
+        own = codes[row]
+        b = math.inf
+        for c in range(n_clusters):
+            if c != own:
+                b = min(b, sums[c] / sizes[c])
+        out[row] = silhouette_value(sums[own], sizes[own], b)
+
+
+def precomputed_samples(D, codes, n_labels):
+    """Silhouette of every row of a square distance matrix (dense, or SparseRows), float64.
+
+    O(n_clusters) memory per thread besides the output: nothing is copied from D.
+    """
+    n_samples = D.shape[0]
+    codes = np.ascontiguousarray(codes, dtype=np.int64)
+    sizes = np.bincount(codes, minlength=n_labels).astype(np.int64)
+    out = np.empty(n_samples)
+    size = max(1, -(-(1 << 20) // n_samples), -(-n_samples // 256))
+    chunks = [(start, min(start + size, n_samples)) for start in range(0, n_samples, size)]
+    if hasattr(D, "indptr"):
+        map_chunks(lambda _, start, stop: precomputed_sparse_rows(
+            D.data, D.indices, D.indptr, codes, sizes, start, stop, out), chunks)
+    else:
+        map_chunks(lambda _, start, stop: precomputed_rows(D, codes, sizes, start, stop, out),
+                   chunks)
+    return out
+
+
+def row_norms(X):
+    """Euclidean norm of each row of a 2-D array, float64 (read by cosine only)."""
+    return np.sqrt(np.square(X, dtype=np.float64).sum(axis=1))
+
+
+def silhouette_samples(X_sorted, starts, own_seg, order, metric=0):
+    """Silhouette of every row, in the original order, as float64 (see the kernel's args);
+    ``metric`` is a code of ``_silhouette_math.METRIC_CODES``."""
+    if metric != _silhouette_math.EUCLIDEAN:
+        n_samples, n_features = X_sorted.shape
+        X = np.ascontiguousarray(X_sorted)
+        norms = row_norms(X)
+        out = np.empty(n_samples, dtype=np.float64)
+        flat = X.ravel()
+        map_chunks(lambda _, start, stop: silhouette_rows_metric(
+            metric, flat, n_features, norms, starts, own_seg, order, start, stop, out),
+            row_chunks(n_samples, n_features))
+        return out
     n_samples, n_features = X_sorted.shape
     n_clusters = starts.shape[0] - 1
     XT = blocked_feature_major(X_sorted)

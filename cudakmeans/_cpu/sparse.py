@@ -17,7 +17,7 @@ that they stay within ``SUMS_BUDGET`` entries.
 import math
 
 import numpy as np
-from numba import njit
+from numba import float64, njit
 
 from .. import _math, _silhouette_math, _sparse_math
 from . import minibatch as _minibatch
@@ -34,6 +34,7 @@ sparse_relocate_empty_clusters = _compiled.sparse_relocate_empty_clusters
 sparse_silhouette_sums = _compiled.sparse_silhouette_sums
 average_center = _compiled.average_center
 silhouette_value = _compiled.silhouette_value
+nearest_mean = _compiled.nearest_mean
 
 SUMS_BUDGET = 1 << 21  # float64 entries of per-range partial sums (16 MiB)
 
@@ -54,7 +55,7 @@ def center_sq_norms(centers, out):
     for c in range(centers.shape[0]):
         acc = 0.0
         for f in range(centers.shape[1]):
-            value = float(centers[c, f])
+            value = float64(centers[c, f])
             acc += value * value
         out[c] = acc
 
@@ -66,7 +67,7 @@ def row_sq_norms(data, indptr, out):
     for i in range(indptr.shape[0] - 1):
         acc = 0.0
         for k in range(indptr[i], indptr[i + 1]):
-            value = float(data[k])
+            value = float64(data[k])
             acc += value * value
         out[i] = acc
 
@@ -96,7 +97,7 @@ def assign_rows(data, indices, indptr, x_sq, sample_weight, centers_t, c_sq, lab
         a, b = indptr[i], indptr[i + 1]
         dots[:] = 0.0
         for k in range(a, b):
-            value = float(data[k])
+            value = float64(data[k])
             row = centers_t[indices[k]]
             for c in range(n_clusters):
                 dots[c] += value * row[c]
@@ -113,7 +114,7 @@ def assign_rows(data, indices, indptr, x_sq, sample_weight, centers_t, c_sq, lab
             n_changed += 1
             labels[i] = label
         distances[i] = dist
-        w = float(sample_weight[i])
+        w = float64(sample_weight[i])
         inertia += w * dist
         weights[label] += w
     return n_changed, inertia
@@ -128,7 +129,7 @@ def column_sums(data_t, rows_t, colptr, sample_weight, labels, sums, f0, f1):
             sums[c, f] = 0.0
         for k in range(colptr[f], colptr[f + 1]):
             i = rows_t[k]
-            sums[labels[i], f] += float(sample_weight[i]) * float(data_t[k])
+            sums[labels[i], f] += float64(sample_weight[i]) * float64(data_t[k])
 
 
 @_jit
@@ -161,7 +162,7 @@ def finish_iter(data, indices, indptr, sample_weight, labels, distances, sums, w
     for c in range(centers_new.shape[0]):
         for f in range(centers_new.shape[1]):
             centers_new[c, f] = average_center(sums, weights[0], heaviest, c, f)
-            diff = float(centers_new[c, f]) - float(centers_old[c, f])
+            diff = float64(centers_new[c, f]) - float64(centers_old[c, f])
             shift += diff * diff
     return n_changed, shift, inertia
 
@@ -177,7 +178,7 @@ def closest_rows(data, indices, indptr, x_sq, sample_weight, centers, c_sq, clos
                               c_sq)
         if first or dist < closest[i]:
             closest[i] = dist
-        pot += float(sample_weight[i]) * closest[i]
+        pot += float64(sample_weight[i]) * closest[i]
     return pot
 
 
@@ -194,7 +195,7 @@ def candidate_rows(data, indices, indptr, x_sq, sample_weight, closest, candidat
             if closest[i] < dist:
                 dist = closest[i]
             new_closest[t, i] = dist
-            pot += float(sample_weight[i]) * dist
+            pot += float64(sample_weight[i]) * dist
         pots[t] = pot
 
 
@@ -376,16 +377,16 @@ def assign_batch(data, indices, indptr, sample_weight, centers, c_sq, labels, su
         a, b = indptr[i], indptr[i + 1]
         x_sq = 0.0
         for k in range(a, b):
-            value = float(data[k])
+            value = float64(data[k])
             x_sq += value * value
         label, dist = sparse_nearest_center(data, indices, a, b, x_sq, centers, c_sq)
         labels[i] = label
-        w = float(sample_weight[i])
+        w = float64(sample_weight[i])
         inertia += w * dist
         if update:
             batch_weight[label] += w
             for k in range(a, b):
-                sums[label, indices[k]] += w * float(data[k])
+                sums[label, indices[k]] += w * float64(data[k])
     return inertia
 
 
@@ -422,27 +423,30 @@ class MiniBatchWorkspace(_minibatch.Workspace):
 
 # -- silhouette ---------------------------------------------------------------------------
 @_jit
-def silhouette_rows(data, indices, indptr, starts, own_seg, order, row_start, row_stop, out):
-    """Silhouette of sorted CSR rows ``row_start:row_stop`` (see ``_sparse_math``).
-
-    OUT: out[order[i]] (float64, original row order).
-    """
+def silhouette_rows(metric, data, indices, indptr, norms, starts, own_seg, order, row_start,
+                    row_stop, out):
+    """Silhouette of sorted CSR rows ``row_start:row_stop`` for the metric code ``metric``
+    (see ``_sparse_math.sparse_silhouette_sums``). OUT: out[order[i]] (float64, original
+    row order)."""
     for i in range(row_start, row_stop):
         own = own_seg[i]
-        a_sum, b = sparse_silhouette_sums(data, indices, indptr, i, starts, own)
-        out[order[i]] = silhouette_value(a_sum, starts[own + 1] - starts[own], b)
+        a_sum, b_sum, b_size = sparse_silhouette_sums(metric, data, indices, indptr, norms, i,
+                                                      starts, own)
+        out[order[i]] = silhouette_value(a_sum, starts[own + 1] - starts[own],
+                                         nearest_mean(b_sum, b_size))
 
 
-def silhouette_samples(X_sorted, starts, own_seg, order):
-    """Silhouette of every row of CSR ``X_sorted`` (rows sorted by cluster), float64, in
-    the original order."""
+def silhouette_samples(X_sorted, starts, own_seg, order, metric=0):
+    """Silhouette of every row of CSR ``X_sorted`` (rows sorted by cluster) for the metric
+    code ``metric`` (``_silhouette_math.METRIC_CODES``), float64, in the original order."""
     n_samples = X_sorted.shape[0]
     out = np.empty(n_samples)
+    norms = np.sqrt(X_sorted.row_sq_norms())
     work = max(1, X_sorted.nnz // max(1, n_samples)) * n_samples
     size = max(1, min(n_samples, -(-(1 << 22) // work)), -(-n_samples // 256))
     chunks = [(s, min(s + size, n_samples)) for s in range(0, n_samples, size)]
     parallel.map_chunks(
-        lambda _, start, stop: silhouette_rows(X_sorted.data, X_sorted.indices,
-                                               X_sorted.indptr, starts, own_seg, order,
+        lambda _, start, stop: silhouette_rows(metric, X_sorted.data, X_sorted.indices,
+                                               X_sorted.indptr, norms, starts, own_seg, order,
                                                start, stop, out), chunks)
     return out

@@ -26,6 +26,7 @@ _compiled = _math.compile_for(
     extra={name: getattr(_silhouette_math, name) for name in _silhouette_math.__all__},
 )
 walk_rows = _compiled.walk_rows
+walk_rows_metric = _compiled.walk_rows_metric
 nearest_mean = _compiled.nearest_mean
 silhouette_value = _compiled.silhouette_value
 
@@ -98,24 +99,98 @@ def silhouette_rows(X, n_features, starts, own_seg, order, row_start, row_stop, 
                                          nearest_mean(b_sum, b_size))
 
 
+@launch.kernel(bounded=True)
+def silhouette_rows_metric(metric, X, n_features, norms, starts, own_seg, order, row_start,
+                           row_stop, col_start, col_stop, tile_rows, state_seg, state_sums,
+                           out):
+    """:func:`silhouette_rows` for a metric other than Euclidean (its code ``metric``).
+
+    The same tiles, launches and state as the Euclidean kernel, the fold being
+    ``_silhouette_math.walk_rows_metric``; a separate kernel so that the Euclidean one keeps
+    its register budget. norms IN (n_samples,) float64 Euclidean norms of the sorted rows
+    (read by cosine only).
+    """
+    n_samples = starts[starts.shape[0] - 1]
+    i = row_start + cuda.grid(1)
+    active = i < row_stop
+    own = own_seg[i] if active else 0
+    x_base = uint64(i * n_features) if active else uint64(0)
+    x_norm = norms[i] if active else 0.0
+    seg = 0
+    seg_sum = 0.0
+    a_sum = 0.0
+    b_sum = 0.0
+    b_size = 0.0
+    if active and col_start > 0:
+        seg = state_seg[i]
+        seg_sum = state_sums[i, 0]
+        a_sum = state_sums[i, 1]
+        b_sum = state_sums[i, 2]
+        b_size = state_sums[i, 3]
+    if tile_rows == 0:
+        if active:
+            seg, seg_sum, a_sum, b_sum, b_size = walk_rows_metric(
+                metric, X, x_base, X, col_start, col_stop, 0, starts, own, n_features, norms,
+                x_norm, i, seg, seg_sum, a_sum, b_sum, b_size
+            )
+    else:
+        tile = cuda.shared.array(0, X.dtype)
+        for t0 in range(col_start, col_stop, tile_rows):
+            t1 = min(t0 + tile_rows, col_stop)
+            base = t0 * n_features
+            for k in range(cuda.threadIdx.x, (t1 - t0) * n_features, THREADS):
+                tile[k] = X[base + k]
+            cuda.syncthreads()
+            if active:
+                seg, seg_sum, a_sum, b_sum, b_size = walk_rows_metric(
+                    metric, X, x_base, tile, t0, t1, t0, starts, own, n_features, norms,
+                    x_norm, i, seg, seg_sum, a_sum, b_sum, b_size
+                )
+            cuda.syncthreads()
+    if not active:
+        return
+    if col_stop < n_samples:
+        state_seg[i] = seg
+        state_sums[i, 0] = seg_sum
+        state_sums[i, 1] = a_sum
+        state_sums[i, 2] = b_sum
+        state_sums[i, 3] = b_size
+    else:
+        out[order[i]] = silhouette_value(a_sum, starts[own + 1] - starts[own],
+                                         nearest_mean(b_sum, b_size))
+
+
 def _signature(dtype):
     return (dtype[::1], int64, int64[::1], int64[::1], int64[::1], int64, int64, int64, int64,
             int64, int64[::1], float64[:, ::1], float64[::1])
 
 
-PTX_SIGNATURES = {"silhouette_rows": [_signature(float32), _signature(float64)]}
+def _metric_signature(dtype):
+    return (int64, dtype[::1], int64, float64[::1], int64[::1], int64[::1], int64[::1], int64,
+            int64, int64, int64, int64, int64[::1], float64[:, ::1], float64[::1])
 
 
-def silhouette_samples(X_sorted, starts, own_seg, order, *, tile_rows=None):
+PTX_SIGNATURES = {
+    "silhouette_rows": [_signature(float32), _signature(float64)],
+    # float64 first: registry.launch_pairs takes the first signature holding the data's
+    # dtype, and the float32 one holds float64 arrays too (norms, state, out)
+    "silhouette_rows_metric": [_metric_signature(float64), _metric_signature(float32)],
+}
+
+
+def silhouette_samples(X_sorted, starts, own_seg, order, metric=0, *, tile_rows=None):
     """Silhouette of every row, in the original order, as float64 (see the kernel's args).
 
-    ``tile_rows`` overrides the shared-memory tile height (tests use it to cross many tile
-    and segment boundaries on small inputs).
+    ``metric`` is a code of ``_silhouette_math.METRIC_CODES``. ``tile_rows`` overrides the
+    shared-memory tile height (tests use it to cross many tile and segment boundaries on
+    small inputs).
     """
+    euclidean = metric == _silhouette_math.EUCLIDEAN
+    kernel_name = "silhouette_rows" if euclidean else "silhouette_rows_metric"
     n_samples, n_features = X_sorted.shape
     plan = launch.silhouette_plan(n_samples, n_features, X_sorted.dtype.itemsize,
                                   tile_rows=tile_rows)
-    compile.ensure_compiled(registry.launch_pairs(sys.modules[__name__], ["silhouette_rows"],
+    compile.ensure_compiled(registry.launch_pairs(sys.modules[__name__], [kernel_name],
                                                   X_sorted.dtype))
     stream = cuda.stream()
     what = f"silhouette of {n_samples:,} x {n_features} {X_sorted.dtype}"
@@ -130,6 +205,9 @@ def silhouette_samples(X_sorted, starts, own_seg, order, *, tile_rows=None):
         d.order = memory.to_device(np.asarray(order, dtype=np.int64), stream=stream,
                                    what=what)
         d.out = memory.device_array(n_samples, np.float64, stream=stream, what=what)
+        if not euclidean:
+            norms = np.sqrt(np.square(X_sorted, dtype=np.float64).sum(axis=1))
+            d.norms = memory.to_device(norms, stream=stream, what=what)
         split = len(plan.column_launches) > 1
         d.seg = memory.device_array(n_samples if split else 1, np.int64, stream=stream,
                                     what=what)
@@ -138,10 +216,17 @@ def silhouette_samples(X_sorted, starts, own_seg, order, *, tile_rows=None):
     for row_start, row_stop in plan.row_launches:
         blocks = launch.ceil_div(row_stop - row_start, plan.threads)
         for col_start, col_stop in plan.column_launches:
-            silhouette_rows[blocks, plan.threads, stream, plan.shared_bytes](
-                d.X, n_features, d.starts, d.own, d.order, row_start, row_stop, col_start,
-                col_stop, plan.tile_rows, d.seg, d.sums, d.out
-            )
+            if euclidean:
+                silhouette_rows[blocks, plan.threads, stream, plan.shared_bytes](
+                    d.X, n_features, d.starts, d.own, d.order, row_start, row_stop, col_start,
+                    col_stop, plan.tile_rows, d.seg, d.sums, d.out
+                )
+            else:
+                silhouette_rows_metric[blocks, plan.threads, stream, plan.shared_bytes](
+                    int(metric), d.X, n_features, d.norms, d.starts, d.own, d.order,
+                    row_start, row_stop, col_start, col_stop, plan.tile_rows, d.seg, d.sums,
+                    d.out
+                )
     out = d.out.copy_to_host(stream=stream)
     stream.synchronize()
     return out

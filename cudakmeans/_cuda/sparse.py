@@ -48,13 +48,14 @@ sparse_relocate_empty_clusters = _compiled.sparse_relocate_empty_clusters
 sparse_silhouette_sums = _compiled.sparse_silhouette_sums
 average_center = _compiled.average_center
 silhouette_value = _compiled.silhouette_value
+nearest_mean = _compiled.nearest_mean
 update_center = _compiled.update_center
 flag_low_counts = _compiled.flag_low_counts
 
 
 # -- norms and per-block reductions -------------------------------------------------------
 @cuda.jit(cache=True)
-def row_sq_norms(data, indptr, out):
+def csr_row_sq_norms(data, indptr, out):
     """out[i] = |x_i|^2 in float64, in index order (one thread per row)."""
     i = cuda.grid(1)
     if i < out.shape[0]:
@@ -66,7 +67,7 @@ def row_sq_norms(data, indptr, out):
 
 
 @cuda.jit(cache=True)
-def center_sq_norms(centers, out):
+def csr_center_sq_norms(centers, out):
     """out[c] = |centers[c]|^2 in float64, in feature order (one thread per centre)."""
     c = cuda.grid(1)
     if c < centers.shape[0]:
@@ -78,7 +79,7 @@ def center_sq_norms(centers, out):
 
 
 @cuda.jit(cache=True)
-def reduce_slots(slots, n_slots, out, column):
+def csr_reduce_slots(slots, n_slots, out, column):
     """out[column] = sum of slots[:n_slots] in index order (one thread)."""
     if cuda.grid(1) == 0:
         acc = 0.0
@@ -88,7 +89,7 @@ def reduce_slots(slots, n_slots, out, column):
 
 
 @cuda.jit(cache=True)
-def reduce_slot_rows(slots, n_slots, out, accumulate):
+def csr_reduce_slot_rows(slots, n_slots, out, accumulate):
     """out[j] (+)= sum over s < n_slots of slots[s, j], in index order (a thread per j)."""
     j = cuda.grid(1)
     if j < out.shape[0]:
@@ -103,7 +104,7 @@ def reduce_slot_rows(slots, n_slots, out, accumulate):
 
 # -- Lloyd --------------------------------------------------------------------------------
 @cuda.jit(cache=True)
-def assign_rows(data, indices, indptr, x_sq, sample_weight, centers, c_sq, labels, distances,
+def csr_assign_rows(data, indices, indptr, x_sq, sample_weight, centers, c_sq, labels, distances,
                 block_changed, block_inertia, start, stop, slot0):
     """Label rows ``start:stop`` with their nearest centre, one row per thread.
 
@@ -139,7 +140,7 @@ def assign_rows(data, indices, indptr, x_sq, sample_weight, centers, c_sq, label
 
 
 @cuda.jit(cache=True)
-def block_weights(sample_weight, labels, out, start, stop, slot0):
+def csr_block_weights(sample_weight, labels, out, start, stop, slot0):
     """out[slot0 + b, c] = sum of w over block b's rows with label c, in row order.
 
     Block b covers rows ``start + b * blockDim.x`` onwards; thread t handles clusters
@@ -156,7 +157,7 @@ def block_weights(sample_weight, labels, out, start, stop, slot0):
 
 
 @cuda.jit(cache=True)
-def column_sums(data_t, rows_t, colptr, sample_weight, labels, sums, accumulate):
+def csr_column_sums(data_t, rows_t, colptr, sample_weight, labels, sums, accumulate):
     """sums[c, f] (+)= sum of w_i * x_if over the rows i of column f with label c.
 
     One thread per feature walks its CSC column in row order and owns ``sums[:, f]``.
@@ -172,7 +173,7 @@ def column_sums(data_t, rows_t, colptr, sample_weight, labels, sums, accumulate)
 
 
 @cuda.jit(cache=True)
-def relocate_empty(data, indices, indptr, sample_weight, labels, distances, sums, weights,
+def csr_relocate_empty(data, indices, indptr, sample_weight, labels, distances, sums, weights,
                    heaviest):
     """One thread: move empty clusters to the farthest rows (see ``_sparse_math``)."""
     if cuda.grid(1) == 0:
@@ -181,7 +182,7 @@ def relocate_empty(data, indices, indptr, sample_weight, labels, distances, sums
 
 
 @cuda.jit(cache=True)
-def average_centers(sums, weights, heaviest, centers_old, centers_new, block_shift):
+def csr_average_centers(sums, weights, heaviest, centers_old, centers_new, block_shift):
     """centers_new = sums / weights, one thread per coordinate; block_shift[b] = block b's
     sum of squared coordinate shifts, in thread order."""
     shift_buf = cuda.shared.array(THREADS, float64)
@@ -204,7 +205,7 @@ def average_centers(sums, weights, heaviest, centers_old, centers_new, block_shi
 
 
 @cuda.jit(cache=True)
-def center_distances(data, indices, indptr, x_sq, centers, c_sq, out):
+def csr_center_distances(data, indices, indptr, x_sq, centers, c_sq, out):
     """out[i, c] = |x_i - centers[c]| (the estimator's ``transform``)."""
     i = cuda.grid(1)
     if i < out.shape[0]:
@@ -215,7 +216,7 @@ def center_distances(data, indices, indptr, x_sq, centers, c_sq, out):
 
 # -- k-means++ ---------------------------------------------------------------------------
 @cuda.jit(cache=True)
-def closest_rows(data, indices, indptr, x_sq, sample_weight, center, c_sq, closest, first,
+def csr_closest_rows(data, indices, indptr, x_sq, sample_weight, center, c_sq, closest, first,
                  block_pot):
     """closest[i] = min(closest[i], |x_i - center[0]|^2) (= when ``first``);
     block_pot[b] = block b's sum of w * closest, in thread order."""
@@ -238,7 +239,7 @@ def closest_rows(data, indices, indptr, x_sq, sample_weight, center, c_sq, close
 
 
 @cuda.jit(cache=True)
-def search_candidates(sample_weight, closest, targets, candidates):
+def csr_search_candidates(sample_weight, closest, targets, candidates):
     """One thread: candidates[t] = first i with cumsum(w * closest)[i] >= targets[t],
     clipped to n - 1; the float64 cumulative sum in row order, as the CPU's."""
     if cuda.grid(1) == 0:
@@ -258,7 +259,7 @@ def search_candidates(sample_weight, closest, targets, candidates):
 
 
 @cuda.jit(cache=True)
-def candidate_rows(data, indices, indptr, x_sq, sample_weight, closest, candidates, c_sq,
+def csr_candidate_rows(data, indices, indptr, x_sq, sample_weight, closest, candidates, c_sq,
                    new_closest, block_pots):
     """new_closest[t, i] = min(closest[i], |x_i - candidates[t]|^2);
     block_pots[b, t] = block b's sum of w * new_closest[t], in thread order."""
@@ -285,7 +286,7 @@ def candidate_rows(data, indices, indptr, x_sq, sample_weight, closest, candidat
 
 
 @cuda.jit(cache=True)
-def copy_row(source, row, out):
+def csr_copy_row(source, row, out):
     """out[:] = source[row, :]."""
     i = cuda.grid(1)
     if i < out.shape[0]:
@@ -294,7 +295,7 @@ def copy_row(source, row, out):
 
 # -- mini-batch --------------------------------------------------------------------------
 @cuda.jit(cache=True)
-def assign_batch(data, indices, indptr, sample_weight, centers, c_sq, labels, block_inertia,
+def csr_assign_batch(data, indices, indptr, sample_weight, centers, c_sq, labels, block_inertia,
                  start, stop, slot0):
     """Label rows ``start:stop`` of a CSR batch (x_sq computed here); block_inertia[slot0 +
     b] = block b's inertia in thread order."""
@@ -321,7 +322,7 @@ def assign_batch(data, indices, indptr, sample_weight, centers, c_sq, labels, bl
 
 
 @cuda.jit(cache=True)
-def update_centers(centers_old, centers_new, counts, sums, batch_weight, reassignment_ratio,
+def csr_update_centers(centers_old, centers_new, counts, sums, batch_weight, reassignment_ratio,
                    flags, scalars):
     """One block: every centre <- (c * W + sum w x) / (W + sum w), then flag low weights.
 
@@ -348,7 +349,7 @@ def update_centers(centers_old, centers_new, counts, sums, batch_weight, reassig
 
 
 @cuda.jit(cache=True)
-def reassign_centers(X_new, flags, centers_old, centers, counts, min_kept, scalars):
+def csr_reassign_centers(X_new, flags, centers_old, centers, counts, min_kept, scalars):
     """One thread: flagged centre c moves onto row X_new[flags[c]] and takes weight
     ``min_kept`` (unless it is negative); scalars[SHIFT] is corrected for the move."""
     if cuda.grid(1) == 0:
@@ -367,8 +368,10 @@ def reassign_centers(X_new, flags, centers_old, centers, counts, min_kept, scala
 
 # -- silhouette --------------------------------------------------------------------------
 @cuda.jit(cache=True)
-def silhouette_rows(data, indices, indptr, starts, own_seg, order, row_start, row_stop, out):
-    """Silhouette of sorted CSR rows ``row_start:row_stop``, one row per thread.
+def csr_silhouette_rows(metric, data, indices, indptr, norms, starts, own_seg, order,
+                        row_start, row_stop, out):
+    """Silhouette of sorted CSR rows ``row_start:row_stop`` for the metric code ``metric``,
+    one row per thread.
 
     Every thread walks all sorted rows in the same order, so segment ends never diverge.
     OUT: out[order[i]] (float64, original row order).
@@ -376,52 +379,56 @@ def silhouette_rows(data, indices, indptr, starts, own_seg, order, row_start, ro
     i = row_start + cuda.grid(1)
     if i < row_stop:
         own = own_seg[i]
-        a_sum, b = sparse_silhouette_sums(data, indices, indptr, i, starts, own)
-        out[order[i]] = silhouette_value(a_sum, starts[own + 1] - starts[own], b)
+        a_sum, b_sum, b_size = sparse_silhouette_sums(metric, data, indices, indptr, norms, i,
+                                                      starts, own)
+        out[order[i]] = silhouette_value(a_sum, starts[own + 1] - starts[own],
+                                         nearest_mean(b_sum, b_size))
 
 
 def _signatures():
     # Exactly the types the launchers pass: Python ints arrive as int64, flags included.
     i64, f64 = int64[::1], float64[::1]
     sigs = {
-        "reduce_slots": [(f64, int64, f64, int64)],
-        "reduce_slot_rows": [(float64[:, ::1], int64, f64, int64)],
-        "block_weights": [],
-        "row_sq_norms": [], "center_sq_norms": [], "assign_rows": [], "column_sums": [],
-        "relocate_empty": [], "average_centers": [], "center_distances": [],
-        "closest_rows": [], "search_candidates": [], "candidate_rows": [],
-        "copy_row": [(float64[:, ::1], int64, f64)],
-        "assign_batch": [], "update_centers": [], "reassign_centers": [],
-        "silhouette_rows": [],
+        "csr_reduce_slots": [(f64, int64, f64, int64)],
+        "csr_reduce_slot_rows": [(float64[:, ::1], int64, f64, int64)],
+        "csr_block_weights": [],
+        "csr_row_sq_norms": [], "csr_center_sq_norms": [], "csr_assign_rows": [],
+        "csr_column_sums": [],
+        "csr_relocate_empty": [], "csr_average_centers": [], "csr_center_distances": [],
+        "csr_closest_rows": [], "csr_search_candidates": [], "csr_candidate_rows": [],
+        "csr_copy_row": [(float64[:, ::1], int64, f64)],
+        "csr_assign_batch": [], "csr_update_centers": [], "csr_reassign_centers": [],
+        "csr_silhouette_rows": [],
     }
     for dt in (float32, float64):
         X, v = dt[:, ::1], dt[::1]
-        sigs["row_sq_norms"].append((v, i64, f64))
-        sigs["center_sq_norms"].append((X, f64))
-        sigs["assign_rows"].append((v, i64, i64, f64, v, X, f64, int32[::1], f64, f64, f64,
+        sigs["csr_row_sq_norms"].append((v, i64, f64))
+        sigs["csr_center_sq_norms"].append((X, f64))
+        sigs["csr_assign_rows"].append((v, i64, i64, f64, v, X, f64, int32[::1], f64, f64, f64,
                                     int64, int64, int64))
-        sigs["block_weights"].append((v, int32[::1], float64[:, ::1], int64, int64, int64))
-        sigs["column_sums"].append((v, i64, i64, v, int32[::1], float64[:, ::1], int64))
-        sigs["relocate_empty"].append((v, i64, i64, v, int32[::1], f64, float64[:, ::1], f64,
+        sigs["csr_block_weights"].append((v, int32[::1], float64[:, ::1], int64, int64, int64))
+        sigs["csr_column_sums"].append((v, i64, i64, v, int32[::1], float64[:, ::1], int64))
+        sigs["csr_relocate_empty"].append((v, i64, i64, v, int32[::1], f64, float64[:, ::1], f64,
                                        int32[::1]))
-        sigs["average_centers"].append((float64[:, ::1], f64, int32[::1], X, X, f64))
-        sigs["center_distances"].append((v, i64, i64, f64, X, f64, X))
-        sigs["closest_rows"].append((v, i64, i64, f64, v, X, f64, f64, int64, f64))
-        sigs["search_candidates"].append((v, f64, f64, i64))
-        sigs["candidate_rows"].append((v, i64, i64, f64, v, f64, X, f64, float64[:, ::1],
+        sigs["csr_average_centers"].append((float64[:, ::1], f64, int32[::1], X, X, f64))
+        sigs["csr_center_distances"].append((v, i64, i64, f64, X, f64, X))
+        sigs["csr_closest_rows"].append((v, i64, i64, f64, v, X, f64, f64, int64, f64))
+        sigs["csr_search_candidates"].append((v, f64, f64, i64))
+        sigs["csr_candidate_rows"].append((v, i64, i64, f64, v, f64, X, f64, float64[:, ::1],
                                        float64[:, ::1]))
-        sigs["assign_batch"].append((v, i64, i64, v, X, f64, int32[::1], f64, int64, int64,
+        sigs["csr_assign_batch"].append((v, i64, i64, v, X, f64, int32[::1], f64, int64, int64,
                                      int64))
-        sigs["update_centers"].append((X, X, f64, float64[:, ::1], f64, float64, int32[::1],
+        sigs["csr_update_centers"].append((X, X, f64, float64[:, ::1], f64, float64, int32[::1],
                                        f64))
-        sigs["reassign_centers"].append((X, int32[::1], X, X, f64, float64, f64))
-        sigs["silhouette_rows"].append((v, i64, i64, i64, i64, i64, int64, int64, f64))
+        sigs["csr_reassign_centers"].append((X, int32[::1], X, X, f64, float64, f64))
+        sigs["csr_silhouette_rows"].append((int64, v, i64, i64, f64, i64, i64, i64, int64,
+                                            int64, f64))
     return sigs
 
 
 PTX_SIGNATURES = _signatures()
 # Kernels over float64 accumulators only, whatever the data's dtype (one signature each).
-FLOAT64_ONLY = ("reduce_slots", "reduce_slot_rows", "copy_row")
+FLOAT64_ONLY = ("csr_reduce_slots", "csr_reduce_slot_rows", "csr_copy_row")
 
 
 def _blocks(n_items):
@@ -482,7 +489,7 @@ class Workspace:
             self.d_scalars = memory.device_array(3, np.float64, stream=stream, what=what)
             self.d_heaviest = memory.device_array(1, np.int32, stream=stream, what=what)
             self.set_n_clusters(n_clusters)
-        row_sq_norms[_blocks(n_samples), THREADS, stream](self.data, self.indptr, self.d_x_sq)
+        csr_row_sq_norms[_blocks(n_samples), THREADS, stream](self.data, self.indptr, self.d_x_sq)
         self._n_slots = n_slots
 
     def set_n_clusters(self, n_clusters):
@@ -539,15 +546,15 @@ class Workspace:
     # -- Lloyd ------------------------------------------------------------------------
     def _assign(self, d_centers):
         s = self.stream
-        center_sq_norms[_blocks(d_centers.shape[0]), THREADS, s](d_centers, self.d_c_sq)
+        csr_center_sq_norms[_blocks(d_centers.shape[0]), THREADS, s](d_centers, self.d_c_sq)
         for start, stop, slot0 in self.ranges:
-            assign_rows[_blocks(stop - start), THREADS, s](
+            csr_assign_rows[_blocks(stop - start), THREADS, s](
                 self.data, self.indices, self.indptr, self.d_x_sq, self.d_weight, d_centers,
                 self.d_c_sq, self.d_labels, self.d_distances, self.d_block_changed,
                 self.d_block_inertia, start, stop, slot0)
         n_slots, scalars = self._n_slots, self.d_scalars
-        reduce_slots[1, 1, s](self.d_block_changed, n_slots, scalars, LLOYD_CHANGED)
-        reduce_slots[1, 1, s](self.d_block_inertia, n_slots, scalars, LLOYD_INERTIA)
+        csr_reduce_slots[1, 1, s](self.d_block_changed, n_slots, scalars, LLOYD_CHANGED)
+        csr_reduce_slots[1, 1, s](self.d_block_inertia, n_slots, scalars, LLOYD_INERTIA)
 
     def _scalars(self):
         scalars = self.d_scalars.copy_to_host(stream=self.stream)
@@ -559,20 +566,20 @@ class Workspace:
         s = self.stream
         self._assign(centers_old)
         for start, stop, slot0 in self.ranges:
-            block_weights[_blocks(stop - start), THREADS, s](
+            csr_block_weights[_blocks(stop - start), THREADS, s](
                 self.d_weight, self.d_labels, self.d_block_weights, start, stop, slot0)
-        reduce_slot_rows[_blocks(self.n_clusters), THREADS, s](
+        csr_reduce_slot_rows[_blocks(self.n_clusters), THREADS, s](
             self.d_block_weights, self._n_slots, self.d_weights, 0)
-        column_sums[_blocks(self.X.shape[1]), THREADS, s](
+        csr_column_sums[_blocks(self.X.shape[1]), THREADS, s](
             self.data_t, self.rows_t, self.colptr, self.d_weight, self.d_labels, self.d_sums,
             0)
-        relocate_empty[1, 1, s](self.data, self.indices, self.indptr, self.d_weight,
+        csr_relocate_empty[1, 1, s](self.data, self.indices, self.indptr, self.d_weight,
                                 self.d_labels, self.d_distances, self.d_sums, self.d_weights,
                                 self.d_heaviest)
         kd = centers_new.shape[0] * centers_new.shape[1]
-        average_centers[_blocks(kd), THREADS, s](self.d_sums, self.d_weights, self.d_heaviest,
+        csr_average_centers[_blocks(kd), THREADS, s](self.d_sums, self.d_weights, self.d_heaviest,
                                                  centers_old, centers_new, self.d_block_shift)
-        reduce_slots[1, 1, s](self.d_block_shift, _blocks(kd), self.d_scalars, LLOYD_SHIFT)
+        csr_reduce_slots[1, 1, s](self.d_block_shift, _blocks(kd), self.d_scalars, LLOYD_SHIFT)
         scalars = self._scalars()
         return (int(scalars[LLOYD_CHANGED]), float(scalars[LLOYD_SHIFT]),
                 float(scalars[LLOYD_INERTIA]))
@@ -586,10 +593,10 @@ class Workspace:
         what = "the distances to every centre"
         d_c_sq = memory.device_array(d_centers.shape[0], np.float64, stream=self.stream,
                                      what=what)
-        center_sq_norms[_blocks(d_centers.shape[0]), THREADS, self.stream](d_centers, d_c_sq)
+        csr_center_sq_norms[_blocks(d_centers.shape[0]), THREADS, self.stream](d_centers, d_c_sq)
         out = memory.device_array((self.X.shape[0], d_centers.shape[0]), self.X.dtype,
                                   stream=self.stream, what=what)
-        center_distances[_blocks(self.X.shape[0]), THREADS, self.stream](
+        csr_center_distances[_blocks(self.X.shape[0]), THREADS, self.stream](
             self.data, self.indices, self.indptr, self.d_x_sq, d_centers, d_c_sq, out)
         host = out.copy_to_host(stream=self.stream)
         self.stream.synchronize()
@@ -616,11 +623,11 @@ class Workspace:
             d.c_sq = memory.device_array(max(1, uniforms.shape[1]), np.float64, stream=s,
                                          what=what)
         first = memory.to_device(self.X[np.array([first_index])], stream=s, what=what)
-        center_sq_norms[1, THREADS, s](first, d.c_sq)
-        closest_rows[n_blocks, THREADS, s](self.data, self.indices, self.indptr, self.d_x_sq,
+        csr_center_sq_norms[1, THREADS, s](first, d.c_sq)
+        csr_closest_rows[n_blocks, THREADS, s](self.data, self.indices, self.indptr, self.d_x_sq,
                                            self.d_weight, first, d.c_sq, self.d_closest, 1,
                                            d.block_pot)
-        reduce_slots[1, 1, s](d.block_pot, n_blocks, d.pot, 0)
+        csr_reduce_slots[1, 1, s](d.block_pot, n_blocks, d.pot, 0)
         current_pot = float(d.pot.copy_to_host(stream=s)[0])
         s.synchronize()
         for c in range(1, indices.shape[0]):
@@ -628,7 +635,7 @@ class Workspace:
             best = int(np.argmin(pots))
             current_pot = pots[best]
             indices[c] = candidates[best]
-            copy_row[n_blocks, THREADS, s](d_new, best, self.d_closest)
+            csr_copy_row[n_blocks, THREADS, s](d_new, best, self.d_closest)
         s.synchronize()
         return indices
 
@@ -649,15 +656,15 @@ class Workspace:
             d.block_pots = memory.device_array((n_blocks, n_trials), np.float64, stream=s,
                                                what=what)
             d.pots = memory.device_array(n_trials, np.float64, stream=s, what=what)
-        search_candidates[1, 1, s](self.d_weight, self.d_closest, d.targets, d.candidates)
+        csr_search_candidates[1, 1, s](self.d_weight, self.d_closest, d.targets, d.candidates)
         candidates = d.candidates.copy_to_host(stream=s)
         s.synchronize()
         rows = memory.to_device(self.X[candidates], stream=s, what=what)
-        center_sq_norms[_blocks(n_trials), THREADS, s](rows, d_c_sq)
-        candidate_rows[n_blocks, THREADS, s](self.data, self.indices, self.indptr,
+        csr_center_sq_norms[_blocks(n_trials), THREADS, s](rows, d_c_sq)
+        csr_candidate_rows[n_blocks, THREADS, s](self.data, self.indices, self.indptr,
                                              self.d_x_sq, self.d_weight, self.d_closest, rows,
                                              d_c_sq, d.new, d.block_pots)
-        reduce_slot_rows[_blocks(n_trials), THREADS, s](d.block_pots, n_blocks, d.pots, 0)
+        csr_reduce_slot_rows[_blocks(n_trials), THREADS, s](d.block_pots, n_blocks, d.pots, 0)
         pots = d.pots.copy_to_host(stream=s)
         s.synchronize()
         return candidates, pots, d.new
@@ -746,17 +753,17 @@ class MiniBatchWorkspace:
                                         stream=s, what=what)
             d.inertia = memory.device_array(1, np.float64, stream=s, what=what)
         n_blocks = _blocks(n_rows)
-        center_sq_norms[_blocks(self.n_clusters), THREADS, s](self.d_centers, self.d_c_sq)
-        assign_batch[n_blocks, THREADS, s](d.data, d.indices, d.indptr, d.weight,
+        csr_center_sq_norms[_blocks(self.n_clusters), THREADS, s](self.d_centers, self.d_c_sq)
+        csr_assign_batch[n_blocks, THREADS, s](d.data, d.indices, d.indptr, d.weight,
                                            self.d_centers, self.d_c_sq, self.d_labels,
                                            self.d_block_inertia, 0, n_rows, 0)
-        reduce_slots[1, 1, s](self.d_block_inertia, n_blocks, d.inertia, 0)
+        csr_reduce_slots[1, 1, s](self.d_block_inertia, n_blocks, d.inertia, 0)
         if update:
-            block_weights[n_blocks, THREADS, s](d.weight, self.d_labels, self.d_block_weights,
+            csr_block_weights[n_blocks, THREADS, s](d.weight, self.d_labels, self.d_block_weights,
                                                 0, n_rows, 0)
-            reduce_slot_rows[_blocks(self.n_clusters), THREADS, s](
+            csr_reduce_slot_rows[_blocks(self.n_clusters), THREADS, s](
                 self.d_block_weights, n_blocks, self.d_batch_weight, 1)
-            column_sums[_blocks(self.n_features), THREADS, s](
+            csr_column_sums[_blocks(self.n_features), THREADS, s](
                 d.data_t, d.rows_t, d.colptr, d.weight, self.d_labels, self.d_sums, 1)
         inertia = float(d.inertia.copy_to_host(stream=s)[0])
         s.synchronize()
@@ -771,7 +778,7 @@ class MiniBatchWorkspace:
         squared_shift, n_empty, n_flagged, min_kept)``."""
         s = self.stream
         self.d_centers, self.d_centers_old = self.d_centers_old, self.d_centers
-        update_centers[1, THREADS, s](self.d_centers_old, self.d_centers, self.d_counts,
+        csr_update_centers[1, THREADS, s](self.d_centers_old, self.d_centers, self.d_counts,
                                       self.d_sums, self.d_batch_weight,
                                       float(reassignment_ratio), self.d_flags, self.d_scalars)
         scalars = self.d_scalars.copy_to_host(stream=s)
@@ -785,7 +792,7 @@ class MiniBatchWorkspace:
         s = self.stream
         rows = memory.to_device(np.ascontiguousarray(X_new.toarray(), dtype=self.dtype),
                                 stream=s, what="reassigned centres")
-        reassign_centers[1, 1, s](rows, self.d_flags, self.d_centers_old, self.d_centers,
+        csr_reassign_centers[1, 1, s](rows, self.d_flags, self.d_centers_old, self.d_centers,
                                   self.d_counts, float(min_kept), self.d_scalars)
         scalars = self.d_scalars.copy_to_host(stream=s)
         s.synchronize()
@@ -801,9 +808,9 @@ class MiniBatchWorkspace:
 
 
 # -- silhouette --------------------------------------------------------------------------
-def silhouette_samples(X_sorted, starts, own_seg, order):
-    """Silhouette of every row of CSR ``X_sorted`` (rows sorted by cluster), float64, in
-    the original order."""
+def silhouette_samples(X_sorted, starts, own_seg, order, metric=0):
+    """Silhouette of every row of CSR ``X_sorted`` (rows sorted by cluster) for the metric
+    code ``metric`` (``_silhouette_math.METRIC_CODES``), float64, in the original order."""
     n_samples = X_sorted.shape[0]
     s = cuda.stream()
     what = f"silhouette of sparse {n_samples:,} x {X_sorted.shape[1]} {X_sorted.dtype}"
@@ -816,6 +823,7 @@ def silhouette_samples(X_sorted, starts, own_seg, order):
                                      what=what)
         d.indptr = memory.to_device(np.ascontiguousarray(X_sorted.indptr - lo), stream=s,
                                     what=what)
+        d.norms = memory.to_device(np.sqrt(X_sorted.row_sq_norms()), stream=s, what=what)
         d.starts = memory.to_device(np.asarray(starts, dtype=np.int64), stream=s, what=what)
         d.own = memory.to_device(np.asarray(own_seg, dtype=np.int64), stream=s, what=what)
         d.order = memory.to_device(np.asarray(order, dtype=np.int64), stream=s, what=what)
@@ -824,8 +832,9 @@ def silhouette_samples(X_sorted, starts, own_seg, order):
     rows = max(THREADS, PAIR_WORK // per_row // THREADS * THREADS)
     for row_start in range(0, n_samples, rows):
         row_stop = min(row_start + rows, n_samples)
-        silhouette_rows[_blocks(row_stop - row_start), THREADS, s](
-            d.data, d.indices, d.indptr, d.starts, d.own, d.order, row_start, row_stop, d.out)
+        csr_silhouette_rows[_blocks(row_stop - row_start), THREADS, s](
+            int(metric), d.data, d.indices, d.indptr, d.norms, d.starts, d.own, d.order,
+            row_start, row_stop, d.out)
     out = d.out.copy_to_host(stream=s)
     s.synchronize()
     return out

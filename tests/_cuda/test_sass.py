@@ -15,7 +15,11 @@ pytestmark = pytest.mark.ptx
 
 # Kernels that work per sample (their cost scales with n): no spills, no local stack.
 PER_SAMPLE = ("assign_rows_f32", "assign_rows_f64", "accumulate_rows", "center_distances",
-              "seed_closest", "seed_candidates", "seed_candidate_pots", "silhouette_rows")
+              "seed_closest", "seed_candidates", "seed_candidate_pots", "silhouette_rows",
+              # CSR input (_cuda/sparse.py)
+              "csr_row_sq_norms", "csr_assign_rows", "csr_block_weights", "csr_column_sums",
+              "csr_center_distances", "csr_closest_rows", "csr_candidate_rows",
+              "csr_assign_batch", "csr_silhouette_rows", "csr_copy_row")
 # The hot kernels, at their launch size, on the GPUs the floors are stated for.
 OCCUPANCY_FLOOR = 0.5
 FLOOR_TARGETS = ((8, 6), (9, 0))

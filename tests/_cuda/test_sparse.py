@@ -133,3 +133,30 @@ def test_out_of_memory_frees_what_it_took(cuda_device):
         assert "KMeans on sparse 90 x 24 float64" in str(exc)
     else:
         pytest.fail("no DeviceMemoryError")
+
+
+def test_every_sparse_launch_matches_a_registered_signature(monkeypatch, dtype, cuda_device):
+    """What runs is what the ptx session built: a launch with other argument types would
+    compile again on a GPU, at launch. No host array is passed to a kernel."""
+    from cudakmeans._cuda import registry
+    from tests._cuda import census as census_module
+
+    X = _small(9, dtype, n_samples=40)
+    with census_module.counting(monkeypatch) as census:
+        model = KMeans(3, n_init=1, random_state=0, device=cuda_device).fit(X)
+        model.predict(X[:10]), model.transform(X[:10]), model.score(X)
+        mini = MiniBatchKMeans(3, batch_size=20, max_iter=2, random_state=0,
+                               reassignment_ratio=0.5, device=cuda_device).fit(X)
+        mini.partial_fit(X[:20])
+        cuda_silhouette_samples(X, np.arange(40) % 3, device=cuda_device)
+    signatures = {id(kernel): (name, [tuple(sig) for sig in sigs])
+                  for _, name, kernel, sigs in registry.registered()}
+    launched = [(kernel, types) for kernel, types in census.launched
+                if signatures[id(kernel)][0].startswith("csr_")]
+    assert {signatures[id(kernel)][0] for kernel, _ in launched} >= {
+        "csr_assign_rows", "csr_column_sums", "csr_candidate_rows", "csr_assign_batch",
+        "csr_update_centers", "csr_silhouette_rows", "csr_center_distances"}
+    for kernel, types in launched:
+        name, sigs = signatures[id(kernel)]
+        assert types in sigs, f"{name} launched with {types}"
+    assert census.host_arrays_passed == 0
