@@ -50,6 +50,24 @@ class CudaError(RuntimeError):
     Raised by ``device='cuda'`` calls (``device='auto'`` reruns on the CPU instead). The
     message names the cause and what to do; ``failure`` holds the classification (None
     when CUDA was unusable before anything ran) and ``__cause__`` numba's own error.
+
+    Parameters
+    ----------
+    message : str
+        The cause and what to do.
+    failure : Failure or None, default=None
+        The classification of the failure (kind, whether it lasts, cause, fix).
+
+    See Also
+    --------
+    CudaFallbackWarning : What ``device='auto'`` emits instead.
+    last_device : Which device ran the last call, and why.
+
+    Examples
+    --------
+    >>> from cudakmeans import CudaError
+    >>> issubclass(CudaError, RuntimeError)
+    True
     """
 
     def __init__(self, message, failure=None):
@@ -58,7 +76,21 @@ class CudaError(RuntimeError):
 
 
 class CudaFallbackWarning(RuntimeWarning):
-    """A ``device='auto'`` call ran on the CPU because the CUDA path failed."""
+    """A ``device='auto'`` call ran on the CPU because the CUDA path failed.
+
+    See Also
+    --------
+    CudaError : What ``device='cuda'`` raises instead.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from cudakmeans import CudaFallbackWarning
+    >>> with warnings.catch_warnings():  # fall back to the CPU silently inside the block
+    ...     warnings.simplefilter("ignore", CudaFallbackWarning)
+    >>> issubclass(CudaFallbackWarning, RuntimeWarning)
+    True
+    """
 
 
 class DeviceUse(NamedTuple):
@@ -247,9 +279,29 @@ def _disable(failure):
 
 
 def last_device():
-    """The :class:`DeviceUse` of the last call of this thread into a public entry point
-    (None before the first). Functions such as ``silhouette_score`` return no device, so
-    this is where they say which one ran and why."""
+    """Say which device ran the last call of this thread into a public entry point, and why.
+
+    Functions such as ``silhouette_score`` return no device, so this is where they say
+    which one ran.
+
+    Returns
+    -------
+    use : DeviceUse or None
+        ``(device, reason)``: 'cuda' or 'cpu' and why; None before the first call.
+
+    See Also
+    --------
+    CudaFallbackWarning : Emitted when a call fell back to the CPU.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cudakmeans import last_device, silhouette_score
+    >>> _ = silhouette_score(np.array([[0.0], [0.1], [5.0], [5.1]]), [0, 0, 1, 1],
+    ...                      device="cpu")
+    >>> last_device().device
+    'cpu'
+    """
     return getattr(_local, "last", None)
 
 

@@ -589,6 +589,8 @@ class CudaKMeans(KMeans):
         Names of the features seen during fit; only when X had string column names.
     device_ : str
         The device that ran the last fit: 'cuda' or 'cpu'.
+    device_reason_ : str
+        Why it ran there (see :class:`KMeans`).
 
     See Also
     --------

@@ -288,7 +288,7 @@ class Refinement:
 class TemplateResult:
     """Everything the workflow computed.
 
-    Attributes
+    Parameters
     ----------
     centers : ndarray of shape (n_templates, n_features)
         Final templates (the leaves of ``tree``), original units.
