@@ -153,10 +153,14 @@ def _unsorted_duplicated(X):
 
 
 def _case(name):
-    X = tfidf_like(5)
+    return awkward(tfidf_like(5), name)
+
+
+def awkward(X, name):
+    """X (CSR) made awkward in the way ``name`` says, the same matrix where it can be."""
     if name == "empty_rows":
         X = X.tolil()
-        X[[3, 50, 51, 200], :] = 0
+        X[[3, X.shape[0] // 4, X.shape[0] // 4 + 1, X.shape[0] - 2], :] = 0
         return X.tocsr()
     if name == "explicit_zeros":
         X = X.copy()

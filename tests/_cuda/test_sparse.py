@@ -18,7 +18,7 @@ from cudakmeans._cuda import memory
 from cudakmeans._cuda import sparse as cuda_sparse
 from cudakmeans._sparse import from_scipy
 from tests.helpers import tolerance
-from tests.test_sparse import assert_same_fit, tfidf_like
+from tests.test_sparse import CASES, assert_same_fit, awkward, tfidf_like
 
 sp = pytest.importorskip("scipy.sparse")
 sklearn_metrics = pytest.importorskip("sklearn.metrics")
@@ -160,3 +160,14 @@ def test_every_sparse_launch_matches_a_registered_signature(monkeypatch, dtype, 
         name, sigs = signatures[id(kernel)]
         assert types in sigs, f"{name} launched with {types}"
     assert census.host_arrays_passed == 0
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_awkward_csr_on_cuda_equals_dense(case, cuda_device):
+    """Empty rows, explicit zeros, unsorted and duplicated entries, int64 indices, a zero
+    column, integer values: the CUDA path gives the dense fit's labels and centres."""
+    X = awkward(_small(10, n_samples=60), case)
+    D = X.toarray()
+    sparse_model = KMeans(3, n_init=1, random_state=2, device=cuda_device).fit(X)
+    dense_model = KMeans(3, n_init=1, random_state=2, device="cpu").fit(D)
+    assert_same_fit(sparse_model, dense_model, D)
