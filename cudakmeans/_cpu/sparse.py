@@ -246,6 +246,10 @@ class Workspace:
         self._inertias = np.zeros(n_ranges)
         self._c_sq = np.empty(n_clusters)
 
+    def runs_at_once(self, n_runs):
+        """Sparse runs are not batched into shared launches: one run at a time."""
+        return 1
+
     def runs_in_parallel(self, n_runs):
         """Each step already runs its row ranges on the threads: runs go one by one."""
         return False

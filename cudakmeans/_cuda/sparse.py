@@ -511,6 +511,10 @@ class Workspace:
                                                      np.float64, stream=self.stream,
                                                      what=what)
 
+    def runs_at_once(self, n_runs):
+        """Sparse runs are not batched into shared launches: one run at a time."""
+        return 1
+
     def runs_in_parallel(self, n_runs):
         """Runs share one GPU: never."""
         return False
