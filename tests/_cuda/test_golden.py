@@ -3,8 +3,8 @@
 The golden files hold what the CPU path returns; the CUDA path must return the same for the
 same inputs and seeds (k-means++ draws the same rows, Lloyd the same labels). Tolerances:
 ``labels`` and ``n_iter`` exactly; ``centers`` and ``inertia`` with ``rtol = 1e-5``
-(float32) or ``1e-12`` (float64), because the device sums per block and cluster with
-atomics, in another order than the CPU's chunks; ``silhouette`` with ``atol`` the same.
+(float32) or ``1e-12`` (float64), because the device sums per tile and slot, in another
+(fixed) order than the CPU's chunks; ``silhouette`` with ``atol`` the same.
 Under the simulator (every CUDA thread a Python thread) only the small cases run.
 """
 

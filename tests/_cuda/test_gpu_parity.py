@@ -1,8 +1,8 @@
 """Full-size parity on real hardware (``nox -s gpu``); deselected where no GPU is present.
 
-Tolerances: float64 ``1000 * eps``; float32 ``1e4 * eps`` relative for centres (float64
-atomics accumulate in a different order than the reference's sums, and 100,000-row clusters
-amplify float32 rounding of the centred data).
+Tolerances: float64 ``1000 * eps``; float32 ``1e4 * eps`` relative for centres (the device
+sums per tile and slot, in another order than the reference's sums, and 100,000-row
+clusters amplify float32 rounding of the centred data).
 """
 
 import numpy as np
