@@ -30,7 +30,8 @@ from numba import cuda, float32, float64, int32, int64, uint64
 from . import compile, launch, memory, registry
 from .launch import (
     BLOCK_ROWS,
-    ROWS_PER_THREAD,
+    CHUNKS_PER_BLOCK,
+    SEED_CHUNK,
     SEED_ROWS,
     STAGE_STEPS,
     THREADS,
@@ -47,7 +48,7 @@ from .math import average_center, move_feature, move_weight, sq_dist
 # Slots of the per-step scalars read back by the host.
 N_CHANGED, INERTIA, SHIFT, N_EMPTY, POT = range(5)
 N_SCALARS = 5
-THREAD_BOUNDS = THREADS + 1  # a block's threads' bounds in the cumulative sum
+CHUNK_BOUNDS = CHUNKS_PER_BLOCK + 1  # a block's chunks' bounds in the cumulative sum
 
 
 @cuda.jit(cache=True)
@@ -403,10 +404,12 @@ def center_distances(X, centers, out):
 
 
 # -- k-means++ --------------------------------------------------------------------------
-# Blocks of SEED_ROWS rows; thread t of block b walks rows b * SEED_ROWS + t * ROWS_PER_THREAD
-# onwards. The cumulative sum of w * closest that the candidates are searched in is, by
-# definition: the blocks' totals end to end in block order, inside a block the threads'
-# runs in thread order, inside a run the rows in order (tests/_cuda/order.py).
+# Blocks of SEED_ROWS rows, each CHUNKS_PER_BLOCK chunks of SEED_CHUNK rows (chunk k of
+# block b starts at row b * SEED_ROWS + k * SEED_CHUNK; thread t takes chunks t,
+# t + THREADS, ...). The cumulative sum of w * closest that the candidates are searched in
+# is, by definition: the blocks' totals end to end in block order, inside a block the
+# chunks' sums in chunk order, inside a chunk the rows in order (tests/_cuda/order.py),
+# whatever the device and its number of threads per block.
 
 @cuda.jit(device=True, inline=True)
 def _run_sum(sample_weight, closest, lo, hi):
@@ -419,8 +422,8 @@ def _run_sum(sample_weight, closest, lo, hi):
 @cuda.jit(device=True, inline=True)
 def _block_total(part):
     total = 0.0
-    for t in range(THREADS):
-        total += part[t]
+    for chunk in range(CHUNKS_PER_BLOCK):
+        total += part[chunk]
     return total
 
 
@@ -440,20 +443,21 @@ def seed_closest(X, sample_weight, draws_runs, indices_runs, c, first, closest_r
     n_samples = X.shape[0]
     tid = cuda.threadIdx.x
     block = block_start + cuda.blockIdx.x
-    part = cuda.shared.array(THREADS, float64)
+    part = cuda.shared.array(CHUNKS_PER_BLOCK, float64)
     if first:
         index = int64(draws[0])
         if block == 0 and tid == 0:
             indices[0] = index
     else:
         index = indices[c]
-    lo = block * SEED_ROWS + tid * ROWS_PER_THREAD
-    hi = min(lo + ROWS_PER_THREAD, n_samples)
-    for i in range(lo, hi):
-        dist = sq_dist(X, i, X, index)
-        if first or dist < closest[i]:
-            closest[i] = dist
-    part[tid] = _run_sum(sample_weight, closest, lo, hi)
+    for chunk in range(tid, CHUNKS_PER_BLOCK, THREADS):
+        lo = block * SEED_ROWS + chunk * SEED_CHUNK
+        hi = min(lo + SEED_CHUNK, n_samples)
+        for i in range(lo, hi):
+            dist = sq_dist(X, i, X, index)
+            if first or dist < closest[i]:
+                closest[i] = dist
+        part[chunk] = _run_sum(sample_weight, closest, lo, hi)
     cuda.syncthreads()
     if tid == 0:
         block_pots[block] = _block_total(part)
@@ -473,9 +477,9 @@ def seed_candidates(sample_weight, closest_runs, draws_runs, c, n_trials, base_r
                     scalars_runs, candidates_runs, block_start, n_blocks):
     """candidates[t] = first row where the cumulative sum of w * closest reaches
     ``u[c - 1, t] * potential``; n - 1 when the target is past the total (as scikit-learn
-    clips). Each thread claims the targets in its own interval of the sum; the intervals
-    are clipped to the block's, so exactly one thread claims each target. One run per
-    ``blockIdx.y``.
+    clips). Each chunk of rows claims the targets in its own interval of the sum; the
+    intervals are clipped to the block's, so exactly one chunk claims each target. One
+    run per ``blockIdx.y``.
     """
     run = cuda.blockIdx.y
     closest, draws, block_base = closest_runs[run], draws_runs[run], base_runs[run]
@@ -483,40 +487,41 @@ def seed_candidates(sample_weight, closest_runs, draws_runs, c, n_trials, base_r
     n_samples = closest.shape[0]
     tid = cuda.threadIdx.x
     block = block_start + cuda.blockIdx.x
-    part = cuda.shared.array(THREAD_BOUNDS, float64)
-    lo = block * SEED_ROWS + tid * ROWS_PER_THREAD
-    hi = min(lo + ROWS_PER_THREAD, n_samples)
-    part[tid + 1] = _run_sum(sample_weight, closest, lo, hi)
+    part = cuda.shared.array(CHUNK_BOUNDS, float64)
+    for chunk in range(tid, CHUNKS_PER_BLOCK, THREADS):
+        lo = block * SEED_ROWS + chunk * SEED_CHUNK
+        part[chunk + 1] = _run_sum(sample_weight, closest, lo, min(lo + SEED_CHUNK, n_samples))
     block_rows = min(SEED_ROWS, n_samples - block * SEED_ROWS)
-    n_active = (block_rows + ROWS_PER_THREAD - 1) // ROWS_PER_THREAD
+    n_active = (block_rows + SEED_CHUNK - 1) // SEED_CHUNK
     lower_block, upper_block = block_base[block], block_base[block + 1]
     cuda.syncthreads()
     if tid == 0:
         running = lower_block
-        for t in range(THREADS):
-            value = part[t + 1]
-            part[t] = min(running, upper_block)
+        for chunk in range(CHUNKS_PER_BLOCK):
+            value = part[chunk + 1]
+            part[chunk] = min(running, upper_block)
             running += value
-        part[THREADS] = upper_block
+        part[CHUNKS_PER_BLOCK] = upper_block
     cuda.syncthreads()
-    if tid >= n_active:
-        return
-    lower = part[tid]
-    upper = upper_block if tid == n_active - 1 else min(part[tid + 1], upper_block)
     potential = scalars[POT]
-    for t in range(n_trials):
-        target = draws[1 + (c - 1) * n_trials + t] * potential
-        if (lower < target or (block == 0 and tid == 0)) and target <= upper:
-            found = hi - 1
-            running = lower
-            for i in range(lo, hi):
-                running += float64(sample_weight[i]) * float64(closest[i])
-                if running >= target:
-                    found = i
-                    break
-            candidates[t] = found
-        elif block == n_blocks - 1 and tid == n_active - 1 and target > upper:
-            candidates[t] = n_samples - 1
+    for chunk in range(tid, n_active, THREADS):
+        lo = block * SEED_ROWS + chunk * SEED_CHUNK
+        hi = min(lo + SEED_CHUNK, n_samples)
+        lower = part[chunk]
+        upper = upper_block if chunk == n_active - 1 else min(part[chunk + 1], upper_block)
+        for t in range(n_trials):
+            target = draws[1 + (c - 1) * n_trials + t] * potential
+            if (lower < target or (block == 0 and chunk == 0)) and target <= upper:
+                found = hi - 1
+                running = lower
+                for i in range(lo, hi):
+                    running += float64(sample_weight[i]) * float64(closest[i])
+                    if running >= target:
+                        found = i
+                        break
+                candidates[t] = found
+            elif block == n_blocks - 1 and chunk == n_active - 1 and target > upper:
+                candidates[t] = n_samples - 1
 
 
 @cuda.jit(cache=True)
@@ -533,18 +538,18 @@ def seed_candidate_pots(X, sample_weight, closest_runs, candidates_runs, n_trial
     n_samples = X.shape[0]
     tid = cuda.threadIdx.x
     block = block_start + cuda.blockIdx.x
-    part = cuda.shared.array(THREADS, float64)
-    lo = block * SEED_ROWS + tid * ROWS_PER_THREAD
-    hi = min(lo + ROWS_PER_THREAD, n_samples)
+    part = cuda.shared.array(CHUNKS_PER_BLOCK, float64)
     for t in range(n_trials):
         candidate = candidates[t]
-        acc = 0.0
-        for i in range(lo, hi):
-            dist = sq_dist(X, i, X, candidate)
-            if closest[i] < dist:
-                dist = closest[i]
-            acc += float64(sample_weight[i]) * float64(dist)
-        part[tid] = acc
+        for chunk in range(tid, CHUNKS_PER_BLOCK, THREADS):
+            lo = block * SEED_ROWS + chunk * SEED_CHUNK
+            acc = 0.0
+            for i in range(lo, min(lo + SEED_CHUNK, n_samples)):
+                dist = sq_dist(X, i, X, candidate)
+                if closest[i] < dist:
+                    dist = closest[i]
+                acc += float64(sample_weight[i]) * float64(dist)
+            part[chunk] = acc
         cuda.syncthreads()
         if tid == 0:
             block_trial_pots[block * n_trials + t] = _block_total(part)

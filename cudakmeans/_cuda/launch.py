@@ -57,10 +57,13 @@ def block_centers(itemsize):
     return THREADS_X * TILE_N[itemsize]
 
 
-# k-means++ and the other row-parallel kernels: each thread walks a contiguous run of rows.
-ROWS_PER_THREAD = 4
-SEED_ROWS = THREADS * ROWS_PER_THREAD
-MAX_TRIALS = 64  # k-means++ candidates per centre that one launch scores
+# k-means++ sums w * D(x)^2 over chunks of SEED_CHUNK rows, CHUNKS_PER_BLOCK chunks per
+# block of SEED_ROWS rows, the same on every device and under the simulator (where a
+# thread takes several chunks): a candidate picked near a boundary of the cumulative sum
+# must not depend on where the sum ran.
+SEED_CHUNK = 4
+CHUNKS_PER_BLOCK = 256
+SEED_ROWS = SEED_CHUNK * CHUNKS_PER_BLOCK
 
 # Shared memory per block: three 256-thread blocks fit an sm_86 SM (100 KiB, 1 KiB of each
 # block reserved), which is 50% occupancy there; static shared memory is capped at 48 KiB.

@@ -16,3 +16,17 @@ def offline_build(tmp_path_factory):
     from tests._cuda import offline
 
     return offline.build_all(registry.TARGETS, tmp_path_factory.mktemp("offline"))
+
+
+@pytest.fixture
+def small_seed_blocks(monkeypatch):
+    """k-means++ blocks of 8 chunks (32 rows) instead of 256, so that a few hundred rows
+    cross several blocks under the simulator, which reads these constants when it runs.
+    The order they define is the same, only its block size changes."""
+    from cudakmeans._cuda import kmeans, launch
+
+    for module in (launch, kmeans):
+        monkeypatch.setattr(module, "CHUNKS_PER_BLOCK", 8)
+        monkeypatch.setattr(module, "SEED_ROWS", 8 * launch.SEED_CHUNK)
+    monkeypatch.setattr(kmeans, "CHUNK_BOUNDS", 9)
+    return 8 * launch.SEED_CHUNK

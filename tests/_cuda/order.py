@@ -104,12 +104,12 @@ def center_shift(centers_new, centers_old):
 
 # -- k-means++ -----------------------------------------------------------------------------
 def _run_sums(w, closest, block):
-    """Each thread's sum over its run of ROWS_PER_THREAD rows of block ``block``."""
+    """Each chunk's sum over its SEED_CHUNK rows of block ``block``, in chunk order."""
     n = closest.shape[0]
     parts = []
-    for t in range(launch.THREADS):
-        lo = block * launch.SEED_ROWS + t * launch.ROWS_PER_THREAD
-        hi = min(lo + launch.ROWS_PER_THREAD, n)
+    for t in range(launch.CHUNKS_PER_BLOCK):
+        lo = block * launch.SEED_ROWS + t * launch.SEED_CHUNK
+        hi = min(lo + launch.SEED_CHUNK, n)
         parts.append(sequential([float(w[i]) * float(closest[i]) for i in range(lo, hi)]))
     return parts
 
@@ -150,9 +150,9 @@ def kmeans_plusplus(X, w, first_index, uniforms):
             per_block = []
             for b in range(n_blocks):
                 parts = []
-                for th in range(launch.THREADS):
-                    lo = b * launch.SEED_ROWS + th * launch.ROWS_PER_THREAD
-                    hi = min(lo + launch.ROWS_PER_THREAD, n)
+                for th in range(launch.CHUNKS_PER_BLOCK):
+                    lo = b * launch.SEED_ROWS + th * launch.SEED_CHUNK
+                    hi = min(lo + launch.SEED_CHUNK, n)
                     acc = 0.0
                     for i in range(lo, hi):
                         dist = _sq_dist(X, i, cand)
@@ -178,7 +178,7 @@ def _search(w, closest, base, target, n_blocks):
     for b in range(n_blocks):
         parts = _run_sums(w, closest, b)
         rows = min(launch.SEED_ROWS, n - b * launch.SEED_ROWS)
-        n_active = launch.ceil_div(rows, launch.ROWS_PER_THREAD)
+        n_active = launch.ceil_div(rows, launch.SEED_CHUNK)
         lower_block, upper_block = base[b], base[b + 1]
         lowers, running = [], lower_block
         for part in parts:
@@ -188,8 +188,8 @@ def _search(w, closest, base, target, n_blocks):
             lower = lowers[t]
             upper = upper_block if t == n_active - 1 else min(lowers[t + 1], upper_block)
             if (lower < target or (b == 0 and t == 0)) and target <= upper:
-                lo = b * launch.SEED_ROWS + t * launch.ROWS_PER_THREAD
-                hi = min(lo + launch.ROWS_PER_THREAD, n)
+                lo = b * launch.SEED_ROWS + t * launch.SEED_CHUNK
+                hi = min(lo + launch.SEED_CHUNK, n)
                 running = lower
                 for i in range(lo, hi):
                     running += float(w[i]) * float(closest[i])

@@ -180,11 +180,11 @@ def test_kmeans_plusplus_picks_the_same_rows_as_the_cpu(dtype):
     np.testing.assert_array_equal(on_cuda, expected)
 
 
-def test_kmeans_plusplus_over_several_blocks_and_launches(monkeypatch):
+def test_kmeans_plusplus_over_several_blocks_and_launches(monkeypatch, small_seed_blocks):
     """Blocks of the seeding split across launches pick the rows a single launch picks."""
     from cudakmeans import kmeans_plusplus
 
-    X, _ = make_blobs(300, 2, 5, seed=12)  # 300 rows: three blocks of SEED_ROWS
+    X, _ = make_blobs(300, 2, 5, seed=12)  # 300 rows: ten blocks of 32 rows
     assert launch.ceil_div(300, launch.SEED_ROWS) >= 3
     _, single = kmeans_plusplus(X, 5, random_state=7, device="cuda")
     monkeypatch.setitem(launch.MAX_TERMS_PER_LAUNCH, 8, launch.SEED_ROWS * 4 * 2)

@@ -49,8 +49,8 @@ def test_lloyd_step_sums_in_the_documented_order(path, dtype, rng):
     assert shift == order.center_shift(centers_new, centers)
 
 
-def test_kmeans_plusplus_in_the_documented_order(dtype, rng):
-    X, _ = make_blobs(140, 2, 4, seed=5, dtype=dtype)  # three blocks of SEED_ROWS rows
+def test_kmeans_plusplus_in_the_documented_order(dtype, rng, small_seed_blocks):
+    X, _ = make_blobs(140, 2, 4, seed=5, dtype=dtype)  # five blocks of 32 rows
     w = rng.uniform(0.5, 2.0, 140).astype(dtype)
     uniforms = rng.uniform(size=(3, 3))
     ws = cuda_kmeans.Workspace(X, w, 4)
@@ -91,3 +91,57 @@ def test_minibatch_step_sums_in_the_documented_order(path, dtype, rng):
     np.testing.assert_array_equal(ws.d_sums.copy_to_host(), want_sums)
     np.testing.assert_array_equal(ws.d_batch_weight.copy_to_host(), want_weights)
     assert inertia == want_inertia
+
+
+def test_kmeans_plusplus_blocks_of_the_gpu_size(rng):
+    """The real block (256 chunks of 4 rows) under the simulator: 2,100 rows, three blocks."""
+    X, _ = make_blobs(2100, 2, 3, seed=6)
+    w = rng.uniform(0.5, 2.0, 2100)
+    uniforms = rng.uniform(size=(2, 3))
+    assert launch.seeding_plan(2100, 2, 3, 8).n_blocks == 3
+    ws = cuda_kmeans.Workspace(X, w, 3)
+    indices = ws.greedy_kmeans_plusplus(1500, uniforms)
+    want, pot = order.kmeans_plusplus(X, w, 1500, uniforms)
+    np.testing.assert_array_equal(indices, want)
+    assert ws.d_scalars[0].copy_to_host()[cuda_kmeans.POT] == pot
+
+
+def test_candidates_at_exact_boundaries_of_the_cumulative_sum(small_seed_blocks):
+    """Targets equal to values of the cumulative sum, and just past them, pick the rows
+    np.searchsorted picks on np.cumsum: integer weights and distances make every sum exact
+    in any order, so only the search's boundary rules are tested."""
+    from numba import cuda
+
+    n = 150  # five blocks of 32 rows
+    x = np.arange(n, dtype=np.float64) % 7  # squared distances to row 0: 0, 1, 4, ..., 36
+    x[-1] = 1.0
+    w = (np.arange(n) % 3).astype(np.float64)  # zero weights too
+    # The last row's weight makes the total a power of two, so u * total is exact.
+    partial = np.sum(w[:-1] * x[:-1] * x[:-1])
+    w[-1] = 2.0 ** np.ceil(np.log2(partial)) - partial
+    X = x[:, None].copy()
+    ws = cuda_kmeans.Workspace(X, w, 2)
+    cumsum = np.cumsum(w * x * x)
+    total = cumsum[-1]
+    picks = [0, 1, 2, 31, 32, 33, 64, 100, 148, n - 1]
+    targets = [cumsum[j] for j in picks] + [np.nextafter(cumsum[j], np.inf) for j in picks
+                                            if cumsum[j] > 0]
+    targets += [0.0, total, np.nextafter(total, np.inf)]
+    want = np.minimum(np.searchsorted(cumsum, targets, side="left"), n - 1)
+    plan = launch.seeding_plan(n, 1, len(targets), 8)
+    draws = np.zeros((1, 1 + len(targets)))
+    draws[0, 0] = 0  # the first centre is row 0
+    draws[0, 1:] = np.array(targets) / total  # times the potential (= total) gives targets
+    assert np.array_equal(draws[0, 1:] * total, targets)  # exact
+    d = {name: cuda.to_device(a) for name, a in dict(
+        draws=draws, indices=np.zeros((1, 2), dtype=np.int64),
+        candidates=np.full((1, len(targets)), -1, dtype=np.int64),
+        pots=np.zeros((1, plan.n_blocks)), base=np.zeros((1, plan.n_blocks + 1))).items()}
+    cuda_kmeans.seed_closest[(plan.n_blocks, 1), launch.THREADS](
+        ws.d_X, ws.d_weight, d["draws"], d["indices"], 0, 1, ws.d_closest, d["pots"],
+        d["base"], ws.d_scalars, ws.d_tickets, 0, plan.n_blocks)
+    assert ws.d_scalars[0].copy_to_host()[cuda_kmeans.POT] == total
+    cuda_kmeans.seed_candidates[(plan.n_blocks, 1), launch.THREADS](
+        ws.d_weight, ws.d_closest, d["draws"], 1, len(targets), d["base"], ws.d_scalars,
+        d["candidates"], 0, plan.n_blocks)
+    np.testing.assert_array_equal(d["candidates"][0].copy_to_host(), want)
