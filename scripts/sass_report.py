@@ -32,7 +32,7 @@ PEAK = {  # FP32 lanes per SM per clock, SMs, boost clock (public specifications
 
 
 def _launch_shared(name):
-    if name.startswith("assign_rows") or name == "silhouette_rows":
+    if name.startswith(("assign_rows", "silhouette_rows")):
         return launch.SHARED_BYTES
     return 0
 

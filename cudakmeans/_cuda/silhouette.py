@@ -99,7 +99,7 @@ def silhouette_rows(X, n_features, starts, own_seg, order, row_start, row_stop, 
                                          nearest_mean(b_sum, b_size))
 
 
-@launch.kernel(bounded=True)
+@launch.kernel()  # no launch bounds: within 64 registers it would spill
 def silhouette_rows_metric(metric, X, n_features, norms, starts, own_seg, order, row_start,
                            row_stop, col_start, col_stop, tile_rows, state_seg, state_sums,
                            out):

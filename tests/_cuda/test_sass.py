@@ -16,6 +16,7 @@ pytestmark = pytest.mark.ptx
 # Kernels that work per sample (their cost scales with n): no spills, no local stack.
 PER_SAMPLE = ("assign_rows_f32", "assign_rows_f64", "accumulate_rows", "center_distances",
               "seed_closest", "seed_candidates", "seed_candidate_pots", "silhouette_rows",
+              "silhouette_rows_metric",
               # CSR input (_cuda/sparse.py)
               "csr_row_sq_norms", "csr_assign_rows", "csr_block_weights", "csr_column_sums",
               "csr_center_distances", "csr_closest_rows", "csr_candidate_rows",
@@ -39,9 +40,7 @@ def _artifacts(build, key):
 
 def _launch_shared(name):
     """Dynamic shared bytes the launcher may give ``name`` (its largest plan)."""
-    if name.startswith("assign_rows"):
-        return launch.SHARED_BYTES
-    if name == "silhouette_rows":
+    if name.startswith(("assign_rows", "silhouette_rows")):
         return launch.SHARED_BYTES
     return 0
 
