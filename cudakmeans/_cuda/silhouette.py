@@ -172,9 +172,7 @@ def _metric_signature(dtype):
 
 PTX_SIGNATURES = {
     "silhouette_rows": [_signature(float32), _signature(float64)],
-    # float64 first: registry.launch_pairs takes the first signature holding the data's
-    # dtype, and the float32 one holds float64 arrays too (norms, state, out)
-    "silhouette_rows_metric": [_metric_signature(float64), _metric_signature(float32)],
+    "silhouette_rows_metric": [_metric_signature(float32), _metric_signature(float64)],
 }
 
 
