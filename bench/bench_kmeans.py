@@ -165,8 +165,9 @@ def split_fit(device, case, repeats):
     The library is not changed: its driver functions and the backend Workspace's
     ``__init__`` are wrapped here for the duration of the measurement, then restored.
     """
-    from cudakmeans import KMeans, _lloyd
+    from cudakmeans import KMeans
     from cudakmeans._device import get_backend
+    from cudakmeans._drivers import lloyd as _lloyd
 
     workspace_cls = get_backend(device, "kmeans").Workspace
     spent = {}

@@ -1,14 +1,12 @@
 """KMeans and CudaKMeans: scikit-learn's estimator on numba.cuda or numba's CPU target."""
 
-import numbers
-import threading
 import warnings
 
 import numpy as np
 
-from . import _lloyd
 from ._base import BaseEstimator, OutputMixin
 from ._device import get_backend, resolve_device
+from ._drivers import lloyd, runs
 from ._fallback import guarded_function, guarded_method
 from ._params import (
     ARRAY_LIKE,
@@ -27,75 +25,23 @@ from ._sparse import SparseRows
 from ._validation import (
     ConvergenceWarning,
     check_array,
+    check_center_shape,
     check_feature_names,
     check_input_features,
     check_is_fitted,
     check_n_features,
     check_random_state,
     check_sample_weight,
-    warn,
+    warn_if_degenerate,
 )
 
 __all__ = ["KMeans", "CudaKMeans", "kmeans_plusplus", "ConvergenceWarning"]
-
-
-def column_means(X):
-    """Per-feature means of a 2-D array, reduced along rows of its transpose.
-
-    numpy's axis-0 reductions of a C-ordered array with few columns add the rows one at a
-    time (an inner loop of n_features elements): for the request's 2,634 x 7 data, 3x
-    slower than reducing contiguous rows, and the fit's set-up is on its critical path.
-    """
-    return np.ascontiguousarray(X.T).mean(axis=1)
-
-
-def tolerance(X, tol):
-    """``tol`` scaled by the mean feature variance, as scikit-learn does (sparse X: from
-    its stored values, in O(nnz + n_features))."""
-    if tol == 0:
-        return 0.0
-    if isinstance(X, SparseRows):
-        return float(np.mean(X.column_mean_var()[1]) * tol)
-    return float(np.mean(np.var(np.ascontiguousarray(X.T), axis=1)) * tol)
 
 
 def _backend_workspace(device, X, sample_weight, n_clusters):
     """The k-means workspace of ``device`` for dense X, or its CSR twin for sparse X."""
     module = "sparse" if isinstance(X, SparseRows) else "kmeans"
     return get_backend(device, module).Workspace(X, sample_weight, n_clusters)
-
-
-def is_same_clustering(labels1, labels2, n_clusters):
-    """True if two labelings are the same partition up to renumbering (one direction).
-
-    Each cluster of ``labels1`` maps to the ``labels2`` of one of its members (whichever
-    the fancy assignment keeps); the partitions agree iff every member then maps right.
-    """
-    mapping = np.full(n_clusters, -1, dtype=np.int64)
-    mapping[labels1] = labels2
-    return bool(np.array_equal(mapping[labels1], labels2))
-
-
-_scratch = threading.local()
-
-
-def _draws_random_state(random_state, init):
-    """``check_random_state(random_state)``, cheaper where nothing can keep the result.
-
-    ``RandomState(seed)`` costs ~150 us here (most of it seeding a generator that the
-    legacy seeding then overwrites), a few percent of a small fit. With an integer seed
-    and a string init, every draw of the fit is made in ``draw_inits`` before any other
-    code runs, and the generator is not used after, so a per-thread instance reseeded with
-    ``seed()`` (the same state as ``RandomState(seed)``) serves.
-    """
-    if (isinstance(init, str) and isinstance(random_state, numbers.Integral)
-            and not isinstance(random_state, bool)):
-        rs = getattr(_scratch, "random_state", None)
-        if rs is None:
-            rs = _scratch.random_state = np.random.RandomState()
-        rs.seed(int(random_state))  # raises as RandomState(seed) would for a bad seed
-        return rs
-    return check_random_state(random_state)
 
 
 _POSITIVE_INT = Interval("int", 1, None, closed="left")
@@ -128,7 +74,7 @@ class _BaseKMeans(OutputMixin, BaseEstimator):
             raise ValueError(f"n_samples={X.shape[0]} should be >= n_clusters={n_clusters}.")
         explicit = is_array_like(self.init) and not isinstance(self.init, str)
         if explicit:
-            self._check_center_shape(check_array(self.init, name="init"), X, n_clusters)
+            check_center_shape(check_array(self.init, name="init"), X, n_clusters)
         if isinstance(self.n_init, str):  # 'auto'
             plusplus_or_array = not callable(self.init) and not (
                 isinstance(self.init, str) and self.init == "random")
@@ -145,20 +91,6 @@ class _BaseKMeans(OutputMixin, BaseEstimator):
             n_init = 1
         self._n_init = n_init
         return n_clusters
-
-    @staticmethod
-    def _check_center_shape(centers, X, n_clusters):
-        """scikit-learn's ``_validate_center_shape``, with its messages."""
-        if centers.shape[0] != n_clusters:
-            raise ValueError(
-                f"The shape of the initial centers {centers.shape} does not match the number "
-                f"of clusters {n_clusters}."
-            )
-        if centers.shape[1] != X.shape[1]:
-            raise ValueError(
-                f"The shape of the initial centers {centers.shape} does not match the number "
-                f"of features of the data {X.shape[1]}."
-            )
 
     def _validate_fit_input(self, X, sample_weight):
         self._validate_params()
@@ -309,16 +241,6 @@ class _BaseKMeans(OutputMixin, BaseEstimator):
         sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
         return -self._labels_inertia(X, sample_weight)[1]
 
-    def _warn_if_degenerate(self, n_clusters):
-        distinct = int(np.count_nonzero(np.bincount(self.labels_, minlength=n_clusters)))
-        if distinct < n_clusters:
-            warn(
-                f"Number of distinct clusters ({distinct}) found smaller than n_clusters "
-                f"({n_clusters}). Possibly due to duplicate points in X.",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
-
     @property
     def _n_features_out(self):
         return self.cluster_centers_.shape[0]
@@ -460,86 +382,37 @@ class KMeans(_BaseKMeans):
         if isinstance(X, SparseRows):
             # Not centred: that would densify X. The expansion in _sparse_math is computed
             # in float64 instead, which keeps the same labels (see that module).
+            X_mean = None
             ws = _backend_workspace(self.device_, X, sample_weight, n_clusters)
-            return self._fit_centered(ws, X, None, n_clusters)
-        # Centre the data for more accurate distances (scikit-learn does the same); this is
-        # also the one host copy of X, so the caller's array is never touched.
-        X_mean = column_means(X)
-        ws = get_backend(self.device_, "kmeans").Workspace(X - X_mean, sample_weight, n_clusters)
-        return self._fit_centered(ws, X, X_mean, n_clusters)
-
-    def _fit_centered(self, ws, X, X_mean, n_clusters):
-        """The body of :meth:`fit` after validation, on a workspace over ``X - X_mean``
-        (over X itself when ``X_mean`` is None: sparse X).
-
-        ``ws`` may be shared by several fits of the same data (the template workflow runs
-        every candidate K on one); its number of clusters is set here. ``_check_params``
-        must have run (it sets ``_n_init``), and ``device_`` must be the workspace's.
-        """
-        random_state = _draws_random_state(self.random_state, self.init)
-        tol = tolerance(X, self.tol)
-        init = self.init
-        if not isinstance(init, str) and not callable(init):
-            init = check_array(init, name="init").astype(X.dtype)
-            if X_mean is not None:
-                init = init - X_mean
-        labels, inertia, centers, n_iter = _fit_workspace(
-            ws, n_clusters, init, self._n_init, self.max_iter, tol, random_state, self.verbose)
-        if X_mean is not None:
-            centers = centers + X_mean
-        self.cluster_centers_ = centers.astype(X.dtype, copy=False)
-        self.labels_ = labels
-        self.inertia_ = float(inertia)
-        self.n_iter_ = int(n_iter)
+        else:
+            # Centre the data for more accurate distances (scikit-learn does the same);
+            # this is also the one host copy of X, so the caller's array is never touched.
+            X_mean = lloyd.column_means(X)
+            ws = get_backend(self.device_, "kmeans").Workspace(X - X_mean, sample_weight,
+                                                               n_clusters)
+        fit = runs.fit(ws, X, X_mean, **self._run_settings(n_clusters))
+        self.cluster_centers_ = fit.centers
+        self.labels_ = fit.labels
+        self.inertia_ = fit.inertia
+        self.n_iter_ = fit.n_iter
         self.n_features_in_ = X.shape[1]
-        self._warn_if_degenerate(n_clusters)
+        warn_if_degenerate(self.labels_, n_clusters)
         return self
 
+    def _run_settings(self, n_clusters):
+        """The keyword arguments of :func:`cudakmeans._drivers.runs.fit`, once
+        :meth:`_check_params` has validated them (and set ``_n_init``)."""
+        return dict(n_clusters=n_clusters, init=self.init, n_init=self._n_init,
+                    max_iter=self.max_iter, tol=self.tol, random_state=self.random_state,
+                    verbose=self.verbose)
 
-def _fit_workspace(ws, n_clusters, init, n_init, max_iter, tol, random_state, verbose=0):
-    """The best of ``n_init`` Lloyd runs on ``ws`` by inertia, in the workspace's units.
 
-    ``ws`` holds centred data; ``init`` is 'k-means++', 'random', a callable or an array
-    already centred; ``tol`` is already scaled (:func:`tolerance`); ``random_state`` is a
-    ``RandomState``. Sets the workspace's number of clusters if it differs. Returns
-    ``(labels, inertia, centers, n_iter)`` of the best run, centres in centred units.
-    """
-    if ws.n_clusters != n_clusters:
-        ws.set_n_clusters(n_clusters)
-    inits = _lloyd.draw_inits(ws, n_clusters, init, random_state, n_init)
-
-    def init_run(r, run_ws):
-        centers_init = inits[r](run_ws)
-        if callable(init):
-            _BaseKMeans._check_center_shape(centers_init, ws.X, n_clusters)
-        if verbose:
-            print("Initialization complete")
-        return centers_init
-
-    def lloyd_run(r, run_ws, centers_init):
-        return _lloyd.kmeans_single_lloyd(run_ws, centers_init, max_iter=max_iter, tol=tol,
-                                          verbose=verbose)
-
-    # A device that serves several runs with the same launches takes them in batches;
-    # small CPU problems run their independent inits on threads. Either way each run is
-    # deterministic on its own, so the result does not depend on how runs are scheduled.
-    at_once = ws.runs_at_once(n_init) if not verbose and not callable(init) else 1
-    if at_once > 1:
-        results = []
-        for start in range(0, n_init, at_once):
-            results += _lloyd.kmeans_lloyd_runs(ws, inits[start:start + at_once],
-                                                max_iter=max_iter, tol=tol)
-    elif not verbose and ws.runs_in_parallel(n_init):
-        results = ws.map_runs(init_run, lloyd_run, n_init)
-    else:
-        results = [lloyd_run(r, ws, init_run(r, ws)) for r in range(n_init)]
-    best = None
-    for labels, inertia, centers, n_iter in results:  # in run order, as scikit-learn
-        if best is None or (
-            inertia < best[1] and not is_same_clustering(labels, best[0], n_clusters)
-        ):
-            best = labels, inertia, centers, n_iter
-    return best
+def lloyd_settings(estimator, X):
+    """Validate the parameters of a :class:`KMeans` against X, with the messages and
+    warnings of its ``fit``; return the keyword arguments of
+    :func:`cudakmeans._drivers.runs.fit` (for fits that share one workspace: the template
+    workflow)."""
+    return estimator._run_settings(estimator._check_params(X))
 
 
 class CudaKMeans(KMeans):
@@ -690,5 +563,5 @@ def kmeans_plusplus(X, n_clusters, *, sample_weight=None, x_squared_norms=None,
     n_clusters = int(n_clusters)
     random_state = check_random_state(random_state)
     ws = _backend_workspace(resolve_device(device), X, sample_weight, n_clusters)
-    indices = _lloyd.kmeans_plusplus(ws, n_clusters, random_state, n_local_trials)
+    indices = lloyd.kmeans_plusplus(ws, n_clusters, random_state, n_local_trials)
     return np.array(X[indices], copy=True), indices

@@ -23,15 +23,16 @@ import warnings
 
 import numpy as np
 
-from . import _lloyd
-from ._cpu import parallel
+from . import _threads
 from ._device import get_backend, resolve_device
+from ._drivers import lloyd
 from ._fallback import guarded_method
 from ._kmeans import BASE_CONSTRAINTS, _backend_workspace, _BaseKMeans
 from ._params import BOOLEAN, NONE, Interval
 from ._sparse import SparseRows
 from ._validation import (
     check_array,
+    check_center_shape,
     check_feature_names,
     check_finite,
     check_n_features,
@@ -185,13 +186,13 @@ class _Batches:
 
     def __init__(self, rows, sample_weight, batch_size, random_state):
         self.rows, self.batch_size, self.random_state = rows, batch_size, random_state
-        self.cdf = _lloyd.weight_cdf(sample_weight)  # summed once, not once per step
-        self.pool = parallel.background_pool()
+        self.cdf = lloyd.weight_cdf(sample_weight)  # summed once, not once per step
+        self.pool = _threads.background_pool()
         self.ahead = None  # (state before the draw, batch, future of its rows)
 
     def _draw(self):
         # random_state.choice(n_samples, batch_size, p=w / w.sum()), replace=True
-        return _lloyd.weighted_choice(self.random_state, self.cdf, self.batch_size)
+        return lloyd.weighted_choice(self.random_state, self.cdf, self.batch_size)
 
     def next(self, ahead):
         """This step's ``(batch, rows)``; with ``ahead``, draw the next batch and start
@@ -433,9 +434,9 @@ class MiniBatchKMeans(_BaseKMeans):
         else:
             X_init, w_init = rows.block(0, n_samples), sample_weight
         ws = self._kmeans_workspace(X_init, w_init, n_clusters)
-        centers = _lloyd.init_centers(ws, n_clusters, init, random_state)
+        centers = lloyd.init_centers(ws, n_clusters, init, random_state)
         if callable(init):
-            self._check_center_shape(centers, X_init, n_clusters)
+            check_center_shape(centers, X_init, n_clusters)
         return np.ascontiguousarray(centers, dtype=rows.dtype)
 
     def _minibatch_workspace(self, rows, n_clusters, batch_rows):

@@ -362,6 +362,34 @@ def check_real(value, name, *, low=None):
     return float(value)
 
 
+def check_center_shape(centers, X, n_clusters):
+    """scikit-learn's ``_validate_center_shape``, with its messages: ``centers`` must be
+    ``(n_clusters, n_features of X)``."""
+    if centers.shape[0] != n_clusters:
+        raise ValueError(
+            f"The shape of the initial centers {centers.shape} does not match the number "
+            f"of clusters {n_clusters}."
+        )
+    if centers.shape[1] != X.shape[1]:
+        raise ValueError(
+            f"The shape of the initial centers {centers.shape} does not match the number "
+            f"of features of the data {X.shape[1]}."
+        )
+
+
+def warn_if_degenerate(labels, n_clusters, stacklevel=1):
+    """scikit-learn's ``ConvergenceWarning`` when a fit's labels use fewer than
+    ``n_clusters`` clusters (at ``stacklevel``, counted from the caller of this one)."""
+    distinct = int(np.count_nonzero(np.bincount(labels, minlength=n_clusters)))
+    if distinct < n_clusters:
+        warn(
+            f"Number of distinct clusters ({distinct}) found smaller than n_clusters "
+            f"({n_clusters}). Possibly due to duplicate points in X.",
+            ConvergenceWarning,
+            stacklevel=stacklevel + 1,
+        )
+
+
 def check_random_state(seed):
     """Turn ``seed`` into a ``np.random.RandomState``, as scikit-learn does."""
     if seed is None or seed is np.random:

@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _lloyd
 from ._device import get_backend, resolve, resolve_device
+from ._drivers import lloyd, runs
 from ._fallback import guarded_function, guarded_method
-from ._kmeans import BASE_CONSTRAINTS, KMeans, _BaseKMeans, column_means
+from ._kmeans import BASE_CONSTRAINTS, KMeans, _BaseKMeans, lloyd_settings
 from ._params import BOOLEAN, CALLABLE, Interval, StrOptions
 from ._silhouette import silhouette_score
 from ._validation import (
@@ -49,6 +49,7 @@ from ._validation import (
     check_n_clusters,
     check_random_state,
     check_sample_weight,
+    warn_if_degenerate,
 )
 
 __all__ = [
@@ -452,25 +453,28 @@ def _kmeans(n_clusters, *, device, init="k-means++", n_init=N_INIT, max_iter=MAX
 class _SharedData:
     """Data fitted many times: centred once, on the device once, one workspace for all K.
 
-    :meth:`fit` fits an unfitted :class:`KMeans` as its own ``fit`` would on ``Z`` (the
-    same parameter checks, the same centring by ``Z``'s mean, hence the same numbers), but
-    on the one workspace, whose number of clusters is changed between fits.
+    :meth:`fit` fits as ``KMeans(...).fit(Z)`` would (the same parameter checks and
+    warnings, the same centring by ``Z``'s mean, hence the same numbers), but on the one
+    workspace, whose number of clusters the driver changes between fits.
     """
 
     def __init__(self, Z, device):
         self.Z = Z
         self.device = device
-        self.mean = column_means(Z)  # exactly as KMeans.fit centres
+        self.mean = lloyd.column_means(Z)  # exactly as KMeans.fit centres
         self.ws = None
 
     def fit(self, model):
-        model.device_ = self.device
-        n_clusters = model._check_params(self.Z)
+        """Fit the parameters of the unfitted :class:`KMeans` ``model`` on Z; return the
+        driver's :class:`~cudakmeans._drivers.runs.KMeansFit`."""
+        settings = lloyd_settings(model, self.Z)
         if self.ws is None:
             weights = check_sample_weight(None, self.Z.shape[0], self.Z.dtype)
             self.ws = get_backend(self.device, "kmeans").Workspace(
-                self.Z - self.mean, weights, n_clusters)
-        return model._fit_centered(self.ws, self.Z, self.mean, n_clusters)
+                self.Z - self.mean, weights, settings["n_clusters"])
+        fit = runs.fit(self.ws, self.Z, self.mean, **settings)
+        warn_if_degenerate(fit.labels, settings["n_clusters"])
+        return fit
 
 
 def create_templates(Z, n_templates, *, init="k-means++", n_init=N_INIT, max_iter=MAX_ITER,
@@ -693,18 +697,17 @@ def _choose_k(data, k_values, *, n_init, max_iter, tol, random_state, sample_siz
     silhouette = np.empty(k_values.shape[0])
     best = None
     for i, k in enumerate(k_values):
-        model = data.fit(_kmeans(int(k), n_init=n_init, max_iter=max_iter, tol=tol,
-                                 random_state=random_state, device=device))
-        inertia[i] = model.inertia_
-        silhouette[i] = silhouette_score(Z, model.labels_, sample_size=sample_size,
+        fit = data.fit(_kmeans(int(k), n_init=n_init, max_iter=max_iter, tol=tol,
+                               random_state=random_state, device=device))
+        inertia[i] = fit.inertia
+        silhouette[i] = silhouette_score(Z, fit.labels, sample_size=sample_size,
                                          random_state=random_state, device=device)
         if best is None or silhouette[i] > silhouette[best[0]]:
-            best = i, model
+            best = i, fit
         _notify(progress, "refine", i + 1, k_values.shape[0])
-    i, model = best
+    i, fit = best
     return Refinement(k_values=k_values, inertia=inertia, silhouette=silhouette,
-                      best_k=int(k_values[i]), labels=model.labels_,
-                      centers=model.cluster_centers_)
+                      best_k=int(k_values[i]), labels=fit.labels, centers=fit.centers)
 
 
 def default_k_values(n_templates, n_samples, width=3):
@@ -812,7 +815,7 @@ def fit_templates(X, n_templates=26, *, split_threshold=1.0, min_size=10, max_de
     times["create"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    tree = split_templates(X, Z, created.labels_, split_threshold=split_threshold,
+    tree = split_templates(X, Z, created.labels, split_threshold=split_threshold,
                            min_size=min_size, max_depth=max_depth, n_init=n_init,
                            max_iter=max_iter, tol=tol, random_state=random_state,
                            device=device, progress=progress)
@@ -1044,8 +1047,8 @@ class BisectingKMeans(_BaseKMeans):
         ws = backend.Workspace(X[rows], sample_weight[rows], 2)
         best = None
         for _ in range(self._n_init):
-            centers_init = _lloyd.init_centers(ws, 2, self.init, random_state)
-            labels, inertia, centers, _ = _lloyd.kmeans_single_lloyd(
+            centers_init = lloyd.init_centers(ws, 2, self.init, random_state)
+            labels, inertia, centers, _ = lloyd.kmeans_single_lloyd(
                 ws, centers_init, max_iter=self.max_iter, tol=self.tol, verbose=self.verbose)
             # scikit-learn's margin for rounding between runs
             if best is None or inertia < best[1] * (1 - 1e-6):

@@ -16,7 +16,7 @@ whose kernels call it (``CALLERS``) otherwise.
     python scripts/mutation.py                     # every mutant (slow: minutes per file)
     python scripts/mutation.py --sample 30 --seed 1
     python scripts/mutation.py --cuda --sample 10  # CUDA modules, simulator tests
-    python scripts/mutation.py --files cudakmeans/_lloyd.py --list
+    python scripts/mutation.py --files cudakmeans/_drivers/lloyd.py --list
 """
 
 import argparse
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGETS = ("cudakmeans/_math.py", "cudakmeans/_lloyd.py", "cudakmeans/_cpu/kmeans.py",
+TARGETS = ("cudakmeans/_math.py", "cudakmeans/_drivers/lloyd.py", "cudakmeans/_cpu/kmeans.py",
            "cudakmeans/_minibatch.py", "cudakmeans/_cpu/minibatch.py",
            "cudakmeans/_minibatch_math.py")
 # Fastest killers first (-x stops at the first failure). test_parallel forces the threaded

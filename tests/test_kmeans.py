@@ -348,7 +348,7 @@ def test_integer_seeds_give_the_randomstate_stream(monkeypatch):
 
 @pytest.mark.parametrize("seed", range(20))
 def test_is_same_clustering_is_a_relabelling_test(seed):
-    from cudakmeans._kmeans import is_same_clustering
+    from cudakmeans._drivers.runs import is_same_clustering
 
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 5, 40)

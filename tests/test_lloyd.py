@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cudakmeans import _lloyd
+from cudakmeans._drivers import lloyd
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -18,8 +18,8 @@ def test_weighted_choice_is_random_state_choice(seed, n_max, dtype):
     w[rng.integers(n)] += 0.5  # at least one positive weight
     expected_rs, rs = np.random.RandomState(seed), np.random.RandomState(seed)
     expected = [int(expected_rs.choice(n, p=w / w.sum())) for _ in range(5)]
-    cdf = _lloyd.weight_cdf(w)
-    got = [_lloyd.weighted_choice(rs, cdf) for _ in range(5)]
+    cdf = lloyd.weight_cdf(w)
+    got = [lloyd.weighted_choice(rs, cdf) for _ in range(5)]
     assert got == expected
     assert all(w[i] > 0 for i in got)
     np.testing.assert_array_equal(rs.uniform(size=3), expected_rs.uniform(size=3))
@@ -33,7 +33,7 @@ def test_draw_inits_consume_the_stream_as_scikit_learn_does():
         sample_weight = np.random.default_rng(1).uniform(0.1, 1.0, 50)
 
     rs, expected_rs = np.random.RandomState(7), np.random.RandomState(7)
-    _lloyd.draw_inits(Data, 6, "k-means++", rs, 3)
+    lloyd.draw_inits(Data, 6, "k-means++", rs, 3)
     w = Data.sample_weight
     for _ in range(3):
         expected_rs.choice(50, p=w / w.sum())
@@ -56,10 +56,10 @@ def test_skipping_the_final_assignment_changes_nothing(seed, monkeypatch, dtype)
     monkeypatch.setattr(Workspace, "assign",
                         lambda self, c: assigned.append(1) or assign(self, c))
 
-    skipped = _lloyd.kmeans_single_lloyd(Workspace(X, w, 5), init, max_iter=100)
+    skipped = lloyd.kmeans_single_lloyd(Workspace(X, w, 5), init, max_iter=100)
     assert assigned == []  # strict convergence on these blobs: nothing to reassign
     monkeypatch.setattr(Workspace, "same_centers", lambda self, a, b: False)
-    full = _lloyd.kmeans_single_lloyd(Workspace(X, w, 5), init, max_iter=100)
+    full = lloyd.kmeans_single_lloyd(Workspace(X, w, 5), init, max_iter=100)
     assert assigned == [1]
     for a, b in zip(skipped, full, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -73,9 +73,9 @@ def test_weighted_choice_of_a_batch_is_random_state_choice(seed, dtype):
     w = (rng.uniform(0, 3, n) * (rng.uniform(size=n) > 0.2)).astype(dtype)
     w[rng.integers(n)] += 1.0
     expected_rs, rs = np.random.RandomState(seed), np.random.RandomState(seed)
-    cdf = _lloyd.weight_cdf(w)
+    cdf = lloyd.weight_cdf(w)
     for size in (1, 1024, 3):
         expected = expected_rs.choice(n, size, p=w / w.sum(), replace=True)
-        got = _lloyd.weighted_choice(rs, cdf, size)
+        got = lloyd.weighted_choice(rs, cdf, size)
         assert got.dtype == np.int64
         np.testing.assert_array_equal(got, expected)

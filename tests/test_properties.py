@@ -24,8 +24,8 @@ import reference.kmeans as ref
 import reference.silhouette as ref_silhouette
 from cudakmeans import KMeans, silhouette_samples, silhouette_score
 from cudakmeans._cpu.kmeans import Workspace
+from cudakmeans._drivers.lloyd import kmeans_single_lloyd
 from cudakmeans._kmeans import ConvergenceWarning
-from cudakmeans._lloyd import kmeans_single_lloyd
 
 SLACK = 16
 

@@ -11,8 +11,6 @@ hand-off costs on a busy machine, and Python overhead per call is what dominates
 """
 
 
-import threading
-
 import numpy as np
 from numba import njit
 
@@ -514,53 +512,10 @@ class Workspace:
         return 1
 
     def runs_in_parallel(self, n_runs):
-        """Whether independent runs (n_init) should go to threads: only when one run is
-        too small to use the threads itself, so no run waits on the pool it runs in."""
+        """Whether independent runs (n_init) should go to threads, each on a :meth:`fork`
+        (``cudakmeans._drivers.runs`` schedules them): only when one run is too small to
+        use the threads itself, so no run waits on the pool it runs in."""
         return n_runs > 1 and parallel.n_threads() > 1 and not self._threaded_lloyd
-
-    def map_runs(self, init, lloyd, n_runs):
-        """``lloyd(run, ws, init(run, ws))`` for every run; results in run order.
-
-        As many workers as threads (the calling thread is one), each on a workspace of its
-        own, take tasks from one list: every run's init first, then every run's Lloyd,
-        which waits for its init if another worker is still on it. Inits first keeps all
-        workers busy to the end: 3 runs on 2 workers finish in about 1.5 runs' time, not 2.
-        Never more workers than CPUs: a run holds the GIL between its compiled steps, and
-        a GIL holder that the OS preempts for a surplus thread stalls every other run.
-        Every run is deterministic on its own (the init's centres are all a Lloyd run
-        takes from it), so results do not depend on the thread count.
-        """
-        n_workers = min(n_runs, parallel.n_threads())
-        workspaces = [self] + [self.fork() for _ in range(n_workers - 1)]
-        centers = [None] * n_runs
-        ready = [threading.Event() for _ in range(n_runs)]
-        results = [None] * n_runs
-        tasks = iter([(True, run) for run in range(n_runs)]
-                     + [(False, run) for run in range(n_runs)])
-        failed = []
-
-        def worker(w):
-            ws = workspaces[w]
-            try:
-                for is_init, run in tasks:  # next() on a list iterator is atomic (GIL)
-                    if failed:
-                        return  # another worker failed (or was interrupted): stop early
-                    if is_init:
-                        try:
-                            centers[run] = init(run, ws)
-                        finally:
-                            ready[run].set()  # never leave a waiting worker blocked
-                    else:
-                        ready[run].wait()
-                        if centers[run] is None:
-                            return  # its init failed; that worker raises the error
-                        results[run] = lloyd(run, ws, centers[run])
-            except BaseException:
-                failed.append(w)
-                raise
-
-        parallel.map_tasks(worker, n_workers)
-        return results
 
     def set_n_clusters(self, n_clusters):
         """Make the workspace fit ``n_clusters`` clusters from now on.

@@ -8,6 +8,7 @@ from cudakmeans import KMeans
 from cudakmeans._cpu import kmeans as cpu_kmeans
 from cudakmeans._cpu import parallel
 from cudakmeans._cpu.math import nearest_center
+from cudakmeans._drivers import runs
 from tests.helpers import make_blobs
 
 
@@ -89,9 +90,9 @@ def test_independent_inits_on_threads_equal_the_sequential_runs(monkeypatch):
     """Small problems run their n_init runs on threads, each on its own workspace."""
     X, _ = make_blobs(2634, 7, 26, seed=30)
     fits, parallel_calls = [], []
-    map_runs = cpu_kmeans.Workspace.map_runs
-    monkeypatch.setattr(cpu_kmeans.Workspace, "map_runs",
-                        lambda self, *a: parallel_calls.append(1) or map_runs(self, *a))
+    map_runs = runs.map_runs
+    monkeypatch.setattr(runs, "map_runs",
+                        lambda *a: parallel_calls.append(1) or map_runs(*a))
     for threads in ("1", "2"):
         monkeypatch.setenv("CUDAKMEANS_NUM_THREADS", threads)
         fits.append(KMeans(26, n_init=4, random_state=3, device="cpu").fit(X))
@@ -121,7 +122,7 @@ def test_map_runs_runs_each_init_then_its_lloyd_once(monkeypatch, threads):
         used.add(id(run_ws))
         return -run
 
-    assert ws.map_runs(init, lloyd, 5) == [0, -1, -2, -3, -4]
+    assert runs.map_runs(ws, init, lloyd, 5) == [0, -1, -2, -3, -4]
     assert sorted(inits) == sorted(lloyds) == list(range(5))
     assert len(used) <= int(threads)
 
@@ -137,4 +138,4 @@ def test_map_runs_raises_an_init_error_without_hanging(monkeypatch):
         return run
 
     with pytest.raises(ValueError, match="bad init 1"):
-        ws.map_runs(init, lambda run, run_ws, centers: centers, 4)
+        runs.map_runs(ws, init, lambda run, run_ws, centers: centers, 4)

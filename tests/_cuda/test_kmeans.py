@@ -245,20 +245,20 @@ def test_the_requests_snippet_at_simulator_size():
 def test_batched_runs_equal_the_runs_one_by_one(dtype, tol):
     """Runs seeded and moved together give each run's own result, bit for bit: runs that
     converge at different steps, a run whose start leaves clusters empty."""
-    from cudakmeans import _lloyd
+    from cudakmeans._drivers import lloyd
 
     X, _ = make_blobs(120, 3, 5, seed=31, dtype=dtype)
     X = X - X.mean(axis=0)
     w = np.random.default_rng(2).uniform(0.5, 2.0, 120).astype(dtype)
     far = np.vstack([X[:3], np.full((2, 3), 50.0, dtype=dtype)])  # two empty clusters
     ws = cuda_kmeans.Workspace(X, w, 5)
-    inits = _lloyd.draw_inits(ws, 5, "k-means++", np.random.RandomState(0), 3) + [
+    inits = lloyd.draw_inits(ws, 5, "k-means++", np.random.RandomState(0), 3) + [
         lambda run_ws: far]
-    batched = _lloyd.kmeans_lloyd_runs(ws, inits, max_iter=30, tol=tol)
+    batched = lloyd.kmeans_lloyd_runs(ws, inits, max_iter=30, tol=tol)
     n_iters = set()
     for init, (labels, inertia, centers, n_iter) in zip(inits, batched, strict=True):
         alone = cuda_kmeans.Workspace(X, w, 5)
-        want = _lloyd.kmeans_single_lloyd(alone, init(alone), max_iter=30, tol=tol)
+        want = lloyd.kmeans_single_lloyd(alone, init(alone), max_iter=30, tol=tol)
         np.testing.assert_array_equal(labels, want[0])
         np.testing.assert_array_equal(centers, want[2])
         assert (inertia, n_iter) == (want[1], want[3])

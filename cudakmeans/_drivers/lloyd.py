@@ -1,13 +1,49 @@
-"""Drivers that read like the algorithms: one k-means++ seeding, one run of Lloyd.
+"""One k-means++ seeding and one run of Lloyd, as drivers that read like the algorithms.
 
-They talk to a backend *workspace* (``cudakmeans._cpu.kmeans.Workspace`` or
-``cudakmeans._cuda.kmeans.Workspace``) that owns the data and the buffers on its device and
+They talk to a backend *workspace* that owns the data and the buffers on its device and
 runs the kernels. Only a few scalars per step come back to the host here; random draws are
 made on the host from a ``np.random.RandomState`` in scikit-learn's order, so a seed gives
 the centres scikit-learn would choose.
 """
 
 import numpy as np
+
+from .._sparse import SparseRows
+
+
+def column_means(X):
+    """Per-feature means of a 2-D array, reduced along rows of its transpose.
+
+    numpy's axis-0 reductions of a C-ordered array with few columns add the rows one at a
+    time (an inner loop of n_features elements), far slower than reducing contiguous rows,
+    and the centring of X is on a small fit's critical path.
+    """
+    return np.ascontiguousarray(X.T).mean(axis=1)
+
+
+def tolerance(X, tol):
+    """``tol`` scaled by the mean feature variance of X, as scikit-learn's ``_tolerance``.
+
+    X is an in-memory array (variances reduced along rows of its transpose, as
+    :func:`column_means`), :class:`~cudakmeans._sparse.SparseRows` (from the stored values,
+    in O(nnz + n_features)), or rows read in blocks (anything with ``shape`` and
+    ``blocks()``: MiniBatchKMeans's np.memmap), in two passes over the blocks.
+    """
+    if tol == 0:
+        return 0.0
+    if isinstance(X, SparseRows):
+        return float(np.mean(X.column_mean_var()[1]) * tol)
+    if isinstance(X, np.ndarray):
+        return float(np.mean(np.var(np.ascontiguousarray(X.T), axis=1)) * tol)
+    n = X.shape[0]
+    mean = np.zeros(X.shape[1])
+    for block in X.blocks():
+        mean += block.sum(axis=0, dtype=np.float64)
+    mean /= n
+    sq = np.zeros(X.shape[1])
+    for block in X.blocks():
+        sq += ((block - mean) ** 2).sum(axis=0)
+    return float(np.mean(sq / n) * tol)
 
 
 def kmeans_plusplus(ws, n_clusters, random_state, n_local_trials=None):

@@ -1,0 +1,12 @@
+"""Drivers: the algorithms, written once for every backend.
+
+Each module reads like the algorithm it runs and talks to a backend only through a
+*workspace* that the public layer chose with :func:`cudakmeans._device.get_backend` and
+handed down. Drivers never import a backend, never validate user input (the public layer
+has done that) and keep only a few scalars per step on the host.
+
+* :mod:`.lloyd`: one greedy k-means++ seeding, one run of Lloyd, several runs in lockstep;
+  the random draws, in scikit-learn's order;
+* :mod:`.runs`: a k-means fit: the ``n_init`` runs, how they are scheduled (batched into
+  the same launches, on threads, or one after another) and which one is kept.
+"""

@@ -1,0 +1,177 @@
+"""A k-means fit: the ``n_init`` runs of Lloyd, how they are scheduled, the one kept.
+
+A backend says how many runs it can take at once; it never schedules them. Two answers
+exist today: ``ws.runs_at_once(n)``, the runs one batch of launches serves together (dense
+CUDA), and ``ws.runs_in_parallel(n)``, whether runs should go to threads, each on a
+workspace of its own (``ws.fork()``: the dense CPU path on problems too small to use the
+threads themselves). :func:`best_of_runs` picks the schedule; each run is deterministic on
+its own, so the result never depends on it.
+"""
+
+import numbers
+import threading
+from typing import NamedTuple
+
+import numpy as np
+
+from .. import _threads
+from .._validation import check_array, check_center_shape, check_random_state
+from . import lloyd
+
+
+class KMeansFit(NamedTuple):
+    """The run kept by a fit, on the host, in X's units."""
+
+    centers: np.ndarray
+    labels: np.ndarray
+    inertia: float
+    n_iter: int
+
+
+def fit(ws, X, X_mean, *, n_clusters, init, n_init, max_iter, tol, random_state, verbose=0):
+    """Fit k-means on ``ws``: the best of ``n_init`` Lloyd runs by inertia.
+
+    ``ws`` is a k-means workspace over ``X - X_mean``, or over X itself when ``X_mean`` is
+    None (sparse X, which is not centred). It may serve several fits of the same data (the
+    template workflow fits every candidate K on one); its number of clusters is set here.
+    The parameters are validated already: ``n_init`` an int, ``init`` 'k-means++',
+    'random', a callable or centres in X's units, ``tol`` relative to the mean feature
+    variance, ``random_state`` anything ``check_random_state`` takes. Returns a
+    :class:`KMeansFit`.
+    """
+    random_state = draws_random_state(random_state, init)
+    tol = lloyd.tolerance(X, tol)
+    if not isinstance(init, str) and not callable(init):
+        init = check_array(init, name="init").astype(X.dtype)
+        if X_mean is not None:
+            init = init - X_mean
+    labels, inertia, centers, n_iter = best_of_runs(
+        ws, n_clusters, init, n_init, max_iter, tol, random_state, verbose)
+    if X_mean is not None:
+        centers = centers + X_mean
+    return KMeansFit(centers.astype(X.dtype, copy=False), labels, float(inertia), int(n_iter))
+
+
+_scratch = threading.local()
+
+
+def draws_random_state(random_state, init):
+    """``check_random_state(random_state)``, cheaper where nothing can keep the result.
+
+    ``RandomState(seed)`` mostly seeds a generator that the legacy seeding then overwrites,
+    which is a visible part of a small fit. With an integer seed and a string init, every
+    draw of the fit is made in ``draw_inits`` before any other code runs, and the generator
+    is not used after, so a per-thread instance reseeded with ``seed()`` (the same state as
+    ``RandomState(seed)``) serves.
+    """
+    if (isinstance(init, str) and isinstance(random_state, numbers.Integral)
+            and not isinstance(random_state, bool)):
+        rs = getattr(_scratch, "random_state", None)
+        if rs is None:
+            rs = _scratch.random_state = np.random.RandomState()
+        rs.seed(int(random_state))  # raises as RandomState(seed) would for a bad seed
+        return rs
+    return check_random_state(random_state)
+
+
+def is_same_clustering(labels1, labels2, n_clusters):
+    """True if two labelings are the same partition up to renumbering (one direction).
+
+    Each cluster of ``labels1`` maps to the ``labels2`` of one of its members (whichever
+    the fancy assignment keeps); the partitions agree iff every member then maps right.
+    """
+    mapping = np.full(n_clusters, -1, dtype=np.int64)
+    mapping[labels1] = labels2
+    return bool(np.array_equal(mapping[labels1], labels2))
+
+
+def best_of_runs(ws, n_clusters, init, n_init, max_iter, tol, random_state, verbose=0):
+    """The best of ``n_init`` Lloyd runs on ``ws`` by inertia, in the workspace's units.
+
+    ``ws`` holds centred data; ``init`` is 'k-means++', 'random', a callable or an array
+    already centred; ``tol`` is already scaled (:func:`.lloyd.tolerance`); ``random_state``
+    is a ``RandomState``. Sets the workspace's number of clusters if it differs. Returns
+    ``(labels, inertia, centers, n_iter)`` of the best run, centres in centred units.
+    """
+    if ws.n_clusters != n_clusters:
+        ws.set_n_clusters(n_clusters)
+    inits = lloyd.draw_inits(ws, n_clusters, init, random_state, n_init)
+
+    def init_run(r, run_ws):
+        centers_init = inits[r](run_ws)
+        if callable(init):
+            check_center_shape(centers_init, ws.X, n_clusters)
+        if verbose:
+            print("Initialization complete")
+        return centers_init
+
+    def lloyd_run(r, run_ws, centers_init):
+        return lloyd.kmeans_single_lloyd(run_ws, centers_init, max_iter=max_iter, tol=tol,
+                                         verbose=verbose)
+
+    # A device that serves several runs with the same launches takes them in batches;
+    # small CPU problems run their independent inits on threads. Either way each run is
+    # deterministic on its own, so the result does not depend on how runs are scheduled.
+    at_once = ws.runs_at_once(n_init) if not verbose and not callable(init) else 1
+    if at_once > 1:
+        results = []
+        for start in range(0, n_init, at_once):
+            results += lloyd.kmeans_lloyd_runs(ws, inits[start:start + at_once],
+                                               max_iter=max_iter, tol=tol)
+    elif not verbose and ws.runs_in_parallel(n_init):
+        results = map_runs(ws, init_run, lloyd_run, n_init)
+    else:
+        results = [lloyd_run(r, ws, init_run(r, ws)) for r in range(n_init)]
+    best = None
+    for labels, inertia, centers, n_iter in results:  # in run order, as scikit-learn
+        if best is None or (
+            inertia < best[1] and not is_same_clustering(labels, best[0], n_clusters)
+        ):
+            best = labels, inertia, centers, n_iter
+    return best
+
+
+def map_runs(ws, init, lloyd_run, n_runs):
+    """``lloyd_run(run, run_ws, init(run, run_ws))`` for every run on threads; results in
+    run order.
+
+    As many workers as threads (the calling thread is one), each on a workspace of its
+    own (``ws`` and its forks), take tasks from one list: every run's init first, then
+    every run's Lloyd, which waits for its init if another worker is still on it. Inits
+    first keeps all workers busy to the end: 3 runs on 2 workers finish in about 1.5 runs'
+    time, not 2. Never more workers than CPUs: a run holds the GIL between its compiled
+    steps, and a GIL holder that the OS preempts for a surplus thread stalls every other
+    run. Every run is deterministic on its own (the init's centres are all a Lloyd run
+    takes from it), so results do not depend on the thread count.
+    """
+    n_workers = min(n_runs, _threads.n_threads())
+    workspaces = [ws] + [ws.fork() for _ in range(n_workers - 1)]
+    centers = [None] * n_runs
+    ready = [threading.Event() for _ in range(n_runs)]
+    results = [None] * n_runs
+    tasks = iter([(True, run) for run in range(n_runs)]
+                 + [(False, run) for run in range(n_runs)])
+    failed = []
+
+    def worker(w):
+        run_ws = workspaces[w]
+        try:
+            for is_init, run in tasks:  # next() on a list iterator is atomic (GIL)
+                if failed:
+                    return  # another worker failed (or was interrupted): stop early
+                if is_init:
+                    try:
+                        centers[run] = init(run, run_ws)
+                    finally:
+                        ready[run].set()  # never leave a waiting worker blocked
+                else:
+                    ready[run].wait()
+                    if centers[run] is None:
+                        return  # its init failed; that worker raises the error
+                    results[run] = lloyd_run(run, run_ws, centers[run])
+        except BaseException:
+            failed.append(w)
+            raise
+
+    _threads.map_tasks(worker, n_workers)
+    return results
