@@ -2,30 +2,29 @@
 
 The layers, as for KMeans:
 
-1. :class:`MiniBatchKMeans` validates, resolves the device once and draws every random
-   number on the host from one ``np.random.RandomState`` in scikit-learn's order, so a seed
-   gives scikit-learn's batches and reassignments;
-2. :func:`minibatch_step` reads like the algorithm: label a batch, move the centres,
-   reassign low-weight centres when due;
-3. the backend ``Workspace`` (``cudakmeans._cpu.minibatch`` / ``cudakmeans._cuda.minibatch``)
-   keeps the centres and their running weights on its device for the whole fit and returns
-   a few scalars per step.
+1. :class:`MiniBatchKMeans` validates, resolves the device once and chooses the backend
+   workspaces;
+2. the drivers in :mod:`cudakmeans._drivers.minibatch` read like the algorithm (label a
+   batch, move the centres, reassign low-weight centres when due; draw the batches; stop
+   early) and draw every random number on the host from one ``np.random.RandomState`` in
+   scikit-learn's order, so a seed gives scikit-learn's batches and reassignments;
+3. the backend mini-batch workspace keeps the centres and their running weights on its
+   device for the whole fit and returns a few scalars per step.
 
 X may be larger than memory: an ``np.memmap`` or any 2-D array-like sliceable by rows is
 read in blocks for validation and the final labels, and per step only the drawn batch is
 gathered on the host and copied to the device.
 
-The per-centre math below is plain Python, compiled for both targets with the math of
-:mod:`cudakmeans._math` (``compile_for(..., extra=MATH)``).
 """
 
 import warnings
 
 import numpy as np
 
-from . import _threads
 from ._device import get_backend, resolve_device
 from ._drivers import lloyd
+from ._drivers import minibatch as driver
+from ._drivers.minibatch import ROW_BLOCK
 from ._fallback import guarded_method
 from ._kmeans import BASE_CONSTRAINTS, _backend_workspace, _BaseKMeans
 from ._params import BOOLEAN, NONE, Interval
@@ -41,12 +40,6 @@ from ._validation import (
 )
 
 __all__ = ["MiniBatchKMeans"]
-
-ROW_BLOCK = 1 << 16  # rows per block when X is read in pieces (validation, final labels)
-
-
-# -- per-centre math, compiled for both targets ------------------------------------------
-
 
 # -- rows of X, read on demand ------------------------------------------------------------
 class _Rows:
@@ -99,175 +92,20 @@ class _Rows:
         unique, inverse = np.unique(indices, return_inverse=True)
         return np.ascontiguousarray(np.asarray(self.data[unique])[inverse], dtype=self.dtype)
 
+    def blocks(self):
+        """The rows in blocks of :data:`ROW_BLOCK`, in order."""
+        for start in range(0, self.shape[0], ROW_BLOCK):
+            yield self.block(start, start + ROW_BLOCK)
+
     def tolerance(self, tol):
         """scikit-learn's ``_tolerance``: ``tol`` times the mean per-feature variance."""
-        if tol == 0:
-            return 0.0
-        if self.sparse:
-            return float(np.mean(self.data.column_mean_var()[1]) * tol)
-        if self.in_memory:
-            return float(np.mean(np.var(self.data, axis=0)) * tol)
-        n = self.shape[0]
-        mean = np.zeros(self.shape[1])
-        for start in range(0, n, ROW_BLOCK):
-            mean += self.block(start, start + ROW_BLOCK).sum(axis=0, dtype=np.float64)
-        mean /= n
-        sq = np.zeros(self.shape[1])
-        for start in range(0, n, ROW_BLOCK):
-            sq += ((self.block(start, start + ROW_BLOCK) - mean) ** 2).sum(axis=0)
-        return float(np.mean(sq / n) * tol)
+        return lloyd.tolerance(self.data if self.in_memory else self, tol)
 
 
 def _is_data_frame(X):
     """Whether X is a data frame (converted in full, as scikit-learn does)."""
     package = (type(X).__module__ or "").partition(".")[0]
     return package in ("pandas", "polars", "modin", "cudf", "pyarrow")
-
-
-# -- the driver ---------------------------------------------------------------------------
-def minibatch_step(ws, rows, X_batch, w_batch, choose, reassignment_ratio, *,
-                   random_reassign, verbose=0):
-    """One mini-batch step (scikit-learn's ``_mini_batch_step``) on the device of ``ws``.
-
-    ``X_batch`` is a block of rows or a callable that feeds blocks to ``ws.accumulate``;
-    ``rows(indices)`` gathers batch rows on the host for reassignment, and
-    ``choose(n, k)`` is ``random_state.choice(n, replace=False, size=k)``. Returns
-    ``(batch_inertia, centers_squared_diff, any_empty)``: the batch's inertia against the
-    centres before the update, the squared centre change including reassigned centres, and
-    whether a centre is left without weight.
-    """
-    ratio = reassignment_ratio if random_reassign else 0.0
-    ws.begin_step()
-    if callable(X_batch):
-        n_batch = X_batch(ws)
-    else:
-        ws.accumulate(X_batch, w_batch)
-        n_batch = X_batch.shape[0]
-    batch_inertia, shift, n_empty, n_flagged, min_kept = ws.finish_step(ratio)
-    if not (random_reassign and reassignment_ratio > 0):
-        return batch_inertia, shift, n_empty > 0
-    if n_flagged > 0.5 * n_batch:
-        # Rare (more centres to move than half a batch): keep scikit-learn's np.argsort
-        # choice of the heaviest flagged centres, on the host.
-        counts = ws.download_counts()
-        to_reassign = counts < reassignment_ratio * counts.max()
-        to_reassign[np.argsort(counts)[int(0.5 * n_batch):]] = False
-        flags = np.full(counts.shape[0], -1, dtype=np.int32)
-        n_flagged = int(to_reassign.sum())
-        flags[to_reassign] = np.arange(n_flagged, dtype=np.int32)
-        min_kept = float(counts[~to_reassign].min())
-        ws.set_flags(flags)
-    if n_flagged == 0:
-        return batch_inertia, shift, n_empty > 0
-    new_rows = choose(n_batch, n_flagged)
-    if verbose:
-        print(f"[MiniBatchKMeans] Reassigning {n_flagged} cluster centers.")
-    shift = ws.reassign(rows(new_rows), min_kept)
-    # Flagged centres take the smallest kept weight (scikit-learn raises when none is kept;
-    # then we leave the weights alone).
-    return batch_inertia, shift, min_kept == 0 or (min_kept < 0 and n_empty > 0)
-
-
-def _choice_without_replacement(random_state):
-    return lambda n, k: random_state.choice(n, replace=False, size=k)
-
-
-class _Batches:
-    """The batches of a fit, each gathered on a thread while the step before it runs.
-
-    scikit-learn draws batch i + 1 after step i, and step i may draw the rows of a
-    reassignment in between. To gather batch i + 1 during step i, it is drawn *before*
-    step i, from a copy of the generator's state: if step i then draws a reassignment
-    (``choose``), the state is put back, the reassignment drawn, the gathered batch
-    dropped and batch i + 1 drawn again after it. Either way every number comes from the
-    RandomState in scikit-learn's order, and ``close`` puts back a batch drawn ahead but
-    never used, so the generator ends where scikit-learn's would.
-    """
-
-    def __init__(self, rows, sample_weight, batch_size, random_state):
-        self.rows, self.batch_size, self.random_state = rows, batch_size, random_state
-        self.cdf = lloyd.weight_cdf(sample_weight)  # summed once, not once per step
-        self.pool = _threads.background_pool()
-        self.ahead = None  # (state before the draw, batch, future of its rows)
-
-    def _draw(self):
-        # random_state.choice(n_samples, batch_size, p=w / w.sum()), replace=True
-        return lloyd.weighted_choice(self.random_state, self.cdf, self.batch_size)
-
-    def next(self, ahead):
-        """This step's ``(batch, rows)``; with ``ahead``, draw the next batch and start
-        gathering it."""
-        if self.ahead is None:
-            batch = self._draw()
-            X_batch = self.rows.take(batch)
-        else:
-            _, batch, future = self.ahead
-            X_batch = future.result()
-            self.ahead = None
-        if ahead and self.pool is not None:
-            state = self.random_state.get_state()
-            upcoming = self._draw()
-            self.ahead = (state, upcoming, self.pool.submit(self.rows.take, upcoming))
-        return batch, X_batch
-
-    def _drop_ahead(self):
-        if self.ahead is not None:
-            state, _, future = self.ahead
-            future.result()  # let the gather finish before the rows it reads go away
-            self.random_state.set_state(state)
-            self.ahead = None
-
-    def choose(self, n, k):
-        """A reassignment's ``choice(n, replace=False, size=k)``, in stream order."""
-        self._drop_ahead()
-        return self.random_state.choice(n, replace=False, size=k)
-
-    def close(self):
-        self._drop_ahead()
-
-
-class _EarlyStopping:
-    """scikit-learn's ``_mini_batch_convergence``: centre change within ``tol``, or no
-    improvement of the exponentially weighted batch inertia for ``max_no_improvement``."""
-
-    def __init__(self, n_samples, batch_size, tol, max_no_improvement, verbose):
-        self.n_samples, self.batch_size = n_samples, batch_size
-        self.tol, self.max_no_improvement, self.verbose = tol, max_no_improvement, verbose
-        self.ewa_inertia = self.ewa_inertia_min = None
-        self.no_improvement = 0
-        self.first_inertia = None
-
-    def converged(self, step, n_steps, centers_squared_diff, batch_inertia):
-        batch_inertia /= self.batch_size
-        if step == 0:  # the first batch's inertia is that of the init
-            self.first_inertia = batch_inertia
-            if self.verbose:
-                print(f"Minibatch step 1/{n_steps}: mean batch inertia: {batch_inertia}")
-            return False
-        if self.ewa_inertia is None:
-            self.ewa_inertia = batch_inertia
-        else:
-            alpha = min(self.batch_size * 2.0 / (self.n_samples + 1), 1)
-            self.ewa_inertia = self.ewa_inertia * (1 - alpha) + batch_inertia * alpha
-        if self.verbose:
-            print(f"Minibatch step {step + 1}/{n_steps}: mean batch inertia: "
-                  f"{batch_inertia}, ewa inertia: {self.ewa_inertia}")
-        if self.tol > 0.0 and centers_squared_diff <= self.tol:
-            if self.verbose:
-                print(f"Converged (small centers change) at step {step + 1}/{n_steps}")
-            return True
-        if self.ewa_inertia_min is None or self.ewa_inertia < self.ewa_inertia_min:
-            self.no_improvement = 0
-            self.ewa_inertia_min = self.ewa_inertia
-        else:
-            self.no_improvement += 1
-        if (self.max_no_improvement is not None
-                and self.no_improvement >= self.max_no_improvement):
-            if self.verbose:
-                print("Converged (lack of improvement in inertia) at step "
-                      f"{step + 1}/{n_steps}")
-            return True
-        return False
 
 
 # -- the estimator -----------------------------------------------------------------------
@@ -446,19 +284,6 @@ class MiniBatchKMeans(_BaseKMeans):
             workspace = get_backend(self.device_, "minibatch").Workspace
         return workspace(n_clusters, rows.shape[1], rows.dtype, batch_rows)
 
-    def _labels_inertia_rows(self, ws, rows, sample_weight):
-        """Labels of every row and the total inertia, one block of rows at a time."""
-        n_samples = rows.shape[0]
-        labels = np.empty(n_samples, dtype=np.int32)
-        total = 0.0
-        for start in range(0, n_samples, ROW_BLOCK):
-            stop = min(start + ROW_BLOCK, n_samples)
-            block_labels, block_inertia = ws.labels_inertia(rows.block(start, stop),
-                                                            sample_weight[start:stop])
-            labels[start:stop] = block_labels
-            total += block_inertia
-        return labels, total
-
     # -- public API -----------------------------------------------------------------------
     @guarded_method()
     def fit(self, X, y=None, sample_weight=None):
@@ -493,58 +318,33 @@ class MiniBatchKMeans(_BaseKMeans):
 
         valid = random_state.randint(0, n_samples, self._init_size)
         ws_valid = self._kmeans_workspace(rows.take(valid), sample_weight[valid], n_clusters)
-        best_inertia = None
-        for init_idx in range(self._n_init):
-            if self.verbose:
-                print(f"Init {init_idx + 1}/{self._n_init} with method {self.init}")
-            centers = self._init_centroids(rows, sample_weight, init, random_state,
-                                           n_clusters)
-            inertia = ws_valid.assign(ws_valid.upload_centers(centers))
-            if self.verbose:
-                print(f"Inertia for init {init_idx + 1}/{self._n_init}: {inertia}")
-            if best_inertia is None or inertia < best_inertia:
-                init_centers, best_inertia = centers, inertia
+        init_centers = driver.best_init(
+            ws_valid,
+            lambda: self._init_centroids(rows, sample_weight, init, random_state, n_clusters),
+            self._n_init, init_name=self.init, verbose=self.verbose)
         del ws_valid
 
         ws = self._minibatch_workspace(rows, n_clusters, batch_size)
         ws.set_state(init_centers, np.zeros(n_clusters))
-        stopping = _EarlyStopping(n_samples, batch_size, tol, self.max_no_improvement,
-                                  self.verbose)
-        n_since_last_reassign = 0
-        any_empty = True  # every centre starts without weight
-        sum_of_weights = float(np.sum(sample_weight, dtype=np.float64))
-        n_steps = (self.max_iter * n_samples) // batch_size
-        unit_weight = np.ones(batch_size, dtype=rows.dtype)
-        batches = _Batches(rows, sample_weight, batch_size, random_state)
-        try:
-            for i in range(n_steps):
-                batch, X_batch = batches.next(ahead=i + 1 < n_steps)
-                n_since_last_reassign += batch_size
-                random_reassign = any_empty or n_since_last_reassign >= 10 * n_clusters
-                if random_reassign:
-                    n_since_last_reassign = 0
-                batch_inertia, shift, any_empty = minibatch_step(
-                    ws, lambda picked, batch=batch: rows.take(batch[picked]), X_batch,
-                    unit_weight, batches.choose, self.reassignment_ratio,
-                    random_reassign=random_reassign, verbose=self.verbose)
-                if stopping.converged(i, n_steps, shift if tol > 0 else 0.0,
-                                      batch_inertia):
-                    break
-        finally:
-            batches.close()
+        steps = driver.fit_steps(
+            ws, rows, sample_weight, n_clusters=n_clusters, batch_size=batch_size,
+            n_steps=(self.max_iter * n_samples) // batch_size, tol=tol,
+            max_no_improvement=self.max_no_improvement,
+            reassignment_ratio=self.reassignment_ratio, random_state=random_state,
+            verbose=self.verbose)
 
         self.cluster_centers_ = ws.download_centers()
         self._counts = ws.download_counts()
-        self._n_since_last_reassign = n_since_last_reassign
-        self.n_steps_ = i + 1
-        self.n_iter_ = int(np.ceil((i + 1) * batch_size / n_samples))
+        self._n_since_last_reassign = steps.n_since_last_reassign
+        self.n_steps_ = steps.n_steps
+        self.n_iter_ = int(np.ceil(steps.n_steps * batch_size / n_samples))
         self.n_features_in_ = rows.shape[1]
         if self.compute_labels:
-            self.labels_, self.inertia_ = self._labels_inertia_rows(ws, rows, sample_weight)
+            self.labels_, self.inertia_ = driver.label_rows(ws, rows, sample_weight)
         else:
             # scikit-learn fails after a single step (no EWA yet); we use that batch's.
-            ewa = stopping.ewa_inertia
-            self.inertia_ = (stopping.first_inertia if ewa is None else ewa) * sum_of_weights
+            sum_of_weights = float(np.sum(sample_weight, dtype=np.float64))
+            self.inertia_ = steps.mean_batch_inertia * sum_of_weights
         return self
 
     @guarded_method(stream=True)
@@ -604,22 +404,13 @@ class MiniBatchKMeans(_BaseKMeans):
         if random_reassign:
             self._n_since_last_reassign = 0
 
-        block_rows = min(n_samples, ROW_BLOCK)
-        ws = self._minibatch_workspace(rows, n_clusters, block_rows)
+        ws = self._minibatch_workspace(rows, n_clusters, min(n_samples, ROW_BLOCK))
         ws.set_state(centers, self._counts)
-
-        def feed(ws):
-            for start in range(0, n_samples, block_rows):
-                stop = min(start + block_rows, n_samples)
-                ws.accumulate(rows.block(start, stop), sample_weight[start:stop])
-            return n_samples
-
-        minibatch_step(ws, rows.take, feed, None, _choice_without_replacement(random_state),
-                       self.reassignment_ratio, random_reassign=random_reassign,
-                       verbose=self.verbose)
+        driver.chunk_step(ws, rows, sample_weight, random_state, self.reassignment_ratio,
+                          random_reassign=random_reassign, verbose=self.verbose)
         self.cluster_centers_ = ws.download_centers()
         self._counts = ws.download_counts()
         if self.compute_labels:
-            self.labels_, self.inertia_ = self._labels_inertia_rows(ws, rows, sample_weight)
+            self.labels_, self.inertia_ = driver.label_rows(ws, rows, sample_weight)
         self.n_steps_ += 1
         return self

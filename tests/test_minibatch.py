@@ -42,11 +42,11 @@ def test_step_matches_reference_with_reassignment(dtype, rng):
         random_reassign=True, reassignment_ratio=0.5)
     ws = cpu.Workspace(6, 3, dtype, 50)
     ws.set_state(centers, counts)
-    from cudakmeans._minibatch import _choice_without_replacement, minibatch_step
+    from cudakmeans._drivers.minibatch import choice_without_replacement, minibatch_step
 
     inertia, _, any_empty = minibatch_step(
         ws, lambda picked: X[picked], X, np.ones(50, dtype),
-        _choice_without_replacement(np.random.RandomState(0)), 0.5, random_reassign=True)
+        choice_without_replacement(np.random.RandomState(0)), 0.5, random_reassign=True)
     np.testing.assert_allclose(ws.download_centers(), want_c, rtol=tolerance(dtype))
     np.testing.assert_allclose(ws.download_counts(), want_w)
     np.testing.assert_allclose(inertia, want_inertia, rtol=tolerance(dtype))
@@ -167,15 +167,15 @@ def test_batches_drawn_ahead_keep_scikit_learns_stream(threads, monkeypatch, dty
     scikit-learn's ends."""
     from sklearn.cluster import MiniBatchKMeans as SkMiniBatchKMeans
 
-    from cudakmeans import _minibatch
+    from cudakmeans._drivers import minibatch as driver
 
     monkeypatch.setenv("CUDAKMEANS_NUM_THREADS", threads)
     X = make_blobs(600, 4, 12, seed=3, dtype=dtype)[0]
     kwargs = dict(batch_size=32, max_iter=4, reassignment_ratio=0.5, tol=0.0,
                   max_no_improvement=None, n_init=1)
     reassignments = []
-    choose = _minibatch._Batches.choose
-    monkeypatch.setattr(_minibatch._Batches, "choose",
+    choose = driver.Batches.choose
+    monkeypatch.setattr(driver.Batches, "choose",
                         lambda self, n, k: reassignments.append(k) or choose(self, n, k))
 
     result = ref.mini_batch_kmeans(X, 12, random_state=0, **kwargs)

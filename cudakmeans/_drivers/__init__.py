@@ -8,5 +8,7 @@ has done that) and keep only a few scalars per step on the host.
 * :mod:`.lloyd`: one greedy k-means++ seeding, one run of Lloyd, several runs in lockstep;
   the random draws, in scikit-learn's order;
 * :mod:`.runs`: a k-means fit: the ``n_init`` runs, how they are scheduled (batched into
-  the same launches, on threads, or one after another) and which one is kept.
+  the same launches, on threads, or one after another) and which one is kept;
+* :mod:`.minibatch`: one mini-batch step, the batches of a fit drawn ahead, early stopping,
+  the steps of a fit.
 """
