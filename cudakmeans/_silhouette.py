@@ -23,6 +23,7 @@ import warnings
 import numpy as np
 
 from ._device import cuda_status, get_backend, resolve_device
+from ._drivers import silhouette as driver
 from ._fallback import cpu_reason, guarded_function
 from ._params import (
     ARRAY_LIKE,
@@ -140,15 +141,6 @@ def _encode(labels):
         raise TypeError("Encoders require their input argument must be uniformly strings or "
                         f"numbers. Got {types}") from exc
     return codes.reshape(-1), len(classes)
-
-
-def _backend_module(device):
-    """Import the backend's silhouette module (lazily: CUDA is only compiled if it runs)."""
-    if device == "cuda":
-        from ._cuda import silhouette
-    else:
-        from ._cpu import silhouette
-    return silhouette
 
 
 _PARAMETERS = """\
@@ -364,21 +356,12 @@ def _run(X, labels, device, metric="euclidean", kwds=None):
     check_number_of_labels(n_labels, n_samples)
     if metric == "precomputed":
         _check_precomputed_values(X)
-        from ._cpu import silhouette as cpu_silhouette
-
-        return cpu_silhouette.precomputed_samples(X, codes, n_labels)
+        # the matrix is in host memory already: summed row by row on the CPU
+        return get_backend("cpu", "silhouette").precomputed_samples(X, codes, n_labels)
     if callable(metric):
         return _callable_samples(X, codes, n_labels, metric, kwds or {})
-    code = METRIC_CODES[metric]
-    # A stable sort makes every cluster one contiguous segment of rows.
-    order = np.argsort(codes, kind="stable").astype(np.int64)
-    own_seg = codes[order].astype(np.int64)
-    starts = np.zeros(n_labels + 1, dtype=np.int64)
-    np.cumsum(np.bincount(codes, minlength=n_labels), out=starts[1:])
-    if isinstance(X, SparseRows):
-        return get_backend(device, "sparse").silhouette_samples(X.take(order), starts, own_seg,
-                                                                order, code)
-    return _backend_module(device).silhouette_samples(X[order], starts, own_seg, order, code)
+    backend = get_backend(device, "sparse" if isinstance(X, SparseRows) else "silhouette")
+    return driver.silhouette_samples(backend, X, codes, n_labels, METRIC_CODES[metric])
 
 
 def _callable_samples(X, codes, n_labels, metric, kwds):

@@ -517,6 +517,10 @@ class Workspace:
         use the threads itself, so no run waits on the pool it runs in."""
         return n_runs > 1 and parallel.n_threads() > 1 and not self._threaded_lloyd
 
+    def rows(self, indices):
+        """Rows ``indices`` of X (a copy)."""
+        return self.X[indices]
+
     def set_n_clusters(self, n_clusters):
         """Make the workspace fit ``n_clusters`` clusters from now on.
 

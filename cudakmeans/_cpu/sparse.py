@@ -254,6 +254,10 @@ class Workspace:
         """Each step already runs its row ranges on the threads: runs go one by one."""
         return False
 
+    def rows(self, indices):
+        """Rows ``indices`` of X, densified (a few: initial centres)."""
+        return self.X[indices]
+
     # -- centres ----------------------------------------------------------------------
     def upload_centers(self, centers):
         return np.array(centers, dtype=self.X.dtype, order="C", copy=True)

@@ -690,6 +690,10 @@ class Workspace:
         """Runs are batched into the same launches (:meth:`runs_at_once`), not threaded."""
         return False
 
+    def rows(self, indices):
+        """Rows ``indices`` of X from its host copy (no device round trip)."""
+        return self.X[indices]
+
     def _prepare(self, *names):
         """Compile the kernels a step is about to launch, if numba-cuda's disk cache lacks
         them (once per workspace; a line on stderr says so: :mod:`.compile`)."""
@@ -727,9 +731,9 @@ class Workspace:
         self.stream.synchronize()
         return host
 
-    def download_centers(self, d_centers):
+    def download_centers(self, centers):
         """Host centres of one run (``(K, d)``) or of a batch (``(runs, K, d)``)."""
-        host = self._download(d_centers)
+        host = self._download(centers)
         return host[0] if host.shape[0] == 1 else host
 
     def download_labels(self, n_runs=None):
@@ -804,11 +808,11 @@ class Workspace:
         """:meth:`assign` for every run of a batch (done or not); the inertias."""
         return self._final_assign(centers)
 
-    def distances_to_centers(self, d_centers):
+    def distances_to_centers(self, centers):
         self._prepare("center_distances")
-        out = memory.device_array((self.X.shape[0], d_centers.shape[1]), self.X.dtype,
+        out = memory.device_array((self.X.shape[0], centers.shape[1]), self.X.dtype,
                                   stream=self.stream, what="the distances to every centre")
-        center_distances[_grid(self.X.shape[0]), THREADS, self.stream](self.d_X, d_centers[0],
+        center_distances[_grid(self.X.shape[0]), THREADS, self.stream](self.d_X, centers[0],
                                                                        out)
         return self._download(out)
 

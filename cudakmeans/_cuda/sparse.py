@@ -519,6 +519,10 @@ class Workspace:
         """Runs share one GPU: never."""
         return False
 
+    def rows(self, indices):
+        """Rows ``indices`` of X from its host copy, densified (a few: initial centres)."""
+        return self.X[indices]
+
     # -- centres and labels -----------------------------------------------------------
     def upload_centers(self, centers):
         return memory.to_device(np.ascontiguousarray(centers, dtype=self.X.dtype),
@@ -528,8 +532,8 @@ class Workspace:
         return memory.device_array((self.n_clusters, self.X.shape[1]), self.X.dtype,
                                    stream=self.stream, what="the centres")
 
-    def download_centers(self, d_centers):
-        out = d_centers.copy_to_host(stream=self.stream)
+    def download_centers(self, centers):
+        out = centers.copy_to_host(stream=self.stream)
         self.stream.synchronize()
         return out
 
@@ -593,15 +597,15 @@ class Workspace:
         self._assign(centers)
         return float(self._scalars()[LLOYD_INERTIA])
 
-    def distances_to_centers(self, d_centers):
+    def distances_to_centers(self, centers):
         what = "the distances to every centre"
-        d_c_sq = memory.device_array(d_centers.shape[0], np.float64, stream=self.stream,
+        d_c_sq = memory.device_array(centers.shape[0], np.float64, stream=self.stream,
                                      what=what)
-        csr_center_sq_norms[_blocks(d_centers.shape[0]), THREADS, self.stream](d_centers, d_c_sq)
-        out = memory.device_array((self.X.shape[0], d_centers.shape[0]), self.X.dtype,
+        csr_center_sq_norms[_blocks(centers.shape[0]), THREADS, self.stream](centers, d_c_sq)
+        out = memory.device_array((self.X.shape[0], centers.shape[0]), self.X.dtype,
                                   stream=self.stream, what=what)
         csr_center_distances[_blocks(self.X.shape[0]), THREADS, self.stream](
-            self.data, self.indices, self.indptr, self.d_x_sq, d_centers, d_c_sq, out)
+            self.data, self.indices, self.indptr, self.d_x_sq, centers, d_c_sq, out)
         host = out.copy_to_host(stream=self.stream)
         self.stream.synchronize()
         return host

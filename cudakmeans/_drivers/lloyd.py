@@ -1,9 +1,10 @@
 """One k-means++ seeding and one run of Lloyd, as drivers that read like the algorithms.
 
-They talk to a backend *workspace* that owns the data and the buffers on its device and
-runs the kernels. Only a few scalars per step come back to the host here; random draws are
-made on the host from a ``np.random.RandomState`` in scikit-learn's order, so a seed gives
-the centres scikit-learn would choose.
+They talk to a backend *workspace* (:class:`cudakmeans._backend.KMeansWorkspace`) that owns
+the data and the buffers on its device and runs the kernels. Only a few scalars per step
+come back to the host here; random draws are made on the host from a
+``np.random.RandomState`` in scikit-learn's order, so a seed gives the centres scikit-learn
+would choose.
 """
 
 import numpy as np
@@ -122,12 +123,13 @@ def draw_init(ws, n_clusters, init, random_state, cdf=None):
     consumes the RandomState exactly as scikit-learn does; the runs themselves may then go
     in any order, each on its own workspace. A callable ``init`` draws what it draws, now.
     """
-    X, w = ws.X, ws.sample_weight
+    w = ws.sample_weight
     if _is(init, "k-means++"):
         return PlusPlusDraws(*_draw_kmeans_plusplus(ws, n_clusters, random_state, cdf=cdf))
     if _is(init, "random"):
-        seeds = random_state.choice(X.shape[0], size=n_clusters, replace=False, p=w / w.sum())
-        return lambda run_ws: run_ws.X[seeds]
+        seeds = random_state.choice(w.shape[0], size=n_clusters, replace=False, p=w / w.sum())
+        return lambda run_ws: run_ws.rows(seeds)
+    X = ws.X
     if callable(init):
         # a callable gets X as scikit-learn gives it: sparse input as a scipy CSR matrix
         X_in = X.to_scipy() if hasattr(X, "to_scipy") else X
@@ -150,7 +152,7 @@ class PlusPlusDraws:
         self.uniforms = uniforms
 
     def __call__(self, ws):
-        return ws.X[ws.greedy_kmeans_plusplus(self.first_index, self.uniforms)]
+        return ws.rows(ws.greedy_kmeans_plusplus(self.first_index, self.uniforms))
 
 
 def init_centers(ws, n_clusters, init, random_state):
@@ -209,7 +211,7 @@ def kmeans_lloyd_runs(ws, inits, *, max_iter=300, tol=0.0):
         indices = ws.greedy_kmeans_plusplus_runs(
             [inits[i].first_index for i in seeded], np.stack([inits[i].uniforms for i in seeded]))
         for i, rows in zip(seeded, indices, strict=True):
-            centers_init[i] = ws.X[rows]
+            centers_init[i] = ws.rows(rows)
     for i, init in enumerate(inits):
         if centers_init[i] is None:
             centers_init[i] = init(ws)

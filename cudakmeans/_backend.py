@@ -1,0 +1,169 @@
+"""What a backend provides: the protocols that the drivers program against.
+
+A backend is a package of modules with the same names on every device (today
+``cudakmeans._cpu`` and ``cudakmeans._cuda``); :func:`cudakmeans._device.get_backend` picks
+the package for a device, the public layer takes a workspace class (or, for the silhouette,
+a function) from it and hands the result to a driver (:mod:`cudakmeans._drivers`). Drivers
+use nothing but what is declared here, so a new backend (GPU arrays in and out, a
+distributed engine) is a new package whose modules provide:
+
+=============  =====================  =========================================================
+module         name                   protocol
+=============  =====================  =========================================================
+``kmeans``     ``Workspace``          :class:`KMeansWorkspace` (and :class:`ForkingRuns` or
+                                      :class:`BatchedRuns` to take several runs at once)
+``sparse``     ``Workspace``          :class:`KMeansWorkspace`, over CSR rows
+``sparse``     ``MiniBatchWorkspace`` :class:`MiniBatchWorkspace`, CSR batches
+``sparse``     ``silhouette_samples`` :class:`SilhouetteBackend`, CSR rows
+``minibatch``  ``Workspace``          :class:`MiniBatchWorkspace`
+``silhouette`` ``silhouette_samples`` :class:`SilhouetteBackend`
+=============  =====================  =========================================================
+
+(:data:`MODULES` is that table.) Buffers a workspace hands out (centres) are opaque to the
+drivers: they only pass them back. Everything a driver reads on the host comes through a
+method named ``download_*``, ``rows`` or the scalars a step returns.
+``tests/test_backend.py`` checks every backend against these declarations.
+"""
+
+from typing import Protocol
+
+import numpy as np
+
+
+class KMeansWorkspace(Protocol):
+    """The data of one k-means fit on a device, and Lloyd's algorithm and k-means++ over it.
+
+    Made as ``Workspace(X, sample_weight, n_clusters)`` from host data it never modifies
+    (dense X is already centred by the public layer).
+    """
+
+    device: str  # 'cuda' or 'cpu'
+    n_clusters: int  # the clusters the buffers are sized for
+    X: object  # the data on the host, read only: its dtype, its shape, a callable init's X
+    sample_weight: np.ndarray  # the weights on the host, read only
+
+    def rows(self, indices):
+        """Rows ``indices`` of the data on the host, as a dense array of X's dtype."""
+
+    def set_n_clusters(self, n_clusters):
+        """Fit ``n_clusters`` clusters from now on (only K-sized buffers change)."""
+
+    def runs_at_once(self, n_runs):
+        """How many of ``n_runs`` independent runs one batch of launches serves (1: none)."""
+
+    def runs_in_parallel(self, n_runs):
+        """Whether ``n_runs`` independent runs should go to threads, each on a fork."""
+
+    def upload_centers(self, centers):
+        """A centre buffer holding the host centres ``centers`` (``(K, d)``)."""
+
+    def empty_centers(self):
+        """A centre buffer to be written by :meth:`lloyd_iter`."""
+
+    def download_centers(self, centers):
+        """The centres of a centre buffer, on the host."""
+
+    def download_labels(self):
+        """The labels of the last assignment, on the host (int32)."""
+
+    def same_centers(self, a, b):
+        """True only if two centre buffers hold bit-identical values (False if unknown)."""
+
+    def reset_labels(self):
+        """Forget the labels: the next step counts every row as changed."""
+
+    def lloyd_iter(self, centers_old, centers_new):
+        """One Lloyd step; returns ``(n_changed, center_shift_tot, inertia)``."""
+
+    def assign(self, centers):
+        """Label every row with its nearest centre without moving any; return the inertia."""
+
+    def distances_to_centers(self, centers):
+        """Euclidean distance of every row to every centre, on the host."""
+
+    def greedy_kmeans_plusplus(self, first_index, uniforms):
+        """Greedy k-means++ from the host's draws; return the chosen rows' indices."""
+
+
+class ForkingRuns(KMeansWorkspace, Protocol):
+    """A workspace whose independent runs may go to threads (:meth:`runs_in_parallel`)."""
+
+    def fork(self):
+        """A workspace over the same data with buffers of its own, for a concurrent run."""
+
+
+class BatchedRuns(KMeansWorkspace, Protocol):
+    """A workspace that serves several independent runs with the same launches
+    (:meth:`runs_at_once`): centre buffers carry a leading run axis."""
+
+    def empty_centers(self, n_runs=1):
+        """A centre buffer for ``n_runs`` runs."""
+
+    def download_labels(self, n_runs=None):
+        """The labels of the single run, or ``(n_runs, n_samples)`` of a batch."""
+
+    def greedy_kmeans_plusplus_runs(self, first_indices, uniforms):
+        """Greedy k-means++ for a batch of runs; ``(runs, K)`` row indices."""
+
+    def lloyd_iter_runs(self, centers_old, centers_new, tol):
+        """One Lloyd step of every run not done; arrays over the runs."""
+
+    def assign_runs(self, centers):
+        """:meth:`assign` for every run of a batch; the inertias."""
+
+
+class MiniBatchWorkspace(Protocol):
+    """The centres and running weights of one mini-batch fit on a device.
+
+    Made as ``Workspace(n_clusters, n_features, dtype, batch_rows)``; rows arrive in blocks
+    of at most ``batch_rows`` (a larger block grows the buffers).
+    """
+
+    device: str  # 'cuda' or 'cpu'
+    n_clusters: int
+    dtype: np.dtype  # of the centres and of the blocks it receives
+
+    def set_state(self, centers, counts):
+        """Start from the host centres and their running weights."""
+
+    def download_centers(self):
+        """The centres, on the host."""
+
+    def download_counts(self):
+        """The running weights of the centres, on the host (float64)."""
+
+    def set_flags(self, flags):
+        """The centres to reassign: ``flags[c]`` is the rank of its new row, or -1."""
+
+    def begin_step(self):
+        """Start a step: clear the batch's sums."""
+
+    def accumulate(self, X, sample_weight):
+        """Label a block of the batch against the current centres and add its sums."""
+
+    def finish_step(self, reassignment_ratio):
+        """Move the centres, flag light ones: ``(inertia, shift, n_empty, n_flagged, min_kept)``."""
+
+    def reassign(self, X_new, min_kept):
+        """Move the flagged centres onto the host rows ``X_new``; return the new shift."""
+
+    def labels_inertia(self, X, sample_weight):
+        """Labels of a block against the current centres, and its inertia."""
+
+
+class SilhouetteBackend(Protocol):
+    """A backend module that computes silhouettes over rows sorted by cluster."""
+
+    @staticmethod
+    def silhouette_samples(X_sorted, starts, own_seg, order, metric=0):
+        """Silhouette of every row, float64, in the original order (see the drivers)."""
+
+
+# What each backend module provides, by name (the table above).
+MODULES = {
+    "kmeans": {"Workspace": KMeansWorkspace},
+    "sparse": {"Workspace": KMeansWorkspace, "MiniBatchWorkspace": MiniBatchWorkspace,
+               "silhouette_samples": SilhouetteBackend},
+    "minibatch": {"Workspace": MiniBatchWorkspace},
+    "silhouette": {"silhouette_samples": SilhouetteBackend},
+}
