@@ -40,6 +40,7 @@ from .launch import (
     TILE_K,
     TILE_M,
     block_first_max,
+    grid,
     is_last_block,
     tree_sum,
 )
@@ -603,10 +604,6 @@ def _signatures():
 PTX_SIGNATURES = _signatures()
 
 
-def _grid(n_items, threads=THREADS):
-    return max(1, launch.ceil_div(n_items, threads))
-
-
 class Workspace:
     """Device buffers and launches for k-means fits; the same methods as the CPU's.
 
@@ -750,7 +747,7 @@ class Workspace:
     def reset_labels(self):
         """Every run's labels to -1 (all will count as changed) and no run done."""
         self._prepare(("fill_runs", np.int32), ("fill", np.int32))
-        fill_runs[_grid(self.d_labels.size), THREADS, self.stream](self.d_labels, np.int32(-1))
+        fill_runs[grid(self.d_labels.size), THREADS, self.stream](self.d_labels, np.int32(-1))
         fill[1, 32, self.stream](self.d_done, np.int32(0))
 
     # -- Lloyd ------------------------------------------------------------------------
@@ -773,7 +770,7 @@ class Workspace:
     def _lloyd_step(self, centers_old, centers_new, tol):
         self._prepare(*self._assign_kernels(update=True), "update_centers")
         self._assign(centers_old, update=True)
-        update_centers[(_grid(self.plan.slot_width), centers_old.shape[0]), THREADS,
+        update_centers[(grid(self.plan.slot_width), centers_old.shape[0]), THREADS,
                        self.stream](
             self.d_slots, self.plan.n_slots, self.d_block_stats, self.d_X, self.d_weight,
             self.d_labels, self.d_distances, centers_old, centers_new, self.d_sums,
@@ -812,7 +809,7 @@ class Workspace:
         self._prepare("center_distances")
         out = memory.device_array((self.X.shape[0], centers.shape[1]), self.X.dtype,
                                   stream=self.stream, what="the distances to every centre")
-        center_distances[_grid(self.X.shape[0]), THREADS, self.stream](self.d_X, centers[0],
+        center_distances[grid(self.X.shape[0]), THREADS, self.stream](self.d_X, centers[0],
                                                                        out)
         return self._download(out)
 

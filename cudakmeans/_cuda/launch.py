@@ -101,6 +101,11 @@ def ceil_div(a, b):
     return -(-a // b)
 
 
+def grid(n_items, threads=THREADS):
+    """Blocks of ``threads`` threads covering ``n_items`` items, one each (at least one)."""
+    return max(1, ceil_div(n_items, threads))
+
+
 def _align(nbytes, to=16):
     return ceil_div(nbytes, to) * to
 
@@ -237,6 +242,49 @@ def silhouette_plan(n_samples, n_features, itemsize, tile_rows=None):
         columns = columns // tile_rows * tile_rows
     return SilhouettePlan(threads, tile_rows, shared_bytes, row_launches,
                           split(n_samples, columns))
+
+
+# -- CSR kernels (cudakmeans._cuda.sparse) ------------------------------------------------
+# One row (centre, coordinate or feature) per thread, in blocks of CSR_THREADS threads. A
+# block's partial sums are added by its thread 0 in thread order, so CSR_THREADS is part of
+# every CSR reduction's order. Under the simulator every CUDA thread is a Python thread:
+# smaller blocks there.
+CSR_THREADS = 32 if SIMULATOR else 256
+CSR_ROWS_PER_LAUNCH = 1 << 20  # rows per assignment launch (4,096 blocks of 256)
+CSR_PAIR_WORK = 1 << 30  # stored values walked per silhouette launch
+
+
+def csr_blocks(n_items):
+    """Blocks of :data:`CSR_THREADS` threads covering ``n_items`` items (at least one)."""
+    return grid(n_items, CSR_THREADS)
+
+
+class CsrRowPlan(NamedTuple):
+    """A per-row pass over CSR rows: launches of at most :data:`CSR_ROWS_PER_LAUNCH` rows,
+    each writing its blocks' partials to the slots from ``slot0`` on."""
+
+    launches: list  # [(start, stop, slot0)]
+    n_slots: int  # slots of all launches together
+
+
+def csr_row_plan(n_rows):
+    """The :class:`CsrRowPlan` of ``n_rows`` rows (a pure function)."""
+    launches = []
+    slot = 0
+    for start in range(0, n_rows, CSR_ROWS_PER_LAUNCH):
+        stop = min(start + CSR_ROWS_PER_LAUNCH, n_rows)
+        launches.append((start, stop, slot))
+        slot += csr_blocks(stop - start)
+    return CsrRowPlan(launches, slot)
+
+
+def csr_silhouette_launches(n_rows, nnz):
+    """``[(row start, row stop)]`` of the CSR silhouette. Each row walks all ``nnz`` stored
+    values and ``n_rows`` row bounds, so a launch takes as many whole blocks of rows as
+    keep it within :data:`CSR_PAIR_WORK` of those steps (one block at least)."""
+    per_row = max(1, nnz + n_rows)
+    rows = max(CSR_THREADS, CSR_PAIR_WORK // per_row // CSR_THREADS * CSR_THREADS)
+    return split(n_rows, rows)
 
 
 # -- occupancy -------------------------------------------------------------------------------

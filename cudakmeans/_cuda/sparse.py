@@ -15,25 +15,22 @@ Design notes (the why):
   threads ever write the same sum and no per-block K x n_features slots are needed.
 - The candidate search of k-means++ is one thread walking the float64 cumulative sum of
   ``w * closest`` in row order, exactly the CPU's search (so both pick the same rows).
-- Launches cover bounded row ranges (``ROWS_PER_LAUNCH``, silhouette: ``PAIR_WORK``), so
-  no kernel runs long enough to trip a display watchdog.
+- Launch geometry comes from the planner in :mod:`.launch` (``csr_blocks``,
+  ``csr_row_plan``, ``csr_silhouette_launches``): launches cover bounded row ranges, so no
+  kernel runs long enough to trip a display watchdog.
 """
 
 import math
 import types
 
 import numpy as np
-from numba import config, cuda, float32, float64, int32, int64
+from numba import cuda, float32, float64, int32, int64
 
 from .. import _math, _minibatch_math, _silhouette_math, _sparse_math
-from . import memory
+from . import launch, memory
+from .launch import csr_blocks
 
-SIMULATOR = bool(config.ENABLE_CUDASIM)
-# Every simulated CUDA thread is a Python thread: keep blocks small there.
-THREADS = 32 if SIMULATOR else 256
-ROWS_PER_LAUNCH = 1 << 20  # rows per assignment launch (4,096 blocks of 256)
-PAIR_WORK = 1 << 30  # stored values walked per silhouette launch
-MAX_TRIALS = 64  # k-means++ candidates scored per launch
+THREADS = launch.CSR_THREADS  # the kernels' block size (their shared arrays are this long)
 
 INERTIA, SHIFT, N_EMPTY, N_FLAGGED, MIN_KEPT = range(5)  # mini-batch step scalars
 LLOYD_CHANGED, LLOYD_INERTIA, LLOYD_SHIFT = range(3)  # Lloyd step scalars
@@ -431,10 +428,6 @@ PTX_SIGNATURES = _signatures()
 FLOAT64_ONLY = ("csr_reduce_slots", "csr_reduce_slot_rows", "csr_copy_row")
 
 
-def _blocks(n_items):
-    return max(1, -(-n_items // THREADS))
-
-
 def _upload_csr(d, X, stream, what):
     lo = X.indptr[0]
     d.data = memory.to_device(np.ascontiguousarray(X.data[lo:X.indptr[-1]]), stream=stream,
@@ -446,17 +439,6 @@ def _upload_csr(d, X, stream, what):
     d.data_t = memory.to_device(data_t, stream=stream, what=what)
     d.rows_t = memory.to_device(rows_t, stream=stream, what=what)
     d.colptr = memory.to_device(colptr, stream=stream, what=what)
-
-
-def _launch_ranges(n_samples):
-    """Row ranges of one launch each, with the first block slot of each."""
-    ranges = []
-    slot = 0
-    for start in range(0, n_samples, ROWS_PER_LAUNCH):
-        stop = min(start + ROWS_PER_LAUNCH, n_samples)
-        ranges.append((start, stop, slot))
-        slot += _blocks(stop - start)
-    return ranges, slot
 
 
 class Workspace:
@@ -471,7 +453,7 @@ class Workspace:
         n_samples = X.shape[0]
         self.stream = stream = cuda.stream()
         what = f"KMeans on sparse {n_samples:,} x {X.shape[1]} {X.dtype} ({X.nnz:,} stored)"
-        self.ranges, n_slots = _launch_ranges(n_samples)
+        self.ranges, n_slots = launch.csr_row_plan(n_samples)
         self._what = what
         with memory.released_on_failure(self):
             _upload_csr(self, X, stream, what)
@@ -489,7 +471,8 @@ class Workspace:
             self.d_scalars = memory.device_array(3, np.float64, stream=stream, what=what)
             self.d_heaviest = memory.device_array(1, np.int32, stream=stream, what=what)
             self.set_n_clusters(n_clusters)
-        csr_row_sq_norms[_blocks(n_samples), THREADS, stream](self.data, self.indptr, self.d_x_sq)
+        csr_row_sq_norms[csr_blocks(n_samples), THREADS, stream](self.data, self.indptr,
+                                                                 self.d_x_sq)
         self._n_slots = n_slots
 
     def set_n_clusters(self, n_clusters):
@@ -497,7 +480,7 @@ class Workspace:
         n_samples, n_features = self.X.shape
         self.n_clusters = n_clusters
         what = f"KMeans with {n_clusters:,} clusters on sparse data"
-        _, n_slots = _launch_ranges(n_samples)
+        n_slots = launch.csr_row_plan(n_samples).n_slots
         with memory.released_on_failure(self):
             self.d_sums = memory.device_array((n_clusters, n_features), np.float64,
                                               stream=self.stream, what=what)
@@ -507,7 +490,7 @@ class Workspace:
                                                        stream=self.stream, what=what)
             self.d_c_sq = memory.device_array(n_clusters, np.float64, stream=self.stream,
                                               what=what)
-            self.d_block_shift = memory.device_array(_blocks(n_clusters * n_features),
+            self.d_block_shift = memory.device_array(csr_blocks(n_clusters * n_features),
                                                      np.float64, stream=self.stream,
                                                      what=what)
 
@@ -554,9 +537,9 @@ class Workspace:
     # -- Lloyd ------------------------------------------------------------------------
     def _assign(self, d_centers):
         s = self.stream
-        csr_center_sq_norms[_blocks(d_centers.shape[0]), THREADS, s](d_centers, self.d_c_sq)
+        csr_center_sq_norms[csr_blocks(d_centers.shape[0]), THREADS, s](d_centers, self.d_c_sq)
         for start, stop, slot0 in self.ranges:
-            csr_assign_rows[_blocks(stop - start), THREADS, s](
+            csr_assign_rows[csr_blocks(stop - start), THREADS, s](
                 self.data, self.indices, self.indptr, self.d_x_sq, self.d_weight, d_centers,
                 self.d_c_sq, self.d_labels, self.d_distances, self.d_block_changed,
                 self.d_block_inertia, start, stop, slot0)
@@ -574,20 +557,21 @@ class Workspace:
         s = self.stream
         self._assign(centers_old)
         for start, stop, slot0 in self.ranges:
-            csr_block_weights[_blocks(stop - start), THREADS, s](
+            csr_block_weights[csr_blocks(stop - start), THREADS, s](
                 self.d_weight, self.d_labels, self.d_block_weights, start, stop, slot0)
-        csr_reduce_slot_rows[_blocks(self.n_clusters), THREADS, s](
+        csr_reduce_slot_rows[csr_blocks(self.n_clusters), THREADS, s](
             self.d_block_weights, self._n_slots, self.d_weights, 0)
-        csr_column_sums[_blocks(self.X.shape[1]), THREADS, s](
+        csr_column_sums[csr_blocks(self.X.shape[1]), THREADS, s](
             self.data_t, self.rows_t, self.colptr, self.d_weight, self.d_labels, self.d_sums,
             0)
         csr_relocate_empty[1, 1, s](self.data, self.indices, self.indptr, self.d_weight,
                                 self.d_labels, self.d_distances, self.d_sums, self.d_weights,
                                 self.d_heaviest)
         kd = centers_new.shape[0] * centers_new.shape[1]
-        csr_average_centers[_blocks(kd), THREADS, s](self.d_sums, self.d_weights, self.d_heaviest,
-                                                 centers_old, centers_new, self.d_block_shift)
-        csr_reduce_slots[1, 1, s](self.d_block_shift, _blocks(kd), self.d_scalars, LLOYD_SHIFT)
+        csr_average_centers[csr_blocks(kd), THREADS, s](
+            self.d_sums, self.d_weights, self.d_heaviest, centers_old, centers_new,
+            self.d_block_shift)
+        csr_reduce_slots[1, 1, s](self.d_block_shift, csr_blocks(kd), self.d_scalars, LLOYD_SHIFT)
         scalars = self._scalars()
         return (int(scalars[LLOYD_CHANGED]), float(scalars[LLOYD_SHIFT]),
                 float(scalars[LLOYD_INERTIA]))
@@ -601,10 +585,10 @@ class Workspace:
         what = "the distances to every centre"
         d_c_sq = memory.device_array(centers.shape[0], np.float64, stream=self.stream,
                                      what=what)
-        csr_center_sq_norms[_blocks(centers.shape[0]), THREADS, self.stream](centers, d_c_sq)
+        csr_center_sq_norms[csr_blocks(centers.shape[0]), THREADS, self.stream](centers, d_c_sq)
         out = memory.device_array((self.X.shape[0], centers.shape[0]), self.X.dtype,
                                   stream=self.stream, what=what)
-        csr_center_distances[_blocks(self.X.shape[0]), THREADS, self.stream](
+        csr_center_distances[csr_blocks(self.X.shape[0]), THREADS, self.stream](
             self.data, self.indices, self.indptr, self.d_x_sq, centers, d_c_sq, out)
         host = out.copy_to_host(stream=self.stream)
         self.stream.synchronize()
@@ -621,7 +605,7 @@ class Workspace:
         n_samples = self.X.shape[0]
         s = self.stream
         what = "k-means++ on sparse data"
-        n_blocks = _blocks(n_samples)
+        n_blocks = csr_blocks(n_samples)
         indices = np.empty(uniforms.shape[0] + 1, dtype=np.int64)
         indices[0] = first_index
         d = types.SimpleNamespace()
@@ -654,7 +638,7 @@ class Workspace:
         what = "k-means++ candidates on sparse data"
         n_samples = self.X.shape[0]
         n_trials = targets.shape[0]
-        n_blocks = _blocks(n_samples)
+        n_blocks = csr_blocks(n_samples)
         d = types.SimpleNamespace()
         with memory.released_on_failure(d):
             d.targets = memory.to_device(np.ascontiguousarray(targets), stream=s, what=what)
@@ -668,11 +652,11 @@ class Workspace:
         candidates = d.candidates.copy_to_host(stream=s)
         s.synchronize()
         rows = memory.to_device(self.X[candidates], stream=s, what=what)
-        csr_center_sq_norms[_blocks(n_trials), THREADS, s](rows, d_c_sq)
+        csr_center_sq_norms[csr_blocks(n_trials), THREADS, s](rows, d_c_sq)
         csr_candidate_rows[n_blocks, THREADS, s](self.data, self.indices, self.indptr,
                                              self.d_x_sq, self.d_weight, self.d_closest, rows,
                                              d_c_sq, d.new, d.block_pots)
-        csr_reduce_slot_rows[_blocks(n_trials), THREADS, s](d.block_pots, n_blocks, d.pots, 0)
+        csr_reduce_slot_rows[csr_blocks(n_trials), THREADS, s](d.block_pots, n_blocks, d.pots, 0)
         pots = d.pots.copy_to_host(stream=s)
         s.synchronize()
         return candidates, pots, d.new
@@ -691,7 +675,7 @@ class MiniBatchWorkspace:
         self.n_features = n_features
         self.stream = s = cuda.stream()
         what = f"MiniBatchKMeans with {n_clusters:,} clusters on sparse data"
-        n_slots = _blocks(batch_rows)
+        n_slots = csr_blocks(batch_rows)
         with memory.released_on_failure(self):
             self.d_centers = memory.device_array((n_clusters, n_features), self.dtype,
                                                  stream=s, what=what)
@@ -749,9 +733,9 @@ class MiniBatchWorkspace:
         n_rows = X.shape[0]
         if n_rows > self.d_labels.shape[0]:
             self.d_labels = memory.device_array(n_rows, np.int32, stream=s, what="labels")
-            self.d_block_inertia = memory.device_array(_blocks(n_rows), np.float64, stream=s,
+            self.d_block_inertia = memory.device_array(csr_blocks(n_rows), np.float64, stream=s,
                                                        what="labels")
-            self.d_block_weights = memory.device_array((_blocks(n_rows), self.n_clusters),
+            self.d_block_weights = memory.device_array((csr_blocks(n_rows), self.n_clusters),
                                                        np.float64, stream=s, what="labels")
         d = types.SimpleNamespace()
         what = f"a sparse batch of {n_rows:,} rows"
@@ -760,8 +744,8 @@ class MiniBatchWorkspace:
             d.weight = memory.to_device(np.ascontiguousarray(sample_weight, dtype=self.dtype),
                                         stream=s, what=what)
             d.inertia = memory.device_array(1, np.float64, stream=s, what=what)
-        n_blocks = _blocks(n_rows)
-        csr_center_sq_norms[_blocks(self.n_clusters), THREADS, s](self.d_centers, self.d_c_sq)
+        n_blocks = csr_blocks(n_rows)
+        csr_center_sq_norms[csr_blocks(self.n_clusters), THREADS, s](self.d_centers, self.d_c_sq)
         csr_assign_batch[n_blocks, THREADS, s](d.data, d.indices, d.indptr, d.weight,
                                            self.d_centers, self.d_c_sq, self.d_labels,
                                            self.d_block_inertia, 0, n_rows, 0)
@@ -769,9 +753,9 @@ class MiniBatchWorkspace:
         if update:
             csr_block_weights[n_blocks, THREADS, s](d.weight, self.d_labels, self.d_block_weights,
                                                 0, n_rows, 0)
-            csr_reduce_slot_rows[_blocks(self.n_clusters), THREADS, s](
+            csr_reduce_slot_rows[csr_blocks(self.n_clusters), THREADS, s](
                 self.d_block_weights, n_blocks, self.d_batch_weight, 1)
-            csr_column_sums[_blocks(self.n_features), THREADS, s](
+            csr_column_sums[csr_blocks(self.n_features), THREADS, s](
                 d.data_t, d.rows_t, d.colptr, d.weight, self.d_labels, self.d_sums, 1)
         inertia = float(d.inertia.copy_to_host(stream=s)[0])
         s.synchronize()
@@ -836,11 +820,8 @@ def silhouette_samples(X_sorted, starts, own_seg, order, metric=0):
         d.own = memory.to_device(np.asarray(own_seg, dtype=np.int64), stream=s, what=what)
         d.order = memory.to_device(np.asarray(order, dtype=np.int64), stream=s, what=what)
         d.out = memory.device_array(n_samples, np.float64, stream=s, what=what)
-    per_row = max(1, X_sorted.nnz + n_samples)
-    rows = max(THREADS, PAIR_WORK // per_row // THREADS * THREADS)
-    for row_start in range(0, n_samples, rows):
-        row_stop = min(row_start + rows, n_samples)
-        csr_silhouette_rows[_blocks(row_stop - row_start), THREADS, s](
+    for row_start, row_stop in launch.csr_silhouette_launches(n_samples, X_sorted.nnz):
+        csr_silhouette_rows[csr_blocks(row_stop - row_start), THREADS, s](
             int(metric), d.data, d.indices, d.indptr, d.norms, d.starts, d.own, d.order,
             row_start, row_stop, d.out)
     out = d.out.copy_to_host(stream=s)

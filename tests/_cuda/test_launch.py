@@ -115,6 +115,36 @@ def test_seeding_plan_bounds():
         assert terms <= launch.MAX_TERMS_PER_LAUNCH[8]
 
 
+@pytest.mark.parametrize("n_rows", [1, 255, 257, launch.CSR_ROWS_PER_LAUNCH,
+                                    2 * launch.CSR_ROWS_PER_LAUNCH + 3])
+def test_csr_row_plan_covers_the_rows_in_bounded_launches(n_rows):
+    """Launches cover every row once, in order, none longer than CSR_ROWS_PER_LAUNCH; each
+    launch's blocks take the slots after the previous launch's."""
+    plan = launch.csr_row_plan(n_rows)
+    assert plan == launch.csr_row_plan(n_rows)  # a pure function of the shape
+    assert plan.launches[0][:1] == (0,) and plan.launches[-1][1] == n_rows
+    slot = 0
+    for (start, stop, slot0), after in zip(plan.launches, plan.launches[1:] + [None],
+                                           strict=True):
+        assert 0 < stop - start <= launch.CSR_ROWS_PER_LAUNCH
+        assert after is None or after[0] == stop
+        assert slot0 == slot
+        slot += -(-(stop - start) // launch.CSR_THREADS)
+    assert plan.n_slots == slot
+
+
+@pytest.mark.parametrize(("n_rows", "nnz"), [(2634, 2634 * 7), (100_000, 200_000),
+                                             (1_000_000, 50_000_000), (40, 0)])
+def test_csr_silhouette_launches_are_whole_blocks_within_the_work_bound(n_rows, nnz):
+    launches = launch.csr_silhouette_launches(n_rows, nnz)
+    assert launches[0][0] == 0 and launches[-1][1] == n_rows
+    assert all(a[1] == b[0] for a, b in zip(launches, launches[1:], strict=False))
+    for start, stop in launches[:-1]:
+        assert (stop - start) % launch.CSR_THREADS == 0
+    rows = launches[0][1] - launches[0][0]
+    assert rows * (nnz + n_rows) <= launch.CSR_PAIR_WORK or rows == launch.CSR_THREADS
+
+
 @pytest.mark.parametrize(("cc", "registers", "threads", "shared", "expected"), [
     ((8, 6), 64, 256, 0, 32 / 48),  # 4 blocks by registers, 6 by threads
     ((8, 6), 96, 256, 0, 16 / 48),  # 96 registers: 20 warps by registers, 2 blocks
