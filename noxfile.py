@@ -17,10 +17,13 @@ GPU_EXTRA = os.environ.get("CUDAKMEANS_CUDA_EXTRA", "cu12")
 
 # The modules whose docstrings hold the public API's examples (run as doctests).
 PUBLIC_MODULES = [
+    "cudakmeans/_bisect.py",
+    "cudakmeans/_device.py",
     "cudakmeans/_fallback.py",
     "cudakmeans/_kmeans.py",
     "cudakmeans/_minibatch.py",
     "cudakmeans/_silhouette.py",
+    "cudakmeans/_threads.py",
     "cudakmeans/_validation.py",
     "cudakmeans/templates.py",
 ]

@@ -29,9 +29,12 @@ _PUBLIC = {
     "CudaError": "._fallback",
     "CudaFallbackWarning": "._fallback",
     "last_device": "._fallback",
+    "which_device": "._device",
+    "cuda_status": "._device",
+    "cpu_threads": "._threads",
     "ConvergenceWarning": "._validation",
     "DataConversionWarning": "._validation",
-    "BisectingKMeans": ".templates",
+    "BisectingKMeans": "._bisect",
     "templates": ".templates",
 }
 

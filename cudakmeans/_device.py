@@ -15,10 +15,28 @@ def _one_line(text):
 
 @functools.lru_cache(maxsize=1)
 def cuda_status():
-    """Return ``(usable, reason)`` for the CUDA target, without compiling anything.
+    """Say whether the CUDA path can run in this process, and why, compiling nothing.
 
-    ``reason`` names what is missing when CUDA cannot run: the numba-cuda package, the
-    NVIDIA driver, a device, or the NVVM compiler wheels.
+    The answer is found once per process: the numba-cuda package, an NVIDIA driver that
+    loads, a CUDA device, and the NVVM compiler (the toolkit wheels) must all be there.
+
+    Returns
+    -------
+    usable : bool
+        Whether CUDA can run here (also under the CUDA simulator).
+    reason : str
+        The GPU's name and compute capability, or what is missing and how to get it.
+
+    See Also
+    --------
+    which_device : Where a call with a given ``device`` runs.
+
+    Examples
+    --------
+    >>> from cudakmeans import cuda_status
+    >>> usable, reason = cuda_status()
+    >>> isinstance(usable, bool) and isinstance(reason, str)
+    True
     """
     try:
         from numba import config, cuda
@@ -80,6 +98,42 @@ def resolve(device):
         raise _fallback.CudaError(
             f"device='cuda' was requested but CUDA cannot run here: {reason}.")
     return "cpu", f"CUDA cannot run here: {_one_line(reason)}"
+
+
+def which_device(device="auto"):
+    """Say where a call with ``device`` would run now, and why.
+
+    What every public entry point resolves before it runs: ``'auto'`` is CUDA where it can
+    run, unless ``CUDAKMEANS_DEVICE=cpu`` or an earlier failure in this process switched
+    it off; ``'cuda'`` insists.
+
+    Parameters
+    ----------
+    device : {'auto', 'cuda', 'cpu'}, default='auto'
+        The ``device`` argument of a call.
+
+    Returns
+    -------
+    use : DeviceUse
+        ``(device, reason)``: 'cuda' or 'cpu', and the GPU's name or why not CUDA.
+
+    Raises
+    ------
+    CudaError
+        With ``device='cuda'`` where CUDA cannot run (the message says why).
+
+    See Also
+    --------
+    last_device : Where the last call ran.
+    cuda_status : Whether CUDA can run at all.
+
+    Examples
+    --------
+    >>> from cudakmeans import which_device
+    >>> which_device("cpu")
+    DeviceUse(device='cpu', reason="device='cpu' was requested")
+    """
+    return _fallback.DeviceUse(*resolve(device))
 
 
 def resolve_device(device):

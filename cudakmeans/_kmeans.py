@@ -47,9 +47,11 @@ def _backend_workspace(device, X, sample_weight, n_clusters):
 _POSITIVE_INT = Interval("int", 1, None, closed="left")
 
 # scikit-learn's constraints for the parameters every k-means estimator shares.
+INIT_NAMES = StrOptions({"k-means++", "random"})
+ALGORITHM = [StrOptions({"lloyd", "elkan"})]  # 'elkan' runs Lloyd's algorithm too
 BASE_CONSTRAINTS = {
     "n_clusters": [_POSITIVE_INT],
-    "init": [StrOptions({"k-means++", "random"}), CALLABLE, ARRAY_LIKE],
+    "init": [INIT_NAMES, CALLABLE, ARRAY_LIKE],
     "n_init": [StrOptions({"auto"}), _POSITIVE_INT],
     "max_iter": [_POSITIVE_INT],
     "tol": [Interval("real", 0, None, closed="left")],
@@ -342,7 +344,7 @@ class KMeans(_BaseKMeans):
     _parameter_constraints = {
         **BASE_CONSTRAINTS,
         "copy_x": [BOOLEAN],
-        "algorithm": [StrOptions({"lloyd", "elkan"})],
+        "algorithm": ALGORITHM,
     }
 
     def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300,

@@ -18,9 +18,27 @@ _pool = None
 _pool_pid = None
 
 
-def n_threads():
-    """Threads the library may use: ``CUDAKMEANS_NUM_THREADS``, else the CPUs this process
-    may run on."""
+def cpu_threads():
+    """Say how many threads the CPU path runs on.
+
+    ``CUDAKMEANS_NUM_THREADS`` when set, else the CPUs this process may run on. Results
+    never depend on it: work is cut into pieces that depend on the data's shape only.
+
+    Returns
+    -------
+    n_threads : int
+        At least 1.
+
+    See Also
+    --------
+    which_device : Whether a call runs on the CPU at all.
+
+    Examples
+    --------
+    >>> from cudakmeans import cpu_threads
+    >>> cpu_threads() >= 1
+    True
+    """
     env = os.environ.get("CUDAKMEANS_NUM_THREADS")
     if env:
         return max(1, int(env))
@@ -36,14 +54,14 @@ def get_pool():
     with _lock:
         if _pool is None or _pool_pid != os.getpid():
             # A pool inherited through fork has no threads: build a new one in the child.
-            _pool = ThreadPoolExecutor(max_workers=n_threads(), thread_name_prefix="cudakmeans")
+            _pool = ThreadPoolExecutor(max_workers=cpu_threads(), thread_name_prefix="cudakmeans")
             _pool_pid = os.getpid()
         return _pool
 
 
 def background_pool():
     """The pool, for work that overlaps the calling thread's; None with one thread."""
-    return get_pool() if n_threads() > 1 else None
+    return get_pool() if cpu_threads() > 1 else None
 
 
 def map_tasks(func, n_tasks):

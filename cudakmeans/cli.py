@@ -13,18 +13,20 @@ Every command takes ``--device auto|cuda|cpu`` and says which device ran and why
 ``CudaFallbackWarning`` on stderr names the cause and the fix). Exit codes: 0 success; 1
 the work could not run (CUDA requested but unusable or failing, an output that cannot be
 written); 2 bad input or usage. Input problems (a missing file, a wrong delimiter, a
-non-numeric cell, NaN) are one line on stderr naming the file, the row and the column: for
-text files the row is the line number in the file (the header is line 1), for .npy files
-the 1-based array row.
-Progress goes to stderr, and only when stderr is a terminal.
+non-numeric cell, NaN) are one line on stderr naming the file, the row and the column
+(:mod:`cudakmeans._io` reads and writes the files). Progress goes to stderr, and only when
+stderr is a terminal.
+
+The tool uses the library only through its public API (``cudakmeans``,
+``cudakmeans.templates``, ``cudakmeans.data``), and takes its defaults from the workflow's
+own (:func:`cudakmeans.templates.fit_templates`).
 """
 
 import argparse
-import csv
 import importlib.metadata
 import importlib.util
+import inspect
 import json
-import math
 import os
 import pathlib
 import sys
@@ -33,214 +35,13 @@ import time
 import numpy as np
 
 from . import __version__
+from ._io import InputError, fmt, out_dir, plot_sweep, read_table, write_csv, write_templates
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INPUT = 2
 
-TEXT_DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
-DELIMITER_CANDIDATES = (",", ";", "\t", "|", " ")
 TOOLKIT_WHEEL_PREFIXES = ("nvidia-", "cuda-bindings", "cuda-toolkit", "cuda-python")
-
-
-class InputError(Exception):
-    """A problem with the user's input or options: one line on stderr, exit code 2."""
-
-
-# ---------------------------------------------------------------------------- reading
-
-
-def read_table(path, delimiter=None):
-    """Return ``(X, feature_names)`` from a .csv/.tsv/.txt, .npy or .parquet file.
-
-    Raises :class:`InputError` naming the file, row and column of the first problem.
-    """
-    path = pathlib.Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, not a data file")
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        return _read_npy(path)
-    if suffix in (".parquet", ".pq"):
-        return _read_parquet(path)
-    return _read_text(path, delimiter if delimiter is not None else
-                      TEXT_DELIMITERS.get(suffix, ","))
-
-
-def _default_names(n_features):
-    return [f"x{j}" for j in range(n_features)]
-
-
-def _where(path, row, col, names):
-    name = f" ({names[col]!r})" if names is not None and col < len(names) else ""
-    return f"{path}: row {row}, column {col + 1}{name}"
-
-
-def _parse_cell(cell):
-    """The cell as a float, or a string saying what is wrong with it."""
-    text = cell.strip()
-    if not text:
-        return "empty cell"
-    try:
-        value = float(text)
-    except ValueError:
-        return f"{text!r} is not a number"
-    if math.isnan(value):
-        return "NaN (missing value); remove or impute it"
-    if math.isinf(value):
-        return f"{text!r} is infinite"
-    return value
-
-
-def _wrong_delimiter(cell, delimiter):
-    for other in DELIMITER_CANDIDATES:
-        if other != delimiter and other in cell.strip():
-            return other
-    return None
-
-
-def _is_number_text(cell):
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
-
-
-def _read_rows(path, delimiter):
-    """``(line number, cells)`` of the non-blank, non-comment rows of a text file."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f, delimiter=delimiter)
-            rows = [(reader.line_num, row) for row in reader]
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not a UTF-8 text file ({exc.reason} at byte "
-                         f"{exc.start}); pass a .npy file or a CSV/TSV") from None
-    except csv.Error as exc:
-        raise InputError(f"{path}: not readable as delimited text: {exc}") from None
-    return [(line, row) for line, row in rows
-            if any(c.strip() for c in row) and not row[0].lstrip().startswith("#")]
-
-
-def _read_text(path, delimiter):
-    if len(delimiter) != 1:
-        raise InputError(f"{path}: the delimiter must be one character, got {delimiter!r}")
-    rows = _read_rows(path, delimiter)
-    if not rows:
-        raise InputError(f"{path}: the file has no data rows")
-
-    names = None
-    first_line, first = rows[0]
-    # One column whose first cell holds another delimiter: the wrong delimiter (a space is
-    # not taken as one here, as header names may contain spaces).
-    if len(first) == 1 and _wrong_delimiter(first[0].replace(" ", ""), delimiter):
-        raise _delimiter_error(path, first_line, first[0].replace(" ", ""), delimiter)
-    # A first row with no number in it (NaN and inf count as numbers) is a header.
-    if not any(_is_number_text(c) for c in first):
-        names = [c.strip() or f"x{j}" for j, c in enumerate(first)]
-        rows = rows[1:]
-        if not rows:
-            raise InputError(f"{path}: the file has a header but no data rows")
-    n_cols = len(first)
-
-    values = np.empty((len(rows), n_cols), dtype=np.float64)
-    for i, (line, row) in enumerate(rows):
-        if len(row) != n_cols:
-            if len(row) == 1 and _wrong_delimiter(row[0], delimiter):
-                raise _delimiter_error(path, line, row[0], delimiter)
-            raise InputError(f"{path}: row {line} has {len(row)} column(s), expected "
-                             f"{n_cols} as in row {first_line}; check --delimiter")
-        for j, cell in enumerate(row):
-            value = _parse_cell(cell)
-            if isinstance(value, str):
-                if n_cols == 1 and _wrong_delimiter(cell, delimiter):
-                    raise _delimiter_error(path, line, cell, delimiter)
-                raise InputError(f"{_where(path, line, j, names)}: {value}")
-            values[i, j] = value
-    return values, names if names is not None else _default_names(n_cols)
-
-
-def _delimiter_error(path, line, cell, delimiter):
-    other = _wrong_delimiter(cell, delimiter)
-    return InputError(f"{path}: row {line}, column 1: {cell.strip()[:40]!r} looks delimited by "
-                      f"{other!r}, not {delimiter!r}; pass --delimiter {other!r}")
-
-
-def _read_npy(path):
-    try:
-        X = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputError(f"{path}: not a readable .npy file ({exc})") from None
-    if not isinstance(X, np.ndarray) or X.dtype.kind not in "iuf":
-        raise InputError(f"{path}: holds dtype {getattr(X, 'dtype', type(X))}; numbers "
-                         "(integer or float) are required")
-    if X.ndim != 2:
-        raise InputError(f"{path}: holds a {X.ndim}-D array of shape {X.shape}; a 2-D "
-                         "(rows, features) array is required")
-    if X.shape[0] == 0 or X.shape[1] == 0:
-        raise InputError(f"{path}: holds an empty array of shape {X.shape}")
-    bad = ~np.isfinite(X) if X.dtype.kind == "f" else None
-    if bad is not None and bad.any():
-        row, col = (int(v) for v in np.argwhere(bad)[0])
-        what = "NaN (missing value)" if np.isnan(X[row, col]) else "infinite value"
-        raise InputError(f"{_where(path, row + 1, col, None)}: {what}")
-    return np.ascontiguousarray(X, dtype=np.float64), _default_names(X.shape[1])
-
-
-def _read_parquet(path):
-    if importlib.util.find_spec("pyarrow") is None:
-        raise InputError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow); or "
-                         "convert the file to CSV or .npy")
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:
-        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
-    names = list(table.column_names)
-    columns = []
-    for j, column in enumerate(table.columns):
-        values = column.to_numpy(zero_copy_only=False)
-        if values.dtype.kind not in "iuf" or column.null_count:
-            mask = np.array([v is None or isinstance(v, str) for v in column.to_pylist()])
-            row = int(np.flatnonzero(mask)[0]) + 1 if mask.any() else 1
-            raise InputError(f"{_where(path, row, j, names)}: not a number "
-                             f"(column type {column.type})")
-        columns.append(values.astype(np.float64))
-    X = np.column_stack(columns) if columns else np.empty((0, 0))
-    if X.size == 0:
-        raise InputError(f"{path}: the file has no data rows")
-    bad = ~np.isfinite(X)
-    if bad.any():
-        row, col = (int(v) for v in np.argwhere(bad)[0])
-        raise InputError(f"{_where(path, row + 1, col, names)}: NaN or infinite value")
-    return X, names
-
-
-# ---------------------------------------------------------------------------- writing
-
-
-def _out_dir(path):
-    """Check --out early; the folder itself is made only when there is something to write,
-    so a rejected input leaves nothing behind."""
-    out = pathlib.Path(path)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: exists and is not a directory")
-    return out
-
-
-def _write_csv(path, header, rows):
-    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-
-
-def _fmt(value):
-    return f"{value:.10g}"
 
 
 # ---------------------------------------------------------------------------- progress
@@ -322,6 +123,32 @@ def _refine_k(text):
     return parse_k_range(text)
 
 
+class _LibraryDefault:
+    """A parser default that is the library's: ``fit_templates``'s default of ``name``.
+
+    Read when first needed (printing ``--help``, or after parsing), so that ``--version``
+    and usage errors do not import the library.
+    """
+
+    def __init__(self, name):
+        self.name = name
+
+    def value(self):
+        from .templates import fit_templates
+
+        return inspect.signature(fit_templates).parameters[self.name].default
+
+    def __str__(self):
+        return str(self.value())
+
+
+def _resolve_defaults(args):
+    for name, value in vars(args).items():
+        if isinstance(value, _LibraryDefault):
+            setattr(args, name, value.value())
+    return args
+
+
 def build_parser():
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
@@ -335,29 +162,36 @@ def build_parser():
                            "',' for .csv, tab for .tsv)")
 
     fitting = argparse.ArgumentParser(add_help=False)
-    fitting.add_argument("--n-init", type=_positive_int, default=3,
-                         help="k-means runs per fit, the best kept (default: 3)")
-    fitting.add_argument("--max-iter", type=_positive_int, default=100,
-                         help="Lloyd iterations per run (default: 100)")
-    fitting.add_argument("--random-state", type=int, default=42, help="seed (default: 42)")
-    fitting.add_argument("--sample-size", type=_positive_int, default=None,
+    fitting.add_argument("--n-init", type=_positive_int, default=_LibraryDefault("n_init"),
+                         help="k-means runs per fit, the best kept (default: %(default)s)")
+    fitting.add_argument("--max-iter", type=_positive_int,
+                         default=_LibraryDefault("max_iter"),
+                         help="Lloyd iterations per run (default: %(default)s)")
+    fitting.add_argument("--random-state", type=int, default=_LibraryDefault("random_state"),
+                         help="seed (default: %(default)s)")
+    fitting.add_argument("--sample-size", type=_positive_int,
+                         default=_LibraryDefault("sample_size"),
                          help="rows per silhouette score (default: all rows)")
 
     workflow = argparse.ArgumentParser(add_help=False)
-    workflow.add_argument("-k", "--k", type=_positive_int, default=26, dest="k",
-                          help="templates made by the create step (default: 26)")
-    workflow.add_argument("--split-threshold", type=_non_negative_float, default=1.0,
+    workflow.add_argument("-k", "--k", type=_positive_int, default=_LibraryDefault("n_templates"),
+                          dest="k", help="templates made by the create step (default: "
+                                         "%(default)s)")
+    workflow.add_argument("--split-threshold", type=_non_negative_float,
+                          default=_LibraryDefault("split_threshold"),
                           help="split a template whose RMS distance to its centre, in "
-                               "standardised units, exceeds this (default: 1.0)")
-    workflow.add_argument("--min-size", type=_positive_int, default=10,
+                               "standardised units, exceeds this (default: %(default)s)")
+    workflow.add_argument("--min-size", type=_positive_int, default=_LibraryDefault("min_size"),
                           help="split only templates with 2x this many members, into "
-                               "halves of at least this many (default: 10)")
-    workflow.add_argument("--max-depth", type=_non_negative_int, default=3,
+                               "halves of at least this many (default: %(default)s)")
+    workflow.add_argument("--max-depth", type=_non_negative_int,
+                          default=_LibraryDefault("max_depth"),
                           help="most splits below a created template; 0 = no split "
-                               "(default: 3)")
-    workflow.add_argument("--refine-k", type=_refine_k, default="auto",
+                               "(default: %(default)s)")
+    workflow.add_argument("--refine-k", type=_refine_k, default=_LibraryDefault("refine_k"),
                           help="candidate K for the silhouette refine step: START:STOP, a "
-                               "list, 'auto' (template count +-3) or 'none' (default: auto)")
+                               "list, 'auto' (template count +-3) or 'none' (default: "
+                               "%(default)s)")
     workflow.add_argument("--out", default=None,
                           help="directory for templates.csv, assignments.csv and "
                                "summary.json")
@@ -414,7 +248,7 @@ def build_parser():
 
 def _cuda_status():
     """``cuda_status()`` with its reason on one line (driver errors span several)."""
-    from ._device import cuda_status
+    from . import cuda_status
 
     usable, reason = cuda_status()
     return usable, " ".join(reason.split())
@@ -426,8 +260,7 @@ def _device_line(device, reason):
 
 def _warm_up(device):
     """Compile (or load from numba's cache) the kernels the workflow uses; return seconds."""
-    from ._kmeans import KMeans
-    from ._silhouette import silhouette_score
+    from . import KMeans, silhouette_score
 
     start = time.perf_counter()
     rng = np.random.RandomState(0)
@@ -438,20 +271,17 @@ def _warm_up(device):
 
 
 def cmd_fit(args):
-    from ._device import resolve_device
-    from ._fallback import last_device
-    from ._kmeans import KMeans
-    from ._silhouette import silhouette_score
+    from . import KMeans, last_device, silhouette_score, which_device
     from .templates import standardize
 
-    resolve_device(args.device)  # --device cuda without CUDA: fail before reading
+    which_device(args.device)  # --device cuda without CUDA: fail before reading
     device = args.device  # resolved by each call, which may fall back to the CPU
     start = time.perf_counter()
     X, names = read_table(args.file, args.delimiter)
     read_s = time.perf_counter() - start
     if args.k > X.shape[0]:
         raise InputError(f"{args.file}: -k {args.k} is more than the {X.shape[0]} rows")
-    out = _out_dir(args.out)
+    out = out_dir(args.out)
     Z, scaling = standardize(X) if args.standardize else (X, None)
 
     start = time.perf_counter()
@@ -470,8 +300,8 @@ def cmd_fit(args):
         score_device = last_device()
     score_s = time.perf_counter() - start
 
-    _write_csv(out / "labels.csv", ["label"], ([int(v)] for v in model.labels_))
-    _write_csv(out / "centers.csv", names, ([_fmt(v) for v in row] for row in centers))
+    write_csv(out / "labels.csv", ["label"], ([int(v)] for v in model.labels_))
+    write_csv(out / "centers.csv", names, ([fmt(v) for v in row] for row in centers))
     summary = {
         "file": str(args.file), "n_samples": X.shape[0], "n_features": X.shape[1],
         "k": args.k, "standardized": bool(args.standardize), "device": model.device_,
@@ -516,22 +346,6 @@ def _run_workflow(X, args, device):
     return result, warm_s
 
 
-def _write_templates(out, result, names, source):
-    _write_csv(out / "templates.csv", ["template", "size", "spread", "depth", *names],
-               ([leaf.template, leaf.size, _fmt(leaf.spread), leaf.depth,
-                 *(_fmt(v) for v in leaf.center)]
-                for root in result.tree for leaf in root.iter_leaves()))
-    created = np.empty_like(result.labels)
-    for number, root in enumerate(result.tree):
-        created[root.indices] = number
-    _write_csv(out / "assignments.csv", ["row", "template", "created"],
-               ([i, int(t), int(c)]
-                for i, (t, c) in enumerate(zip(result.labels, created, strict=True))))
-    summary = {"file": source, "features": list(names), **result.to_dict()}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return [out / "templates.csv", out / "assignments.csv", out / "summary.json"]
-
-
 def _report_workflow(result, args, warm_s):
     roots = result.tree
     n_split = sum(1 for root in roots if not root.is_leaf)
@@ -573,26 +387,26 @@ def _print_k_table(k_values, inertia, silhouette, best_k):
 
 
 def cmd_templates(args):
-    from ._device import resolve_device
+    from . import which_device
 
-    resolve_device(args.device)  # --device cuda without CUDA: fail before reading
+    which_device(args.device)  # --device cuda without CUDA: fail before reading
     X, names = read_table(args.file, args.delimiter)
-    out = _out_dir(args.out if args.out is not None else args.out_default)
+    out = out_dir(args.out if args.out is not None else args.out_default)
     print(f"templates {args.file}: {X.shape[0]} rows x {X.shape[1]} features, "
           f"{args.k} templates")
     result, warm_s = _run_workflow(X, args, args.device)
     _report_workflow(result, args, warm_s)
-    written = _write_templates(out, result, names, str(args.file))
+    written = write_templates(out, result, names, str(args.file))
     print("wrote " + ", ".join(str(p) for p in written))
     return EXIT_OK
 
 
 def cmd_demo(args):
-    from ._device import resolve_device
+    from . import which_device
     from .data import FEATURE_NAMES, PATTERNS_PATH, load_patterns
 
-    resolve_device(args.device)  # --device cuda without CUDA: fail first
-    out = _out_dir(args.out) if args.out is not None else None
+    which_device(args.device)  # --device cuda without CUDA: fail first
+    out = out_dir(args.out) if args.out is not None else None
     start = time.perf_counter()
     X = load_patterns()
     load_s = time.perf_counter() - start
@@ -603,20 +417,19 @@ def cmd_demo(args):
     result, warm_s = _run_workflow(X, args, args.device)
     _report_workflow(result, args, warm_s)
     if out is not None:
-        written = _write_templates(out, result, FEATURE_NAMES, str(PATTERNS_PATH))
+        written = write_templates(out, result, FEATURE_NAMES, str(PATTERNS_PATH))
         print("wrote " + ", ".join(str(p) for p in written))
     return EXIT_OK
 
 
 def cmd_sweep(args):
-    from ._device import resolve_device
-    from ._fallback import last_device
+    from . import last_device, which_device
     from .templates import choose_k, standardize
 
     if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
         raise InputError("--plot needs matplotlib, which is not installed: pip install "
                          "'cudakmeans[plot]' (or drop --plot)")
-    resolve_device(args.device)  # --device cuda without CUDA: fail before reading
+    which_device(args.device)  # --device cuda without CUDA: fail before reading
     X, _ = read_table(args.file, args.delimiter)
     too_big = [k for k in args.k if k > X.shape[0] - 1]
     if too_big:
@@ -637,31 +450,14 @@ def cmd_sweep(args):
     print(f"best K by silhouette: {ref.best_k} (silhouette {ref.silhouette.max():.4f})")
     print(f"time: {elapsed:.3f} s for {len(ref.k_values)} fits and silhouettes")
     if args.csv is not None:
-        _write_csv(args.csv, ["k", "inertia", "silhouette"],
+        write_csv(args.csv, ["k", "inertia", "silhouette"],
                    ([int(k), repr(float(i)), repr(float(s))]
                     for k, i, s in zip(ref.k_values, ref.inertia, ref.silhouette, strict=True)))
         print(f"wrote {args.csv}")
     if args.plot is not None:
-        _plot_sweep(args.plot, ref, args.file)
+        plot_sweep(args.plot, ref, args.file)
         print(f"wrote {args.plot}")
     return EXIT_OK
-
-
-def _plot_sweep(path, ref, title):
-    from matplotlib.figure import Figure  # no pyplot: no global backend state
-
-    fig = Figure(figsize=(7, 4.5))
-    ax_inertia = fig.add_subplot(2, 1, 1)
-    ax_inertia.plot(ref.k_values, ref.inertia, marker="o")
-    ax_inertia.set_ylabel("inertia")
-    ax_inertia.set_title(str(title))
-    ax_sil = fig.add_subplot(2, 1, 2, sharex=ax_inertia)
-    ax_sil.plot(ref.k_values, ref.silhouette, marker="o")
-    ax_sil.axvline(ref.best_k, linestyle="--", color="grey")
-    ax_sil.set_ylabel("silhouette")
-    ax_sil.set_xlabel("K")
-    fig.tight_layout()
-    fig.savefig(path)
 
 
 def _version(dist):
@@ -711,8 +507,7 @@ def _cache_state():
 def cmd_info(args):
     import platform
 
-    from ._cpu.parallel import n_threads
-    from ._device import resolve
+    from . import cpu_threads, which_device
 
     usable, reason = _cuda_status()
     print(f"cudakmeans {__version__} (python {platform.python_version()}, numpy "
@@ -738,9 +533,9 @@ def cmd_info(args):
             print(f"{key}: {value or 'not found'}")
     where, state = _cache_state()
     print(f"kernel cache: {where}; {state}")
-    print(f"CPU threads: {n_threads()} (CUDAKMEANS_NUM_THREADS to change)")
+    print(f"CPU threads: {cpu_threads()} (CUDAKMEANS_NUM_THREADS to change)")
     try:
-        device, why = resolve(args.device)
+        device, why = which_device(args.device)
     except RuntimeError as exc:
         print(f"device for --device {args.device}: none ({exc})")
         return EXIT_FAILED
@@ -764,7 +559,7 @@ def main(argv=None):
     except SystemExit as exc:  # --help, --version, usage errors: argparse has printed
         return exc.code if isinstance(exc.code, int) else EXIT_INPUT
     try:
-        return args.func(args)
+        return args.func(_resolve_defaults(args))
     except InputError as exc:
         _error(exc)
         return EXIT_INPUT

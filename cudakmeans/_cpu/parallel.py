@@ -7,7 +7,8 @@ Chunks depend only on ``n_samples``, never on the thread count, and per-chunk pa
 results are reduced in chunk order, so results are identical for any number of threads.
 """
 
-from .._threads import get_pool, n_threads
+from .._threads import cpu_threads as n_threads
+from .._threads import get_pool
 
 MIN_CHUNK = 4096  # rows; below this a chunk cannot win back the cost of a thread hand-off
 MAX_CHUNKS = 256  # bounds the memory of per-chunk partial sums

@@ -144,7 +144,7 @@ def map_runs(ws, init, lloyd_run, n_runs):
     run. Every run is deterministic on its own (the init's centres are all a Lloyd run
     takes from it), so results do not depend on the thread count.
     """
-    n_workers = min(n_runs, _threads.n_threads())
+    n_workers = min(n_runs, _threads.cpu_threads())
     workspaces = [ws] + [ws.fork() for _ in range(n_workers - 1)]
     centers = [None] * n_runs
     ready = [threading.Event() for _ in range(n_runs)]
