@@ -1,8 +1,8 @@
 """What a backend provides: the protocols that the drivers program against.
 
-A backend is a package of modules with the same names on every device (today
-``cudakmeans._cpu`` and ``cudakmeans._cuda``); :func:`cudakmeans._device.get_backend` picks
-the package for a device, the public layer takes a workspace class (or, for the silhouette,
+A backend is a package of modules with the same names on every device (:data:`PACKAGES`:
+today ``cudakmeans._cpu`` and ``cudakmeans._cuda``); :func:`cudakmeans._device.get_backend`
+picks the package for a device, the public layer takes a workspace class (or, for the silhouette,
 a function) from it and hands the result to a driver (:mod:`cudakmeans._drivers`). Drivers
 use nothing but what is declared here, so a new backend (GPU arrays in and out, a
 distributed engine) is a new package whose modules provide:
@@ -158,6 +158,9 @@ class SilhouetteBackend(Protocol):
     def silhouette_samples(X_sorted, starts, own_seg, order, metric=0):
         """Silhouette of every row, float64, in the original order (see the drivers)."""
 
+
+# The backend package of each device (what _device.get_backend imports from).
+PACKAGES = {"cuda": "_cuda", "cpu": "_cpu"}
 
 # What each backend module provides, by name (the table above).
 MODULES = {

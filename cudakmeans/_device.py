@@ -4,7 +4,7 @@ import functools
 import importlib
 import os
 
-from . import _fallback
+from . import _backend, _fallback
 
 DEVICES = ("auto", "cuda", "cpu")
 
@@ -144,8 +144,10 @@ def resolve_device(device):
 def get_backend(device, module):
     """The backend's kernel module ``module`` (e.g. 'kmeans') for a resolved device name.
 
-    Both backends have modules of the same names with the same public functions. Inside a
-    fallback rerun it is always the CPU's (a model fitted on CUDA predicts there).
+    Every backend has modules of the same names providing what :mod:`cudakmeans._backend`
+    declares; this is the one place one is looked up. Inside a fallback rerun it is always
+    the CPU's (a model fitted on CUDA predicts there).
     """
-    package = "_cuda" if device == "cuda" and not _fallback.forced_cpu() else "_cpu"
+    name = "cpu" if _fallback.forced_cpu() else device
+    package = _backend.PACKAGES.get(name, _backend.PACKAGES["cpu"])
     return importlib.import_module(f"{__package__}.{package}.{module}")

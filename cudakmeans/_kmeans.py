@@ -309,7 +309,7 @@ class KMeans(_BaseKMeans):
 
     See Also
     --------
-    CudaKMeans : The same estimator with the defaults of the original request.
+    CudaKMeans : The same estimator with ``n_init=3, max_iter=100, random_state=42``.
     MiniBatchKMeans : Faster, approximate k-means on mini-batches.
     BisectingKMeans : Hierarchical k-means by repeated bisection.
     kmeans_plusplus : The greedy k-means++ seeding alone.
@@ -418,11 +418,11 @@ def lloyd_settings(estimator, X):
 
 
 class CudaKMeans(KMeans):
-    """K-Means with the defaults of the original request, on CUDA when a GPU is usable.
+    """K-Means with fixed-seed defaults of its own, on CUDA when a GPU is usable.
 
     :class:`KMeans` with ``n_init=3``, ``max_iter=100`` and ``random_state=42``. The first
-    five parameters may be given by position, in the request's order, so
-    ``CudaKMeans(26, 100, 3, 42, 1e-4)`` works as its sketch did.
+    five parameters may be given by position, in the order ``n_clusters, max_iter, n_init,
+    random_state, tol``, so ``CudaKMeans(26, 100, 3, 42, 1e-4)`` works.
 
     Parameters
     ----------
@@ -470,7 +470,7 @@ class CudaKMeans(KMeans):
     See Also
     --------
     KMeans : The same estimator with scikit-learn's defaults.
-    cuda_silhouette_score : The silhouette of the request, on the GPU when usable.
+    cuda_silhouette_score : The silhouette on the GPU when usable.
 
     Notes
     -----

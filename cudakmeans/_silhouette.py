@@ -48,11 +48,12 @@ from ._validation import (
 __all__ = ["silhouette_samples", "silhouette_score", "cuda_silhouette_score"]
 
 METRICS = tuple(METRIC_CODES) + ("precomputed",)
-# scikit-learn's other metric names (scipy's): valid there, not implemented here
-SCIPY_METRICS = ("braycurtis", "canberra", "correlation", "dice", "hamming", "haversine",
-                 "jaccard", "mahalanobis", "matching", "minkowski", "nan_euclidean",
-                 "rogerstanimoto", "russellrao", "seuclidean", "sokalsneath", "wminkowski",
-                 "yule")
+# scikit-learn's other metric names (scipy's): valid there, not implemented here (a metric
+# added to METRIC_CODES leaves this list by itself)
+SCIPY_METRICS = tuple(name for name in (
+    "braycurtis", "canberra", "correlation", "dice", "hamming", "haversine", "jaccard",
+    "mahalanobis", "matching", "minkowski", "nan_euclidean", "rogerstanimoto", "russellrao",
+    "seuclidean", "sokalsneath", "wminkowski", "yule") if name not in METRIC_CODES)
 
 SAMPLES_CONSTRAINTS = {
     "X": [ARRAY_LIKE, SPARSE],
@@ -234,7 +235,7 @@ def silhouette_score(X, labels, *, metric="euclidean", sample_size=None, random_
     See Also
     --------
     silhouette_samples : The coefficient of each sample.
-    cuda_silhouette_score : The score of the original request, on the GPU when usable.
+    cuda_silhouette_score : The same score on the GPU when usable, warning otherwise.
 
     Notes
     -----
@@ -279,7 +280,7 @@ def cuda_silhouette_score(X, labels, *, metric="euclidean", sample_size=None,
                           random_state=None, **kwds):
     """Compute the mean Silhouette Coefficient on the GPU when one is usable, else on the CPU.
 
-    The name of the original request. It never fails for want of a GPU: where CUDA cannot
+    For code written against this name. It never fails for want of a GPU: where CUDA cannot
     run (no driver, no device, no NVVM, or switched off by an earlier CUDA failure in this
     process) it computes the same score on the CPU path and emits a ``RuntimeWarning`` that
     says why, so a broken CUDA install is not silent; where the CUDA path fails during the
@@ -311,7 +312,7 @@ def cuda_silhouette_score(X, labels, *, metric="euclidean", sample_size=None,
     See Also
     --------
     silhouette_score : The same score with an explicit ``device``.
-    CudaKMeans : The k-means of the original request.
+    CudaKMeans : K-means with ``n_init=3, max_iter=100, random_state=42``.
 
     Examples
     --------

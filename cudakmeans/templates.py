@@ -1,10 +1,10 @@
-"""The template workflow of the original request: create, split, refine.
+"""The template workflow: create, split, refine.
 
 The user's clustering phase, as one call, :func:`fit_templates`, or as its three steps:
 
 1. :func:`standardize` the features (per-feature mean and standard deviation, as
    scikit-learn's ``StandardScaler``; constant features are left unscaled), then
-   :func:`create_templates`: k-means into ``n_templates`` templates with the request's
+   :func:`create_templates`: k-means into ``n_templates`` templates with the workflow's
    settings (``random_state=42, n_init=3, max_iter=100``);
 2. :func:`split_templates`: a template whose spread (root-mean-square distance of its
    members to their mean, in standardised units) exceeds ``split_threshold`` and that has
@@ -63,7 +63,7 @@ __all__ = [
     "fit_templates",
 ]
 
-# The request's settings for every k-means fit of the workflow.
+# The workflow's settings for every k-means fit (fixed seed: the same templates every run).
 RANDOM_STATE = 42
 N_INIT = 3
 MAX_ITER = 100
@@ -477,7 +477,7 @@ class _SharedData:
 
 def create_templates(Z, n_templates, *, init="k-means++", n_init=N_INIT, max_iter=MAX_ITER,
                      tol=TOL, random_state=RANDOM_STATE, device="auto"):
-    """Cluster standardised data into templates: one k-means with the request's settings.
+    """Cluster standardised data into templates: one k-means with the workflow's settings.
 
     Parameters
     ----------
@@ -533,12 +533,11 @@ def split_templates(X, Z, labels, *, split_threshold=1.0, min_size=10, max_depth
                     device="auto", progress=None):
     """Split spread-out templates in two, recursively; return the tree's roots.
 
-    The request's ``_recursive_split``. A node is split with 2-means on its members'
-    rows of ``Z`` when its spread exceeds ``split_threshold``, it has at least
-    ``2 * min_size`` members and its depth is below ``max_depth``; a split that would
-    leave a half with fewer than ``min_size`` members is not made (that node stays a
-    leaf). There is one root per label present in ``labels``, in label order; leaves
-    get ``template`` numbers in tree order, first child first.
+    A node is split with 2-means on its members' rows of ``Z`` when its spread exceeds
+    ``split_threshold``, it has at least ``2 * min_size`` members and its depth is below
+    ``max_depth``; a split that would leave a half with fewer than ``min_size`` members is
+    not made (that node stays a leaf). There is one root per label present in ``labels``,
+    in label order; leaves get ``template`` numbers in tree order, first child first.
 
     Parameters
     ----------
@@ -637,7 +636,7 @@ def choose_k(Z, k_values, *, n_init=N_INIT, max_iter=MAX_ITER, tol=TOL,
              random_state=RANDOM_STATE, sample_size=None, device="auto", progress=None):
     """Fit k-means for each candidate K and pick the K with the highest silhouette.
 
-    The request's ``refine_clusters``. Ties go to the smallest K.
+    Ties go to the smallest K.
 
     Parameters
     ----------

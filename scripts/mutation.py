@@ -32,9 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGETS = ("cudakmeans/_math.py", "cudakmeans/_drivers/lloyd.py", "cudakmeans/_cpu/kmeans.py",
-           "cudakmeans/_minibatch.py", "cudakmeans/_cpu/minibatch.py",
-           "cudakmeans/_minibatch_math.py")
+TARGETS = ("cudakmeans/_math.py", "cudakmeans/_drivers/lloyd.py",
+           "cudakmeans/_drivers/runs.py", "cudakmeans/_cpu/kmeans.py",
+           "cudakmeans/_minibatch.py", "cudakmeans/_drivers/minibatch.py",
+           "cudakmeans/_cpu/minibatch.py", "cudakmeans/_minibatch_math.py")
 # Fastest killers first (-x stops at the first failure). test_parallel forces the threaded
 # kernels, which small inputs never reach.
 TESTS = ("tests/test_golden.py", "tests/test_kmeans.py", "tests/_cpu/test_kmeans.py",

@@ -2,8 +2,8 @@
 
 :func:`load_patterns` reads ``patterns.csv``, shipped in the package and written by
 ``scripts/make_default_data.py`` (seed 20261125; ``--check`` verifies the shipped file).
-The data are synthetic, made to have the shape of the original request's problem, not
-taken from any market:
+The data are synthetic, made to have the shape of the trading-pattern problem the template
+workflow was built for, not taken from any market:
 
 * 2,600 rows drawn from 26 underlying templates: centres uniform in [-2.5, 2.5]^7 in a
   latent space; sizes of 15 plus Dirichlet(1.5) shares of the rest (from 15 to a few
