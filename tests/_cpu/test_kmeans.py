@@ -1,9 +1,11 @@
-"""The CPU Lloyd step's bounds (Hamerly's algorithm): they skip work, never change a label.
+"""The CPU k-means kernels: Hamerly's bounds, and the paths chosen by shape.
 
-A skipped scan is only correct if the row's nearest centre, as ``nearest_center`` computes it
-in X's dtype, is still its own. These tests step real runs and compare every iteration with
-``nearest_center`` bit for bit, on data built to make the bounds' rounding matter: ties,
-duplicated centres, float32, scales near underflow.
+The bounds skip work but never change a label. A skipped scan is only correct if the row's
+nearest centre, as ``nearest_center`` computes it in X's dtype, is still its own. These
+tests step real runs and compare every iteration with ``nearest_center`` bit for bit, on
+data built to make the bounds' rounding matter: ties, duplicated centres, float32, scales
+near underflow. The shape tests at the end put each tile, chunk and trial-group edge on
+both sides and compare with ``reference``.
 """
 
 import numpy as np
@@ -12,9 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numba import njit
 
+import reference.kmeans as ref_kmeans
+from cudakmeans import KMeans, kmeans_plusplus
 from cudakmeans._cpu import kmeans as cpu_kmeans
+from cudakmeans._cpu import parallel
 from cudakmeans._cpu.math import nearest_center
-from tests.helpers import make_blobs
+from cudakmeans._kmeans import ConvergenceWarning
+from tests.helpers import make_blobs, tolerance
 
 
 @njit
@@ -172,3 +178,118 @@ def test_rounding_level_near_ties_are_rescanned(dtype):
         if ws.labels[0] != label:
             wrong.append(trial)
     assert wrong == []
+
+
+# -- the kernels' shape-chosen paths, each on both sides of its edge --------------------
+# Tiles of TILE rows (full, partial, one row), one feature (no feature loop after the
+# first) or several, one centre (no comparison) or several, one chunk of rows or several
+# (partials reduced in chunk order, serially or on threads), and greedy k-means++ with its
+# trials summed six at a time (2 + int(log K) trials: 5, 6 and 7 straddle a group).
+# The tests marked ``nojit`` are small enough for NUMBA_DISABLE_JIT=1 (nox -s coverage).
+
+TILE = cpu_kmeans.TILE
+
+
+def _fit_against_reference(X, w, init, max_iter=20):
+    n_clusters = init.shape[0]
+    model = KMeans(n_clusters, init=init, n_init=1, max_iter=max_iter, tol=0.0,
+                   device="cpu").fit(X, sample_weight=w)
+    expected = ref_kmeans.kmeans(X, n_clusters, sample_weight=w, init=init, n_init=1,
+                                 max_iter=max_iter, tol=0.0)
+    np.testing.assert_array_equal(model.labels_, expected.labels)
+    rtol = tolerance(X.dtype)
+    np.testing.assert_allclose(model.cluster_centers_, expected.centers, rtol=rtol,
+                               atol=rtol * np.abs(X).max())
+    np.testing.assert_allclose(model.inertia_, expected.inertia, rtol=rtol)
+    assert model.n_iter_ == expected.n_iter
+    return model
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("n_samples", [1, 2, TILE - 1, TILE, TILE + 1, 2 * TILE + 3])
+@pytest.mark.parametrize(("n_features", "n_clusters"), [(1, 1), (1, 3), (2, 1), (3, 4)])
+def test_row_tiles_match_nearest_center_and_the_reference(n_samples, n_features,
+                                                          n_clusters, dtype):
+    n_clusters = min(n_clusters, n_samples)
+    X, _ = make_blobs(max(n_samples, 4), n_features, 3, seed=n_samples + n_features,
+                      dtype=dtype)
+    X = X[:n_samples]
+    w = np.random.default_rng(n_samples).uniform(0.5, 2.0, n_samples).astype(dtype)
+    init = X[np.random.default_rng(n_features).choice(n_samples, n_clusters,
+                                                       replace=False)].copy()
+    _step_and_compare(X, w, init, n_iter=4)
+    _fit_against_reference(X, w, init)
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("threads", ["1", "2"])
+@pytest.mark.parametrize("n_samples", [parallel.MIN_CHUNK, parallel.MIN_CHUNK + 1])
+def test_one_and_two_chunks_match_the_reference_on_any_thread_count(n_samples, threads,
+                                                                     monkeypatch):
+    """At MIN_CHUNK rows one chunk; one more row makes a second chunk of one row, whose
+    partial sums are reduced after the first's: serially, or on threads when the work
+    threshold is lowered (assignment, transform and k-means++ all take the threaded path)."""
+    monkeypatch.setenv("CUDAKMEANS_NUM_THREADS", threads)
+    monkeypatch.setattr(cpu_kmeans, "MIN_PARALLEL_WORK", 1)
+    X, _ = make_blobs(n_samples, 2, 3, seed=5)
+    w = np.random.default_rng(1).uniform(0.5, 2.0, n_samples)
+    ws = cpu_kmeans.Workspace(X, w, 3)
+    assert len(ws.chunks) == 1 + (n_samples > parallel.MIN_CHUNK)
+    assert ws._threaded_lloyd is (len(ws.chunks) > 1 and threads == "2")
+    model = _fit_against_reference(X, w, X[[0, 1, 2]].copy(), max_iter=6)
+    np.testing.assert_allclose(model.transform(X), np.sqrt(
+        ((X[:, None, :] - model.cluster_centers_[None]) ** 2).sum(axis=2)),
+        rtol=tolerance(np.float64))
+    _, ours = kmeans_plusplus(X, 3, sample_weight=w, random_state=4, device="cpu")
+    _, theirs = ref_kmeans.kmeans_plusplus(X, 3, sample_weight=w, random_state=4)
+    np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("n_clusters", [2, 54, 55, 149])
+def test_kmeans_plusplus_trial_groups_pick_the_oracles_rows(n_clusters):
+    """2 + int(log K) trials: 2, 5, 6 and 7; candidate potentials are summed six trials
+    per pass, so 7 needs a second pass and 5 repeats its last trial."""
+    n_trials = 2 + int(np.log(n_clusters))
+    assert n_trials == {2: 2, 54: 5, 55: 6, 149: 7}[n_clusters]
+    X, _ = make_blobs(TILE + 44, 3, 20, seed=n_clusters)
+    w = np.random.default_rng(n_clusters).uniform(0.5, 2.0, X.shape[0])
+    _, ours = kmeans_plusplus(X, n_clusters, sample_weight=w, random_state=7, device="cpu")
+    _, theirs = ref_kmeans.kmeans_plusplus(X, n_clusters, sample_weight=w, random_state=7)
+    np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("n_trials", [1, 5, 6, 7, 13])
+def test_weighted_sums_six_rows_per_pass(n_trials):
+    """Every row's sum, whatever the number of rows per pass, in row order (bit for bit
+    the serial float64 chain of the docstring)."""
+    rng = np.random.default_rng(n_trials)
+    values = rng.standard_normal((n_trials, 50))
+    w = rng.uniform(0.5, 2.0, 50)
+    out = np.full(n_trials, np.nan)
+    cpu_kmeans.weighted_sums(w, values, 3, 47, out)
+    expected = np.empty(n_trials)
+    for t in range(n_trials):
+        acc = 0.0
+        for i in range(3, 47):
+            acc += w[i] * values[t, i]
+        expected[t] = acc
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.nojit
+def test_relocation_and_the_heaviest_fallback_match_the_reference(dtype):
+    """An empty cluster takes the farthest point; with every point on its centre nothing
+    can move, and a cluster left empty takes the heaviest cluster's centre. (One step: in
+    the next one, centring's rounding puts the points a hair off their centre and the
+    empty cluster takes one; the oracle then keeps scikit-learn's labels from before that
+    move, where ours end with labels that match the returned centres.)"""
+    X, _ = make_blobs(TILE + 5, 2, 3, seed=3, dtype=dtype)
+    far = np.full((2, 2), 1e3, dtype=dtype)
+    _fit_against_reference(X, None, np.vstack([X[:3], far]), max_iter=3)
+    duplicates = np.repeat(np.array([[0.0, 0.0], [4.0, 1.0]], dtype=dtype), [7, 3], axis=0)
+    init = np.array([[0.0, 0.0], [4.0, 1.0], [9.0, 9.0]], dtype=dtype)
+    with pytest.warns(ConvergenceWarning, match="Number of distinct clusters"):
+        model = _fit_against_reference(duplicates, None, init, max_iter=1)
+    np.testing.assert_array_equal(model.cluster_centers_[2], [0.0, 0.0])
