@@ -293,3 +293,18 @@ def test_relocation_and_the_heaviest_fallback_match_the_reference(dtype):
     with pytest.warns(ConvergenceWarning, match="Number of distinct clusters"):
         model = _fit_against_reference(duplicates, None, init, max_iter=1)
     np.testing.assert_array_equal(model.cluster_centers_[2], [0.0, 0.0])
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("init", ["k-means++", "random"])
+def test_n_init_runs_on_threads_match_the_reference(init, monkeypatch):
+    """Small fits run their n_init runs on threads, each on a workspace of its own: the
+    draws, runs and pick of the best are the oracle's, on one thread or two."""
+    X, _ = make_blobs(TILE + 9, 2, 4, seed=6)
+    expected = ref_kmeans.kmeans(X, 4, init=init, n_init=3, random_state=2)
+    for threads in ("1", "2"):
+        monkeypatch.setenv("CUDAKMEANS_NUM_THREADS", threads)
+        model = KMeans(4, init=init, n_init=3, random_state=2, device="cpu").fit(X)
+        np.testing.assert_array_equal(model.labels_, expected.labels)
+        np.testing.assert_allclose(model.inertia_, expected.inertia,
+                                   rtol=tolerance(np.float64))

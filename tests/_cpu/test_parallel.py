@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from cudakmeans import KMeans
+from cudakmeans import KMeans, _threads
 from cudakmeans._cpu import kmeans as cpu_kmeans
 from cudakmeans._cpu import parallel
 from cudakmeans._cpu.math import nearest_center
@@ -18,6 +18,7 @@ def _nearest_all(X, centers, labels, distances):
         labels[i], distances[i] = nearest_center(X, i, centers)
 
 
+@pytest.mark.nojit
 @pytest.mark.parametrize("n_samples", [1, 255, 257, 2634, 3 * parallel.MIN_CHUNK + 17])
 def test_chunks_cover_the_rows_and_depend_on_n_samples_only(n_samples, monkeypatch):
     chunks = parallel.chunk_bounds(n_samples)
@@ -27,6 +28,7 @@ def test_chunks_cover_the_rows_and_depend_on_n_samples_only(n_samples, monkeypat
     assert all(a[1] == b[0] for a, b in zip(chunks[:-1], chunks[1:], strict=True))
 
 
+@pytest.mark.nojit
 @pytest.mark.parametrize("threads", ["1", "2", "3"])
 def test_map_ranges_visits_every_chunk_once_in_order(threads, monkeypatch):
     monkeypatch.setenv("CUDAKMEANS_NUM_THREADS", threads)
@@ -102,6 +104,7 @@ def test_independent_inits_on_threads_equal_the_sequential_runs(monkeypatch):
     assert (fits[0].inertia_, fits[0].n_iter_) == (fits[1].inertia_, fits[1].n_iter_)
 
 
+@pytest.mark.nojit
 @pytest.mark.parametrize("threads", ["1", "2", "3"])
 def test_map_runs_runs_each_init_then_its_lloyd_once(monkeypatch, threads):
     """Every run's init before its Lloyd, each once, Lloyd fed its own init's result,
@@ -127,6 +130,7 @@ def test_map_runs_runs_each_init_then_its_lloyd_once(monkeypatch, threads):
     assert len(used) <= int(threads)
 
 
+@pytest.mark.nojit
 def test_map_runs_raises_an_init_error_without_hanging(monkeypatch):
     monkeypatch.setenv("CUDAKMEANS_NUM_THREADS", "2")
     X, _ = make_blobs(300, 2, 3, seed=1)
@@ -139,3 +143,17 @@ def test_map_runs_raises_an_init_error_without_hanging(monkeypatch):
 
     with pytest.raises(ValueError, match="bad init 1"):
         runs.map_runs(ws, init, lambda run, run_ws, centers: centers, 4)
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_background_pool_and_no_tasks(monkeypatch, threads):
+    """No background pool with one thread (the caller does the work); none of the pool's
+    threads is used for zero tasks."""
+    monkeypatch.setenv("CUDAKMEANS_NUM_THREADS", threads)
+    pool = _threads.background_pool()
+    assert (pool is None) is (threads == "1")
+    if pool is not None:
+        assert pool.submit(lambda: 7).result() == 7
+    assert _threads.map_tasks(lambda task: task, 0) == []
+    assert _threads.map_tasks(lambda task: task * 2, 3) == [0, 2, 4]

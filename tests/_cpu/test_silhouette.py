@@ -87,6 +87,15 @@ def test_segments_across_block_edges_match_reference(sizes, dtype):
 
 
 @pytest.mark.nojit
+def test_duplicates_and_singletons_score_zero(dtype):
+    """Rows whose distances are all 0 (a = b = 0) and rows alone in their cluster get 0."""
+    X = np.repeat(np.array([[1.0] * 9, [1.0] * 9, [2.0] * 9]), [5, 4, 1], axis=0)
+    labels = np.repeat([0, 1, 2], [5, 4, 1])
+    got = _check(X, labels, dtype)
+    np.testing.assert_array_equal(got, 0.0)
+
+
+@pytest.mark.nojit
 @pytest.mark.parametrize("n_tiles", [1, 3, 4])
 @pytest.mark.parametrize("blocks_per_tile", [1, 2])
 def test_symmetric_path_on_small_tiles_matches_reference(n_tiles, blocks_per_tile, dtype,
