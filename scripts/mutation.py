@@ -1,11 +1,15 @@
-"""A small mutation-testing runner for the kernels and drivers (``nox -s mutation``).
+"""A small mutation-testing runner for every module with numeric or decision logic
+(``nox -s mutation``).
 
-Each mutant is one operator swap or constant tweak in one of the target files, applied to a
-copy of the repository in a temporary directory; the CPU tests (or, with ``--cuda``, the
-CUDA module's simulator tests) run against it with ``-x`` and a hard timeout. A mutant is
-*killed* when the tests fail (or time out), *survived* when they pass. Survivors are
-printed with their file, line and change: each one is either a missing test or an
-equivalent mutant (judge which, and say why, in the README).
+Each mutant is one operator swap or constant tweak in one of the target files (``TARGETS``:
+kernels, drivers, the silhouette, validation, the template workflow and bisecting tree, the
+CLI's readers; with ``--cuda``, the CUDA modules of ``CUDA_TESTS``), applied to a copy of
+the repository in a temporary directory. The tests registered for that file (its own list:
+the CPU tests, and for a file whose code also runs in CUDA kernels its simulator tests)
+run against it with ``-x`` and a hard timeout. A mutant is *killed* when the tests fail (or
+time out), *survived* when they pass. Survivors are printed with their file, line and
+change: each one is either a missing test or an equivalent mutant (judge which, and say
+why, in the README).
 
 Numba's on-disk cache does not notice when a jitted function's *callee* changes, so every
 mutant gets its own copy of a warmed cache with the entries a mutation could make stale
@@ -16,7 +20,8 @@ whose kernels call it (``CALLERS``) otherwise.
     python scripts/mutation.py                     # every mutant (slow: minutes per file)
     python scripts/mutation.py --sample 30 --seed 1
     python scripts/mutation.py --cuda --sample 10  # CUDA modules, simulator tests
-    python scripts/mutation.py --files cudakmeans/_drivers/lloyd.py --list
+    python scripts/mutation.py --files cudakmeans/_lloyd.py --list
+    python scripts/mutation.py --files cudakmeans/templates.py --sample 20 --seed 5
 """
 
 import argparse
@@ -28,20 +33,42 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGETS = ("cudakmeans/_math.py", "cudakmeans/_drivers/lloyd.py",
-           "cudakmeans/_drivers/runs.py", "cudakmeans/_cpu/kmeans.py",
-           "cudakmeans/_minibatch.py", "cudakmeans/_drivers/minibatch.py",
-           "cudakmeans/_cpu/minibatch.py", "cudakmeans/_minibatch_math.py")
-# Fastest killers first (-x stops at the first failure). test_parallel forces the threaded
-# kernels, which small inputs never reach.
-TESTS = ("tests/test_golden.py", "tests/test_kmeans.py", "tests/_cpu/test_kmeans.py",
-         "tests/test_properties.py",
-         "tests/_cpu/test_parallel.py", "tests/test_lloyd.py", "tests/test_minibatch.py")
-PYTEST = ("-x", "-q", "-p", "no:cacheprovider", "-m", "not cudasim and not gpu and not ptx")
+
+# Each target and the tests that judge its mutants, fastest killers first (-x stops at the
+# first failure). Files under tests/_cuda/ run in a second pytest run, under the simulator
+# (-m cudasim, NUMBA_ENABLE_CUDASIM=1); the others with the CPU markers.
+# test_parallel forces the threaded kernels, which small inputs never reach.
+KMEANS_TESTS = ("tests/test_golden.py", "tests/test_kmeans.py", "tests/_cpu/test_kmeans.py",
+                "tests/test_properties.py",
+                "tests/_cpu/test_parallel.py", "tests/test_lloyd.py", "tests/test_minibatch.py")
+SILHOUETTE_TESTS = ("tests/_cpu/test_silhouette.py", "tests/test_silhouette.py",
+                    "tests/test_properties.py::test_silhouette_is_bounded_and_equals_the_oracle",
+                    "tests/test_properties.py::test_silhouette_of_float32_is_bounded_and_close_"
+                    "to_the_oracle",
+                    "tests/test_properties.py::test_silhouette_of_perfectly_separated_"
+                    "duplicates_is_one")
+TARGETS = {
+    "cudakmeans/_math.py": KMEANS_TESTS,
+    "cudakmeans/_lloyd.py": KMEANS_TESTS,
+    "cudakmeans/_cpu/kmeans.py": KMEANS_TESTS,
+    "cudakmeans/_minibatch.py": KMEANS_TESTS,
+    "cudakmeans/_cpu/minibatch.py": ("tests/_cpu/test_minibatch.py", *KMEANS_TESTS),
+    "cudakmeans/_minibatch_math.py": ("tests/_cpu/test_minibatch.py", *KMEANS_TESTS),
+    "cudakmeans/_silhouette.py": SILHOUETTE_TESTS,
+    "cudakmeans/_cpu/silhouette.py": SILHOUETTE_TESTS,
+    # walk_rows, segment_sum and row_dist run in the CUDA kernel only
+    "cudakmeans/_silhouette_math.py": (*SILHOUETTE_TESTS, "tests/_cuda/test_silhouette.py"),
+    "cudakmeans/_validation.py": ("tests/test_hostile_inputs.py", "tests/test_kmeans.py",
+                                  "tests/test_silhouette.py", "tests/test_minibatch.py",
+                                  "tests/test_templates.py", "tests/test_estimator_checks.py"),
+    "cudakmeans/templates.py": ("tests/test_templates.py",),
+    "cudakmeans/cli.py": ("tests/test_cli.py", "tests/test_hostile_inputs.py"),
+}
+CPU_MARKERS = "not cudasim and not gpu and not ptx"
 
 # The CUDA kernels and workspaces (``--cuda``), each against its simulator tests.
 CUDA_TESTS = {
@@ -50,14 +77,31 @@ CUDA_TESTS = {
     "cudakmeans/_cuda/minibatch.py": ("tests/_cuda/test_minibatch.py",),
 }
 
+# Targets mutated only inside these functions. cli.py: the readers of the user's files and
+# options; the commands' printing is checked by the CLI tests but is not numeric or
+# decision logic. ``_read_parquet`` is left out: pyarrow is not a test dependency, so
+# nothing past its missing-pyarrow message can run in the suite.
+SCOPES = {
+    "cudakmeans/cli.py": ("read_table", "_where", "_parse_cell", "_wrong_delimiter",
+                          "_is_number_text", "_read_rows", "_read_text", "_delimiter_error",
+                          "_read_npy", "_positive_int", "_non_negative_int",
+                          "_non_negative_float", "parse_k_range", "_refine_k"),
+}
+
 
 def suite_for(path):
-    """``(pytest arguments, extra environment)`` of the tests that judge a mutant of
-    ``path``: the CPU tests, or a CUDA module's tests under the simulator."""
-    if path in CUDA_TESTS:
-        return (("-x", "-q", "-p", "no:cacheprovider", "-m", "cudasim", *CUDA_TESTS[path]),
-                {"NUMBA_ENABLE_CUDASIM": "1"})
-    return (*PYTEST, *TESTS), {}
+    """``[(pytest arguments, extra environment), ...]``: the runs that judge a mutant of
+    ``path`` (killed if any fails): its CPU tests, then its simulator tests."""
+    tests = CUDA_TESTS.get(path) or TARGETS[path]
+    cpu = tuple(t for t in tests if not t.startswith("tests/_cuda/"))
+    sim = tuple(t for t in tests if t.startswith("tests/_cuda/"))
+    runs = []
+    if cpu:
+        runs.append((("-x", "-q", "-p", "no:cacheprovider", "-m", CPU_MARKERS, *cpu), {}))
+    if sim:
+        runs.append((("-x", "-q", "-p", "no:cacheprovider", "-m", "cudasim", *sim),
+                     {"NUMBA_ENABLE_CUDASIM": "1"}))
+    return runs
 
 # Module-level constants that only choose between code paths with identical results (by
 # design, and checked by tests/test_kmeans.py::test_results_do_not_depend_on_the_thread_count):
@@ -79,9 +123,11 @@ class Mutant:
     stop: int
     old: str
     new: str
+    context: str = ""  # the mutated text with a few characters either side
 
     def describe(self):
-        return f"{self.path}:{self.line}: {self.old!r} -> {self.new!r}"
+        where = f" in `{self.context}`" if self.context else ""
+        return f"{self.path}:{self.line}: {self.old!r} -> {self.new!r}{where}"
 
 
 def _offsets(text):
@@ -131,8 +177,15 @@ def find_mutants(path):
             i = segment.find(token, i + 1)
         return None
 
+    scope = SCOPES.get(path)
+    if scope is not None:  # only the nodes inside the named top-level functions
+        nodes = [sub for node in tree.body
+                 if isinstance(node, ast.FunctionDef) and node.name in scope
+                 for sub in ast.walk(node)]
+    else:
+        nodes = list(ast.walk(tree))
     mutants = []
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.BinOp) and type(node.op) in BINOPS:
             old, new = BINOPS[type(node.op)]
             pos = operator_between(node.left, node.right, old)
@@ -165,7 +218,14 @@ def find_mutants(path):
         elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
             lo = at(node.lineno, node.col_offset)
             mutants.append(Mutant(path, node.lineno, lo, lo + 1, "-", ""))
-    return sorted(mutants, key=lambda m: (m.path, m.start))
+    def context(m):
+        lo = max(text.rfind("\n", 0, m.start) + 1, m.start - 16)
+        hi = text.find("\n", m.stop)
+        hi = min(len(text) if hi < 0 else hi, m.stop + 16)
+        return " ".join(text[lo:hi].split())
+
+    return sorted((replace(m, context=context(m)) for m in mutants),
+                  key=lambda m: (m.path, m.start))
 
 
 # Kernel modules whose compiled code includes another module's kernels (a callee): the
@@ -181,22 +241,27 @@ def _stale_entries(cache, path):
     return [p for stem in stems for p in cache.rglob(f"{stem}.*") if p.is_file()]
 
 
-def run_tests(repo, cache, timeout, path=None):
-    args, extra = suite_for(path)
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache), PYTHONPATH=str(repo),
-               PYTHONDONTWRITEBYTECODE="1")
-    env.pop("NUMBA_ENABLE_CUDASIM", None)
-    env.update(extra)
+def run_tests(repo, cache, timeout, path):
+    """Run the suite of ``path`` (see :func:`suite_for`); stop at the first failing run.
+    Returns ``(status, seconds, last line of pytest's output)``."""
     start = time.perf_counter()
-    try:
-        proc = subprocess.run([sys.executable, "-m", "pytest", *args], cwd=repo,
-                              env=env, capture_output=True, text=True, timeout=timeout)
-        status = "passed" if proc.returncode == 0 else "failed"
-        if proc.returncode not in (0, 1):
-            status = f"error (pytest exit {proc.returncode})"
-        tail = proc.stdout.strip().splitlines()[-1:] if proc.stdout else []
-    except subprocess.TimeoutExpired:
-        status, tail = "timeout", []
+    status, tail = "passed", []
+    for args, extra in suite_for(path):
+        env = dict(os.environ, NUMBA_CACHE_DIR=str(cache), PYTHONPATH=str(repo),
+                   PYTHONDONTWRITEBYTECODE="1")
+        env.pop("NUMBA_ENABLE_CUDASIM", None)
+        env.update(extra)
+        try:
+            proc = subprocess.run([sys.executable, "-m", "pytest", *args], cwd=repo,
+                                  env=env, capture_output=True, text=True, timeout=timeout)
+            status = "passed" if proc.returncode == 0 else "failed"
+            if proc.returncode not in (0, 1):
+                status = f"error (pytest exit {proc.returncode})"
+            tail = proc.stdout.strip().splitlines()[-1:] if proc.stdout else []
+        except subprocess.TimeoutExpired:
+            status, tail = "timeout", []
+        if status != "passed":
+            break
     return status, time.perf_counter() - start, tail
 
 
@@ -210,6 +275,9 @@ def main(argv=None):
     parser.add_argument("--sample", type=int, default=None,
                         help="run a random sample of this many mutants")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample")
+    parser.add_argument("--per-file", action="store_true",
+                        help="draw the sample of --sample mutants from each file on its own "
+                             "(a score per module)")
     parser.add_argument("--timeout", type=float, default=600,
                         help="seconds per mutant's test run (a timeout counts as killed)")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
@@ -219,12 +287,23 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.files is None:
         args.files = list(CUDA_TESTS) if args.cuda else list(TARGETS)
+    unknown = [path for path in args.files if path not in TARGETS and path not in CUDA_TESTS]
+    if unknown:
+        parser.error(f"no tests are registered for {', '.join(unknown)} (TARGETS, CUDA_TESTS)")
 
     mutants = [m for path in args.files for m in find_mutants(path)]
     if args.only:
         mutants = [m for m in mutants if f"{m.path}:{m.line}" in set(args.only)]
     print(f"{len(mutants)} mutants in {', '.join(args.files)}")
-    if args.sample is not None and args.sample < len(mutants):
+    if args.sample is not None and args.per_file:
+        rng = random.Random(args.seed)
+        groups = [[m for m in mutants if m.path == path] for path in args.files]
+        mutants = [m for group in groups
+                   for m in sorted(rng.sample(group, min(args.sample, len(group))),
+                                   key=lambda m: m.start)]
+        print(f"running a sample of up to {args.sample} per file, {len(mutants)} in all "
+              f"(seed {args.seed})")
+    elif args.sample is not None and args.sample < len(mutants):
         mutants = sorted(random.Random(args.seed).sample(mutants, args.sample),
                          key=lambda m: (m.path, m.start))
         print(f"running a sample of {len(mutants)} (seed {args.seed})")
@@ -240,10 +319,14 @@ def main(argv=None):
             ".git", ".nox", ".venv", "__pycache__", "*.nbi", "*.nbc", ".hypothesis",
             ".pytest_cache", "mutants", "bench"))
         base_cache = tmp / "cache-base"
-        for path in sorted({m.path if m.path in CUDA_TESTS else None for m in mutants},
-                           key=str):
+        # One baseline per distinct suite; it also fills the numba cache every mutant
+        # starts from.
+        suites = {}
+        for m in mutants:
+            suites.setdefault(repr(suite_for(m.path)), m.path)
+        for path in suites.values():
             status, seconds, tail = run_tests(repo, base_cache, args.timeout, path)
-            print(f"baseline ({path or 'CPU tests'}): {status} in {seconds:.0f} s "
+            print(f"baseline (the tests of {path}): {status} in {seconds:.0f} s "
                   f"{' '.join(tail)}")
             if status != "passed":
                 print("the unmutated tests must pass first", file=sys.stderr)
@@ -276,6 +359,10 @@ def main(argv=None):
     total = len(mutants)
     score = 100.0 * killed / total if total else 100.0
     print(f"\nmutation score: {killed}/{total} killed ({score:.1f}%)")
+    for path in dict.fromkeys(m.path for m in mutants):
+        n = sum(m.path == path for m in mutants)
+        lived = sum(m.path == path for m in survivors)
+        print(f"  {path}: {n - lived}/{n} killed")
     if survivors:
         print("survivors:")
         for m in survivors:
