@@ -128,6 +128,14 @@ def golden(session):
 
 
 @nox.session
+def coverage(session):
+    """Branch coverage of the jitted kernels' Python source, NUMBA_DISABLE_JIT=1 (not in the
+    gate); ``-- --cuda`` adds cudakmeans/_cuda/ under the simulator."""
+    session.install("-e", ".[test]", "coverage>=7")
+    session.run("python", "scripts/jit_coverage.py", *session.posargs)
+
+
+@nox.session
 def mutation(session):
     """Mutation testing over kernels and drivers (slow; not part of the gate)."""
     session.install("-e", ".[test]", "mutmut>=3")

@@ -1,0 +1,192 @@
+"""Branch coverage of the jitted kernels' Python source (``nox -s coverage``).
+
+numba compiles the kernels, so coverage.py never sees them run: this runs the small tests
+marked ``nojit`` with ``NUMBA_DISABLE_JIT=1``, where every ``njit`` function is plain
+Python, under ``coverage run --branch``, and reports each branch of the CPU kernels and the
+shared math that no test took. With ``--cuda`` it also runs the ``cudasim`` tests under
+the simulator (``NUMBA_ENABLE_CUDASIM=1``, kernels as Python threads) and adds
+``cudakmeans/_cuda/``.
+
+Every uncovered branch needs a test or a reason: reasons live in ``EXPLAINED`` below, keyed
+by the file and the text of the branch's line (not its number, which moves). ``--check``
+exits 1 when a branch is neither covered nor explained.
+
+    python scripts/jit_coverage.py                          # report to stdout
+    python scripts/jit_coverage.py --out tests/coverage/jit-coverage.md --check
+    python scripts/jit_coverage.py --cuda                   # with _cuda/ under the simulator
+"""
+
+import argparse
+import ast
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# The source numba compiles for the CPU, and the math compiled for both targets.
+CPU_FILES = ("cudakmeans/_cpu/*.py", "cudakmeans/_math.py", "cudakmeans/_silhouette_math.py",
+             "cudakmeans/_minibatch_math.py")
+CUDA_FILES = ("cudakmeans/_cuda/*.py",)
+CPU_RUN = ("-m", "nojit and not cudasim and not gpu and not ptx", "tests")
+CUDA_RUN = ("-m", "cudasim", "tests")
+
+# Why a line or branch that no test reaches is fine: (file, stripped text of the line the
+# run of lines or the branch starts on) or (file, "function()") for a whole function ->
+# reason. Keys hold text, not line numbers, so they survive edits elsewhere in the file.
+_CUDA_ONLY = ("runs in the CUDA kernel only (the CPU kernel computes its distances in "
+              "blocks, `_cpu/silhouette.py`): covered under the simulator, `--cuda` "
+              "(tests/_cuda/test_silhouette.py)")
+EXPLAINED = {
+    ("cudakmeans/_silhouette_math.py", "row_dist()"): _CUDA_ONLY,
+    ("cudakmeans/_silhouette_math.py", "segment_sum()"): _CUDA_ONLY,
+    ("cudakmeans/_silhouette_math.py", "walk_rows()"): _CUDA_ONLY,
+    ("cudakmeans/_cpu/kmeans.py", "if first or dist < closest[i]:"):
+        "dead: `closest_chunks` is only called with `first=True` (the distances to the "
+        "first k-means++ centre, serial and threaded); the later centres' distances come "
+        "from `candidate_chunks`, so the `dist < closest[i]` update never runs",
+}
+
+
+def _run(args, env, data_file, include):
+    cmd = [sys.executable, "-m", "coverage", "run", "--branch", "--parallel-mode",
+           f"--data-file={data_file}", f"--include={','.join(include)}",
+           "--concurrency=thread", "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
+    print("$ " + " ".join(cmd), flush=True)
+    proc = subprocess.run(cmd, cwd=ROOT, env=env)
+    if proc.returncode != 0:
+        raise SystemExit(f"the tests failed under coverage (pytest exit {proc.returncode})")
+
+
+def measure(cuda, pytest_args):
+    """Run the selected tests under coverage; return coverage's JSON report as a dict."""
+    with tempfile.TemporaryDirectory(prefix="cudakmeans-coverage-") as tmp:
+        data_file = str(Path(tmp) / ".coverage")
+        # A fresh numba cache: nothing compiled is loaded (and nothing is compiled anyway).
+        env = dict(os.environ, NUMBA_DISABLE_JIT="1", NUMBA_CACHE_DIR=str(Path(tmp) / "nb"),
+                   PYTHONDONTWRITEBYTECODE="1")
+        env.pop("NUMBA_ENABLE_CUDASIM", None)
+        include = CPU_FILES + (CUDA_FILES if cuda else ())
+        _run((*CPU_RUN, *pytest_args), env, data_file, include)
+        if cuda:
+            sim = dict(env, NUMBA_ENABLE_CUDASIM="1")
+            _run((*CUDA_RUN, *pytest_args), sim, data_file, include)
+        subprocess.run([sys.executable, "-m", "coverage", "combine", f"--data-file={data_file}",
+                        "-q"], cwd=ROOT, check=True)
+        out = Path(tmp) / "coverage.json"
+        subprocess.run([sys.executable, "-m", "coverage", "json", f"--data-file={data_file}",
+                        "-o", str(out), "-q"], cwd=ROOT, check=True)
+        return json.loads(out.read_text())
+
+
+def _source(path):
+    """The file's lines, and the innermost function (or class) around each line."""
+    text = (ROOT / path).read_text()
+    lines = text.splitlines()
+    owner = ["module"] * (len(lines) + 2)
+    defs = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    nodes = sorted((n for n in ast.walk(ast.parse(text)) if isinstance(n, defs)),
+                   key=lambda n: n.lineno)
+    for node in nodes:  # outer ones first: inner definitions overwrite them
+        for number in range(node.lineno, node.end_lineno + 1):
+            owner[number] = node.name
+    return lines, owner
+
+
+def uncovered(report):
+    """``{path: [(first line, description, text of the first line, function), ...]}``.
+
+    Statements that never ran are grouped into runs (no executed statement between them);
+    a branch is listed only from a line that ran (the branches of a line that never ran
+    are in its run).
+    """
+    result = {}
+    for path, data in sorted(report["files"].items()):
+        lines, owner = _source(path)
+        missing = sorted(data.get("missing_lines", []))
+        statements = sorted(missing + data.get("executed_lines", []))
+        items, run = [], []
+        for number in statements + [None]:
+            if number is not None and number in missing:
+                run.append(number)
+                continue
+            if run:
+                span = f"line {run[0]}" if len(run) == 1 else f"lines {run[0]}-{run[-1]}"
+                items.append((run[0], f"{span} never ran", lines[run[0] - 1].strip(),
+                              owner[run[0]]))
+                run = []
+        for a, b in data.get("missing_branches", []):
+            if a in missing:
+                continue
+            where = "the exit" if b < 0 else f"line {b}"
+            items.append((a, f"line {a} never went to {where}", lines[a - 1].strip(),
+                          owner[a]))
+        result[path] = sorted(set(items))
+    return result
+
+
+def render(report, missing, cuda, pytest_args):
+    """The Markdown report: totals per file, then everything uncovered, with its reason."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip() or "unknown"
+    runs = [f"`NUMBA_DISABLE_JIT=1 pytest {' '.join((*CPU_RUN, *pytest_args))}`"]
+    if cuda:
+        runs.append(f"`NUMBA_ENABLE_CUDASIM=1 pytest {' '.join((*CUDA_RUN, *pytest_args))}`")
+    out = [
+        "# Branch coverage of the jitted source",
+        "",
+        f"Generated by `python scripts/jit_coverage.py{' --cuda' if cuda else ''}` "
+        f"(`nox -s coverage`) on {datetime.date.today().isoformat()} at commit {commit}: "
+        f"{' and '.join(runs)}, under `coverage run --branch`.",
+        "",
+        "| file | statements | missed | branches | partial | coverage |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for path, data in sorted(report["files"].items()):
+        s = data["summary"]
+        out.append(f"| `{path}` | {s['num_statements']} | {s['missing_lines']} | "
+                   f"{s['num_branches']} | {s['num_partial_branches']} | "
+                   f"{s['percent_covered_display']}% |")
+    out += ["", "## Not covered, and why", ""]
+    n_missing = n_unexplained = 0
+    for path, items in missing.items():
+        for _, description, text, function in items:
+            n_missing += 1
+            reason = EXPLAINED.get((path, text)) or EXPLAINED.get((path, f"{function}()"))
+            if reason is None:
+                n_unexplained += 1
+                reason = "**not explained: needs a test or a reason**"
+            out.append(f"- `{path}` `{function}`: {description} (`{text}`): {reason}")
+    if not n_missing:
+        out.append("Nothing: every line and branch of these files ran.")
+    out += ["", f"{n_missing} uncovered runs of lines or branches, {n_unexplained} without a "
+            "reason.", ""]
+    return "\n".join(out), n_unexplained
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cuda", action="store_true",
+                        help="also run the cudasim tests and measure cudakmeans/_cuda/")
+    parser.add_argument("--out", default=None, help="write the Markdown report here")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 if a branch is neither covered nor explained")
+    parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+    args = parser.parse_args(argv)
+
+    report = measure(args.cuda, args.pytest_args)
+    text, n_unexplained = render(report, uncovered(report), args.cuda, args.pytest_args)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out}")
+    print(text)
+    return 1 if args.check and n_unexplained else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
