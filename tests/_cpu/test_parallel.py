@@ -1,5 +1,8 @@
 """The CPU kernels' building blocks: chunking, thread runs, and the specialised assignment."""
 
+import threading
+import types
+
 import numpy as np
 import pytest
 from numba import njit
@@ -144,6 +147,39 @@ def test_map_runs_raises_an_init_error_without_hanging(monkeypatch):
     with pytest.raises(ValueError, match="bad init 1"):
         runs.map_runs(ws, init, lambda run, run_ws, centers: centers, 4)
 
+
+@pytest.mark.nojit
+def test_map_runs_a_worker_waiting_on_a_failed_init_returns(monkeypatch):
+    """A worker already waiting for a run's init when that init fails must wake and stop
+    (not run Lloyd on nothing, not hang); the init's own worker raises. The init fails
+    only once the other worker is blocked on it, so the order is forced, not timed."""
+    monkeypatch.setenv("CUDAKMEANS_NUM_THREADS", "2")
+    blocked = threading.Event()
+
+    class Event(threading.Event):
+        def wait(self, timeout=None):
+            if not self.is_set():
+                blocked.set()  # a worker is about to block on an unfinished init
+            return super().wait(timeout)
+
+    monkeypatch.setattr(cpu_kmeans, "threading", types.SimpleNamespace(Event=Event))
+    X, _ = make_blobs(300, 2, 3, seed=1)
+    ws = cpu_kmeans.Workspace(X, np.ones(300), 3)
+    lloyds = []
+
+    def init(run, run_ws):
+        if run == 1:
+            assert blocked.wait(timeout=60), "no worker waited for the init"
+            raise ValueError("bad init 1")
+        return run
+
+    def lloyd(run, run_ws, centers):
+        lloyds.append(run)
+        return centers
+
+    with pytest.raises(ValueError, match="bad init 1"):
+        ws.map_runs(init, lloyd, 2)
+    assert lloyds == [0]
 
 @pytest.mark.nojit
 @pytest.mark.parametrize("threads", ["1", "2"])
