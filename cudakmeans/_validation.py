@@ -281,10 +281,13 @@ def check_finite(values, *, name="X", n_features=None):
         raise ValueError(
             f"Input {name} contains infinity or a value too large for {values.dtype!r}.")
     # Squares are summed in the input dtype: values whose squares overflow would give inf
-    # distances and silently wrong clusters.
+    # distances and silently wrong clusters. Two rows at +-v are n_features * (2v)^2 apart,
+    # a sum rounded up to n_features + 1 times: the limit leaves room for that rounding (at
+    # exactly sqrt(max / (4 * n_features)) the sum can round up to inf).
     if n_features is None:
         n_features = values.shape[1] if values.ndim == 2 else 1
-    limit = np.sqrt(np.finfo(values.dtype).max / (4.0 * n_features))
+    room = 1.0 + 4.0 * (n_features + 1) * float(np.finfo(values.dtype).eps)
+    limit = np.sqrt(np.finfo(values.dtype).max / (4.0 * n_features * room))
     if values.size and float(np.abs(values).max()) > limit:
         raise ValueError(
             f"{name} has values up to {float(np.abs(values).max()):.3g}, whose squared "
