@@ -62,7 +62,8 @@ TARGETS = {
     "cudakmeans/_cpu/silhouette.py": SILHOUETTE_TESTS,
     # walk_rows, segment_sum and row_dist run in the CUDA kernel only
     "cudakmeans/_silhouette_math.py": (*SILHOUETTE_TESTS, "tests/_cuda/test_silhouette.py"),
-    "cudakmeans/_validation.py": ("tests/test_hostile_inputs.py", "tests/test_kmeans.py",
+    "cudakmeans/_validation.py": ("tests/test_validation.py", "tests/test_hostile_inputs.py",
+                                  "tests/test_kmeans.py",
                                   "tests/test_silhouette.py", "tests/test_minibatch.py",
                                   "tests/test_templates.py", "tests/test_estimator_checks.py"),
     "cudakmeans/templates.py": ("tests/test_templates.py",),
