@@ -177,7 +177,8 @@ def test_templates_without_split_or_refine(csv_file, tmp_path, capsys):
     code, out, err = run(["templates", csv_file, "-k", 5, "--max-depth", 0, "--refine-k",
                           "none", "--out", tmp_path / "t", *CPU], capsys)
     assert code == 0, err
-    assert "0 of 5 templates split" in out and "refine:" not in out
+    assert "0 of 5 templates split" in out and "depth <= 0)" in out
+    assert "refine:" not in out
     summary = json.loads((tmp_path / "t" / "summary.json").read_text())
     assert summary["n_templates"] == 5 and summary["refine"] is None
 
@@ -220,7 +221,8 @@ def test_sweep_plot(csv_file, tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "spec, expected",
-    [("2:5", [2, 3, 4, 5]), ("2:10:4", [2, 6, 10]), ("5,3,8", [5, 3, 8]), ("7", [7])],
+    [("2:5", [2, 3, 4, 5]), ("2:10:4", [2, 6, 10]), ("2:4:1", [2, 3, 4]), ("5,3,8", [5, 3, 8]),
+     ("7", [7])],
 )
 def test_parse_k_range(spec, expected):
     assert parse_k_range(spec) == expected
@@ -301,6 +303,12 @@ def _bad_file(tmp_path, case):
     if case == "ragged":
         p.write_text(good + "7,8\n")
         return p, "bad.csv: row 4 has 2 column(s), expected 3"
+    if case == "wrong-delimiter-later":
+        p.write_text(good + "7;8;9\n")
+        return p, "bad.csv: row 4, column 1: '7;8;9' looks delimited by ';', not ','"
+    if case == "one-column-wrong-delimiter-later":
+        p.write_text("x\n1.5\n2;3\n")
+        return p, "bad.csv: row 3, column 1: '2;3' looks delimited by ';', not ','"
     if case == "mixed-header":
         p.write_text("a,2,c\n1,2,3\n")
         return p, "bad.csv: row 1, column 1: 'a' is not a number"
@@ -322,6 +330,9 @@ def _bad_file(tmp_path, case):
     if case == "npy-1d":
         np.save(p, np.ones(5))
         return p, "bad.npy: holds a 1-D array of shape (5,)"
+    if case == "npy-no-columns":
+        np.save(p, np.ones((3, 0)))
+        return p, "bad.npy: holds an empty array of shape (3, 0)"
     if case == "npy-strings":
         np.save(p, np.array([["a", "b"], ["c", "d"]]))
         return p, "numbers (integer or float) are required"
@@ -336,8 +347,10 @@ def _bad_file(tmp_path, case):
 
 
 ERROR_CASES = ["missing", "directory", "semicolons", "tabs-in-csv", "non-numeric", "nan",
-               "empty-cell", "infinite", "ragged", "mixed-header", "empty", "header-only",
-               "binary", "npy-nan", "npy-1d", "npy-strings", "npy-corrupt", "parquet"]
+               "empty-cell", "infinite", "ragged", "wrong-delimiter-later",
+               "one-column-wrong-delimiter-later", "mixed-header", "empty", "header-only",
+               "binary", "npy-nan", "npy-1d", "npy-no-columns", "npy-strings", "npy-corrupt",
+               "parquet"]
 
 
 @pytest.mark.parametrize("case", ERROR_CASES)

@@ -6,6 +6,7 @@ compiled (or loaded from numba's cache) by a module fixture first, outside the t
 
 import doctest
 import json
+import time
 
 import numpy as np
 import pytest
@@ -219,6 +220,49 @@ def test_split_is_not_made(warm, rng, options):
     assert root.is_leaf and root.template == 0 and root.size == 80
 
 
+def test_a_template_of_exactly_twice_min_size_is_split(warm, rng):
+    """The size rule is inclusive: 2 * min_size members split into two halves of min_size."""
+    X = np.concatenate([rng.normal(0.0, 0.1, size=(5, 2)), rng.normal(5.0, 0.1, (5, 2))])
+    Z, _ = standardize(X)
+    (root,) = split_templates(X, Z, np.zeros(len(X), dtype=np.int64), split_threshold=0.5,
+                              min_size=5, device="cpu")
+    assert [child.size for child in root.children] == [5, 5]
+
+
+def test_min_size_defaults_to_ten(warm, rng):
+    """The request's min_size of 10: a spread-out template of two blobs of 10 rows is split
+    without saying so, by the workflow and by the split step."""
+    X = np.concatenate([rng.normal(0.0, 0.1, size=(10, 2)), rng.normal(5.0, 0.1, (10, 2))])
+    result = fit_templates(X, 1, split_threshold=0.5, refine_k=None, device="cpu")
+    assert sorted(result.sizes.tolist()) == [10, 10]
+    Z, _ = standardize(X)
+    (root,) = split_templates(X, Z, np.zeros(len(X), dtype=np.int64), split_threshold=0.5,
+                              device="cpu")
+    assert [child.size for child in root.children] == [10, 10]
+
+
+def test_first_child_is_the_half_the_oracles_two_means_labels_zero(warm, patterns):
+    """Template numbers follow the tree, first child first; a split's first child holds the
+    rows that the 2-means (the request's settings) labels 0, as in the oracle's workflow."""
+    result = fit_templates(patterns, 26, max_depth=1, refine_k=None, device="cpu")
+    Z, _ = standardize(patterns)
+    split = [node for root in result.tree for node in _split_nodes(root)]
+    assert split
+    for node in split:
+        halves = ref_kmeans.kmeans(Z[node.indices], 2, n_init=3, max_iter=100, tol=1e-4,
+                                   random_state=42).labels
+        np.testing.assert_array_equal(node.children[0].indices, node.indices[halves == 0])
+
+
+def test_phase_times_lie_within_the_calls_wall_time(warm):
+    X, _ = make_blobs(150, 2, 3, seed=5)
+    start = time.perf_counter()
+    result = fit_templates(X, 3, split_threshold=0.05, refine_k=[2, 3], device="cpu")
+    elapsed = time.perf_counter() - start
+    assert all(0 <= t <= elapsed for t in result.times.values())
+    assert sum(result.times.values()) <= elapsed
+
+
 def test_standardize_handles_constant_features():
     X = np.array([[1.0, 5.0, 1e6], [2.0, 5.0, 1e6], [4.0, 5.0, 1e6]])
     before = X.copy()
@@ -264,7 +308,7 @@ def test_progress_reports_every_phase(warm):
     fit_templates(X, 3, split_threshold=0.05, refine_k=[2, 3],
                   progress=lambda *a: calls.append(a), device="cpu")
     phases = [c[0] for c in calls]
-    assert phases[0] == "create" and phases[-1] == "refine"
+    assert calls[0] == ("create", 1, 1) and phases[-1] == "refine"
     assert ("split", 3, 3) in calls and ("refine", 2, 2) in calls
 
 
@@ -467,6 +511,29 @@ def test_bisecting_kmeans_weights_and_dtype_match_sklearn(warm, dtype, rng):
     np.testing.assert_allclose(got.cluster_centers_, expected.cluster_centers_, rtol=rtol,
                                atol=rtol)
     np.testing.assert_allclose(got.inertia_, expected.inertia_, rtol=rtol)
+
+
+def test_bisecting_kmeans_with_one_cluster_matches_sklearn(warm):
+    """No bisection at all: the root is the only leaf, its centre the data's mean."""
+    sklearn_cluster = pytest.importorskip("sklearn.cluster")
+    X, _ = make_blobs(100, 3, 2, seed=1)
+    got = templates.BisectingKMeans(1, random_state=0, device="cpu").fit(X)
+    expected = sklearn_cluster.BisectingKMeans(1, random_state=0).fit(X)
+    np.testing.assert_array_equal(got.labels_, expected.labels_)
+    np.testing.assert_allclose(got.cluster_centers_, expected.cluster_centers_, rtol=RTOL)
+    np.testing.assert_allclose(got.inertia_, expected.inertia_, rtol=RTOL)
+    np.testing.assert_array_equal(got.predict(X[:3]), [0, 0, 0])
+
+
+def test_bisecting_kmeans_predicts_one_row_as_it_predicts_many(warm):
+    """A single row descends the tree like any other (down to one row per node)."""
+    sklearn_cluster = pytest.importorskip("sklearn.cluster")
+    X, _ = make_blobs(300, 3, 5, seed=9)
+    X_new, _ = make_blobs(12, 3, 5, seed=10, spread=2.0)
+    model = templates.BisectingKMeans(5, random_state=0, device="cpu").fit(X)
+    expected = sklearn_cluster.BisectingKMeans(5, random_state=0).fit(X).predict(X_new)
+    np.testing.assert_array_equal(model.predict(X_new), expected)
+    np.testing.assert_array_equal([model.predict(row[None])[0] for row in X_new], expected)
 
 
 def test_bisecting_kmeans_is_a_sklearn_estimator(warm):
