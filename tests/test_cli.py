@@ -228,11 +228,14 @@ def test_parse_k_range(spec, expected):
     assert parse_k_range(spec) == expected
 
 
-@pytest.mark.parametrize("spec", ["2-5", "a:b", "5:2", "2:5:0", "1:4", "2:3:4:5", ""])
-def test_bad_k_range_is_a_usage_error(spec, csv_file, capsys):
+@pytest.mark.parametrize(("spec", "message"), [
+    ("2-5", "is not a K range"), ("a:b", "is not a K range"), ("5:2", "is an empty K range"),
+    ("2:5:0", "is not a K range"), ("2:5:-1", "is not a K range"), ("1:4", "must be >= 2"),
+    ("2:3:4:5", "is not a K range"), ("", "is not a K range")])
+def test_bad_k_range_is_a_usage_error(spec, message, csv_file, capsys):
     code, _, err = run(["sweep", csv_file, "--k", spec, *CPU], capsys)
     assert code == 2
-    assert "usage:" in err and "Traceback" not in err
+    assert "usage:" in err and message in err and "Traceback" not in err
 
 
 # ------------------------------------------------------------------------ info, demo

@@ -234,3 +234,44 @@ def test_partial_fit_reads_later_chunks_in_the_fitted_dtype(blobs):
     assert models[1].cluster_centers_.dtype == np.float32
     np.testing.assert_array_equal(models[1].cluster_centers_, models[0].cluster_centers_)
     np.testing.assert_array_equal(models[1].labels_, models[0].labels_)
+
+
+def test_equal_ewa_inertia_is_no_improvement():
+    """Repeated rows: once the centres sit on them every batch's inertia is 0, the smoothed
+    inertia never falls below its minimum, and max_no_improvement stops the fit early
+    exactly where scikit-learn's does."""
+    from sklearn.cluster import MiniBatchKMeans as SkMiniBatchKMeans
+
+    X = np.repeat(np.array([[0.0, 0.0], [5.0, 5.0], [0.0, 9.0]]), [40, 30, 30], axis=0)
+    kwargs = dict(batch_size=20, max_iter=30, max_no_improvement=2, tol=0.0, n_init=1)
+    sk = SkMiniBatchKMeans(3, random_state=0, **kwargs).fit(X)
+    model = MiniBatchKMeans(3, random_state=0, device="cpu", **kwargs).fit(X)
+    assert model.n_steps_ == sk.n_steps_ < 30 * len(X) // 20
+    assert model.inertia_ == sk.inertia_ == 0.0
+
+
+def test_default_parameters_are_scikit_learns():
+    from sklearn.cluster import MiniBatchKMeans as SkMiniBatchKMeans
+
+    params = MiniBatchKMeans().get_params()
+    assert params.pop("device") == "auto"
+    assert params == SkMiniBatchKMeans().get_params()
+
+
+def test_verbose_numbers_each_init_as_scikit_learn(capsys):
+    """The per-init lines, numbered 1/n_init to n_init/n_init (the inertia itself may
+    differ in its last digits)."""
+    from sklearn.cluster import MiniBatchKMeans as SkMiniBatchKMeans
+
+    X = make_blobs(200, 2, 3, seed=3)[0]
+    kwargs = dict(n_init=3, batch_size=50, max_iter=1, verbose=1, random_state=0)
+
+    def init_lines():
+        return [line.split(":")[0] for line in capsys.readouterr().out.splitlines()
+                if line.startswith(("Init ", "Inertia for init"))]
+
+    SkMiniBatchKMeans(3, **kwargs).fit(X)
+    expected = init_lines()
+    MiniBatchKMeans(3, device="cpu", **kwargs).fit(X)
+    assert init_lines() == expected
+    assert expected[-1] == "Inertia for init 3/3"

@@ -229,6 +229,17 @@ def test_a_template_of_exactly_twice_min_size_is_split(warm, rng):
     assert [child.size for child in root.children] == [5, 5]
 
 
+def test_a_template_is_split_only_if_its_spread_exceeds_the_threshold(warm, rng):
+    X = np.concatenate([rng.normal(0.0, 0.1, size=(8, 2)), rng.normal(5.0, 0.1, (8, 2))])
+    Z, _ = standardize(X)
+    labels = np.zeros(len(X), dtype=np.int64)
+    spread = split_templates(X, Z, labels, split_threshold=float("inf"), device="cpu")[0].spread
+    (at,) = split_templates(X, Z, labels, split_threshold=spread, min_size=4, device="cpu")
+    (below,) = split_templates(X, Z, labels, split_threshold=np.nextafter(spread, 0.0),
+                               min_size=4, device="cpu")
+    assert at.is_leaf and not below.is_leaf
+
+
 def test_min_size_defaults_to_ten(warm, rng):
     """The request's min_size of 10: a spread-out template of two blobs of 10 rows is split
     without saying so, by the workflow and by the split step."""
@@ -239,6 +250,22 @@ def test_min_size_defaults_to_ten(warm, rng):
     (root,) = split_templates(X, Z, np.zeros(len(X), dtype=np.int64), split_threshold=0.5,
                               device="cpu")
     assert [child.size for child in root.children] == [10, 10]
+
+
+def test_n_templates_and_max_depth_default_to_the_requests(warm, patterns):
+    """26 created templates and at most 3 splits below each, without saying so: 16 tight
+    groups in a line would split 4 levels deep, and stop at 3 by default."""
+    unsplit = fit_templates(patterns, split_threshold=float("inf"), refine_k=None,
+                            device="cpu")
+    assert len(unsplit.tree) == unsplit.n_templates == 26
+    rng = np.random.default_rng(4)
+    X = (np.repeat(np.arange(16.0), 10) + rng.normal(0.0, 0.01, 160))[:, None]
+    deep = fit_templates(X, 1, split_threshold=0.01, min_size=5, max_depth=4, refine_k=None,
+                         device="cpu")
+    assert max(leaf.depth for leaf in deep.tree[0].iter_leaves()) == 4
+    default = fit_templates(X, 1, split_threshold=0.01, min_size=5, refine_k=None,
+                            device="cpu")
+    assert max(leaf.depth for leaf in default.tree[0].iter_leaves()) == 3
 
 
 def test_first_child_is_the_half_the_oracles_two_means_labels_zero(warm, patterns):

@@ -30,26 +30,29 @@ def _state(n_clusters, n_features, dtype, seed):
 
 
 def _step(X, w, centers, counts, *, ratio, random_reassign, seed):
-    """One step of the CPU workspace through the driver: (centres, counts, inertia)."""
+    """One step of the CPU workspace through the driver: (centres, counts, inertia, the
+    squared centre shift it reports)."""
     ws = cpu_minibatch.Workspace(centers.shape[0], X.shape[1], X.dtype, X.shape[0])
     ws.set_state(centers, counts)
-    inertia, _, _ = minibatch_step(ws, lambda picked: X[picked], X, w,
-                                   _choice_without_replacement(np.random.RandomState(seed)),
-                                   ratio, random_reassign=random_reassign)
-    return ws.download_centers(), ws.download_counts(), inertia
+    inertia, shift, _ = minibatch_step(ws, lambda picked: X[picked], X, w,
+                                       _choice_without_replacement(np.random.RandomState(seed)),
+                                       ratio, random_reassign=random_reassign)
+    return ws.download_centers(), ws.download_counts(), inertia, shift
 
 
 def _check_step(X, w, centers, counts, *, ratio=0.0, random_reassign=False, seed=0):
-    got_centers, got_counts, got_inertia = _step(X, w, centers, counts, ratio=ratio,
-                                                 random_reassign=random_reassign, seed=seed)
+    got_centers, got_counts, got_inertia, got_shift = _step(
+        X, w, centers, counts, ratio=ratio, random_reassign=random_reassign, seed=seed)
     want_centers, want_counts, want_inertia = ref_minibatch.minibatch_step(
         X, w, centers, counts.copy(), np.random.RandomState(seed),
         random_reassign=random_reassign, reassignment_ratio=ratio)
-    rtol = tolerance(X.dtype)
-    np.testing.assert_allclose(got_centers, want_centers, rtol=rtol,
-                               atol=rtol * np.abs(X).max())
+    rtol, scale = tolerance(X.dtype), max(np.abs(X).max(), np.abs(centers).max())
+    np.testing.assert_allclose(got_centers, want_centers, rtol=rtol, atol=rtol * scale)
     np.testing.assert_array_equal(got_counts, want_counts)
     np.testing.assert_allclose(got_inertia, want_inertia, rtol=rtol)
+    # the squared shift of every centre, reassigned ones included (the tol test uses it)
+    moved = want_centers.astype(np.float64) - centers.astype(np.float64)
+    np.testing.assert_allclose(got_shift, (moved**2).sum(), rtol=rtol, atol=rtol * scale**2)
     return got_centers, got_counts
 
 
@@ -67,13 +70,16 @@ def test_batch_tiles_and_chunks_match_reference(n_rows, n_features, n_clusters, 
     np.testing.assert_array_equal(got_centers[untouched], centers[untouched])
 
 
+@pytest.mark.parametrize("weight_scale", [1.0, 0.01])
 @pytest.mark.parametrize("ratio", [0.0, 0.05, 0.5])
-def test_reassignment_on_the_device_matches_reference(ratio, dtype):
+def test_reassignment_on_the_device_matches_reference(ratio, weight_scale, dtype):
     """Flagged centres (weight below ratio * max, zero weights included) move onto batch
-    rows drawn as scikit-learn draws them and take the smallest kept weight."""
+    rows drawn as scikit-learn draws them and take the smallest kept weight (also when
+    that weight is below 1: small sample weights)."""
     X, _ = make_blobs(200, 3, 4, seed=2, dtype=dtype)
-    w = np.ones(200, dtype=dtype)
+    w = np.full(200, weight_scale, dtype=dtype)
     centers, counts = _state(8, 3, dtype, seed=5)
+    counts *= weight_scale
     centers[-1] = 1e3  # far from every row: no batch weight, stays flagged
     counts[-1] = 0.0
     _check_step(X, w, centers, counts, ratio=ratio, random_reassign=True, seed=3)
@@ -95,9 +101,9 @@ def test_all_centres_flagged_leave_the_weights_alone(dtype):
     X, _ = make_blobs(50, 2, 2, seed=6, dtype=dtype)
     w = np.ones(50, dtype=dtype)
     centers, counts = _state(3, 2, dtype, seed=2)
-    _, updated_counts, _ = _step(X, w, centers, counts, ratio=0.0, random_reassign=False,
+    _, updated_counts, _, _ = _step(X, w, centers, counts, ratio=0.0, random_reassign=False,
                                     seed=0)
-    moved, moved_counts, _ = _step(X, w, centers, counts, ratio=2.0, random_reassign=True,
+    moved, moved_counts, _, _ = _step(X, w, centers, counts, ratio=2.0, random_reassign=True,
                                 seed=0)
     np.testing.assert_array_equal(moved_counts, updated_counts)
     picked = np.random.RandomState(0).choice(50, replace=False, size=3)
