@@ -21,6 +21,7 @@ import ast
 import datetime
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -132,9 +133,9 @@ def render(report, missing, cuda, pytest_args):
     """The Markdown report: totals per file, then everything uncovered, with its reason."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip() or "unknown"
-    runs = [f"`NUMBA_DISABLE_JIT=1 pytest {' '.join((*CPU_RUN, *pytest_args))}`"]
+    runs = [f"`NUMBA_DISABLE_JIT=1 pytest {shlex.join((*CPU_RUN, *pytest_args))}`"]
     if cuda:
-        runs.append(f"`NUMBA_ENABLE_CUDASIM=1 pytest {' '.join((*CUDA_RUN, *pytest_args))}`")
+        runs.append(f"`NUMBA_ENABLE_CUDASIM=1 pytest {shlex.join((*CUDA_RUN, *pytest_args))}`")
     out = [
         "# Branch coverage of the jitted source",
         "",
