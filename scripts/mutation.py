@@ -46,6 +46,7 @@ KMEANS_TESTS = ("tests/test_golden.py", "tests/test_kmeans.py", "tests/_cpu/test
                 "tests/test_properties.py",
                 "tests/_cpu/test_parallel.py", "tests/test_lloyd.py", "tests/test_minibatch.py")
 SILHOUETTE_TESTS = ("tests/_cpu/test_silhouette.py", "tests/test_silhouette.py",
+                    "tests/test_silhouette_metrics.py",
                     "tests/test_properties.py::test_silhouette_is_bounded_and_equals_the_oracle",
                     "tests/test_properties.py::test_silhouette_of_float32_is_bounded_and_close_"
                     "to_the_oracle",
@@ -68,6 +69,13 @@ TARGETS = {
                                   "tests/test_templates.py", "tests/test_estimator_checks.py"),
     "cudakmeans/templates.py": ("tests/test_templates.py",),
     "cudakmeans/cli.py": ("tests/test_cli.py", "tests/test_hostile_inputs.py"),
+    "cudakmeans/_sparse.py": ("tests/test_sparse.py",),
+    "cudakmeans/_sparse_math.py": ("tests/test_sparse.py", "tests/_cuda/test_sparse.py"),
+    "cudakmeans/_cpu/sparse.py": ("tests/test_sparse.py",),
+    "cudakmeans/_params.py": ("tests/test_sklearn_compat.py", "tests/test_hostile_inputs.py",
+                              "tests/test_kmeans.py", "tests/test_minibatch.py",
+                              "tests/test_templates.py"),
+    "cudakmeans/_fallback.py": ("tests/test_fallback.py",),
 }
 CPU_MARKERS = "not cudasim and not gpu and not ptx"
 
