@@ -18,6 +18,10 @@ import cudakmeans
 from cudakmeans import CudaKMeans, KMeans, MiniBatchKMeans, kmeans_plusplus
 from tests.helpers import tolerance
 
+# Small enough to run as plain Python (NUMBA_DISABLE_JIT=1, nox -s coverage), but for the
+# two marked slow: thousands of features take minutes without numba.
+pytestmark = pytest.mark.nojit
+
 sp = pytest.importorskip("scipy.sparse")
 sklearn_metrics = pytest.importorskip("sklearn.metrics")
 
@@ -209,6 +213,7 @@ def test_awkward_csr_equals_dense(case):
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.slow
 def test_many_features_few_non_zeros(dtype):
     """10,000 features, 20 non-zeros per row."""
     X = tfidf_like(6, n_samples=300, n_features=10_000, nnz_per_row=20, n_clusters=5,
@@ -222,6 +227,7 @@ def test_many_features_few_non_zeros(dtype):
     assert_same_fit(mb_sparse, mb_dense, D)
 
 
+@pytest.mark.slow
 def test_fit_memory_is_proportional_to_nnz():
     """A fit's peak of numpy allocations is a small multiple of nnz + K * d, far below the
     dense n x d array (80 MB here)."""

@@ -237,3 +237,64 @@ def test_several_row_chunks_match_reference_for_any_thread_count(threads, dtype,
     X, labels = _data(1200, 17, 7, seed=12)
     assert len(cpu_silhouette.row_chunks(*X.shape)) > 1
     _check(X, labels, dtype)
+
+
+# -- the other metrics (a row at a time through walk_rows_metric) and precomputed ------------
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("metric", ["sqeuclidean", "manhattan", "cosine", "chebyshev"])
+@pytest.mark.parametrize("n_features", [1, 9])
+def test_other_metrics_match_scikit_learn(metric, n_features, dtype, monkeypatch):
+    """Every metric but Euclidean takes the row-by-row path, whatever the shape; cosine with
+    all-zero rows (distance 1 to anything, as scikit-learn's) and singletons included."""
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    X, labels = _data(TILE + 9, n_features, 4, seed=n_features)
+    X[:3] = 0.0
+    labels[-1] = 9  # a singleton
+    X = X.astype(dtype)
+    rows = _spy(monkeypatch, "silhouette_rows_metric")
+    got = cudakmeans.silhouette_samples(X, labels, metric=metric, device="cpu")
+    assert rows, "the metric path did not run"
+    expected = sklearn_metrics.silhouette_samples(X.astype(np.float64), labels, metric=metric)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=_atol(dtype))
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+def test_precomputed_distances_match_scikit_learn(sparse):
+    """A square distance matrix is summed row by row; stored or CSR (unstored entries 0)."""
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    scipy_sparse = pytest.importorskip("scipy.sparse")
+    X, labels = _data(60, 3, 4, seed=3)
+    D = sklearn_metrics.pairwise_distances(X)
+    D[D < 1.0] = 0.0  # zeros that CSR leaves out
+    np.fill_diagonal(D, 0.0)
+    expected = sklearn_metrics.silhouette_samples(D, labels, metric="precomputed")
+    got = cudakmeans.silhouette_samples(scipy_sparse.csr_matrix(D) if sparse else D, labels,
+                                        metric="precomputed", device="cpu")
+    np.testing.assert_allclose(got, expected, rtol=0, atol=ATOL64)
+
+
+@pytest.mark.nojit
+def test_cosine_distances_rounded_outside_0_and_2_are_clipped():
+    """Parallel rows whose cosine rounds above 1 (distance 1 - cos < 0), antiparallel ones
+    whose distance rounds above 2: clipped to [0, 2] as scikit-learn clips them."""
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    a = np.array([17.0, 13.0, 10.0])
+    b = np.array([1.6330825021658364, 1.1034338584412144, 0.5978855951006627])
+    c = -4.195522224379299 * b
+    cosine = cpu_silhouette._compiled.cosine_distance
+    for x, y in ((a, 3.0 * a), (b, c)):
+        nx, ny = np.sqrt(np.square(x).sum()), np.sqrt(np.square(y).sum())
+        dot = 0.0
+        for u, v in zip(x, y, strict=True):
+            dot += u * v
+        raw = 1.0 - dot / (nx * ny)
+        assert raw < 0.0 or raw > 2.0, "the data no longer round outside [0, 2]"
+        assert cosine(dot, nx, ny) == np.clip(raw, 0.0, 2.0)
+    X = np.array([a, 3.0 * a, b, c, [1.0, -2.0, 0.5], [-3.0, 1.0, 2.0]])
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    got = cudakmeans.silhouette_samples(X, labels, metric="cosine", device="cpu")
+    expected = sklearn_metrics.silhouette_samples(X, labels, metric="cosine")
+    np.testing.assert_allclose(got, expected, rtol=0, atol=ATOL64)
