@@ -180,3 +180,23 @@ def test_an_unknown_metric_gets_sklearn_s_parameter_message():
     with pytest.raises(ValueError, match=r"The 'metric' parameter of silhouette_score must be "
                                          r"a str among \{.*\} or a callable\. Got 'bogus'"):
         cudakmeans.silhouette_score(X, labels, metric="bogus", device="cpu")
+
+
+def test_cosine_distance_is_clipped_to_0_2_as_sklearn_clips_it(rng):
+    """Rounding takes ``1 - dot / (|x| |y|)`` past 2 for opposite rows and below 0 for
+    parallel ones; scikit-learn's cosine distances are clipped to [0, 2], and so are ours."""
+    from cudakmeans._silhouette_math import cosine_distance
+
+    raw, clipped = [], []
+    for _ in range(2000):
+        x = rng.standard_normal(7)
+        scale = rng.uniform(0.1, 10.0)
+        for y in (-scale * x, scale * x):
+            dot = float(np.sum(x * y))
+            x_norm, y_norm = float(np.sqrt(np.sum(x * x))), float(np.sqrt(np.sum(y * y)))
+            raw.append(1.0 - dot / (x_norm * y_norm))
+            clipped.append(cosine_distance(dot, x_norm, y_norm))
+    raw = np.array(raw)
+    # the premise: both edges are crossed by rounding alone, so both clips are exercised
+    assert (raw > 2.0).any() and (raw < 0.0).any()
+    np.testing.assert_array_equal(clipped, np.clip(raw, 0.0, 2.0))

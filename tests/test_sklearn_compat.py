@@ -80,6 +80,19 @@ def test_feature_names_are_checked_at_predict(rng):
         model.predict(df.to_numpy())
 
 
+@pytest.mark.parametrize("n_renamed", [4, 5, 6])
+def test_feature_name_mismatch_lists_as_scikit_learn_does(n_renamed, rng):
+    """scikit-learn lists at most 5 unseen or missing names, then "- ..."; 5 is the edge."""
+    columns = [f"f{i}" for i in range(7)]
+    df = _frame(rng, columns=columns)
+    renamed = df.rename(columns={c: c.upper() for c in columns[:n_renamed]})
+    model = KMeans(2, n_init=1, device="cpu", random_state=0).fit(df)
+    ours = _message(lambda: model.predict(renamed))
+    theirs = _message(lambda: sklearn.cluster.KMeans(2, n_init=1, random_state=0)
+                      .fit(df).predict(renamed))
+    assert ours == theirs
+
+
 def test_mixed_column_name_types_are_refused_as_scikit_learn_does(rng):
     df = _frame(rng)
     df.columns = ["a", 1, "c"]
