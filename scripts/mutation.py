@@ -20,7 +20,7 @@ whose kernels call it (``CALLERS``) otherwise.
     python scripts/mutation.py                     # every mutant (slow: minutes per file)
     python scripts/mutation.py --sample 30 --seed 1
     python scripts/mutation.py --cuda --sample 10  # CUDA modules, simulator tests
-    python scripts/mutation.py --files cudakmeans/_lloyd.py --list
+    python scripts/mutation.py --files cudakmeans/_drivers/lloyd.py --list
     python scripts/mutation.py --files cudakmeans/templates.py --sample 20 --seed 5
 """
 
@@ -54,7 +54,9 @@ SILHOUETTE_TESTS = ("tests/_cpu/test_silhouette.py", "tests/test_silhouette.py",
                     "duplicates_is_one")
 TARGETS = {
     "cudakmeans/_math.py": KMEANS_TESTS,
-    "cudakmeans/_lloyd.py": KMEANS_TESTS,
+    "cudakmeans/_drivers/lloyd.py": KMEANS_TESTS,
+    "cudakmeans/_drivers/runs.py": KMEANS_TESTS,
+    "cudakmeans/_drivers/minibatch.py": KMEANS_TESTS,
     "cudakmeans/_cpu/kmeans.py": KMEANS_TESTS,
     "cudakmeans/_minibatch.py": KMEANS_TESTS,
     "cudakmeans/_cpu/minibatch.py": ("tests/_cpu/test_minibatch.py", *KMEANS_TESTS),
@@ -68,6 +70,8 @@ TARGETS = {
                                   "tests/test_silhouette.py", "tests/test_minibatch.py",
                                   "tests/test_templates.py", "tests/test_estimator_checks.py"),
     "cudakmeans/templates.py": ("tests/test_templates.py",),
+    "cudakmeans/_bisect.py": ("tests/test_templates.py",),
+    "cudakmeans/_io.py": ("tests/test_cli.py", "tests/test_hostile_inputs.py"),
     "cudakmeans/cli.py": ("tests/test_cli.py", "tests/test_hostile_inputs.py"),
     "cudakmeans/_sparse.py": ("tests/test_sparse.py",),
     "cudakmeans/_sparse_math.py": ("tests/test_sparse.py", "tests/_cuda/test_sparse.py"),
@@ -86,15 +90,17 @@ CUDA_TESTS = {
     "cudakmeans/_cuda/minibatch.py": ("tests/_cuda/test_minibatch.py",),
 }
 
-# Targets mutated only inside these functions. cli.py: the readers of the user's files and
-# options; the commands' printing is checked by the CLI tests but is not numeric or
+# Targets mutated only inside these functions. _io.py: the readers of the user's files
+# (the writers and the plot are checked by the CLI tests); cli.py: its option parsers; the
+# commands' printing is checked by the CLI tests but is not numeric or
 # decision logic. ``_read_parquet`` is left out: pyarrow is not a test dependency, so
 # nothing past its missing-pyarrow message can run in the suite.
 SCOPES = {
-    "cudakmeans/cli.py": ("read_table", "_where", "_parse_cell", "_wrong_delimiter",
+    "cudakmeans/_io.py": ("read_table", "_where", "_parse_cell", "_wrong_delimiter",
                           "_is_number_text", "_read_rows", "_read_text", "_delimiter_error",
-                          "_read_npy", "_positive_int", "_non_negative_int",
-                          "_non_negative_float", "parse_k_range", "_refine_k"),
+                          "_read_npy"),
+    "cudakmeans/cli.py": ("_positive_int", "_non_negative_int", "_non_negative_float",
+                          "parse_k_range", "_refine_k"),
 }
 
 

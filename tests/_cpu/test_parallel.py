@@ -162,7 +162,7 @@ def test_map_runs_a_worker_waiting_on_a_failed_init_returns(monkeypatch):
                 blocked.set()  # a worker is about to block on an unfinished init
             return super().wait(timeout)
 
-    monkeypatch.setattr(cpu_kmeans, "threading", types.SimpleNamespace(Event=Event))
+    monkeypatch.setattr(runs, "threading", types.SimpleNamespace(Event=Event))
     X, _ = make_blobs(300, 2, 3, seed=1)
     ws = cpu_kmeans.Workspace(X, np.ones(300), 3)
     lloyds = []
@@ -178,7 +178,7 @@ def test_map_runs_a_worker_waiting_on_a_failed_init_returns(monkeypatch):
         return centers
 
     with pytest.raises(ValueError, match="bad init 1"):
-        ws.map_runs(init, lloyd, 2)
+        runs.map_runs(ws, init, lloyd, 2)
     assert lloyds == [0]
 
 @pytest.mark.nojit
