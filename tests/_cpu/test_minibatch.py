@@ -13,7 +13,7 @@ import reference.kmeans as ref_kmeans
 import reference.minibatch as ref_minibatch
 from cudakmeans._cpu import minibatch as cpu_minibatch
 from cudakmeans._cpu import parallel
-from cudakmeans._minibatch import _choice_without_replacement, minibatch_step
+from cudakmeans._drivers.minibatch import choice_without_replacement, minibatch_step
 from tests.helpers import make_blobs, tolerance
 
 pytestmark = pytest.mark.nojit
@@ -35,7 +35,7 @@ def _step(X, w, centers, counts, *, ratio, random_reassign, seed):
     ws = cpu_minibatch.Workspace(centers.shape[0], X.shape[1], X.dtype, X.shape[0])
     ws.set_state(centers, counts)
     inertia, shift, _ = minibatch_step(ws, lambda picked: X[picked], X, w,
-                                       _choice_without_replacement(np.random.RandomState(seed)),
+                                       choice_without_replacement(np.random.RandomState(seed)),
                                        ratio, random_reassign=random_reassign)
     return ws.download_centers(), ws.download_counts(), inertia, shift
 
