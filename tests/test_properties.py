@@ -157,6 +157,7 @@ def test_inertia_never_rises_across_lloyd_iterations(case):
         return n_changed, shift, inertia
 
     ws.lloyd_iter = recording_step
+    ws.lloyd_run = lambda *args: None  # step from the driver, one lloyd_iter at a time
     _, final, _, n_iter = kmeans_single_lloyd(ws, centers_init, max_iter=30, tol=0.0)
 
     for sequence in (oracle, library):

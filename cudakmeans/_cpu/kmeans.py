@@ -5,28 +5,62 @@ only). Every kernel writes one partial result per chunk, and partials are reduce
 order, so results are identical whether the chunks run on one thread or several.
 Accumulators are float64; distances are in the data's dtype, as in :mod:`cudakmeans._math`.
 
-Small problems (the request's 2,634 x 7 x 26) run each step as one compiled call on the
-calling thread: a Lloyd iteration is ~100 us of arithmetic there, about what a thread
-hand-off costs on a busy machine, and Python overhead per call is what dominates.
-"""
+Small problems (the request's 2,634 x 7 x 26) run a whole Lloyd run, its final assignment
+included, as one compiled call on the calling thread (:func:`lloyd_steps`), and a whole
+k-means++ seeding as another: a step there is ~0.5 M distance terms, so the Python, the
+argument unboxing and the thread hand-off of a call per step would cost as much as the
+step. A compiled call holds at most ``CALL_WORK`` distance terms of steps, so a larger
+serial run returns to Python (and sees Ctrl-C) every few steps. Problems large enough for
+threads step from Python, each step's chunks split across the threads.
 
+Compile time is what the first run in a fresh environment waits for. The helpers are
+``inline="always"``: numba types them into the few entry points the workspace calls, and
+LLVM optimises each entry point once. A helper compiled on its own is linked into each
+caller and optimised again there (numba optimises the linked module at every level of
+calls), and array expressions whose shapes numba checks (``a[:] = b``),
+``np.searchsorted`` and the ``min``/``max`` builtins each bring a compile of their own;
+the kernels use plain loops instead. Before a call the workspace compiles the entry points
+it needs, with a line on stderr if they are not cached yet (:mod:`.compile`).
+"""
 
 import numpy as np
 from numba import njit
 
+from . import compile as _compile
 from . import parallel
-from .math import average_center, relocate_empty_clusters, sq_dist
+from .math import inline as _math
 
-_jit = njit(cache=True, nogil=True)
+_entry = njit(cache=True, nogil=True)  # called from Python: compiled (and cached) alone
+# A kernel several entry points share: compiled once, linked into each of them.
+_kernel = njit(cache=True, nogil=True)
+_inline = njit(cache=True, nogil=True, inline="always")  # typed into its one caller
+
+sq_dist = _math.sq_dist
+relocate_empty_clusters = _math.relocate_empty_clusters
+average_center = _math.average_center
 
 # Below this many distance terms (rows x centres x features) per step, threads do not pay.
 MIN_PARALLEL_WORK = 1 << 22
-
+# At most this many distance terms of Lloyd steps per compiled call on one thread (a
+# fraction of a second even when every row is rescanned).
+CALL_WORK = 1 << 28
 
 TILE = 256  # rows per tile: a tile's running distances stay in L1
 
+# lloyd_steps' outcome: still running, stopped after its final assignment, or stopped by
+# strict convergence onto bit-identical centres (the final assignment would change nothing)
+RUNNING, ASSIGNED, CONVERGED = 0, 1, 2
 
-@_jit
+
+def tile_buffers(n_features, dtype):
+    """Scratch for :func:`assign_rows` (one set per thread): ``(values, labels, rows,
+    rescan, packed)``."""
+    return (np.empty((4, TILE), dtype=dtype), np.empty((2, TILE), dtype=np.int32),
+            np.empty(TILE, dtype=np.int64), np.empty(TILE, dtype=np.bool_),
+            np.empty((n_features, TILE), dtype=dtype))
+
+
+@_inline
 def tile_sq_dist(XT, row0, n_rows, Y, j, out):
     """out[r] = |X[row0 + r] - Y[j]|^2 for a tile of rows, from X transposed (XT).
 
@@ -47,7 +81,7 @@ def tile_sq_dist(XT, row0, n_rows, Y, j, out):
             out[r] += diff * diff
 
 
-@_jit
+@_inline
 def scan_tile(XT, row0, n_rows, centers, acc, best, second, best_label):
     """Nearest and second-nearest squared distance, and the nearest label, of a tile's rows.
 
@@ -56,11 +90,14 @@ def scan_tile(XT, row0, n_rows, centers, acc, best, second, best_label):
     the running minimum per row takes a centre only if strictly nearer, centres in
     increasing order. Distances are bit-identical to ``sq_dist`` and ties go to the lowest
     label, so labels and distances equal ``nearest_center``'s (tests/_cpu/test_parallel.py).
+    Centre 0 goes through the same loop from ``best = inf`` (one call site to compile);
+    it is taken even at an infinite distance, as ``nearest_center`` takes it.
     """
-    tile_sq_dist(XT, row0, n_rows, centers, 0, best)
-    best_label[:n_rows] = 0
-    second[:n_rows] = np.inf
-    for c in range(1, centers.shape[0]):
+    for r in range(n_rows):
+        best[r] = np.inf
+        best_label[r] = 0
+        second[r] = np.inf
+    for c in range(centers.shape[0]):
         tile_sq_dist(XT, row0, n_rows, centers, c, acc)
         for r in range(n_rows):  # branch-free, so that it vectorises
             dist, old, runner_up = acc[r], best[r], second[r]
@@ -71,12 +108,13 @@ def scan_tile(XT, row0, n_rows, centers, acc, best, second, best_label):
             best_label[r] = c if nearer else best_label[r]
 
 
-@_jit
+@_inline
 def nearest_in_tile(XT, row0, n_rows, centers, acc, best, best_label):
     """:func:`scan_tile` without the second-nearest distance (for callers without bounds)."""
-    tile_sq_dist(XT, row0, n_rows, centers, 0, best)
-    best_label[:n_rows] = 0
-    for c in range(1, centers.shape[0]):
+    for r in range(n_rows):
+        best[r] = np.inf
+        best_label[r] = 0
+    for c in range(centers.shape[0]):
         tile_sq_dist(XT, row0, n_rows, centers, c, acc)
         for r in range(n_rows):  # branch-free, so that it vectorises
             dist, old = acc[r], best[r]
@@ -85,7 +123,7 @@ def nearest_in_tile(XT, row0, n_rows, centers, acc, best, best_label):
             best_label[r] = c if nearer else best_label[r]
 
 
-@_jit
+@_inline
 def tile_own_sq_dist(XT, row0, n_rows, Y, own, out):
     """out[r] = |X[row0 + r] - Y[own[r]]|^2: :func:`tile_sq_dist` with a centre per row."""
     x = XT[0, row0:row0 + n_rows]
@@ -99,7 +137,7 @@ def tile_own_sq_dist(XT, row0, n_rows, Y, own, out):
             out[r] += diff * diff
 
 
-@_jit
+@_inline
 def flag_rescans(dist, own, lower, shift_other, separation, margin, tiny, rescan):
     """Move the tile's bounds with the centres; flag rows they cannot settle (Hamerly).
 
@@ -117,9 +155,11 @@ def flag_rescans(dist, own, lower, shift_other, separation, margin, tiny, rescan
     n_rescan = 0
     for r in range(dist.shape[0]):  # branch-free, so that it vectorises
         a = own[r]
-        low = max(lower[r] - shift_other[a], 0.0) * shrink
+        moved = lower[r] - shift_other[a]
+        low = (moved if moved > 0.0 else 0.0) * shrink
         lower[r] = low
-        needed = max(dist[r] * (1.0 + margin), tiny)
+        needed = dist[r] * (1.0 + margin)
+        needed = needed if needed > tiny else tiny
         z = separation[a] - np.sqrt(needed + tiny)
         settled = low * low > needed or (z > 0 and z * z > needed)
         rescan[r] = not settled
@@ -127,15 +167,20 @@ def flag_rescans(dist, own, lower, shift_other, separation, margin, tiny, rescan
     return n_rescan
 
 
-@_jit
+@_kernel
 def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights, start, stop,
-                update, bounded, lower, shift_other, separation, margin, tiny):
+                bounded, lower, shift_other, separation, margin, tiny, values, tile_labels,
+                packed_rows, rescan, packed):
     """Label rows ``start:stop`` with their nearest centre; return (n_changed, inertia).
 
     IN: X and XT (its transpose), sample_weight, centers. INOUT: labels (the previous
     labels, to count changes), lower. OUT: distances (squared distance to the new label's
-    centre); with ``update``, the chunk's weighted coordinate ``sums`` and ``weights`` per
-    cluster (zeroed by the caller).
+    centre). INOUT: the chunk's weighted coordinate ``sums`` and ``weights`` per cluster
+    (zeroed by the caller). values, tile_labels, packed_rows, rescan and packed are scratch
+    (:func:`tile_buffers`).
+
+    The sums are accumulated even for an assignment that does not move the centres: they
+    cost a few percent of the assignment, and one compiled body serves both.
 
     ``lower[i]`` is a lower bound on row i's distance to every centre but its own. With
     ``bounded`` the labels and bounds are those of earlier centres that have since moved by
@@ -146,31 +191,22 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
     ``nearest_center``'s, bit for bit.
     """
     n_features = X.shape[1]
-    acc = np.empty(TILE, dtype=X.dtype)
-    best = np.empty(TILE, dtype=X.dtype)
-    second = np.empty(TILE, dtype=X.dtype)
-    best_label = np.empty(TILE, dtype=np.int32)
-    rescan = np.empty(TILE, dtype=np.bool_)
-    packed = np.empty((n_features, TILE), dtype=X.dtype)  # the rescanned rows, transposed
-    packed_rows = np.empty(TILE, dtype=np.int64)
-    packed_best = np.empty(TILE, dtype=X.dtype)
-    packed_label = np.empty(TILE, dtype=np.int32)
+    acc, best, second, packed_best = values[0], values[1], values[2], values[3]
+    best_label, packed_label = tile_labels[0], tile_labels[1]
     shrink = 1.0 - margin  # rounds the bounds down: they must never exceed the truth
     n_changed = 0
     inertia = 0.0
     for row0 in range(start, stop, TILE):
-        n_rows = min(TILE, stop - row0)
-        n_rescan = 0
+        n_rows = stop - row0 if stop - row0 < TILE else TILE
+        # the rows to compare with every centre: all of them, or those the bounds flag
+        # (packed, so that the scan stays vectorised), read from (source, first)
+        source, first, m = XT, row0, n_rows
         if bounded:
-            best_label[:n_rows] = labels[row0:row0 + n_rows]
-            tile_own_sq_dist(XT, row0, n_rows, centers, best_label, best)
-            n_rescan = flag_rescans(best[:n_rows], best_label, lower[row0:row0 + n_rows],
-                                    shift_other, separation, margin, tiny, rescan)
-        if not bounded:
-            scan_tile(XT, row0, n_rows, centers, acc, best, second, best_label)
             for r in range(n_rows):
-                lower[row0 + r] = np.sqrt(second[r]) * shrink
-        elif n_rescan > 0:
+                best_label[r] = labels[row0 + r]
+            tile_own_sq_dist(XT, row0, n_rows, centers, best_label, best)
+            flag_rescans(best[:n_rows], best_label, lower[row0:row0 + n_rows], shift_other,
+                         separation, margin, tiny, rescan)
             m = 0
             for r in range(n_rows):
                 if rescan[r]:
@@ -179,7 +215,12 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
             for f in range(n_features):
                 for j in range(m):
                     packed[f, j] = XT[f, row0 + packed_rows[j]]
-            scan_tile(packed, 0, m, centers, acc, packed_best, second, packed_label)
+            source, first = packed, 0
+        else:
+            for r in range(n_rows):
+                packed_rows[r] = r
+        if m > 0:
+            scan_tile(source, first, m, centers, acc, packed_best, second, packed_label)
             for j in range(m):
                 r = packed_rows[j]
                 best[r] = packed_best[j]
@@ -195,34 +236,43 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
             distances[i] = dist
             w = sample_weight[i]
             inertia += w * dist
-            if update:
-                weights[label] += w
-                for f in range(n_features):
-                    sums[label, f] += w * X[i, f]
+            weights[label] += w
+            for f in range(n_features):
+                sums[label, f] += w * X[i, f]
     return n_changed, inertia
 
 
-@_jit
+@_inline
 def assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, first, last,
-                  update, sums, weights, changed, inertias, bounded, lower, shift_other,
-                  separation, margin, tiny):
+                  sums, weights, changed, inertias, bounded, lower, shift_other, separation,
+                  margin, tiny, values, tile_labels, packed_rows, rescan, packed):
     """:func:`assign_rows` over ``chunks[first:last]``, one partial result per chunk.
 
-    OUT: sums[k], weights[k] (zeroed here when ``update``), changed[k], inertias[k].
+    OUT: sums[k], weights[k] (zeroed here), changed[k], inertias[k].
     """
     for k in range(first, last):
-        if update:
-            sums[k, :, :] = 0.0
-            weights[k, :] = 0.0
+        for c in range(sums.shape[1]):
+            weights[k, c] = 0.0
+            for f in range(sums.shape[2]):
+                sums[k, c, f] = 0.0
         n_changed, inertia = assign_rows(X, XT, sample_weight, centers, labels, distances,
                                          sums[k], weights[k], chunks[k, 0], chunks[k, 1],
-                                         update, bounded, lower, shift_other, separation,
-                                         margin, tiny)
+                                         bounded, lower, shift_other, separation, margin,
+                                         tiny, values, tile_labels, packed_rows, rescan,
+                                         packed)
         changed[k] = n_changed
         inertias[k] = inertia
 
 
-@_jit
+@_inline
+def copy_centers(source, target):
+    """target = source, element by element (no shape-checked array assignment)."""
+    for c in range(source.shape[0]):
+        for f in range(source.shape[1]):
+            target[c, f] = source[c, f]
+
+
+@_kernel
 def move_bounds(bound_centers, centers, margin, shift_other, separation):
     """Prepare the bounds of centres that moved from ``bound_centers`` to ``centers``.
 
@@ -253,12 +303,14 @@ def move_bounds(bound_centers, centers, margin, shift_other, separation):
                 diff = float(centers[a, f]) - float(centers[c, f])
                 acc += diff * diff
             gap = np.sqrt(acc) * shrink
-            separation[a] = min(separation[a], gap)
-            separation[c] = min(separation[c], gap)
-    bound_centers[:, :] = centers
+            if gap < separation[a]:
+                separation[a] = gap
+            if gap < separation[c]:
+                separation[c] = gap
+    copy_centers(centers, bound_centers)
 
 
-@_jit
+@_kernel
 def finish_iter(X, sample_weight, labels, distances, sums, weights, changed, inertias,
                 centers_old, centers_new):
     """Reduce the chunks' partials in order, relocate empty clusters, average.
@@ -272,8 +324,10 @@ def finish_iter(X, sample_weight, labels, distances, sums, weights, changed, ine
         n_changed += changed[k]
         inertia += inertias[k]
     for k in range(1, sums.shape[0]):
-        sums[0] += sums[k]
-        weights[0] += weights[k]
+        for c in range(sums.shape[1]):
+            weights[0, c] += weights[k, c]
+            for f in range(sums.shape[2]):
+                sums[0, c, f] += sums[k, c, f]
     total_sums, total_weights = sums[0], weights[0]
     heaviest = relocate_empty_clusters(X, sample_weight, labels, distances, total_sums,
                                        total_weights)
@@ -286,24 +340,123 @@ def finish_iter(X, sample_weight, labels, distances, sums, weights, changed, ine
     return n_changed, shift, inertia
 
 
-@_jit
-def lloyd_iter_serial(X, XT, sample_weight, centers_old, centers_new, labels, distances,
-                      chunks, sums, weights, changed, inertias, bounded, bound_centers, lower,
-                      shift_other, separation, margin, tiny):
-    """One whole Lloyd step on the calling thread (the same chunks, the same result),
-    bounds moved from ``bound_centers`` first (one compiled call per step)."""
+@_inline
+def lloyd_step(X, XT, sample_weight, centers_old, centers_new, labels, distances, chunks,
+               sums, weights, changed, inertias, bounded, bound_centers, lower, shift_other,
+               separation, margin, tiny, values, tile_labels, packed_rows, rescan, packed):
+    """One whole Lloyd step on the calling thread (the same chunks, the same result as on
+    threads), bounds moved from ``bound_centers`` first. Returns
+    ``(n_changed, center_shift_tot, inertia)``."""
     if bounded:
         move_bounds(bound_centers, centers_old, margin, shift_other, separation)
     else:
-        bound_centers[:, :] = centers_old
+        copy_centers(centers_old, bound_centers)
     assign_chunks(X, XT, sample_weight, centers_old, labels, distances, chunks, 0,
-                  chunks.shape[0], True, sums, weights, changed, inertias, bounded, lower,
-                  shift_other, separation, margin, tiny)
+                  chunks.shape[0], sums, weights, changed, inertias, bounded, lower,
+                  shift_other, separation, margin, tiny, values, tile_labels, packed_rows,
+                  rescan, packed)
     return finish_iter(X, sample_weight, labels, distances, sums, weights, changed, inertias,
                        centers_old, centers_new)
 
 
-@_jit
+@_entry
+def lloyd_iter_serial(X, XT, sample_weight, centers_old, centers_new, labels, distances,
+                      chunks, sums, weights, changed, inertias, bounded, bound_centers, lower,
+                      shift_other, separation, margin, tiny, values, tile_labels, packed_rows,
+                      rescan, packed):
+    """:func:`lloyd_step` as one compiled call (the workspace's ``lloyd_iter``)."""
+    return lloyd_step(X, XT, sample_weight, centers_old, centers_new, labels, distances,
+                      chunks, sums, weights, changed, inertias, bounded, bound_centers, lower,
+                      shift_other, separation, margin, tiny, values, tile_labels, packed_rows,
+                      rescan, packed)
+
+
+@_entry
+def lloyd_steps(X, XT, sample_weight, centers, centers_new, labels, distances, chunks, sums,
+                weights, changed, inertias, bounded, bound_centers, lower, shift_other,
+                separation, margin, tiny, values, tile_labels, packed_rows, rescan, packed,
+                n_steps, remaining, tol):
+    """Up to ``n_steps`` steps of one Lloyd run, with ``_lloyd.kmeans_single_lloyd``'s
+    stopping rules and, once the run stops, its final assignment.
+
+    Each step is :func:`lloyd_step` (``bounded`` for the first one: whether ``lower`` and
+    ``bound_centers`` hold from an earlier step), then ``centers`` and ``centers_new``
+    swap, as the driver's buffers do. The run stops on strict convergence (no label
+    changed), on a squared centre shift within ``tol``, or after ``remaining`` steps; the
+    labels are then assigned against the final centres (bounded, as ``Workspace.assign``
+    does), unless strict convergence gave bit-identical centres.
+
+    Returns ``(n_done, outcome, inertia)``: the steps taken; RUNNING (inertia 0), ASSIGNED
+    (inertia of the final assignment) or CONVERGED (inertia of the last step). After an odd
+    number of steps the newest centres are in ``centers_new``.
+
+    Written as a loop over assignments (the steps', then the final one) so that each
+    kernel has one call site: every call site is typed and compiled into this function.
+    """
+    n_done = 0
+    final = False
+    while True:
+        # bounded is a runtime boolean, never a literal: a kernel is compiled once per
+        # distinct argument type, and a literal True would be one more
+        step_bounded = bounded or n_done > 0
+        if step_bounded:
+            move_bounds(bound_centers, centers, margin, shift_other, separation)
+        else:
+            copy_centers(centers, bound_centers)
+        assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, 0,
+                      chunks.shape[0], sums, weights, changed, inertias, step_bounded, lower,
+                      shift_other, separation, margin, tiny, values, tile_labels,
+                      packed_rows, rescan, packed)
+        if final:
+            return n_done, ASSIGNED, reduce_sum(inertias)
+        n_changed, shift, inertia = finish_iter(X, sample_weight, labels, distances, sums,
+                                                weights, changed, inertias, centers,
+                                                centers_new)
+        centers, centers_new = centers_new, centers
+        n_done += 1
+        if n_changed == 0 and same_centers(centers, centers_new):
+            return n_done, CONVERGED, inertia
+        final = n_changed == 0 or shift <= tol or n_done == remaining
+        if n_done == n_steps and not final:
+            return n_done, RUNNING, 0.0
+
+
+@_inline
+def same_centers(a, b):
+    """Whether two centre buffers hold the same values (``np.array_equal``)."""
+    for c in range(a.shape[0]):
+        for f in range(a.shape[1]):
+            if a[c, f] != b[c, f]:
+                return False
+    return True
+
+
+@_entry
+def assign_entry(X, XT, sample_weight, centers, labels, distances, chunks, first, last,
+                 sums, weights, changed, inertias, bounded, lower, shift_other, separation,
+                 margin, tiny, values, tile_labels, packed_rows, rescan, packed):
+    """:func:`assign_chunks` as one compiled call (a thread's share of a step, or an
+    assignment on its own)."""
+    assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, first, last,
+                  sums, weights, changed, inertias, bounded, lower, shift_other, separation,
+                  margin, tiny, values, tile_labels, packed_rows, rescan, packed)
+
+
+@_entry
+def finish_entry(X, sample_weight, labels, distances, sums, weights, changed, inertias,
+                 centers_old, centers_new):
+    """:func:`finish_iter` as one compiled call (after a step's chunks ran on threads)."""
+    return finish_iter(X, sample_weight, labels, distances, sums, weights, changed,
+                       inertias, centers_old, centers_new)
+
+
+@_entry
+def move_bounds_entry(bound_centers, centers, margin, shift_other, separation):
+    """:func:`move_bounds` as one compiled call (before a step's chunks go to threads)."""
+    move_bounds(bound_centers, centers, margin, shift_other, separation)
+
+
+@_inline
 def closest_chunks(X, sample_weight, index, closest, chunks, first_chunk, last_chunk, first,
                    pots):
     """closest[i] = min(closest[i], |X[i] - X[index]|^2) (or = when ``first``);
@@ -318,48 +471,62 @@ def closest_chunks(X, sample_weight, index, closest, chunks, first_chunk, last_c
         pots[k] = pot
 
 
-@_jit
+@_inline
 def search_candidates(sample_weight, closest, targets, cumsum, candidates):
     """candidates[t] = first i with cumsum(w * closest)[i] >= targets[t], clipped to n - 1.
 
-    The cumulative sum is float64 and sequential (np.cumsum's order), as the oracle's.
+    The cumulative sum is float64 and sequential (np.cumsum's order), as the oracle's; the
+    search is ``np.searchsorted``'s (side 'left') by bisection.
     """
     acc = 0.0
-    for i in range(closest.shape[0]):
+    n = closest.shape[0]
+    for i in range(n):
         acc += sample_weight[i] * closest[i]
         cumsum[i] = acc
-    found = np.searchsorted(cumsum, targets)
-    last = closest.shape[0] - 1
     for t in range(targets.shape[0]):
-        candidates[t] = min(found[t], last)
+        target = targets[t]
+        lo, hi = 0, n
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if cumsum[mid] < target:
+                lo = mid + 1
+            else:
+                hi = mid
+        candidates[t] = lo if lo < n else n - 1
 
 
-@_jit
-def candidate_chunks(X, XT, sample_weight, closest, candidates, chunks, first_chunk,
-                     last_chunk, new_closest, pots):
-    """new_closest[t, i] = min(closest[i], |X[i] - X[candidates[t]]|^2);
+@_inline
+def gather_rows(X, rows, out):
+    """out[t] = X[rows[t]]."""
+    for t in range(rows.shape[0]):
+        for f in range(X.shape[1]):
+            out[t, f] = X[rows[t], f]
+
+
+@_inline
+def candidate_chunks(XT, sample_weight, closest, cand, chunks, first_chunk, last_chunk,
+                     new_closest, pots):
+    """new_closest[t, i] = min(closest[i], |X[i] - cand[t]|^2);
     pots[k, t] = chunk k's sum of w * new_closest[t], in row order.
 
-    Distances by :func:`tile_sq_dist` (vectorised over rows, ``sq_dist``'s values).
+    ``cand`` holds the candidate rows (:func:`gather_rows`). Distances by
+    :func:`tile_sq_dist` (vectorised over rows, ``sq_dist``'s values).
     """
-    n_trials = candidates.shape[0]
-    cand = np.empty((n_trials, X.shape[1]), dtype=X.dtype)
-    for t in range(n_trials):
-        cand[t, :] = X[candidates[t]]
+    n_trials = cand.shape[0]
     for k in range(first_chunk, last_chunk):
         start, stop = chunks[k, 0], chunks[k, 1]
         for row0 in range(start, stop, TILE):
-            n_rows = min(TILE, stop - row0)
+            n_rows = stop - row0 if stop - row0 < TILE else TILE
+            old = closest[row0:row0 + n_rows]
             for t in range(n_trials):
                 out = new_closest[t, row0:row0 + n_rows]
                 tile_sq_dist(XT, row0, n_rows, cand, t, out)
-                old = closest[row0:row0 + n_rows]
                 for r in range(n_rows):
                     out[r] = old[r] if old[r] < out[r] else out[r]
         weighted_sums(sample_weight, new_closest, start, stop, pots[k])
 
 
-@_jit
+@_inline
 def weighted_sums(sample_weight, values, start, stop, out):
     """out[t] = sum of sample_weight[i] * values[t, i] over rows ``start:stop``, in row order.
 
@@ -374,8 +541,11 @@ def weighted_sums(sample_weight, values, start, stop, out):
     last = n_rows - 1
     w = sample_weight[start:stop]
     for t in range(0, n_rows, 6):
-        t1, t2, t3 = min(t + 1, last), min(t + 2, last), min(t + 3, last)
-        t4, t5 = min(t + 4, last), min(t + 5, last)
+        t1 = t + 1 if t + 1 < last else last
+        t2 = t + 2 if t + 2 < last else last
+        t3 = t + 3 if t + 3 < last else last
+        t4 = t + 4 if t + 4 < last else last
+        t5 = t + 5 if t + 5 < last else last
         v0 = values[t, start:stop]
         v1 = values[t1, start:stop]
         v2 = values[t2, start:stop]
@@ -394,7 +564,7 @@ def weighted_sums(sample_weight, values, start, stop, out):
         out[t5], out[t4], out[t3], out[t2], out[t1], out[t] = a5, a4, a3, a2, a1, a0
 
 
-@_jit
+@_inline
 def reduce_rows(partials, out):
     """out[t] = sum over k of partials[k, t], in chunk order."""
     for t in range(out.shape[0]):
@@ -404,7 +574,7 @@ def reduce_rows(partials, out):
         out[t] = acc
 
 
-@_jit
+@_inline
 def reduce_sum(values):
     """sum(values) in order."""
     acc = 0.0
@@ -413,20 +583,20 @@ def reduce_sum(values):
     return acc
 
 
-@_jit
-def candidate_step_serial(X, XT, sample_weight, closest, targets, chunks, cumsum,
-                          candidates, new_closest, partial_pots, pots):
-    """Search, candidate potentials and their reduction in one call on this thread."""
-    search_candidates(sample_weight, closest, targets, cumsum, candidates)
-    candidate_chunks(X, XT, sample_weight, closest, candidates, chunks, 0, chunks.shape[0],
-                     new_closest, partial_pots)
-    reduce_rows(partial_pots, pots)
+@_inline
+def first_min(values):
+    """The index of the first smallest value (``np.argmin`` without NaNs)."""
+    best = 0
+    for t in range(1, values.shape[0]):
+        if values[t] < values[best]:
+            best = t
+    return best
 
 
-@_jit
+@_entry
 def greedy_kmeans_plusplus_serial(X, XT, sample_weight, uniforms, chunks, closest, chunk_pots,
-                                  targets, cumsum, candidates, new_closest, partial_pots, pots,
-                                  indices):
+                                  targets, cumsum, candidates, cand, new_closest, partial_pots,
+                                  pots, indices):
     """Greedy k-means++ after the first centre, all on this thread (``_lloyd`` has the steps).
 
     IN: uniforms (one row of draws per further centre), indices[0] (the first centre).
@@ -439,21 +609,68 @@ def greedy_kmeans_plusplus_serial(X, XT, sample_weight, uniforms, chunks, closes
     for c in range(1, indices.shape[0]):
         for t in range(targets.shape[0]):
             targets[t] = uniforms[c - 1, t] * current_pot
-        candidate_step_serial(X, XT, sample_weight, closest, targets, chunks, cumsum,
-                              candidates, new_closest, partial_pots, pots)
-        best = np.argmin(pots)
+        search_candidates(sample_weight, closest, targets, cumsum, candidates)
+        gather_rows(X, candidates, cand)
+        candidate_chunks(XT, sample_weight, closest, cand, chunks, 0, chunks.shape[0],
+                         new_closest, partial_pots)
+        reduce_rows(partial_pots, pots)
+        best = first_min(pots)
         current_pot = pots[best]
         indices[c] = candidates[best]
         # the chosen candidate's min(closest, distance) is already there: no distance pass
-        closest[:] = new_closest[best]
+        for i in range(closest.shape[0]):
+            closest[i] = new_closest[best, i]
 
 
-@_jit
+@_entry
+def closest_entry(X, sample_weight, index, closest, chunks, first_chunk, last_chunk, first,
+                  pots):
+    """:func:`closest_chunks` as one compiled call (a thread's share)."""
+    closest_chunks(X, sample_weight, index, closest, chunks, first_chunk, last_chunk, first,
+                   pots)
+
+
+@_entry
+def search_entry(X, sample_weight, closest, targets, cumsum, candidates, cand):
+    """:func:`search_candidates` and :func:`gather_rows` as one compiled call."""
+    search_candidates(sample_weight, closest, targets, cumsum, candidates)
+    gather_rows(X, candidates, cand)
+
+
+@_entry
+def candidate_entry(XT, sample_weight, closest, cand, chunks, first_chunk, last_chunk,
+                    new_closest, pots):
+    """:func:`candidate_chunks` as one compiled call (a thread's share)."""
+    candidate_chunks(XT, sample_weight, closest, cand, chunks, first_chunk, last_chunk,
+                     new_closest, pots)
+
+
+@_entry
+def choose_candidate(partial_pots, pots, candidates, new_closest, closest, indices, c):
+    """Reduce the candidates' potentials in chunk order, keep the first lowest: its row
+    becomes ``indices[c]`` and its distances ``closest``. Returns its potential."""
+    reduce_rows(partial_pots, pots)
+    best = first_min(pots)
+    indices[c] = candidates[best]
+    for i in range(closest.shape[0]):
+        closest[i] = new_closest[best, i]
+    return pots[best]
+
+
+@_entry
 def distances_chunk(X, centers, out, start, stop):
     """out[i, c] = |X[i] - centers[c]| for rows ``start:stop``."""
     for i in range(start, stop):
         for c in range(centers.shape[0]):
             out[i, c] = np.sqrt(sq_dist(X, i, centers, c))
+
+
+def _ordered_sum(values):
+    """sum(values) left to right in float64 (Python's ``sum`` may compensate)."""
+    total = 0.0
+    for value in values.tolist():
+        total += value
+    return total
 
 
 class Workspace:
@@ -474,6 +691,9 @@ class Workspace:
         n_samples = X.shape[0]
         self.chunks = parallel.chunk_bounds(n_samples)
         self._chunks = np.array(self.chunks, dtype=np.int64).reshape(-1, 2)
+        # what the compiled entry points' argument types depend on (see _compiled)
+        self._types = (X.dtype.str, X.flags.writeable, sample_weight.dtype.str,
+                       sample_weight.flags.writeable)
         self._allocate_run_buffers()
         self.set_n_clusters(n_clusters)
 
@@ -489,6 +709,7 @@ class Workspace:
         self._inertias = np.zeros(n_chunks)
         self._chunk_pots = np.zeros(n_chunks)
         self._cumsum = np.empty(n_samples)
+        self._tile = tile_buffers(X.shape[1], X.dtype)
         # Hamerly's bounds: lower[i] <= distance of row i to every centre but its own, valid
         # for self._bound_centers and the current labels once _bounds_valid.
         self._lower = np.empty(n_samples)
@@ -539,7 +760,8 @@ class Workspace:
         self._shift_other = np.zeros(n_clusters)
         self._separation = np.zeros(n_clusters)
         self._bounds_valid = False
-        self._threaded_lloyd = self._use_threads(n_samples * n_clusters * n_features)
+        self._step_work = n_samples * n_clusters * n_features
+        self._threaded_lloyd = self._use_threads(self._step_work)
 
     def _use_threads(self, work):
         return (self._chunks.shape[0] > 1 and work >= MIN_PARALLEL_WORK
@@ -548,6 +770,12 @@ class Workspace:
     def _run_chunks(self, func):
         """``func(first_chunk, last_chunk)`` over all chunks, split across the threads."""
         parallel.map_ranges(func, self._chunks.shape[0])
+
+    def _compiled(self, what, calls):
+        """Compile (with a notice) the entry points of ``calls`` that are not yet compiled
+        or cached: ``[(entry, args)]``, args of the types the call will pass."""
+        _compile.ensure_compiled([(entry, args, self._types) for entry, args in calls],
+                                 f"{what} ({self.X.dtype})")
 
     # -- centres ----------------------------------------------------------------------
     def upload_centers(self, centers):
@@ -571,7 +799,7 @@ class Workspace:
         self._bounds_valid = False
 
     # -- Lloyd ------------------------------------------------------------------------
-    def _bounds(self, centers):
+    def _bound_args(self, centers):
         """The bound arguments of the assignment kernels for ``centers``.
 
         Bounds hold from one assignment to the next (the labels and ``lower`` that one
@@ -580,23 +808,44 @@ class Workspace:
         """
         bounded = self._bounds_valid
         if bounded:
-            move_bounds(self._bound_centers, centers, self._margin, self._shift_other,
-                        self._separation)
+            move_bounds_entry(self._bound_centers, centers, self._margin, self._shift_other,
+                              self._separation)
         else:
             self._bound_centers[:] = centers
         self._bounds_valid = True
         return (bounded, self._lower, self._shift_other, self._separation, self._margin,
                 self._tiny)
 
-    def _assign(self, centers, update):
-        args = (self.X, self.XT, self.sample_weight, centers, self.labels, self.distances,
-                self._chunks)
-        tail = (update, self._partial_sums, self._partial_weights, self._changed,
-                self._inertias, *self._bounds(centers))
+    def _assign_args(self, centers, first, last, bounded, buffers):
+        return (self.X, self.XT, self.sample_weight, centers, self.labels, self.distances,
+                self._chunks, first, last, self._partial_sums, self._partial_weights,
+                self._changed, self._inertias, bounded, self._lower, self._shift_other,
+                self._separation, self._margin, self._tiny, *buffers)
+
+    def _assign(self, centers):
+        n_chunks = self._chunks.shape[0]
+        bounds = (self._bound_centers, centers, self._margin, self._shift_other,
+                  self._separation)
+        self._compiled("k-means assignment", [
+            (assign_entry, self._assign_args(centers, 0, n_chunks, False, self._tile)),
+            (move_bounds_entry, bounds)])
+        bounded = self._bound_args(centers)[0]
         if self._threaded_lloyd:
-            self._run_chunks(lambda first, last: assign_chunks(*args, first, last, *tail))
+            n_features, dtype = self.X.shape[1], self.X.dtype
+
+            def run(first, last):
+                buffers = tile_buffers(n_features, dtype)  # each thread its own scratch
+                assign_entry(*self._assign_args(centers, first, last, bounded, buffers))
+
+            self._run_chunks(run)
         else:
-            assign_chunks(*args, 0, self._chunks.shape[0], *tail)
+            assign_entry(*self._assign_args(centers, 0, n_chunks, bounded, self._tile))
+
+    def _step_args(self, centers_old, centers_new, bounded):
+        return (self.X, self.XT, self.sample_weight, centers_old, centers_new, self.labels,
+                self.distances, self._chunks, self._partial_sums, self._partial_weights,
+                self._changed, self._inertias, bounded, self._bound_centers, self._lower,
+                self._shift_other, self._separation, self._margin, self._tiny, *self._tile)
 
     def lloyd_iter(self, centers_old, centers_new):
         """One Lloyd step: labels from ``centers_old``, new centres into ``centers_new``.
@@ -605,28 +854,58 @@ class Workspace:
         labels against ``centers_old``.
         """
         if not self._threaded_lloyd:
-            bounded, self._bounds_valid = self._bounds_valid, True
-            n_changed, shift, inertia = lloyd_iter_serial(
-                self.X, self.XT, self.sample_weight, centers_old, centers_new, self.labels,
-                self.distances, self._chunks, self._partial_sums, self._partial_weights,
-                self._changed, self._inertias, bounded, self._bound_centers, self._lower,
-                self._shift_other, self._separation, self._margin, self._tiny)
+            args = self._step_args(centers_old, centers_new, self._bounds_valid)
+            self._compiled("k-means step", [(lloyd_iter_serial, args)])
+            self._bounds_valid = True
+            n_changed, shift, inertia = lloyd_iter_serial(*args)
         else:
-            self._assign(centers_old, update=True)
-            n_changed, shift, inertia = finish_iter(
-                self.X, self.sample_weight, self.labels, self.distances, self._partial_sums,
-                self._partial_weights, self._changed, self._inertias, centers_old,
-                centers_new)
+            self._assign(centers_old)
+            finish = (self.X, self.sample_weight, self.labels, self.distances,
+                      self._partial_sums, self._partial_weights, self._changed,
+                      self._inertias, centers_old, centers_new)
+            self._compiled("k-means step", [(finish_entry, finish)])
+            n_changed, shift, inertia = finish_entry(*finish)
         return int(n_changed), float(shift), float(inertia)
+
+    def lloyd_run(self, centers_init, max_iter, tol):
+        """A whole Lloyd run from ``centers_init``: ``_lloyd.kmeans_single_lloyd``'s rules
+        and result ``(labels, inertia, centers, n_iter)``, bit for bit.
+
+        For problems whose steps run on one thread, in compiled calls of up to
+        ``CALL_WORK`` distance terms each (:func:`lloyd_steps`): for small problems the
+        whole run is one call. Returns None where the steps run on threads; the driver
+        then steps the run itself.
+        """
+        if self._threaded_lloyd:
+            return None
+        centers, centers_new = self.upload_centers(centers_init), self.empty_centers()
+        self.reset_labels()
+        per_call = max(1, CALL_WORK // max(1, self._step_work))
+        tol = float(tol)
+        n_iter = 0
+        while True:
+            n_steps = min(per_call, max_iter - n_iter)
+            args = (*self._step_args(centers, centers_new, n_iter > 0), n_steps,
+                    max_iter - n_iter, tol)
+            self._compiled("k-means", [(lloyd_steps, args)])
+            n_done, outcome, inertia = lloyd_steps(*args)
+            n_iter += n_done
+            if n_done % 2:
+                centers, centers_new = centers_new, centers
+            if outcome != RUNNING:
+                break
+        self._bounds_valid = True
+        return self.download_labels(), float(inertia), centers, n_iter
 
     def assign(self, centers):
         """Labels from ``centers`` without moving them; returns the inertia."""
-        self._assign(centers, update=False)
-        return float(reduce_sum(self._inertias))
+        self._assign(centers)
+        return _ordered_sum(self._inertias)
 
     def distances_to_centers(self, centers):
         """Euclidean distances of every sample to every centre, on the host."""
         out = np.empty((self.X.shape[0], centers.shape[0]), dtype=self.X.dtype)
+        self._compiled("k-means distances", [(distances_chunk, (self.X, centers, out, 0, 0))])
         parallel.map_chunks(
             lambda _, start, stop: distances_chunk(self.X, centers, out, start, stop),
             self.chunks)
@@ -648,33 +927,37 @@ class Workspace:
         new_closest = np.empty((n_trials, n_samples), dtype=self.X.dtype)
         partial_pots = np.zeros((self._chunks.shape[0], n_trials))
         candidates = np.empty(n_trials, dtype=np.int64)
+        cand = np.empty((n_trials, n_features), dtype=self.X.dtype)
         targets = np.empty(n_trials)
         pots = np.empty(n_trials)
         if not self._use_threads(n_samples * n_features * n_trials):
-            greedy_kmeans_plusplus_serial(
-                self.X, self.XT, self.sample_weight, uniforms, self._chunks, self.closest,
-                self._chunk_pots, targets, self._cumsum, candidates, new_closest,
-                partial_pots, pots, indices)
+            args = (self.X, self.XT, self.sample_weight, uniforms, self._chunks, self.closest,
+                    self._chunk_pots, targets, self._cumsum, candidates, cand, new_closest,
+                    partial_pots, pots, indices)
+            self._compiled("k-means++", [(greedy_kmeans_plusplus_serial, args)])
+            greedy_kmeans_plusplus_serial(*args)
             return indices
 
-        def closest_to_first(lo, hi):
-            closest_chunks(self.X, self.sample_weight, first_index, self.closest,
-                           self._chunks, lo, hi, True, self._chunk_pots)
+        def closest_args(lo, hi):
+            return (self.X, self.sample_weight, int(first_index), self.closest, self._chunks,
+                    lo, hi, True, self._chunk_pots)
 
-        def candidate_distances(lo, hi):
-            candidate_chunks(self.X, self.XT, self.sample_weight, self.closest, candidates,
-                             self._chunks, lo, hi, new_closest, partial_pots)
+        def candidate_args(lo, hi):
+            return (self.XT, self.sample_weight, self.closest, cand, self._chunks, lo, hi,
+                    new_closest, partial_pots)
 
-        self._run_chunks(closest_to_first)
-        current_pot = reduce_sum(self._chunk_pots)
+        search_args = (self.X, self.sample_weight, self.closest, targets, self._cumsum,
+                       candidates, cand)
+        choose_args = (partial_pots, pots, candidates, new_closest, self.closest, indices, 1)
+        self._compiled("k-means++", [
+            (closest_entry, closest_args(0, 0)), (search_entry, search_args),
+            (candidate_entry, candidate_args(0, 0)), (choose_candidate, choose_args)])
+        self._run_chunks(lambda lo, hi: closest_entry(*closest_args(lo, hi)))
+        current_pot = _ordered_sum(self._chunk_pots)
         for c in range(1, indices.shape[0]):
             np.multiply(uniforms[c - 1], current_pot, out=targets)
-            search_candidates(self.sample_weight, self.closest, targets, self._cumsum,
-                              candidates)
-            self._run_chunks(candidate_distances)
-            reduce_rows(partial_pots, pots)
-            best = int(np.argmin(pots))
-            current_pot = pots[best]
-            indices[c] = candidates[best]
-            self.closest[:] = new_closest[best]
+            search_entry(*search_args)
+            self._run_chunks(lambda lo, hi: candidate_entry(*candidate_args(lo, hi)))
+            current_pot = choose_candidate(partial_pots, pots, candidates, new_closest,
+                                           self.closest, indices, c)
         return indices

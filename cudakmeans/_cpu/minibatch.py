@@ -12,6 +12,7 @@ from numba import njit
 
 from .. import _math, _minibatch_math
 from . import parallel
+from .compile import ensure_compiled
 from .kmeans import TILE, nearest_in_tile
 
 _jit = njit(cache=True, nogil=True)
@@ -131,6 +132,13 @@ class Workspace:
     def _assign(self, X, sample_weight, update):
         chunks = parallel.chunk_bounds(X.shape[0])
         sums, weights = self._partial_sums, self._partial_weights
+        args = (X, sample_weight, self.centers, self.labels, sums[0], weights[0], 0, 0, update)
+        calls = [(assign_batch, args, (X.dtype.str, X.flags.writeable))]
+        if update:  # a fitting step: its centre update follows
+            update_args = (self.centers_old, self.centers, self.counts, sums[0], weights[0],
+                           0.0, self.flags, self.scalars)
+            calls.append((update_centers, update_args, self.dtype.str))
+        ensure_compiled(calls, f"mini-batch k-means ({self.dtype})")
 
         def run(chunk, start, stop):
             slot = chunk if update else 0  # without update the sums are not touched

@@ -29,6 +29,7 @@ import numpy as np
 from numba import njit, uint64
 
 from .. import _math, _silhouette_math
+from .compile import ensure_compiled
 from .parallel import map_chunks
 
 # A row costs n_samples * n_features, not n_features as in k-means, so chunks are sized by
@@ -146,24 +147,26 @@ def silhouette_rows(XT, starts, own_seg, order, row_start, row_stop, out):
     n_samples = starts[n_clusters]
     buf = np.empty(BLOCK, dtype=XT.dtype)
     sums = np.empty((TILE, n_clusters), dtype=np.float64)
+    # conditional expressions rather than min/max: each builtin is one more compile
     for t0 in range(row_start, row_stop, TILE):
-        t1 = min(t0 + TILE, row_stop)
+        t1 = t0 + TILE if t0 + TILE < row_stop else row_stop
         sums[:] = 0.0
         for j0 in range(0, n_samples, BLOCK):
-            j1 = min(j0 + BLOCK, n_samples)
+            j1 = j0 + BLOCK if j0 + BLOCK < n_samples else n_samples
             seg_first, seg_last = own_seg[j0], own_seg[j1 - 1]
             for i in range(t0, t1):
                 block_distances(XT, i, j0, j1 - j0, buf)
                 for seg in range(seg_first, seg_last + 1):
-                    lo = max(starts[seg], j0) - j0
-                    hi = min(starts[seg + 1], j1) - j0
+                    lo = (starts[seg] if starts[seg] > j0 else j0) - j0
+                    hi = (starts[seg + 1] if starts[seg + 1] < j1 else j1) - j0
                     sums[i - t0, seg] += run_sum(buf, lo, hi)
         for i in range(t0, t1):
             own = own_seg[i]
             b = math.inf
             for seg in range(n_clusters):
                 if seg != own:
-                    b = min(b, sums[i - t0, seg] / (starts[seg + 1] - starts[seg]))
+                    mean = sums[i - t0, seg] / (starts[seg + 1] - starts[seg])
+                    b = mean if mean < b else b
             out[order[i]] = silhouette_value(sums[i - t0, own], starts[own + 1] - starts[own], b)
 
 
@@ -342,12 +345,15 @@ def row_norms(X):
 def silhouette_samples(X_sorted, starts, own_seg, order, metric=0):
     """Silhouette of every row, in the original order, as float64 (see the kernel's args);
     ``metric`` is a code of ``_silhouette_math.METRIC_CODES``."""
+    what = f"silhouette ({X_sorted.dtype})"
     if metric != _silhouette_math.EUCLIDEAN:
         n_samples, n_features = X_sorted.shape
         X = np.ascontiguousarray(X_sorted)
         norms = row_norms(X)
         out = np.empty(n_samples, dtype=np.float64)
         flat = X.ravel()
+        args = (metric, flat, n_features, norms, starts, own_seg, order, 0, 0, out)
+        ensure_compiled([(silhouette_rows_metric, args, _types(args))], what)
         map_chunks(lambda _, start, stop: silhouette_rows_metric(
             metric, flat, n_features, norms, starts, own_seg, order, start, stop, out),
             row_chunks(n_samples, n_features))
@@ -358,6 +364,10 @@ def silhouette_samples(X_sorted, starts, own_seg, order, metric=0):
     out = np.empty(n_samples, dtype=np.float64)
     if use_pairs(n_samples, n_clusters):
         sums = np.zeros((n_clusters, n_samples), dtype=np.float64)
+        pair_args = (XT, starts, own_seg, 0, 0, 0, 0, sums)
+        rows_args = (sums, starts, own_seg, order, out)
+        ensure_compiled([(pair_tiles, pair_args, _types(pair_args)),
+                         (rows_from_sums, rows_args, _types(rows_args))], what)
 
         def job(_, rows, cols):
             pair_tiles(XT, starts, own_seg, rows[0], rows[1], cols[0], cols[1], sums)
@@ -367,8 +377,18 @@ def silhouette_samples(X_sorted, starts, own_seg, order, metric=0):
         rows_from_sums(sums, starts, own_seg, order, out)
         return out
 
+    args = (XT, starts, own_seg, order, 0, 0, out)
+    ensure_compiled([(silhouette_rows, args, _types(args))], what)
+
     def run(_, start, stop):
         silhouette_rows(XT, starts, own_seg, order, start, stop, out)
 
     map_chunks(run, row_chunks(n_samples, n_features))
     return out
+
+
+def _types(args):
+    """A key for the argument types of a call (see :func:`.compile.missing`): dtypes,
+    dimensions and writability of the arrays, Python types of the rest."""
+    return tuple((a.dtype.str, a.ndim, a.flags.c_contiguous, a.flags.writeable)
+                 if isinstance(a, np.ndarray) else type(a) for a in args)

@@ -169,7 +169,15 @@ def kmeans_single_lloyd(ws, centers_init, *, max_iter=300, tol=0.0, verbose=0):
     bit for bit the ones it assigned against (the usual strict convergence: the same labels
     average to the same centres): it would give the same labels and inertia. Returns
     ``(labels, inertia, centers, n_iter)`` on the host.
+
+    A workspace with a ``lloyd_run`` method may run the whole loop below in its own
+    compiled code (the CPU does, for problems small enough for one thread); it returns
+    None where it leaves the stepping to this loop.
     """
+    run = None if verbose else getattr(ws, "lloyd_run", None)
+    result = None if run is None else run(centers_init, max_iter, tol)
+    if result is not None:
+        return result
     centers = ws.upload_centers(centers_init)
     centers_new = ws.empty_centers()
     ws.reset_labels()

@@ -82,7 +82,7 @@ def test_keyboard_interrupt_during_a_long_fit_leaves_the_library_usable(threads)
     expected = KMeans(5, random_state=0, device="cpu").fit(small)
 
     big = np.random.default_rng(2).standard_normal((60_000, 8))
-    KMeans(4, n_init=1, max_iter=1, device="cpu").fit(big[:5000])  # warm the kernels
+    KMeans(64, n_init=1, max_iter=1, device="cpu").fit(big)  # warm the same kernels
 
     def interrupt():
         time.sleep(0.5)

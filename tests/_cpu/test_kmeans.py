@@ -308,3 +308,61 @@ def test_n_init_runs_on_threads_match_the_reference(init, monkeypatch):
         np.testing.assert_array_equal(model.labels_, expected.labels)
         np.testing.assert_allclose(model.inertia_, expected.inertia,
                                    rtol=tolerance(np.float64))
+
+
+def _stepped(X, w, init, max_iter, tol):
+    """The driver's loop, one ``lloyd_iter`` per step (the compiled whole run switched off)."""
+    from cudakmeans._drivers import lloyd as _lloyd
+
+    ws = cpu_kmeans.Workspace(X, w, init.shape[0])
+    ws.lloyd_run = lambda *args: None
+    return _lloyd.kmeans_single_lloyd(ws, init, max_iter=max_iter, tol=tol)
+
+
+@pytest.mark.parametrize(("case", "max_iter", "tol"), [
+    ("blobs", 300, 0.0),  # strict convergence, usually onto bit-identical centres
+    ("blobs", 300, 1e-2),  # a centre shift within tol
+    ("noise", 4, 0.0),  # max_iter reached
+    ("noise", 300, 1e-6),
+    ("empty", 50, 0.0),  # a duplicated initial centre: an empty cluster to relocate
+])
+@pytest.mark.parametrize("call_work", [None, 1, 30_000], ids=["one_call", "per_step", "some"])
+def test_whole_run_equals_the_stepped_driver(case, max_iter, tol, call_work, dtype,
+                                             monkeypatch):
+    """``Workspace.lloyd_run`` (whole runs in compiled calls, resumed across calls when a
+    call's work is capped) returns the driver's labels, inertia, centres and n_iter, bit
+    for bit, and leaves bounds that the next assignment can use."""
+    rng = np.random.default_rng(len(case) * 10 + max_iter)
+    if case == "blobs":
+        X, _ = make_blobs(1500, 5, 9, seed=3, dtype=dtype)
+    else:
+        X = rng.standard_normal((1500, 5)).astype(dtype)
+    w = rng.uniform(0.5, 2.0, 1500).astype(dtype)
+    init = X[rng.choice(1500, 9, replace=False)].copy()
+    if case == "empty":
+        init[4] = init[3]
+    if call_work is not None:
+        monkeypatch.setattr(cpu_kmeans, "CALL_WORK", call_work)
+    ws = cpu_kmeans.Workspace(X, w, 9)
+    whole = ws.lloyd_run(init, max_iter, tol)
+    stepped = _stepped(X, w, init, max_iter, tol)
+    for a, b in zip(whole, stepped, strict=True):
+        np.testing.assert_array_equal(a, b)
+    if case == "noise" and max_iter == 4:
+        assert whole[3] == 4
+    # the bounds the run leaves hold: a later assignment is nearest_center's
+    labels, distances = np.empty(1500, dtype=np.int32), np.empty(1500, dtype=dtype)
+    moved = (whole[2] + 0.05 * rng.standard_normal(whole[2].shape)).astype(dtype)
+    ws.assign(moved)
+    _nearest_all(X, moved, labels, distances)
+    np.testing.assert_array_equal(ws.labels, labels)
+    np.testing.assert_array_equal(ws.distances, distances)
+
+
+def test_whole_run_steps_from_the_driver_where_steps_use_threads(monkeypatch):
+    """Large problems step from Python (each step's chunks on threads): lloyd_run says so."""
+    monkeypatch.setattr(cpu_kmeans, "MIN_PARALLEL_WORK", 1)
+    monkeypatch.setenv("CUDAKMEANS_NUM_THREADS", "2")
+    X, _ = make_blobs(3 * 4096, 3, 4, seed=5)
+    ws = cpu_kmeans.Workspace(X, np.ones(X.shape[0]), 4)
+    assert ws.lloyd_run(X[:4], 10, 0.0) is None
