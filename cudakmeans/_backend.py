@@ -11,7 +11,8 @@ distributed engine) is a new package whose modules provide:
 module         name                   protocol
 =============  =====================  =========================================================
 ``kmeans``     ``Workspace``          :class:`KMeansWorkspace` (and :class:`ForkingRuns` or
-                                      :class:`BatchedRuns` to take several runs at once)
+                                      :class:`BatchedRuns` to take several runs at once,
+                                      :class:`WholeRuns` to run one in a single call)
 ``sparse``     ``Workspace``          :class:`KMeansWorkspace`, over CSR rows
 ``sparse``     ``MiniBatchWorkspace`` :class:`MiniBatchWorkspace`, CSR batches
 ``sparse``     ``silhouette_samples`` :class:`SilhouetteBackend`, CSR rows
@@ -90,6 +91,15 @@ class ForkingRuns(KMeansWorkspace, Protocol):
 
     def fork(self):
         """A workspace over the same data with buffers of its own, for a concurrent run."""
+
+
+class WholeRuns(KMeansWorkspace, Protocol):
+    """A workspace that may run a whole Lloyd run in its own compiled code (the CPU's, for
+    problems small enough that per-step Python calls would dominate)."""
+
+    def lloyd_run(self, centers_init, max_iter, tol):
+        """``drivers.lloyd.kmeans_single_lloyd``'s result bit for bit, or None to leave
+        the stepping to the driver."""
 
 
 class BatchedRuns(KMeansWorkspace, Protocol):

@@ -24,6 +24,7 @@ BACKENDS = ("cpu", "cuda")
 # Beyond _backend.MODULES: how each dense k-means workspace takes several runs at once.
 RUNS = {"cpu": _backend.ForkingRuns, "cuda": _backend.BatchedRuns}
 PROTOCOLS = (_backend.KMeansWorkspace, _backend.ForkingRuns, _backend.BatchedRuns,
+             _backend.WholeRuns,
              _backend.MiniBatchWorkspace, _backend.SilhouetteBackend)
 
 
@@ -177,3 +178,11 @@ def test_drivers_use_only_declared_members():
                 used.setdefault(node.attr, set()).add(path.name)
     assert len(used) > 10  # the walk found the drivers' calls
     assert {name: sorted(files) for name, files in used.items() if name not in declared} == {}
+
+
+def test_the_cpu_workspace_runs_whole_lloyd_runs_as_declared():
+    """``drivers.lloyd`` calls ``lloyd_run`` where a workspace has one: it must be the
+    declared one."""
+    from cudakmeans._cpu.kmeans import Workspace
+
+    assert problems(Workspace, _backend.WholeRuns) == []

@@ -376,7 +376,7 @@ def lloyd_steps(X, XT, sample_weight, centers, centers_new, labels, distances, c
                 weights, changed, inertias, bounded, bound_centers, lower, shift_other,
                 separation, margin, tiny, values, tile_labels, packed_rows, rescan, packed,
                 n_steps, remaining, tol):
-    """Up to ``n_steps`` steps of one Lloyd run, with ``_lloyd.kmeans_single_lloyd``'s
+    """Up to ``n_steps`` steps of one Lloyd run, with ``_drivers.lloyd.kmeans_single_lloyd``'s
     stopping rules and, once the run stops, its final assignment.
 
     Each step is :func:`lloyd_step` (``bounded`` for the first one: whether ``lower`` and
@@ -597,7 +597,8 @@ def first_min(values):
 def greedy_kmeans_plusplus_serial(X, XT, sample_weight, uniforms, chunks, closest, chunk_pots,
                                   targets, cumsum, candidates, cand, new_closest, partial_pots,
                                   pots, indices):
-    """Greedy k-means++ after the first centre, all on this thread (``_lloyd`` has the steps).
+    """Greedy k-means++ after the first centre, all on this thread (``_drivers.lloyd``
+    has the steps).
 
     IN: uniforms (one row of draws per further centre), indices[0] (the first centre).
     OUT: indices[1:]; closest ends as the squared distances to the nearest chosen centre.
@@ -868,7 +869,7 @@ class Workspace:
         return int(n_changed), float(shift), float(inertia)
 
     def lloyd_run(self, centers_init, max_iter, tol):
-        """A whole Lloyd run from ``centers_init``: ``_lloyd.kmeans_single_lloyd``'s rules
+        """A whole Lloyd run from ``centers_init``: ``_drivers.lloyd.kmeans_single_lloyd``'s rules
         and result ``(labels, inertia, centers, n_iter)``, bit for bit.
 
         For problems whose steps run on one thread, in compiled calls of up to
