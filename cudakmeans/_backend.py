@@ -98,8 +98,7 @@ class WholeRuns(KMeansWorkspace, Protocol):
     problems small enough that per-step Python calls would dominate)."""
 
     def lloyd_run(self, centers_init, max_iter, tol):
-        """``drivers.lloyd.kmeans_single_lloyd``'s result bit for bit, or None to leave
-        the stepping to the driver."""
+        """``kmeans_single_lloyd``'s result bit for bit, or None: the driver steps then."""
 
 
 class BatchedRuns(KMeansWorkspace, Protocol):
