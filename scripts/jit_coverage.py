@@ -46,7 +46,17 @@ _EUCLIDEAN_ELSEWHERE = (
     "blocked kernel (`_cpu/silhouette.py`) and the CUDA Euclidean kernel walks with "
     "`walk_rows`; `pair_dist` serves the other metrics (the branch keeps it total over "
     "METRIC_CODES)")
+_JIT_ONLY = (
+    "plain Python that drives numba's compiler, not jitted source: with NUMBA_DISABLE_JIT=1 "
+    "no entry point is a dispatcher, so nothing is compiled; tests/_cpu/test_compile.py "
+    "runs this path with the JIT on (a fresh-cache subprocess, a warm one, Ctrl-C during "
+    "the compile)")
 EXPLAINED = {
+    ("cudakmeans/_cpu/compile.py", "_argtypes()"): _JIT_ONLY,
+    ("cudakmeans/_cpu/compile.py", "_in_disk_cache()"): _JIT_ONLY,
+    ("cudakmeans/_cpu/compile.py", "missing()"): _JIT_ONLY,
+    ("cudakmeans/_cpu/compile.py", "ensure_compiled()"): _JIT_ONLY,
+    ("cudakmeans/_cpu/compile.py", "_compile()"): _JIT_ONLY,
     ("cudakmeans/_silhouette_math.py", "row_dist()"): _CUDA_ONLY,
     ("cudakmeans/_silhouette_math.py", "segment_sum()"): _CUDA_ONLY,
     ("cudakmeans/_silhouette_math.py", "walk_rows()"): _CUDA_ONLY,

@@ -359,6 +359,37 @@ def test_whole_run_equals_the_stepped_driver(case, max_iter, tol, call_work, dty
     np.testing.assert_array_equal(ws.distances, distances)
 
 
+@pytest.mark.nojit
+@pytest.mark.parametrize(("max_iter", "tol"), [(3, 0.0), (300, 0.0), (300, 1e-3)])
+def test_whole_run_resumed_across_capped_calls_equals_the_stepped_driver(max_iter, tol,
+                                                                         monkeypatch):
+    """One step per compiled call (CALL_WORK=1): every call but the last returns RUNNING
+    and the run resumes where it stopped, giving the driver's result bit for bit."""
+    rng = np.random.default_rng(max_iter)
+    X = rng.standard_normal((120, 2))
+    w = rng.uniform(0.5, 2.0, 120)
+    init = X[rng.choice(120, 4, replace=False)].copy()
+    monkeypatch.setattr(cpu_kmeans, "CALL_WORK", 1)
+    whole = cpu_kmeans.Workspace(X, w, 4).lloyd_run(init, max_iter, tol)
+    stepped = _stepped(X, w, init, max_iter, tol)
+    assert whole[3] > 1  # more than one call: the resumed path ran
+    for a, b in zip(whole, stepped, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.nojit
+def test_same_centers_is_bitwise_equality(dtype):
+    """The whole run's convergence test and the workspace's (the driver's) agree: equal
+    buffers are the same, one ulp anywhere is not."""
+    a = np.random.default_rng(0).standard_normal((3, 4)).astype(dtype)
+    ws = cpu_kmeans.Workspace(a, np.ones(3, dtype=dtype), 3)
+    for c, f in [(0, 0), (2, 3)]:
+        b = a.copy()
+        b[c, f] = np.nextafter(b[c, f], dtype(np.inf))
+        assert not cpu_kmeans.same_centers(a, b) and not ws.same_centers(a, b)
+    assert cpu_kmeans.same_centers(a, a.copy()) and ws.same_centers(a, a.copy())
+
+
 def test_whole_run_steps_from_the_driver_where_steps_use_threads(monkeypatch):
     """Large problems step from Python (each step's chunks on threads): lloyd_run says so."""
     monkeypatch.setattr(cpu_kmeans, "MIN_PARALLEL_WORK", 1)
