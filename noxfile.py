@@ -99,10 +99,19 @@ def gpu(session):
     session.run("python", "bench/bench_gpu.py", "--out", "bench/results")
 
 
+# The libraries bench/bench_peers.py times beside scikit-learn.
+BENCH_PEERS = ("scikit-learn-intelex", "faiss-cpu")
+
+
 @nox.session
 def bench(session):
-    """Benchmarks against scikit-learn, ratios measured in the same run."""
+    """Benchmarks against scikit-learn, ratios measured in the same run; bench_peers adds
+    scikit-learn-intelex and faiss-cpu where they install."""
     session.install("-e", ".[test]")
+    # Optional peers: a platform without their wheels still runs every benchmark, and
+    # bench_peers reports each missing one as not installed.
+    for peer in BENCH_PEERS:
+        session.install(peer, success_codes=[0, 1, 2])
     # A second environment with only what `pip install cudakmeans` brings, for the
     # fresh-process timing a user without scikit-learn (and scipy) sees.
     plain = os.path.join(session.create_tmp(), "plain")
