@@ -49,9 +49,16 @@ import numpy as np
 
 BENCH_FLAGS = ("--quick", "--out")
 REPO = pathlib.Path(__file__).resolve().parent.parent
-LIBS = ("cudakmeans", "sklearn", "sklearnex", "faiss")
+LIBS = ("cudakmeans", "sklearn", "sklearn-1t", "sklearnex", "faiss")
 LIB_NAMES = {"cudakmeans": "cudakmeans (cpu)", "sklearn": "scikit-learn",
-             "sklearnex": "scikit-learn-intelex", "faiss": "faiss-cpu"}
+             "sklearn-1t": "scikit-learn, 1 thread", "sklearnex": "scikit-learn-intelex",
+             "faiss": "faiss-cpu"}
+# scikit-learn with its OpenMP and BLAS pools held to one thread: on a busy machine its
+# default threads wait at barriers for descheduled peers many times per small fit, so the
+# small case gets a second reference that does not (a worker's environment, set at start).
+LIB_ENV = {"sklearn-1t": {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                          "MKL_NUM_THREADS": "1"}}
+ONLY_CASES = {"sklearn-1t": ("request",)}
 KINDS = ("blobs", "unclustered")
 CASES = {
     "request": dict(n=2_634, d=7, k=26, dtype="float64", mode="fit", n_init=3,
@@ -169,7 +176,7 @@ class Worker:
             self.KMeans = lambda **kw: cudakmeans.KMeans(device="cpu", **kw)
             self.plusplus = lambda X, k, seed: cudakmeans.kmeans_plusplus(
                 X, k, random_state=seed, device="cpu")
-        elif lib in ("sklearn", "sklearnex"):
+        elif lib in ("sklearn", "sklearn-1t", "sklearnex"):
             if lib == "sklearnex":
                 import logging
 
@@ -183,7 +190,7 @@ class Worker:
                 sklearnex.patch_sklearn("sklearn.cluster.KMeans", verbose=False)
             from sklearn.cluster import KMeans, kmeans_plusplus
             self.KMeans = KMeans
-            if lib == "sklearn":
+            if lib != "sklearnex":
                 self.plusplus = lambda X, k, seed: kmeans_plusplus(X, k, random_state=seed)
             else:
                 self.plusplus = self._daal_plusplus
@@ -210,6 +217,7 @@ class Worker:
         from importlib.metadata import PackageNotFoundError, version
         out = {}
         dists = {"cudakmeans": ["cudakmeans", "numba"], "sklearn": ["scikit-learn"],
+                 "sklearn-1t": ["scikit-learn"],
                  "sklearnex": ["scikit-learn-intelex", "daal", "scikit-learn"],
                  "faiss": ["faiss-cpu"]}[self.lib]
         for dist in dists:
@@ -218,9 +226,8 @@ class Worker:
             except PackageNotFoundError:
                 out[dist] = "absent"
         if self.lib == "cudakmeans":
-            import numba
-            layer = numba.threading_layer() if self._numba_ran() else "not chosen yet"
-            out["threads"] = f"numba {numba.get_num_threads()} ({layer} layer)"
+            import cudakmeans
+            out["threads"] = f"{cudakmeans.cpu_threads()} (its own pool)"
         elif self.lib == "faiss":
             out["threads"] = f"OpenMP {self.faiss.omp_get_max_threads()}"
         else:
@@ -233,15 +240,6 @@ class Worker:
             fallback = sum("fallback" in m.lower() for m in self.log)
             out["dispatch"] = f"{accelerated} calls on oneDAL, {fallback} fell back"
         return out
-
-    @staticmethod
-    def _numba_ran():
-        import numba
-        try:
-            numba.threading_layer()
-        except ValueError:
-            return False
-        return True
 
     def get_data(self, case, kind, n):
         key = (case, kind, n)
@@ -336,6 +334,7 @@ class Peer:
     def __init__(self, lib):
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        env.update(LIB_ENV.get(lib, {}))
         self.lib = lib
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bench.bench_peers", "--worker", lib], cwd=REPO,
@@ -431,6 +430,7 @@ def main(argv=None):
 
     started = datetime.datetime.now(datetime.timezone.utc)
     load_start = os.getloadavg()
+    commit = git_head()
     peers = {lib: Peer(lib) for lib in libs}
     tasks = []
     for case in cases:
@@ -449,6 +449,9 @@ def main(argv=None):
                 # scikit-learn goes first in every round, so faiss's niter is known when
                 # faiss's turn comes in round one.
                 for lib in libs:
+                    if task["case"] not in ONLY_CASES.get(lib, CASES):
+                        results[(i, lib)] = {"skipped": True}
+                        continue
                     ask = dict(task, round=rnd, repeats=repeats, niter=niter.get(i, 0))
                     answer = peers[lib].ask(ask)
                     print(f"round {rnd} {task['case']} {task['kind']} {task['what']} "
@@ -471,7 +474,7 @@ def main(argv=None):
     finished = datetime.datetime.now(datetime.timezone.utc)
 
     text = report(args, libs, tasks, results, niter, infos, started, finished,
-                  load_start, load_end)
+                  load_start, load_end, commit)
     print(text)
     out_dir = pathlib.Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -481,7 +484,7 @@ def main(argv=None):
 
 
 def report(args, libs, tasks, results, niter, infos, started, finished, load_start,
-           load_end):
+           load_end, commit):
     cpu = cpu_info()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     lines = ["# KMeans on the CPU: cudakmeans and its peers", ""]
@@ -500,7 +503,7 @@ def report(args, libs, tasks, results, niter, infos, started, finished, load_sta
               f"{load_end[2]:.2f} |",
               f"| started / finished (UTC) | {started.isoformat(timespec='seconds')} / "
               f"{finished.isoformat(timespec='seconds')} |",
-              f"| cudakmeans commit | {git_head()} |"]
+              f"| cudakmeans commit | {commit} |"]
     lines += [f"| {dist} | {ver} |" for dist, ver in versions_here()]
     for lib in libs:
         info = infos.get(lib, {})
@@ -522,7 +525,9 @@ def report(args, libs, tasks, results, niter, infos, started, finished, load_sta
               "own worker process, the same task handed to each in turn (scikit-learn "
               "first), one untimed run per task and worker before its first timed one. "
               "Times: median (min-max, n timed runs). Ratio: median / scikit-learn's median "
-              "in this run (below 1 is faster than scikit-learn).", ""]
+              "in this run (below 1 is faster than scikit-learn); on the request case, "
+              "also against scikit-learn held to 1 thread (OMP_NUM_THREADS=1, "
+              "OPENBLAS_NUM_THREADS=1), a second reference run in the same rounds.", ""]
 
     peak_note = []
     for what, title in (("fit", "Fit"), ("seed", "k-means++ seeding alone")):
@@ -548,10 +553,16 @@ def report(args, libs, tasks, results, niter, infos, started, finished, load_sta
             p = CASES[task["case"]]
             sk = results[(i, "sklearn")]
             sk_median = statistics.median(sk["times"]) if sk.get("times") else None
+            one = results.get((i, "sklearn-1t"), {})
+            one_median = statistics.median(one["times"]) if one.get("times") else None
             shape = (f"{task['case']}: {task['n']:,} x {p['d']} {p['dtype']}, K={p['k']}")
             for lib in libs:
                 res = results[(i, lib)]
+                if "skipped" in res:
+                    continue
                 time_cell, ratio = cell(res, sk_median)
+                if one_median and res.get("times") and ratio != "n/a":
+                    ratio += f"; {statistics.median(res['times']) / one_median:.2f}x of 1 thread"
                 if what == "seed":
                     lines.append(f"| {shape} | {task['kind']} | {LIB_NAMES[lib]} | "
                                  f"{time_cell} | {ratio} |")
@@ -606,7 +617,8 @@ def report(args, libs, tasks, results, niter, infos, started, finished, load_sta
               "`index.search` after the timed call.",
               "- scikit-learn-intelex: `sklearnex.patch_sklearn('sklearn.cluster.KMeans')`, then "
               "`sklearn.cluster.KMeans`; the worker row says how many calls ran on oneDAL.",
-              "- Every library runs with its default thread count on the cores above.", ""]
+              "- Every library runs with its default thread count on the cores above, "
+              "except the 1-thread scikit-learn reference of the request case.", ""]
     return "\n".join(lines)
 
 
