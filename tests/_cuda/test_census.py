@@ -97,6 +97,7 @@ def test_every_launch_matches_a_registered_signature(monkeypatch, dtype):
                                reassignment_ratio=0.5, device="cuda").fit(X)
         mini.partial_fit(X[:30])
         silhouette_score(X, labels, device="cuda")
+        silhouette_score(X, labels, metric="manhattan", device="cuda")
     signatures = {id(kernel): (name, [tuple(sig) for sig in sigs])
                   for _, name, kernel, sigs in registry.registered()}
     assert census.launched
