@@ -18,6 +18,7 @@ GPU_EXTRA = os.environ.get("CUDAKMEANS_CUDA_EXTRA", "cu12")
 # The modules whose docstrings hold the public API's examples (run as doctests).
 PUBLIC_MODULES = [
     "cudakmeans/_bisect.py",
+    "cudakmeans/dask.py",
     "cudakmeans/_device.py",
     "cudakmeans/_fallback.py",
     "cudakmeans/_kmeans.py",

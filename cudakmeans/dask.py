@@ -383,7 +383,9 @@ def _average(sums, weights, dtype):
 def _lloyd(chunks, centers, mean, device, max_iter, tol):
     """Lloyd's algorithm from centred ``centers``; returns ``(centers, n_iter)``."""
     states = [None] * len(chunks)
-    for i in range(max_iter):
+    n_iter = 0
+    while n_iter < max_iter:
+        n_iter += 1
         outs, _ = lloyd_step_graph(chunks, centers, mean, device, states)
         states = _persist(outs)
         total = _tree([o[1] for o in states], _combine_lloyd)
@@ -396,7 +398,7 @@ def _lloyd(chunks, centers, mean, device, max_iter, tol):
         centers = centers_new
         if n_changed == 0 or shift <= tol:
             break
-    return centers, i + 1
+    return centers, n_iter
 
 
 def _kmeans_parallel(chunks, mean, first, n_clusters, oversampling_factor, rounds, key,

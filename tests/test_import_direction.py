@@ -28,7 +28,7 @@ ROOMS = {
     "cli": ["cudakmeans.cli", "cudakmeans.__main__", "cudakmeans._io"],
     "public": ["cudakmeans", "cudakmeans._kmeans", "cudakmeans._minibatch",
                "cudakmeans._silhouette", "cudakmeans._bisect", "cudakmeans.templates",
-               "cudakmeans._base", "cudakmeans._params", "cudakmeans.data"],
+               "cudakmeans._base", "cudakmeans._params", "cudakmeans.data", "cudakmeans.dask"],
     "drivers": ["cudakmeans._drivers."],
     "backends": ["cudakmeans._cpu.", "cudakmeans._cuda."],
     "math": ["cudakmeans._math", "cudakmeans._silhouette_math", "cudakmeans._sparse_math",

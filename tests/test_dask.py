@@ -1,0 +1,288 @@
+"""cudakmeans.dask on dask.distributed: the in-memory result, whatever the chunking.
+
+Most tests share one in-process ``LocalCluster`` (threads; the same code paths as worker
+processes, without their start-up); one test runs on worker processes. Data are small:
+what is checked is the arithmetic and the bookkeeping, not speed.
+"""
+
+import subprocess
+import sys
+
+import dask
+import dask.array as da
+import distributed
+import numpy as np
+import pytest
+
+import cudakmeans
+from cudakmeans import dask as ckd
+
+pytestmark = pytest.mark.timeout(120)
+
+CLUSTER = dict(threads_per_worker=1, processes=False, dashboard_address=":0",
+               silence_logs=50)
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, **CLUSTER) as cluster, \
+            distributed.Client(cluster) as c:
+        yield c
+
+
+@pytest.fixture
+def rng():
+    return np.random.RandomState(20261202)
+
+
+def blobs(rng, n_per=60, centers=((0, 0, 0), (6, 6, 0), (0, 7, 5), (7, 0, 6)),
+          dtype=np.float64):
+    X = np.concatenate([rng.randn(n_per, len(centers[0])) + np.asarray(c, float)
+                        for c in centers])
+    return X[rng.permutation(X.shape[0])].astype(dtype)
+
+
+def rtol_of(dtype):
+    # float64: the order of float64 sums only; float32: the issue's 1e-4
+    return 1e-9 if dtype == np.float64 else 1e-4
+
+
+def test_importing_cudakmeans_does_not_import_dask():
+    code = ("import sys, cudakmeans; cudakmeans.KMeans; cudakmeans.silhouette_score; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('dask', 'distributed')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_equals_in_memory_with_the_same_init(client, rng, dtype, weighted):
+    X = blobs(rng, dtype=dtype)
+    w = rng.uniform(0.5, 2.0, X.shape[0]) if weighted else None
+    init = X[:4] + 0.5
+    ref = cudakmeans.KMeans(4, init=init, device="cpu").fit(X, sample_weight=w)
+    dw = None if w is None else da.from_array(w, chunks=37)
+    km = ckd.KMeans(4, init=init, device="cpu").fit(da.from_array(X, chunks=(37, 2)),
+                                                   sample_weight=dw)
+    rtol = rtol_of(dtype)
+    assert km.cluster_centers_.dtype == dtype
+    np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_, rtol=rtol,
+                               atol=rtol * np.abs(X).max())
+    assert km.n_iter_ == ref.n_iter_
+    np.testing.assert_allclose(km.inertia_, ref.inertia_, rtol=rtol)
+    labels = km.labels_.compute()
+    assert labels.dtype == np.int32
+    assert np.mean(labels == ref.labels_) >= 0.9999
+
+
+def test_tol_zero_and_max_iter_match_in_memory(client, rng):
+    X = blobs(rng, n_per=40)
+    init = X[:4]
+    for kwargs in (dict(tol=0.0), dict(max_iter=2)):
+        ref = cudakmeans.KMeans(4, init=init, device="cpu", **kwargs).fit(X)
+        km = ckd.KMeans(4, init=init, device="cpu", **kwargs).fit(da.from_array(X, chunks=50))
+        np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_, rtol=1e-9)
+        assert km.n_iter_ == ref.n_iter_
+
+
+def test_empty_cluster_goes_to_the_farthest_points(client, rng):
+    X = blobs(rng, n_per=30)
+    # two centres no row is nearest to: both must move onto the farthest rows
+    init = np.concatenate([X[:3], [[100.0, 100, 100], [-100.0, -100, -100]]])
+    ref = cudakmeans.KMeans(5, init=init, device="cpu").fit(X)
+    km = ckd.KMeans(5, init=init, device="cpu").fit(da.from_array(X, chunks=23))
+    np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_, rtol=1e-9)
+    assert km.n_iter_ == ref.n_iter_
+    assert np.unique(km.labels_.compute()).shape[0] == 5
+
+
+def test_integer_weights_equal_repeated_rows(client, rng):
+    X = blobs(rng, n_per=30)
+    w = rng.randint(0, 4, X.shape[0])
+    init = X[w > 0][:4]
+    km_w = ckd.KMeans(4, init=init, device="cpu").fit(
+        da.from_array(X, chunks=31), sample_weight=da.from_array(w, chunks=31))
+    km_r = ckd.KMeans(4, init=init, device="cpu").fit(
+        da.from_array(np.repeat(X, w, axis=0), chunks=31))
+    np.testing.assert_allclose(km_w.cluster_centers_, km_r.cluster_centers_, rtol=1e-9)
+    np.testing.assert_allclose(km_w.inertia_, km_r.inertia_, rtol=1e-9)
+    assert km_w.n_iter_ == km_r.n_iter_
+
+
+CHUNKINGS = {
+    "even": (20,) * 6,
+    "uneven": (7, 50, 1, 22, 40),
+    "one chunk": (120,),
+    "empty chunk": (50, 0, 70),
+    "rows": (1,) * 120,
+}
+
+
+@pytest.fixture(scope="module")
+def chunking_data():
+    rs = np.random.RandomState(7)
+    return blobs(rs, n_per=30)
+
+
+@pytest.fixture(scope="module")
+def chunking_reference(client, chunking_data):
+    km = ckd.KMeans(4, random_state=3, device="cpu").fit(
+        da.from_array(chunking_data, chunks=(CHUNKINGS["even"], 3)))
+    return km.cluster_centers_, km.labels_.compute(), km.n_iter_, km.inertia_
+
+
+@pytest.mark.parametrize("name", [name for name in CHUNKINGS if name != "even"])
+def test_kmeans_parallel_does_not_depend_on_the_chunking(client, chunking_data,
+                                                         chunking_reference, name):
+    X = da.from_array(chunking_data, chunks=(CHUNKINGS[name], 3))
+    km = ckd.KMeans(4, random_state=3, device="cpu").fit(X)
+    centers, labels, n_iter, inertia = chunking_reference
+    eps = np.finfo(np.float64).eps
+    np.testing.assert_allclose(km.cluster_centers_, centers, rtol=1e3 * eps, atol=1e3 * eps)
+    np.testing.assert_array_equal(km.labels_.compute(), labels)
+    assert km.n_iter_ == n_iter
+    np.testing.assert_allclose(km.inertia_, inertia, rtol=1e3 * eps)
+
+
+@pytest.mark.parametrize("n_workers", [1, 4])
+def test_kmeans_parallel_does_not_depend_on_the_workers(chunking_data, chunking_reference,
+                                                        n_workers):
+    with distributed.LocalCluster(n_workers=n_workers, **CLUSTER) as cluster, \
+            distributed.Client(cluster):
+        km = ckd.KMeans(4, random_state=3, device="cpu").fit(
+            da.from_array(chunking_data, chunks=(CHUNKINGS["even"], 3)))
+    # the same chunks, so the same sums in the same order: bit for bit
+    np.testing.assert_array_equal(km.cluster_centers_, chunking_reference[0])
+    assert km.n_iter_ == chunking_reference[2]
+
+
+def test_a_seed_changes_the_result_and_a_seed_repeats_it(client, chunking_data,
+                                                         chunking_reference):
+    X = da.from_array(chunking_data, chunks=(CHUNKINGS["even"], 3))
+    again = ckd.KMeans(4, random_state=3, device="cpu").fit(X)
+    np.testing.assert_array_equal(again.cluster_centers_, chunking_reference[0])
+    # a different seed draws other rows (the fit may still find the same optimum)
+    assert _first_centre(X, 3) != _first_centre(X, 4)
+
+
+def _first_centre(X, seed):
+    rs = np.random.RandomState(seed)
+    key = int(rs.randint(np.iinfo(np.int64).max))
+    chunks = ckd._Chunks(X, None)
+    parts = [dask.delayed(ckd._chunk_stats)(x, w, X.dtype, key, off)
+             for x, w, off in zip(chunks.x, chunks.w, chunks.offsets, strict=True)]
+    return dask.compute(ckd._tree(parts, ckd._combine_stats))[0][3][1]
+
+
+def test_kmeans_parallel_quality_matches_in_memory_kmeans_plusplus(client):
+    from sklearn.datasets import make_blobs
+
+    X, _ = make_blobs(n_samples=1500, centers=10, n_features=5, cluster_std=1.5,
+                      random_state=11)
+    dX = da.from_array(X, chunks=(300, 5))
+    ours, theirs = [], []
+    for seed in range(10):
+        ours.append(ckd.KMeans(10, random_state=seed, device="cpu").fit(dX).inertia_)
+        theirs.append(cudakmeans.KMeans(10, random_state=seed, device="cpu").fit(X).inertia_)
+    assert np.mean(ours) <= 1.02 * np.mean(theirs)
+
+
+def test_labels_predict_score_transform_and_in_memory_model(client, rng):
+    X = blobs(rng)
+    dX = da.from_array(X, chunks=50)
+    km = ckd.KMeans(4, random_state=0, device="cpu").fit(dX)
+    labels = km.predict(dX)
+    assert isinstance(labels, da.Array) and isinstance(km.labels_, da.Array)
+    np.testing.assert_array_equal(km.labels_.compute(), labels.compute())
+    np.testing.assert_allclose(km.inertia_, -km.score(dX), rtol=1e-12)
+    local = km.to_in_memory()
+    assert isinstance(local, cudakmeans.KMeans)
+    np.testing.assert_array_equal(local.cluster_centers_, km.cluster_centers_)
+    np.testing.assert_array_equal(local.predict(X), labels.compute())
+    np.testing.assert_allclose(local.score(X), km.score(dX), rtol=1e-12)
+    distances = km.transform(dX)
+    assert isinstance(distances, da.Array)
+    np.testing.assert_allclose(distances.compute(), local.transform(X), rtol=1e-12)
+    w = rng.uniform(0, 2, X.shape[0])
+    np.testing.assert_allclose(km.score(dX, sample_weight=da.from_array(w, chunks=50)),
+                               local.score(X, sample_weight=w), rtol=1e-12)
+
+
+def _step_tasks(n_samples, n_chunks, n_clusters, n_features=3):
+    X = da.zeros((n_samples, n_features), chunks=(-(-n_samples // n_chunks), n_features))
+    chunks = ckd._Chunks(X, None)
+    centers = np.zeros((n_clusters, n_features))
+    outs, total = ckd.lloyd_step_graph(chunks, centers, np.zeros(n_features), "cpu",
+                                       [None] * len(chunks))
+    return len(set(dict(total.__dask_graph__())) - set(dict(X.__dask_graph__())))
+
+
+def test_graph_per_iteration_grows_with_chunks_only():
+    base = _step_tasks(800, 8, 4)
+    assert _step_tasks(8000, 8, 4) == base
+    assert _step_tasks(800, 8, 32, n_features=9) == base
+    assert base <= 3 * 8 + 4
+    assert _step_tasks(1600, 16, 4) > base
+
+
+def test_silhouette_of_a_sample_is_scikit_learns(client, rng):
+    from sklearn.metrics import silhouette_score as sk_silhouette
+
+    X = blobs(rng)
+    labels = rng.randint(0, 4, X.shape[0])
+    dX = da.from_array(X, chunks=41)
+    for sample_size in (57, None):
+        ours = ckd.silhouette_score(dX, da.from_array(labels, chunks=41),
+                                    sample_size=sample_size, random_state=5, device="cpu")
+        theirs = sk_silhouette(X, labels, sample_size=sample_size, random_state=5)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda X, w: ckd.KMeans(2).fit(np.ones((5, 2))), TypeError, "dask.array"),
+    (lambda X, w: ckd.KMeans(2).fit(X[:, 0]), ValueError, "2D"),
+    (lambda X, w: ckd.KMeans(30).fit(X), ValueError, "n_samples=20"),
+    (lambda X, w: ckd.KMeans(2, init=np.ones((3, 2))).fit(X), ValueError, "shape"),
+    (lambda X, w: ckd.KMeans(2, init="random").fit(X), ValueError, "k-means"),
+    (lambda X, w: ckd.KMeans(2, tol=-1).fit(X), ValueError, "tol"),
+    (lambda X, w: ckd.KMeans(0).fit(X), ValueError, "n_clusters"),
+    (lambda X, w: ckd.KMeans(2, device="tpu").fit(X), ValueError, "device"),
+    (lambda X, w: ckd.KMeans(2, oversampling_factor=0).fit(X), ValueError, "oversampling"),
+    (lambda X, w: ckd.KMeans(2).fit(X, sample_weight=-w), ValueError, "negative"),
+    (lambda X, w: ckd.KMeans(2).fit(X, sample_weight=w[:5]), ValueError, "sample_weight"),
+    (lambda X, w: ckd.KMeans(2).fit(X, sample_weight=0 * w), ValueError, "positive"),
+    (lambda X, w: ckd.KMeans(2).fit(X.astype(bool)), TypeError, "numeric"),
+    (lambda X, w: ckd.KMeans(2).fit(da.where(X > 0.9, np.nan, X)), ValueError, "NaN"),
+    (lambda X, w: ckd.KMeans(2).fit(X[X[:, 0] > 0.5]), ValueError, "chunk sizes"),
+    (lambda X, w: ckd.KMeans(2).predict(X), cudakmeans.NotFittedError, "not fitted"),
+])
+def test_bad_input_is_refused_clearly(client, call, error, match):
+    X = da.from_array(np.random.RandomState(0).uniform(size=(20, 2)), chunks=7)
+    w = da.ones(20, chunks=7)
+    with pytest.raises(error, match=match):
+        call(X, w)
+
+
+def test_predict_refuses_other_features(client, rng):
+    X = da.from_array(blobs(rng, n_per=10), chunks=15)
+    km = ckd.KMeans(2, random_state=0, device="cpu").fit(X)
+    with pytest.raises(ValueError, match="features"):
+        km.predict(X[:, :2])
+
+
+@pytest.mark.timeout(180)
+def test_worker_processes_give_the_in_memory_result():
+    rng = np.random.RandomState(1)
+    X = blobs(rng, n_per=25)
+    init = X[:4]
+    ref = cudakmeans.KMeans(4, init=init, device="cpu").fit(X)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0", silence_logs=50) as cluster, \
+            distributed.Client(cluster):
+        km = ckd.KMeans(4, init=init, device="cpu").fit(da.from_array(X, chunks=30))
+        labels = km.labels_.compute()
+    np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_, rtol=1e-9)
+    assert km.n_iter_ == ref.n_iter_
+    np.testing.assert_array_equal(labels, ref.labels_)
