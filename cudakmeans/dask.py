@@ -23,6 +23,8 @@ Importing :mod:`cudakmeans` never imports this module or dask; install the extra
 """
 
 import numbers
+import threading
+import uuid
 import warnings
 
 import numpy as np
@@ -166,29 +168,72 @@ def _sum(parts):
     return out
 
 
-def _lloyd_chunk(x, w, centers, mean, device, prev):
+# Workspaces kept between the passes of one fit, per (fit, chunk), in each worker process:
+# the centred chunk, its transpose and the assignment bounds of the last pass stay put, so
+# an iteration costs what an in-memory iteration does. Dropped when the fit ends.
+_WORKSPACES = {}
+_WORKSPACES_LOCK = threading.Lock()
+
+
+def _chunk_workspace(token, index, x, w, centers, mean, device):
+    """``(x centred, weights, workspace, lock, wxT)`` of chunk ``index`` of fit ``token``:
+    the one kept from an earlier pass, or a new one (kept unless ``token`` is None).
+    ``wxT`` is the weighted rows ``w * x`` in X's dtype (the kernels' products), transposed:
+    a step's sums are then one contiguous ``bincount`` per feature.
+
+    The lock is held by the caller until it is done with the workspace; a second task on
+    the same chunk at once (a retried or stolen task) gets a workspace of its own.
+    """
+    entry = None
+    if token is not None:
+        with _WORKSPACES_LOCK:
+            entry = _WORKSPACES.get((token, index))
+        if entry is not None and entry[3].acquire(blocking=False):
+            return entry
+    x = _block(x, centers.dtype, mean)
+    w = _weights(w, x.shape[0], x.dtype)
+    lock = threading.Lock()
+    lock.acquire()
+    ws = _workspace(device, x, w, centers.shape[0]) if x.shape[0] else None
+    entry = (x, w, ws, lock, np.ascontiguousarray((x * w[:, None]).T))
+    if token is not None:
+        with _WORKSPACES_LOCK:
+            _WORKSPACES.setdefault((token, index), entry)
+    return entry
+
+
+def _drop_workspaces(token):
+    """Forget the workspaces of fit ``token`` in this process."""
+    with _WORKSPACES_LOCK:
+        for key in [key for key in _WORKSPACES if key[0] == token]:
+            del _WORKSPACES[key]
+
+
+def _lloyd_chunk(x, w, centers, mean, device, prev, token, index):
     """One Lloyd step on a chunk.
 
-    Returns ``((labels, distances), partial)``: the state the next step and a relocation
-    need (kept on the worker), and ``partial = (sums, weights, inertia, n_changed)`` with
-    float64 ``sums`` (K, d) and ``weights`` (K,) of the rows by their new label.
+    Returns ``(labels, partial)``: the labels (kept on the worker for the next step and a
+    relocation) and ``partial = (sums, weights, inertia, n_changed)`` with float64 ``sums``
+    (K, d) and ``weights`` (K,) of the rows by their new label.
     """
-    x = _block(x, centers.dtype, mean)
-    n = x.shape[0]
     n_clusters, n_features = centers.shape
     sums = np.zeros((n_clusters, n_features))
     weights = np.zeros(n_clusters)
-    if n == 0:
-        return (np.empty(0, np.int32), np.empty(0, x.dtype)), (sums, weights, 0.0, 0)
-    w = _weights(w, n, x.dtype)
-    labels, dist, inertia = _nearest(x, w, centers, device)
-    n_changed = n if prev is None else int(np.count_nonzero(labels != prev[0][0]))
+    x, w, ws, lock, wxT = _chunk_workspace(token, index, x, w, centers, mean, device)
+    try:
+        n = x.shape[0]
+        if n == 0:
+            return np.empty(0, np.int32), (sums, weights, 0.0, 0)
+        inertia = ws.assign(ws.upload_centers(centers))
+        labels = ws.download_labels()
+    finally:
+        lock.release()
+    n_changed = n if prev is None else int(np.count_nonzero(labels != prev[0]))
     # the kernels' products w * x in X's dtype, each added to a float64 sum in row order
     for f in range(n_features):
-        sums[:, f] = np.bincount(labels, weights=(w * x[:, f]).astype(np.float64),
-                                 minlength=n_clusters)
+        sums[:, f] = np.bincount(labels, weights=wxT[f], minlength=n_clusters)
     weights[:] = np.bincount(labels, weights=w.astype(np.float64), minlength=n_clusters)
-    return (labels, dist), (sums, weights, float(inertia), n_changed)
+    return labels, (sums, weights, float(inertia), n_changed)
 
 
 def _combine_lloyd(parts):
@@ -203,14 +248,16 @@ def _combine_lloyd(parts):
     return sums, weights, inertia, n_changed
 
 
-def _farthest_chunk(x, w, mean, dtype, state, m, offset):
-    """The ``m`` rows of a chunk farthest from their centres, farthest first, ties to the
-    lowest row: ``(distances, global rows, centred rows, weights, labels)``."""
-    labels, dist = state[0]
+def _farthest_chunk(x, w, mean, centers, state, m, offset):
+    """The ``m`` rows of a chunk farthest from their centres (``centers``, those the
+    chunk's labels ``state[0]`` were assigned against), farthest first, ties to the lowest
+    row: ``(distances, global rows, centred rows, weights, labels)``."""
+    labels = state[0]
     n = labels.shape[0]
+    x = _block(x, centers.dtype, mean)
+    w = _weights(w, n, centers.dtype)
+    dist = _own_sq_dist(x, centers, labels) if n else np.empty(0, centers.dtype)
     order = np.lexsort((np.arange(n), -dist.astype(np.float64)))[:m]
-    x = _block(x, dtype, mean)
-    w = _weights(w, n, dtype)
     return dist[order], order + offset, x[order], w[order], labels[order]
 
 
@@ -337,12 +384,12 @@ def _persist(outs):
     return list(dask.persist(*outs))
 
 
-def lloyd_step_graph(chunks, centers, mean, device, states):
+def lloyd_step_graph(chunks, centers, mean, device, states, token=None):
     """One Lloyd step as a graph: ``(outs, total)``, one task per chunk and a tree of
     reductions; its size depends on the number of chunks only."""
     c, m = _shared(centers), _shared(mean)
-    outs = [dask.delayed(_lloyd_chunk, pure=False, nout=2)(x, w, c, m, device, s)
-            for x, w, s in zip(chunks.x, chunks.w, states, strict=True)]
+    outs = [dask.delayed(_lloyd_chunk, pure=False, nout=2)(x, w, c, m, device, s, token, i)
+            for i, (x, w, s) in enumerate(zip(chunks.x, chunks.w, states, strict=True))]
     return outs, _tree([o[1] for o in outs], _combine_lloyd)
 
 
@@ -352,8 +399,8 @@ def _relocate_empty(chunks, states, centers, mean, sums, weights):
     row), whose weighted coordinates leave its own cluster. Updates sums and weights."""
     n_clusters = weights.shape[0]
     m = min(n_clusters, chunks.n_samples)
-    m_shared = _shared(mean)
-    parts = [dask.delayed(_farthest_chunk, pure=False)(x, w, m_shared, chunks.dtype, s, m, off)
+    m_shared, c_shared = _shared(mean), _shared(centers)
+    parts = [dask.delayed(_farthest_chunk, pure=False)(x, w, m_shared, c_shared, s, m, off)
              for x, w, s, off in zip(chunks.x, chunks.w, states, chunks.offsets, strict=True)]
     dist, _, xs, ws, labels = dask.compute(_tree(parts, _combine_farthest, m))[0]
     if dist.shape[0] == 0 or dist[0] <= 0:
@@ -380,13 +427,30 @@ def _average(sums, weights, dtype):
     return means.astype(dtype)
 
 
-def _lloyd(chunks, centers, mean, device, max_iter, tol):
+def _release_workspaces(token):
+    """Drop the workspaces of fit ``token`` here and on every worker of the client."""
+    if token is None:
+        return
+    _drop_workspaces(token)
+    try:
+        from distributed import default_client
+
+        client = default_client()
+    except (ImportError, ValueError):  # no dask.distributed client: nothing else holds them
+        return
+    try:
+        client.run(_drop_workspaces, token)
+    except Exception:  # noqa: BLE001 - a cluster that is gone holds nothing; the fit's own
+        pass  # error (if any) is the one to report
+
+
+def _lloyd(chunks, centers, mean, device, max_iter, tol, token=None):
     """Lloyd's algorithm from centred ``centers``; returns ``(centers, n_iter)``."""
     states = [None] * len(chunks)
     n_iter = 0
     while n_iter < max_iter:
         n_iter += 1
-        outs, _ = lloyd_step_graph(chunks, centers, mean, device, states)
+        outs, _ = lloyd_step_graph(chunks, centers, mean, device, states, token)
         states = _persist(outs)
         total = _tree([o[1] for o in states], _combine_lloyd)
         sums, weights, _, n_changed = dask.compute(total)[0]
@@ -676,23 +740,30 @@ class KMeans:
             m64 = _shared(col_sums / n)
             parts = [dask.delayed(_chunk_sq_dev, pure=False)(x, X.dtype, m64) for x in chunks.x]
             tol = float(np.mean(dask.compute(_tree(parts, _sum))[0] / n) * self.tol)
+        # the workspaces kept on the workers hold a centred copy of X: only with persist
+        token = uuid.uuid4().hex if self.persist else None
         best = None
-        for r in range(n_init):
-            if init is not None:
-                centers = (init - mean).astype(X.dtype)
-            else:
-                if r > 0:
-                    parts = [dask.delayed(_chunk_stats, pure=False)(x, w, X.dtype, keys[r], off)
-                             for x, w, off in zip(chunks.x, chunks.w, chunks.offsets,
-                                                  strict=True)]
-                    first = dask.compute(_tree(parts, _combine_stats))[0][3]
-                centers = _kmeans_parallel(chunks, mean, first, n_clusters,
-                                           self.oversampling_factor, self.init_max_iter,
-                                           keys[r], seeds[r], self.device)
-            centers, n_iter = _lloyd(chunks, centers, mean, self.device, self.max_iter, tol)
-            inertia = self._final_inertia(chunks, centers, mean)
-            if best is None or inertia < best[0]:
-                best = inertia, centers, n_iter
+        try:
+            for r in range(n_init):
+                if init is not None:
+                    centers = (init - mean).astype(X.dtype)
+                else:
+                    if r > 0:
+                        parts = [dask.delayed(_chunk_stats, pure=False)(x, w, X.dtype, keys[r],
+                                                                         off)
+                                 for x, w, off in zip(chunks.x, chunks.w, chunks.offsets,
+                                                      strict=True)]
+                        first = dask.compute(_tree(parts, _combine_stats))[0][3]
+                    centers = _kmeans_parallel(chunks, mean, first, n_clusters,
+                                               self.oversampling_factor, self.init_max_iter,
+                                               keys[r], seeds[r], self.device)
+                centers, n_iter = _lloyd(chunks, centers, mean, self.device, self.max_iter,
+                                         tol, token)
+                inertia = self._final_inertia(chunks, centers, mean, token)
+                if best is None or inertia < best[0]:
+                    best = inertia, centers, n_iter
+        finally:
+            _release_workspaces(token)
         inertia, centers, n_iter = best
         self._mean = mean
         self.cluster_centers_ = (centers + mean).astype(X.dtype)
@@ -704,12 +775,12 @@ class KMeans:
                                     dtype=np.int32, drop_axis=1)
         return self
 
-    def _final_inertia(self, chunks, centers, mean):
+    def _final_inertia(self, chunks, centers, mean, token):
         """The final labelling pass: the inertia of the rows against ``centers``."""
         c, m = _shared(centers), _shared(mean)
         parts = [dask.delayed(_lloyd_chunk, pure=False, nout=2)(x, w, c, m, self.device,
-                                                                None)[1]
-                 for x, w in zip(chunks.x, chunks.w, strict=True)]
+                                                                None, token, i)[1]
+                 for i, (x, w) in enumerate(zip(chunks.x, chunks.w, strict=True))]
         return float(dask.compute(_tree(parts, _combine_lloyd))[0][2])
 
     def fit_predict(self, X, y=None, sample_weight=None):

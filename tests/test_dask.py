@@ -77,6 +77,15 @@ def test_equals_in_memory_with_the_same_init(client, rng, dtype, weighted):
     assert np.mean(labels == ref.labels_) >= 0.9999
 
 
+def test_kept_workspaces_change_nothing_and_are_dropped(client, rng):
+    X = da.from_array(blobs(rng, n_per=40), chunks=30)
+    kept = ckd.KMeans(4, random_state=1, device="cpu").fit(X)
+    assert ckd._WORKSPACES == {}
+    recomputed = ckd.KMeans(4, random_state=1, device="cpu", persist=False).fit(X)
+    np.testing.assert_array_equal(kept.cluster_centers_, recomputed.cluster_centers_)
+    assert kept.n_iter_ == recomputed.n_iter_
+
+
 def test_tol_zero_and_max_iter_match_in_memory(client, rng):
     X = blobs(rng, n_per=40)
     init = X[:4]
