@@ -46,6 +46,10 @@ __all__ = ["KMeans", "silhouette_score"]
 # Partials combined per reduction task: a tree of depth log_8(chunks).
 SPLIT_EVERY = 8
 
+# k-means++ and Lloyd runs on the weighted k-means|| candidates (in memory, cheap): the
+# best by inertia is the start of Lloyd on the whole data.
+CANDIDATE_RUNS = 3
+
 # splitmix64's constants (Steele, Lea and Flood): a bijective mixer of 64-bit counters.
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -512,7 +516,7 @@ def _kmeans_parallel(chunks, mean, first, n_clusters, oversampling_factor, round
     parts = [dask.delayed(_candidate_weights, pure=False)(x, w, m_shared, dtype, cands, device)
              for x, w in zip(chunks.x, chunks.w, strict=True)]
     cand_w = dask.compute(_tree(parts, _sum))[0]
-    local = _LocalKMeans(n_clusters, init="k-means++", n_init=1, random_state=seed,
+    local = _LocalKMeans(n_clusters, init="k-means++", n_init=CANDIDATE_RUNS, random_state=seed,
                          device=device)
     return local.fit(cand_x, sample_weight=cand_w).cluster_centers_.astype(dtype)
 
@@ -725,8 +729,10 @@ class KMeans:
             X, sample_weight = dask.persist(X, sample_weight)
         chunks = _Chunks(X, sample_weight)
         rs = check_random_state(self.random_state)
-        keys = [int(rs.randint(np.iinfo(np.int64).max)) for _ in range(n_init)]
-        seeds = [int(rs.randint(np.iinfo(np.int32).max)) for _ in range(n_init)]
+        # each run's two numbers in turn, so that run r is the same whatever n_init is
+        draws = [(int(rs.randint(np.iinfo(np.int64).max)), int(rs.randint(np.iinfo(np.int32).max)))
+                 for _ in range(n_init)]
+        keys, seeds = [d[0] for d in draws], [d[1] for d in draws]
         # first pass: validation, the means, and each run's first k-means|| centre
         key = keys[0] if init is None else None
         parts = [dask.delayed(_chunk_stats, pure=False)(x, w, X.dtype, key, off)

@@ -121,18 +121,18 @@ def test_integer_weights_equal_repeated_rows(client, rng):
 
 
 CHUNKINGS = {
-    "even": (20,) * 6,
-    "uneven": (7, 50, 1, 22, 40),
-    "one chunk": (120,),
-    "empty chunk": (50, 0, 70),
-    "rows": (1,) * 120,
+    "even": (20,) * 4,
+    "uneven": (7, 30, 1, 12, 30),
+    "one chunk": (80,),
+    "empty chunk": (30, 0, 50),
+    "rows": (1,) * 80,
 }
 
 
 @pytest.fixture(scope="module")
 def chunking_data():
     rs = np.random.RandomState(7)
-    return blobs(rs, n_per=30)
+    return blobs(rs, n_per=20)
 
 
 @pytest.fixture(scope="module")
@@ -188,9 +188,9 @@ def _first_centre(X, seed):
 def test_kmeans_parallel_quality_matches_in_memory_kmeans_plusplus(client):
     from sklearn.datasets import make_blobs
 
-    X, _ = make_blobs(n_samples=1500, centers=10, n_features=5, cluster_std=1.5,
+    X, _ = make_blobs(n_samples=1000, centers=10, n_features=5, cluster_std=1.5,
                       random_state=11)
-    dX = da.from_array(X, chunks=(300, 5))
+    dX = da.from_array(X, chunks=(250, 5))
     ours, theirs = [], []
     for seed in range(10):
         ours.append(ckd.KMeans(10, random_state=seed, device="cpu").fit(dX).inertia_)
@@ -281,17 +281,81 @@ def test_predict_refuses_other_features(client, rng):
         km.predict(X[:, :2])
 
 
+def test_more_runs_keep_the_lowest_inertia(client, rng):
+    X = da.from_array(blobs(rng, n_per=30, centers=((0, 0), (3, 0), (0, 3), (3, 3), (9, 9))),
+                      chunks=40)
+    one = ckd.KMeans(5, random_state=2, init_max_iter=1, oversampling_factor=0.3,
+                     device="cpu").fit(X)
+    three = ckd.KMeans(5, random_state=2, init_max_iter=1, oversampling_factor=0.3, n_init=3,
+                       device="cpu").fit(X)
+    assert three.inertia_ <= one.inertia_
+    np.testing.assert_allclose(three.inertia_, -three.score(X), rtol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def process_client():
+    """Two worker processes (each imports the library and loads its kernels itself)."""
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0", silence_logs=50) as cluster, \
+            distributed.Client(cluster) as c:
+        yield c
+
+
 @pytest.mark.timeout(180)
-def test_worker_processes_give_the_in_memory_result():
+def test_worker_processes_give_the_in_memory_result(process_client):
     rng = np.random.RandomState(1)
     X = blobs(rng, n_per=25)
     init = X[:4]
     ref = cudakmeans.KMeans(4, init=init, device="cpu").fit(X)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0", silence_logs=50) as cluster, \
-            distributed.Client(cluster):
+    with process_client.as_current():
         km = ckd.KMeans(4, init=init, device="cpu").fit(da.from_array(X, chunks=30))
         labels = km.labels_.compute()
     np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_, rtol=1e-9)
     assert km.n_iter_ == ref.n_iter_
     np.testing.assert_array_equal(labels, ref.labels_)
+
+@pytest.mark.timeout(180)
+def test_a_killed_worker_does_not_hang_the_fit(process_client):
+    """A worker process killed mid-fit: dask recomputes its chunks elsewhere and the fit
+    gives the in-memory result, or it raises; it never hangs (pytest-timeout)."""
+    import os
+    import threading
+    import time
+
+    rng = np.random.RandomState(3)
+    # overlapping blobs: Lloyd takes many iterations, so the kill lands inside the fit
+    X = blobs(rng, n_per=1000, centers=[(0, 0, 0), (1, 0.5, 0), (0, 1, 0.5), (1, 1, 1)])
+    init = X[:4]
+    ref = cudakmeans.KMeans(4, init=init, tol=0.0, device="cpu").fit(X)
+    assert ref.n_iter_ >= 10
+    times = {}
+    c = process_client
+    with c.as_current():
+        c.run(lambda: None)  # both workers are up
+        victim = sorted(c.scheduler_info()["workers"])[0]
+        started = threading.Event()
+
+        def kill_soon():
+            started.wait()
+            time.sleep(0.5)
+            times["kill"] = time.monotonic()
+            try:
+                c.run(os._exit, 1, workers=[victim])
+            except Exception:  # noqa: BLE001 - the worker dies before it can answer
+                pass
+
+        killer = threading.Thread(target=kill_soon)
+        killer.start()
+        dX = da.from_array(X, chunks=100)
+        try:
+            started.set()
+            km = ckd.KMeans(4, init=init, tol=0.0, device="cpu").fit(dX)
+        except Exception as exc:  # noqa: BLE001 - a clear error is an allowed outcome
+            assert str(exc)
+            return
+        finally:
+            times["done"] = time.monotonic()
+            killer.join()
+    assert times["kill"] < times["done"]  # the worker did die during the fit
+    np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_, rtol=1e-9)
+    assert km.n_iter_ == ref.n_iter_
