@@ -114,7 +114,8 @@ def main(argv=None):
         "",
         f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}; "
         f"python {platform.python_version()}, dask {dask.__version__}, distributed "
-        f"{distributed.__version__}; device cpu",
+        f"{distributed.__version__}; device cpu; load average at the start "
+        + ", ".join(f"{x:.2f}" for x in os.getloadavg()),
         f"- data: {args.n:,} x {args.d} {args.dtype} overlapping blobs, K = {args.k}, "
         f"{args.chunks} row chunks, generated lazily on the workers and persisted before timing",
         f"- per iteration: (median fit time with max_iter={1 + args.iters} minus median with "
@@ -152,6 +153,9 @@ def main(argv=None):
                f"{model.inertia_:.6g} |")
         print(row, flush=True)
         lines.append(row)
+    lines += ["", "load average (1, 5, 15 min) at the end: "
+              + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+              + f" on {os.cpu_count()} CPUs (other work on the machine slows every row)"]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

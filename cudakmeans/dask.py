@@ -672,6 +672,30 @@ class KMeans:
                  "max_iter", "tol", "random_state", "device", "persist")
         return {name: getattr(self, name) for name in names}
 
+    def set_params(self, **params):
+        """Set constructor parameters (validated at the next fit).
+
+        Parameters
+        ----------
+        **params : dict
+            Parameter names and their new values.
+
+        Returns
+        -------
+        self : KMeans
+            The estimator.
+        """
+        valid = self.get_params()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"Invalid parameter {name!r} for estimator {self!r}. "
+                                 f"Valid parameters are: {sorted(valid)!r}.")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self):
+        return f"{type(self).__name__}(n_clusters={self.n_clusters!r})"
+
     def _check_params(self, X):
         n_clusters = _check_int(self.n_clusters, "n_clusters", 1)
         if X.shape[0] < n_clusters:
@@ -930,9 +954,11 @@ def silhouette_score(X, labels, *, sample_size=10_000, random_state=None, metric
     X = _check_dask_X(X)
     n = X.shape[0]
     if not isinstance(labels, da.Array):
-        labels = da.from_array(np.asarray(labels), chunks=(X.chunks[0],))
+        labels = np.asarray(labels)
     if labels.ndim != 1 or labels.shape[0] != n:
         raise ValueError(f"labels.shape == {labels.shape}, expected {(n,)}.")
+    if not isinstance(labels, da.Array):
+        labels = da.from_array(labels, chunks=(X.chunks[0],))
     if sample_size is None or (isinstance(sample_size, numbers.Integral)
                                and not isinstance(sample_size, bool) and sample_size >= n):
         Xs, ls = dask.compute(X, labels)

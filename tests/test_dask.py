@@ -77,6 +77,27 @@ def test_equals_in_memory_with_the_same_init(client, rng, dtype, weighted):
     assert np.mean(labels == ref.labels_) >= 0.9999
 
 
+def test_chunks_large_enough_for_the_cpu_threads_on_two_workers_at_once(client):
+    # n x K x d per chunk above the CPU path's threshold for its own threads: both
+    # workers' tasks then share the library's thread pool
+    X = np.random.RandomState(5).standard_normal((2 * 20_000, 16)).astype(np.float32)
+    init = X[:16]
+    ref = cudakmeans.KMeans(16, init=init, max_iter=3, tol=0.0, device="cpu").fit(X)
+    km = ckd.KMeans(16, init=init, max_iter=3, tol=0.0, device="cpu").fit(
+        da.from_array(X, chunks=(20_000, 16)))
+    np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_, rtol=1e-4,
+                               atol=1e-4)
+    assert km.n_iter_ == ref.n_iter_ == 3
+    assert np.mean(km.labels_.compute() == ref.labels_) >= 0.9999
+
+
+def test_params_round_trip():
+    km = ckd.KMeans(3, tol=0.5)
+    assert km.get_params()["tol"] == 0.5
+    assert km.set_params(n_clusters=5, persist=False) is km
+    assert (km.n_clusters, km.persist) == (5, False)
+
+
 def test_kept_workspaces_change_nothing_and_are_dropped(client, rng):
     X = da.from_array(blobs(rng, n_per=40), chunks=30)
     kept = ckd.KMeans(4, random_state=1, device="cpu").fit(X)
@@ -271,6 +292,10 @@ def test_silhouette_of_a_sample_is_scikit_learns(client, rng):
     (lambda X, w: ckd.KMeans(2).fit(da.where(X > 0.9, np.nan, X)), ValueError, "NaN"),
     (lambda X, w: ckd.KMeans(2).fit(X[X[:, 0] > 0.5]), ValueError, "chunk sizes"),
     (lambda X, w: ckd.KMeans(2).predict(X), cudakmeans.NotFittedError, "not fitted"),
+    (lambda X, w: ckd.KMeans(2).set_params(n_cluster=3), ValueError, "Invalid parameter"),
+    (lambda X, w: ckd.silhouette_score(X, np.zeros(19)), ValueError, "labels.shape"),
+    (lambda X, w: ckd.silhouette_score(X, np.arange(20) % 2, sample_size=1), ValueError,
+     "sample_size"),
 ])
 def test_bad_input_is_refused_clearly(client, call, error, match):
     X = da.from_array(np.random.RandomState(0).uniform(size=(20, 2)), chunks=7)
