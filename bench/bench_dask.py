@@ -80,6 +80,43 @@ def per_iteration(make_model, X, n_iter, repeats):
     return (statistics.median(long_) - statistics.median(short)) / n_iter, model
 
 
+def memory_check(args):
+    """``--memory``: 2 worker processes with a memory limit fit lazily generated data of
+    ``--memory-factor`` times their total limit with ``persist=False``; dask's
+    MemorySampler reports the cluster's peak process memory (the limit is dask's: a worker
+    spills, pauses and is finally restarted beyond it)."""
+    import distributed
+    from distributed.diagnostics import MemorySampler
+
+    from cudakmeans import dask as ckd
+
+    limit = int(args.memory_limit_gib * 2**30)
+    n = int(args.memory_factor * 2 * limit) // (args.d * 4)
+    rows = max(1, n // args.chunks)
+    X = lazy_blobs(n, args.d, args.k, -(-n // rows), 0, np.dtype(np.float32))
+    init = (blob_centers(args.k, args.d, 0)
+            + np.random.RandomState(1).standard_normal((args.k, args.d))).astype(np.float32)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  memory_limit=limit, dashboard_address=":0",
+                                  silence_logs=40) as cluster, \
+            distributed.Client(cluster) as client:
+        sampler = MemorySampler()
+        with sampler.sample("fit", interval=0.25):
+            start = time.perf_counter()
+            km = ckd.KMeans(args.k, init=init, max_iter=args.iters, persist=False,
+                            device="cpu").fit(X)
+            seconds = time.perf_counter() - start
+        peak = float(sampler.to_pandas().max().iloc[0])
+        spilled = sum(client.run(lambda dask_worker: getattr(
+            dask_worker.data, "spilled_total", None) and
+            dask_worker.data.spilled_total.disk).values())
+    print(f"memory check: {n:,} x {args.d} float32 = {n * args.d * 4 / 2**30:.2f} GiB lazily "
+          f"generated; 2 worker processes, memory_limit {args.memory_limit_gib} GiB each; "
+          f"fit ({km.n_iter_} iterations, persist=False) in {seconds:.1f} s; peak process "
+          f"memory of the cluster (MemorySampler, both workers) {peak / 2**30:.2f} GiB; "
+          f"bytes spilled to disk: {spilled}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=4_000_000, help="rows")
@@ -93,10 +130,18 @@ def main(argv=None):
     parser.add_argument("--no-in-memory", action="store_true",
                         help="skip the in-memory reference (it needs X on the client)")
     parser.add_argument("--quick", action="store_true", help="n = 400,000, 2 repeats")
+    parser.add_argument("--memory", action="store_true",
+                        help="only the memory check (see memory_check)")
+    parser.add_argument("--memory-limit-gib", type=float, default=1.0)
+    parser.add_argument("--memory-factor", type=float, default=1.5,
+                        help="data size over the workers' total memory limit")
     parser.add_argument("--out", default=None, help="write dask-<date>.md into this folder")
     args = parser.parse_args(argv)
     if args.quick:
         args.n, args.repeats = min(args.n, 400_000), min(args.repeats, 2)
+    if args.memory:
+        memory_check(args)
+        return
 
     import dask
     import distributed
