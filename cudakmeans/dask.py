@@ -121,13 +121,13 @@ def _own_sq_dist(x, centers, labels):
     return acc
 
 
-def _nearest(x, w, centers, device):
-    """``(labels, squared distance to the own centre, inertia)`` of a chunk, labelled by the
-    library's assignment kernel on this worker's device."""
+def _nearest(x, w, centers, device, distances=False):
+    """``(labels, squared distance to the own centre or None, inertia)`` of a chunk,
+    labelled by the library's assignment kernel on this worker's device."""
     ws = _workspace(device, x, w, centers.shape[0])
     inertia = ws.assign(ws.upload_centers(centers))
     labels = ws.download_labels()
-    return labels, _own_sq_dist(x, centers, labels), inertia
+    return labels, _own_sq_dist(x, centers, labels) if distances else None, inertia
 
 
 def _chunk_stats(x, w, dtype, key, offset):
@@ -279,7 +279,7 @@ def _update_closest(x, w, mean, dtype, new_centers, device, prev):
     if n == 0:
         return np.empty(0), 0.0
     w = _weights(w, n, dtype)
-    _, dist, _ = _nearest(x, w, new_centers, device)
+    _, dist, _ = _nearest(x, w, new_centers, device, distances=True)
     closest = dist.astype(np.float64)
     if prev is not None:
         np.minimum(closest, prev[0], out=closest)
