@@ -591,7 +591,8 @@ class KMeans:
         'k-means||': scalable k-means++, its random numbers keyed by the seed and the
         global row index (the centres do not depend on the chunking); or the centres.
     oversampling_factor : float, default=2.0
-        k-means|| draws about ``oversampling_factor * n_clusters`` candidates per round.
+        Expected candidates per k-means|| round and cluster: a round draws about
+        ``oversampling_factor * n_clusters`` rows.
     init_max_iter : int, default=5
         Rounds of k-means||.
     n_init : int, default=1
