@@ -70,7 +70,7 @@ TARGETS = {
                                   "tests/test_silhouette.py", "tests/test_minibatch.py",
                                   "tests/test_templates.py", "tests/test_estimator_checks.py"),
     "cudakmeans/templates.py": ("tests/test_templates.py",),
-    "cudakmeans/_bisect.py": ("tests/test_templates.py",),
+    "cudakmeans/_bisect.py": ("tests/test_bisect.py", "tests/test_templates.py"),
     "cudakmeans/_io.py": ("tests/test_cli.py", "tests/test_hostile_inputs.py"),
     "cudakmeans/cli.py": ("tests/test_cli.py", "tests/test_hostile_inputs.py"),
     "cudakmeans/_sparse.py": ("tests/test_sparse.py",),

@@ -275,3 +275,39 @@ def test_verbose_numbers_each_init_as_scikit_learn(capsys):
     MiniBatchKMeans(3, device="cpu", **kwargs).fit(X)
     assert init_lines() == expected
     assert expected[-1] == "Inertia for init 3/3"
+
+
+def test_verbose_early_stop_line_is_scikit_learns(capsys):
+    """The step a fit stops at is printed as scikit-learn prints it (counted from 1)."""
+    from sklearn.cluster import MiniBatchKMeans as SkMiniBatchKMeans
+
+    X = make_blobs(2000, 3, 6, seed=4)[0]
+    kwargs = dict(batch_size=64, max_iter=50, max_no_improvement=3, n_init=1, verbose=1,
+                  random_state=9)
+
+    def stop_lines():
+        return [line for line in capsys.readouterr().out.splitlines()
+                if line.startswith("Converged (lack of improvement")]
+
+    SkMiniBatchKMeans(6, **kwargs).fit(X)
+    expected = stop_lines()
+    MiniBatchKMeans(6, device="cpu", **kwargs).fit(X)
+    assert len(expected) == 1  # the premise: scikit-learn stopped early on these data
+    assert stop_lines() == expected
+
+
+def test_best_init_keeps_the_first_of_equal_inertias():
+    """Initialisations with the same validation inertia: the first one is kept, as
+    scikit-learn keeps it (a strict ``<``)."""
+    from cudakmeans._drivers.minibatch import best_init
+
+    class Validation:  # every set of centres scores the same
+        def upload_centers(self, centers):
+            return centers
+
+        def assign(self, centers):
+            return 1.5
+
+    made = iter([np.zeros((2, 2)), np.ones((2, 2)), np.full((2, 2), 2.0)])
+    chosen = best_init(Validation(), lambda: next(made), 3)
+    np.testing.assert_array_equal(chosen, np.zeros((2, 2)))
