@@ -38,6 +38,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ._device import DEVICES, get_backend, resolve, resolve_device
 from ._kmeans import KMeans as _LocalKMeans
+from ._kmeans import kmeans_plusplus
 from ._silhouette import silhouette_score as _local_silhouette_score
 from ._validation import check_is_fitted, check_random_state
 
@@ -562,6 +563,13 @@ def _check_weights(sample_weight, X):
     return sample_weight.astype(X.dtype).rechunk((X.chunks[0],))
 
 
+def _gather(X, sample_weight, mean):
+    """X's rows, centred on ``mean``, and the weights (None: all ones) on the client."""
+    rows, weights = dask.compute(X, sample_weight)
+    centred = np.ascontiguousarray(np.asarray(rows) - mean, dtype=X.dtype)
+    return centred, None if weights is None else np.asarray(weights)
+
+
 def _check_int(value, name, low):
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
         raise ValueError(f"{name} must be an int >= {low}, got {value!r}.")
@@ -587,9 +595,12 @@ class KMeans:
     ----------
     n_clusters : int, default=8
         The number of clusters.
-    init : 'k-means||' or array-like of shape (n_clusters, n_features), default='k-means||'
+    init : {'k-means||', 'k-means++'} or array-like of shape (n_clusters, n_features), \
+default='k-means||'
         'k-means||': scalable k-means++, its random numbers keyed by the seed and the
-        global row index (the centres do not depend on the chunking); or the centres.
+        global row index (the centres do not depend on the chunking). 'k-means++': the
+        library's exact weighted k-means++ on all rows, gathered to the client once (for
+        data that fit in its memory; Lloyd still runs on the workers). Or the centres.
     oversampling_factor : float, default=2.0
         Expected candidates per k-means|| round and cluster: a round draws about
         ``oversampling_factor * n_clusters`` rows.
@@ -709,9 +720,9 @@ class KMeans:
         _check_real(self.tol, "tol", positive=False)
         n_init = _check_int(self.n_init, "n_init", 1)
         if isinstance(self.init, str):
-            if self.init != "k-means||":
-                raise ValueError(
-                    f"init must be 'k-means||' or an array of centres, got {self.init!r}.")
+            if self.init not in ("k-means||", "k-means++"):
+                raise ValueError("init must be 'k-means||', 'k-means++' or an array of "
+                                 f"centres, got {self.init!r}.")
             return n_clusters, n_init, None
         init = np.asarray(self.init)
         if init.dtype.kind not in "iuf":
@@ -759,7 +770,7 @@ class KMeans:
                  for _ in range(n_init)]
         keys, seeds = [d[0] for d in draws], [d[1] for d in draws]
         # first pass: validation, the means, and each run's first k-means|| centre
-        key = keys[0] if init is None else None
+        key = keys[0] if init is None and self.init == "k-means||" else None
         parts = [dask.delayed(_chunk_stats, pure=False)(x, w, X.dtype, key, off)
                  for x, w, off in zip(chunks.x, chunks.w, chunks.offsets, strict=True)]
         n, col_sums, total_weight, first = dask.compute(_tree(parts, _combine_stats))[0]
@@ -774,10 +785,18 @@ class KMeans:
         # the workspaces kept on the workers hold a centred copy of X: only with persist
         token = uuid.uuid4().hex if self.persist else None
         best = None
+        gathered = None  # init='k-means++': the centred rows and weights on the client
         try:
             for r in range(n_init):
                 if init is not None:
                     centers = (init - mean).astype(X.dtype)
+                elif self.init == "k-means++":
+                    if gathered is None:
+                        gathered = _gather(X, sample_weight, mean)
+                    _, indices = kmeans_plusplus(gathered[0], n_clusters,
+                                                 sample_weight=gathered[1],
+                                                 random_state=seeds[r], device=self.device)
+                    centers = gathered[0][indices]
                 else:
                     if r > 0:
                         parts = [dask.delayed(_chunk_stats, pure=False)(x, w, X.dtype, keys[r],

@@ -389,3 +389,41 @@ def test_a_killed_worker_does_not_hang_the_fit(process_client):
     assert times["kill"] < times["done"]  # the worker did die during the fit
     np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_, rtol=1e-9)
     assert km.n_iter_ == ref.n_iter_
+
+
+def test_kmeans_plusplus_init_is_the_librarys_on_all_rows(client, rng, monkeypatch):
+    """init='k-means++': the library's weighted k-means++ on every row (centred, as the
+    in-memory fit seeds), one seed per run, whatever the chunking; the fit is then the
+    explicit-init fit from the rows it chose."""
+    X = blobs(rng)
+    w = rng.uniform(0.5, 2.0, X.shape[0])
+    seen = []
+
+    def spy(rows, n_clusters, **kwargs):
+        centers, indices = cudakmeans.kmeans_plusplus(rows, n_clusters, **kwargs)
+        weights = kwargs["sample_weight"]
+        seen.append((rows.copy(), None if weights is None else weights.copy(),
+                     kwargs["random_state"], indices))
+        return centers, indices
+
+    monkeypatch.setattr(ckd, "kmeans_plusplus", spy)
+    fits = [ckd.KMeans(4, init="k-means++", random_state=3, device="cpu").fit(
+                da.from_array(X, chunks=(rows, 3)), sample_weight=da.from_array(w, rows))
+            for rows in (37, X.shape[0])]
+    assert len(seen) == 2
+    rows, weights, seed, indices = seen[0]
+    np.testing.assert_allclose(rows, X - X.mean(axis=0), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(weights, w)
+    assert seen[1][2] == seed  # the seed does not depend on the chunking
+    np.testing.assert_array_equal(seen[1][3], indices)  # nor do the rows it picks
+    np.testing.assert_array_equal(fits[0].labels_.compute(), fits[1].labels_.compute())
+    explicit = ckd.KMeans(4, init=X[indices], device="cpu").fit(
+        da.from_array(X, chunks=(37, 3)), sample_weight=da.from_array(w, 37))
+    np.testing.assert_allclose(fits[0].cluster_centers_, explicit.cluster_centers_,
+                               rtol=1e-9, atol=1e-9 * np.abs(X).max())
+    assert fits[0].n_iter_ == explicit.n_iter_
+    seen.clear()
+    ckd.KMeans(4, init="k-means++", n_init=3, random_state=3, device="cpu").fit(
+        da.from_array(X, chunks=(37, 3)))
+    assert len({s[2] for s in seen}) == 3  # a seed of its own per run
+    assert seen[0][1] is None  # unweighted: no weights gathered
