@@ -1,8 +1,10 @@
 """Which device runs the work: resolved once per process, explained when it cannot be CUDA."""
 
+import ctypes
 import functools
 import importlib
 import os
+import sys
 
 from . import _backend, _fallback
 
@@ -38,6 +40,13 @@ def cuda_status():
     >>> isinstance(usable, bool) and isinstance(reason, str)
     True
     """
+    simulated = os.environ.get("NUMBA_ENABLE_CUDASIM", "0").strip() not in ("", "0")
+    if not simulated:
+        missing = _missing_driver()
+        if missing:
+            # Importing numba.cuda costs ~0.3 s, a third of a warm CPU run: skip it where
+            # the driver library numba-cuda would load is not there at all.
+            return False, f"no usable NVIDIA driver (libcuda could not be loaded: {missing})"
     try:
         from numba import config, cuda
     except ImportError as exc:  # pragma: no cover - numba-cuda is a hard dependency
@@ -71,6 +80,32 @@ def cuda_status():
     cc = ".".join(map(str, gpu.compute_capability))
     name = gpu.name.decode() if isinstance(gpu.name, bytes) else gpu.name
     return True, f"{name} (compute capability {cc})"
+
+
+def _driver_candidates():
+    """The CUDA driver libraries numba-cuda tries, in its order (its ``driver.py``)."""
+    if sys.platform == "win32":
+        names, dirs = ["nvcuda.dll"], ["\\windows\\system32"]
+    elif sys.platform == "darwin":
+        names, dirs = ["libcuda.dylib"], ["/usr/local/cuda/lib"]
+    else:
+        names, dirs = ["libcuda.so", "libcuda.so.1"], ["/usr/lib", "/usr/lib64"]
+    configured = os.environ.get("NUMBA_CUDA_DRIVER", "")
+    return ([configured] if configured else []) + names + [
+        os.path.join(d, n) for d in dirs for n in names]
+
+
+def _missing_driver():
+    """``''`` when a CUDA driver library loads, else what was tried (no numba import)."""
+    loader = ctypes.WinDLL if sys.platform == "win32" else ctypes.CDLL
+    candidates = _driver_candidates()
+    for path in candidates:
+        try:
+            loader(path)
+        except OSError:
+            continue
+        return ""
+    return "none of " + ", ".join(candidates) + " loads"
 
 
 def resolve(device):
