@@ -18,8 +18,19 @@ The cache check is an index lookup, the one ``Dispatcher.compile`` makes before 
 a cached overload (``dispatcher._cache._index_key`` in ``_cache._cache_file``'s index):
 no code is loaded twice. Where numba's internals differ from that, the entry point is
 compiled here, with the notice, as if nothing were cached.
+
+numba compiles one function at a time per process (a global lock), so a caller that knows
+what it will run next (k-means++ seeding, then the Lloyd run) passes that as ``soon``: while
+this process compiles what it needs now, a second Python process compiles those into
+numba's disk cache, on another core; the later call waits for that process and loads its
+result from the cache. If the second process cannot start or fails, the later call compiles
+as if nothing had been started.
 """
 
+import importlib
+import os
+import pickle
+import subprocess
 import sys
 import threading
 import time
@@ -30,6 +41,8 @@ __all__ = ["ensure_compiled", "missing"]
 # compiles under its own global lock anyway.
 _lock = threading.RLock()
 _ready = set()  # (id(dispatcher), key): known to be compiled or cached in this process
+# (id(dispatcher), argtypes) -> (process compiling it into the disk cache, what, start time)
+_pending = {}
 
 
 def _argtypes(dispatcher, args):
@@ -70,7 +83,7 @@ def missing(calls):
     return todo
 
 
-def ensure_compiled(calls, what, *, stream=None):
+def ensure_compiled(calls, what, *, stream=None, soon=None):
     """Compile what :func:`missing` finds, with one progress line on ``stream``.
 
     Parameters
@@ -81,19 +94,24 @@ def ensure_compiled(calls, what, *, stream=None):
     what : str
         What the kernels compute, for the line (for example ``"k-means (float64)"``).
     stream : file-like, default ``sys.stderr``
+    soon : (list of (dispatcher, args, key), str), optional
+        What the caller will run next and its name: compiled meanwhile in a second
+        process, if anything is compiled here at all.
 
     Returns
     -------
     int
         How many entry points were compiled (0: nothing printed).
     """
+    stream = sys.stderr if stream is None else stream
     with _lock:
+        _await_pending(calls, stream)
         todo = missing(calls)
         if not todo:
             return 0
-        stream = sys.stderr if stream is None else stream
+        elsewhere = _start_elsewhere(soon, todo)
         stream.write(f"cudakmeans: compiling CPU kernels for this machine, first run only: "
-                     f"{what} ...")
+                     f"{what}{elsewhere} ...")
         stream.flush()
         failure = []
         worker = threading.Thread(target=_compile, args=(todo, stream, failure),
@@ -124,3 +142,84 @@ def _compile(todo, stream, failure):
         outcome = "done" if done == len(todo) else "failed"
         stream.write(f" {outcome} ({time.perf_counter() - start:.1f} s)\n")
         stream.flush()
+
+
+def _key(dispatcher, argtypes):
+    return id(dispatcher), argtypes
+
+
+def _await_pending(calls, stream):
+    """Wait for the second processes compiling any of ``calls`` (their result is then in
+    the disk cache, where :func:`missing` finds it), saying so if one is still at work."""
+    for dispatcher, args, _ in calls:
+        if not _pending or not hasattr(dispatcher, "typeof_pyval"):
+            return
+        entry = _pending.pop(_key(dispatcher, _argtypes(dispatcher, args)), None)
+        if entry is None:
+            continue
+        process, what, start = entry
+        if process.poll() is None:
+            stream.write(f"cudakmeans: waiting for the second process compiling {what} ...")
+            stream.flush()
+            process.wait()
+            stream.write(f" done ({time.perf_counter() - start:.1f} s)\n")
+            stream.flush()
+        for key, other in list(_pending.items()):  # the same process compiled these too
+            if other[0] is process:
+                del _pending[key]
+
+
+def _importable(dispatcher):
+    """``(module, name)`` under which a second process finds ``dispatcher``, or None."""
+    func = getattr(dispatcher, "py_func", None)
+    module = sys.modules.get(getattr(func, "__module__", None) or "")
+    name = getattr(func, "__name__", None)
+    if module is None or getattr(module, name or "", None) is not dispatcher:
+        return None
+    if not getattr(getattr(dispatcher, "_cache", None), "_enabled", False):
+        return None  # no disk cache: a second process could not hand the result back
+    return module.__name__, name
+
+
+def _start_elsewhere(soon, todo):
+    """Start a second process compiling what ``soon`` lists and is missing (besides
+    ``todo``); returns the words the notice adds ('' when nothing was started)."""
+    if soon is None or getattr(sys, "frozen", False):
+        return ""
+    calls, what = soon
+    jobs, keys = [], []
+    for dispatcher, argtypes in missing(calls):
+        place = _importable(dispatcher)
+        key = _key(dispatcher, argtypes)
+        if place is None or key in _pending or (dispatcher, argtypes) in todo:
+            continue
+        jobs.append((*place, argtypes))
+        keys.append(key)
+    if not jobs:
+        return ""
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+        __file__))))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cudakmeans._cpu.compile"], stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        process.stdin.write(pickle.dumps(jobs))
+        process.stdin.close()
+    except (OSError, pickle.PicklingError):
+        return ""  # the later call compiles here, as without a second process
+    start = time.perf_counter()
+    for key in keys:
+        _pending[key] = (process, what, start)
+    return f", and {what} in a second process"
+
+
+def _compile_jobs(jobs):
+    """The second process: compile each ``(module, name, argtypes)`` into the disk cache."""
+    for module, name, argtypes in jobs:
+        getattr(importlib.import_module(module), name).compile(argtypes)
+
+
+if __name__ == "__main__":
+    _compile_jobs(pickle.loads(sys.stdin.buffer.read()))

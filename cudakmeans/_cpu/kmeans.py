@@ -772,11 +772,20 @@ class Workspace:
         """``func(first_chunk, last_chunk)`` over all chunks, split across the threads."""
         parallel.map_ranges(func, self._chunks.shape[0])
 
-    def _compiled(self, what, calls):
+    def _compiled(self, what, calls, soon=None):
         """Compile (with a notice) the entry points of ``calls`` that are not yet compiled
-        or cached: ``[(entry, args)]``, args of the types the call will pass."""
+        or cached: ``[(entry, args)]``, args of the types the call will pass; ``soon``,
+        ``(what, calls)`` the caller runs next, compiles meanwhile in a second process."""
+        if soon is not None:
+            soon = ([(entry, args, self._types) for entry, args in soon[1]],
+                    f"{soon[0]} ({self.X.dtype})")
         _compile.ensure_compiled([(entry, args, self._types) for entry, args in calls],
-                                 f"{what} ({self.X.dtype})")
+                                 f"{what} ({self.X.dtype})", soon=soon)
+
+    def _run_calls(self, centers, centers_new, n_iter, n_steps, max_iter, tol):
+        """The entry point and arguments of :meth:`lloyd_run`'s compiled calls."""
+        return [(lloyd_steps, (*self._step_args(centers, centers_new, n_iter > 0), n_steps,
+                               max_iter - n_iter, tol))]
 
     # -- centres ----------------------------------------------------------------------
     def upload_centers(self, centers):
@@ -886,10 +895,9 @@ class Workspace:
         n_iter = 0
         while True:
             n_steps = min(per_call, max_iter - n_iter)
-            args = (*self._step_args(centers, centers_new, n_iter > 0), n_steps,
-                    max_iter - n_iter, tol)
-            self._compiled("k-means", [(lloyd_steps, args)])
-            n_done, outcome, inertia = lloyd_steps(*args)
+            calls = self._run_calls(centers, centers_new, n_iter, n_steps, max_iter, tol)
+            self._compiled("k-means", calls)
+            n_done, outcome, inertia = lloyd_steps(*calls[0][1])
             n_iter += n_done
             if n_done % 2:
                 centers, centers_new = centers_new, centers
@@ -935,7 +943,10 @@ class Workspace:
             args = (self.X, self.XT, self.sample_weight, uniforms, self._chunks, self.closest,
                     self._chunk_pots, targets, self._cumsum, candidates, cand, new_closest,
                     partial_pots, pots, indices)
-            self._compiled("k-means++", [(greedy_kmeans_plusplus_serial, args)])
+            # a Lloyd run follows a seeding: its kernel compiles meanwhile, elsewhere
+            soon = None if self._threaded_lloyd else ("k-means", self._run_calls(
+                self.empty_centers(), self.empty_centers(), 0, 1, 1, 0.0))
+            self._compiled("k-means++", [(greedy_kmeans_plusplus_serial, args)], soon)
             greedy_kmeans_plusplus_serial(*args)
             return indices
 

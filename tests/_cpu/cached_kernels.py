@@ -1,0 +1,14 @@
+"""Two disk-cached functions for tests/_cpu/test_compile.py's second-process tests (a
+second process finds a function by module and name, and hands it back through the cache)."""
+
+from numba import njit
+
+
+@njit(cache=True)
+def now(x):
+    return x + 1.0
+
+
+@njit(cache=True)
+def soon(x):
+    return x * 2.0
