@@ -322,9 +322,9 @@ def update_centers(slots_runs, n_slots, stats_runs, X, sample_weight, labels_run
     """Reduce the slots, relocate empty clusters, average; one thread per slot column.
 
     Per run ``blockIdx.y``, of ``run_plan[run, 0]`` clusters (the first rows of its
-    centre buffers; the rest are not touched). Every block: column j of ``sums``/``weights`` is the slots'
-    column j summed in slot order. The last block of the run
-    (:func:`.launch.is_last_block`) then, alone: reduces the tiles' counts, moves each empty
+    centre buffers; the rest are not touched). Every block: column j of
+    ``sums``/``weights`` is the slots' column j summed in slot order. The last block of
+    the run (:func:`.launch.is_last_block`) then, alone: reduces the tiles' counts, moves each empty
     cluster (increasing order) to the row farthest from its centre
     (``_math.relocate_empty_clusters``' rules, the farthest row found by a block-wide
     reduction), picks the heaviest cluster, writes ``centers_new`` (``average_center``),
