@@ -103,7 +103,8 @@ class WholeRuns(KMeansWorkspace, Protocol):
 
 class BatchedRuns(KMeansWorkspace, Protocol):
     """A workspace that serves several independent runs with the same launches
-    (:meth:`runs_at_once`): centre buffers carry a leading run axis."""
+    (:meth:`runs_at_once`): centre buffers carry a leading run axis. The runs of a batch
+    may differ in their number of clusters (a sweep over K: :meth:`sweep_batches`)."""
 
     def empty_centers(self, n_runs=1):
         """A centre buffer for ``n_runs`` runs."""
@@ -111,8 +112,14 @@ class BatchedRuns(KMeansWorkspace, Protocol):
     def download_labels(self, n_runs=None):
         """The labels of the single run, or ``(n_runs, n_samples)`` of a batch."""
 
+    def upload_centers(self, centers):
+        """A centre buffer of ``(K, d)``, ``(runs, K, d)`` or a sweep's ``[(K_r, d)]``."""
+
     def greedy_kmeans_plusplus_runs(self, first_indices, uniforms):
-        """Greedy k-means++ for a batch of runs; ``(runs, K)`` row indices."""
+        """Greedy k-means++ for a batch of runs, K may differ; ``(runs, max K)`` indices."""
+
+    def sweep_batches(self, n_clusters):
+        """A sweep's runs (``n_clusters[r]`` each) as lists of runs that share launches."""
 
     def lloyd_iter_runs(self, centers_old, centers_new, tol):
         """One Lloyd step of every run not done; arrays over the runs."""

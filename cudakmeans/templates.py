@@ -20,10 +20,13 @@ Every fit is a :class:`cudakmeans.KMeans` and every score a
 lives here. The fits of the create and refine steps all run on the standardised data, so
 they share one backend workspace: the data are centred and uploaded once and only the
 K-sized buffers change between fits (with the same numbers as ``KMeans(...).fit(Z)``).
-Each split fits a different subset of rows, so each gets its own workspace. Batching many
-small fits into one kernel launch is not done: it needs new kernels, and no GPU measurement
-yet shows it would pay. Templates are reported in the original units of the data; spreads and
-inertias are in standardised units, where the features are comparable.
+On CUDA the refine step's fits run together: every run of every candidate K (n_init runs
+each) is seeded and stepped in the same kernel launches, one launch per Lloyd step for all
+(:func:`cudakmeans._drivers.runs.fit_sweep`), with the same numbers as fitting the
+candidates one by one; the CPU fits them one by one. Each split fits a different subset of
+rows, so each gets its own workspace, and the splits run one by one on both devices.
+Templates are reported in the original units of the data; spreads and inertias are in
+standardised units, where the features are comparable.
 
 :class:`BisectingKMeans` (scikit-learn's estimator of that name, the tree of the split step
 grown by always bisecting the worst leaf) lives in :mod:`cudakmeans._bisect`; it is also
@@ -465,14 +468,20 @@ class _SharedData:
     def fit(self, model):
         """Fit the parameters of the unfitted :class:`KMeans` ``model`` on Z; return the
         driver's :class:`~cudakmeans._drivers.runs.KMeansFit`."""
-        settings = lloyd_settings(model, self.Z)
+        return self.fit_sweep([model])[0]
+
+    def fit_sweep(self, models):
+        """:meth:`fit` of each model, in order, with the same results; a device that can
+        runs them all in the same launches (:func:`~cudakmeans._drivers.runs.fit_sweep`)."""
+        settings = [lloyd_settings(model, self.Z) for model in models]
         if self.ws is None:
             weights = check_sample_weight(None, self.Z.shape[0], self.Z.dtype)
             self.ws = get_backend(self.device, "kmeans").Workspace(
-                self.Z - self.mean, weights, settings["n_clusters"])
-        fit = runs.fit(self.ws, self.Z, self.mean, **settings)
-        warn_if_degenerate(fit.labels, settings["n_clusters"])
-        return fit
+                self.Z - self.mean, weights, settings[0]["n_clusters"])
+        fits = runs.fit_sweep(self.ws, self.Z, self.mean, settings)
+        for fit, s in zip(fits, settings, strict=True):
+            warn_if_degenerate(fit.labels, s["n_clusters"])
+        return fits
 
 
 def create_templates(Z, n_templates, *, init="k-means++", n_init=N_INIT, max_iter=MAX_ITER,
@@ -692,10 +701,15 @@ def _choose_k(data, k_values, *, n_init, max_iter, tol, random_state, sample_siz
     Z, device = data.Z, data.device
     inertia = np.empty(k_values.shape[0])
     silhouette = np.empty(k_values.shape[0])
+    models = [_kmeans(int(k), n_init=n_init, max_iter=max_iter, tol=tol,
+                      random_state=random_state, device=device) for k in k_values]
+    # All fits first (together where the device can) when no score draws from a random
+    # state that the fits draw from: then the fits draw in the same order either way.
+    together = sample_size is None or isinstance(random_state, numbers.Integral)
+    fits = data.fit_sweep(models) if together else [None] * len(models)
     best = None
-    for i, k in enumerate(k_values):
-        fit = data.fit(_kmeans(int(k), n_init=n_init, max_iter=max_iter, tol=tol,
-                               random_state=random_state, device=device))
+    for i, model in enumerate(models):
+        fit = fits[i] if together else data.fit(model)
         inertia[i] = fit.inertia
         silhouette[i] = silhouette_score(Z, fit.labels, sample_size=sample_size,
                                          random_state=random_state, device=device)

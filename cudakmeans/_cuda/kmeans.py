@@ -77,15 +77,17 @@ def _assign_rows_kernel(tile_n):
 
     @launch.kernel(bounded=True)
     def assign_rows(X, sample_weight, centers_runs, labels_runs, distances_runs, stats_runs,
-                    slots_runs, done, skip_done, tile_start, groups, row_base, acc_base):
+                    slots_runs, done, update, tile_start, run_plan, row_base, acc_base):
         """Label each block's tile of BLOCK_ROWS rows with the nearest centre, for run
-        ``blockIdx.y`` (runs with ``done`` set are skipped when ``skip_done``).
+        ``blockIdx.y`` (with ``update``, the Lloyd step: runs with ``done`` set are skipped).
 
-        Per run: IN: X (n, d), sample_weight, centers (K, d). INOUT: labels (old labels in,
-        to count the changes). OUT: distances (squared, to the new label's centre);
-        block_stats[tile] = (labels changed, inertia) of the tile; with ``groups > 0``,
-        slot ``tile`` of the flat ``slot_sums``: per cluster the d sums of ``w * x`` then
-        the sum of ``w`` (float64).
+        Per run: IN: X (n, d), sample_weight, centers (at least K rows, d), run_plan = (K,
+        groups): the run's number of clusters (runs of a sweep differ) and its fused
+        accumulation's row groups (0: none). INOUT: labels (old labels in, to count the
+        changes). OUT: distances (squared, to the new label's centre); block_stats[tile] =
+        (labels changed, inertia) of the tile; with ``update`` and ``groups > 0``, slot
+        ``tile`` of the flat ``slot_sums``: per cluster the d sums of ``w * x`` then the
+        sum of ``w`` (float64).
 
         Threads form a THREADS_Y x THREADS_X grid; thread (ty, tx) computes rows
         ``ty + THREADS_Y * i`` x centres ``c0 + tx + THREADS_X * j`` in registers, reading
@@ -99,15 +101,16 @@ def _assign_rows_kernel(tile_n):
         [acc_base, ...) ``groups`` copies of the per-cluster sums (fused accumulation).
         """
         run = cuda.blockIdx.y
-        if skip_done and done[run] != 0:
+        if update and done[run] != 0:
             return
         centers, labels, distances = centers_runs[run], labels_runs[run], distances_runs[run]
         block_stats, slot_sums = stats_runs[run], slots_runs[run]
+        n_clusters = run_plan[run, 0]
+        groups = run_plan[run, 1] if update else 0
         tiles = cuda.shared.array(0, X.dtype)
         shared32 = cuda.shared.array(0, int32)
         shared64 = cuda.shared.array(0, float64)
         n_samples, n_features = X.shape
-        n_clusters = centers.shape[0]
         size = X.itemsize
         tid = cuda.threadIdx.x
         ty = tid // THREADS_X
@@ -249,11 +252,12 @@ ASSIGN_ROWS = {4: assign_rows_f32, 8: assign_rows_f64}
 
 
 @cuda.jit(cache=True)
-def accumulate_rows(X, sample_weight, labels_runs, slots_runs, done, n_clusters,
+def accumulate_rows(X, sample_weight, labels_runs, slots_runs, done, run_plan,
                     rows_per_slot):
     """Per-cluster sums of ``rows_per_slot`` consecutive rows per block, into its slot.
 
-    Per run ``blockIdx.y`` (skipped when ``done``): IN: X, sample_weight, labels. OUT: slot
+    Per run ``blockIdx.y`` (skipped when ``done``): IN: X, sample_weight, labels, run_plan
+    (its K in column 0: :func:`assign_rows`). OUT: slot
     ``blockIdx.x`` of the flat ``slot_sums`` (layout of :func:`assign_rows`). For clusters
     too many for shared memory: thread f owns column f (the d features, then the weight)
     and adds the rows in increasing order.
@@ -262,6 +266,7 @@ def accumulate_rows(X, sample_weight, labels_runs, slots_runs, done, n_clusters,
     if done[run] != 0:
         return
     labels, slot_sums = labels_runs[run], slots_runs[run]
+    n_clusters = run_plan[run, 0]
     n_samples, n_features = X.shape
     width = n_clusters * (n_features + 1)
     slot = cuda.blockIdx.x
@@ -312,13 +317,14 @@ def reduce_stats(stats_runs, scalars_runs):
 
 @cuda.jit(cache=True)
 def update_centers(slots_runs, n_slots, stats_runs, X, sample_weight, labels_runs,
-                   distances_runs, centers_old_runs, centers_new_runs, sums_runs, weights_runs,
-                   scalars_runs, tickets, done, tol):
+                   distances_runs, centers_old_runs, centers_new_runs, run_plan, sums_runs,
+                   weights_runs, scalars_runs, tickets, done, tol):
     """Reduce the slots, relocate empty clusters, average; one thread per slot column.
 
-    Per run ``blockIdx.y``. Every block: column j of ``sums``/``weights`` is the slots'
-    column j summed in slot order. The last block of the run
-    (:func:`.launch.is_last_block`) then, alone: reduces the tiles' counts, moves each empty
+    Per run ``blockIdx.y``, of ``run_plan[run, 0]`` clusters (the first rows of its
+    centre buffers; the rest are not touched). Every block: column j of
+    ``sums``/``weights`` is the slots' column j summed in slot order. The last block of
+    the run (:func:`.launch.is_last_block`) then, alone: reduces the tiles' counts, moves each empty
     cluster (increasing order) to the row farthest from its centre
     (``_math.relocate_empty_clusters``' rules, the farthest row found by a block-wide
     reduction), picks the heaviest cluster, writes ``centers_new`` (``average_center``),
@@ -329,7 +335,8 @@ def update_centers(slots_runs, n_slots, stats_runs, X, sample_weight, labels_run
     run = cuda.blockIdx.y
     centers_old, centers_new = centers_old_runs[run], centers_new_runs[run]
     n_samples = X.shape[0]
-    n_clusters, n_features = centers_new.shape
+    n_features = centers_new.shape[1]
+    n_clusters = run_plan[run, 0]
     width = n_clusters * (n_features + 1)
     tid = cuda.threadIdx.x
     j = cuda.blockIdx.x * THREADS + tid
@@ -580,17 +587,17 @@ def _signatures():
     sigs["fill"] = [(int32[::1], int32)]
     sigs["fill_runs"] = [(int32[:, ::1], int32)]
     sigs["reduce_stats"] = [(float64[:, :, ::1], float64[:, ::1])]
-    i64, f64, i32v = int64, float64, int32[::1]
+    i64, f64, i32v, plan = int64, float64, int32[::1], int32[:, ::1]
     f64m, f64c = float64[:, ::1], float64[:, :, ::1]
     for dt in (float32, float64):
         X, v, runs, cube = dt[:, ::1], dt[::1], dt[:, ::1], dt[:, :, ::1]
         labels = int32[:, ::1]
         sigs[f"assign_rows_f{dt.bitwidth}"].append(
-            (X, v, cube, labels, runs, f64c, f64m, i32v, i64, i64, i64, i64, i64))
-        sigs["accumulate_rows"].append((X, v, labels, f64m, i32v, i64, i64))
+            (X, v, cube, labels, runs, f64c, f64m, i32v, i64, i64, plan, i64, i64))
+        sigs["accumulate_rows"].append((X, v, labels, f64m, i32v, plan, i64))
         sigs["update_centers"].append(
-            (f64m, i64, f64c, X, v, labels, runs, cube, cube, f64c, f64m, f64m, i32v, i32v,
-             f64))
+            (f64m, i64, f64c, X, v, labels, runs, cube, cube, plan, f64c, f64m, f64m, i32v,
+             i32v, f64))
         sigs["center_distances"].append((X, X, X))
         sigs["seed_closest"].append(
             (X, v, f64m, int64[:, ::1], i64, i64, runs, f64m, f64m, f64m, i32v, i64, i64))
@@ -611,7 +618,10 @@ class Workspace:
     reused by every run, and by every K after :meth:`set_n_clusters`. Centre buffers are
     device arrays with a leading run axis: the single-run methods take and give one run,
     the ``*_runs`` methods a batch of independent runs that every kernel launch serves
-    together (``blockIdx.y`` is the run).
+    together (``blockIdx.y`` is the run). The runs of a batch may differ in K (the
+    candidates of a sweep: :meth:`sweep_batches`): their centres fill the first rows of
+    buffers sized for the largest, and each run's K and accumulation plan go to the device
+    with its centres (:meth:`upload_centers`).
     """
 
     device = "cuda"
@@ -624,6 +634,8 @@ class Workspace:
         self.n_clusters = None
         self.n_runs = 0  # runs the per-run buffers have room for
         self._prepared = set()
+        self._run_plan = None  # the (K, groups) per run on the device, and on the host
+        self._run_plan_host = None
         what = f"KMeans on {n_samples:,} x {X.shape[1]} {X.dtype}"
         with memory.released_on_failure(self):
             self.d_X = memory.to_device(X, stream=stream, what=what)
@@ -670,18 +682,45 @@ class Workspace:
             self.d_block_stats = memory.device_array((n_runs, plan.n_tiles, 2), np.float64,
                                                      stream=s, what=what)
 
-    def run_bytes(self):
-        """Device bytes one more run of a batch needs (its per-run buffers)."""
+    def run_bytes(self, n_clusters=None):
+        """Device bytes one more run of a batch needs (its per-run buffers), with buffers
+        sized for ``n_clusters`` (default: the workspace's)."""
         n_samples, n_features = self.X.shape
-        plan = self.plan
+        k = self.n_clusters if n_clusters is None else n_clusters
+        plan = self._plan(k)
         return (n_samples * (4 + 2 * self.X.dtype.itemsize)
                 + 8 * (plan.n_slots * plan.slot_width + 2 * plan.n_tiles
-                       + self.n_clusters * (2 * n_features + 1)))
+                       + k * (2 * n_features + 1)))
+
+    def _plan(self, n_clusters):
+        return launch.row_plan(self.X.shape[0], self.X.shape[1], n_clusters,
+                               self.X.dtype.itemsize)
 
     def runs_at_once(self, n_runs):
         """How many of ``n_runs`` independent runs one batch of launches serves: all that
         fit :data:`.launch.BATCH_BYTES` of per-run buffers (at least one)."""
         return max(1, min(n_runs, launch.BATCH_BYTES // max(1, self.run_bytes())))
+
+    def sweep_batches(self, n_clusters):
+        """The runs of a sweep (run r fits ``n_clusters[r]`` clusters) in batches that one
+        set of launches serves; lists of run indices, each run in one, in run order.
+
+        Runs share a batch when their plans agree on everything but K: all with the fused
+        accumulation (its row groups are per run), or all with the same separate slots.
+        A batch holds what fits :data:`.launch.BATCH_BYTES`, its buffers sized for its
+        largest K.
+        """
+        groups = {}
+        for run, k in enumerate(n_clusters):
+            plan = self._plan(int(k))
+            key = (True,) if plan.fused else (False, plan.n_slots, plan.rows_per_slot)
+            groups.setdefault(key, []).append(run)
+        batches = []
+        for runs in groups.values():
+            k = max(int(n_clusters[run]) for run in runs)
+            at_once = max(1, launch.BATCH_BYTES // max(1, self.run_bytes(k)))
+            batches += [runs[i:i + at_once] for i in range(0, len(runs), at_once)]
+        return sorted(batches)
 
     def runs_in_parallel(self, n_runs):
         """Runs are batched into the same launches (:meth:`runs_at_once`), not threaded."""
@@ -706,16 +745,41 @@ class Workspace:
             names.append("accumulate_rows")
         return names
 
+    def _set_run_plan(self, n_clusters):
+        """Runs 0, 1, ... of the next steps fit ``n_clusters[r]`` clusters: their (K, row
+        groups of the fused accumulation) go to the device (only when they change), and the
+        assignment's shared memory is sized for the hungriest run."""
+        plans = [self._plan(int(k)) for k in n_clusters]
+        host = np.array([[k, plan.groups] for k, plan in zip(n_clusters, plans, strict=True)],
+                        dtype=np.int32)
+        if self._run_plan_host is None or not np.array_equal(host, self._run_plan_host):
+            self._run_plan = memory.to_device(host, stream=self.stream, what="the run plan")
+            self._run_plan_host = host
+        self._assign_shared = max(plan.assign_shared for plan in plans)
+
     # -- centres and labels -----------------------------------------------------------
     def upload_centers(self, centers):
-        """Device centres: one run's ``(K, d)`` or a batch's ``(runs, K, d)``."""
-        centers = np.asarray(centers)
-        # A fresh C-ordered copy: centers[None] has a zero stride on its new axis, which
-        # numba types as a non-contiguous array (another kernel signature).
-        runs = np.array(centers[None] if centers.ndim == 2 else centers, dtype=self.X.dtype,
-                        order="C")
+        """Device centres: one run's ``(K, d)``, a batch's ``(runs, K, d)``, or a sequence
+        of ``(K_r, d)`` arrays, one per run of a sweep (K_r at most the workspace's K:
+        rows past K_r are zero and never read)."""
+        if isinstance(centers, (list, tuple)) and len({len(c) for c in centers}) > 1:
+            n_clusters = [len(c) for c in centers]
+            if max(n_clusters) > self.n_clusters:
+                raise ValueError(f"a run of {max(n_clusters)} clusters does not fit buffers "
+                                 f"of {self.n_clusters}: set_n_clusters first.")
+            runs = np.zeros((len(centers), self.n_clusters, self.X.shape[1]), self.X.dtype)
+            for run, c in enumerate(centers):
+                runs[run, :len(c)] = c
+        else:
+            centers = np.asarray(centers)
+            # A fresh C-ordered copy: centers[None] has a zero stride on its new axis,
+            # which numba types as a non-contiguous array (another kernel signature).
+            runs = np.array(centers[None] if centers.ndim == 2 else centers,
+                            dtype=self.X.dtype, order="C")
+            n_clusters = [runs.shape[1]] * runs.shape[0]
         if runs.shape[0] > self.n_runs:
             self._allocate(runs.shape[0])
+        self._set_run_plan(n_clusters)
         return memory.to_device(runs, stream=self.stream, what="the centres")
 
     def empty_centers(self, n_runs=1):
@@ -755,17 +819,16 @@ class Workspace:
         """Labels, distances and the tiles' counts of every run of ``d_centers``; with
         ``update`` (the Lloyd step) also the slot sums, skipping runs that are done."""
         plan, n_runs, s = self.plan, d_centers.shape[0], self.stream
-        groups = plan.groups if update else 0
         kernel = ASSIGN_ROWS[self.X.dtype.itemsize]
         for start, stop in plan.tile_launches:
-            kernel[(stop - start, n_runs), THREADS, s, plan.assign_shared](
+            kernel[(stop - start, n_runs), THREADS, s, self._assign_shared](
                 self.d_X, self.d_weight, d_centers, self.d_labels, self.d_distances,
-                self.d_block_stats, self.d_slots, self.d_done, int(update), start, groups,
-                plan.row_base, plan.acc_base)
+                self.d_block_stats, self.d_slots, self.d_done, int(update), start,
+                self._run_plan, plan.row_base, plan.acc_base)
         if update and not plan.fused:
             accumulate_rows[(plan.n_slots, n_runs), plan.accumulate_threads, s](
                 self.d_X, self.d_weight, self.d_labels, self.d_slots, self.d_done,
-                self.n_clusters, plan.rows_per_slot)
+                self._run_plan, plan.rows_per_slot)
 
     def _lloyd_step(self, centers_old, centers_new, tol):
         self._prepare(*self._assign_kernels(update=True), "update_centers")
@@ -773,8 +836,8 @@ class Workspace:
         update_centers[(grid(self.plan.slot_width), centers_old.shape[0]), THREADS,
                        self.stream](
             self.d_slots, self.plan.n_slots, self.d_block_stats, self.d_X, self.d_weight,
-            self.d_labels, self.d_distances, centers_old, centers_new, self.d_sums,
-            self.d_weights, self.d_scalars, self.d_tickets, self.d_done, float(tol))
+            self.d_labels, self.d_distances, centers_old, centers_new, self._run_plan,
+            self.d_sums, self.d_weights, self.d_scalars, self.d_tickets, self.d_done, float(tol))
         return self._download(self.d_scalars[:centers_old.shape[0]])
 
     def lloyd_iter(self, centers_old, centers_new):
@@ -821,12 +884,14 @@ class Workspace:
 
     def greedy_kmeans_plusplus_runs(self, first_indices, uniforms):
         """Greedy k-means++ for a batch of runs: ``first_indices[r]`` and ``uniforms[r]``
-        (``(runs, K - 1, trials)``) are run r's draws; returns ``(runs, K)`` row indices.
+        (``(K - 1, trials)``) are run r's draws; returns ``(runs, K)`` row indices.
 
         Everything stays on the device: the random numbers go up in one array, and the
         chosen rows' indices come back once at the end; each launch serves every run.
+        Runs of a sweep may differ in K and trials (:func:`pad_draws`): every run then
+        seeds as many centres as the largest, of which its first ``K_r`` are its own.
         """
-        uniforms = np.asarray(uniforms, dtype=np.float64)
+        uniforms = pad_draws(uniforms)
         n_runs, n_more = uniforms.shape[0], uniforms.shape[1]
         n_centers = n_more + 1
         n_trials = uniforms.shape[2] if n_more else 1
@@ -874,6 +939,28 @@ class Workspace:
                     plan.n_blocks)
             closest(c, 0)
         return self._download(d.indices)
+
+
+def pad_draws(uniforms):
+    """The k-means++ draws of runs with different K and trial counts as one array.
+
+    Greedy k-means++ chooses centre c from centres 0..c-1 and its own draws only, so a run
+    seeded past its K keeps its first K centres; the rows past a run's K are zeros. A run
+    with fewer trials repeats its first trial's number: that candidate's potential is
+    computed again with the same bits, and the first of equal potentials is kept, so the
+    extra trials never win.
+    """
+    if not isinstance(uniforms, (list, tuple)):
+        return np.asarray(uniforms, dtype=np.float64)
+    uniforms = [np.asarray(u, dtype=np.float64) for u in uniforms]
+    n_more = max(u.shape[0] for u in uniforms)
+    n_trials = max([u.shape[1] for u in uniforms if u.shape[0]], default=1)
+    out = np.zeros((len(uniforms), n_more, n_trials))
+    for run, u in enumerate(uniforms):
+        out[run, :u.shape[0], :u.shape[1]] = u
+        if u.shape[0]:
+            out[run, :u.shape[0], u.shape[1]:] = u[:, :1]
+    return out
 
 
 class _Buffers:

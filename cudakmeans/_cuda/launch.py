@@ -159,6 +159,14 @@ def assign_row_bytes(itemsize):
     return _align(BLOCK_ROWS * (itemsize + 4 + 8 + 8))
 
 
+def fused_groups(n_features, n_clusters, itemsize):
+    """Interleaved row groups of the fused accumulation: as many copies of the per-cluster
+    sums as the threads and the shared memory beside the tiles hold (< 1: none fit). It
+    depends on K, not on the rows, and it fixes the order of the sums."""
+    free = SHARED_BYTES - assign_tile_bytes(itemsize) - assign_row_bytes(itemsize)
+    return min(THREADS // (n_features + 1), free // (8 * n_clusters * (n_features + 1)))
+
+
 def row_plan(n_rows, n_features, n_clusters, itemsize):
     """The :class:`RowPlan` of an assignment over ``n_rows`` rows (a pure function)."""
     n_tiles = max(1, ceil_div(n_rows, BLOCK_ROWS))
@@ -167,8 +175,7 @@ def row_plan(n_rows, n_features, n_clusters, itemsize):
     tiles_per_launch = max(1, max_terms(itemsize) // max(1, tile_terms))
     slot_width = n_clusters * (n_features + 1)
     tile_shared, row_shared = assign_tile_bytes(itemsize), assign_row_bytes(itemsize)
-    free = SHARED_BYTES - tile_shared - row_shared
-    groups = min(THREADS // (n_features + 1), free // (8 * slot_width))
+    groups = fused_groups(n_features, n_clusters, itemsize)
     fused = groups >= 1 and n_tiles * slot_width * 8 <= SLOT_BYTES
     if fused:
         n_slots, rows_per_slot = n_tiles, BLOCK_ROWS

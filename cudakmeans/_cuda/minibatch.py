@@ -162,6 +162,11 @@ class Workspace:
                                                      what=what)
             self.d_done = memory.to_device(np.zeros(1, dtype=np.int32), stream=stream,
                                            what=what)  # the one run is never done
+            # The one run's K and fused row groups (those do not depend on the block).
+            groups = launch.fused_groups(n_features, n_clusters, self.dtype.itemsize)
+            self.d_run_plan = memory.to_device(np.array([[n_clusters, max(groups, 0)]],
+                                                        dtype=np.int32),
+                                               stream=stream, what=what)
             self.d_assigned = memory.device_array((1, kmeans.N_SCALARS), np.float64,
                                                   stream=stream, what=what)
             self.d_counts = memory.device_array(n_clusters, np.float64, stream=stream,
@@ -242,7 +247,6 @@ class Workspace:
         n = X.shape[0]
         plan = self._plan(n)
         d_labels = self.d_labels[:, :n]
-        groups = plan.groups if update else 0
         self._prepare(kmeans, f"assign_rows_f{8 * self.dtype.itemsize}",
                       *(("accumulate_rows",) if update and not plan.fused else ()),
                       *(() if update else ("reduce_stats",)))
@@ -250,11 +254,12 @@ class Workspace:
             ASSIGN_ROWS[self.dtype.itemsize][stop - start, THREADS, self.stream,
                                              plan.assign_shared](
                 d_X, d_w, self.d_centers, d_labels, self.d_distances[:, :n],
-                self.d_block_stats[:, :plan.n_tiles], self.d_slots, self.d_done, 0, start,
-                groups, plan.row_base, plan.acc_base)
+                self.d_block_stats[:, :plan.n_tiles], self.d_slots, self.d_done,
+                int(update and plan.fused), start, self.d_run_plan, plan.row_base,
+                plan.acc_base)
         if update and not plan.fused:
             accumulate_rows[plan.n_slots, plan.accumulate_threads, self.stream](
-                d_X, d_w, d_labels, self.d_slots, self.d_done, self.n_clusters,
+                d_X, d_w, d_labels, self.d_slots, self.d_done, self.d_run_plan,
                 plan.rows_per_slot)
         return plan, d_labels[0]
 

@@ -201,7 +201,7 @@ def kmeans_single_lloyd(ws, centers_init, *, max_iter=300, tol=0.0, verbose=0):
     return ws.download_labels(), inertia, ws.download_centers(centers), i + 1
 
 
-def kmeans_lloyd_runs(ws, inits, *, max_iter=300, tol=0.0):
+def kmeans_lloyd_runs(ws, inits, *, max_iter=300, tol=0.0, n_clusters=None):
     """:func:`kmeans_single_lloyd` for several independent runs at once, in lockstep.
 
     For a device that serves every run of a batch with the same launches
@@ -209,21 +209,27 @@ def kmeans_lloyd_runs(ws, inits, *, max_iter=300, tol=0.0):
     run that has not converged, a converged run keeping its centres, until all have
     stopped by scikit-learn's rules (strict convergence, or a shift within ``tol``); a
     final assignment then labels every run. Each run does exactly what it would alone, so
-    its result is bit for bit the unbatched one. Returns ``[(labels, inertia, centers,
-    n_iter)]`` in run order.
+    its result is bit for bit the unbatched one. The runs may differ in their number of
+    clusters (the candidates of a sweep: ``n_clusters[r]``, each at most the workspace's;
+    None: all the workspace's). Returns ``[(labels, inertia, centers, n_iter)]`` in run
+    order.
     """
     n_runs = len(inits)
+    if n_clusters is None:
+        n_clusters = [ws.n_clusters] * n_runs
     seeded = [i for i, init in enumerate(inits) if isinstance(init, PlusPlusDraws)]
     centers_init = [None] * n_runs
     if seeded:
+        # Each run's draws as drawn; a device seeds runs of different K together (a
+        # greedy seeding's first K centres do not depend on the centres after them).
         indices = ws.greedy_kmeans_plusplus_runs(
-            [inits[i].first_index for i in seeded], np.stack([inits[i].uniforms for i in seeded]))
+            [inits[i].first_index for i in seeded], [inits[i].uniforms for i in seeded])
         for i, rows in zip(seeded, indices, strict=True):
-            centers_init[i] = ws.rows(rows)
+            centers_init[i] = ws.rows(rows[:n_clusters[i]])
     for i, init in enumerate(inits):
         if centers_init[i] is None:
             centers_init[i] = init(ws)
-    centers = ws.upload_centers(np.stack(centers_init))
+    centers = ws.upload_centers(centers_init)
     centers_new = ws.empty_centers(n_runs)
     ws.reset_labels()
     running = np.ones(n_runs, dtype=bool)
@@ -237,5 +243,6 @@ def kmeans_lloyd_runs(ws, inits, *, max_iter=300, tol=0.0):
             break
     inertia = ws.assign_runs(centers)
     labels = ws.download_labels(n_runs)
-    centers = ws.download_centers(centers).reshape(n_runs, *centers_init[0].shape)
-    return [(labels[r], float(inertia[r]), centers[r], int(n_iter[r])) for r in range(n_runs)]
+    centers = ws.download_centers(centers).reshape(n_runs, -1, centers_init[0].shape[1])
+    return [(labels[r], float(inertia[r]), centers[r, :n_clusters[r]], int(n_iter[r]))
+            for r in range(n_runs)]

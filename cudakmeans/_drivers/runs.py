@@ -6,6 +6,10 @@ CUDA), and ``ws.runs_in_parallel(n)``, whether runs should go to threads, each o
 workspace of its own (``ws.fork()``: the dense CPU path on problems too small to use the
 threads themselves). :func:`best_of_runs` picks the schedule; each run is deterministic on
 its own, so the result never depends on it.
+
+A sweep (:func:`fit_sweep`: several fits of the same data, one per number of clusters)
+goes further on a device that says how (``ws.sweep_batches``): the runs of every fit,
+each K's among them, share the same launches.
 """
 
 import numbers
@@ -45,11 +49,58 @@ def fit(ws, X, X_mean, *, n_clusters, init, n_init, max_iter, tol, random_state,
         init = check_array(init, name="init").astype(X.dtype)
         if X_mean is not None:
             init = init - X_mean
-    labels, inertia, centers, n_iter = best_of_runs(
-        ws, n_clusters, init, n_init, max_iter, tol, random_state, verbose)
+    return _kmeans_fit(best_of_runs(ws, n_clusters, init, n_init, max_iter, tol,
+                                    random_state, verbose), X, X_mean)
+
+
+def _kmeans_fit(best, X, X_mean):
+    """The :class:`KMeansFit` of a best run ``(labels, inertia, centers, n_iter)``."""
+    labels, inertia, centers, n_iter = best
     if X_mean is not None:
         centers = centers + X_mean
     return KMeansFit(centers.astype(X.dtype, copy=False), labels, float(inertia), int(n_iter))
+
+
+def fit_sweep(ws, X, X_mean, settings):
+    """:func:`fit` of each of ``settings`` (its keyword arguments) on ``ws``, in order;
+    the same :class:`KMeansFit` list, bit for bit, as calling :func:`fit` for each.
+
+    A workspace with ``sweep_batches`` (dense CUDA) runs the runs of every fit together,
+    in as few batches as it can: each fit's random numbers are drawn first, fit after fit
+    in the order :func:`fit` draws them, then every batch seeds and steps all its runs in
+    the same launches, whatever their K. That needs string inits and one ``tol`` and
+    ``max_iter`` for all; otherwise, and on other workspaces, the fits run one by one.
+    """
+    batches = getattr(ws, "sweep_batches", None)
+    if (batches is None or len(settings) < 2
+            or any(s.get("verbose") or not _is_drawn(s["init"]) for s in settings)
+            or len({(s["tol"], s["max_iter"]) for s in settings}) > 1):
+        return [fit(ws, X, X_mean, **s) for s in settings]
+    tol = lloyd.tolerance(X, settings[0]["tol"])
+    inits, run_k, owners = [], [], []
+    for f, s in enumerate(settings):
+        random_state = draws_random_state(s["random_state"], s["init"])
+        drawn = lloyd.draw_inits(ws, s["n_clusters"], s["init"], random_state, s["n_init"])
+        inits += drawn
+        run_k += [s["n_clusters"]] * len(drawn)
+        owners += [f] * len(drawn)
+    results = [None] * len(inits)
+    for batch in batches(run_k):
+        k = max(run_k[r] for r in batch)
+        if ws.n_clusters != k:
+            ws.set_n_clusters(k)
+        done = lloyd.kmeans_lloyd_runs(ws, [inits[r] for r in batch],
+                                       max_iter=settings[0]["max_iter"], tol=tol,
+                                       n_clusters=[run_k[r] for r in batch])
+        for r, result in zip(batch, done, strict=True):
+            results[r] = result
+    return [_kmeans_fit(pick_best([res for res, o in zip(results, owners, strict=True)
+                                   if o == f], s["n_clusters"]), X, X_mean)
+            for f, s in enumerate(settings)]
+
+
+def _is_drawn(init):
+    return isinstance(init, str) and init in ("k-means++", "random")
 
 
 _scratch = threading.local()
@@ -122,8 +173,15 @@ def best_of_runs(ws, n_clusters, init, n_init, max_iter, tol, random_state, verb
         results = map_runs(ws, init_run, lloyd_run, n_init)
     else:
         results = [lloyd_run(r, ws, init_run(r, ws)) for r in range(n_init)]
+    return pick_best(results, n_clusters)
+
+
+def pick_best(results, n_clusters):
+    """The run kept among ``results`` (``(labels, inertia, centers, n_iter)`` in run
+    order): the lowest inertia, a later run only if it is also another clustering, as
+    scikit-learn keeps it."""
     best = None
-    for labels, inertia, centers, n_iter in results:  # in run order, as scikit-learn
+    for labels, inertia, centers, n_iter in results:
         if best is None or (
             inertia < best[1] and not is_same_clustering(labels, best[0], n_clusters)
         ):

@@ -57,6 +57,9 @@ def assignment(X, w, labels, distances, changed, plan):
     ``changed[i]`` is 1.0 where row i's label changed. Tiles: a tree over the tile's rows.
     Fused slots: tile row r goes to copy ``r % groups``, each copy in row order, then the
     copies are added in copy order. Separate slots: ``rows_per_slot`` rows in row order.
+    A run of a sweep (runs of different K in one batch) follows the plan of its own K:
+    the device takes its row groups per run (``run_plan``), and a batch holds only runs
+    whose separate slots agree (``Workspace.sweep_batches``).
     """
     n_samples, n_features = X.shape
     n_clusters = plan.slot_width // (n_features + 1)

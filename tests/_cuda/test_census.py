@@ -108,3 +108,40 @@ def test_every_launch_matches_a_registered_signature(monkeypatch, dtype):
         if len(sigs) == 2:  # the one the first-run notice compiles for this dtype
             (_, chosen), = registry.launch_pairs(modules[id(kernel)], [name], dtype)
             assert tuple(chosen) == types, name
+
+
+def test_sweep_census(monkeypatch):
+    """The candidate K of a sweep (the template workflow's refine step): every run of every
+    K seeded in one pass (draws up once, indices back once), then one assignment and one
+    update launch per Lloyd step for all of them, and one final assignment; the scores and
+    labels those fits give are the CPU's."""
+    from cudakmeans.data import load_patterns
+    from cudakmeans.templates import choose_k
+
+    X = load_patterns()[::60]  # 44 x 7
+    k_values, n_init = [2, 3, 5], 2
+    phases = PHASES + ((cuda_kmeans.Workspace, "upload_centers"),)
+    with census_module.counting(monkeypatch, phases) as census:
+        got = choose_k(X, k_values, n_init=n_init, device="cuda")
+    expected = choose_k(X, k_values, n_init=n_init, device="cpu")
+    np.testing.assert_allclose(got.inertia, expected.inertia, rtol=1e-12)
+    np.testing.assert_allclose(got.silhouette, expected.silhouette, rtol=1e-12)
+    assert got.best_k == expected.best_k
+
+    runs = len(k_values) * n_init
+    n_trials = 2 + int(np.log(max(k_values)))
+    draws = 1 + (max(k_values) - 1) * n_trials
+    assert census.sizes("greedy_kmeans_plusplus_runs", "h2d") == [runs * draws]
+    assert census.sizes("greedy_kmeans_plusplus_runs", "d2h") == [runs * max(k_values)]
+    seeding = [name for phase, kind, name in census.events
+               if phase == "greedy_kmeans_plusplus_runs" and kind == "launch"]
+    assert len([n for n in seeding if n.startswith("seed_")]) == 1 + 3 * (max(k_values) - 1)
+    steps = census.count("lloyd_iter_runs", "d2h")
+    assert 1 <= steps <= 100
+    assert census.sizes("lloyd_iter_runs", "d2h") == [runs * cuda_kmeans.N_SCALARS] * steps
+    assert census.count("lloyd_iter_runs", "launch") == 2 * steps
+    assert census.count("assign_runs", "launch") == 2
+    assert census.count("assign_runs", "d2h") == 1
+    # The centres and the runs' plan (K, row groups) go up once for the whole sweep.
+    assert census.count("upload_centers", "h2d") == 2
+    assert census.count("lloyd_iter") == census.count("greedy_kmeans_plusplus") == 0

@@ -264,3 +264,84 @@ def test_batched_runs_equal_the_runs_one_by_one(dtype, tol):
         assert (inertia, n_iter) == (want[1], want[3])
         n_iters.add(n_iter)
     assert len(n_iters) > 1  # the runs stopped at different steps
+
+
+def test_sweep_runs_of_different_k_equal_the_runs_one_by_one(monkeypatch, dtype):
+    """Runs of a sweep (different K, so different k-means++ trial counts and fused row
+    groups) seeded and moved in the same launches give each run's own result, bit for bit:
+    runs that converge at different steps, a run whose start leaves clusters empty."""
+    from cudakmeans._drivers import lloyd
+
+    # Shared memory for two copies of the 8-means' sums beside the tiles, four of the rest.
+    itemsize = np.dtype(dtype).itemsize
+    monkeypatch.setattr(launch, "SHARED_BYTES", launch.assign_tile_bytes(itemsize)
+                        + launch.assign_row_bytes(itemsize) + 2 * 8 * 8 * (3 + 1))
+
+    X, _ = make_blobs(60, 3, 4, seed=5, dtype=dtype)
+    X = X - X.mean(axis=0)
+    w = np.random.default_rng(3).uniform(0.5, 2.0, 60).astype(dtype)
+    far = np.vstack([X[:2], np.full((2, 3), 50.0, dtype=dtype)])  # two empty clusters
+    run_k = [2, 3, 8, 4]  # 2, 3, 4 local trials; the 4-means starts with two empty
+    ws = cuda_kmeans.Workspace(X, w, 2)
+    rs = np.random.RandomState(0)
+    inits = [lloyd.draw_init(ws, k, "k-means++", rs) for k in run_k[:3]] + [
+        lambda run_ws: far]
+    assert ws.sweep_batches(run_k) == [[0, 1, 2, 3]]  # one batch: one launch per step
+    groups = [ws._plan(k).groups for k in run_k]
+    assert min(groups) == 2 and max(groups) > 2  # every run fused, in its own row groups
+    ws.set_n_clusters(max(run_k))
+    batched = lloyd.kmeans_lloyd_runs(ws, inits, max_iter=30, tol=1e-4, n_clusters=run_k)
+    n_iters = set()
+    for k, init, (labels, inertia, centers, n_iter) in zip(run_k, inits, batched,
+                                                          strict=True):
+        alone = cuda_kmeans.Workspace(X, w, k)
+        want = lloyd.kmeans_single_lloyd(alone, init(alone), max_iter=30, tol=1e-4)
+        np.testing.assert_array_equal(labels, want[0])
+        np.testing.assert_array_equal(centers, want[2])
+        assert (inertia, n_iter) == (want[1], want[3])
+        n_iters.add(n_iter)
+    assert len(n_iters) > 1  # the runs stopped at different steps
+
+
+def test_sweep_fits_equal_the_fits_one_by_one(monkeypatch):
+    """``runs.fit_sweep`` on CUDA: the best run of each K, as ``runs.fit`` gives it, when
+    the sweep's K need two batches (the largest K's sums do not fit the fused path)."""
+    from cudakmeans._drivers import lloyd, runs
+
+    X, _ = make_blobs(40, 2, 3, seed=7)
+    mean = lloyd.column_means(X)
+    w = np.ones(40)
+    settings = [dict(n_clusters=k, init=init, n_init=2, max_iter=20, tol=1e-4,
+                     random_state=seed)
+                for k, init, seed in ((2, "k-means++", 0), (3, "random", 1),
+                                      (6, "k-means++", 2))]
+    width = 6 * (2 + 1) * 8  # one slot of the 6-means: too many tiles of it for the slots
+    monkeypatch.setattr(launch, "SLOT_BYTES", width * launch.ceil_div(40, launch.BLOCK_ROWS)
+                        - 1)
+    ws = cuda_kmeans.Workspace(X - mean, w, 2)
+    assert ws.sweep_batches([2, 2, 3, 3, 6, 6]) == [[0, 1, 2, 3], [4, 5]]
+    swept = runs.fit_sweep(ws, X, mean, settings)
+    for s, got in zip(settings, swept, strict=True):
+        want = runs.fit(cuda_kmeans.Workspace(X - mean, w, 2), X, mean, **s)
+        np.testing.assert_array_equal(got.labels, want.labels)
+        np.testing.assert_array_equal(got.centers, want.centers)
+        assert (got.inertia, got.n_iter) == (want.inertia, want.n_iter)
+
+
+def test_kmeans_plusplus_of_different_k_in_one_seeding(dtype):
+    """Runs of different K seeded together (one upload of the draws, one read-back) pick
+    each run's own rows: a run with fewer local trials than the batch's largest is padded
+    with trials that never win."""
+    from cudakmeans._drivers import lloyd
+
+    X = np.random.default_rng(11).standard_normal((50, 2)).astype(dtype)
+    ws = cuda_kmeans.Workspace(X, np.ones(50, dtype=dtype), 2)
+    rs = np.random.RandomState(5)
+    run_k = [2, 2, 2, 2, 2, 3, 8]  # 2, 3 and 4 local trials
+    draws = [lloyd.draw_init(ws, k, "k-means++", rs) for k in run_k]
+    together = ws.greedy_kmeans_plusplus_runs([d.first_index for d in draws],
+                                              [d.uniforms for d in draws])
+    for k, d, rows in zip(run_k, draws, together, strict=True):
+        alone = cuda_kmeans.Workspace(X, np.ones(50, dtype=dtype), k)
+        np.testing.assert_array_equal(rows[:k],
+                                      alone.greedy_kmeans_plusplus(d.first_index, d.uniforms))
