@@ -21,6 +21,8 @@ import warnings
 
 import numpy as np
 
+from ._arrays import as_host
+
 
 class _SklearnCompatible:
     """Pickles as the library's class and is rebuilt with :func:`sklearn_class` on load,
@@ -193,8 +195,9 @@ def check_array(X, *, name="X", dtype=(np.float64, np.float32), min_samples=1, c
     """
     if X is None:
         raise TypeError(f"{name} must be an array-like of numbers, got None.")
-    if hasattr(X, "__cuda_array_interface__") and not isinstance(X, np.ndarray):
-        X = X.copy_to_host() if hasattr(X, "copy_to_host") else np.asarray(X)
+    # CPU DLPack objects (torch, array-api-strict) are read in place; device arrays that
+    # reach the host path are copied to the host once (see cudakmeans._arrays).
+    X = as_host(X, name)
     if is_sparse(X):
         if accept_sparse:
             from ._sparse import from_scipy
@@ -307,7 +310,7 @@ def check_sample_weight(sample_weight, n_samples, dtype):
     if isinstance(sample_weight, numbers.Number) and not isinstance(sample_weight, bool):
         w = np.full(n_samples, sample_weight, dtype=dtype)
     else:
-        w = np.asarray(sample_weight)
+        w = np.asarray(as_host(sample_weight, "sample_weight"))
         if w.dtype.kind not in "iuf":
             raise TypeError(f"sample_weight must be numeric, got dtype {w.dtype}.")
         if w.ndim != 1:
