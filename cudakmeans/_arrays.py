@@ -345,3 +345,29 @@ def raw(estimator, name):
 def host(value):
     """A stored value on the host (a device array is copied back)."""
     return value if isinstance(value, np.ndarray) else value.copy_to_host()
+
+
+class DeviceData:
+    """Dense rows that stay on a CUDA device (made by the CUDA backend from a device
+    input; validated there). The public layer and the drivers recognise it by type and
+    use only this:
+
+    * ``shape``, ``dtype`` (float32 or float64), ``device_array`` (C-contiguous rows);
+    * ``column_means()`` (in X's dtype) and ``column_mean_var()`` (float64), reduced on
+      the device; ``X - mean``: the centred rows, a new device buffer;
+    * ``X[indices]``: those rows on the host (a few rows: seeds, explicit inits).
+    """
+
+    shape: tuple
+    dtype: np.dtype
+    device_array: object
+
+
+def label_counts(labels, n_clusters):
+    """``np.bincount(labels, minlength=n_clusters)`` of host or device labels (the device's
+    counted there: only the counts come back)."""
+    if isinstance(labels, np.ndarray):
+        return np.bincount(labels, minlength=n_clusters)
+    from ._device import get_backend
+
+    return get_backend("cuda", "arrays").count_labels(labels, n_clusters)

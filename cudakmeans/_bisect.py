@@ -132,6 +132,7 @@ class BisectingKMeans(_BaseKMeans):
 
     _default_n_init = 1
     _accepts_sparse = False  # scikit-learn's accepts CSR; here only dense data, for now
+    _device_input = False  # the tree gathers rows on the host: device X is copied there
     _parameter_constraints = {
         **BASE_CONSTRAINTS,
         "init": [INIT_NAMES, CALLABLE],

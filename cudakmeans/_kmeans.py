@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 
-from ._arrays import OUTPUT_TYPES, Fitted, origin, raw
+from ._arrays import OUTPUT_TYPES, DeviceData, Fitted, is_device_array, origin, raw
 from ._base import BaseEstimator, OutputMixin
 from ._device import get_backend, resolve_device
 from ._drivers import lloyd, runs
@@ -68,6 +68,8 @@ class _BaseKMeans(OutputMixin, BaseEstimator):
     _default_n_init = 10
     _parameter_constraints = BASE_CONSTRAINTS
     _accepts_sparse = True
+    # Whether X on a CUDA device stays there (False: it is copied to the host, once).
+    _device_input = True
     # Stored as the backend made them, handed out as ``output_type`` asks.
     labels_ = Fitted()
     cluster_centers_ = Fitted()
@@ -107,9 +109,15 @@ class _BaseKMeans(OutputMixin, BaseEstimator):
         self._validate_params()
         check_feature_names(self, X, reset=True)
         self._fit_origin = origin(X)
-        X = check_array(X, name="X", estimator=type(self).__name__,
-                        accept_sparse=self._accepts_sparse)
-        self.device_ = resolve_device(self.device)
+        if self._fit_origin.on_device and self._device_input:
+            # Device-resident X: the device is resolved first, and the backend takes X
+            # (CUDA: in place, checked on the device; CPU: copied to the host once).
+            self.device_ = resolve_device(self.device)
+            X = self._device_rows(X)
+        else:
+            X = check_array(X, name="X", estimator=type(self).__name__,
+                            accept_sparse=self._accepts_sparse)
+            self.device_ = resolve_device(self.device)
         n_clusters = self._check_params(X)
         sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
         return X, sample_weight, n_clusters
@@ -117,10 +125,24 @@ class _BaseKMeans(OutputMixin, BaseEstimator):
     def _check_test_data(self, X):
         check_is_fitted(self)
         check_feature_names(self, X, reset=False)
-        X = check_array(X, name="X", estimator=type(self).__name__,
-                        accept_sparse=self._accepts_sparse)
-        check_n_features(self, X)
-        return X.astype(self._centers().dtype, copy=False)
+        dtype = self._centers().dtype
+        if is_device_array(X) and self._device_input:
+            X = self._device_rows(X)
+            check_n_features(self, X)
+            if isinstance(X, DeviceData) and X.dtype != dtype:
+                raise TypeError(
+                    f"X is {X.dtype} on the device but {type(self).__name__} was fitted on "
+                    f"{dtype} data; cast X to {dtype} on the device first.")
+        else:
+            X = check_array(X, name="X", estimator=type(self).__name__,
+                            accept_sparse=self._accepts_sparse)
+            check_n_features(self, X)
+        return X.astype(dtype, copy=False)
+
+    def _device_rows(self, X):
+        """Device-resident X as the rows of the backend of ``device_`` (dense only)."""
+        return get_backend(self.device_, "arrays").device_rows(
+            X, name="X", estimator=type(self).__name__)
 
     def _workspace(self, X, sample_weight):
         n_clusters = self._centers().shape[0]
@@ -416,7 +438,7 @@ class KMeans(_BaseKMeans):
         self.inertia_ = fit.inertia
         self.n_iter_ = fit.n_iter
         self.n_features_in_ = X.shape[1]
-        warn_if_degenerate(self.labels_, n_clusters)
+        warn_if_degenerate(fit.labels, n_clusters)
         return self
 
     def _run_settings(self, n_clusters):
