@@ -101,10 +101,18 @@ def sass(session):
     session.run("python", "scripts/sass_report.py", *session.posargs)
 
 
+# CUDA builds of the array libraries for tests/_cuda/test_gpu_arrays.py: CuPy for the CUDA
+# major version of the extra, PyTorch's default Linux wheel (CUDA 12 runtime, which a CUDA
+# 13 driver also runs).
+GPU_ARRAY_LIBRARIES = {"cu12": ("cupy-cuda12x>=13", "torch"),
+                       "cu13": ("cupy-cuda13x>=13.6", "torch")}
+
+
 @nox.session
 def gpu(session):
-    """Real hardware: kernel tests, full-size parity and the hang-timeout gate."""
-    session.install("-e", f".[test,{GPU_EXTRA}]")
+    """Real hardware: kernel tests, full-size parity, GPU arrays in and out (CuPy, torch)
+    and the hang-timeout gate."""
+    session.install("-e", f".[test,{GPU_EXTRA}]", *GPU_ARRAY_LIBRARIES[GPU_EXTRA])
     session.run(
         "python", "-c",
         "import sys; from cudakmeans._device import cuda_status; ok, why = cuda_status(); "

@@ -214,6 +214,11 @@ class DeviceRows(DeviceData):
         self.dtype = np.dtype(device_array.dtype)
         self.stream = stream if stream is not None else cuda.stream()
 
+    @property
+    def __cuda_array_interface__(self):
+        """The rows' interface: a callable ``init`` may read them with CuPy or torch."""
+        return self.device_array.__cuda_array_interface__
+
     def _sums(self, mean, squares):
         n_samples, n_features = self.shape
         s = self.stream
