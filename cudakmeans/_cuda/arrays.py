@@ -296,9 +296,7 @@ def _as_numba(X, name):
 
 
 def _stream_pointer(stream):
-    handle = stream.handle
-    value = getattr(handle, "value", None)
-    return int(value if value is not None else handle)
+    return int(stream)  # numba-cuda's Stream: its CUstream handle as an integer
 
 
 def _wait_for_producer(X):
@@ -348,7 +346,7 @@ def device_rows(X, *, name="X", estimator=None, min_samples=1):
     rows = d
     if dtype != target or not d.is_c_contiguous():
         transposed = d.is_f_contiguous()
-        src = d.T if transposed else d
+        src = _transposed_view(d) if transposed else d
         zero = memory.to_device(np.zeros(shape[1], dtype=target), stream=stream,
                                 what=f"{name} as contiguous rows")
         rows = _rows_copy(src, transposed, zero, target, shape, stream,
@@ -359,6 +357,17 @@ def device_rows(X, *, name="X", estimator=None, min_samples=1):
     if shape[0] * shape[1]:
         check_largest(largest, target, shape[1], name=name)
     return DeviceRows(rows, stream)
+
+
+def _transposed_view(d):
+    """The (d, n) C-ordered view of an F-ordered (n, d) array, without a copy (numba-cuda's
+    ``.T`` runs a transpose kernel into a new array; the simulator's is a view)."""
+    if not hasattr(d, "gpu_data"):
+        return d.T
+    from numba.cuda.cudadrv.devicearray import DeviceNDArray
+
+    return DeviceNDArray(shape=tuple(d.shape)[::-1], strides=tuple(d.strides)[::-1],
+                         dtype=d.dtype, stream=d.stream, gpu_data=d.gpu_data)
 
 
 def _finite_stats(rows, stream):
