@@ -17,6 +17,7 @@ GPU_EXTRA = os.environ.get("CUDAKMEANS_CUDA_EXTRA", "cu12")
 
 # The modules whose docstrings hold the public API's examples (run as doctests).
 PUBLIC_MODULES = [
+    "cudakmeans/_arrays.py",
     "cudakmeans/_bisect.py",
     "cudakmeans/dask.py",
     "cudakmeans/_device.py",
@@ -38,15 +39,32 @@ def lint(session):
     session.run("python", "scripts/check_docstrings.py")
 
 
+# Array libraries for the arrays-in-and-out tests (tests/test_arrays.py and scikit-learn's
+# array-API estimator checks); never dependencies of the library. torch is pinned and
+# installed with pip, not uv: pip's configuration here finds the ~200 MB CPU wheel, where
+# uv would resolve the multi-GB CUDA build.
+CPU_TORCH = "torch==2.13.0"
+ARRAY_API_STRICT = "array-api-strict>=2.3"
+
+
+def install_cpu_torch(session):
+    session.install("pip")
+    session.run("python", "-m", "pip", "install", "-q", CPU_TORCH, ARRAY_API_STRICT)
+
+
 @nox.session
 def tests(session):
     """Everything that needs neither a GPU nor the CUDA simulator (CPU path, oracle, CLI),
-    and the examples of the public docstrings."""
+    the array-API estimator checks (SCIPY_ARRAY_API=1 must be set before scipy loads: a
+    run of their own), and the examples of the public docstrings."""
     session.install("-e", ".[test]")
+    install_cpu_torch(session)
     session.run(
         "pytest", "-m", "not cudasim and not gpu and not ptx", "-p", "no:cacheprovider",
         *session.posargs,
     )
+    session.run("pytest", "tests/test_estimator_checks.py", "-k", "array_api",
+                "-p", "no:cacheprovider", env={"SCIPY_ARRAY_API": "1"})
     session.run("pytest", "--doctest-modules", "-p", "no:cacheprovider", *PUBLIC_MODULES,
                 env={"CUDAKMEANS_DEVICE": "cpu"})
 
@@ -83,10 +101,18 @@ def sass(session):
     session.run("python", "scripts/sass_report.py", *session.posargs)
 
 
+# CUDA builds of the array libraries for tests/_cuda/test_gpu_arrays.py: CuPy for the CUDA
+# major version of the extra, PyTorch's default Linux wheel (CUDA 12 runtime, which a CUDA
+# 13 driver also runs).
+GPU_ARRAY_LIBRARIES = {"cu12": ("cupy-cuda12x>=13", "torch"),
+                       "cu13": ("cupy-cuda13x>=13.6", "torch")}
+
+
 @nox.session
 def gpu(session):
-    """Real hardware: kernel tests, full-size parity and the hang-timeout gate."""
-    session.install("-e", f".[test,{GPU_EXTRA}]")
+    """Real hardware: kernel tests, full-size parity, GPU arrays in and out (CuPy, torch)
+    and the hang-timeout gate."""
+    session.install("-e", f".[test,{GPU_EXTRA}]", *GPU_ARRAY_LIBRARIES[GPU_EXTRA])
     session.run(
         "python", "-c",
         "import sys; from cudakmeans._device import cuda_status; ok, why = cuda_status(); "

@@ -36,6 +36,9 @@ _PUBLIC = {
     "DataConversionWarning": "._validation",
     "BisectingKMeans": "._bisect",
     "templates": ".templates",
+    "set_config": "._arrays",
+    "get_config": "._arrays",
+    "config_context": "._arrays",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -18,6 +18,8 @@ module         name                   protocol
 ``sparse``     ``silhouette_samples`` :class:`SilhouetteBackend`, CSR rows
 ``minibatch``  ``Workspace``          :class:`MiniBatchWorkspace`
 ``silhouette`` ``silhouette_samples`` :class:`SilhouetteBackend`
+``arrays``     ``device_rows``,       :class:`ArrayBackend`: device-resident input (checked
+               ``count_labels``       rows on the device, or copied to the host on the CPU)
 =============  =====================  =========================================================
 
 (:data:`MODULES` is that table.) Buffers a workspace hands out (centres) are opaque to the
@@ -175,6 +177,18 @@ class SilhouetteBackend(Protocol):
         """Silhouette of every row, float64, in the original order (see the drivers)."""
 
 
+class ArrayBackend(Protocol):
+    """A backend module that takes device-resident input (:mod:`cudakmeans._arrays`)."""
+
+    @staticmethod
+    def device_rows(X, *, name="X", estimator=None, min_samples=1):
+        """X (a device array) checked as ``check_array`` checks it, as this backend's rows."""
+
+    @staticmethod
+    def count_labels(labels, n_clusters):
+        """``np.bincount(labels, minlength=n_clusters)`` of host or device labels."""
+
+
 # The backend package of each device (what _device.get_backend imports from).
 PACKAGES = {"cuda": "_cuda", "cpu": "_cpu"}
 
@@ -185,4 +199,5 @@ MODULES = {
                "silhouette_samples": SilhouetteBackend},
     "minibatch": {"Workspace": MiniBatchWorkspace},
     "silhouette": {"silhouette_samples": SilhouetteBackend},
+    "arrays": {"device_rows": ArrayBackend, "count_labels": ArrayBackend},
 }

@@ -12,6 +12,7 @@ loaded.
 import inspect
 import sys
 
+from ._arrays import host, origin, resolve_output_type, to_output
 from ._params import validate_parameters
 
 OUTPUTS = ("default", "pandas", "polars")
@@ -143,12 +144,20 @@ class OutputMixin:
             raise ValueError(f"output config must be in {sorted(OUTPUTS)}, got {container}")
         return container
 
+    def _output(self, data, X):
+        """``data`` (a result of a call on ``X``) as the estimator's ``output_type`` asks
+        (:mod:`cudakmeans._arrays`): by default the kind of array ``X`` is."""
+        return to_output(data, origin(X), resolve_output_type(getattr(self, "output_type",
+                                                                          None)))
+
     def _wrap_output(self, data, X):
-        """``data`` (a 2-D array) in the configured container, indexed like ``X``."""
+        """``data`` (a 2-D array) in the configured container, indexed like ``X``; in the
+        default container, as ``output_type`` asks."""
         container = self._output_container()
         if container == "default":
-            return data
+            return self._output(data, X)
         names = self.get_feature_names_out()
+        data = host(data)  # a device result: data frames live on the host
         try:
             library = __import__(container)
         except ImportError as exc:

@@ -85,6 +85,10 @@ class BisectingKMeans(_BaseKMeans):
         Where every bisection runs; each uploads only the rows of the leaf it splits. As
         for :class:`~cudakmeans.KMeans`, a CUDA failure under 'auto' reruns the fit on
         the CPU.
+    output_type : {'input', 'numpy', 'cupy', 'torch', 'numba'} or None, default=None
+        What ``labels_``, ``cluster_centers_``, ``predict`` and ``transform`` return:
+        'input' the kind of array X is (a torch tensor for torch input, on its device),
+        or always that library's array; None follows :func:`set_config`.
 
     Attributes
     ----------
@@ -128,6 +132,7 @@ class BisectingKMeans(_BaseKMeans):
 
     _default_n_init = 1
     _accepts_sparse = False  # scikit-learn's accepts CSR; here only dense data, for now
+    _device_input = False  # the tree gathers rows on the host: device X is copied there
     _parameter_constraints = {
         **BASE_CONSTRAINTS,
         "init": [INIT_NAMES, CALLABLE],
@@ -139,7 +144,7 @@ class BisectingKMeans(_BaseKMeans):
 
     def __init__(self, n_clusters=8, *, init="random", n_init=1, random_state=None,
                  max_iter=300, verbose=0, tol=1e-4, copy_x=True, algorithm="lloyd",
-                 bisecting_strategy="biggest_inertia", device="auto"):
+                 bisecting_strategy="biggest_inertia", device="auto", output_type=None):
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
@@ -151,6 +156,7 @@ class BisectingKMeans(_BaseKMeans):
         self.algorithm = algorithm
         self.bisecting_strategy = bisecting_strategy
         self.device = device
+        self.output_type = output_type
 
     @guarded_method()
     def fit(self, X, y=None, sample_weight=None):
@@ -232,12 +238,13 @@ class BisectingKMeans(_BaseKMeans):
             Leaf of each sample.
         """
         check_is_fitted(self)
+        X_in = X
         X = self._check_test_data(X)
         backend = get_backend(self.device_, "kmeans")
         labels = np.full(X.shape[0], -1, dtype=np.int32)
         self._predict_recursive(X, np.arange(X.shape[0]), self._bisecting_tree, backend,
                                 labels)
-        return labels
+        return self._output(labels, X_in)
 
     def _predict_recursive(self, X, rows, node, backend, labels):
         if node.left is None:

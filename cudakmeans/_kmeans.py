@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 
+from ._arrays import OUTPUT_TYPES, DeviceData, Fitted, is_device_array, origin, raw
 from ._base import BaseEstimator, OutputMixin
 from ._device import get_backend, resolve_device
 from ._drivers import lloyd, runs
@@ -57,6 +58,7 @@ BASE_CONSTRAINTS = {
     "tol": [Interval("real", 0, None, closed="left")],
     "verbose": [VERBOSE],
     "random_state": [RANDOM_STATE],
+    "output_type": [StrOptions(set(OUTPUT_TYPES)), NONE],
 }
 
 
@@ -66,6 +68,15 @@ class _BaseKMeans(OutputMixin, BaseEstimator):
     _default_n_init = 10
     _parameter_constraints = BASE_CONSTRAINTS
     _accepts_sparse = True
+    # Whether X on a CUDA device stays there (False: it is copied to the host, once).
+    _device_input = True
+    # Stored as the backend made them, handed out as ``output_type`` asks.
+    labels_ = Fitted()
+    cluster_centers_ = Fitted()
+
+    def _centers(self):
+        """The fitted centres as the fit stored them (what predict and transform use)."""
+        return raw(self, "cluster_centers_")
 
     def _check_params(self, X):
         """Validate the parameters (scikit-learn's constraints and messages) against X;
@@ -97,9 +108,16 @@ class _BaseKMeans(OutputMixin, BaseEstimator):
     def _validate_fit_input(self, X, sample_weight):
         self._validate_params()
         check_feature_names(self, X, reset=True)
-        X = check_array(X, name="X", estimator=type(self).__name__,
-                        accept_sparse=self._accepts_sparse)
-        self.device_ = resolve_device(self.device)
+        self._fit_origin = origin(X)
+        if self._fit_origin.on_device and self._device_input:
+            # Device-resident X: the device is resolved first, and the backend takes X
+            # (CUDA: in place, checked on the device; CPU: copied to the host once).
+            self.device_ = resolve_device(self.device)
+            X = self._device_rows(X)
+        else:
+            X = check_array(X, name="X", estimator=type(self).__name__,
+                            accept_sparse=self._accepts_sparse)
+            self.device_ = resolve_device(self.device)
         n_clusters = self._check_params(X)
         sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
         return X, sample_weight, n_clusters
@@ -107,18 +125,32 @@ class _BaseKMeans(OutputMixin, BaseEstimator):
     def _check_test_data(self, X):
         check_is_fitted(self)
         check_feature_names(self, X, reset=False)
-        X = check_array(X, name="X", estimator=type(self).__name__,
-                        accept_sparse=self._accepts_sparse)
-        check_n_features(self, X)
-        return X.astype(self.cluster_centers_.dtype, copy=False)
+        dtype = self._centers().dtype
+        if is_device_array(X) and self._device_input:
+            X = self._device_rows(X)
+            check_n_features(self, X)
+            if isinstance(X, DeviceData) and X.dtype != dtype:
+                raise TypeError(
+                    f"X is {X.dtype} on the device but {type(self).__name__} was fitted on "
+                    f"{dtype} data; cast X to {dtype} on the device first.")
+        else:
+            X = check_array(X, name="X", estimator=type(self).__name__,
+                            accept_sparse=self._accepts_sparse)
+            check_n_features(self, X)
+        return X.astype(dtype, copy=False)
+
+    def _device_rows(self, X):
+        """Device-resident X as the rows of the backend of ``device_`` (dense only)."""
+        return get_backend(self.device_, "arrays").device_rows(
+            X, name="X", estimator=type(self).__name__)
 
     def _workspace(self, X, sample_weight):
-        n_clusters = self.cluster_centers_.shape[0]
+        n_clusters = self._centers().shape[0]
         return _backend_workspace(self.device_, X, sample_weight, n_clusters)
 
     def _labels_inertia(self, X, sample_weight):
         ws = self._workspace(X, sample_weight)
-        inertia = ws.assign(ws.upload_centers(self.cluster_centers_))
+        inertia = ws.assign(ws.upload_centers(self._centers()))
         return ws.download_labels(), inertia
 
     @guarded_method(fits=False)
@@ -135,11 +167,13 @@ class _BaseKMeans(OutputMixin, BaseEstimator):
         Returns
         -------
         labels : ndarray of shape (n_samples,), dtype int32
-            Index of the nearest centre (the lowest index on exact ties).
+            Index of the nearest centre (the lowest index on exact ties); an array of X's
+            kind with ``output_type='input'`` (see :func:`set_config`).
         """
+        X_in = X
         X = self._check_test_data(X)
         sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
-        return self._labels_inertia(X, sample_weight)[0]
+        return self._output(self._labels_inertia(X, sample_weight)[0], X_in)
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Compute the clustering and return the cluster of each sample.
@@ -179,7 +213,7 @@ class _BaseKMeans(OutputMixin, BaseEstimator):
         X = self._check_test_data(X)
         ws = self._workspace(X, np.ones(X.shape[0], dtype=X.dtype))
         return self._wrap_output(
-            ws.distances_to_centers(ws.upload_centers(self.cluster_centers_)), X_in)
+            ws.distances_to_centers(ws.upload_centers(self._centers())), X_in)
 
     def fit_transform(self, X, y=None, sample_weight=None):
         """Compute the clustering and transform X to cluster-distance space.
@@ -245,7 +279,7 @@ class _BaseKMeans(OutputMixin, BaseEstimator):
 
     @property
     def _n_features_out(self):
-        return self.cluster_centers_.shape[0]
+        return self._centers().shape[0]
 
 
 class KMeans(_BaseKMeans):
@@ -286,7 +320,12 @@ class KMeans(_BaseKMeans):
         'auto' runs on a usable CUDA GPU and otherwise on the BLAS-free CPU path, and
         reruns a call on the CPU when the CUDA path fails for a reason that is not the
         data's (a ``CudaFallbackWarning`` says why); 'cuda' raises instead, naming the
-        cause.
+        cause. X on a CUDA device (CuPy, torch, numba) runs where it is with 'auto';
+        'cpu' copies it to the host once.
+    output_type : {'input', 'numpy', 'cupy', 'torch', 'numba'} or None, default=None
+        What ``labels_``, ``cluster_centers_``, ``predict`` and ``transform`` return:
+        'input' the kind of array X is (a torch tensor for torch input, on its device),
+        or always that library's array; None follows :func:`set_config`.
 
     Attributes
     ----------
@@ -349,7 +388,7 @@ class KMeans(_BaseKMeans):
 
     def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300,
                  tol=1e-4, verbose=0, random_state=None, copy_x=True, algorithm="lloyd",
-                 device="auto"):
+                 device="auto", output_type=None):
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
@@ -360,6 +399,7 @@ class KMeans(_BaseKMeans):
         self.copy_x = copy_x
         self.algorithm = algorithm
         self.device = device
+        self.output_type = output_type
 
     @guarded_method()
     def fit(self, X, y=None, sample_weight=None):
@@ -398,7 +438,7 @@ class KMeans(_BaseKMeans):
         self.inertia_ = fit.inertia
         self.n_iter_ = fit.n_iter
         self.n_features_in_ = X.shape[1]
-        warn_if_degenerate(self.labels_, n_clusters)
+        warn_if_degenerate(fit.labels, n_clusters)
         return self
 
     def _run_settings(self, n_clusters):
@@ -447,6 +487,10 @@ class CudaKMeans(KMeans):
         'elkan' runs Lloyd's algorithm too.
     device : {'auto', 'cuda', 'cpu'}, default='auto'
         Where the fit runs (see :class:`KMeans`).
+    output_type : {'input', 'numpy', 'cupy', 'torch', 'numba'} or None, default=None
+        What ``labels_``, ``cluster_centers_``, ``predict`` and ``transform`` return:
+        'input' the kind of array X is (a torch tensor for torch input, on its device),
+        or always that library's array; None follows :func:`set_config`.
 
     Attributes
     ----------
@@ -488,10 +532,11 @@ class CudaKMeans(KMeans):
     """
 
     def __init__(self, n_clusters=8, max_iter=100, n_init=3, random_state=42, tol=1e-4, *,
-                 init="k-means++", verbose=0, copy_x=True, algorithm="lloyd", device="auto"):
+                 init="k-means++", verbose=0, copy_x=True, algorithm="lloyd", device="auto",
+                 output_type=None):
         super().__init__(n_clusters, init=init, n_init=n_init, max_iter=max_iter, tol=tol,
                          verbose=verbose, random_state=random_state, copy_x=copy_x,
-                         algorithm=algorithm, device=device)
+                         algorithm=algorithm, device=device, output_type=output_type)
 
 
 KMEANS_PLUSPLUS_CONSTRAINTS = {

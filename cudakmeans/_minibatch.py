@@ -21,6 +21,7 @@ import warnings
 
 import numpy as np
 
+from ._arrays import as_host, origin
 from ._device import get_backend, resolve_device
 from ._drivers import lloyd
 from ._drivers import minibatch as driver
@@ -153,6 +154,10 @@ class MiniBatchKMeans(_BaseKMeans):
         As for :class:`KMeans` (a CUDA failure under 'auto' reruns the call on the CPU).
         Each ``partial_fit`` step resolves it anew: a stream that fell back to the CPU
         after an out-of-memory tries CUDA again on its next step.
+    output_type : {'input', 'numpy', 'cupy', 'torch', 'numba'} or None, default=None
+        What ``labels_``, ``cluster_centers_``, ``predict`` and ``transform`` return:
+        'input' the kind of array X is (a torch tensor for torch input, on its device),
+        or always that library's array; None follows :func:`set_config`.
 
     Attributes
     ----------
@@ -216,7 +221,7 @@ class MiniBatchKMeans(_BaseKMeans):
     def __init__(self, n_clusters=8, *, init="k-means++", max_iter=100, batch_size=1024,
                  verbose=0, compute_labels=True, random_state=None, tol=0.0,
                  max_no_improvement=10, init_size=None, n_init="auto",
-                 reassignment_ratio=0.01, device="auto"):
+                 reassignment_ratio=0.01, device="auto", output_type=None):
         self.n_clusters = n_clusters
         self.init = init
         self.max_iter = max_iter
@@ -230,6 +235,7 @@ class MiniBatchKMeans(_BaseKMeans):
         self.n_init = n_init
         self.reassignment_ratio = reassignment_ratio
         self.device = device
+        self.output_type = output_type
 
     # -- validation -----------------------------------------------------------------------
     def _check_minibatch_params(self, rows):
@@ -306,7 +312,8 @@ class MiniBatchKMeans(_BaseKMeans):
         """
         self._validate_params()
         check_feature_names(self, X, reset=True)
-        rows = _Rows(X)
+        self._fit_origin = origin(X)
+        rows = _Rows(as_host(X))
         self.device_ = resolve_device(self.device)
         n_clusters = self._check_minibatch_params(rows)
         n_samples = rows.shape[0]
@@ -367,11 +374,12 @@ class MiniBatchKMeans(_BaseKMeans):
         self : MiniBatchKMeans
             The updated estimator.
         """
-        has_centers = hasattr(self, "cluster_centers_")
+        has_centers = hasattr(self, "_fitted_cluster_centers_")
         if not has_centers:
             self._validate_params()
         check_feature_names(self, X, reset=not has_centers)
-        rows = _Rows(X)
+        self._fit_origin = origin(X)
+        rows = _Rows(as_host(X))
         if has_centers:
             check_n_features(self, rows)
         if not hasattr(self, "_random_state"):
@@ -392,7 +400,7 @@ class MiniBatchKMeans(_BaseKMeans):
             self._n_since_last_reassign = 0
             self.n_features_in_ = rows.shape[1]
         else:
-            centers = self.cluster_centers_
+            centers = self._centers()
             n_clusters = centers.shape[0]
             if rows.dtype != centers.dtype:
                 rows.dtype = centers.dtype  # blocks are read in the fitted dtype

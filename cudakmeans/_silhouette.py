@@ -22,6 +22,7 @@ import warnings
 
 import numpy as np
 
+from ._arrays import as_host, origin, resolve_output_type, to_output
 from ._device import cuda_status, get_backend, resolve_device
 from ._drivers import silhouette as driver
 from ._fallback import cpu_reason, guarded_function
@@ -113,7 +114,7 @@ def _check_precomputed_values(D):
 def _check_labels(labels, n_samples):
     """Return ``labels`` as a 1-D array of length ``n_samples`` (a new array), or raise,
     with scikit-learn's checks and messages (``check_X_y``'s on y)."""
-    labels = np.array(labels, copy=True)
+    labels = np.array(as_host(labels, "labels"), copy=True)
     if labels.ndim == 2 and labels.shape[1] == 1:
         warn("A column-vector y was passed when a 1d array was expected. Please change the "
              "shape of y to (n_samples, ), for example using ravel().",
@@ -160,13 +161,21 @@ _PARAMETERS = """\
 _DEVICE = """\
     device : {'auto', 'cuda', 'cpu'}, default='auto'
         Where the distances are computed ('precomputed' and callables: the CPU).
+"""
+_OUTPUT_TYPE = """\
+    output_type : {'input', 'numpy', 'cupy', 'torch', 'numba'} or None, default=None
+        What the coefficients are returned as: 'input' the kind of array X is, or always
+        that library's array; None follows :func:`set_config`.
+"""
+_KWDS = """\
     **kwds : optional keyword parameters
         Passed to a callable ``metric``.
 """
 
 
 @guarded_function
-def silhouette_samples(X, labels, *, metric="euclidean", device="auto", **kwds):
+def silhouette_samples(X, labels, *, metric="euclidean", device="auto", output_type=None,
+                       **kwds):
     """Compute the Silhouette Coefficient of each sample.
 
     ``s = (b - a) / max(a, b)``, with ``a`` the mean distance of a sample to the other
@@ -176,11 +185,12 @@ def silhouette_samples(X, labels, *, metric="euclidean", device="auto", **kwds):
 
     Parameters
     ----------
-{parameters}{device}
+{parameters}{device}{output_type}{kwds}
     Returns
     -------
     silhouette : ndarray of shape (n_samples,)
-        Silhouette Coefficient of each sample, in X's float dtype.
+        Silhouette Coefficient of each sample, in X's float dtype; an array of X's kind
+        with ``output_type='input'``.
 
     See Also
     --------
@@ -208,9 +218,12 @@ def silhouette_samples(X, labels, *, metric="euclidean", device="auto", **kwds):
     _check_metric(metric, kwds)
     validate_parameters(SAMPLES_CONSTRAINTS, {"X": X, "labels": labels, "metric": metric},
                         "silhouette_samples")
+    output_type = resolve_output_type(output_type)
     device = resolve_device(device)
+    source = origin(X)
     X, labels = _check_X_labels(X, labels, metric)
-    return _run(X, labels, device, metric, kwds).astype(X.dtype, copy=False)
+    samples = _run(X, labels, device, metric, kwds).astype(X.dtype, copy=False)
+    return to_output(samples, source, output_type)
 
 
 @guarded_function
@@ -226,7 +239,7 @@ def silhouette_score(X, labels, *, metric="euclidean", sample_size=None, random_
         rows scikit-learn draws for the same ``random_state``); None uses every row.
     random_state : int, RandomState instance or None, default=None
         Seeds the draw of ``sample_size`` rows.
-{device}
+{device}{kwds}
     Returns
     -------
     silhouette : float
@@ -271,9 +284,9 @@ def silhouette_score(X, labels, *, metric="euclidean", sample_size=None, random_
 
 
 silhouette_samples.__doc__ = silhouette_samples.__doc__.format(
-    parameters=_PARAMETERS, device=_DEVICE)
+    parameters=_PARAMETERS, device=_DEVICE, output_type=_OUTPUT_TYPE, kwds=_KWDS)
 silhouette_score.__doc__ = silhouette_score.__doc__.format(
-    parameters=_PARAMETERS, device=_DEVICE)
+    parameters=_PARAMETERS, device=_DEVICE, kwds=_KWDS)
 
 
 def cuda_silhouette_score(X, labels, *, metric="euclidean", sample_size=None,

@@ -21,6 +21,8 @@ import warnings
 
 import numpy as np
 
+from ._arrays import as_host, label_counts
+
 
 class _SklearnCompatible:
     """Pickles as the library's class and is rebuilt with :func:`sklearn_class` on load,
@@ -193,8 +195,9 @@ def check_array(X, *, name="X", dtype=(np.float64, np.float32), min_samples=1, c
     """
     if X is None:
         raise TypeError(f"{name} must be an array-like of numbers, got None.")
-    if hasattr(X, "__cuda_array_interface__") and not isinstance(X, np.ndarray):
-        X = X.copy_to_host() if hasattr(X, "copy_to_host") else np.asarray(X)
+    # CPU DLPack objects (torch, array-api-strict) are read in place; device arrays that
+    # reach the host path are copied to the host once (see cudakmeans._arrays).
+    X = as_host(X, name)
     if is_sparse(X):
         if accept_sparse:
             from ._sparse import from_scipy
@@ -276,22 +279,35 @@ def check_finite(values, *, name="X", n_features=None):
     squared distances would overflow the dtype (sums of ``n_features`` squares; by default
     the second dimension of ``values``)."""
     if not np.isfinite(values).all():
-        if np.isnan(values).any():
-            raise ValueError(f"Input {name} contains NaN.")
-        raise ValueError(
-            f"Input {name} contains infinity or a value too large for {values.dtype!r}.")
+        raise_not_finite(name, bool(np.isnan(values).any()), values.dtype)
+    if n_features is None:
+        n_features = values.shape[1] if values.ndim == 2 else 1
+    if values.size:
+        check_largest(float(np.abs(values).max()), values.dtype, n_features, name=name)
+
+
+def raise_not_finite(name, has_nan, dtype):
+    """scikit-learn's error for NaN (``has_nan``) or infinite values of ``name``."""
+    if has_nan:
+        raise ValueError(f"Input {name} contains NaN.")
+    raise ValueError(f"Input {name} contains infinity or a value too large for {dtype!r}.")
+
+
+def check_largest(largest, dtype, n_features, *, name="X"):
+    """Raise unless the largest absolute value ``largest`` of finite data of ``dtype`` keeps
+    sums of ``n_features`` squared differences finite (the host's and the device's check).
+    """
     # Squares are summed in the input dtype: values whose squares overflow would give inf
     # distances and silently wrong clusters. Two rows at +-v are n_features * (2v)^2 apart,
     # a sum rounded up to n_features + 1 times: the limit leaves room for that rounding (at
     # exactly sqrt(max / (4 * n_features)) the sum can round up to inf).
-    if n_features is None:
-        n_features = values.shape[1] if values.ndim == 2 else 1
-    room = 1.0 + 4.0 * (n_features + 1) * float(np.finfo(values.dtype).eps)
-    limit = np.sqrt(np.finfo(values.dtype).max / (4.0 * n_features * room))
-    if values.size and float(np.abs(values).max()) > limit:
+    dtype = np.dtype(dtype)
+    room = 1.0 + 4.0 * (n_features + 1) * float(np.finfo(dtype).eps)
+    limit = np.sqrt(np.finfo(dtype).max / (4.0 * n_features * room))
+    if largest > limit:
         raise ValueError(
-            f"{name} has values up to {float(np.abs(values).max()):.3g}, whose squared "
-            f"distances overflow {values.dtype} (limit {limit:.3g}); rescale the data."
+            f"{name} has values up to {largest:.3g}, whose squared distances overflow "
+            f"{dtype} (limit {limit:.3g}); rescale the data."
         )
 
 
@@ -307,7 +323,7 @@ def check_sample_weight(sample_weight, n_samples, dtype):
     if isinstance(sample_weight, numbers.Number) and not isinstance(sample_weight, bool):
         w = np.full(n_samples, sample_weight, dtype=dtype)
     else:
-        w = np.asarray(sample_weight)
+        w = np.asarray(as_host(sample_weight, "sample_weight"))
         if w.dtype.kind not in "iuf":
             raise TypeError(f"sample_weight must be numeric, got dtype {w.dtype}.")
         if w.ndim != 1:
@@ -383,7 +399,7 @@ def check_center_shape(centers, X, n_clusters):
 def warn_if_degenerate(labels, n_clusters, stacklevel=1):
     """scikit-learn's ``ConvergenceWarning`` when a fit's labels use fewer than
     ``n_clusters`` clusters (at ``stacklevel``, counted from the caller of this one)."""
-    distinct = int(np.count_nonzero(np.bincount(labels, minlength=n_clusters)))
+    distinct = int(np.count_nonzero(label_counts(labels, n_clusters)))
     if distinct < n_clusters:
         warn(
             f"Number of distinct clusters ({distinct}) found smaller than n_clusters "

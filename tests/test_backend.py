@@ -25,7 +25,7 @@ BACKENDS = ("cpu", "cuda")
 RUNS = {"cpu": _backend.ForkingRuns, "cuda": _backend.BatchedRuns}
 PROTOCOLS = (_backend.KMeansWorkspace, _backend.ForkingRuns, _backend.BatchedRuns,
              _backend.WholeRuns,
-             _backend.MiniBatchWorkspace, _backend.SilhouetteBackend)
+             _backend.MiniBatchWorkspace, _backend.SilhouetteBackend, _backend.ArrayBackend)
 
 
 def declared_methods(protocol):
@@ -70,7 +70,9 @@ def problems(obj, protocol):
     """Why the class or function ``obj`` does not provide ``protocol``'s methods."""
     found = []
     for name, declared in declared_methods(protocol).items():
-        if protocol is _backend.SilhouetteBackend:  # a module function, not a method
+        if inspect.isfunction(obj):  # a module function, not a method
+            if name != obj.__name__:
+                continue
             actual = obj
         else:
             actual = getattr(obj, name, None)

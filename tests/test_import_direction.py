@@ -34,7 +34,8 @@ ROOMS = {
     "math": ["cudakmeans._math", "cudakmeans._silhouette_math", "cudakmeans._sparse_math",
              "cudakmeans._minibatch_math"],
     "support": ["cudakmeans._validation", "cudakmeans._sparse", "cudakmeans._device",
-                "cudakmeans._fallback", "cudakmeans._threads", "cudakmeans._backend"],
+                "cudakmeans._fallback", "cudakmeans._threads", "cudakmeans._backend",
+                "cudakmeans._arrays"],
 }
 ORDER = ["cli", "public", "drivers", "backends", "math"]
 PUBLIC_API = {"cudakmeans", "cudakmeans.templates", "cudakmeans.data"}

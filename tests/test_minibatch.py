@@ -255,6 +255,7 @@ def test_default_parameters_are_scikit_learns():
 
     params = MiniBatchKMeans().get_params()
     assert params.pop("device") == "auto"
+    assert params.pop("output_type") is None  # ours: arrays in and out (cudakmeans._arrays)
     assert params == SkMiniBatchKMeans().get_params()
 
 

@@ -27,7 +27,8 @@ import math
 import numpy as np
 from numba import cuda, float32, float64, int32, int64, uint64
 
-from . import compile, launch, memory, registry
+from .._arrays import DeviceData
+from . import arrays, compile, launch, memory, registry
 from .launch import (
     BLOCK_ROWS,
     CHUNKS_PER_BLOCK,
@@ -636,9 +637,13 @@ class Workspace:
         self._prepared = set()
         self._run_plan = None  # the (K, groups) per run on the device, and on the host
         self._run_plan_host = None
+        # Device-resident rows (cudakmeans._arrays.DeviceData) are used where they are, and
+        # the labels and distances a fit hands out stay on the device too.
+        self.resident = isinstance(X, DeviceData)
         what = f"KMeans on {n_samples:,} x {X.shape[1]} {X.dtype}"
         with memory.released_on_failure(self):
-            self.d_X = memory.to_device(X, stream=stream, what=what)
+            self.d_X = X.device_array if self.resident else memory.to_device(
+                X, stream=stream, what=what)
             self.d_weight = memory.to_device(sample_weight, stream=stream, what=what)
             self.set_n_clusters(n_clusters)
 
@@ -798,7 +803,11 @@ class Workspace:
         return host[0] if host.shape[0] == 1 else host
 
     def download_labels(self, n_runs=None):
-        """Labels of the single run, or ``(n_runs, n_samples)`` of a batch."""
+        """Labels of the single run, or ``(n_runs, n_samples)`` of a batch (for
+        device-resident rows: a device copy)."""
+        if self.resident:
+            labels = arrays.copy_of_labels(self.d_labels[:n_runs or 1], self.stream)
+            return labels[0] if n_runs is None else labels
         if n_runs is None:
             return self._download(self.d_labels[0])
         return self._download(self.d_labels[:n_runs])
@@ -874,6 +883,9 @@ class Workspace:
                                   stream=self.stream, what="the distances to every centre")
         center_distances[grid(self.X.shape[0]), THREADS, self.stream](self.d_X, centers[0],
                                                                        out)
+        if self.resident:
+            self.stream.synchronize()
+            return out
         return self._download(out)
 
     # -- k-means++ -------------------------------------------------------------------

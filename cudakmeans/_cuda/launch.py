@@ -106,6 +106,26 @@ def grid(n_items, threads=THREADS):
     return max(1, ceil_div(n_items, threads))
 
 
+# Device-resident input (_cuda/arrays.py): element-wise kernels stride over at most
+# ELEMENTWISE_BLOCKS blocks; reductions write one partial per block, at most REDUCE_BLOCKS
+# (the last block adds them serially); column sums add COLUMN_ROWS rows per block, one
+# thread per feature. Under the simulator a block is a set of Python threads: few blocks.
+ELEMENTWISE_BLOCKS = 2 if SIMULATOR else 4096
+REDUCE_BLOCKS = 2 if SIMULATOR else 1024
+COLUMN_ROWS = 128 if SIMULATOR else 256
+COLUMN_THREADS = 4 if SIMULATOR else 32
+
+
+def elementwise_blocks(n_items):
+    """Blocks of THREADS threads for a grid-stride loop over ``n_items`` items."""
+    return min(grid(n_items), ELEMENTWISE_BLOCKS)
+
+
+def reduce_blocks(n_items):
+    """Blocks of a grid-stride reduction over ``n_items`` items, one partial each."""
+    return min(grid(n_items), REDUCE_BLOCKS)
+
+
 def _align(nbytes, to=16):
     return ceil_div(nbytes, to) * to
 

@@ -10,7 +10,7 @@ import importlib
 from numba import cuda
 
 TARGETS = ((7, 5), (8, 6), (8, 9), (9, 0))
-KERNEL_MODULES = ("kmeans", "silhouette", "minibatch", "sparse")
+KERNEL_MODULES = ("kmeans", "silhouette", "minibatch", "sparse", "arrays")
 
 
 def kernel_modules():

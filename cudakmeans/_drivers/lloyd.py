@@ -9,6 +9,7 @@ would choose.
 
 import numpy as np
 
+from .._arrays import DeviceData
 from .._sparse import SparseRows
 
 
@@ -17,8 +18,11 @@ def column_means(X):
 
     numpy's axis-0 reductions of a C-ordered array with few columns add the rows one at a
     time (an inner loop of n_features elements), far slower than reducing contiguous rows,
-    and the centring of X is on a small fit's critical path.
+    and the centring of X is on a small fit's critical path. Device-resident rows
+    (:class:`~cudakmeans._arrays.DeviceData`) are reduced on their device.
     """
+    if isinstance(X, DeviceData):
+        return X.column_means()
     return np.ascontiguousarray(X.T).mean(axis=1)
 
 
@@ -32,7 +36,7 @@ def tolerance(X, tol):
     """
     if tol == 0:
         return 0.0
-    if isinstance(X, SparseRows):
+    if isinstance(X, (SparseRows, DeviceData)):  # reduced where the data are
         return float(np.mean(X.column_mean_var()[1]) * tol)
     if isinstance(X, np.ndarray):
         return float(np.mean(np.var(np.ascontiguousarray(X.T), axis=1)) * tol)

@@ -19,6 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import _threads
+from .._arrays import host
 from .._validation import check_array, check_center_shape, check_random_state
 from . import lloyd
 
@@ -131,6 +132,8 @@ def is_same_clustering(labels1, labels2, n_clusters):
     Each cluster of ``labels1`` maps to the ``labels2`` of one of its members (whichever
     the fancy assignment keeps); the partitions agree iff every member then maps right.
     """
+    # Labels of device-resident rows come to the host here only (n_init > 1, a better run).
+    labels1, labels2 = host(labels1), host(labels2)
     mapping = np.full(n_clusters, -1, dtype=np.int64)
     mapping[labels1] = labels2
     return bool(np.array_equal(mapping[labels1], labels2))

@@ -1,0 +1,28 @@
+"""The CPU backend's side of device-resident input: it is brought to the host, once.
+
+What the CUDA backend's ``arrays`` module does on the device (:mod:`cudakmeans._cuda.arrays`)
+for a call that runs on the CPU: ``device='cpu'``, CUDA unusable, or a fallback rerun.
+"""
+
+import numpy as np
+
+from .._arrays import as_host, host
+from .._validation import check_array
+
+
+def device_rows(X, *, name="X", estimator=None, min_samples=1):
+    """X, a device array, copied to the host and checked as :func:`check_array` checks."""
+    return check_array(as_host(X, name), name=name, estimator=estimator,
+                       min_samples=min_samples)
+
+
+def count_labels(labels, n_clusters):
+    """``np.bincount(labels, minlength=n_clusters)`` (device labels copied first)."""
+    return np.bincount(host(labels), minlength=n_clusters)
+
+
+def output_array(host_result):
+    """A host result as a numba device array (``output_type='numba'``): the caller's."""
+    from numba import cuda
+
+    return cuda.to_device(np.ascontiguousarray(host_result))
