@@ -27,6 +27,7 @@ result from the cache. If the second process cannot start or fails, the later ca
 as if nothing had been started.
 """
 
+import atexit
 import importlib
 import os
 import pickle
@@ -213,6 +214,23 @@ def _start_elsewhere(soon, todo):
     for key in keys:
         _pending[key] = (process, what, start)
     return f", and {what} in a second process"
+
+
+def _stop_pending():
+    """At exit, stop second processes nobody waited for (a seeding with no Lloyd run after
+    it): their kernels would not be used, and numba writes its cache files whole or not at
+    all."""
+    for process, _, _ in set(_pending.values()):
+        if process.poll() is None:
+            process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover - terminate is not refused
+            process.kill()
+    _pending.clear()
+
+
+atexit.register(_stop_pending)
 
 
 def _compile_jobs(jobs):
