@@ -60,11 +60,13 @@ def tile_buffers(n_features, dtype):
     ``packed[:n_features]`` holds a tile of rows, transposed; ``packed[n_features:]`` a
     block of distances (:func:`scan_tile`'s ``acc``). The distances share no array with the
     running minima in ``values``: with both in one array, LLVM kept the loops that read
-    the one and write the other scalar.
+    the one and write the other scalar. ``packed`` starts zeroed: a block of rows reads
+    past a short tile, and those lanes (whose distances are never used) then hold finite
+    values, not whatever the allocation held.
     """
     return (np.empty((3, TILE), dtype=dtype), np.empty((2, TILE), dtype=np.int32),
             np.empty(TILE, dtype=np.int64), np.empty(TILE, dtype=np.bool_),
-            np.empty((n_features + BLOCK_CENTERS, TILE), dtype=dtype))
+            np.zeros((n_features + BLOCK_CENTERS, TILE), dtype=dtype))
 
 
 @_inline
