@@ -126,7 +126,7 @@ def cpu_info(path="/proc/cpuinfo"):
     """Model name, MHz, flags and processor count from ``/proc/cpuinfo`` (empty when
     the file is absent)."""
     info = {"model": platform.processor() or platform.machine(), "mhz": None,
-            "flags": set(), "processors": 0}
+            "flags": set(), "processors": 0, "vendor": None, "family": None}
     try:
         text = pathlib.Path(path).read_text()
     except OSError:
@@ -142,14 +142,28 @@ def cpu_info(path="/proc/cpuinfo"):
             info["mhz"] = float(value)
         elif key == "flags" and not info["flags"]:
             info["flags"] = set(value.split())
+        elif key == "vendor_id" and info["vendor"] is None:
+            info["vendor"] = value
+        elif key == "cpu family" and info["family"] is None:
+            info["family"] = int(value)
     return info
 
 
-def fma_peak(cores, mhz, flags, dtype, fma_units=2):
+def datapath_bits(cpu):
+    """Width of one FMA unit: AMD family 25 (Zen 3 and Zen 4) runs an AVX-512 operation
+    as two 256-bit halves on 256-bit units; None (the vector width) elsewhere."""
+    if cpu.get("vendor") == "AuthenticAMD" and cpu.get("family") == 25:
+        return 256
+    return None
+
+
+def fma_peak(cores, mhz, flags, dtype, fma_units=2, datapath=None):
     """Peak multiply-adds per second of the model ``cores x GHz x FMA units x lanes``,
     and the lanes it used. ``2 x`` this is the FLOP/s peak. Returns ``(None, lanes)``
-    when the clock is unknown."""
+    when the clock is unknown. ``datapath`` (bits) caps the lanes of one unit where it is
+    narrower than the widest vector flag (:func:`datapath_bits`)."""
     width = 512 if "avx512f" in flags else 256 if "avx2" in flags and "fma" in flags else 128
+    width = min(width, datapath) if datapath else width
     lanes = width // (8 * np.dtype(dtype).itemsize)
     if not mhz:
         return None, lanes
@@ -576,7 +590,8 @@ def report(args, libs, tasks, results, niter, infos, started, finished, load_sta
                     if p["mode"] == "lloyd" and iters:
                         per_iter = med / iters
                         terms = full_scan_terms(task["n"], p["k"], p["d"]) / per_iter
-                        peak, lanes = fma_peak(cores, cpu["mhz"], cpu["flags"], p["dtype"])
+                        peak, lanes = fma_peak(cores, cpu["mhz"], cpu["flags"], p["dtype"],
+                                               datapath=datapath_bits(cpu))
                         extra[2] = f"{per_iter * 1e3:.3g} ms"
                         extra[3] = f"{terms:.3g}"
                         extra[4] = f"{terms / peak:.1%}" if peak else "clock unknown"
@@ -603,8 +618,9 @@ def report(args, libs, tasks, results, niter, infos, started, finished, load_sta
               "(the `cpu MHz` of /proc/cpuinfo: no turbo, and on a VM the cores may be "
               "hyperthreads sharing one physical core), 2 FMA units per core (assumed; "
               "some AVX-512 parts have one), lanes from the widest vector flag (16 float32 "
-              "for avx512f, 8 for avx2). A term is one multiply-add (2 FLOP), so the "
-              "fraction is terms/s / (peak FLOP/s / 2)."]
+              "for avx512f, 8 for avx2), halved on AMD family 25 (Zen 4 runs AVX-512 on "
+              "256-bit units: 8 float32 lanes per FMA unit). A term is one multiply-add "
+              "(2 FLOP), so the fraction is terms/s / (peak FLOP/s / 2)."]
     if peak_note:
         peak, lanes, dtype = peak_note[0]
         lines.append(f"- Here: {cores} x {mhz / 1e3:g} GHz x 2 x {lanes} ({dtype}) x 2 = "

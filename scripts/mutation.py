@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # (-m cudasim, NUMBA_ENABLE_CUDASIM=1); the others with the CPU markers.
 # test_parallel forces the threaded kernels, which small inputs never reach.
 KMEANS_TESTS = ("tests/test_golden.py", "tests/test_kmeans.py", "tests/_cpu/test_kmeans.py",
-                "tests/test_properties.py",
+                "tests/_cpu/test_tiles.py", "tests/test_properties.py",
                 "tests/_cpu/test_parallel.py", "tests/test_lloyd.py", "tests/test_minibatch.py")
 SILHOUETTE_TESTS = ("tests/_cpu/test_silhouette.py", "tests/test_silhouette.py",
                     "tests/test_silhouette_metrics.py",
@@ -60,6 +60,7 @@ TARGETS = {
     "cudakmeans/_cpu/kmeans.py": KMEANS_TESTS,
     "cudakmeans/_minibatch.py": KMEANS_TESTS,
     "cudakmeans/_cpu/minibatch.py": ("tests/_cpu/test_minibatch.py", *KMEANS_TESTS),
+    "cudakmeans/_cpu/tiles.py": ("tests/_cpu/test_tiles.py", *KMEANS_TESTS),
     "cudakmeans/_minibatch_math.py": ("tests/_cpu/test_minibatch.py", *KMEANS_TESTS),
     "cudakmeans/_silhouette.py": SILHOUETTE_TESTS,
     "cudakmeans/_cpu/silhouette.py": SILHOUETTE_TESTS,

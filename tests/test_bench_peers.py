@@ -73,11 +73,21 @@ def test_fma_peak_model(flags, dtype, lanes):
     assert got_lanes == lanes
     assert peak == 2 * 2600.0e6 * 2 * lanes
     assert bp.fma_peak(2, None, flags, dtype) == (None, lanes)
+    # Zen 4: AVX-512 on 256-bit FMA units, half the lanes per unit
+    assert bp.fma_peak(2, 2600.0, flags, dtype, datapath=256)[1] == min(
+        lanes, 256 // (8 * np.dtype(dtype).itemsize))
+
+
+def test_datapath_bits_halves_zen4_only():
+    assert bp.datapath_bits({"vendor": "AuthenticAMD", "family": 25}) == 256
+    assert bp.datapath_bits({"vendor": "AuthenticAMD", "family": 26}) is None
+    assert bp.datapath_bits({"vendor": "GenuineIntel", "family": 6}) is None
 
 
 def test_cpu_info_reads_the_first_processor(tmp_path):
     text = "".join(
-        f"processor\t: {i}\nmodel name\t: Test CPU {i}\ncpu MHz\t\t: {2000 + i}.5\n"
+        f"processor\t: {i}\nvendor_id\t: AuthenticAMD\ncpu family\t: {25 + i}\n"
+        f"model name\t: Test CPU {i}\ncpu MHz\t\t: {2000 + i}.5\n"
         f"flags\t\t: fpu avx2 fma{' avx512f' if i == 0 else ''}\n\n" for i in range(3))
     path = tmp_path / "cpuinfo"
     path.write_text(text)
@@ -86,5 +96,6 @@ def test_cpu_info_reads_the_first_processor(tmp_path):
     assert info["mhz"] == 2000.5
     assert info["flags"] == {"fpu", "avx2", "fma", "avx512f"}
     assert info["processors"] == 3
+    assert (info["vendor"], info["family"]) == ("AuthenticAMD", 25)
     missing = bp.cpu_info(tmp_path / "absent")
     assert missing["mhz"] is None and missing["processors"] == 0

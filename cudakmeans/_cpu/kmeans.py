@@ -29,6 +29,7 @@ from numba import njit
 from . import compile as _compile
 from . import parallel
 from .math import inline as _math
+from .tiles import BLOCK_CENTERS, BLOCK_ROWS, sq_dist_block
 
 _entry = njit(cache=True, nogil=True)  # called from Python: compiled (and cached) alone
 # A kernel several entry points share: compiled once, linked into each of them.
@@ -45,7 +46,7 @@ MIN_PARALLEL_WORK = 1 << 22
 # fraction of a second even when every row is rescanned).
 CALL_WORK = 1 << 28
 
-TILE = 256  # rows per tile: a tile's running distances stay in L1
+TILE = 256  # rows per tile (a multiple of BLOCK_ROWS): its running minima stay in L1
 
 # lloyd_steps' outcome: still running, stopped after its final assignment, or stopped by
 # strict convergence onto bit-identical centres (the final assignment would change nothing)
@@ -54,10 +55,18 @@ RUNNING, ASSIGNED, CONVERGED = 0, 1, 2
 
 def tile_buffers(n_features, dtype):
     """Scratch for :func:`assign_rows` (one set per thread): ``(values, labels, rows,
-    rescan, packed)``."""
-    return (np.empty((4, TILE), dtype=dtype), np.empty((2, TILE), dtype=np.int32),
+    rescan, packed)``.
+
+    ``packed[:n_features]`` holds a tile of rows, transposed; ``packed[n_features:]`` a
+    block of distances (:func:`scan_tile`'s ``acc``). The distances share no array with the
+    running minima in ``values``: with both in one array, LLVM kept the loops that read
+    the one and write the other scalar. ``packed`` starts zeroed: a block of rows reads
+    past a short tile, and those lanes (whose distances are never used) then hold finite
+    values, not whatever the allocation held.
+    """
+    return (np.empty((3, TILE), dtype=dtype), np.empty((2, TILE), dtype=np.int32),
             np.empty(TILE, dtype=np.int64), np.empty(TILE, dtype=np.bool_),
-            np.empty((n_features, TILE), dtype=dtype))
+            np.zeros((n_features + BLOCK_CENTERS, TILE), dtype=dtype))
 
 
 @_inline
@@ -82,30 +91,60 @@ def tile_sq_dist(XT, row0, n_rows, Y, j, out):
 
 
 @_inline
+def tile_block_sq_dists(XT, row0, n_rows, centers, c0, out):
+    """out[k, r] = |X[row0 + r] - centers[c0 + k]|^2 for a tile's rows and a block of
+    ``BLOCK_CENTERS`` centres (centres past the last repeat the last), X transposed (XT).
+
+    Register-tiled blocks of ``BLOCK_ROWS`` rows (:func:`.tiles.sq_dist_block`: values
+    bit-identical to ``sq_dist``). A last partial block of rows is computed again from
+    ``n_rows - BLOCK_ROWS`` (the overlapped rows get the same values twice); a tile of
+    fewer than ``BLOCK_ROWS`` rows reads ``BLOCK_ROWS`` columns of XT from ``row0``, which
+    the caller guarantees exist (their distances land past ``n_rows`` and are not used).
+    """
+    last_block = n_rows - BLOCK_ROWS if n_rows > BLOCK_ROWS else 0
+    for b0 in range(0, n_rows, BLOCK_ROWS):
+        b = b0 if b0 < last_block else last_block
+        sq_dist_block(XT, row0 + b, centers, c0, out, b)
+
+
+# Compiled on its own and linked, not typed into its callers: inside assign_rows' large
+# body LLVM optimised these loops worse, and the scan ran a third slower.
+@_kernel
 def scan_tile(XT, row0, n_rows, centers, acc, best, second, best_label):
     """Nearest and second-nearest squared distance, and the nearest label, of a tile's rows.
 
     This is ``_math.nearest_center`` specialised for the CPU, on purpose: the tile is
-    compared with one centre at a time (:func:`tile_sq_dist`, vectorised over rows), and
-    the running minimum per row takes a centre only if strictly nearer, centres in
-    increasing order. Distances are bit-identical to ``sq_dist`` and ties go to the lowest
-    label, so labels and distances equal ``nearest_center``'s (tests/_cpu/test_parallel.py).
+    compared with a block of centres at a time (:func:`tile_block_sq_dists` into ``acc``,
+    ``BLOCK_CENTERS`` x TILE), and the running minimum per row takes a centre only if
+    strictly nearer, centres in increasing order. Distances are bit-identical to
+    ``sq_dist`` and ties go to the lowest label, so labels and distances equal
+    ``nearest_center``'s (tests/_cpu/test_parallel.py, tests/_cpu/test_tiles.py).
     Centre 0 goes through the same loop from ``best = inf`` (one call site to compile);
-    it is taken even at an infinite distance, as ``nearest_center`` takes it.
+    it is taken even at an infinite distance, as ``nearest_center`` takes it. XT must have
+    ``BLOCK_ROWS`` columns from ``row0`` (see :func:`tile_block_sq_dists`).
     """
     for r in range(n_rows):
         best[r] = np.inf
         best_label[r] = 0
         second[r] = np.inf
-    for c in range(centers.shape[0]):
-        tile_sq_dist(XT, row0, n_rows, centers, c, acc)
-        for r in range(n_rows):  # branch-free, so that it vectorises
-            dist, old, runner_up = acc[r], best[r], second[r]
-            nearer = dist < old
-            far = old if nearer else dist
-            second[r] = far if far < runner_up else runner_up
-            best[r] = dist if nearer else old
-            best_label[r] = c if nearer else best_label[r]
+    n_centers = centers.shape[0]
+    for c0 in range(0, n_centers, BLOCK_CENTERS):
+        tile_block_sq_dists(XT, row0, n_rows, centers, c0, acc)
+        n_block = n_centers - c0 if n_centers - c0 < BLOCK_CENTERS else BLOCK_CENTERS
+        for k in range(n_block):
+            take_nearer(acc[k], c0 + k, n_rows, best, second, best_label)
+
+
+@_inline
+def take_nearer(dists, c, n_rows, best, second, best_label):
+    """Fold centre ``c``'s distances into the running nearest and second-nearest."""
+    for r in range(n_rows):  # branch-free, so that it vectorises
+        dist, old, runner_up = dists[r], best[r], second[r]
+        nearer = dist < old
+        far = old if nearer else dist
+        second[r] = far if far < runner_up else runner_up
+        best[r] = dist if nearer else old
+        best_label[r] = c if nearer else best_label[r]
 
 
 @_inline
@@ -114,13 +153,18 @@ def nearest_in_tile(XT, row0, n_rows, centers, acc, best, best_label):
     for r in range(n_rows):
         best[r] = np.inf
         best_label[r] = 0
-    for c in range(centers.shape[0]):
-        tile_sq_dist(XT, row0, n_rows, centers, c, acc)
-        for r in range(n_rows):  # branch-free, so that it vectorises
-            dist, old = acc[r], best[r]
-            nearer = dist < old
-            best[r] = dist if nearer else old
-            best_label[r] = c if nearer else best_label[r]
+    n_centers = centers.shape[0]
+    for c0 in range(0, n_centers, BLOCK_CENTERS):
+        tile_block_sq_dists(XT, row0, n_rows, centers, c0, acc)
+        n_block = n_centers - c0 if n_centers - c0 < BLOCK_CENTERS else BLOCK_CENTERS
+        for k in range(n_block):
+            c = c0 + k
+            dists = acc[k]
+            for r in range(n_rows):  # branch-free, so that it vectorises
+                dist, old = dists[r], best[r]
+                nearer = dist < old
+                best[r] = dist if nearer else old
+                best_label[r] = c if nearer else best_label[r]
 
 
 @_inline
@@ -191,7 +235,8 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
     ``nearest_center``'s, bit for bit.
     """
     n_features = X.shape[1]
-    acc, best, second, packed_best = values[0], values[1], values[2], values[3]
+    best, second, packed_best = values[0], values[1], values[2]
+    acc, packed = packed[n_features:], packed[:n_features]
     best_label, packed_label = tile_labels[0], tile_labels[1]
     shrink = 1.0 - margin  # rounds the bounds down: they must never exceed the truth
     n_changed = 0
@@ -219,6 +264,11 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
         else:
             for r in range(n_rows):
                 packed_rows[r] = r
+            if n_rows < BLOCK_ROWS:  # too few columns of XT for a block: copy the rows
+                for f in range(n_features):
+                    for r in range(n_rows):
+                        packed[f, r] = XT[f, row0 + r]
+                source, first = packed, 0
         if m > 0:
             scan_tile(source, first, m, centers, acc, packed_best, second, packed_label)
             for j in range(m):

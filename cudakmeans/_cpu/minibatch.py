@@ -14,6 +14,7 @@ from .. import _math, _minibatch_math
 from . import parallel
 from .compile import ensure_compiled
 from .kmeans import TILE, nearest_in_tile
+from .tiles import BLOCK_CENTERS
 
 _jit = njit(cache=True, nogil=True)
 _compiled = _math.compile_for(_jit, extra=_minibatch_math.MATH)
@@ -35,8 +36,9 @@ def assign_batch(X, sample_weight, centers, labels, sums, batch_weight, start, s
     and distances, bit for bit.
     """
     n_features = X.shape[1]
-    tile = np.empty((n_features, TILE), dtype=X.dtype)
-    acc = np.empty(TILE, dtype=X.dtype)
+    # zeroed: a block of rows reads past a short tile (lanes whose distances go unused)
+    tile = np.zeros((n_features, TILE), dtype=X.dtype)
+    acc = np.empty((BLOCK_CENTERS, TILE), dtype=X.dtype)  # a block of distances
     best = np.empty(TILE, dtype=X.dtype)
     best_label = np.empty(TILE, dtype=np.int32)
     inertia = 0.0

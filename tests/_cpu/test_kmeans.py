@@ -54,7 +54,7 @@ def _step_and_compare(X, w, centers, n_iter):
 
 
 @pytest.mark.parametrize("n_features", [1, 3, 7, 33])
-@pytest.mark.parametrize("n_clusters", [1, 2, 26, 64])
+@pytest.mark.parametrize("n_clusters", [1, 2, 5, 26, 64])
 def test_every_bounded_step_equals_nearest_center(n_features, n_clusters, dtype):
     X, _ = make_blobs(1500, n_features, 12, seed=n_features * 100 + n_clusters, dtype=dtype)
     w = np.random.default_rng(n_clusters).uniform(0.5, 2.0, 1500).astype(dtype)

@@ -1,0 +1,149 @@
+"""A register-tiled block of exact squared distances: BLOCK_ROWS rows x BLOCK_CENTERS centres.
+
+The CPU assignment compares a tile of rows with every centre. Computed one centre at a
+time, each feature's step loads and stores the tile's running sums, and the loads and
+stores, not the arithmetic, set the pace. Here a block of rows x centres keeps its sums in
+vector registers for the whole loop over features: each step loads one vector of rows per
+lane group from X transposed (rows contiguous), broadcasts each centre's feature, and
+updates ``BLOCK_CENTERS x BLOCK_ROWS`` sums with a subtract, a multiply and an add per
+lane. The sums leave the registers once, at the end.
+
+Each lane is one (row, centre) pair and runs ``((0 + d_0^2) + d_1^2) + ...`` in the data's
+dtype in feature order, with a separate multiply and add (no fused multiply-add: LLVM
+fuses only when told to, and nothing here tells it), exactly the operations of
+``_math.sq_dist``: the values are bit-identical to it, lane by lane.
+
+numba has no vector type and its loop vectoriser will not keep loop-carried sums in
+registers across an outer loop (it vectorises innermost loops only, and sums indexed in
+an array live in memory), so the block is written as a numba intrinsic that emits the
+vector loop in LLVM IR. :func:`sq_dist_block` is the same computation in plain Python:
+it is what runs with ``NUMBA_DISABLE_JIT=1`` (the coverage run), and what the intrinsic
+is an overload of.
+"""
+
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
+
+BLOCK_ROWS = 32  # rows per block: two float32 or four float64 vectors of 64 bytes
+BLOCK_CENTERS = 4  # centres per block: 4 x BLOCK_ROWS sums fill half the vector registers
+_VECTOR_BYTES = 64  # AVX-512; LLVM splits the vectors for narrower targets
+
+
+def sq_dist_block(XT, row0, centers, c0, out, col0):
+    """out[c, col0 + b] = |X[row0 + b] - centers[min(c0 + c, K - 1)]|^2 for a block.
+
+    ``c < BLOCK_CENTERS``, ``b < BLOCK_ROWS``; X is given transposed (``XT``, features x
+    rows), and ``row0 + BLOCK_ROWS <= XT.shape[1]``. Centres past the last are the last
+    one again, so a short last block of centres needs no branch. IN: XT, centers.
+    OUT: out[:BLOCK_CENTERS, col0:col0 + BLOCK_ROWS].
+    """
+    _block_loops(XT, row0, centers, c0, out, col0)
+
+
+def _block_loops(XT, row0, centers, c0, out, col0):
+    """:func:`sq_dist_block` as plain loops (arrays whose rows are not contiguous)."""
+    last = centers.shape[0] - 1
+    for c in range(BLOCK_CENTERS):
+        j = c0 + c if c0 + c < last else last
+        for b in range(BLOCK_ROWS):
+            acc = XT.dtype.type(0)
+            for f in range(XT.shape[0]):
+                diff = XT[f, row0 + b] - centers[j, f]
+                acc += diff * diff
+            out[c, col0 + b] = acc
+
+
+@intrinsic
+def _sq_dist_block(typingctx, XT, row0, centers, c0, out, col0):
+    """:func:`sq_dist_block` as a vector loop over features with its sums in registers."""
+    sig = types.void(XT, row0, centers, c0, out, col0)
+
+    def codegen(context, builder, sig, args):
+        xt_type, _, y_type, _, out_type, _ = sig.args
+        fty = context.get_value_type(xt_type.dtype)
+        itemsize = context.get_abi_sizeof(fty)
+        lanes = _VECTOR_BYTES // itemsize
+        n_vectors = BLOCK_ROWS // lanes
+        vty = ir.VectorType(fty, lanes)
+        i64 = ir.IntType(64)
+        i8p = ir.IntType(8).as_pointer()
+
+        def const(value):
+            return ir.Constant(i64, value)
+
+        xt = context.make_array(xt_type)(context, builder, args[0])
+        ys = context.make_array(y_type)(context, builder, args[2])
+        out = context.make_array(out_type)(context, builder, args[4])
+        row0, c0, col0 = (context.cast(builder, args[k], sig.args[k], types.intp)
+                          for k in (1, 3, 5))
+        n_features = cgutils.unpack_tuple(builder, xt.shape, 2)[0]
+        x_stride = cgutils.unpack_tuple(builder, xt.strides, 2)[0]
+        n_centers = cgutils.unpack_tuple(builder, ys.shape, 2)[0]
+        y_stride = cgutils.unpack_tuple(builder, ys.strides, 2)[0]
+        out_stride = cgutils.unpack_tuple(builder, out.strides, 2)[0]
+
+        x_base = builder.gep(builder.bitcast(xt.data, i8p),
+                             [builder.mul(row0, const(itemsize))])
+        last = builder.sub(n_centers, const(1))
+        y_rows = []
+        for c in range(BLOCK_CENTERS):
+            j = builder.add(c0, const(c))
+            j = builder.select(builder.icmp_signed("<", j, last), j, last)
+            y_rows.append(builder.gep(builder.bitcast(ys.data, i8p),
+                                      [builder.mul(j, y_stride)]))
+        # allocas in the entry block: LLVM's SROA turns them into registers (phi nodes)
+        sums = []
+        for _ in range(BLOCK_CENTERS * n_vectors):
+            slot = cgutils.alloca_once(builder, vty)
+            builder.store(ir.Constant(vty, None), slot)
+            sums.append(slot)
+        undef = ir.Constant(vty, ir.Undefined)
+        splat = ir.Constant(ir.VectorType(ir.IntType(32), lanes), None)
+        with cgutils.for_range(builder, n_features) as loop:
+            f = loop.index
+            x_row = builder.gep(x_base, [builder.mul(f, x_stride)])
+            xs = [builder.load(builder.bitcast(builder.gep(x_row, [const(v * lanes * itemsize)]),
+                                               vty.as_pointer()), align=itemsize)
+                  for v in range(n_vectors)]
+            offset = builder.mul(f, const(itemsize))
+            for c in range(BLOCK_CENTERS):
+                y = builder.load(builder.bitcast(builder.gep(y_rows[c], [offset]),
+                                                 fty.as_pointer()), align=itemsize)
+                y = builder.shuffle_vector(
+                    builder.insert_element(undef, y, ir.Constant(ir.IntType(32), 0)),
+                    undef, splat)
+                for v in range(n_vectors):
+                    diff = builder.fsub(xs[v], y)
+                    slot = sums[c * n_vectors + v]
+                    builder.store(builder.fadd(builder.load(slot), builder.fmul(diff, diff)),
+                                  slot)
+        out_base = builder.gep(builder.bitcast(out.data, i8p),
+                               [builder.mul(col0, const(itemsize))])
+        for c in range(BLOCK_CENTERS):
+            out_row = builder.gep(out_base, [builder.mul(const(c), out_stride)])
+            for v in range(n_vectors):
+                target = builder.gep(out_row, [const(v * lanes * itemsize)])
+                builder.store(builder.load(sums[c * n_vectors + v]),
+                              builder.bitcast(target, vty.as_pointer()), align=itemsize)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+_block_loops_jit = njit(nogil=True, inline="always")(_block_loops)
+
+
+@overload(sq_dist_block, inline="always")
+def _sq_dist_block_overload(XT, row0, centers, c0, out, col0):
+    arrays = (XT, centers, out)
+    if all(isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C" for a in arrays) \
+            and XT.dtype == centers.dtype == out.dtype \
+            and XT.dtype in (types.float32, types.float64):
+        def impl(XT, row0, centers, c0, out, col0):
+            _sq_dist_block(XT, row0, centers, c0, out, col0)
+    else:  # rows that are not contiguous, or other dtypes: the same sums as loops
+        def impl(XT, row0, centers, c0, out, col0):
+            _block_loops_jit(XT, row0, centers, c0, out, col0)
+    return impl

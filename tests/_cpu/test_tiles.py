@@ -1,0 +1,197 @@
+"""The register-tiled distance block and the tile scan built on it.
+
+``tiles.sq_dist_block`` computes BLOCK_ROWS x BLOCK_CENTERS squared distances with the sums
+in vector registers; ``kmeans.scan_tile`` runs it over a tile of rows and every centre.
+Both must give ``sq_dist``'s values bit for bit, and the scan ``nearest_center``'s labels
+(ties to the lowest label), on every edge of the blocks: rows and centres short of a
+block, one feature, one centre, scales near underflow and overflow, exact ties and ties
+one rounding apart.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numba import njit
+
+from cudakmeans import KMeans
+from cudakmeans._cpu import kmeans as cpu_kmeans
+from cudakmeans._cpu import tiles
+from cudakmeans._cpu.math import nearest_center, sq_dist
+from tests.helpers import make_blobs
+
+ROWS, CENTERS = tiles.BLOCK_ROWS, tiles.BLOCK_CENTERS
+
+
+@njit
+def _block(XT, row0, centers, c0, out, col0):
+    tiles.sq_dist_block(XT, row0, centers, c0, out, col0)
+
+
+@njit
+def _scan(XT, row0, n_rows, centers, acc, best, second, best_label):
+    cpu_kmeans.scan_tile(XT, row0, n_rows, centers, acc, best, second, best_label)
+
+
+@njit
+def _nearest_in_tile(XT, row0, n_rows, centers, acc, best, best_label):
+    cpu_kmeans.nearest_in_tile(XT, row0, n_rows, centers, acc, best, best_label)
+
+
+@njit
+def _all_sq_dists(X, centers, out):
+    for i in range(X.shape[0]):
+        for c in range(centers.shape[0]):
+            out[i, c] = sq_dist(X, i, centers, c)
+
+
+@njit
+def _nearest_all(X, centers, labels, distances):
+    for i in range(X.shape[0]):
+        labels[i], distances[i] = nearest_center(X, i, centers)
+
+
+def _scan_and_compare(X, centers):
+    """scan_tile over all of X (one tile, padded to a block as assign_rows pads it) and
+    nearest_in_tile: labels, distances and the second-nearest equal the scalar math's."""
+    n, d = X.shape
+    width = max(n, ROWS)
+    XT = np.zeros((d, width), dtype=X.dtype)
+    XT[:, :n] = X.T
+    acc = np.full((CENTERS, width), np.nan, dtype=X.dtype)
+    best, second = np.empty(width, dtype=X.dtype), np.empty(width, dtype=X.dtype)
+    best_label = np.empty(width, dtype=np.int32)
+    _scan(XT, 0, n, centers, acc, best, second, best_label)
+    labels = np.empty(n, dtype=np.int32)
+    distances = np.empty(n, dtype=X.dtype)
+    _nearest_all(X, centers, labels, distances)
+    np.testing.assert_array_equal(best_label[:n], labels)
+    np.testing.assert_array_equal(best[:n], distances)
+    everything = np.empty((n, centers.shape[0]), dtype=X.dtype)
+    _all_sq_dists(X, centers, everything)
+    everything[np.arange(n), labels] = np.inf
+    np.testing.assert_array_equal(second[:n], everything.min(axis=1))
+    only_best = np.empty(width, dtype=X.dtype)
+    only_label = np.empty(width, dtype=np.int32)
+    _nearest_in_tile(XT, 0, n, centers, acc, only_best, only_label)
+    np.testing.assert_array_equal(only_label[:n], labels)
+    np.testing.assert_array_equal(only_best[:n], distances)
+
+
+@pytest.mark.parametrize("n_features", [1, 2, 17, 64])
+@pytest.mark.parametrize("scale", [1e-20, 1.0, 1e18])
+def test_block_equals_sq_dist_lane_by_lane(n_features, scale, dtype):
+    """Every lane of the vector block, and the plain loops it stands for, give
+    ``sq_dist``'s value; centres past the last are the last one again."""
+    rng = np.random.default_rng(n_features)
+    X = (rng.standard_normal((ROWS + 9, n_features)) * scale).astype(dtype)
+    centers = (rng.standard_normal((6, n_features)) * scale).astype(dtype)
+    XT = np.ascontiguousarray(X.T)
+    expected = np.empty((X.shape[0], 6), dtype=dtype)
+    _all_sq_dists(X, centers, expected)
+    assert np.all(np.isfinite(expected)) and np.any(expected != 0)
+    for row0, c0, col0 in [(0, 0, 0), (9, 4, 3), (5, 5, 0)]:
+        out = np.full((CENTERS, ROWS + 3), np.nan, dtype=dtype)
+        _block(XT, row0, centers, c0, out, col0)
+        plain = np.full_like(out, np.nan)
+        tiles.sq_dist_block(XT, row0, centers, c0, plain, col0)  # the Python body
+        np.testing.assert_array_equal(out, plain)
+        for c in range(CENTERS):
+            j = min(c0 + c, centers.shape[0] - 1)
+            np.testing.assert_array_equal(out[c, col0:col0 + ROWS],
+                                          expected[row0:row0 + ROWS, j])
+
+
+def test_block_of_strided_arrays_takes_the_loops(dtype):
+    """Arrays whose rows are not contiguous cannot feed vector loads: the compiled block
+    falls back to the plain loops, with the same values."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((ROWS, 5)).astype(dtype)
+    XT = np.asfortranarray(X).T  # C-contiguous
+    XT_strided = np.ascontiguousarray(np.repeat(X.T, 2, axis=1))[:, ::2]
+    centers = np.asfortranarray(rng.standard_normal((5, 5)).astype(dtype))
+    out, strided = (np.empty((CENTERS, ROWS), dtype=dtype) for _ in range(2))
+    _block(np.ascontiguousarray(XT), 0, np.ascontiguousarray(centers), 1, out, 0)
+    _block(XT_strided, 0, centers, 1, strided, 0)
+    np.testing.assert_array_equal(strided, out)
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("n_rows", [1, ROWS - 1, ROWS, ROWS + 1, 2 * ROWS + 5,
+                                    cpu_kmeans.TILE])
+@pytest.mark.parametrize(("n_features", "n_clusters"),
+                         [(1, 1), (1, CENTERS + 1), (3, CENTERS), (7, 2 * CENTERS + 3)])
+def test_scan_equals_nearest_center_on_every_block_edge(n_rows, n_features, n_clusters,
+                                                        dtype):
+    X, _ = make_blobs(max(n_rows, 4), n_features, 3, seed=n_rows + n_features, dtype=dtype)
+    X = X[:n_rows]
+    centers = X[np.random.default_rng(n_clusters).choice(n_rows, n_clusters)].copy()
+    _scan_and_compare(X, centers)
+
+
+@pytest.mark.nojit
+def test_scan_ties_go_to_the_lowest_label(dtype):
+    """Exact ties on small integers (duplicated centres, a centre mirrored about each
+    row), and ties one rounding apart, in every position of a block of centres."""
+    rng = np.random.default_rng(7)
+    X = rng.integers(-3, 4, size=(2 * ROWS + 7, 3)).astype(dtype)
+    centers = rng.integers(-3, 4, size=(11, 3)).astype(dtype)
+    centers[5] = centers[2]  # a duplicate in the next block
+    centers[3] = centers[0]  # a duplicate in the same block
+    centers[10] = centers[9]  # a duplicate in the short last block
+    _scan_and_compare(X, centers)
+    # distances one ulp apart: the smaller one must win wherever it sits
+    x = np.zeros((ROWS, 1), dtype=dtype)
+    near = np.array([[1.0], [np.nextafter(dtype(1), dtype(0))]], dtype=dtype)
+    _scan_and_compare(x, np.concatenate([near, near[::-1], near]))
+
+
+@pytest.mark.parametrize("scale", [1e-20, 1e18])
+def test_scan_at_extreme_scales(scale, dtype):
+    """Squares that underflow to subnormals (1e-20) or come near overflow (1e18 in
+    float32): still ``sq_dist``'s values, still ``nearest_center``'s labels."""
+    X, _ = make_blobs(300, 5, 6, seed=3, dtype=np.float64)
+    X = (X * scale).astype(dtype)
+    centers = X[np.random.default_rng(2).choice(300, 9)].copy()
+    _scan_and_compare(X, centers)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n_rows=st.integers(1, 80), n_features=st.integers(1, 9),
+       n_clusters=st.integers(1, 11), ints=st.booleans(), seed=st.integers(0, 2**32 - 1),
+       single=st.booleans())
+def test_scan_labels_equal_the_full_scan(n_rows, n_features, n_clusters, ints, seed,
+                                         single):
+    """Property: for any shape, on small integers (many exact ties) or on floats, the
+    tile scan's labels and distances are the scalar full scan's."""
+    dtype = np.float32 if single else np.float64
+    rng = np.random.default_rng(seed)
+    if ints:
+        X = rng.integers(-2, 3, size=(n_rows, n_features)).astype(dtype)
+        centers = rng.integers(-2, 3, size=(n_clusters, n_features)).astype(dtype)
+    else:
+        X = rng.standard_normal((n_rows, n_features)).astype(dtype)
+        centers = rng.standard_normal((n_clusters, n_features)).astype(dtype)
+    _scan_and_compare(X, centers)
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_weighted_fit_on_threads_equals_the_serial_fit(threads, monkeypatch):
+    """Several chunks, none a multiple of a block, K not a multiple of a block: the same
+    labels and centres bit for bit on one thread and on two (sample weights included)."""
+    X, _ = make_blobs(3 * 4096 + 45, 19, 9, seed=8, dtype=np.float32)
+    w = np.random.default_rng(0).uniform(0.5, 2.0, X.shape[0]).astype(np.float32)
+    init = X[np.random.default_rng(1).choice(X.shape[0], 2 * CENTERS + 1,
+                                             replace=False)].copy()
+
+    def fit(n_threads, min_work):
+        monkeypatch.setenv("CUDAKMEANS_NUM_THREADS", n_threads)
+        monkeypatch.setattr(cpu_kmeans, "MIN_PARALLEL_WORK", min_work)
+        return KMeans(init.shape[0], init=init, n_init=1, max_iter=8, tol=0.0,
+                      device="cpu").fit(X, sample_weight=w)
+
+    serial = fit("1", 1 << 62)
+    threaded = fit(threads, 1)
+    np.testing.assert_array_equal(threaded.labels_, serial.labels_)
+    np.testing.assert_array_equal(threaded.cluster_centers_, serial.cluster_centers_)
+    assert threaded.inertia_ == serial.inertia_
