@@ -44,8 +44,15 @@ from ._validation import check_is_fitted, check_random_state
 
 __all__ = ["KMeans", "silhouette_score"]
 
-# Partials combined per reduction task: a tree of depth log_8(chunks).
+# Partials combined per reduction task: a tree of depth log_8(blocks).
 SPLIT_EVERY = 8
+
+# The canonical blocking (see _block_rows): at most BLOCK_NUMBERS numbers per block (32 MiB
+# of float32, the size of a typical dask chunk, a task of well over a millisecond at any K),
+# and at least MIN_BLOCKS blocks where there are rows enough, so that small data still
+# spread over a few workers.
+BLOCK_NUMBERS = 1 << 23
+MIN_BLOCKS = 8
 
 # k-means++ and Lloyd runs on the weighted k-means|| candidates (in memory, cheap): the
 # best by inertia is the start of Lloyd on the whole data.
@@ -355,6 +362,39 @@ def _transform_block(x, centers, device):
 
 
 # -- the passes (run on the client, the work on the workers) ------------------------------
+def _block_rows(n_samples, n_features, block_size=None):
+    """Rows per canonical block: ``block_size``, or a function of the shape only.
+
+    Never of the input's chunks or of the cluster: that is what makes a fit's float64 sums,
+    and so its result, the same bit for bit whatever the chunking and the number of
+    workers (see :func:`_canonical`).
+    """
+    if block_size is not None:
+        return max(1, min(block_size, n_samples))
+    most = max(1, BLOCK_NUMBERS // n_features)
+    return max(1, min(-(-n_samples // MIN_BLOCKS), most))
+
+
+def _canonical(X, sample_weight, rows):
+    """X and the weights rechunked to the canonical blocks ``[i * rows, (i + 1) * rows)``.
+
+    Every per-block partial (column sums, a Lloyd step's sums and inertia, the k-means||
+    potential and candidate weights) is then computed on the same rows in the same order,
+    and the reduction tree over the blocks is the same tree, whatever chunks X came in:
+    float64 addition is not associative, so summing per input chunk would make the last
+    bits depend on the chunking. The rechunk only copies rows (exact); it is part of the
+    lazy graph, so data generated chunk by chunk are still never whole in memory
+    (``persist=False``), and with ``persist=True`` it runs once, when X is persisted.
+    """
+    n_samples = X.shape[0]
+    sizes = (rows,) * (n_samples // rows) + ((n_samples % rows,) if n_samples % rows else ())
+    sizes = sizes or (0,)
+    X = X.rechunk((sizes, X.shape[1]))
+    if sample_weight is not None:
+        sample_weight = sample_weight.rechunk((sizes,))
+    return X, sample_weight
+
+
 class _Chunks:
     """The row chunks of X and of the weights as delayed blocks, with their first rows."""
 
@@ -618,8 +658,14 @@ default='k-means||'
     device : {'auto', 'cuda', 'cpu'}, default='auto'
         The device of every worker's kernels; 'auto' is resolved on each worker.
     persist : bool, default=True
-        Keep X's chunks in the workers' memory for the fit; False recomputes them on every
+        Keep X's blocks in the workers' memory for the fit; False recomputes them on every
         pass (for data larger than the cluster's memory).
+    block_size : int or None, default=None
+        Rows per block of the fit: X is cut into blocks ``[i * block_size, (i + 1) *
+        block_size)`` whatever its chunks, one task per block. None: about 2**23 numbers
+        per block and at least 8 blocks where there are rows enough (a function of
+        ``n_samples`` and ``n_features`` only). The result depends on it only through the
+        order of float64 sums; it never depends on X's chunks or the number of workers.
 
     Attributes
     ----------
@@ -638,6 +684,18 @@ default='k-means||'
     --------
     cudakmeans.KMeans : The in-memory estimator (:meth:`to_in_memory` gives one).
 
+    Notes
+    -----
+    The result does not depend on how X is chunked, nor on the number of workers: bit for
+    bit, for the same ``random_state`` (or init) and ``block_size``. Every pass runs on
+    canonical blocks of global rows, not on X's chunks, so every per-block float64 partial
+    sum and the tree that adds them are the same whatever the chunking (summing per input
+    chunk changes the order of additions, hence the last bits, which Lloyd can amplify),
+    and the k-means|| draws are keyed by global row index. The rechunk to the blocks only
+    copies rows; it is fused into the lazy graph (``persist=False``) or runs once when X
+    is persisted. ``labels_``, :meth:`predict` and :meth:`transform` keep X's chunks: a
+    row's label and distances are computed from that row alone.
+
     Examples
     --------
     >>> import dask.array as da
@@ -655,7 +713,7 @@ default='k-means||'
 
     def __init__(self, n_clusters=8, *, init="k-means||", oversampling_factor=2.0,
                  init_max_iter=5, n_init=1, max_iter=300, tol=1e-4, random_state=None,
-                 device="auto", persist=True):
+                 device="auto", persist=True, block_size=None):
         self.n_clusters = n_clusters
         self.init = init
         self.oversampling_factor = oversampling_factor
@@ -666,6 +724,7 @@ default='k-means||'
         self.random_state = random_state
         self.device = device
         self.persist = persist
+        self.block_size = block_size
 
     def get_params(self, deep=True):
         """The constructor's parameters.
@@ -681,7 +740,7 @@ default='k-means||'
             Parameter names mapped to their values.
         """
         names = ("n_clusters", "init", "oversampling_factor", "init_max_iter", "n_init",
-                 "max_iter", "tol", "random_state", "device", "persist")
+                 "max_iter", "tol", "random_state", "device", "persist", "block_size")
         return {name: getattr(self, name) for name in names}
 
     def set_params(self, **params):
@@ -719,6 +778,8 @@ default='k-means||'
         _check_real(self.oversampling_factor, "oversampling_factor", positive=True)
         _check_real(self.tol, "tol", positive=False)
         n_init = _check_int(self.n_init, "n_init", 1)
+        if self.block_size is not None:
+            _check_int(self.block_size, "block_size", 1)
         if isinstance(self.init, str):
             if self.init not in ("k-means||", "k-means++"):
                 raise ValueError("init must be 'k-means||', 'k-means++' or an array of "
@@ -760,7 +821,9 @@ default='k-means||'
         X = _check_dask_X(X)
         n_clusters, n_init, init = self._check_params(X)
         sample_weight = _check_weights(sample_weight, X)
-        X_in = X  # labels_ read this graph, so the persisted chunks go with the fit
+        X_in = X  # labels_ read this graph, so the persisted blocks go with the fit
+        X, sample_weight = _canonical(X, sample_weight,
+                                      _block_rows(*X.shape, self.block_size))
         if self.persist:
             X, sample_weight = dask.persist(X, sample_weight)
         chunks = _Chunks(X, sample_weight)
@@ -913,7 +976,11 @@ default='k-means||'
             Minus the weighted sum of squared distances of the rows to their centre.
         """
         X = self._check_test_data(X)
-        chunks = _Chunks(X, _check_weights(sample_weight, X))
+        if self.block_size is not None:
+            _check_int(self.block_size, "block_size", 1)
+        # the fit's blocking: the score does not depend on X's chunks either
+        chunks = _Chunks(*_canonical(X, _check_weights(sample_weight, X),
+                                     _block_rows(*X.shape, self.block_size)))
         c = _shared(self.cluster_centers_)
         parts = [dask.delayed(_inertia_block, pure=False)(x, w, c, self.device)
                  for x, w in zip(chunks.x, chunks.w, strict=True)]

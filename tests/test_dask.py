@@ -83,7 +83,7 @@ def test_chunks_large_enough_for_the_cpu_threads_on_two_workers_at_once(client):
     X = np.random.RandomState(5).standard_normal((2 * 20_000, 16)).astype(np.float32)
     init = X[:16]
     ref = cudakmeans.KMeans(16, init=init, max_iter=3, tol=0.0, device="cpu").fit(X)
-    km = ckd.KMeans(16, init=init, max_iter=3, tol=0.0, device="cpu").fit(
+    km = ckd.KMeans(16, init=init, max_iter=3, tol=0.0, device="cpu", block_size=20_000).fit(
         da.from_array(X, chunks=(20_000, 16)))
     np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_, rtol=1e-4,
                                atol=1e-4)
@@ -158,45 +158,108 @@ CHUNKINGS = {
 @pytest.fixture(scope="module")
 def chunking_data():
     rs = np.random.RandomState(7)
-    return blobs(rs, n_per=20)
+    X = blobs(rs, n_per=20)
+    return X, rs.uniform(0.5, 2.0, X.shape[0])
+
+
+def _fit_recording_init(X, w, monkeypatch, **kwargs):
+    """A k-means|| fit, and the centres its Lloyd run started from (its initialisation)."""
+    inits = []
+
+    def lloyd(chunks, centers, *args, **kw):
+        inits.append(centers.copy())
+        return lloyd_impl(chunks, centers, *args, **kw)
+
+    lloyd_impl = ckd._lloyd
+    monkeypatch.setattr(ckd, "_lloyd", lloyd)
+    km = ckd.KMeans(4, random_state=3, device="cpu", **kwargs).fit(X, sample_weight=w)
+    monkeypatch.setattr(ckd, "_lloyd", lloyd_impl)
+    return km, inits[0]
+
+
+def _chunked(data, chunks):
+    X, w = data
+    return da.from_array(X, chunks=(chunks, 3)), da.from_array(w, chunks=(chunks,))
 
 
 @pytest.fixture(scope="module")
 def chunking_reference(client, chunking_data):
-    km = ckd.KMeans(4, random_state=3, device="cpu").fit(
-        da.from_array(chunking_data, chunks=(CHUNKINGS["even"], 3)))
-    return km.cluster_centers_, km.labels_.compute(), km.n_iter_, km.inertia_
+    with pytest.MonkeyPatch.context() as mp:
+        km, init = _fit_recording_init(*_chunked(chunking_data, CHUNKINGS["even"]), mp)
+    return km.cluster_centers_, km.labels_.compute(), km.n_iter_, km.inertia_, init
+
+
+def _assert_same_fit(km, labels, init, reference):
+    # bit for bit: the same canonical blocks give the same float64 sums in the same order
+    centers, ref_labels, n_iter, inertia, ref_init = reference
+    np.testing.assert_array_equal(init, ref_init)  # the k-means|| initialisation
+    np.testing.assert_array_equal(km.cluster_centers_, centers)
+    assert km.inertia_ == inertia
+    assert km.n_iter_ == n_iter
+    np.testing.assert_array_equal(labels, ref_labels)  # the final labelling, X's chunks
 
 
 @pytest.mark.parametrize("name", [name for name in CHUNKINGS if name != "even"])
-def test_kmeans_parallel_does_not_depend_on_the_chunking(client, chunking_data,
-                                                         chunking_reference, name):
-    X = da.from_array(chunking_data, chunks=(CHUNKINGS[name], 3))
-    km = ckd.KMeans(4, random_state=3, device="cpu").fit(X)
-    centers, labels, n_iter, inertia = chunking_reference
-    eps = np.finfo(np.float64).eps
-    np.testing.assert_allclose(km.cluster_centers_, centers, rtol=1e3 * eps, atol=1e3 * eps)
-    np.testing.assert_array_equal(km.labels_.compute(), labels)
-    assert km.n_iter_ == n_iter
-    np.testing.assert_allclose(km.inertia_, inertia, rtol=1e3 * eps)
+def test_fit_does_not_depend_on_the_chunking_bit_for_bit(client, chunking_data,
+                                                         chunking_reference, name,
+                                                         monkeypatch):
+    X, w = _chunked(chunking_data, CHUNKINGS[name])
+    km, init = _fit_recording_init(X, w, monkeypatch)
+    labels = km.labels_
+    assert labels.chunks == X.chunks[:1]  # labels_ keep X's chunks
+    _assert_same_fit(km, labels.compute(), init, chunking_reference)
 
 
-@pytest.mark.parametrize("n_workers", [1, 4])
-def test_kmeans_parallel_does_not_depend_on_the_workers(chunking_data, chunking_reference,
-                                                        n_workers):
+@pytest.mark.parametrize("n_workers, name", [(1, "rows"), (4, "uneven")])
+def test_fit_does_not_depend_on_the_workers_bit_for_bit(chunking_data, chunking_reference,
+                                                        n_workers, name, monkeypatch):
     with distributed.LocalCluster(n_workers=n_workers, **CLUSTER) as cluster, \
             distributed.Client(cluster):
-        km = ckd.KMeans(4, random_state=3, device="cpu").fit(
-            da.from_array(chunking_data, chunks=(CHUNKINGS["even"], 3)))
-    # the same chunks, so the same sums in the same order: bit for bit
-    np.testing.assert_array_equal(km.cluster_centers_, chunking_reference[0])
+        km, init = _fit_recording_init(*_chunked(chunking_data, CHUNKINGS[name]),
+                                       monkeypatch)
+        labels = km.labels_.compute()
+    _assert_same_fit(km, labels, init, chunking_reference)
+
+
+def test_score_does_not_depend_on_the_chunking(client, chunking_data):
+    X, w = chunking_data
+    km = ckd.KMeans(4, random_state=3, device="cpu").fit(da.from_array(X, chunks=20))
+    scores = {km.score(dX, sample_weight=dw)
+              for dX, dw in (_chunked(chunking_data, chunks) for chunks in CHUNKINGS.values())}
+    assert len(scores) == 1
+    np.testing.assert_allclose(scores.pop(), cudakmeans.KMeans(
+        4, init=km.cluster_centers_, device="cpu").fit(X).score(X, sample_weight=w),
+        rtol=1e-12)
+
+
+def test_canonical_blocks_depend_on_the_shape_only():
+    assert ckd._block_rows(80, 3) == 10  # MIN_BLOCKS blocks of small data
+    assert ckd._block_rows(5, 3) == 1
+    rows = ckd._block_rows(10**8, 32)
+    assert rows * 32 <= ckd.BLOCK_NUMBERS < 2 * rows * 32  # large data: blocks by size
+    assert ckd._block_rows(80, 3, block_size=25) == 25
+    assert ckd._block_rows(80, 3, block_size=500) == 80
+    X, w = ckd._canonical(da.ones((23, 2), chunks=((5, 0, 17, 1), 2)), da.ones(23, chunks=(
+        (5, 0, 17, 1),)), 10)
+    assert X.chunks == ((10, 10, 3), (2,)) and w.chunks == ((10, 10, 3),)
+
+
+def test_block_size_changes_only_the_order_of_sums(client, chunking_data, chunking_reference):
+    X, w = _chunked(chunking_data, CHUNKINGS["uneven"])
+    km = ckd.KMeans(4, random_state=3, device="cpu", block_size=13).fit(X, sample_weight=w)
+    X, w = _chunked(chunking_data, CHUNKINGS["rows"])
+    again = ckd.KMeans(4, random_state=3, device="cpu", block_size=13).fit(X, sample_weight=w)
+    np.testing.assert_array_equal(km.cluster_centers_, again.cluster_centers_)
+    eps = np.finfo(np.float64).eps
+    np.testing.assert_allclose(km.cluster_centers_, chunking_reference[0], rtol=1e3 * eps,
+                               atol=1e3 * eps)
     assert km.n_iter_ == chunking_reference[2]
 
 
 def test_a_seed_changes_the_result_and_a_seed_repeats_it(client, chunking_data,
                                                          chunking_reference):
-    X = da.from_array(chunking_data, chunks=(CHUNKINGS["even"], 3))
-    again = ckd.KMeans(4, random_state=3, device="cpu").fit(X)
+    X, w = _chunked(chunking_data, CHUNKINGS["even"])
+    again = ckd.KMeans(4, random_state=3, device="cpu").fit(X, sample_weight=w)
     np.testing.assert_array_equal(again.cluster_centers_, chunking_reference[0])
     # a different seed draws other rows (the fit may still find the same optimum)
     assert _first_centre(X, 3) != _first_centre(X, 4)
@@ -283,6 +346,7 @@ def test_silhouette_of_a_sample_is_scikit_learns(client, rng):
     (lambda X, w: ckd.KMeans(2, init="random").fit(X), ValueError, "k-means"),
     (lambda X, w: ckd.KMeans(2, tol=-1).fit(X), ValueError, "tol"),
     (lambda X, w: ckd.KMeans(0).fit(X), ValueError, "n_clusters"),
+    (lambda X, w: ckd.KMeans(2, block_size=0).fit(X), ValueError, "block_size"),
     (lambda X, w: ckd.KMeans(2, device="tpu").fit(X), ValueError, "device"),
     (lambda X, w: ckd.KMeans(2, oversampling_factor=0).fit(X), ValueError, "oversampling"),
     (lambda X, w: ckd.KMeans(2).fit(X, sample_weight=-w), ValueError, "negative"),
