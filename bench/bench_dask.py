@@ -162,7 +162,9 @@ def main(argv=None):
         f"{distributed.__version__}; device cpu; load average at the start "
         + ", ".join(f"{x:.2f}" for x in os.getloadavg()),
         f"- data: {args.n:,} x {args.d} {args.dtype} overlapping blobs, K = {args.k}, "
-        f"{args.chunks} row chunks, generated lazily on the workers and persisted before timing",
+        f"{args.chunks} row chunks, generated lazily on the workers and persisted before timing; "
+        f"each fit runs on canonical blocks of {ckd._block_rows(args.n, args.d):,} rows "
+        "(rechunked and persisted inside the fit)",
         f"- per iteration: (median fit time with max_iter={1 + args.iters} minus median with "
         f"max_iter=1) / {args.iters}, tol=0, explicit init; medians of {args.repeats} runs "
         "after a warm-up",

@@ -39,7 +39,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from ._device import DEVICES, get_backend, resolve, resolve_device
 from ._kmeans import KMeans as _LocalKMeans
 from ._kmeans import kmeans_plusplus
+from ._silhouette import check_number_of_labels
 from ._silhouette import silhouette_score as _local_silhouette_score
+from ._silhouette_math import METRIC_CODES
 from ._validation import check_is_fitted, check_random_state
 
 __all__ = ["KMeans", "silhouette_score"]
@@ -57,6 +59,11 @@ MIN_BLOCKS = 8
 # k-means++ and Lloyd runs on the weighted k-means|| candidates (in memory, cheap): the
 # best by inertia is the start of Lloyd on the whole data.
 CANDIDATE_RUNS = 3
+
+# The exact silhouette (sample_size=None) computes n_samples**2 distances: refused above
+# this many unless the caller raises max_pairs (10**10 is 100,000 rows, minutes of CPU time
+# per worker core at a few dozen features).
+MAX_PAIRS = 10**10
 
 # splitmix64's constants (Steele, Lea and Flood): a bijective mixer of 64-bit counters.
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -1008,35 +1015,135 @@ default='k-means||'
 
 
 # -- silhouette -----------------------------------------------------------------------------
-def silhouette_score(X, labels, *, sample_size=10_000, random_state=None, metric="euclidean",
-                     device="auto"):
-    """The mean silhouette coefficient of a sample of the rows of a dask array.
+def _label_codes(labels, classes):
+    """A block's labels as codes ``0..len(classes)-1`` (``classes`` sorted, as np.unique)."""
+    return np.searchsorted(classes, np.asarray(labels)).astype(np.int64)
 
-    The exact silhouette of ``sample_size`` rows drawn as scikit-learn draws them
-    (``random_state.permutation(n_samples)[:sample_size]``), gathered to the client and
-    scored by :func:`cudakmeans.silhouette_score`: the same indices give scikit-learn's
-    number for the same rows.
+
+def _code_counts(codes, n_labels):
+    return np.bincount(codes, minlength=n_labels).astype(np.int64)
+
+
+def _sorted_columns(x, codes, n_labels):
+    """A block as silhouette columns: its rows sorted by cluster (stable) and the start of
+    each cluster's segment (empty segments included)."""
+    starts = np.zeros(n_labels + 1, dtype=np.int64)
+    np.cumsum(np.bincount(codes, minlength=n_labels), out=starts[1:])
+    return np.ascontiguousarray(np.asarray(x)[np.argsort(codes, kind="stable")]), starts
+
+
+def _pair_sums(x, columns, metric):
+    """Distance sums from the rows of one block to each cluster's rows of another block:
+    ``(n_labels, rows)`` float64, by the CPU silhouette backend's block kernel."""
+    Y, starts = columns
+    return get_backend("cpu", "silhouette").segment_sums(np.ascontiguousarray(x), Y, starts,
+                                                         metric)
+
+
+def _block_silhouette_sum(sums, codes, starts):
+    """The sum of the silhouettes of a block's rows from their distance sums to every
+    cluster (``starts``: the clusters' cumulative sizes over all rows)."""
+    out = np.empty(codes.shape[0])
+    get_backend("cpu", "silhouette").rows_from_sums(sums, starts, codes,
+                                                    np.arange(codes.shape[0]), out)
+    return float(out.sum())
+
+
+def _exact_silhouette(X, labels, metric, max_pairs, block_size):
+    """The mean silhouette of all rows, blockwise: per pair of canonical row blocks (I, J),
+    the distance sums from I's rows to each cluster's rows in J; added over J (a tree, in
+    block order) and turned into I's silhouettes; never more than a block's sums in memory."""
+    n, n_features = X.shape
+    if n * n > max_pairs:
+        raise ValueError(
+            f"The exact silhouette of all {n:,} rows computes {float(n) * n:.3g} pair "
+            f"distances, above max_pairs={max_pairs:.3g}: pass sample_size for the silhouette "
+            "of a sample, or raise max_pairs to run it.")
+    classes = np.unique(np.asarray(da.unique(labels).compute()))
+    check_number_of_labels(classes.shape[0], n)
+    n_labels = classes.shape[0]
+    X, labels = _canonical(X, labels, _block_rows(n, n_features, block_size))
+    xs = list(X.to_delayed()[:, 0])
+    codes = [dask.delayed(_label_codes, pure=True)(b, classes) for b in labels.to_delayed()]
+    counts = _tree([dask.delayed(_code_counts, pure=True)(c, n_labels) for c in codes], _sum)
+    starts = dask.delayed(lambda c: np.concatenate([[0], np.cumsum(c)]), pure=True)(counts)
+    columns = [dask.delayed(_sorted_columns, pure=True)(x, c, n_labels)
+               for x, c in zip(xs, codes, strict=True)]
+    parts = []
+    for x, c in zip(xs, codes, strict=True):
+        sums = _tree([dask.delayed(_pair_sums, pure=True)(x, col, metric) for col in columns],
+                     _sum)
+        parts.append(dask.delayed(_block_silhouette_sum, pure=True)(sums, c, starts))
+    return float(dask.compute(_tree(parts, _sum))[0]) / n
+
+
+def silhouette_score(X, labels, *, sample_size=10_000, random_state=None, metric="euclidean",
+                     device="auto", max_pairs=MAX_PAIRS, block_size=None):
+    """The mean silhouette coefficient of a dask array's rows: of a sample, or exact.
+
+    With ``sample_size`` below n_samples: the exact silhouette of ``sample_size`` rows
+    drawn as scikit-learn draws them (``random_state.permutation(n_samples)[:sample_size]``),
+    gathered to the client and scored by :func:`cudakmeans.silhouette_score`: the same
+    indices give scikit-learn's number for the same rows.
+
+    With ``sample_size=None`` (or at least n_samples): the exact silhouette of all rows,
+    as ``sklearn.metrics.silhouette_score(X, labels)``, computed blockwise on the workers:
+    for every pair of row blocks, the sums of the distances from one block's rows to each
+    cluster's rows of the other (the CPU silhouette kernels); the sums are added over
+    blocks, so no task holds more than two blocks and their ``(n_clusters, block rows)``
+    sums, and neither the n x n distances nor X reach the client. It costs n_samples**2
+    distances: refused above ``max_pairs`` unless that is raised.
 
     Parameters
     ----------
     X : dask.array.Array of shape (n_samples, n_features)
         The data, chunked by rows.
     labels : dask.array.Array or array-like of shape (n_samples,)
-        The cluster of each row.
+        The cluster of each row (numbers, or strings in an array-like).
     sample_size : int or None, default=10000
-        Rows in the sample (all rows when None or at least n_samples: only for data that
-        fit in the client's memory).
+        Rows in the sample; None (or at least n_samples): every row, exactly, blockwise.
+        The default differs from scikit-learn's (None) because all rows cost
+        O(n_samples**2).
     random_state : int, RandomState instance or None, default=None
         Seeds the draw of the sample.
     metric : str, default='euclidean'
-        Any metric :func:`cudakmeans.silhouette_score` accepts by name.
+        Any metric :func:`cudakmeans.silhouette_score` accepts by name ('euclidean',
+        'sqeuclidean', 'manhattan', 'cosine', 'chebyshev' and their aliases; the sample
+        mode also takes 'precomputed' rows).
     device : {'auto', 'cuda', 'cpu'}, default='auto'
-        Where the sample's silhouette runs.
+        Where the sample's silhouette runs. The exact mode runs on the workers' CPUs (its
+        block kernel has no CUDA twin yet): 'cuda' is refused there.
+    max_pairs : int, default=10**10
+        The exact mode's budget: it refuses n_samples**2 above this (a ValueError, before
+        any work), so that nobody starts an O(n_samples**2) job by accident.
+    block_size : int or None, default=None
+        Rows per block of the exact mode (see :class:`KMeans`); the result does not
+        depend on X's chunks, bit for bit.
 
     Returns
     -------
     score : float
-        Mean silhouette coefficient of the sampled rows.
+        Mean silhouette coefficient of the sampled rows, or of all rows.
+
+    See Also
+    --------
+    cudakmeans.silhouette_score : The in-memory function.
+
+    Notes
+    -----
+    The exact mode matches scikit-learn's ``silhouette_score`` on the whole data up to the
+    order of float64 sums (checked at 1e-12 relative for float64): a row alone in its
+    cluster scores 0, as there. Distances are computed in X's dtype and summed in float64,
+    as by :func:`cudakmeans.silhouette_score`.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> from cudakmeans.dask import silhouette_score
+    >>> X = da.from_array(np.array([[0.0, 0], [0, 1], [10, 0], [10, 1]]), chunks=3)
+    >>> round(silhouette_score(X, [0, 0, 1, 1], sample_size=None), 4)
+    0.9002
     """
     X = _check_dask_X(X)
     n = X.shape[0]
@@ -1048,13 +1155,23 @@ def silhouette_score(X, labels, *, sample_size=10_000, random_state=None, metric
         labels = da.from_array(labels, chunks=(X.chunks[0],))
     if sample_size is None or (isinstance(sample_size, numbers.Integral)
                                and not isinstance(sample_size, bool) and sample_size >= n):
-        Xs, ls = dask.compute(X, labels)
-    else:
-        sample_size = _check_int(sample_size, "sample_size", 2)
-        indices = check_random_state(random_state).permutation(n)[:sample_size]
-        order = np.argsort(indices, kind="stable")
-        Xs, ls = dask.compute(X[indices[order]], labels[indices[order]])
-        back = np.empty_like(order)
-        back[order] = np.arange(order.shape[0])
-        Xs, ls = Xs[back], ls[back]
+        if not isinstance(metric, str) or metric not in METRIC_CODES:
+            raise ValueError(f"The exact silhouette (sample_size=None) takes a metric of "
+                             f"{sorted(METRIC_CODES)}, got {metric!r}.")
+        if device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {device!r}.")
+        if device == "cuda":
+            raise ValueError("The exact silhouette (sample_size=None) runs on the workers' "
+                             "CPUs; use device='auto' or 'cpu', or a sample_size.")
+        _check_int(max_pairs, "max_pairs", 1)
+        if block_size is not None:
+            _check_int(block_size, "block_size", 1)
+        return _exact_silhouette(X, labels, METRIC_CODES[metric], max_pairs, block_size)
+    sample_size = _check_int(sample_size, "sample_size", 2)
+    indices = check_random_state(random_state).permutation(n)[:sample_size]
+    order = np.argsort(indices, kind="stable")
+    Xs, ls = dask.compute(X[indices[order]], labels[indices[order]])
+    back = np.empty_like(order)
+    back[order] = np.arange(order.shape[0])
+    Xs, ls = Xs[back], ls[back]
     return float(_local_silhouette_score(Xs, ls, metric=metric, device=device))

@@ -338,6 +338,47 @@ def test_silhouette_of_a_sample_is_scikit_learns(client, rng):
         np.testing.assert_allclose(ours, theirs, rtol=1e-12)
 
 
+@pytest.fixture(scope="module")
+def silhouette_data():
+    """Overlapping blobs, labels with a cluster of one row, uneven chunks with an empty one."""
+    rs = np.random.RandomState(11)
+    X = blobs(rs, n_per=40, centers=((0, 0, 0), (2, 2, 0), (0, 2, 2)))
+    labels = rs.randint(0, 3, X.shape[0])
+    labels[17] = 7  # alone in its cluster: silhouette 0, as scikit-learn's
+    return X, labels, (9, 50, 0, 1, 40, 20)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "manhattan", "cosine"])
+def test_exact_silhouette_is_scikit_learns_on_all_rows(client, silhouette_data, metric):
+    from sklearn.metrics import silhouette_samples as sk_samples
+    from sklearn.metrics import silhouette_score as sk_silhouette
+
+    X, labels, chunks = silhouette_data
+    assert sk_samples(X, labels, metric=metric)[17] == 0.0
+    dX = da.from_array(X, chunks=(chunks, 3))
+    dl = da.from_array(labels, chunks=(chunks,))  # a dask array with X's chunks
+    ours = ckd.silhouette_score(dX, dl, sample_size=None, metric=metric)
+    # float64: the order of float64 sums only
+    np.testing.assert_allclose(ours, sk_silhouette(X, labels, metric=metric), rtol=1e-12)
+    np.testing.assert_allclose(
+        ours, cudakmeans.silhouette_score(X, labels, metric=metric, device="cpu"), rtol=1e-12)
+    # sample_size >= n_samples is every row too, and other chunks give the same bits
+    again = ckd.silhouette_score(da.from_array(X, chunks=(X.shape[0], 3)), labels,
+                                 sample_size=X.shape[0], metric=metric)
+    assert again == ours
+
+
+def test_exact_silhouette_blocks_and_budget(client, silhouette_data):
+    X, labels, chunks = silhouette_data
+    dX = da.from_array(X, chunks=(chunks, 3))
+    n_pairs = X.shape[0] ** 2
+    ours = ckd.silhouette_score(dX, labels, sample_size=None, max_pairs=n_pairs, block_size=7)
+    np.testing.assert_allclose(ours, cudakmeans.silhouette_score(X, labels, device="cpu"),
+                               rtol=1e-12)
+    with pytest.raises(ValueError, match="max_pairs"):
+        ckd.silhouette_score(dX, labels, sample_size=None, max_pairs=n_pairs - 1)
+
+
 @pytest.mark.parametrize("call, error, match", [
     (lambda X, w: ckd.KMeans(2).fit(np.ones((5, 2))), TypeError, "dask.array"),
     (lambda X, w: ckd.KMeans(2).fit(X[:, 0]), ValueError, "2D"),
@@ -360,6 +401,14 @@ def test_silhouette_of_a_sample_is_scikit_learns(client, rng):
     (lambda X, w: ckd.silhouette_score(X, np.zeros(19)), ValueError, "labels.shape"),
     (lambda X, w: ckd.silhouette_score(X, np.arange(20) % 2, sample_size=1), ValueError,
      "sample_size"),
+    (lambda X, w: ckd.silhouette_score(X, np.arange(20) % 2, sample_size=None, max_pairs=399),
+     ValueError, "400 pair distances, above max_pairs=399"),
+    (lambda X, w: ckd.silhouette_score(X, np.zeros(20), sample_size=None), ValueError,
+     "Number of labels is 1"),
+    (lambda X, w: ckd.silhouette_score(X, np.arange(20) % 2, sample_size=None,
+                                       metric="precomputed"), ValueError, "metric"),
+    (lambda X, w: ckd.silhouette_score(X, np.arange(20) % 2, sample_size=None,
+                                       device="cuda"), ValueError, "CPUs"),
 ])
 def test_bad_input_is_refused_clearly(client, call, error, match):
     X = da.from_array(np.random.RandomState(0).uniform(size=(20, 2)), chunks=7)
