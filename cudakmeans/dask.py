@@ -2,10 +2,21 @@
 
 ``cudakmeans.dask.KMeans`` fits a row-chunked ``dask.array`` (NumPy blocks) on any dask
 scheduler, ``dask.distributed`` included; X never travels to the client. Every pass over
-the data is one task per chunk running the library's own workspace (the CPU or CUDA
+the data is one task per block running the library's own workspace (the CPU or CUDA
 backend that ``device='auto'`` picks on that worker) and a tree reduction of small
-per-chunk partials (``split_every`` at a time, in chunk order), so one Lloyd iteration
-moves O(chunks x n_clusters x n_features) numbers whatever the number of rows.
+per-block partials (``SPLIT_EVERY`` at a time, in block order), so one Lloyd iteration
+moves O(blocks x n_clusters x n_features) numbers whatever the number of rows.
+
+The blocks are canonical, not the input's chunks: rows ``[i * B, (i + 1) * B)`` with ``B``
+a function of ``n_samples`` and ``n_features`` only (:func:`_block_rows`; ``block_size``
+overrides it), X being rechunked to them inside the lazy graph (:func:`_canonical`).
+float64 addition is not associative: partial sums formed per input chunk would make the
+last bits of the means, the tolerance, every Lloyd step's centres and the inertia depend
+on the chunking, and Lloyd can turn a last bit into another label. Per canonical block,
+each partial is computed from the same rows in the same order and the blocks are added in
+one fixed tree, so a fit is the same bit for bit for any chunking and any number of
+workers. A rechunk only copies rows, and it fuses into the lazy graph: data generated
+chunk by chunk are still never whole in memory with ``persist=False``.
 
 Semantics are the in-memory :class:`cudakmeans.KMeans`'s (scikit-learn's): the data are
 centred on their column means, ``tol`` is scaled by the mean feature variance, a step
@@ -17,6 +28,12 @@ the centres equal the in-memory fit's up to the order of float64 sums.
 The initialisation 'k-means||' (Bahmani et al., scalable k-means++) draws every random
 number from a counter-based generator keyed by the seed, the round and the global row
 index, so the candidates do not depend on how X is chunked or on the number of workers.
+
+``silhouette_score`` scores a sample gathered to the client, or, with
+``sample_size=None``, all rows exactly and blockwise on the workers: per pair of canonical
+blocks, the distance sums from one block's rows to each cluster's rows of the other (the
+CPU silhouette backend's ``segment_sums``), added over blocks; O(n_samples**2) distances,
+refused above ``max_pairs``.
 
 Importing :mod:`cudakmeans` never imports this module or dask; install the extra with
 ``pip install 'cudakmeans[dask]'``.
