@@ -111,7 +111,9 @@ def memory_check(args):
             dask_worker.data, "spilled_total", None) and
             dask_worker.data.spilled_total.disk).values())
     print(f"memory check: {n:,} x {args.d} float32 = {n * args.d * 4 / 2**30:.2f} GiB lazily "
-          f"generated; 2 worker processes, memory_limit {args.memory_limit_gib} GiB each; "
+          f"generated in {-(-n // rows)} chunks, fitted on canonical blocks of "
+          f"{ckd._block_rows(n, args.d):,} rows; 2 worker processes, memory_limit "
+          f"{args.memory_limit_gib} GiB each; "
           f"fit ({km.n_iter_} iterations, persist=False) in {seconds:.1f} s; peak process "
           f"memory of the cluster (MemorySampler, both workers) {peak / 2**30:.2f} GiB; "
           f"bytes spilled to disk: {spilled}")
