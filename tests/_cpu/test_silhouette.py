@@ -301,6 +301,7 @@ def test_cosine_distances_rounded_outside_0_and_2_are_clipped():
     np.testing.assert_allclose(got, expected, rtol=0, atol=ATOL64)
 
 
+@pytest.mark.nojit
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("metric", ["euclidean", "manhattan"])
 def test_segment_sums_of_one_block_pair_are_the_references(dtype, metric):
