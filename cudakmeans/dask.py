@@ -67,11 +67,12 @@ __all__ = ["KMeans", "silhouette_score"]
 SPLIT_EVERY = 8
 
 # The canonical blocking (see _block_rows): at most BLOCK_NUMBERS numbers per block (32 MiB
-# of float32, the size of a typical dask chunk, a task of well over a millisecond at any K),
-# and at least MIN_BLOCKS blocks where there are rows enough, so that small data still
-# spread over a few workers.
+# of float32, the size of a typical dask chunk), at least MIN_BLOCKS blocks where there are
+# rows enough, so that mid-sized data still spread over a few workers, but no fewer than
+# MIN_BLOCK_ROWS rows (below that a task's scheduling costs more than its arithmetic).
 BLOCK_NUMBERS = 1 << 23
 MIN_BLOCKS = 8
+MIN_BLOCK_ROWS = 4096
 
 # k-means++ and Lloyd runs on the weighted k-means|| candidates (in memory, cheap): the
 # best by inertia is the start of Lloyd on the whole data.
@@ -395,8 +396,9 @@ def _block_rows(n_samples, n_features, block_size=None):
     """
     if block_size is not None:
         return max(1, min(block_size, n_samples))
-    most = max(1, BLOCK_NUMBERS // n_features)
-    return max(1, min(-(-n_samples // MIN_BLOCKS), most))
+    rows = min(max(-(-n_samples // MIN_BLOCKS), MIN_BLOCK_ROWS),
+               max(1, BLOCK_NUMBERS // n_features))
+    return max(1, min(rows, n_samples))
 
 
 def _canonical(X, sample_weight, rows):
@@ -686,10 +688,11 @@ default='k-means||'
         pass (for data larger than the cluster's memory).
     block_size : int or None, default=None
         Rows per block of the fit: X is cut into blocks ``[i * block_size, (i + 1) *
-        block_size)`` whatever its chunks, one task per block. None: about 2**23 numbers
-        per block and at least 8 blocks where there are rows enough (a function of
-        ``n_samples`` and ``n_features`` only). The result depends on it only through the
-        order of float64 sums; it never depends on X's chunks or the number of workers.
+        block_size)`` whatever its chunks, one task per block. None: at most 2**23
+        numbers per block, at least 8 blocks where there are rows enough, not under 4096
+        rows (a function of ``n_samples`` and ``n_features`` only). The result depends on
+        it only through the order of float64 sums; it never depends on X's chunks or the
+        number of workers.
 
     Attributes
     ----------

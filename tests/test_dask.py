@@ -64,8 +64,8 @@ def test_equals_in_memory_with_the_same_init(client, rng, dtype, weighted):
     init = X[:4] + 0.5
     ref = cudakmeans.KMeans(4, init=init, device="cpu").fit(X, sample_weight=w)
     dw = None if w is None else da.from_array(w, chunks=37)
-    km = ckd.KMeans(4, init=init, device="cpu").fit(da.from_array(X, chunks=(37, 2)),
-                                                   sample_weight=dw)
+    km = ckd.KMeans(4, init=init, device="cpu", block_size=37).fit(
+        da.from_array(X, chunks=(37, 2)), sample_weight=dw)
     rtol = rtol_of(dtype)
     assert km.cluster_centers_.dtype == dtype
     np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_, rtol=rtol,
@@ -100,9 +100,10 @@ def test_params_round_trip():
 
 def test_kept_workspaces_change_nothing_and_are_dropped(client, rng):
     X = da.from_array(blobs(rng, n_per=40), chunks=30)
-    kept = ckd.KMeans(4, random_state=1, device="cpu").fit(X)
+    kept = ckd.KMeans(4, random_state=1, device="cpu", block_size=30).fit(X)
     assert ckd._WORKSPACES == {}
-    recomputed = ckd.KMeans(4, random_state=1, device="cpu", persist=False).fit(X)
+    recomputed = ckd.KMeans(4, random_state=1, device="cpu", persist=False,
+                            block_size=30).fit(X)
     np.testing.assert_array_equal(kept.cluster_centers_, recomputed.cluster_centers_)
     assert kept.n_iter_ == recomputed.n_iter_
 
@@ -115,7 +116,8 @@ def test_tol_zero_tol_and_max_iter_match_in_memory(client, rng):
     strict = cudakmeans.KMeans(4, init=init, tol=0.0, device="cpu").fit(X).n_iter_
     for kwargs in (dict(tol=0.0), dict(tol=1e-3), dict(max_iter=2)):
         ref = cudakmeans.KMeans(4, init=init, device="cpu", **kwargs).fit(X)
-        km = ckd.KMeans(4, init=init, device="cpu", **kwargs).fit(da.from_array(X, chunks=70))
+        km = ckd.KMeans(4, init=init, device="cpu", block_size=70, **kwargs).fit(
+            da.from_array(X, chunks=70))
         np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_, rtol=1e-9)
         assert km.n_iter_ == ref.n_iter_
         if "tol" in kwargs and kwargs["tol"] > 0:
@@ -127,7 +129,7 @@ def test_empty_cluster_goes_to_the_farthest_points(client, rng):
     # two centres no row is nearest to: both must move onto the farthest rows
     init = np.concatenate([X[:3], [[100.0, 100, 100], [-100.0, -100, -100]]])
     ref = cudakmeans.KMeans(5, init=init, device="cpu").fit(X)
-    km = ckd.KMeans(5, init=init, device="cpu").fit(da.from_array(X, chunks=23))
+    km = ckd.KMeans(5, init=init, device="cpu", block_size=23).fit(da.from_array(X, chunks=23))
     np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_, rtol=1e-9)
     assert km.n_iter_ == ref.n_iter_
     assert np.unique(km.labels_.compute()).shape[0] == 5
@@ -137,9 +139,9 @@ def test_integer_weights_equal_repeated_rows(client, rng):
     X = blobs(rng, n_per=30)
     w = rng.randint(0, 4, X.shape[0])
     init = X[w > 0][:4]
-    km_w = ckd.KMeans(4, init=init, device="cpu").fit(
+    km_w = ckd.KMeans(4, init=init, device="cpu", block_size=31).fit(
         da.from_array(X, chunks=31), sample_weight=da.from_array(w, chunks=31))
-    km_r = ckd.KMeans(4, init=init, device="cpu").fit(
+    km_r = ckd.KMeans(4, init=init, device="cpu", block_size=31).fit(
         da.from_array(np.repeat(X, w, axis=0), chunks=31))
     np.testing.assert_allclose(km_w.cluster_centers_, km_r.cluster_centers_, rtol=1e-9)
     np.testing.assert_allclose(km_w.inertia_, km_r.inertia_, rtol=1e-9)
@@ -153,6 +155,9 @@ CHUNKINGS = {
     "empty chunk": (30, 0, 50),
     "rows": (1,) * 80,
 }
+# rows per block in the chunking tests: 7 blocks, the last one partial (the default blocks
+# of 80 rows are one)
+CHUNKING_BLOCK = 13
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +177,8 @@ def _fit_recording_init(X, w, monkeypatch, **kwargs):
 
     lloyd_impl = ckd._lloyd
     monkeypatch.setattr(ckd, "_lloyd", lloyd)
-    km = ckd.KMeans(4, random_state=3, device="cpu", **kwargs).fit(X, sample_weight=w)
+    km = ckd.KMeans(4, random_state=3, device="cpu", **{"block_size": CHUNKING_BLOCK,
+                                                         **kwargs}).fit(X, sample_weight=w)
     monkeypatch.setattr(ckd, "_lloyd", lloyd_impl)
     return km, inits[0]
 
@@ -223,7 +229,8 @@ def test_fit_does_not_depend_on_the_workers_bit_for_bit(chunking_data, chunking_
 
 def test_score_does_not_depend_on_the_chunking(client, chunking_data):
     X, w = chunking_data
-    km = ckd.KMeans(4, random_state=3, device="cpu").fit(da.from_array(X, chunks=20))
+    km = ckd.KMeans(4, random_state=3, device="cpu", block_size=CHUNKING_BLOCK).fit(
+        da.from_array(X, chunks=20))
     scores = {km.score(dX, sample_weight=dw)
               for dX, dw in (_chunked(chunking_data, chunks) for chunks in CHUNKINGS.values())}
     assert len(scores) == 1
@@ -233,8 +240,9 @@ def test_score_does_not_depend_on_the_chunking(client, chunking_data):
 
 
 def test_canonical_blocks_depend_on_the_shape_only():
-    assert ckd._block_rows(80, 3) == 10  # MIN_BLOCKS blocks of small data
-    assert ckd._block_rows(5, 3) == 1
+    assert ckd._block_rows(80, 3) == 80  # small data: one block
+    assert ckd._block_rows(5_000, 3) == ckd.MIN_BLOCK_ROWS
+    assert ckd._block_rows(100_000, 3) == 12_500  # MIN_BLOCKS blocks of mid-sized data
     rows = ckd._block_rows(10**8, 32)
     assert rows * 32 <= ckd.BLOCK_NUMBERS < 2 * rows * 32  # large data: blocks by size
     assert ckd._block_rows(80, 3, block_size=25) == 25
@@ -246,9 +254,9 @@ def test_canonical_blocks_depend_on_the_shape_only():
 
 def test_block_size_changes_only_the_order_of_sums(client, chunking_data, chunking_reference):
     X, w = _chunked(chunking_data, CHUNKINGS["uneven"])
-    km = ckd.KMeans(4, random_state=3, device="cpu", block_size=13).fit(X, sample_weight=w)
+    km = ckd.KMeans(4, random_state=3, device="cpu", block_size=7).fit(X, sample_weight=w)
     X, w = _chunked(chunking_data, CHUNKINGS["rows"])
-    again = ckd.KMeans(4, random_state=3, device="cpu", block_size=13).fit(X, sample_weight=w)
+    again = ckd.KMeans(4, random_state=3, device="cpu", block_size=7).fit(X, sample_weight=w)
     np.testing.assert_array_equal(km.cluster_centers_, again.cluster_centers_)
     eps = np.finfo(np.float64).eps
     np.testing.assert_allclose(km.cluster_centers_, chunking_reference[0], rtol=1e3 * eps,
@@ -259,7 +267,8 @@ def test_block_size_changes_only_the_order_of_sums(client, chunking_data, chunki
 def test_a_seed_changes_the_result_and_a_seed_repeats_it(client, chunking_data,
                                                          chunking_reference):
     X, w = _chunked(chunking_data, CHUNKINGS["even"])
-    again = ckd.KMeans(4, random_state=3, device="cpu").fit(X, sample_weight=w)
+    again = ckd.KMeans(4, random_state=3, device="cpu", block_size=CHUNKING_BLOCK).fit(
+        X, sample_weight=w)
     np.testing.assert_array_equal(again.cluster_centers_, chunking_reference[0])
     # a different seed draws other rows (the fit may still find the same optimum)
     assert _first_centre(X, 3) != _first_centre(X, 4)
@@ -290,7 +299,7 @@ def test_kmeans_parallel_quality_matches_in_memory_kmeans_plusplus(client):
 def test_labels_predict_score_transform_and_in_memory_model(client, rng):
     X = blobs(rng)
     dX = da.from_array(X, chunks=50)
-    km = ckd.KMeans(4, random_state=0, device="cpu").fit(dX)
+    km = ckd.KMeans(4, random_state=0, device="cpu", block_size=50).fit(dX)
     labels = km.predict(dX)
     assert isinstance(labels, da.Array) and isinstance(km.labels_, da.Array)
     np.testing.assert_array_equal(km.labels_.compute(), labels.compute())
@@ -367,14 +376,14 @@ def test_exact_silhouette_is_scikit_learns_on_all_rows(client, silhouette_data, 
     assert sk_samples(X, labels, metric=metric)[17] == 0.0
     dX = da.from_array(X, chunks=(chunks, 3))
     dl = da.from_array(labels, chunks=(chunks,))  # a dask array with X's chunks
-    ours = ckd.silhouette_score(dX, dl, sample_size=None, metric=metric)
+    ours = ckd.silhouette_score(dX, dl, sample_size=None, metric=metric, block_size=25)
     # float64: the order of float64 sums only
     np.testing.assert_allclose(ours, sk_silhouette(X, labels, metric=metric), rtol=1e-12)
     np.testing.assert_allclose(
         ours, cudakmeans.silhouette_score(X, labels, metric=metric, device="cpu"), rtol=1e-12)
     # sample_size >= n_samples is every row too, and other chunks give the same bits
     again = ckd.silhouette_score(da.from_array(X, chunks=(X.shape[0], 3)), labels,
-                                 sample_size=X.shape[0], metric=metric)
+                                 sample_size=X.shape[0], metric=metric, block_size=25)
     assert again == ours
 
 
@@ -461,7 +470,8 @@ def test_worker_processes_give_the_in_memory_result(process_client):
     init = X[:4]
     ref = cudakmeans.KMeans(4, init=init, device="cpu").fit(X)
     with process_client.as_current():
-        km = ckd.KMeans(4, init=init, device="cpu").fit(da.from_array(X, chunks=30))
+        km = ckd.KMeans(4, init=init, device="cpu", block_size=30).fit(
+            da.from_array(X, chunks=30))
         labels = km.labels_.compute()
     np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_, rtol=1e-9)
     assert km.n_iter_ == ref.n_iter_
@@ -502,7 +512,7 @@ def test_a_killed_worker_does_not_hang_the_fit(process_client):
         dX = da.from_array(X, chunks=100)
         try:
             started.set()
-            km = ckd.KMeans(4, init=init, tol=0.0, device="cpu").fit(dX)
+            km = ckd.KMeans(4, init=init, tol=0.0, device="cpu", block_size=100).fit(dX)
         except Exception as exc:  # noqa: BLE001 - a clear error is an allowed outcome
             assert str(exc)
             return
