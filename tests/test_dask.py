@@ -255,7 +255,7 @@ def test_canonical_blocks_depend_on_the_shape_only():
 def test_block_size_changes_only_the_order_of_sums(client, chunking_data, chunking_reference):
     X, w = _chunked(chunking_data, CHUNKINGS["uneven"])
     km = ckd.KMeans(4, random_state=3, device="cpu", block_size=7).fit(X, sample_weight=w)
-    X, w = _chunked(chunking_data, CHUNKINGS["rows"])
+    X, w = _chunked(chunking_data, CHUNKINGS["one chunk"])
     again = ckd.KMeans(4, random_state=3, device="cpu", block_size=7).fit(X, sample_weight=w)
     np.testing.assert_array_equal(km.cluster_centers_, again.cluster_centers_)
     eps = np.finfo(np.float64).eps
