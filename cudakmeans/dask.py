@@ -1044,6 +1044,11 @@ def _code_counts(codes, n_labels):
     return np.bincount(codes, minlength=n_labels).astype(np.int64)
 
 
+def _segment_starts(counts):
+    """Cumulative cluster sizes: cluster c's rows are ``starts[c]:starts[c + 1]``."""
+    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+
 def _sorted_columns(x, codes, n_labels):
     """A block as silhouette columns: its rows sorted by cluster (stable) and the start of
     each cluster's segment (empty segments included)."""
@@ -1086,7 +1091,7 @@ def _exact_silhouette(X, labels, metric, max_pairs, block_size):
     xs = list(X.to_delayed()[:, 0])
     codes = [dask.delayed(_label_codes, pure=True)(b, classes) for b in labels.to_delayed()]
     counts = _tree([dask.delayed(_code_counts, pure=True)(c, n_labels) for c in codes], _sum)
-    starts = dask.delayed(lambda c: np.concatenate([[0], np.cumsum(c)]), pure=True)(counts)
+    starts = dask.delayed(_segment_starts, pure=True)(counts)
     columns = [dask.delayed(_sorted_columns, pure=True)(x, c, n_labels)
                for x, c in zip(xs, codes, strict=True)]
     parts = []
