@@ -111,7 +111,9 @@ def memory_check(args):
             dask_worker.data, "spilled_total", None) and
             dask_worker.data.spilled_total.disk).values())
     print(f"memory check: {n:,} x {args.d} float32 = {n * args.d * 4 / 2**30:.2f} GiB lazily "
-          f"generated; 2 worker processes, memory_limit {args.memory_limit_gib} GiB each; "
+          f"generated in {-(-n // rows)} chunks, fitted on canonical blocks of "
+          f"{ckd._block_rows(n, args.d):,} rows; 2 worker processes, memory_limit "
+          f"{args.memory_limit_gib} GiB each; "
           f"fit ({km.n_iter_} iterations, persist=False) in {seconds:.1f} s; peak process "
           f"memory of the cluster (MemorySampler, both workers) {peak / 2**30:.2f} GiB; "
           f"bytes spilled to disk: {spilled}")
@@ -162,7 +164,9 @@ def main(argv=None):
         f"{distributed.__version__}; device cpu; load average at the start "
         + ", ".join(f"{x:.2f}" for x in os.getloadavg()),
         f"- data: {args.n:,} x {args.d} {args.dtype} overlapping blobs, K = {args.k}, "
-        f"{args.chunks} row chunks, generated lazily on the workers and persisted before timing",
+        f"{args.chunks} row chunks, generated lazily on the workers and persisted before timing; "
+        f"each fit runs on canonical blocks of {ckd._block_rows(args.n, args.d):,} rows "
+        "(rechunked and persisted inside the fit)",
         f"- per iteration: (median fit time with max_iter={1 + args.iters} minus median with "
         f"max_iter=1) / {args.iters}, tol=0, explicit init; medians of {args.repeats} runs "
         "after a warm-up",

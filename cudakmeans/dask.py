@@ -2,10 +2,21 @@
 
 ``cudakmeans.dask.KMeans`` fits a row-chunked ``dask.array`` (NumPy blocks) on any dask
 scheduler, ``dask.distributed`` included; X never travels to the client. Every pass over
-the data is one task per chunk running the library's own workspace (the CPU or CUDA
+the data is one task per block running the library's own workspace (the CPU or CUDA
 backend that ``device='auto'`` picks on that worker) and a tree reduction of small
-per-chunk partials (``split_every`` at a time, in chunk order), so one Lloyd iteration
-moves O(chunks x n_clusters x n_features) numbers whatever the number of rows.
+per-block partials (``SPLIT_EVERY`` at a time, in block order), so one Lloyd iteration
+moves O(blocks x n_clusters x n_features) numbers whatever the number of rows.
+
+The blocks are canonical, not the input's chunks: rows ``[i * B, (i + 1) * B)`` with ``B``
+a function of ``n_samples`` and ``n_features`` only (:func:`_block_rows`; ``block_size``
+overrides it), X being rechunked to them inside the lazy graph (:func:`_canonical`).
+float64 addition is not associative: partial sums formed per input chunk would make the
+last bits of the means, the tolerance, every Lloyd step's centres and the inertia depend
+on the chunking, and Lloyd can turn a last bit into another label. Per canonical block,
+each partial is computed from the same rows in the same order and the blocks are added in
+one fixed tree, so a fit is the same bit for bit for any chunking and any number of
+workers. A rechunk only copies rows, and it fuses into the lazy graph: data generated
+chunk by chunk are still never whole in memory with ``persist=False``.
 
 Semantics are the in-memory :class:`cudakmeans.KMeans`'s (scikit-learn's): the data are
 centred on their column means, ``tol`` is scaled by the mean feature variance, a step
@@ -17,6 +28,12 @@ the centres equal the in-memory fit's up to the order of float64 sums.
 The initialisation 'k-means||' (Bahmani et al., scalable k-means++) draws every random
 number from a counter-based generator keyed by the seed, the round and the global row
 index, so the candidates do not depend on how X is chunked or on the number of workers.
+
+``silhouette_score`` scores a sample gathered to the client, or, with
+``sample_size=None``, all rows exactly and blockwise on the workers: per pair of canonical
+blocks, the distance sums from one block's rows to each cluster's rows of the other (the
+CPU silhouette backend's ``segment_sums``), added over blocks; O(n_samples**2) distances,
+refused above ``max_pairs``.
 
 Importing :mod:`cudakmeans` never imports this module or dask; install the extra with
 ``pip install 'cudakmeans[dask]'``.
@@ -39,17 +56,32 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from ._device import DEVICES, get_backend, resolve, resolve_device
 from ._kmeans import KMeans as _LocalKMeans
 from ._kmeans import kmeans_plusplus
+from ._silhouette import check_number_of_labels
 from ._silhouette import silhouette_score as _local_silhouette_score
+from ._silhouette_math import METRIC_CODES
 from ._validation import check_is_fitted, check_random_state
 
 __all__ = ["KMeans", "silhouette_score"]
 
-# Partials combined per reduction task: a tree of depth log_8(chunks).
+# Partials combined per reduction task: a tree of depth log_8(blocks).
 SPLIT_EVERY = 8
+
+# The canonical blocking (see _block_rows): at most BLOCK_NUMBERS numbers per block (32 MiB
+# of float32, the size of a typical dask chunk), at least MIN_BLOCKS blocks where there are
+# rows enough, so that mid-sized data still spread over a few workers, but no fewer than
+# MIN_BLOCK_ROWS rows (below that a task's scheduling costs more than its arithmetic).
+BLOCK_NUMBERS = 1 << 23
+MIN_BLOCKS = 8
+MIN_BLOCK_ROWS = 4096
 
 # k-means++ and Lloyd runs on the weighted k-means|| candidates (in memory, cheap): the
 # best by inertia is the start of Lloyd on the whole data.
 CANDIDATE_RUNS = 3
+
+# The exact silhouette (sample_size=None) computes n_samples**2 distances: refused above
+# this many unless the caller raises max_pairs (10**10 is 100,000 rows, minutes of CPU time
+# per worker core at a few dozen features).
+MAX_PAIRS = 10**10
 
 # splitmix64's constants (Steele, Lea and Flood): a bijective mixer of 64-bit counters.
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -355,6 +387,40 @@ def _transform_block(x, centers, device):
 
 
 # -- the passes (run on the client, the work on the workers) ------------------------------
+def _block_rows(n_samples, n_features, block_size=None):
+    """Rows per canonical block: ``block_size``, or a function of the shape only.
+
+    Never of the input's chunks or of the cluster: that is what makes a fit's float64 sums,
+    and so its result, the same bit for bit whatever the chunking and the number of
+    workers (see :func:`_canonical`).
+    """
+    if block_size is not None:
+        return max(1, min(block_size, n_samples))
+    rows = min(max(-(-n_samples // MIN_BLOCKS), MIN_BLOCK_ROWS),
+               max(1, BLOCK_NUMBERS // n_features))
+    return max(1, min(rows, n_samples))
+
+
+def _canonical(X, sample_weight, rows):
+    """X and the weights rechunked to the canonical blocks ``[i * rows, (i + 1) * rows)``.
+
+    Every per-block partial (column sums, a Lloyd step's sums and inertia, the k-means||
+    potential and candidate weights) is then computed on the same rows in the same order,
+    and the reduction tree over the blocks is the same tree, whatever chunks X came in:
+    float64 addition is not associative, so summing per input chunk would make the last
+    bits depend on the chunking. The rechunk only copies rows (exact); it is part of the
+    lazy graph, so data generated chunk by chunk are still never whole in memory
+    (``persist=False``), and with ``persist=True`` it runs once, when X is persisted.
+    """
+    n_samples = X.shape[0]
+    sizes = (rows,) * (n_samples // rows) + ((n_samples % rows,) if n_samples % rows else ())
+    sizes = sizes or (0,)
+    X = X.rechunk((sizes, X.shape[1]))
+    if sample_weight is not None:
+        sample_weight = sample_weight.rechunk((sizes,))
+    return X, sample_weight
+
+
 class _Chunks:
     """The row chunks of X and of the weights as delayed blocks, with their first rows."""
 
@@ -618,8 +684,15 @@ default='k-means||'
     device : {'auto', 'cuda', 'cpu'}, default='auto'
         The device of every worker's kernels; 'auto' is resolved on each worker.
     persist : bool, default=True
-        Keep X's chunks in the workers' memory for the fit; False recomputes them on every
+        Keep X's blocks in the workers' memory for the fit; False recomputes them on every
         pass (for data larger than the cluster's memory).
+    block_size : int or None, default=None
+        Rows per block of the fit: X is cut into blocks ``[i * block_size, (i + 1) *
+        block_size)`` whatever its chunks, one task per block. None: at most 2**23
+        numbers per block, at least 8 blocks where there are rows enough, not under 4096
+        rows (a function of ``n_samples`` and ``n_features`` only). The result depends on
+        it only through the order of float64 sums; it never depends on X's chunks or the
+        number of workers.
 
     Attributes
     ----------
@@ -638,6 +711,18 @@ default='k-means||'
     --------
     cudakmeans.KMeans : The in-memory estimator (:meth:`to_in_memory` gives one).
 
+    Notes
+    -----
+    The result does not depend on how X is chunked, nor on the number of workers: bit for
+    bit, for the same ``random_state`` (or init) and ``block_size``. Every pass runs on
+    canonical blocks of global rows, not on X's chunks, so every per-block float64 partial
+    sum and the tree that adds them are the same whatever the chunking (summing per input
+    chunk changes the order of additions, hence the last bits, which Lloyd can amplify),
+    and the k-means|| draws are keyed by global row index. The rechunk to the blocks only
+    copies rows; it is fused into the lazy graph (``persist=False``) or runs once when X
+    is persisted. ``labels_``, :meth:`predict` and :meth:`transform` keep X's chunks: a
+    row's label and distances are computed from that row alone.
+
     Examples
     --------
     >>> import dask.array as da
@@ -655,7 +740,7 @@ default='k-means||'
 
     def __init__(self, n_clusters=8, *, init="k-means||", oversampling_factor=2.0,
                  init_max_iter=5, n_init=1, max_iter=300, tol=1e-4, random_state=None,
-                 device="auto", persist=True):
+                 device="auto", persist=True, block_size=None):
         self.n_clusters = n_clusters
         self.init = init
         self.oversampling_factor = oversampling_factor
@@ -666,6 +751,7 @@ default='k-means||'
         self.random_state = random_state
         self.device = device
         self.persist = persist
+        self.block_size = block_size
 
     def get_params(self, deep=True):
         """The constructor's parameters.
@@ -681,7 +767,7 @@ default='k-means||'
             Parameter names mapped to their values.
         """
         names = ("n_clusters", "init", "oversampling_factor", "init_max_iter", "n_init",
-                 "max_iter", "tol", "random_state", "device", "persist")
+                 "max_iter", "tol", "random_state", "device", "persist", "block_size")
         return {name: getattr(self, name) for name in names}
 
     def set_params(self, **params):
@@ -719,6 +805,8 @@ default='k-means||'
         _check_real(self.oversampling_factor, "oversampling_factor", positive=True)
         _check_real(self.tol, "tol", positive=False)
         n_init = _check_int(self.n_init, "n_init", 1)
+        if self.block_size is not None:
+            _check_int(self.block_size, "block_size", 1)
         if isinstance(self.init, str):
             if self.init not in ("k-means||", "k-means++"):
                 raise ValueError("init must be 'k-means||', 'k-means++' or an array of "
@@ -760,7 +848,9 @@ default='k-means||'
         X = _check_dask_X(X)
         n_clusters, n_init, init = self._check_params(X)
         sample_weight = _check_weights(sample_weight, X)
-        X_in = X  # labels_ read this graph, so the persisted chunks go with the fit
+        X_in = X  # labels_ read this graph, so the persisted blocks go with the fit
+        X, sample_weight = _canonical(X, sample_weight,
+                                      _block_rows(*X.shape, self.block_size))
         if self.persist:
             X, sample_weight = dask.persist(X, sample_weight)
         chunks = _Chunks(X, sample_weight)
@@ -913,7 +1003,11 @@ default='k-means||'
             Minus the weighted sum of squared distances of the rows to their centre.
         """
         X = self._check_test_data(X)
-        chunks = _Chunks(X, _check_weights(sample_weight, X))
+        if self.block_size is not None:
+            _check_int(self.block_size, "block_size", 1)
+        # the fit's blocking: the score does not depend on X's chunks either
+        chunks = _Chunks(*_canonical(X, _check_weights(sample_weight, X),
+                                     _block_rows(*X.shape, self.block_size)))
         c = _shared(self.cluster_centers_)
         parts = [dask.delayed(_inertia_block, pure=False)(x, w, c, self.device)
                  for x, w in zip(chunks.x, chunks.w, strict=True)]
@@ -941,35 +1035,140 @@ default='k-means||'
 
 
 # -- silhouette -----------------------------------------------------------------------------
-def silhouette_score(X, labels, *, sample_size=10_000, random_state=None, metric="euclidean",
-                     device="auto"):
-    """The mean silhouette coefficient of a sample of the rows of a dask array.
+def _label_codes(labels, classes):
+    """A block's labels as codes ``0..len(classes)-1`` (``classes`` sorted, as np.unique)."""
+    return np.searchsorted(classes, np.asarray(labels)).astype(np.int64)
 
-    The exact silhouette of ``sample_size`` rows drawn as scikit-learn draws them
-    (``random_state.permutation(n_samples)[:sample_size]``), gathered to the client and
-    scored by :func:`cudakmeans.silhouette_score`: the same indices give scikit-learn's
-    number for the same rows.
+
+def _code_counts(codes, n_labels):
+    return np.bincount(codes, minlength=n_labels).astype(np.int64)
+
+
+def _segment_starts(counts):
+    """Cumulative cluster sizes: cluster c's rows are ``starts[c]:starts[c + 1]``."""
+    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+
+def _sorted_columns(x, codes, n_labels):
+    """A block as silhouette columns: its rows sorted by cluster (stable) and the start of
+    each cluster's segment (empty segments included)."""
+    starts = np.zeros(n_labels + 1, dtype=np.int64)
+    np.cumsum(np.bincount(codes, minlength=n_labels), out=starts[1:])
+    return np.ascontiguousarray(np.asarray(x)[np.argsort(codes, kind="stable")]), starts
+
+
+def _pair_sums(x, columns, metric):
+    """Distance sums from the rows of one block to each cluster's rows of another block:
+    ``(n_labels, rows)`` float64, by the CPU silhouette backend's block kernel."""
+    Y, starts = columns
+    return get_backend("cpu", "silhouette").segment_sums(np.ascontiguousarray(x), Y, starts,
+                                                         metric)
+
+
+def _block_silhouette_sum(sums, codes, starts):
+    """The sum of the silhouettes of a block's rows from their distance sums to every
+    cluster (``starts``: the clusters' cumulative sizes over all rows)."""
+    out = np.empty(codes.shape[0])
+    get_backend("cpu", "silhouette").rows_from_sums(sums, starts, codes,
+                                                    np.arange(codes.shape[0]), out)
+    return float(out.sum())
+
+
+def _exact_silhouette(X, labels, metric, max_pairs, block_size):
+    """The mean silhouette of all rows, blockwise: per pair of canonical row blocks (I, J),
+    the distance sums from I's rows to each cluster's rows in J; added over J (a tree, in
+    block order) and turned into I's silhouettes; never more than a block's sums in memory."""
+    n, n_features = X.shape
+    if n * n > max_pairs:
+        raise ValueError(
+            f"The exact silhouette of all {n:,} rows computes {float(n) * n:.3g} pair "
+            f"distances, above max_pairs={max_pairs:.3g}: pass sample_size for the silhouette "
+            "of a sample, or raise max_pairs to run it.")
+    classes = np.unique(np.asarray(da.unique(labels).compute()))
+    check_number_of_labels(classes.shape[0], n)
+    n_labels = classes.shape[0]
+    X, labels = _canonical(X, labels, _block_rows(n, n_features, block_size))
+    xs = list(X.to_delayed()[:, 0])
+    codes = [dask.delayed(_label_codes, pure=True)(b, classes) for b in labels.to_delayed()]
+    counts = _tree([dask.delayed(_code_counts, pure=True)(c, n_labels) for c in codes], _sum)
+    starts = dask.delayed(_segment_starts, pure=True)(counts)
+    columns = [dask.delayed(_sorted_columns, pure=True)(x, c, n_labels)
+               for x, c in zip(xs, codes, strict=True)]
+    parts = []
+    for x, c in zip(xs, codes, strict=True):
+        sums = _tree([dask.delayed(_pair_sums, pure=True)(x, col, metric) for col in columns],
+                     _sum)
+        parts.append(dask.delayed(_block_silhouette_sum, pure=True)(sums, c, starts))
+    return float(dask.compute(_tree(parts, _sum))[0]) / n
+
+
+def silhouette_score(X, labels, *, sample_size=10_000, random_state=None, metric="euclidean",
+                     device="auto", max_pairs=MAX_PAIRS, block_size=None):
+    """The mean silhouette coefficient of a dask array's rows: of a sample, or exact.
+
+    With ``sample_size`` below n_samples: the exact silhouette of ``sample_size`` rows
+    drawn as scikit-learn draws them (``random_state.permutation(n_samples)[:sample_size]``),
+    gathered to the client and scored by :func:`cudakmeans.silhouette_score`: the same
+    indices give scikit-learn's number for the same rows.
+
+    With ``sample_size=None`` (or at least n_samples): the exact silhouette of all rows,
+    as ``sklearn.metrics.silhouette_score(X, labels)``, computed blockwise on the workers:
+    for every pair of row blocks, the sums of the distances from one block's rows to each
+    cluster's rows of the other (the CPU silhouette kernels); the sums are added over
+    blocks, so no task holds more than two blocks and their ``(n_clusters, block rows)``
+    sums, and neither the n x n distances nor X reach the client. It costs n_samples**2
+    distances: refused above ``max_pairs`` unless that is raised.
 
     Parameters
     ----------
     X : dask.array.Array of shape (n_samples, n_features)
         The data, chunked by rows.
     labels : dask.array.Array or array-like of shape (n_samples,)
-        The cluster of each row.
+        The cluster of each row (numbers, or strings in an array-like).
     sample_size : int or None, default=10000
-        Rows in the sample (all rows when None or at least n_samples: only for data that
-        fit in the client's memory).
+        Rows in the sample; None (or at least n_samples): every row, exactly, blockwise.
+        The default differs from scikit-learn's (None) because all rows cost
+        O(n_samples**2).
     random_state : int, RandomState instance or None, default=None
         Seeds the draw of the sample.
     metric : str, default='euclidean'
-        Any metric :func:`cudakmeans.silhouette_score` accepts by name.
+        Any metric :func:`cudakmeans.silhouette_score` accepts by name ('euclidean',
+        'sqeuclidean', 'manhattan', 'cosine', 'chebyshev' and their aliases; the sample
+        mode also takes 'precomputed' rows).
     device : {'auto', 'cuda', 'cpu'}, default='auto'
-        Where the sample's silhouette runs.
+        Where the sample's silhouette runs. The exact mode runs on the workers' CPUs (its
+        block kernel has no CUDA twin yet): 'cuda' is refused there.
+    max_pairs : int, default=10**10
+        The exact mode's budget: it refuses n_samples**2 above this (a ValueError, before
+        any work), so that nobody starts an O(n_samples**2) job by accident.
+    block_size : int or None, default=None
+        Rows per block of the exact mode (see :class:`KMeans`); the result does not
+        depend on X's chunks, bit for bit.
 
     Returns
     -------
     score : float
-        Mean silhouette coefficient of the sampled rows.
+        Mean silhouette coefficient of the sampled rows, or of all rows.
+
+    See Also
+    --------
+    cudakmeans.silhouette_score : The in-memory function.
+
+    Notes
+    -----
+    The exact mode matches scikit-learn's ``silhouette_score`` on the whole data up to the
+    order of float64 sums (checked at 1e-12 relative for float64): a row alone in its
+    cluster scores 0, as there. Distances are computed in X's dtype and summed in float64,
+    as by :func:`cudakmeans.silhouette_score`.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> from cudakmeans.dask import silhouette_score
+    >>> X = da.from_array(np.array([[0.0, 0], [0, 1], [10, 0], [10, 1]]), chunks=3)
+    >>> round(silhouette_score(X, [0, 0, 1, 1], sample_size=None), 4)
+    0.9002
     """
     X = _check_dask_X(X)
     n = X.shape[0]
@@ -981,13 +1180,23 @@ def silhouette_score(X, labels, *, sample_size=10_000, random_state=None, metric
         labels = da.from_array(labels, chunks=(X.chunks[0],))
     if sample_size is None or (isinstance(sample_size, numbers.Integral)
                                and not isinstance(sample_size, bool) and sample_size >= n):
-        Xs, ls = dask.compute(X, labels)
-    else:
-        sample_size = _check_int(sample_size, "sample_size", 2)
-        indices = check_random_state(random_state).permutation(n)[:sample_size]
-        order = np.argsort(indices, kind="stable")
-        Xs, ls = dask.compute(X[indices[order]], labels[indices[order]])
-        back = np.empty_like(order)
-        back[order] = np.arange(order.shape[0])
-        Xs, ls = Xs[back], ls[back]
+        if not isinstance(metric, str) or metric not in METRIC_CODES:
+            raise ValueError(f"The exact silhouette (sample_size=None) takes a metric of "
+                             f"{sorted(METRIC_CODES)}, got {metric!r}.")
+        if device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {device!r}.")
+        if device == "cuda":
+            raise ValueError("The exact silhouette (sample_size=None) runs on the workers' "
+                             "CPUs; use device='auto' or 'cpu', or a sample_size.")
+        _check_int(max_pairs, "max_pairs", 1)
+        if block_size is not None:
+            _check_int(block_size, "block_size", 1)
+        return _exact_silhouette(X, labels, METRIC_CODES[metric], max_pairs, block_size)
+    sample_size = _check_int(sample_size, "sample_size", 2)
+    indices = check_random_state(random_state).permutation(n)[:sample_size]
+    order = np.argsort(indices, kind="stable")
+    Xs, ls = dask.compute(X[indices[order]], labels[indices[order]])
+    back = np.empty_like(order)
+    back[order] = np.arange(order.shape[0])
+    Xs, ls = Xs[back], ls[back]
     return float(_local_silhouette_score(Xs, ls, metric=metric, device=device))

@@ -64,8 +64,8 @@ def test_equals_in_memory_with_the_same_init(client, rng, dtype, weighted):
     init = X[:4] + 0.5
     ref = cudakmeans.KMeans(4, init=init, device="cpu").fit(X, sample_weight=w)
     dw = None if w is None else da.from_array(w, chunks=37)
-    km = ckd.KMeans(4, init=init, device="cpu").fit(da.from_array(X, chunks=(37, 2)),
-                                                   sample_weight=dw)
+    km = ckd.KMeans(4, init=init, device="cpu", block_size=37).fit(
+        da.from_array(X, chunks=(37, 2)), sample_weight=dw)
     rtol = rtol_of(dtype)
     assert km.cluster_centers_.dtype == dtype
     np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_, rtol=rtol,
@@ -83,7 +83,7 @@ def test_chunks_large_enough_for_the_cpu_threads_on_two_workers_at_once(client):
     X = np.random.RandomState(5).standard_normal((2 * 20_000, 16)).astype(np.float32)
     init = X[:16]
     ref = cudakmeans.KMeans(16, init=init, max_iter=3, tol=0.0, device="cpu").fit(X)
-    km = ckd.KMeans(16, init=init, max_iter=3, tol=0.0, device="cpu").fit(
+    km = ckd.KMeans(16, init=init, max_iter=3, tol=0.0, device="cpu", block_size=20_000).fit(
         da.from_array(X, chunks=(20_000, 16)))
     np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_, rtol=1e-4,
                                atol=1e-4)
@@ -100,9 +100,10 @@ def test_params_round_trip():
 
 def test_kept_workspaces_change_nothing_and_are_dropped(client, rng):
     X = da.from_array(blobs(rng, n_per=40), chunks=30)
-    kept = ckd.KMeans(4, random_state=1, device="cpu").fit(X)
+    kept = ckd.KMeans(4, random_state=1, device="cpu", block_size=30).fit(X)
     assert ckd._WORKSPACES == {}
-    recomputed = ckd.KMeans(4, random_state=1, device="cpu", persist=False).fit(X)
+    recomputed = ckd.KMeans(4, random_state=1, device="cpu", persist=False,
+                            block_size=30).fit(X)
     np.testing.assert_array_equal(kept.cluster_centers_, recomputed.cluster_centers_)
     assert kept.n_iter_ == recomputed.n_iter_
 
@@ -115,7 +116,8 @@ def test_tol_zero_tol_and_max_iter_match_in_memory(client, rng):
     strict = cudakmeans.KMeans(4, init=init, tol=0.0, device="cpu").fit(X).n_iter_
     for kwargs in (dict(tol=0.0), dict(tol=1e-3), dict(max_iter=2)):
         ref = cudakmeans.KMeans(4, init=init, device="cpu", **kwargs).fit(X)
-        km = ckd.KMeans(4, init=init, device="cpu", **kwargs).fit(da.from_array(X, chunks=70))
+        km = ckd.KMeans(4, init=init, device="cpu", block_size=70, **kwargs).fit(
+            da.from_array(X, chunks=70))
         np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_, rtol=1e-9)
         assert km.n_iter_ == ref.n_iter_
         if "tol" in kwargs and kwargs["tol"] > 0:
@@ -127,7 +129,7 @@ def test_empty_cluster_goes_to_the_farthest_points(client, rng):
     # two centres no row is nearest to: both must move onto the farthest rows
     init = np.concatenate([X[:3], [[100.0, 100, 100], [-100.0, -100, -100]]])
     ref = cudakmeans.KMeans(5, init=init, device="cpu").fit(X)
-    km = ckd.KMeans(5, init=init, device="cpu").fit(da.from_array(X, chunks=23))
+    km = ckd.KMeans(5, init=init, device="cpu", block_size=23).fit(da.from_array(X, chunks=23))
     np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_, rtol=1e-9)
     assert km.n_iter_ == ref.n_iter_
     assert np.unique(km.labels_.compute()).shape[0] == 5
@@ -137,9 +139,9 @@ def test_integer_weights_equal_repeated_rows(client, rng):
     X = blobs(rng, n_per=30)
     w = rng.randint(0, 4, X.shape[0])
     init = X[w > 0][:4]
-    km_w = ckd.KMeans(4, init=init, device="cpu").fit(
+    km_w = ckd.KMeans(4, init=init, device="cpu", block_size=31).fit(
         da.from_array(X, chunks=31), sample_weight=da.from_array(w, chunks=31))
-    km_r = ckd.KMeans(4, init=init, device="cpu").fit(
+    km_r = ckd.KMeans(4, init=init, device="cpu", block_size=31).fit(
         da.from_array(np.repeat(X, w, axis=0), chunks=31))
     np.testing.assert_allclose(km_w.cluster_centers_, km_r.cluster_centers_, rtol=1e-9)
     np.testing.assert_allclose(km_w.inertia_, km_r.inertia_, rtol=1e-9)
@@ -153,50 +155,120 @@ CHUNKINGS = {
     "empty chunk": (30, 0, 50),
     "rows": (1,) * 80,
 }
+# rows per block in the chunking tests: 7 blocks, the last one partial (the default blocks
+# of 80 rows are one)
+CHUNKING_BLOCK = 13
 
 
 @pytest.fixture(scope="module")
 def chunking_data():
     rs = np.random.RandomState(7)
-    return blobs(rs, n_per=20)
+    X = blobs(rs, n_per=20)
+    return X, rs.uniform(0.5, 2.0, X.shape[0])
+
+
+def _fit_recording_init(X, w, monkeypatch, **kwargs):
+    """A k-means|| fit, and the centres its Lloyd run started from (its initialisation)."""
+    inits = []
+
+    def lloyd(chunks, centers, *args, **kw):
+        inits.append(centers.copy())
+        return lloyd_impl(chunks, centers, *args, **kw)
+
+    lloyd_impl = ckd._lloyd
+    monkeypatch.setattr(ckd, "_lloyd", lloyd)
+    km = ckd.KMeans(4, random_state=3, device="cpu", **{"block_size": CHUNKING_BLOCK,
+                                                         **kwargs}).fit(X, sample_weight=w)
+    monkeypatch.setattr(ckd, "_lloyd", lloyd_impl)
+    return km, inits[0]
+
+
+def _chunked(data, chunks):
+    X, w = data
+    return da.from_array(X, chunks=(chunks, 3)), da.from_array(w, chunks=(chunks,))
 
 
 @pytest.fixture(scope="module")
 def chunking_reference(client, chunking_data):
-    km = ckd.KMeans(4, random_state=3, device="cpu").fit(
-        da.from_array(chunking_data, chunks=(CHUNKINGS["even"], 3)))
-    return km.cluster_centers_, km.labels_.compute(), km.n_iter_, km.inertia_
+    with pytest.MonkeyPatch.context() as mp:
+        km, init = _fit_recording_init(*_chunked(chunking_data, CHUNKINGS["even"]), mp)
+    return km.cluster_centers_, km.labels_.compute(), km.n_iter_, km.inertia_, init
+
+
+def _assert_same_fit(km, labels, init, reference):
+    # bit for bit: the same canonical blocks give the same float64 sums in the same order
+    centers, ref_labels, n_iter, inertia, ref_init = reference
+    np.testing.assert_array_equal(init, ref_init)  # the k-means|| initialisation
+    np.testing.assert_array_equal(km.cluster_centers_, centers)
+    assert km.inertia_ == inertia
+    assert km.n_iter_ == n_iter
+    np.testing.assert_array_equal(labels, ref_labels)  # the final labelling, X's chunks
 
 
 @pytest.mark.parametrize("name", [name for name in CHUNKINGS if name != "even"])
-def test_kmeans_parallel_does_not_depend_on_the_chunking(client, chunking_data,
-                                                         chunking_reference, name):
-    X = da.from_array(chunking_data, chunks=(CHUNKINGS[name], 3))
-    km = ckd.KMeans(4, random_state=3, device="cpu").fit(X)
-    centers, labels, n_iter, inertia = chunking_reference
-    eps = np.finfo(np.float64).eps
-    np.testing.assert_allclose(km.cluster_centers_, centers, rtol=1e3 * eps, atol=1e3 * eps)
-    np.testing.assert_array_equal(km.labels_.compute(), labels)
-    assert km.n_iter_ == n_iter
-    np.testing.assert_allclose(km.inertia_, inertia, rtol=1e3 * eps)
+def test_fit_does_not_depend_on_the_chunking_bit_for_bit(client, chunking_data,
+                                                         chunking_reference, name,
+                                                         monkeypatch):
+    X, w = _chunked(chunking_data, CHUNKINGS[name])
+    km, init = _fit_recording_init(X, w, monkeypatch)
+    labels = km.labels_
+    assert labels.chunks == X.chunks[:1]  # labels_ keep X's chunks
+    _assert_same_fit(km, labels.compute(), init, chunking_reference)
 
 
-@pytest.mark.parametrize("n_workers", [1, 4])
-def test_kmeans_parallel_does_not_depend_on_the_workers(chunking_data, chunking_reference,
-                                                        n_workers):
+@pytest.mark.parametrize("n_workers, name", [(1, "rows"), (4, "uneven")])
+def test_fit_does_not_depend_on_the_workers_bit_for_bit(chunking_data, chunking_reference,
+                                                        n_workers, name, monkeypatch):
     with distributed.LocalCluster(n_workers=n_workers, **CLUSTER) as cluster, \
             distributed.Client(cluster):
-        km = ckd.KMeans(4, random_state=3, device="cpu").fit(
-            da.from_array(chunking_data, chunks=(CHUNKINGS["even"], 3)))
-    # the same chunks, so the same sums in the same order: bit for bit
-    np.testing.assert_array_equal(km.cluster_centers_, chunking_reference[0])
+        km, init = _fit_recording_init(*_chunked(chunking_data, CHUNKINGS[name]),
+                                       monkeypatch)
+        labels = km.labels_.compute()
+    _assert_same_fit(km, labels, init, chunking_reference)
+
+
+def test_score_does_not_depend_on_the_chunking(client, chunking_data):
+    X, w = chunking_data
+    km = ckd.KMeans(4, random_state=3, device="cpu", block_size=CHUNKING_BLOCK).fit(
+        da.from_array(X, chunks=20))
+    scores = {km.score(dX, sample_weight=dw)
+              for dX, dw in (_chunked(chunking_data, chunks) for chunks in CHUNKINGS.values())}
+    assert len(scores) == 1
+    np.testing.assert_allclose(scores.pop(), cudakmeans.KMeans(
+        4, init=km.cluster_centers_, device="cpu").fit(X).score(X, sample_weight=w),
+        rtol=1e-12)
+
+
+def test_canonical_blocks_depend_on_the_shape_only():
+    assert ckd._block_rows(80, 3) == 80  # small data: one block
+    assert ckd._block_rows(5_000, 3) == ckd.MIN_BLOCK_ROWS
+    assert ckd._block_rows(100_000, 3) == 12_500  # MIN_BLOCKS blocks of mid-sized data
+    rows = ckd._block_rows(10**8, 32)
+    assert rows * 32 <= ckd.BLOCK_NUMBERS < 2 * rows * 32  # large data: blocks by size
+    assert ckd._block_rows(80, 3, block_size=25) == 25
+    assert ckd._block_rows(80, 3, block_size=500) == 80
+    X, w = ckd._canonical(da.ones((23, 2), chunks=((5, 0, 17, 1), 2)), da.ones(23, chunks=(
+        (5, 0, 17, 1),)), 10)
+    assert X.chunks == ((10, 10, 3), (2,)) and w.chunks == ((10, 10, 3),)
+
+
+def test_block_size_changes_only_the_order_of_sums(client, chunking_data, chunking_reference):
+    X, w = _chunked(chunking_data, CHUNKINGS["uneven"])
+    km = ckd.KMeans(4, random_state=3, device="cpu", block_size=7).fit(X, sample_weight=w)
+    X, w = _chunked(chunking_data, CHUNKINGS["one chunk"])
+    again = ckd.KMeans(4, random_state=3, device="cpu", block_size=7).fit(X, sample_weight=w)
+    np.testing.assert_array_equal(km.cluster_centers_, again.cluster_centers_)
+    eps = np.finfo(np.float64).eps
+    np.testing.assert_allclose(km.cluster_centers_, chunking_reference[0], rtol=1e3 * eps,
+                               atol=1e3 * eps)
     assert km.n_iter_ == chunking_reference[2]
 
 
 def test_a_seed_changes_the_result_and_a_seed_repeats_it(client, chunking_data,
                                                          chunking_reference):
-    X = da.from_array(chunking_data, chunks=(CHUNKINGS["even"], 3))
-    again = ckd.KMeans(4, random_state=3, device="cpu").fit(X)
+    X, w = _chunked(chunking_data, CHUNKINGS["even"])
+    again = ckd.KMeans(4, random_state=3, device="cpu", block_size=CHUNKING_BLOCK).fit(
+        X, sample_weight=w)
     np.testing.assert_array_equal(again.cluster_centers_, chunking_reference[0])
     # a different seed draws other rows (the fit may still find the same optimum)
     assert _first_centre(X, 3) != _first_centre(X, 4)
@@ -227,7 +299,7 @@ def test_kmeans_parallel_quality_matches_in_memory_kmeans_plusplus(client):
 def test_labels_predict_score_transform_and_in_memory_model(client, rng):
     X = blobs(rng)
     dX = da.from_array(X, chunks=50)
-    km = ckd.KMeans(4, random_state=0, device="cpu").fit(dX)
+    km = ckd.KMeans(4, random_state=0, device="cpu", block_size=50).fit(dX)
     labels = km.predict(dX)
     assert isinstance(labels, da.Array) and isinstance(km.labels_, da.Array)
     np.testing.assert_array_equal(km.labels_.compute(), labels.compute())
@@ -245,13 +317,20 @@ def test_labels_predict_score_transform_and_in_memory_model(client, rng):
                                local.score(X, sample_weight=w), rtol=1e-12)
 
 
-def _step_tasks(n_samples, n_chunks, n_clusters, n_features=3):
+def _step_tasks(n_samples, n_chunks, n_clusters, n_features=3, canonical=False):
     X = da.zeros((n_samples, n_features), chunks=(-(-n_samples // n_chunks), n_features))
+    if canonical:  # what the fit iterates over
+        X, _ = ckd._canonical(X, None, ckd._block_rows(n_samples, n_features))
     chunks = ckd._Chunks(X, None)
     centers = np.zeros((n_clusters, n_features))
     outs, total = ckd.lloyd_step_graph(chunks, centers, np.zeros(n_features), "cpu",
                                        [None] * len(chunks))
-    return len(set(dict(total.__dask_graph__())) - set(dict(X.__dask_graph__())))
+    keys = set(dict(total.__dask_graph__())) - set(dict(X.__dask_graph__()))
+    if canonical:  # the rechunk's tasks, fused anew by to_delayed, belong to the data
+        keys = {k for k in keys
+                if not str(k[0] if isinstance(k, tuple) else k).startswith(("getitem",
+                                                                           "rechunk"))}
+    return len(keys)
 
 
 def test_graph_per_iteration_grows_with_chunks_only():
@@ -260,6 +339,9 @@ def test_graph_per_iteration_grows_with_chunks_only():
     assert _step_tasks(800, 8, 32, n_features=9) == base
     assert base <= 3 * 8 + 4
     assert _step_tasks(1600, 16, 4) > base
+    # the fit's blocks depend on the shape only: so does its graph per iteration
+    assert len({_step_tasks(800, n_chunks, 4, canonical=True)
+                for n_chunks in (1, 3, 8, 800)}) == 1
 
 
 def test_silhouette_of_a_sample_is_scikit_learns(client, rng):
@@ -275,6 +357,47 @@ def test_silhouette_of_a_sample_is_scikit_learns(client, rng):
         np.testing.assert_allclose(ours, theirs, rtol=1e-12)
 
 
+@pytest.fixture(scope="module")
+def silhouette_data():
+    """Overlapping blobs, labels with a cluster of one row, uneven chunks with an empty one."""
+    rs = np.random.RandomState(11)
+    X = blobs(rs, n_per=40, centers=((0, 0, 0), (2, 2, 0), (0, 2, 2)))
+    labels = rs.randint(0, 3, X.shape[0])
+    labels[17] = 7  # alone in its cluster: silhouette 0, as scikit-learn's
+    return X, labels, (9, 50, 0, 1, 40, 20)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "manhattan", "cosine"])
+def test_exact_silhouette_is_scikit_learns_on_all_rows(client, silhouette_data, metric):
+    from sklearn.metrics import silhouette_samples as sk_samples
+    from sklearn.metrics import silhouette_score as sk_silhouette
+
+    X, labels, chunks = silhouette_data
+    assert sk_samples(X, labels, metric=metric)[17] == 0.0
+    dX = da.from_array(X, chunks=(chunks, 3))
+    dl = da.from_array(labels, chunks=(chunks,))  # a dask array with X's chunks
+    ours = ckd.silhouette_score(dX, dl, sample_size=None, metric=metric, block_size=25)
+    # float64: the order of float64 sums only
+    np.testing.assert_allclose(ours, sk_silhouette(X, labels, metric=metric), rtol=1e-12)
+    np.testing.assert_allclose(
+        ours, cudakmeans.silhouette_score(X, labels, metric=metric, device="cpu"), rtol=1e-12)
+    # sample_size >= n_samples is every row too, and other chunks give the same bits
+    again = ckd.silhouette_score(da.from_array(X, chunks=(X.shape[0], 3)), labels,
+                                 sample_size=X.shape[0], metric=metric, block_size=25)
+    assert again == ours
+
+
+def test_exact_silhouette_blocks_and_budget(client, silhouette_data):
+    X, labels, chunks = silhouette_data
+    dX = da.from_array(X, chunks=(chunks, 3))
+    n_pairs = X.shape[0] ** 2
+    ours = ckd.silhouette_score(dX, labels, sample_size=None, max_pairs=n_pairs, block_size=7)
+    np.testing.assert_allclose(ours, cudakmeans.silhouette_score(X, labels, device="cpu"),
+                               rtol=1e-12)
+    with pytest.raises(ValueError, match="max_pairs"):
+        ckd.silhouette_score(dX, labels, sample_size=None, max_pairs=n_pairs - 1)
+
+
 @pytest.mark.parametrize("call, error, match", [
     (lambda X, w: ckd.KMeans(2).fit(np.ones((5, 2))), TypeError, "dask.array"),
     (lambda X, w: ckd.KMeans(2).fit(X[:, 0]), ValueError, "2D"),
@@ -283,6 +406,7 @@ def test_silhouette_of_a_sample_is_scikit_learns(client, rng):
     (lambda X, w: ckd.KMeans(2, init="random").fit(X), ValueError, "k-means"),
     (lambda X, w: ckd.KMeans(2, tol=-1).fit(X), ValueError, "tol"),
     (lambda X, w: ckd.KMeans(0).fit(X), ValueError, "n_clusters"),
+    (lambda X, w: ckd.KMeans(2, block_size=0).fit(X), ValueError, "block_size"),
     (lambda X, w: ckd.KMeans(2, device="tpu").fit(X), ValueError, "device"),
     (lambda X, w: ckd.KMeans(2, oversampling_factor=0).fit(X), ValueError, "oversampling"),
     (lambda X, w: ckd.KMeans(2).fit(X, sample_weight=-w), ValueError, "negative"),
@@ -296,6 +420,14 @@ def test_silhouette_of_a_sample_is_scikit_learns(client, rng):
     (lambda X, w: ckd.silhouette_score(X, np.zeros(19)), ValueError, "labels.shape"),
     (lambda X, w: ckd.silhouette_score(X, np.arange(20) % 2, sample_size=1), ValueError,
      "sample_size"),
+    (lambda X, w: ckd.silhouette_score(X, np.arange(20) % 2, sample_size=None, max_pairs=399),
+     ValueError, "400 pair distances, above max_pairs=399"),
+    (lambda X, w: ckd.silhouette_score(X, np.zeros(20), sample_size=None), ValueError,
+     "Number of labels is 1"),
+    (lambda X, w: ckd.silhouette_score(X, np.arange(20) % 2, sample_size=None,
+                                       metric="precomputed"), ValueError, "metric"),
+    (lambda X, w: ckd.silhouette_score(X, np.arange(20) % 2, sample_size=None,
+                                       device="cuda"), ValueError, "CPUs"),
 ])
 def test_bad_input_is_refused_clearly(client, call, error, match):
     X = da.from_array(np.random.RandomState(0).uniform(size=(20, 2)), chunks=7)
@@ -338,7 +470,8 @@ def test_worker_processes_give_the_in_memory_result(process_client):
     init = X[:4]
     ref = cudakmeans.KMeans(4, init=init, device="cpu").fit(X)
     with process_client.as_current():
-        km = ckd.KMeans(4, init=init, device="cpu").fit(da.from_array(X, chunks=30))
+        km = ckd.KMeans(4, init=init, device="cpu", block_size=30).fit(
+            da.from_array(X, chunks=30))
         labels = km.labels_.compute()
     np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_, rtol=1e-9)
     assert km.n_iter_ == ref.n_iter_
@@ -379,7 +512,7 @@ def test_a_killed_worker_does_not_hang_the_fit(process_client):
         dX = da.from_array(X, chunks=100)
         try:
             started.set()
-            km = ckd.KMeans(4, init=init, tol=0.0, device="cpu").fit(dX)
+            km = ckd.KMeans(4, init=init, tol=0.0, device="cpu", block_size=100).fit(dX)
         except Exception as exc:  # noqa: BLE001 - a clear error is an allowed outcome
             assert str(exc)
             return

@@ -56,6 +56,7 @@ _compiled = _math.compile_for(
 silhouette_value = _compiled.silhouette_value
 walk_rows_metric = _compiled.walk_rows_metric
 nearest_mean = _compiled.nearest_mean
+pair_dist = _compiled.pair_dist
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -131,6 +132,29 @@ def run_sum(buf, lo, hi):
     return (s0 + s1) + (s2 + s3)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def tile_sums(XT, starts, own_seg, n_cols, t0, t1, buf, sums):
+    """``sums[i - t0, seg]`` = sum of the distances from row ``i`` (``t0 <= i < t1``) of
+    ``XT`` to the columns ``0:n_cols`` of segment ``seg``, block by block in column order.
+
+    XT       IN   (n_blocks, n_padded, BLOCK) blocked feature-major rows (columns first)
+    starts   IN   (n_clusters + 1,) first column of each segment, then n_cols
+    own_seg  IN   (>= n_cols,) segment of each column
+    buf      TMP  (BLOCK,) in XT's dtype
+    sums     OUT  (>= t1 - t0, n_clusters) float64
+    """
+    sums[:] = 0.0
+    for j0 in range(0, n_cols, BLOCK):
+        j1 = j0 + BLOCK if j0 + BLOCK < n_cols else n_cols
+        seg_first, seg_last = own_seg[j0], own_seg[j1 - 1]
+        for i in range(t0, t1):
+            block_distances(XT, i, j0, j1 - j0, buf)
+            for seg in range(seg_first, seg_last + 1):
+                lo = (starts[seg] if starts[seg] > j0 else j0) - j0
+                hi = (starts[seg + 1] if starts[seg + 1] < j1 else j1) - j0
+                sums[i - t0, seg] += run_sum(buf, lo, hi)
+
+
 @njit(cache=True, nogil=True, fastmath={"contract"})
 def silhouette_rows(XT, starts, own_seg, order, row_start, row_stop, out):
     """Silhouette of sorted rows ``row_start:row_stop``.
@@ -150,16 +174,7 @@ def silhouette_rows(XT, starts, own_seg, order, row_start, row_stop, out):
     # conditional expressions rather than min/max: each builtin is one more compile
     for t0 in range(row_start, row_stop, TILE):
         t1 = t0 + TILE if t0 + TILE < row_stop else row_stop
-        sums[:] = 0.0
-        for j0 in range(0, n_samples, BLOCK):
-            j1 = j0 + BLOCK if j0 + BLOCK < n_samples else n_samples
-            seg_first, seg_last = own_seg[j0], own_seg[j1 - 1]
-            for i in range(t0, t1):
-                block_distances(XT, i, j0, j1 - j0, buf)
-                for seg in range(seg_first, seg_last + 1):
-                    lo = (starts[seg] if starts[seg] > j0 else j0) - j0
-                    hi = (starts[seg + 1] if starts[seg + 1] < j1 else j1) - j0
-                    sums[i - t0, seg] += run_sum(buf, lo, hi)
+        tile_sums(XT, starts, own_seg, n_samples, t0, t1, buf, sums)
         for i in range(t0, t1):
             own = own_seg[i]
             b = math.inf
@@ -211,6 +226,89 @@ def rows_from_sums(sums, starts, own_seg, order, out):
             if seg != own:
                 b = min(b, sums[seg, i] / (starts[seg + 1] - starts[seg]))
         out[order[i]] = silhouette_value(sums[own, i], starts[own + 1] - starts[own], b)
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"})
+def segment_sums_rows(XT, starts, own_seg, row_offset, row_start, row_stop, out):
+    """Euclidean: ``out[seg, r]`` = sum of the distances from row ``row_offset + r`` of XT
+    to the columns of segment ``seg``, for ``row_start <= r < row_stop``.
+
+    XT    IN   blocked feature-major rows (see :func:`blocked_feature_major`): the
+               ``starts[-1]`` columns sorted by segment, then (from ``row_offset``) the rows
+    out   OUT  (n_clusters, n_rows) float64
+    """
+    n_clusters = starts.shape[0] - 1
+    buf = np.empty(BLOCK, dtype=XT.dtype)
+    sums = np.empty((TILE, n_clusters), dtype=np.float64)
+    for t0 in range(row_start, row_stop, TILE):
+        t1 = t0 + TILE if t0 + TILE < row_stop else row_stop
+        tile_sums(XT, starts, own_seg, starts[n_clusters], row_offset + t0, row_offset + t1,
+                  buf, sums)
+        for r in range(t0, t1):
+            for seg in range(n_clusters):
+                out[seg, r] = sums[r - t0, seg]
+
+
+@njit(cache=True, nogil=True)
+def segment_sums_rows_metric(metric, X, Y, n_features, x_norms, y_norms, starts, row_start,
+                             row_stop, out):
+    """:func:`segment_sums_rows` for a metric other than Euclidean, one pair at a time
+    (``_silhouette_math.pair_dist``, the fold of every metric's kernel), columns in order.
+
+    X, Y  IN   flat rows (n_rows * n_features) and flat sorted columns; norms (float64)
+               read by cosine only
+    out   OUT  (n_clusters, n_rows) float64
+    """
+    n_clusters = starts.shape[0] - 1
+    for r in range(row_start, row_stop):
+        x_base = uint64(r * n_features)
+        for seg in range(n_clusters):
+            acc = 0.0
+            for j in range(starts[seg], starts[seg + 1]):
+                acc += pair_dist(metric, X, x_base, Y, uint64(j * n_features), n_features,
+                                 x_norms[r], y_norms[j])
+            out[seg, r] = acc
+
+
+def segment_sums(X_rows, Y_sorted, starts, metric=0):
+    """Sums of the distances from every row of ``X_rows`` to the rows of each segment
+    ``starts[c]:starts[c + 1]`` of ``Y_sorted`` (rows sorted by cluster; a segment may be
+    empty): ``(n_clusters, n_rows)`` float64, the layout :func:`rows_from_sums` reads.
+
+    The distances and the order of the sums are those of :func:`silhouette_samples` on the
+    same columns (one pass per row over the sorted columns), so the silhouette of a set of
+    rows whose sums are added over column blocks is the in-memory one up to the order of
+    those additions. CPU only, as :func:`precomputed_samples`: ``cudakmeans.dask`` calls it
+    per pair of row blocks.
+    """
+    n_rows, n_features = X_rows.shape
+    n_cols = Y_sorted.shape[0]
+    n_clusters = starts.shape[0] - 1
+    starts = np.ascontiguousarray(starts, dtype=np.int64)
+    out = np.zeros((n_clusters, n_rows), dtype=np.float64)
+    if n_rows == 0 or n_cols == 0:
+        return out
+    what = f"silhouette block sums ({X_rows.dtype})"
+    size = max(-(-MIN_CHUNK_WORK // max(1, n_cols * n_features)), -(-n_rows // MAX_CHUNKS))
+    chunks = [(start, min(start + size, n_rows)) for start in range(0, n_rows, size)]
+    if metric != _silhouette_math.EUCLIDEAN:
+        X = np.ascontiguousarray(X_rows)
+        Y = np.ascontiguousarray(Y_sorted, dtype=X.dtype)
+        x_norms, y_norms = row_norms(X), row_norms(Y)
+        args = (metric, X.ravel(), Y.ravel(), n_features, x_norms, y_norms, starts, 0, 0, out)
+        ensure_compiled([(segment_sums_rows_metric, args, _types(args))], what)
+        map_chunks(lambda _, start, stop: segment_sums_rows_metric(
+            *args[:7], start, stop, out), chunks)
+        return out
+    own_seg = np.repeat(np.arange(n_clusters, dtype=np.int64), np.diff(starts))
+    # the columns at 0 (so column blocks are XT's blocks), the rows after them
+    XT = blocked_feature_major(np.concatenate([Y_sorted, X_rows]).astype(X_rows.dtype,
+                                                                         copy=False))
+    args = (XT, starts, own_seg, n_cols, 0, 0, out)
+    ensure_compiled([(segment_sums_rows, args, _types(args))], what)
+    map_chunks(lambda _, start, stop: segment_sums_rows(XT, starts, own_seg, n_cols, start,
+                                                        stop, out), chunks)
+    return out
 
 
 def row_chunks(n_samples, n_features):

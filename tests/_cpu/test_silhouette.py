@@ -13,6 +13,7 @@ import pytest
 
 import cudakmeans
 from cudakmeans._cpu import silhouette as cpu_silhouette
+from cudakmeans._silhouette_math import METRIC_CODES
 from reference import silhouette as ref
 from tests.test_silhouette import ATOL32, ATOL64
 
@@ -298,3 +299,28 @@ def test_cosine_distances_rounded_outside_0_and_2_are_clipped():
     got = cudakmeans.silhouette_samples(X, labels, metric="cosine", device="cpu")
     expected = sklearn_metrics.silhouette_samples(X, labels, metric="cosine")
     np.testing.assert_allclose(got, expected, rtol=0, atol=ATOL64)
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("metric", ["euclidean", "manhattan"])
+def test_segment_sums_of_one_block_pair_are_the_references(dtype, metric):
+    """``segment_sums`` (the dask exact silhouette's block kernel): rows against label-sorted
+    columns of another block, across a TILE of rows, a BLOCK of columns, a PASS of features
+    and an empty segment, equals the oracle's per-cluster distance sums."""
+    X, labels = _data(TILE + 9 + BLOCK + 44, PASS + 1, 5, seed=16)
+    X = X.astype(dtype)
+    labels[labels == 3] = 4  # segment 3 empty
+    rows, cols, codes = X[:TILE + 9], X[TILE + 9:], labels[TILE + 9:]
+    order = np.argsort(codes, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=5))])
+    code = METRIC_CODES[metric]
+    ours = cpu_silhouette.segment_sums(rows, cols[order], starts, code)
+    x64, c64 = rows.astype(np.float64), cols.astype(np.float64)
+    if metric == "euclidean":
+        distances = ref.euclidean_distances_block(x64, c64)
+    else:
+        distances = np.abs(x64[:, None, :] - c64[None, :, :]).sum(axis=2)
+    expected = ref.cluster_distance_sums(distances, codes, 5).T
+    assert ours.shape == (5, TILE + 9) and not ours[3].any()
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=_atol(dtype) * np.abs(expected).max())
