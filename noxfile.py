@@ -71,10 +71,15 @@ def tests(session):
 
 @nox.session
 def cudasim(session):
-    """The CUDA kernels under NUMBA_ENABLE_CUDASIM=1, on small inputs."""
-    session.install("-e", ".[test]")
+    """The CUDA kernels under NUMBA_ENABLE_CUDASIM=1, on small inputs.
+
+    The simulator runs kernels as Python threads under one GIL: a single pytest process
+    keeps one core busy, so the files are spread over one process per core (pytest-xdist,
+    whole files per process, so a file's tests keep their order)."""
+    session.install("-e", ".[test]", "pytest-xdist>=3.5")
     session.run(
-        "pytest", "-m", "cudasim", "-p", "no:cacheprovider", *session.posargs,
+        "pytest", "-m", "cudasim", "-p", "no:cacheprovider", "-n", str(os.cpu_count() or 1),
+        "--dist", "loadfile", *session.posargs,
         env={"NUMBA_ENABLE_CUDASIM": "1"},
     )
 
