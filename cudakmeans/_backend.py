@@ -106,7 +106,9 @@ class WholeRuns(KMeansWorkspace, Protocol):
 class BatchedRuns(KMeansWorkspace, Protocol):
     """A workspace that serves several independent runs with the same launches
     (:meth:`runs_at_once`): centre buffers carry a leading run axis. The runs of a batch
-    may differ in their number of clusters (a sweep over K: :meth:`sweep_batches`)."""
+    may differ in their number of clusters (a sweep over K: :meth:`sweep_batches`), and
+    in the rows they cluster (``rows``: ``(start, count)`` per run, segments of the
+    workspace's rows: :meth:`runs_of_segments`)."""
 
     def empty_centers(self, n_runs=1):
         """A centre buffer for ``n_runs`` runs."""
@@ -114,17 +116,20 @@ class BatchedRuns(KMeansWorkspace, Protocol):
     def download_labels(self, n_runs=None):
         """The labels of the single run, or ``(n_runs, n_samples)`` of a batch."""
 
-    def upload_centers(self, centers):
+    def upload_centers(self, centers, rows=None, tol=-1.0):
         """A centre buffer of ``(K, d)``, ``(runs, K, d)`` or a sweep's ``[(K_r, d)]``."""
 
-    def greedy_kmeans_plusplus_runs(self, first_indices, uniforms):
-        """Greedy k-means++ for a batch of runs, K may differ; ``(runs, max K)`` indices."""
+    def greedy_kmeans_plusplus_runs(self, first_indices, uniforms, rows=None):
+        """Greedy k-means++ for a batch of runs (K may differ): ``(runs, max K)`` rows."""
 
     def sweep_batches(self, n_clusters):
         """A sweep's runs (``n_clusters[r]`` each) as lists of runs that share launches."""
 
+    def runs_of_segments(self, n_runs):
+        """How many of ``n_runs`` runs over segments of the rows a batch serves (0: none)."""
+
     def lloyd_iter_runs(self, centers_old, centers_new, tol):
-        """One Lloyd step of every run not done; arrays over the runs."""
+        """One Lloyd step of every run not done (``tol`` shared or per run); per-run arrays."""
 
     def assign_runs(self, centers):
         """:meth:`assign` for every run of a batch; the inertias."""

@@ -23,8 +23,11 @@ K-sized buffers change between fits (with the same numbers as ``KMeans(...).fit(
 On CUDA the refine step's fits run together: every run of every candidate K (n_init runs
 each) is seeded and stepped in the same kernel launches, one launch per Lloyd step for all
 (:func:`cudakmeans._drivers.runs.fit_sweep`), with the same numbers as fitting the
-candidates one by one; the CPU fits them one by one. Each split fits a different subset of
-rows, so each gets its own workspace, and the splits run one by one on both devices.
+candidates one by one; the CPU fits them one by one. The split step grows its trees level
+by level: on CUDA, with an integer seed, the splits of one level (each a 2-means of its
+own rows) run together too, each on its segment of one upload
+(:func:`cudakmeans._drivers.runs.fit_segments`), with the numbers of
+``KMeans(2, ...).fit(rows)``; the CPU fits them one by one.
 Templates are reported in the original units of the data; spreads and inertias are in
 standardised units, where the features are comparable.
 
@@ -604,26 +607,53 @@ def split_templates(X, Z, labels, *, split_threshold=1.0, min_size=10, max_depth
     fit2 = _kmeans(2, n_init=n_init, max_iter=max_iter, tol=tol, random_state=random_state,
                    device=device)
 
-    def grow(node):
-        if (node.spread <= split_threshold or node.size < 2 * min_size
-                or node.depth >= max_depth):
-            return
-        halves = fit2.fit(Z[node.indices]).labels_
-        parts = [node.indices[halves == side] for side in (0, 1)]
-        if min(len(p) for p in parts) < min_size:
-            return
-        node.children = [_node(X, Z, part, node.depth + 1) for part in parts]
-        for child in node.children:
-            grow(child)
+    def to_split(node):
+        return (node.spread > split_threshold and node.size >= 2 * min_size
+                and node.depth < max_depth)
 
-    roots = []
-    for t in created:
-        roots.append(_node(X, Z, np.flatnonzero(labels == t), 0))
-        grow(roots[-1])
-        _notify(progress, "split", len(roots), len(created))
+    roots = [_node(X, Z, np.flatnonzero(labels == t), 0) for t in created]
+    # Level by level: (root, node) pairs to split. Each split's fit draws from its own
+    # RandomState(seed) when the seed is an int, so the order of the fits changes nothing.
+    level = [(r, root) for r, root in enumerate(roots) if to_split(root)]
+    _notify(progress, "split", len(roots) - len({r for r, _ in level}), len(roots))
+    while level:
+        halves = _fit_halves(fit2, Z, [node.indices for _, node in level], device)
+        next_level = []
+        for (r, node), side_of in zip(level, halves, strict=True):
+            parts = [node.indices[side_of == side] for side in (0, 1)]
+            if min(len(p) for p in parts) < min_size:
+                continue
+            node.children = [_node(X, Z, part, node.depth + 1) for part in parts]
+            next_level += [(r, child) for child in node.children if to_split(child)]
+        level = next_level
+        _notify(progress, "split", len(roots) - len({r for r, _ in level}), len(roots))
     for number, leaf in enumerate(leaf for root in roots for leaf in root.iter_leaves()):
         leaf.template = number
     return roots
+
+
+def _fit_halves(fit2, Z, members, device):
+    """The labels of ``fit2.fit(Z[rows])`` for each ``rows`` of ``members``; on a device
+    whose runs can cluster segments of one upload, all in the same launches (with an
+    integer seed: each fit's draws are then its own)."""
+    parts = [Z[rows] for rows in members]
+    seed = fit2.random_state
+    if (len(parts) > 1 and isinstance(seed, numbers.Integral) and not isinstance(seed, bool)
+            and isinstance(fit2.init, str)):
+        backend = get_backend(device, "kmeans")
+        if hasattr(backend.Workspace, "runs_of_segments"):
+            parts = [check_array(part, name="X", estimator="KMeans") for part in parts]
+            settings = [lloyd_settings(fit2, part) for part in parts]
+            means = [lloyd.column_means(part) for part in parts]
+            centred = np.concatenate([p - m for p, m in zip(parts, means, strict=True)])
+            ws = backend.Workspace(centred, check_sample_weight(None, centred.shape[0],
+                                                                centred.dtype), 2)
+            if ws.runs_of_segments(len(parts)):
+                fits = runs.fit_segments(ws, parts, means, settings)
+                for fit in fits:
+                    warn_if_degenerate(fit.labels, 2)
+                return [fit.labels for fit in fits]
+    return [fit2.fit(part).labels_ for part in parts]
 
 
 def check_k_values(k_values, n_samples):

@@ -50,6 +50,11 @@ from .math import average_center, move_feature, move_weight, sq_dist
 # Slots of the per-step scalars read back by the host.
 N_CHANGED, INERTIA, SHIFT, N_EMPTY, POT = range(5)
 N_SCALARS = 5
+# Columns of the run plan: per run its K, its fused accumulation's row groups, and the rows
+# of X it clusters (ROW_COUNT < 0: all of them; else a segment, as each split of one level
+# of the template workflow clusters its own rows).
+PLAN_K, PLAN_GROUPS, ROW_START, ROW_COUNT = range(4)
+PLAN_COLUMNS = 4
 CHUNK_BOUNDS = CHUNKS_PER_BLOCK + 1  # a block's chunks' bounds in the cumulative sum
 
 
@@ -66,6 +71,16 @@ def fill_runs(values, value):
     n_runs, n = values.shape
     for i in range(cuda.grid(1), n_runs * n, cuda.gridsize(1)):
         values[i // n, i % n] = value
+
+
+@cuda.jit(device=True, inline=True)
+def run_rows(run_plan, run, n_rows):
+    """The rows ``[start, stop)`` of X that run ``run`` clusters (see :data:`ROW_COUNT`)."""
+    count = run_plan[run, ROW_COUNT]
+    if count < 0:
+        return 0, n_rows
+    start = run_plan[run, ROW_START]
+    return start, start + count
 
 
 def _assign_rows_kernel(tile_n):
@@ -104,10 +119,12 @@ def _assign_rows_kernel(tile_n):
         run = cuda.blockIdx.y
         if update and done[run] != 0:
             return
-        centers, labels, distances = centers_runs[run], labels_runs[run], distances_runs[run]
-        block_stats, slot_sums = stats_runs[run], slots_runs[run]
-        n_clusters = run_plan[run, 0]
-        groups = run_plan[run, 1] if update else 0
+        lo, hi = run_rows(run_plan, run, X.shape[0])
+        X, sample_weight = X[lo:hi], sample_weight[lo:hi]
+        labels, distances = labels_runs[run][lo:hi], distances_runs[run][lo:hi]
+        centers, block_stats, slot_sums = centers_runs[run], stats_runs[run], slots_runs[run]
+        n_clusters = run_plan[run, PLAN_K]
+        groups = run_plan[run, PLAN_GROUPS] if update else 0
         tiles = cuda.shared.array(0, X.dtype)
         shared32 = cuda.shared.array(0, int32)
         shared64 = cuda.shared.array(0, float64)
@@ -119,6 +136,17 @@ def _assign_rows_kernel(tile_n):
         tile = tile_start + cuda.blockIdx.x
         row0 = tile * BLOCK_ROWS
         n_rows = min(BLOCK_ROWS, n_samples - row0)
+        width = n_clusters * (n_features + 1)
+        if tile > 0 and n_rows <= 0:
+            # Past the rows of a run that clusters a segment: the tile adds zeros, which
+            # leave every later sum over the tiles bit for bit the segment's own.
+            if tid == 0:
+                block_stats[tile, 0] = 0.0
+                block_stats[tile, 1] = 0.0
+            if groups > 0:
+                for j in range(tid, width, THREADS):
+                    slot_sums[tile * width + j] = 0.0
+            return
         x_stride = BLOCK_ROWS + 1
         c_stride = block_centers + 1
         c_base = TILE_K * x_stride
@@ -127,7 +155,6 @@ def _assign_rows_kernel(tile_n):
         best_i = (row_base + BLOCK_ROWS * size) // 4
         part_changed = (row_base + BLOCK_ROWS * (size + 4)) // 8
         part_inertia = part_changed + BLOCK_ROWS
-        width = n_clusters * (n_features + 1)
         acc0 = acc_base // 8
         zero = X.dtype.type(0)
 
@@ -267,7 +294,7 @@ def accumulate_rows(X, sample_weight, labels_runs, slots_runs, done, run_plan,
     if done[run] != 0:
         return
     labels, slot_sums = labels_runs[run], slots_runs[run]
-    n_clusters = run_plan[run, 0]
+    n_clusters = run_plan[run, PLAN_K]  # all rows: segments are fused (Workspace.segments)
     n_samples, n_features = X.shape
     width = n_clusters * (n_features + 1)
     slot = cuda.blockIdx.x
@@ -319,7 +346,7 @@ def reduce_stats(stats_runs, scalars_runs):
 @cuda.jit(cache=True)
 def update_centers(slots_runs, n_slots, stats_runs, X, sample_weight, labels_runs,
                    distances_runs, centers_old_runs, centers_new_runs, run_plan, sums_runs,
-                   weights_runs, scalars_runs, tickets, done, tol):
+                   weights_runs, scalars_runs, tickets, done, tol_runs):
     """Reduce the slots, relocate empty clusters, average; one thread per slot column.
 
     Per run ``blockIdx.y``, of ``run_plan[run, 0]`` clusters (the first rows of its
@@ -330,14 +357,18 @@ def update_centers(slots_runs, n_slots, stats_runs, X, sample_weight, labels_run
     (``_math.relocate_empty_clusters``' rules, the farthest row found by a block-wide
     reduction), picks the heaviest cluster, writes ``centers_new`` (``average_center``),
     scalars[N_CHANGED, INERTIA, SHIFT, N_EMPTY], and marks the run ``done`` when it
-    converged (no label changed, or the shift is within ``tol``). INOUT: distances (moved
-    rows marked -1). A run already done keeps its centres (copied to ``centers_new``).
+    converged (no label changed, or the shift is within its ``tol``). INOUT: distances
+    (moved rows marked -1). A run already done keeps its centres (copied to
+    ``centers_new``). A run of a segment (:func:`run_rows`) moves empty clusters to its
+    own rows.
     """
     run = cuda.blockIdx.y
     centers_old, centers_new = centers_old_runs[run], centers_new_runs[run]
-    n_samples = X.shape[0]
+    lo, hi = run_rows(run_plan, run, X.shape[0])
+    X, sample_weight = X[lo:hi], sample_weight[lo:hi]
+    n_samples = hi - lo
     n_features = centers_new.shape[1]
-    n_clusters = run_plan[run, 0]
+    n_clusters = run_plan[run, PLAN_K]
     width = n_clusters * (n_features + 1)
     tid = cuda.threadIdx.x
     j = cuda.blockIdx.x * THREADS + tid
@@ -347,7 +378,7 @@ def update_centers(slots_runs, n_slots, stats_runs, X, sample_weight, labels_run
             centers_new[c, j - c * n_features] = centers_old[c, j - c * n_features]
         return
     slot_sums, block_stats = slots_runs[run], stats_runs[run]
-    labels, distances = labels_runs[run], distances_runs[run]
+    labels, distances = labels_runs[run][lo:hi], distances_runs[run][lo:hi]
     sums, weights, scalars = sums_runs[run], weights_runs[run], scalars_runs[run]
     if j < width:
         total = 0.0
@@ -401,7 +432,7 @@ def update_centers(slots_runs, n_slots, stats_runs, X, sample_weight, labels_run
         scalars[INERTIA] = inertia
         scalars[SHIFT] = shift
         scalars[N_EMPTY] = n_empty
-        done[run] = 1 if n_changed == 0 or shift <= tol else 0
+        done[run] = 1 if n_changed == 0 or shift <= tol_runs[run] else 0
 
 
 @cuda.jit(cache=True)
@@ -438,16 +469,19 @@ def _block_total(part):
 
 @cuda.jit(cache=True)
 def seed_closest(X, sample_weight, draws_runs, indices_runs, c, first, closest_runs, pots_runs,
-                 base_runs, scalars_runs, tickets, block_start, n_blocks):
+                 base_runs, scalars_runs, tickets, block_start, n_blocks, run_plan):
     """closest = min(closest, |X - X[indices[c]]|^2) (= for the first centre, whose row is
     ``draws[0]``), and each block's sum of ``w * closest``.
 
     The last block lays the block sums end to end (``block_base``, ``n_blocks + 1``
     entries) and, for the first centre, stores their total as the potential
-    (scalars[POT]). One run per ``blockIdx.y``.
+    (scalars[POT]). One run per ``blockIdx.y``, on its rows (:func:`run_rows`: the blocks
+    past a segment's rows add zeros; row indices are the segment's).
     """
     run = cuda.blockIdx.y
-    draws, indices, closest = draws_runs[run], indices_runs[run], closest_runs[run]
+    lo, hi = run_rows(run_plan, run, X.shape[0])
+    X, sample_weight = X[lo:hi], sample_weight[lo:hi]
+    draws, indices, closest = draws_runs[run], indices_runs[run], closest_runs[run][lo:hi]
     block_pots, block_base, scalars = pots_runs[run], base_runs[run], scalars_runs[run]
     n_samples = X.shape[0]
     tid = cuda.threadIdx.x
@@ -483,17 +517,20 @@ def seed_closest(X, sample_weight, draws_runs, indices_runs, c, first, closest_r
 
 @cuda.jit(cache=True)
 def seed_candidates(sample_weight, closest_runs, draws_runs, c, n_trials, base_runs,
-                    scalars_runs, candidates_runs, block_start, n_blocks):
+                    scalars_runs, candidates_runs, block_start, n_blocks, run_plan):
     """candidates[t] = first row where the cumulative sum of w * closest reaches
     ``u[c - 1, t] * potential``; n - 1 when the target is past the total (as scikit-learn
     clips). Each chunk of rows claims the targets in its own interval of the sum; the
     intervals are clipped to the block's, so exactly one chunk claims each target. One
-    run per ``blockIdx.y``.
+    run per ``blockIdx.y``, on its rows (:func:`run_rows`).
     """
     run = cuda.blockIdx.y
-    closest, draws, block_base = closest_runs[run], draws_runs[run], base_runs[run]
+    lo, hi = run_rows(run_plan, run, sample_weight.shape[0])
+    sample_weight, closest = sample_weight[lo:hi], closest_runs[run][lo:hi]
+    draws, block_base = draws_runs[run], base_runs[run]
     scalars, candidates = scalars_runs[run], candidates_runs[run]
-    n_samples = closest.shape[0]
+    n_samples = hi - lo
+    last_block = max(1, (n_samples + SEED_ROWS - 1) // SEED_ROWS) - 1  # this run's
     tid = cuda.threadIdx.x
     block = block_start + cuda.blockIdx.x
     part = cuda.shared.array(CHUNK_BOUNDS, float64)
@@ -529,20 +566,23 @@ def seed_candidates(sample_weight, closest_runs, draws_runs, c, n_trials, base_r
                         found = i
                         break
                 candidates[t] = found
-            elif block == n_blocks - 1 and chunk == n_active - 1 and target > upper:
+            elif block == last_block and chunk == n_active - 1 and target > upper:
                 candidates[t] = n_samples - 1
 
 
 @cuda.jit(cache=True)
 def seed_candidate_pots(X, sample_weight, closest_runs, candidates_runs, n_trials, c,
                         trial_pots_runs, indices_runs, scalars_runs, tickets, block_start,
-                        n_blocks):
+                        n_blocks, run_plan):
     """Each block's sum of ``w * min(closest, |X - X[candidate]|^2)`` per candidate; the
     last block totals them in block order and keeps the candidate with the lowest
-    potential (the first on ties): indices[c] and scalars[POT]. One run per ``blockIdx.y``.
+    potential (the first on ties): indices[c] and scalars[POT]. One run per ``blockIdx.y``,
+    on its rows (:func:`run_rows`).
     """
     run = cuda.blockIdx.y
-    closest, candidates = closest_runs[run], candidates_runs[run]
+    lo, hi = run_rows(run_plan, run, X.shape[0])
+    X, sample_weight = X[lo:hi], sample_weight[lo:hi]
+    closest, candidates = closest_runs[run][lo:hi], candidates_runs[run]
     block_trial_pots, indices, scalars = trial_pots_runs[run], indices_runs[run], scalars_runs[run]
     n_samples = X.shape[0]
     tid = cuda.threadIdx.x
@@ -588,8 +628,8 @@ def _signatures():
     sigs["fill"] = [(int32[::1], int32)]
     sigs["fill_runs"] = [(int32[:, ::1], int32)]
     sigs["reduce_stats"] = [(float64[:, :, ::1], float64[:, ::1])]
-    i64, f64, i32v, plan = int64, float64, int32[::1], int32[:, ::1]
-    f64m, f64c = float64[:, ::1], float64[:, :, ::1]
+    i64, i32v, plan = int64, int32[::1], int32[:, ::1]
+    f64v, f64m, f64c = float64[::1], float64[:, ::1], float64[:, :, ::1]
     for dt in (float32, float64):
         X, v, runs, cube = dt[:, ::1], dt[::1], dt[:, ::1], dt[:, :, ::1]
         labels = int32[:, ::1]
@@ -598,14 +638,16 @@ def _signatures():
         sigs["accumulate_rows"].append((X, v, labels, f64m, i32v, plan, i64))
         sigs["update_centers"].append(
             (f64m, i64, f64c, X, v, labels, runs, cube, cube, plan, f64c, f64m, f64m, i32v,
-             i32v, f64))
+             i32v, f64v))
         sigs["center_distances"].append((X, X, X))
         sigs["seed_closest"].append(
-            (X, v, f64m, int64[:, ::1], i64, i64, runs, f64m, f64m, f64m, i32v, i64, i64))
+            (X, v, f64m, int64[:, ::1], i64, i64, runs, f64m, f64m, f64m, i32v, i64, i64,
+             plan))
         sigs["seed_candidates"].append(
-            (v, runs, f64m, i64, i64, f64m, f64m, int64[:, ::1], i64, i64))
+            (v, runs, f64m, i64, i64, f64m, f64m, int64[:, ::1], i64, i64, plan))
         sigs["seed_candidate_pots"].append(
-            (X, v, runs, int64[:, ::1], i64, i64, f64m, int64[:, ::1], f64m, i32v, i64, i64))
+            (X, v, runs, int64[:, ::1], i64, i64, f64m, int64[:, ::1], f64m, i32v, i64, i64,
+             plan))
     return sigs
 
 
@@ -622,7 +664,11 @@ class Workspace:
     together (``blockIdx.y`` is the run). The runs of a batch may differ in K (the
     candidates of a sweep: :meth:`sweep_batches`): their centres fill the first rows of
     buffers sized for the largest, and each run's K and accumulation plan go to the device
-    with its centres (:meth:`upload_centers`).
+    with its centres (:meth:`upload_centers`). The runs of a batch may also cluster
+    different segments of the rows (``rows=``: the splits of one level of the template
+    workflow, each centred on its own, end to end in X): each kernel then works on its run's
+    rows only, and the tiles past them add zeros, so every run's numbers are bit for bit
+    those of a workspace over its segment alone (:meth:`runs_of_segments`).
     """
 
     device = "cuda"
@@ -635,8 +681,10 @@ class Workspace:
         self.n_clusters = None
         self.n_runs = 0  # runs the per-run buffers have room for
         self._prepared = set()
-        self._run_plan = None  # the (K, groups) per run on the device, and on the host
+        self._run_plan = None  # the (K, groups, rows) per run on the device, and on the host
         self._run_plan_host = None
+        self._tol = None  # the runs' tolerances on the device, and on the host
+        self._tol_host = None
         # Device-resident rows (cudakmeans._arrays.DeviceData) are used where they are, and
         # the labels and distances a fit hands out stay on the device too.
         self.resident = isinstance(X, DeviceData)
@@ -727,6 +775,13 @@ class Workspace:
             batches += [runs[i:i + at_once] for i in range(0, len(runs), at_once)]
         return sorted(batches)
 
+    def runs_of_segments(self, n_runs):
+        """How many of ``n_runs`` runs over segments of the rows one batch serves (0: none).
+
+        A segment's slots must be its tiles, as alone: that needs the fused accumulation,
+        which a segment has whenever all the rows have it (fewer tiles, the same K)."""
+        return self.runs_at_once(n_runs) if self.plan.fused else 0
+
     def runs_in_parallel(self, n_runs):
         """Runs are batched into the same launches (:meth:`runs_at_once`), not threaded."""
         return False
@@ -750,23 +805,41 @@ class Workspace:
             names.append("accumulate_rows")
         return names
 
-    def _set_run_plan(self, n_clusters):
-        """Runs 0, 1, ... of the next steps fit ``n_clusters[r]`` clusters: their (K, row
-        groups of the fused accumulation) go to the device (only when they change), and the
-        assignment's shared memory is sized for the hungriest run."""
+    def _set_run_plan(self, n_clusters, rows=None):
+        """Runs 0, 1, ... of the next steps fit ``n_clusters[r]`` clusters on ``rows[r]``
+        (``(start, count)``; None: all rows): their (K, row groups of the fused
+        accumulation, rows) go to the device (only when they change), and the assignment's
+        shared memory is sized for the hungriest run."""
         plans = [self._plan(int(k)) for k in n_clusters]
-        host = np.array([[k, plan.groups] for k, plan in zip(n_clusters, plans, strict=True)],
-                        dtype=np.int32)
+        if rows is None:
+            rows = [(0, -1)] * len(plans)
+        elif not all(plan.fused for plan in plans):
+            raise ValueError("runs over segments of the rows need the fused accumulation "
+                             "(Workspace.runs_of_segments).")
+        host = np.array([[k, plan.groups, start, count] for k, plan, (start, count)
+                         in zip(n_clusters, plans, rows, strict=True)], dtype=np.int32)
         if self._run_plan_host is None or not np.array_equal(host, self._run_plan_host):
             self._run_plan = memory.to_device(host, stream=self.stream, what="the run plan")
             self._run_plan_host = host
         self._assign_shared = max(plan.assign_shared for plan in plans)
 
     # -- centres and labels -----------------------------------------------------------
-    def upload_centers(self, centers):
+    def _set_tol(self, tol, n_runs):
+        """The runs' tolerances (a number for all, or one per run) on the device."""
+        host = np.empty(n_runs, dtype=np.float64)
+        host[:] = tol
+        if self._tol_host is None or not np.array_equal(host, self._tol_host):
+            self._tol = memory.to_device(host, stream=self.stream, what="the tolerances")
+            self._tol_host = host
+        return self._tol
+
+    def upload_centers(self, centers, rows=None, tol=-1.0):
         """Device centres: one run's ``(K, d)``, a batch's ``(runs, K, d)``, or a sequence
         of ``(K_r, d)`` arrays, one per run of a sweep (K_r at most the workspace's K:
-        rows past K_r are zero and never read)."""
+        rows past K_r are zero and never read). ``rows[r]``: the ``(start, count)`` of
+        the rows run r clusters (None: all); ``tol``: the shift within which a run is
+        done (one for all or one per run; negative: never, the host stops the run), sent
+        now so that no step uploads anything."""
         if isinstance(centers, (list, tuple)) and len({len(c) for c in centers}) > 1:
             n_clusters = [len(c) for c in centers]
             if max(n_clusters) > self.n_clusters:
@@ -784,7 +857,8 @@ class Workspace:
             n_clusters = [runs.shape[1]] * runs.shape[0]
         if runs.shape[0] > self.n_runs:
             self._allocate(runs.shape[0])
-        self._set_run_plan(n_clusters)
+        self._set_run_plan(n_clusters, rows)
+        self._set_tol(tol, runs.shape[0])
         return memory.to_device(runs, stream=self.stream, what="the centres")
 
     def empty_centers(self, n_runs=1):
@@ -846,7 +920,8 @@ class Workspace:
                        self.stream](
             self.d_slots, self.plan.n_slots, self.d_block_stats, self.d_X, self.d_weight,
             self.d_labels, self.d_distances, centers_old, centers_new, self._run_plan,
-            self.d_sums, self.d_weights, self.d_scalars, self.d_tickets, self.d_done, float(tol))
+            self.d_sums, self.d_weights, self.d_scalars, self.d_tickets, self.d_done,
+            self._set_tol(tol, centers_old.shape[0]))
         return self._download(self.d_scalars[:centers_old.shape[0]])
 
     def lloyd_iter(self, centers_old, centers_new):
@@ -856,7 +931,8 @@ class Workspace:
 
     def lloyd_iter_runs(self, centers_old, centers_new, tol):
         """One Lloyd step of every run not done; a run that converges (no label changed,
-        or a shift within ``tol``) is done from then on and keeps its centres. Returns
+        or a shift within ``tol``, one for all or one per run) is done from then on and
+        keeps its centres. Returns
         arrays (n_changed, center_shift_tot, inertia) over the runs."""
         scalars = self._lloyd_step(centers_old, centers_new, tol)
         return (scalars[:, N_CHANGED].astype(np.int64), scalars[:, SHIFT],
@@ -894,9 +970,10 @@ class Workspace:
         uniforms = np.asarray(uniforms, dtype=np.float64)
         return self.greedy_kmeans_plusplus_runs([first_index], uniforms[None])[0]
 
-    def greedy_kmeans_plusplus_runs(self, first_indices, uniforms):
+    def greedy_kmeans_plusplus_runs(self, first_indices, uniforms, rows=None):
         """Greedy k-means++ for a batch of runs: ``first_indices[r]`` and ``uniforms[r]``
-        (``(K - 1, trials)``) are run r's draws; returns ``(runs, K)`` row indices.
+        (``(K - 1, trials)``) are run r's draws; returns ``(runs, K)`` row indices (of the
+        run's own rows: ``rows[r]``, as :meth:`upload_centers`).
 
         Everything stays on the device: the random numbers go up in one array, and the
         chosen rows' indices come back once at the end; each launch serves every run.
@@ -909,6 +986,7 @@ class Workspace:
         n_trials = uniforms.shape[2] if n_more else 1
         if n_runs > self.n_runs:
             self._allocate(n_runs)
+        self._set_run_plan([n_centers] * n_runs, rows)
         self._prepare("seed_closest", "seed_candidates", "seed_candidate_pots")
         draws = np.empty((n_runs, 1 + n_more * n_trials), dtype=np.float64)
         draws[:, 0] = first_indices
@@ -936,19 +1014,19 @@ class Workspace:
                 seed_closest[(stop - start, n_runs), THREADS, s](
                     self.d_X, self.d_weight, d.draws, d.indices, c, first, self.d_closest,
                     d.block_pots, d.block_base, self.d_scalars, self.d_tickets, start,
-                    plan.n_blocks)
+                    plan.n_blocks, self._run_plan)
 
         closest(0, 1)
         for c in range(1, n_centers):
             for start, stop in plan.launches:
                 seed_candidates[(stop - start, n_runs), THREADS, s](
                     self.d_weight, self.d_closest, d.draws, c, n_trials, d.block_base,
-                    self.d_scalars, d.candidates, start, plan.n_blocks)
+                    self.d_scalars, d.candidates, start, plan.n_blocks, self._run_plan)
             for start, stop in plan.launches:
                 seed_candidate_pots[(stop - start, n_runs), THREADS, s](
                     self.d_X, self.d_weight, self.d_closest, d.candidates, n_trials, c,
                     d.trial_pots, d.indices, self.d_scalars, self.d_tickets, start,
-                    plan.n_blocks)
+                    plan.n_blocks, self._run_plan)
             closest(c, 0)
         return self._download(d.indices)
 

@@ -164,9 +164,9 @@ class Workspace:
                                            what=what)  # the one run is never done
             # The one run's K and fused row groups (those do not depend on the block).
             groups = launch.fused_groups(n_features, n_clusters, self.dtype.itemsize)
-            self.d_run_plan = memory.to_device(np.array([[n_clusters, max(groups, 0)]],
-                                                        dtype=np.int32),
-                                               stream=stream, what=what)
+            self.d_run_plan = memory.to_device(
+                np.array([[n_clusters, max(groups, 0), 0, -1]], dtype=np.int32),  # all rows
+                stream=stream, what=what)
             self.d_assigned = memory.device_array((1, kmeans.N_SCALARS), np.float64,
                                                   stream=stream, what=what)
             self.d_counts = memory.device_array(n_clusters, np.float64, stream=stream,

@@ -205,7 +205,22 @@ def kmeans_single_lloyd(ws, centers_init, *, max_iter=300, tol=0.0, verbose=0):
     return ws.download_labels(), inertia, ws.download_centers(centers), i + 1
 
 
-def kmeans_lloyd_runs(ws, inits, *, max_iter=300, tol=0.0, n_clusters=None):
+class Segment:
+    """Rows ``start, ..., start + count - 1`` of a batched workspace, as a workspace of
+    their own for the draws of a fit (its weights, its X) and its initial centres."""
+
+    def __init__(self, ws, start, count):
+        self.ws = ws
+        self.start = start
+        self.count = count
+        self.X = ws.X[start:start + count]
+        self.sample_weight = ws.sample_weight[start:start + count]
+
+    def rows(self, indices):
+        return self.ws.rows(self.start + np.asarray(indices))
+
+
+def kmeans_lloyd_runs(ws, inits, *, max_iter=300, tol=0.0, n_clusters=None, segments=None):
     """:func:`kmeans_single_lloyd` for several independent runs at once, in lockstep.
 
     For a device that serves every run of a batch with the same launches
@@ -215,25 +230,30 @@ def kmeans_lloyd_runs(ws, inits, *, max_iter=300, tol=0.0, n_clusters=None):
     final assignment then labels every run. Each run does exactly what it would alone, so
     its result is bit for bit the unbatched one. The runs may differ in their number of
     clusters (the candidates of a sweep: ``n_clusters[r]``, each at most the workspace's;
-    None: all the workspace's). Returns ``[(labels, inertia, centers, n_iter)]`` in run
-    order.
+    None: all the workspace's), and may cluster different rows (the splits of a level of
+    the template workflow: ``segments[r]``, a :class:`Segment` of ``ws``; None: all rows),
+    each with its own ``tol`` (a number for all, or one per run). Returns
+    ``[(labels, inertia, centers, n_iter)]`` in run order, labels of the run's rows.
     """
     n_runs = len(inits)
     if n_clusters is None:
         n_clusters = [ws.n_clusters] * n_runs
+    views = segments or [ws] * n_runs
+    rows = None if segments is None else [(s.start, s.count) for s in segments]
     seeded = [i for i, init in enumerate(inits) if isinstance(init, PlusPlusDraws)]
     centers_init = [None] * n_runs
     if seeded:
         # Each run's draws as drawn; a device seeds runs of different K together (a
         # greedy seeding's first K centres do not depend on the centres after them).
         indices = ws.greedy_kmeans_plusplus_runs(
-            [inits[i].first_index for i in seeded], [inits[i].uniforms for i in seeded])
-        for i, rows in zip(seeded, indices, strict=True):
-            centers_init[i] = ws.rows(rows[:n_clusters[i]])
+            [inits[i].first_index for i in seeded], [inits[i].uniforms for i in seeded],
+            rows=None if rows is None else [rows[i] for i in seeded])
+        for i, chosen in zip(seeded, indices, strict=True):
+            centers_init[i] = views[i].rows(chosen[:n_clusters[i]])
     for i, init in enumerate(inits):
         if centers_init[i] is None:
-            centers_init[i] = init(ws)
-    centers = ws.upload_centers(centers_init)
+            centers_init[i] = init(views[i])
+    centers = ws.upload_centers(centers_init, rows=rows, tol=tol)
     centers_new = ws.empty_centers(n_runs)
     ws.reset_labels()
     running = np.ones(n_runs, dtype=bool)
@@ -247,6 +267,8 @@ def kmeans_lloyd_runs(ws, inits, *, max_iter=300, tol=0.0, n_clusters=None):
             break
     inertia = ws.assign_runs(centers)
     labels = ws.download_labels(n_runs)
+    if segments is not None:
+        labels = [labels[r, s.start:s.start + s.count] for r, s in enumerate(segments)]
     centers = ws.download_centers(centers).reshape(n_runs, -1, centers_init[0].shape[1])
     return [(labels[r], float(inertia[r]), centers[r, :n_clusters[r]], int(n_iter[r]))
             for r in range(n_runs)]

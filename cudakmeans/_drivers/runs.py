@@ -9,7 +9,9 @@ its own, so the result never depends on it.
 
 A sweep (:func:`fit_sweep`: several fits of the same data, one per number of clusters)
 goes further on a device that says how (``ws.sweep_batches``): the runs of every fit,
-each K's among them, share the same launches.
+each K's among them, share the same launches. So do fits of different rows
+(:func:`fit_segments`: the splits of one level of the template workflow), on a device
+whose runs can each cluster a segment of its rows (``ws.runs_of_segments``).
 """
 
 import numbers
@@ -98,6 +100,42 @@ def fit_sweep(ws, X, X_mean, settings):
     return [_kmeans_fit(pick_best([res for res, o in zip(results, owners, strict=True)
                                    if o == f], s["n_clusters"]), X, X_mean)
             for f, s in enumerate(settings)]
+
+
+def fit_segments(ws, parts, means, settings):
+    """:func:`fit` of ``settings[i]`` on the rows ``parts[i]``, for every i, in the same
+    launches; the same :class:`KMeansFit` list, bit for bit, as fitting each part alone.
+
+    ``ws`` holds every part centred by its own mean (``parts[i] - means[i]``, as
+    :func:`fit` centres it) end to end, and serves runs over segments of its rows
+    (``ws.runs_of_segments(n) > 0``). Every fit has the same K and ``max_iter`` and a
+    string init; each keeps its own random numbers (drawn part after part, each as
+    :func:`fit` draws them) and its own tolerance.
+    """
+    max_iter, n_clusters = settings[0]["max_iter"], settings[0]["n_clusters"]
+    if (any(s["max_iter"] != max_iter or s["n_clusters"] != n_clusters
+            or not _is_drawn(s["init"]) or s.get("verbose") for s in settings)):
+        raise ValueError("fit_segments needs one K and max_iter and a drawn init for all.")
+    inits, segments, tols, owners = [], [], [], []
+    start = 0
+    for f, (X, s) in enumerate(zip(parts, settings, strict=True)):
+        segment = lloyd.Segment(ws, start, X.shape[0])
+        start += X.shape[0]
+        random_state = draws_random_state(s["random_state"], s["init"])
+        drawn = lloyd.draw_inits(segment, n_clusters, s["init"], random_state, s["n_init"])
+        inits += drawn
+        segments += [segment] * len(drawn)
+        tols += [lloyd.tolerance(X, s["tol"])] * len(drawn)
+        owners += [f] * len(drawn)
+    results = []
+    at_once = ws.runs_of_segments(len(inits))
+    for b in range(0, len(inits), at_once):
+        results += lloyd.kmeans_lloyd_runs(ws, inits[b:b + at_once], max_iter=max_iter,
+                                           tol=np.array(tols[b:b + at_once]),
+                                           segments=segments[b:b + at_once])
+    return [_kmeans_fit(pick_best([res for res, o in zip(results, owners, strict=True)
+                                   if o == f], n_clusters), X, mean)
+            for f, (X, mean) in enumerate(zip(parts, means, strict=True))]
 
 
 def _is_drawn(init):

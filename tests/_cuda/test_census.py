@@ -43,10 +43,11 @@ def test_lloyd_iteration_and_seeding_census(monkeypatch, path):
     assert census.count("lloyd_iter", "h2d") == 0
     per_iteration = 2 if path == "fused" else 3
     assert census.count("lloyd_iter", "launch") == per_iteration * iterations
-    # k-means++: the random numbers up once, the indices back once.
+    # k-means++: the run's plan (its K and rows) and the random numbers up once, the
+    # indices back once.
     n_trials = 2 + int(np.log(n_clusters))
     draws = 1 + (n_clusters - 1) * n_trials
-    assert census.sizes("greedy_kmeans_plusplus", "h2d") == [draws]
+    assert census.sizes("greedy_kmeans_plusplus", "h2d") == [cuda_kmeans.PLAN_COLUMNS, draws]
     assert census.sizes("greedy_kmeans_plusplus", "d2h") == [n_clusters]
     assert census.count("greedy_kmeans_plusplus", "launch") == 1 + 3 * (n_clusters - 1)
     # The final assignment: the assignment, its counts, one read-back.
@@ -70,7 +71,8 @@ def test_batched_runs_census(monkeypatch):
     assert census.count("lloyd_iter_runs", "h2d") == 0
     n_trials = 2 + int(np.log(n_clusters))
     draws = 1 + (n_clusters - 1) * n_trials
-    assert census.sizes("greedy_kmeans_plusplus_runs", "h2d") == [n_init * draws]
+    assert census.sizes("greedy_kmeans_plusplus_runs", "h2d") == [
+        n_init * cuda_kmeans.PLAN_COLUMNS, n_init * draws]
     assert census.sizes("greedy_kmeans_plusplus_runs", "d2h") == [n_init * n_clusters]
     seeding = [name for phase, kind, name in census.events
                if phase == "greedy_kmeans_plusplus_runs" and kind == "launch"]
@@ -131,7 +133,8 @@ def test_sweep_census(monkeypatch):
     runs = len(k_values) * n_init
     n_trials = 2 + int(np.log(max(k_values)))
     draws = 1 + (max(k_values) - 1) * n_trials
-    assert census.sizes("greedy_kmeans_plusplus_runs", "h2d") == [runs * draws]
+    assert census.sizes("greedy_kmeans_plusplus_runs", "h2d") == [
+        runs * cuda_kmeans.PLAN_COLUMNS, runs * draws]
     assert census.sizes("greedy_kmeans_plusplus_runs", "d2h") == [runs * max(k_values)]
     seeding = [name for phase, kind, name in census.events
                if phase == "greedy_kmeans_plusplus_runs" and kind == "launch"]
@@ -142,6 +145,44 @@ def test_sweep_census(monkeypatch):
     assert census.count("lloyd_iter_runs", "launch") == 2 * steps
     assert census.count("assign_runs", "launch") == 2
     assert census.count("assign_runs", "d2h") == 1
-    # The centres and the runs' plan (K, row groups) go up once for the whole sweep.
-    assert census.count("upload_centers", "h2d") == 2
+    # The centres, the runs' plan (K, row groups, rows) and their tolerances go up once
+    # for the whole sweep.
+    assert census.count("upload_centers", "h2d") == 3
     assert census.count("lloyd_iter") == census.count("greedy_kmeans_plusplus") == 0
+
+
+def test_requests_fit_within_the_launch_budget(monkeypatch):
+    """The request's fit (``CudaKMeans(26)``: n_init=3, random_state=42, the embedded
+    2,634 x 7 patterns) in at most 150 launches and 60 synchronising copies.
+
+    The simulator cannot afford every row (an hour), so the fit is counted exactly on every
+    20th row; its launches grow only with the Lloyd steps (two per step for all runs, one
+    read-back: :func:`test_batched_runs_census`), not with the rows at this size (one
+    launch per pass). The full-size count is then the subsample's plus those of the extra
+    steps, the full-size steps being the CPU's (the runs are the CUDA runs bit for bit; the
+    batch steps until its slowest run stops): a model, stated as such in the README."""
+    from cudakmeans import CudaKMeans
+    from cudakmeans._cpu import kmeans as cpu_kmeans
+    from cudakmeans._drivers import lloyd
+    from cudakmeans.data import load_patterns
+
+    X = load_patterns()
+    sub = X[::20]
+    with census_module.counting(monkeypatch, PHASES) as census:
+        CudaKMeans(26, device="cuda").fit(sub)
+    launches, syncs = census.count(kind="launch"), census.count(kind="d2h")
+    steps = census.count("lloyd_iter_runs", "d2h")
+    assert launches <= 150 and syncs <= 60
+
+    def slowest_run(data):  # the Lloyd steps of the batch: its slowest run's
+        mean = lloyd.column_means(data)
+        ws = cpu_kmeans.Workspace(data - mean, np.ones(len(data)), 26)
+        tol = lloyd.tolerance(data, 1e-4)
+        inits = lloyd.draw_inits(ws, 26, "k-means++", np.random.RandomState(42), 3)
+        return max(lloyd.kmeans_single_lloyd(ws, init(ws), max_iter=100, tol=tol)[3]
+                   for init in inits)
+
+    assert slowest_run(sub) == steps  # the model's premise, on the counted fit
+    extra = slowest_run(X) - steps
+    assert launches + 2 * extra <= 150
+    assert syncs + extra <= 60

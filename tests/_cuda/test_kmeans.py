@@ -345,3 +345,36 @@ def test_kmeans_plusplus_of_different_k_in_one_seeding(dtype):
         alone = cuda_kmeans.Workspace(X, np.ones(50, dtype=dtype), k)
         np.testing.assert_array_equal(rows[:k],
                                       alone.greedy_kmeans_plusplus(d.first_index, d.uniforms))
+
+
+def test_segment_fits_equal_the_fits_alone(small_seed_blocks, dtype):
+    """``runs.fit_segments``: 2-means fits of different rows (the splits of one level of the
+    template workflow), each centred on its own and end to end in one workspace, seeded
+    and moved in the same launches, give each fit's own result bit for bit. The segments
+    start mid-tile and mid-seeding-block, span one tile or several and several k-means++
+    blocks, have their own weights and tolerances, and stop at different steps; one
+    starts with an empty cluster (random init on duplicated rows: a relocation)."""
+    from cudakmeans._drivers import lloyd, runs
+
+    rng = np.random.default_rng(4)
+    sizes = [3 * small_seed_blocks + 5, 7, launch.BLOCK_ROWS + 3]
+    parts = [make_blobs(n, 3, 3, seed=n, dtype=dtype)[0] * scale
+             for n, scale in zip(sizes, (1.0, 1.0, 40.0), strict=True)]
+    parts[1][1:6] = parts[1][0]  # six equal rows of seven: 'random' picks two of them
+    weights = [rng.uniform(0.5, 2.0, n).astype(dtype) for n in sizes]
+    means = [lloyd.column_means(p) for p in parts]
+    settings = [dict(n_clusters=2, init=init, n_init=2, max_iter=30, tol=1e-3,
+                     random_state=seed)
+                for init, seed in (("k-means++", 0), ("random", 3), ("k-means++", 1))]
+    centred = np.concatenate([p - m for p, m in zip(parts, means, strict=True)])
+    ws = cuda_kmeans.Workspace(centred, np.concatenate(weights), 2)
+    assert ws.runs_of_segments(6) == 6
+    together = runs.fit_segments(ws, parts, means, settings)
+    n_iters = set()
+    for X, w, mean, s, got in zip(parts, weights, means, settings, together, strict=True):
+        want = runs.fit(cuda_kmeans.Workspace(X - mean, w, 2), X, mean, **s)
+        np.testing.assert_array_equal(got.labels, want.labels)
+        np.testing.assert_array_equal(got.centers, want.centers)
+        assert (got.inertia, got.n_iter) == (want.inertia, want.n_iter)
+        n_iters.add(got.n_iter)
+    assert len(n_iters) > 1  # the runs stopped at different steps

@@ -106,10 +106,13 @@ def test_kmeans_plusplus_blocks_of_the_gpu_size(rng):
     assert ws.d_scalars[0].copy_to_host()[cuda_kmeans.POT] == pot
 
 
-def test_candidates_at_exact_boundaries_of_the_cumulative_sum(small_seed_blocks):
+@pytest.mark.parametrize("around", [(0, 0), (37, 45)])
+def test_candidates_at_exact_boundaries_of_the_cumulative_sum(small_seed_blocks, around):
     """Targets equal to values of the cumulative sum, and just past them, pick the rows
     np.searchsorted picks on np.cumsum: integer weights and distances make every sum exact
-    in any order, so only the search's boundary rules are tested."""
+    in any order, so only the search's boundary rules are tested. Also for a run over a
+    segment of the rows (``around``: rows of other segments before and after it), whose
+    indices are the segment's and whose targets past the total clip to its last row."""
     from numba import cuda
 
     n = 150  # five blocks of 32 rows
@@ -119,8 +122,11 @@ def test_candidates_at_exact_boundaries_of_the_cumulative_sum(small_seed_blocks)
     # The last row's weight makes the total a power of two, so u * total is exact.
     partial = np.sum(w[:-1] * x[:-1] * x[:-1])
     w[-1] = 2.0 ** np.ceil(np.log2(partial)) - partial
-    X = x[:, None].copy()
-    ws = cuda_kmeans.Workspace(X, w, 2)
+    before, after = around
+    X = np.concatenate([np.full(before, 1e3), x, np.full(after, 1e3)])[:, None]
+    ws = cuda_kmeans.Workspace(X, np.concatenate([np.ones(before), w, np.ones(after)]), 2)
+    run_plan = cuda.to_device(np.array([[2, 0, before, n if before + after else -1]],
+                                       dtype=np.int32))
     cumsum = np.cumsum(w * x * x)
     total = cumsum[-1]
     picks = [0, 1, 2, 31, 32, 33, 64, 100, 148, n - 1]
@@ -128,7 +134,7 @@ def test_candidates_at_exact_boundaries_of_the_cumulative_sum(small_seed_blocks)
                                             if cumsum[j] > 0]
     targets += [0.0, total, np.nextafter(total, np.inf)]
     want = np.minimum(np.searchsorted(cumsum, targets, side="left"), n - 1)
-    plan = launch.seeding_plan(n, 1, len(targets), 8)
+    plan = launch.seeding_plan(X.shape[0], 1, len(targets), 8)
     draws = np.zeros((1, 1 + len(targets)))
     draws[0, 0] = 0  # the first centre is row 0
     draws[0, 1:] = np.array(targets) / total  # times the potential (= total) gives targets
@@ -139,9 +145,9 @@ def test_candidates_at_exact_boundaries_of_the_cumulative_sum(small_seed_blocks)
         pots=np.zeros((1, plan.n_blocks)), base=np.zeros((1, plan.n_blocks + 1))).items()}
     cuda_kmeans.seed_closest[(plan.n_blocks, 1), launch.THREADS](
         ws.d_X, ws.d_weight, d["draws"], d["indices"], 0, 1, ws.d_closest, d["pots"],
-        d["base"], ws.d_scalars, ws.d_tickets, 0, plan.n_blocks)
+        d["base"], ws.d_scalars, ws.d_tickets, 0, plan.n_blocks, run_plan)
     assert ws.d_scalars[0].copy_to_host()[cuda_kmeans.POT] == total
     cuda_kmeans.seed_candidates[(plan.n_blocks, 1), launch.THREADS](
         ws.d_weight, ws.d_closest, d["draws"], 1, len(targets), d["base"], ws.d_scalars,
-        d["candidates"], 0, plan.n_blocks)
+        d["candidates"], 0, plan.n_blocks, run_plan)
     np.testing.assert_array_equal(d["candidates"][0].copy_to_host(), want)

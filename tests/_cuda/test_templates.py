@@ -98,3 +98,33 @@ def test_choose_k_uploads_the_data_once(monkeypatch, cuda_device):
     np.testing.assert_allclose(got.inertia, expected.inertia, rtol=1e-7)
     np.testing.assert_allclose(got.silhouette, expected.silhouette, rtol=1e-7)
     assert_same_partition(got.labels, expected.labels)
+
+
+@pytest.mark.cudasim
+def test_split_levels_run_together(monkeypatch, cuda_device):
+    """The splits of one level of the trees run in one batch (one k-means++ seeding and one
+    launch per Lloyd step for all of them), and grow the same trees, bit for bit, as the
+    CPU fitting each split alone: the same rows in every leaf."""
+    from cudakmeans._cuda import kmeans as cuda_kmeans
+    from cudakmeans.templates import split_templates, standardize
+    from tests._cuda import census as census_module
+
+    X = load_patterns()[::20]  # 132 x 7
+    Z, _ = standardize(X)
+    labels = np.arange(X.shape[0]) % 3  # three spread-out templates
+    options = dict(split_threshold=0.5, min_size=8, max_depth=2, n_init=2)
+    phases = ((cuda_kmeans.Workspace, "greedy_kmeans_plusplus_runs"),
+              (cuda_kmeans.Workspace, "greedy_kmeans_plusplus"))
+    with census_module.counting(monkeypatch, phases) as census:
+        got = split_templates(X, Z, labels, device=cuda_device, **options)
+    expected = split_templates(X, Z, labels, device="cpu", **options)
+
+    def leaves(roots):
+        return [leaf.indices.tolist() for root in roots for leaf in root.iter_leaves()]
+
+    assert leaves(got) == leaves(expected)
+    depths = [leaf.depth for root in got for leaf in root.iter_leaves()]
+    assert max(depths) == 2 and len(depths) > 6  # both levels split several nodes
+    # One seeding per level (its draws up once, its indices back once), none per split.
+    assert census.count("greedy_kmeans_plusplus_runs", "d2h") == 2
+    assert census.count("greedy_kmeans_plusplus") == 0
