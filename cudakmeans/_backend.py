@@ -74,6 +74,9 @@ class KMeansWorkspace(Protocol):
     def same_centers(self, a, b):
         """True only if two centre buffers hold bit-identical values (False if unknown)."""
 
+    def same_clustering(self, labels1, labels2, n_clusters):
+        """Whether two runs' labels are one partition (compared here), or None: on the host."""
+
     def reset_labels(self):
         """Forget the labels: the next step counts every row as changed."""
 

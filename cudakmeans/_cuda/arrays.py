@@ -300,6 +300,23 @@ def scatter_by_value(values, low, chunk_rows, counts, code_of, starts, order, ow
             own_seg[position] = code
 
 
+@cuda.jit(cache=True)
+def same_partition(labels1, labels2, mapping, mismatches, check):
+    """Whether labels2 is a function of labels1 (``runs.is_same_clustering``'s test).
+
+    Two launches on one stream: ``check == 0`` writes mapping[labels1[i]] = labels2[i]
+    (rows of one cluster that disagree race, and any winner leaves a mismatch for the
+    second launch: the answer does not depend on which); ``check == 1`` counts the rows
+    with mapping[labels1[i]] != labels2[i] into mismatches[0] (integer atomics).
+    IN: labels1, labels2 (n,) int32. INOUT: mapping (K,) int32, mismatches (1,) int32.
+    """
+    for i in range(cuda.grid(1), labels1.shape[0], cuda.gridsize(1)):
+        if check == 0:
+            mapping[labels1[i]] = labels2[i]
+        elif mapping[labels1[i]] != labels2[i]:
+            cuda.atomic.add(mismatches, 0, 1)
+
+
 def _signatures():
     sigs = {"center_rows": [], "finite_stats": [], "column_sums": [], "gather_rows": []}
     f64v, f64m = float64[::1], float64[:, ::1]
@@ -317,6 +334,7 @@ def _signatures():
     sigs["row_norms"] = [(float32[:, ::1], f64v), (float64[:, ::1], f64v)]
     sigs["copy_labels"] = [(int32[:, ::1], int32[:, ::1])]
     sigs["cluster_sizes"] = [(int32[::1], int32[::1])]
+    sigs["same_partition"] = [(int32[::1], int32[::1], int32[::1], int32[::1], int64)]
     i64v, i32m = int64[::1], int32[:, ::1]
     sigs["label_bounds"] = [(labels, i64v, i64v, i64v) for labels in (
         int32[::1], int32[:], int64[::1], int64[:])]
@@ -328,8 +346,8 @@ def _signatures():
 
 PTX_SIGNATURES = _signatures()
 # Kernels that take no float data (labels and counts only).
-FLOAT64_ONLY = ("copy_labels", "cluster_sizes", "label_bounds", "value_chunk_counts",
-                "number_values", "scatter_by_value")
+FLOAT64_ONLY = ("copy_labels", "cluster_sizes", "same_partition", "label_bounds",
+                "value_chunk_counts", "number_values", "scatter_by_value")
 
 
 # -- launchers ------------------------------------------------------------------------------
@@ -563,6 +581,20 @@ def count_labels(labels, n_clusters):
     host = counts.copy_to_host(stream=stream)
     stream.synchronize()
     return host.astype(np.int64)
+
+
+def same_clustering(labels1, labels2, n_clusters):
+    """``runs.is_same_clustering`` of two device label vectors, on the device."""
+    stream = cuda.stream()
+    what = "the comparison of two runs' labels"
+    mapping = memory.device_array(n_clusters, np.int32, stream=stream, what=what)
+    mismatches = memory.to_device(np.zeros(1, dtype=np.int32), stream=stream, what=what)
+    blocks = launch.elementwise_blocks(labels1.shape[0])
+    for check in (0, 1):
+        same_partition[blocks, THREADS, stream](labels1, labels2, mapping, mismatches, check)
+    count = int(mismatches.copy_to_host(stream=stream)[0])
+    stream.synchronize()
+    return count == 0
 
 
 def output_array(host):

@@ -327,3 +327,75 @@ def test_other_labels_with_device_X_give_numpy_inputs_result(sil_data, kind):
     else:
         samples = silhouette_samples(cuda.to_device(X), given, device="cuda")
     np.testing.assert_array_equal(samples.copy_to_host(), expected)
+
+
+# -- n_init > 1: the runs' labels compared on the device ---------------------------------------
+@pytest.mark.parametrize(("labels1", "labels2"), [
+    ([0, 0, 1, 1, 2, 2], [2, 2, 0, 0, 1, 1]),  # relabelled: the same
+    ([0, 0, 1, 1, 2, 2], [2, 2, 0, 1, 1, 1]),  # a row moved
+    ([0, 0, 1, 1, 2, 2], [0, 0, 0, 0, 1, 1]),  # labels2 merges two clusters (one direction)
+    ([0, 0, 0, 0, 1, 1], [0, 0, 1, 1, 2, 2]),  # labels2 splits one
+    ([1, 1, 1, 1, 1, 1], [2, 2, 2, 2, 2, 2]),
+])
+def test_device_same_clustering_is_the_hosts(labels1, labels2):
+    from numba import cuda
+
+    from cudakmeans._drivers.runs import is_same_clustering
+
+    labels1, labels2 = np.array(labels1, np.int32), np.array(labels2, np.int32)
+    ws = cuda_kmeans.Workspace(cuda.to_device(np.zeros((6, 1))), np.ones(6), 3)
+    for a, b in ((labels1, labels2), (labels2, labels1)):
+        expected = is_same_clustering(a, b, 3)
+        assert ws.same_clustering(a, b, 3) is None  # host labels: compared on the host
+        assert ws.same_clustering(cuda.to_device(a), cuda.to_device(b), 3) is expected
+        assert is_same_clustering(cuda.to_device(a), cuda.to_device(b), 3, ws) is expected
+
+
+def test_pick_best_compares_device_labels_on_the_device(monkeypatch):
+    """A later run with a lower inertia: its device labels are compared with the best's
+    by the workspace (only a count comes back), and kept only if they differ."""
+    from numba import cuda
+
+    from cudakmeans._drivers.runs import pick_best
+
+    n = 48
+    ws = cuda_kmeans.Workspace(cuda.to_device(np.zeros((n, 1))), np.ones(n), 3)
+    labels = np.arange(n, dtype=np.int32) % 3
+    moved = labels.copy()
+    moved[0] = 1
+    runs = [(cuda.to_device(labels), 9.0, "first", 5),
+            (cuda.to_device((labels + 1) % 3), 8.0, "relabelled", 6),  # the same: not kept
+            (cuda.to_device(moved), 7.0, "moved", 7)]  # another partition: kept
+    with census_module.counting(monkeypatch) as census:
+        best = pick_best(runs, 3, ws)
+    assert best[2] == "moved"
+    assert census.sizes(kind="d2h") == [1, 1]  # one count per comparison
+    assert census.count(kind="launch") == 4
+
+
+def test_n_init_runs_are_compared_on_the_device(monkeypatch, blobs):
+    """n_init=2 on device X whose second run has the lower inertia (counted: not vacuous):
+    compared on the device, nothing of length n_samples comes to the host, and the fit is
+    NumPy input's (labels equal, centres within 100 eps)."""
+    from numba import cuda
+
+    calls = []
+    compare = cuda_kmeans.Workspace.same_clustering
+
+    def counted(self, labels1, labels2, n_clusters):
+        calls.append(compare(self, labels1, labels2, n_clusters))
+        return calls[-1]
+
+    monkeypatch.setattr(cuda_kmeans.Workspace, "same_clustering", counted)
+    X = blobs + np.float32(2.5) * np.random.RandomState(2).standard_normal(
+        blobs.shape).astype(np.float32)  # overlapping blobs: runs end in different minima
+    settings = dict(n_init=2, init="random", random_state=2, max_iter=5)
+    with census_module.counting(monkeypatch) as census:
+        model = KMeans(N_CLUSTERS, device="cuda", **settings).fit(cuda.to_device(X))
+    assert calls == [False]
+    assert max(census.sizes(kind="d2h")) < N_SAMPLES
+    expected = KMeans(N_CLUSTERS, device="cpu", **settings).fit(X)
+    np.testing.assert_array_equal(model.labels_.copy_to_host(), expected.labels_)
+    rtol = tolerance(np.float32, 100)
+    np.testing.assert_allclose(model.cluster_centers_.copy_to_host(),
+                               expected.cluster_centers_, rtol=rtol, atol=rtol * 10)
