@@ -399,3 +399,23 @@ def test_n_init_runs_are_compared_on_the_device(monkeypatch, blobs):
     rtol = tolerance(np.float32, 100)
     np.testing.assert_allclose(model.cluster_centers_.copy_to_host(),
                                expected.cluster_centers_, rtol=rtol, atol=rtol * 10)
+
+
+@pytest.mark.parametrize("layout", ["F", "float16"])
+def test_kmeans_plusplus_seeds_device_X_where_it_is(monkeypatch, blobs, layout):
+    """The rows NumPy input picks (the draws are the host's, the distances the device's on
+    the same rows), gathered on the device: only those rows come to the host. Results
+    follow output_type ('input': numba arrays for numba input)."""
+    from cudakmeans import kmeans_plusplus
+
+    d_X, X = layouts(blobs)[layout]
+    w = np.random.RandomState(1).uniform(0.5, 2.0, N_SAMPLES)
+    with census_module.counting(monkeypatch) as census:
+        centers, indices = kmeans_plusplus(d_X, N_CLUSTERS, sample_weight=w, random_state=4,
+                                           device="cuda")
+    assert max(census.sizes(kind="d2h")) < N_SAMPLES
+    expected_centers, expected_indices = kmeans_plusplus(X, N_CLUSTERS, sample_weight=w,
+                                                         random_state=4, device="cuda")
+    assert is_numba_array(centers) and is_numba_array(indices)
+    np.testing.assert_array_equal(indices.copy_to_host(), expected_indices)
+    np.testing.assert_array_equal(centers.copy_to_host(), expected_centers)
