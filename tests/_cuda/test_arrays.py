@@ -191,7 +191,7 @@ def device_labels(labels, kind):
 ])
 def test_silhouette_of_device_arrays_is_numpy_inputs_bit_for_bit(sil_data, layout,
                                                                  labels_kind, metric):
-    from cudakmeans import silhouette_samples, silhouette_score
+    from cudakmeans import cuda_silhouette_score, silhouette_samples, silhouette_score
     from tests._cuda import order
 
     d_X, X = layouts(sil_data[0])[layout]
@@ -204,6 +204,7 @@ def test_silhouette_of_device_arrays_is_numpy_inputs_bit_for_bit(sil_data, layou
     np.testing.assert_array_equal(samples.copy_to_host(), expected)
     score = silhouette_score(d_X, d_labels, metric=metric, device="cuda")
     assert isinstance(score, float)
+    assert cuda_silhouette_score(d_X, d_labels, metric=metric) == score
     # the mean of the NumPy input's float64 coefficients (before the cast to X's dtype),
     # added in the device's order
     host64 = silhouette_module._run(X, labels, "cuda", metric)
