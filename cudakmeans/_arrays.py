@@ -355,12 +355,27 @@ class DeviceData:
     * ``shape``, ``dtype`` (float32 or float64), ``device_array`` (C-contiguous rows);
     * ``column_means()`` (in X's dtype) and ``column_mean_var()`` (float64), reduced on
       the device; ``X - mean``: the centred rows, a new device buffer;
-    * ``X[indices]``: those rows on the host (a few rows: seeds, explicit inits).
+    * ``X[indices]``: those rows on the host (a few rows: seeds, explicit inits);
+      ``X.take(indices)`` (host or device integers): those rows as new device rows;
+    * ``row_norms()``: the rows' Euclidean norms, float64, a device vector.
     """
 
     shape: tuple
     dtype: np.dtype
     device_array: object
+
+
+class LabelGroups(NamedTuple):
+    """Labels grouped on a device (the silhouette's rows sorted by cluster): ``n_labels``
+    distinct values, coded ``0..n_labels-1`` in ascending order of value; ``starts``
+    (n_labels + 1,) the first sorted row of each code, then the number of rows;
+    ``own_seg`` the code of each sorted row; ``order`` the row at each sorted position,
+    numpy's stable argsort of the labels. Device arrays, int64."""
+
+    n_labels: int
+    starts: object
+    own_seg: object
+    order: object
 
 
 def label_counts(labels, n_clusters):
@@ -371,3 +386,22 @@ def label_counts(labels, n_clusters):
     from ._device import get_backend
 
     return get_backend("cuda", "arrays").count_labels(labels, n_clusters)
+
+
+def mean(values):
+    """The mean of a host or device float64 vector, a Python float (a device vector's is
+    reduced there: only the mean comes back)."""
+    if isinstance(values, np.ndarray):
+        return float(np.mean(values))
+    from ._device import get_backend
+
+    return get_backend("cuda", "arrays").vector_mean(values)
+
+
+def as_dtype(values, dtype):
+    """A host or device float64 vector in ``dtype`` (a device vector is cast there)."""
+    if isinstance(values, np.ndarray):
+        return values.astype(dtype, copy=False)
+    from ._device import get_backend
+
+    return get_backend("cuda", "arrays").vector_astype(values, dtype)

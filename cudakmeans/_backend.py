@@ -19,7 +19,9 @@ module         name                   protocol
 ``minibatch``  ``Workspace``          :class:`MiniBatchWorkspace`
 ``silhouette`` ``silhouette_samples`` :class:`SilhouetteBackend`
 ``arrays``     ``device_rows``,       :class:`ArrayBackend`: device-resident input (checked
-               ``count_labels``       rows on the device, or copied to the host on the CPU)
+               ``count_labels``,      rows on the device, or copied to the host on the CPU;
+               ``integer_labels``,    silhouette labels grouped on the device, or read on
+               ``group_labels``       the host)
 =============  =====================  =========================================================
 
 (:data:`MODULES` is that table.) Buffers a workspace hands out (centres) are opaque to the
@@ -71,6 +73,9 @@ class KMeansWorkspace(Protocol):
 
     def same_centers(self, a, b):
         """True only if two centre buffers hold bit-identical values (False if unknown)."""
+
+    def same_clustering(self, labels1, labels2, n_clusters):
+        """Whether two runs' labels are one partition (compared here), or None: on the host."""
 
     def reset_labels(self):
         """Forget the labels: the next step counts every row as changed."""
@@ -193,6 +198,14 @@ class ArrayBackend(Protocol):
     def count_labels(labels, n_clusters):
         """``np.bincount(labels, minlength=n_clusters)`` of host or device labels."""
 
+    @staticmethod
+    def integer_labels(labels, name="labels"):
+        """Device labels grouped where they are, as a device array; None: read on the host."""
+
+    @staticmethod
+    def group_labels(labels, rows=None):
+        """:meth:`integer_labels` (``rows`` of them) as ``LabelGroups``; None: on the host."""
+
 
 # The backend package of each device (what _device.get_backend imports from).
 PACKAGES = {"cuda": "_cuda", "cpu": "_cpu"}
@@ -204,5 +217,6 @@ MODULES = {
                "silhouette_samples": SilhouetteBackend},
     "minibatch": {"Workspace": MiniBatchWorkspace},
     "silhouette": {"silhouette_samples": SilhouetteBackend},
-    "arrays": {"device_rows": ArrayBackend, "count_labels": ArrayBackend},
+    "arrays": {"device_rows": ArrayBackend, "count_labels": ArrayBackend,
+               "integer_labels": ArrayBackend, "group_labels": ArrayBackend},
 }

@@ -4,7 +4,17 @@ import warnings
 
 import numpy as np
 
-from ._arrays import OUTPUT_TYPES, DeviceData, Fitted, is_device_array, origin, raw
+from ._arrays import (
+    HOST,
+    OUTPUT_TYPES,
+    DeviceData,
+    Fitted,
+    is_device_array,
+    origin,
+    raw,
+    resolve_output_type,
+    to_output,
+)
 from ._base import BaseEstimator, OutputMixin
 from ._device import get_backend, resolve_device
 from ._drivers import lloyd, runs
@@ -574,14 +584,17 @@ def kmeans_plusplus(X, n_clusters, *, sample_weight=None, x_squared_norms=None,
     n_local_trials : int, default=None
         Candidates per centre; ``2 + int(log(n_clusters))`` by default.
     device : {'auto', 'cuda', 'cpu'}, default='auto'
-        Where the distances are computed.
+        Where the distances are computed. X on a CUDA device (CuPy, torch, numba) is
+        checked and seeded where it is on CUDA; only the chosen rows come to the host.
 
     Returns
     -------
     centers : ndarray of shape (n_clusters, n_features)
-        The chosen rows of X (dense, also for sparse X).
+        The chosen rows of X (dense, also for sparse X); for X of another array library
+        (CuPy, torch, ...), as :func:`set_config`'s ``output_type`` says ('input': X's
+        kind).
     indices : ndarray of shape (n_clusters,)
-        Their row indices in X.
+        Their row indices in X (of the same kind as ``centers``).
 
     See Also
     --------
@@ -603,12 +616,21 @@ def kmeans_plusplus(X, n_clusters, *, sample_weight=None, x_squared_norms=None,
         "X": X, "n_clusters": n_clusters, "sample_weight": sample_weight,
         "x_squared_norms": x_squared_norms, "random_state": random_state,
         "n_local_trials": n_local_trials}, "kmeans_plusplus")
-    X = check_array(X, name="X", accept_sparse=True)
+    source = origin(X)
+    device = resolve_device(device)
+    if source.on_device:  # CUDA: checked and seeded where it is; CPU: copied once
+        X = get_backend(device, "arrays").device_rows(X, name="X")
+    else:
+        X = check_array(X, name="X", accept_sparse=True)
     sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
     if X.shape[0] < n_clusters:
         raise ValueError(f"n_samples={X.shape[0]} should be >= n_clusters={n_clusters}.")
     n_clusters = int(n_clusters)
     random_state = check_random_state(random_state)
-    ws = _backend_workspace(resolve_device(device), X, sample_weight, n_clusters)
+    ws = _backend_workspace(device, X, sample_weight, n_clusters)
     indices = lloyd.kmeans_plusplus(ws, n_clusters, random_state, n_local_trials)
-    return np.array(X[indices], copy=True), indices
+    centers = np.array(X[indices], copy=True)  # device rows: gathered there, K rows back
+    if source is HOST:
+        return centers, indices
+    output_type = resolve_output_type()
+    return to_output(centers, source, output_type), to_output(indices, source, output_type)

@@ -12,6 +12,11 @@ formed, and the number of clusters is unbounded. Metrics: 'euclidean' ('l2'),
 it is in host memory already) and a callable (called once per ordered pair of rows, as
 scikit-learn calls it, on the CPU).
 
+Device-resident X (CuPy, torch, numba) with a metric computed on CUDA stays there: checked,
+drawn and, with int32/int64 device labels, grouped by cluster on the device (a counting
+sort in the NumPy path's order: the same coefficients, bit for bit); only scalars come
+back (:func:`_device_samples`).
+
 Precision: distances are computed in the input's dtype (cosine's dot products in float64)
 and summed in float64. float64 input matches scikit-learn to about 1e-13; float32 input to
 a few float32 ulps of the distances (checked at ``100 * np.finfo(np.float32).eps``).
@@ -22,7 +27,16 @@ import warnings
 
 import numpy as np
 
-from ._arrays import as_host, origin, resolve_output_type, to_output
+from ._arrays import (
+    as_dtype,
+    as_host,
+    host,
+    is_device_array,
+    mean,
+    origin,
+    resolve_output_type,
+    to_output,
+)
 from ._device import cuda_status, get_backend, resolve_device
 from ._drivers import silhouette as driver
 from ._fallback import cpu_reason, guarded_function
@@ -114,24 +128,34 @@ def _check_precomputed_values(D):
 def _check_labels(labels, n_samples):
     """Return ``labels`` as a 1-D array of length ``n_samples`` (a new array), or raise,
     with scikit-learn's checks and messages (``check_X_y``'s on y)."""
-    labels = np.array(as_host(labels, "labels"), copy=True)
-    if labels.ndim == 2 and labels.shape[1] == 1:
-        warn("A column-vector y was passed when a 1d array was expected. Please change the "
-             "shape of y to (n_samples, ), for example using ravel().",
-             DataConversionWarning, stacklevel=3)
-        labels = labels.ravel()
-    if labels.ndim != 1:
-        raise ValueError(
-            f"y should be a 1d array, got an array of shape {labels.shape} instead.")
+    labels = _one_dimensional(np.array(as_host(labels, "labels"), copy=True))
     if labels.dtype.kind in "fc" and not np.isfinite(labels).all():
         if np.isnan(labels).any():
             raise ValueError("Input y contains NaN.")
         raise ValueError(
             f"Input y contains infinity or a value too large for {labels.dtype!r}.")
+    _check_length(labels, n_samples)
+    return labels
+
+
+def _one_dimensional(labels):
+    """A column vector of labels (host or device) as its column, with scikit-learn's
+    warning; other shapes than 1-D refused with its message."""
+    shape = tuple(int(s) for s in labels.shape)
+    if len(shape) == 2 and shape[1] == 1:
+        warn("A column-vector y was passed when a 1d array was expected. Please change the "
+             "shape of y to (n_samples, ), for example using ravel().",
+             DataConversionWarning, stacklevel=4)
+        labels = labels[:, 0]
+    elif len(shape) != 1:
+        raise ValueError(f"y should be a 1d array, got an array of shape {shape} instead.")
+    return labels
+
+
+def _check_length(labels, n_samples):
     if labels.shape[0] != n_samples:
         raise ValueError("Found input variables with inconsistent numbers of samples: "
                          f"[{n_samples}, {labels.shape[0]}]")
-    return labels
 
 
 def _encode(labels):
@@ -221,9 +245,12 @@ def silhouette_samples(X, labels, *, metric="euclidean", device="auto", output_t
     output_type = resolve_output_type(output_type)
     device = resolve_device(device)
     source = origin(X)
-    X, labels = _check_X_labels(X, labels, metric)
-    samples = _run(X, labels, device, metric, kwds).astype(X.dtype, copy=False)
-    return to_output(samples, source, output_type)
+    if _runs_on_device(X, device, metric):
+        samples, dtype = _device_samples(X, labels, metric)
+    else:
+        X, labels = _check_X_labels(X, labels, metric)
+        samples, dtype = _run(X, labels, device, metric, kwds), X.dtype
+    return to_output(as_dtype(samples, dtype), source, output_type)
 
 
 @guarded_function
@@ -271,6 +298,8 @@ def silhouette_score(X, labels, *, metric="euclidean", sample_size=None, random_
         "X": X, "labels": labels, "metric": metric, "sample_size": sample_size,
         "random_state": random_state}, "silhouette_score")
     device = resolve_device(device)
+    if _runs_on_device(X, device, metric):
+        return mean(_device_samples(X, labels, metric, sample_size, random_state)[0])
     X, labels = _check_X_labels(X, labels, metric, check_diagonal=sample_size is None)
     if sample_size is not None:
         indices = check_random_state(random_state).permutation(X.shape[0])[:sample_size]
@@ -361,6 +390,48 @@ def _check_X_labels(X, labels, metric, check_diagonal=True):
     if metric == "precomputed" and check_diagonal:
         _check_precomputed(X)
     return X, labels
+
+
+def _runs_on_device(X, device, metric):
+    """Whether X stays where it is: device-resident X on CUDA, with a metric computed
+    there ('precomputed' and callables read X on the host)."""
+    return (device == "cuda" and is_device_array(X) and isinstance(metric, str)
+            and metric in METRIC_CODES)
+
+
+def _device_samples(X, labels, metric, sample_size=None, random_state=None):
+    """Silhouette of device-resident X on CUDA: ``(coefficients, X's dtype)``, the
+    coefficients a float64 device vector in X's (drawn) row order.
+
+    X is checked, made contiguous rows and (with ``sample_size``) subsampled on the device;
+    int32/int64 device labels are checked, drawn and grouped there (nothing of length
+    n_samples comes to the host); other labels are checked and encoded on the host, as on
+    the NumPy path, and their codes uploaded. The checks come in the NumPy path's order.
+    """
+    arrays = get_backend("cuda", "arrays")
+    rows = arrays.device_rows(X, name="X")
+    n_samples = rows.shape[0]
+    device_labels = arrays.integer_labels(labels)
+    if device_labels is None:
+        labels = _check_labels(labels, n_samples)
+    else:
+        device_labels = _one_dimensional(device_labels)
+        _check_length(device_labels, n_samples)
+    indices = None
+    if sample_size is not None:
+        indices = check_random_state(random_state).permutation(n_samples)[:sample_size]
+        rows = rows.take(indices)
+    groups = None if device_labels is None else arrays.group_labels(device_labels, indices)
+    if groups is not None:
+        codes, n_labels = groups, groups.n_labels
+    else:
+        if device_labels is not None:  # a value range too wide to count: on the host
+            labels = host(device_labels)
+        codes, n_labels = _encode(labels if indices is None else labels[indices])
+    check_number_of_labels(n_labels, rows.shape[0])
+    samples = driver.silhouette_samples(get_backend("cuda", "silhouette"), rows, codes,
+                                        n_labels, METRIC_CODES[metric])
+    return samples, rows.dtype
 
 
 def _run(X, labels, device, metric="euclidean", kwds=None):

@@ -21,6 +21,16 @@ def count_labels(labels, n_clusters):
     return np.bincount(host(labels), minlength=n_clusters)
 
 
+def integer_labels(labels, name="labels"):
+    """None: on the CPU, labels are read on the host (with the host's checks)."""
+    return None
+
+
+def group_labels(labels, rows=None):
+    """None: on the CPU, labels are encoded on the host."""
+    return None
+
+
 def output_array(host_result):
     """A host result as a numba device array (``output_type='numba'``): the caller's."""
     from numba import cuda

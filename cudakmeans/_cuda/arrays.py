@@ -170,6 +170,153 @@ def cluster_sizes(labels, counts):
         cuda.atomic.add(counts, labels[i], 1)
 
 
+@cuda.jit(cache=True)
+def row_norms(X, out):
+    """out[i] = sqrt(sum over f of x[i, f]^2), summed in float64 in feature order.
+
+    IN: X (n, d). OUT: out (n,) float64. (The silhouette's cosine distance reads them.)
+    """
+    n, d = X.shape
+    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
+        total = 0.0
+        for f in range(d):
+            value = float64(X[i, f])
+            total += value * value
+        out[i] = math.sqrt(total)
+
+
+# -- integer labels grouped on the device (the silhouette's rows sorted by cluster) --------
+# A counting sort over the labels' value range: no float atomics, and the order is fixed
+# (rows are split into chunks, each walked in row order by one thread; chunks are placed
+# in chunk order), so it is numpy's stable argsort of the labels, exactly.
+@cuda.jit(cache=True)
+def label_bounds(labels, rows, out, bounds):
+    """out[j] = labels[rows[j]] (every row when ``rows`` is ``[-1]``) as int64, and their
+    range: bounds = (smallest, largest) (integer atomics: any order, the same answer).
+
+    IN: labels (n,) int32 or int64, any layout; rows (m,) int64 or ``[-1]``. OUT: out (m,).
+    INOUT: bounds (2,) int64, (int64 max, int64 min) on entry.
+    """
+    every = rows[0] < 0
+    low = bounds[0]  # no worse than the entry values (other blocks only lower/raise them)
+    high = bounds[1]
+    for j in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
+        value = int64(labels[j]) if every else int64(labels[rows[j]])
+        out[j] = value
+        low = min(low, value)
+        high = max(high, value)
+    cuda.atomic.min(bounds, 0, low)
+    cuda.atomic.max(bounds, 1, high)
+
+
+@cuda.jit(cache=True)
+def value_chunk_counts(values, low, chunk_rows, counts):
+    """counts[c, v] = rows of chunk c (rows c * chunk_rows onwards) whose value is low + v.
+
+    IN: values (n,) int64. OUT: counts (n_chunks, n_values) int32, zero on entry. One
+    thread per chunk, rows in order.
+    """
+    n_chunks = counts.shape[0]
+    n = values.shape[0]
+    for c in range(cuda.grid(1), n_chunks, cuda.gridsize(1)):
+        for i in range(c * chunk_rows, min((c + 1) * chunk_rows, n)):
+            counts[c, values[i] - low] += 1
+
+
+@cuda.jit(cache=True)
+def number_values(counts, code_of, starts, n_codes):
+    """Number the values present in ascending order (their codes) and place them.
+
+    INOUT: counts (n_chunks, n_values) int32: per chunk counts on entry, on exit the rank
+    of the chunk's first row among the rows of its value. OUT: code_of (n_values,) int64
+    the code of each value present (-1 if absent); starts (>= n_codes + 1,) int64 the first
+    sorted row of each code, then the number of rows; n_codes (1,) int64. One block: each
+    thread takes a contiguous span of values, the spans' totals are added in span order.
+    """
+    tid = cuda.threadIdx.x
+    n_chunks, n_values = counts.shape
+    threads = cuda.blockDim.x
+    span = (n_values + threads - 1) // threads
+    first = min(tid * span, n_values)
+    last = min(first + span, n_values)
+    present = cuda.shared.array(THREADS, int64)
+    rows = cuda.shared.array(THREADS, int64)
+    n_present = 0
+    n_rows = 0
+    for v in range(first, last):
+        total = 0
+        for c in range(n_chunks):  # the chunks' counts become their offsets in the value
+            count = counts[c, v]
+            counts[c, v] = total
+            total += count
+        code_of[v] = total  # the value's rows, until the code replaces them below
+        if total > 0:
+            n_present += 1
+            n_rows += total
+    present[tid] = n_present
+    rows[tid] = n_rows
+    cuda.syncthreads()
+    if tid == 0:  # exclusive prefix sums over the spans, in span order
+        code = 0
+        row = 0
+        for t in range(threads):
+            p, r = present[t], rows[t]
+            present[t], rows[t] = code, row
+            code += p
+            row += r
+        n_codes[0] = code
+        starts[code] = row
+    cuda.syncthreads()
+    code = present[tid]
+    row = rows[tid]
+    for v in range(first, last):
+        total = code_of[v]
+        if total > 0:
+            code_of[v] = code
+            starts[code] = row
+            code += 1
+            row += total
+        else:
+            code_of[v] = -1
+
+
+@cuda.jit(cache=True)
+def scatter_by_value(values, low, chunk_rows, counts, code_of, starts, order, own_seg):
+    """The rows sorted by value, stably: order[p] = i, own_seg[p] = its code.
+
+    IN: values (n,) int64; code_of, starts as :func:`number_values` leaves them.
+    INOUT: counts (n_chunks, n_values) the chunks' offsets (advanced as rows are placed).
+    OUT: order, own_seg (n,) int64. One thread per chunk, rows in order.
+    """
+    n_chunks = counts.shape[0]
+    n = values.shape[0]
+    for c in range(cuda.grid(1), n_chunks, cuda.gridsize(1)):
+        for i in range(c * chunk_rows, min((c + 1) * chunk_rows, n)):
+            v = values[i] - low
+            code = code_of[v]
+            position = starts[code] + counts[c, v]
+            counts[c, v] += 1
+            order[position] = i
+            own_seg[position] = code
+
+
+@cuda.jit(cache=True)
+def same_partition(labels1, labels2, mapping, mismatches, check):
+    """Whether labels2 is a function of labels1 (``runs.is_same_clustering``'s test).
+
+    Two launches on one stream: ``check == 0`` writes mapping[labels1[i]] = labels2[i]
+    (rows of one cluster that disagree race, and any winner leaves a mismatch for the
+    second launch: the answer does not depend on which); ``check == 1`` counts the rows
+    with mapping[labels1[i]] != labels2[i] into mismatches[0] (integer atomics).
+    IN: labels1, labels2 (n,) int32. INOUT: mapping (K,) int32, mismatches (1,) int32.
+    """
+    for i in range(cuda.grid(1), labels1.shape[0], cuda.gridsize(1)):
+        if check == 0:
+            mapping[labels1[i]] = labels2[i]
+        elif mapping[labels1[i]] != labels2[i]:
+            cuda.atomic.add(mismatches, 0, 1)
+
+
 def _signatures():
     sigs = {"center_rows": [], "finite_stats": [], "column_sums": [], "gather_rows": []}
     f64v, f64m = float64[::1], float64[:, ::1]
@@ -182,14 +329,25 @@ def _signatures():
         sigs["finite_stats"].append((X, f64m, f64v, i32v))
         sigs["column_sums"].append((X, f64v, int64, int64, f64m, f64v, i32v))
         sigs["gather_rows"].append((X, int64[::1], X))
+    # the silhouette's float64 coefficients handed back in X's float32
+    sigs["center_rows"].append((float64[:, ::1], int64, float32[::1], float32[:, ::1]))
+    sigs["row_norms"] = [(float32[:, ::1], f64v), (float64[:, ::1], f64v)]
     sigs["copy_labels"] = [(int32[:, ::1], int32[:, ::1])]
     sigs["cluster_sizes"] = [(int32[::1], int32[::1])]
+    sigs["same_partition"] = [(int32[::1], int32[::1], int32[::1], int32[::1], int64)]
+    i64v, i32m = int64[::1], int32[:, ::1]
+    sigs["label_bounds"] = [(labels, i64v, i64v, i64v) for labels in (
+        int32[::1], int32[:], int64[::1], int64[:])]
+    sigs["value_chunk_counts"] = [(i64v, int64, int64, i32m)]
+    sigs["number_values"] = [(i32m, i64v, i64v, i64v)]
+    sigs["scatter_by_value"] = [(i64v, int64, int64, i32m, i64v, i64v, i64v, i64v)]
     return sigs
 
 
 PTX_SIGNATURES = _signatures()
 # Kernels that take no float data (labels and counts only).
-FLOAT64_ONLY = ("copy_labels", "cluster_sizes")
+FLOAT64_ONLY = ("copy_labels", "cluster_sizes", "same_partition", "label_bounds",
+                "value_chunk_counts", "number_values", "scatter_by_value")
 
 
 # -- launchers ------------------------------------------------------------------------------
@@ -259,6 +417,29 @@ class DeviceRows(DeviceData):
         if np.dtype(dtype) != self.dtype or copy:
             raise TypeError(f"rows of {self.dtype} on the device are not cast to {dtype}")
         return self
+
+    def take(self, indices):
+        """Rows ``indices`` (host or device integers) as new rows on the device."""
+        s = self.stream
+        what = f"{len(indices):,} rows of X"
+        if isinstance(indices, np.ndarray):
+            indices = memory.to_device(np.ascontiguousarray(indices, dtype=np.int64),
+                                       stream=s, what=what)
+        out = memory.device_array((indices.shape[0], self.shape[1]), self.dtype, stream=s,
+                                  what=what)
+        if indices.shape[0]:
+            gather_rows[launch.elementwise_blocks(out.size), THREADS, s](
+                self.device_array, indices, out)
+        s.synchronize()
+        return DeviceRows(out, s)
+
+    def row_norms(self):
+        """The rows' Euclidean norms, float64, on the device."""
+        s = self.stream
+        out = memory.device_array(self.shape[0], np.float64, stream=s, what="the row norms")
+        row_norms[launch.elementwise_blocks(self.shape[0]), THREADS, s](self.device_array, out)
+        s.synchronize()
+        return out
 
     def __getitem__(self, indices):
         """Rows ``indices`` (a host integer array) on the host: gathered on the device."""
@@ -402,9 +583,107 @@ def count_labels(labels, n_clusters):
     return host.astype(np.int64)
 
 
+def same_clustering(labels1, labels2, n_clusters):
+    """``runs.is_same_clustering`` of two device label vectors, on the device."""
+    stream = cuda.stream()
+    what = "the comparison of two runs' labels"
+    mapping = memory.device_array(n_clusters, np.int32, stream=stream, what=what)
+    mismatches = memory.to_device(np.zeros(1, dtype=np.int32), stream=stream, what=what)
+    blocks = launch.elementwise_blocks(labels1.shape[0])
+    for check in (0, 1):
+        same_partition[blocks, THREADS, stream](labels1, labels2, mapping, mismatches, check)
+    count = int(mismatches.copy_to_host(stream=stream)[0])
+    stream.synchronize()
+    return count == 0
+
+
 def output_array(host):
     """A host result as a numba device array (``output_type='numba'``)."""
     stream = cuda.stream()
     out = memory.to_device(np.ascontiguousarray(host), stream=stream, what="a result")
     stream.synchronize()
     return out
+
+
+def vector_mean(values):
+    """The mean of a device float64 vector, as a Python float (fixed-order sums on the
+    device: only the mean comes back)."""
+    column = DeviceRows(values.reshape(values.shape[0], 1))
+    return float(column.column_means()[0])
+
+
+def vector_astype(values, dtype):
+    """A device float64 vector in ``dtype`` (float32: a new array cast on the device)."""
+    if np.dtype(dtype) == np.float64:
+        return values
+    stream = cuda.stream()
+    n = values.shape[0]
+    zero = memory.to_device(np.zeros(1, dtype=dtype), stream=stream, what="a cast")
+    out = _rows_copy(values.reshape(n, 1), False, zero, dtype, (n, 1), stream,
+                     f"{n:,} values in {np.dtype(dtype)}")
+    stream.synchronize()
+    return out.reshape(n)
+
+
+# -- labels -------------------------------------------------------------------------------
+LABEL_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
+
+
+def integer_labels(labels, name="labels"):
+    """Device-resident int32/int64 ``labels`` as a numba device array over their memory
+    (once their producer is done); None for host labels or another dtype (read on the
+    host, with the host's checks)."""
+    from .._arrays import is_device_array
+
+    if not is_device_array(labels):
+        return None
+    interface = getattr(labels, "__cuda_array_interface__", None)
+    try:
+        dtype = np.dtype(interface["typestr"]) if interface else np.dtype(labels.dtype)
+    except TypeError:
+        return None
+    if dtype not in LABEL_DTYPES:
+        return None
+    return _as_numba(labels, name)
+
+
+def group_labels(labels, rows=None):
+    """Integer device ``labels`` (1-D; only ``rows`` of them, host integers, if given)
+    grouped by value on the device: :class:`~cudakmeans._arrays.LabelGroups` (codes in
+    ascending order of value, rows in numpy's stable argsort order), or None when their
+    values span a range too wide for the counting sort (:func:`.launch.label_plan`)."""
+    from .._arrays import LabelGroups
+
+    stream = cuda.stream()
+    what = "the labels grouped by value"
+    n = labels.shape[0] if rows is None else len(rows)
+    if n == 0:
+        return None
+    d_rows = memory.to_device(np.ascontiguousarray([-1] if rows is None else rows,
+                                                   dtype=np.int64), stream=stream, what=what)
+    values = memory.device_array(n, np.int64, stream=stream, what=what)
+    info = np.iinfo(np.int64)
+    bounds = memory.to_device(np.array([info.max, info.min], dtype=np.int64), stream=stream,
+                              what=what)
+    label_bounds[launch.elementwise_blocks(n), THREADS, stream](labels, d_rows, values, bounds)
+    low, high = (int(b) for b in bounds.copy_to_host(stream=stream))
+    stream.synchronize()
+    plan = launch.label_plan(n, high - low + 1)
+    if plan is None:
+        return None
+    chunk_rows, n_chunks = plan
+    n_values = high - low + 1
+    counts = memory.to_device(np.zeros((n_chunks, n_values), dtype=np.int32), stream=stream,
+                              what=what)
+    value_chunk_counts[launch.grid(n_chunks), THREADS, stream](values, low, chunk_rows, counts)
+    code_of = memory.device_array(n_values, np.int64, stream=stream, what=what)
+    starts = memory.device_array(n_values + 1, np.int64, stream=stream, what=what)
+    n_codes = memory.device_array(1, np.int64, stream=stream, what=what)
+    number_values[1, THREADS, stream](counts, code_of, starts, n_codes)
+    n_labels = int(n_codes.copy_to_host(stream=stream)[0])
+    order = memory.device_array(n, np.int64, stream=stream, what=what)
+    own_seg = memory.device_array(n, np.int64, stream=stream, what=what)
+    scatter_by_value[launch.grid(n_chunks), THREADS, stream](
+        values, low, chunk_rows, counts, code_of, starts, order, own_seg)
+    stream.synchronize()
+    return LabelGroups(n_labels, starts[:n_labels + 1], own_seg, order)

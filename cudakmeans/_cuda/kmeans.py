@@ -891,6 +891,13 @@ class Workspace:
         the final assignment it could save costs."""
         return False
 
+    def same_clustering(self, labels1, labels2, n_clusters):
+        """Whether two runs' device labels (device-resident rows) are the same partition,
+        compared on the device (only a count comes back); None for host labels."""
+        if isinstance(labels1, np.ndarray) or isinstance(labels2, np.ndarray):
+            return None
+        return arrays.same_clustering(labels1, labels2, n_clusters)
+
     def reset_labels(self):
         """Every run's labels to -1 (all will count as changed) and no run done."""
         self._prepare(("fill_runs", np.int32), ("fill", np.int32))

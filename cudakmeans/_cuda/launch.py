@@ -116,6 +116,26 @@ COLUMN_ROWS = 128 if SIMULATOR else 256
 COLUMN_THREADS = 4 if SIMULATOR else 32
 
 
+# Integer labels grouped on the device (_cuda/arrays.py: a counting sort over the labels'
+# value range): one thread walks the LABEL_CHUNK_ROWS rows of a chunk in order; the
+# (chunks, values) table of counts holds at most LABEL_TABLE_ENTRIES int32 (16 MiB), so a
+# wide range gets fewer, longer chunks, and labels spanning more values are grouped on the
+# host.
+LABEL_CHUNK_ROWS = 8 if SIMULATOR else 1024
+LABEL_TABLE_ENTRIES = 1 << 22
+
+
+def label_plan(n_rows, n_values):
+    """``(chunk_rows, n_chunks)`` of the counting sort of ``n_rows`` labels spanning
+    ``n_values`` values; None when the table could not hold one chunk's counts."""
+    if n_values > LABEL_TABLE_ENTRIES:
+        return None
+    n_chunks = max(1, min(ceil_div(n_rows, LABEL_CHUNK_ROWS),
+                          LABEL_TABLE_ENTRIES // n_values))
+    chunk_rows = ceil_div(n_rows, n_chunks)
+    return chunk_rows, ceil_div(n_rows, chunk_rows)
+
+
 def elementwise_blocks(n_items):
     """Blocks of THREADS threads for a grid-stride loop over ``n_items`` items."""
     return min(grid(n_items), ELEMENTWISE_BLOCKS)

@@ -18,6 +18,7 @@ import numpy as np
 from numba import cuda, float32, float64, int64, uint64
 
 from .. import _math, _silhouette_math
+from .._arrays import DeviceData
 from . import compile, launch, memory, registry
 from .launch import THREADS
 
@@ -181,8 +182,11 @@ def silhouette_samples(X_sorted, starts, own_seg, order, metric=0, *, tile_rows=
 
     ``metric`` is a code of ``_silhouette_math.METRIC_CODES``. ``tile_rows`` overrides the
     shared-memory tile height (tests use it to cross many tile and segment boundaries on
-    small inputs).
+    small inputs). Host arrays give a host result; device rows (``DeviceData``), whose
+    index arrays may be on the device too, give a device vector, and nothing of their
+    length goes to the host.
     """
+    on_device = isinstance(X_sorted, DeviceData)
     euclidean = metric == _silhouette_math.EUCLIDEAN
     kernel_name = "silhouette_rows" if euclidean else "silhouette_rows_metric"
     n_samples, n_features = X_sorted.shape
@@ -194,16 +198,23 @@ def silhouette_samples(X_sorted, starts, own_seg, order, metric=0, *, tile_rows=
     what = f"silhouette of {n_samples:,} x {n_features} {X_sorted.dtype}"
     d = types.SimpleNamespace()  # the device arrays, released together if one fails
     with memory.released_on_failure(d):
-        d.X = memory.to_device(np.ascontiguousarray(X_sorted).ravel(), stream=stream,
-                               what=what)
-        d.starts = memory.to_device(np.asarray(starts, dtype=np.int64), stream=stream,
-                                    what=what)
-        d.own = memory.to_device(np.asarray(own_seg, dtype=np.int64), stream=stream,
-                                 what=what)
-        d.order = memory.to_device(np.asarray(order, dtype=np.int64), stream=stream,
+        if on_device:
+            d.X = X_sorted.device_array.reshape(n_samples * n_features)
+        else:
+            d.X = memory.to_device(np.ascontiguousarray(X_sorted).ravel(), stream=stream,
                                    what=what)
+
+        def index(values):
+            if not isinstance(values, np.ndarray) and on_device:
+                return values  # int64 already, on the device
+            return memory.to_device(np.asarray(values, dtype=np.int64), stream=stream,
+                                    what=what)
+
+        d.starts, d.own, d.order = index(starts), index(own_seg), index(order)
         d.out = memory.device_array(n_samples, np.float64, stream=stream, what=what)
-        if not euclidean:
+        if not euclidean and on_device:
+            d.norms = X_sorted.row_norms()
+        elif not euclidean:
             norms = np.sqrt(np.square(X_sorted, dtype=np.float64).sum(axis=1))
             d.norms = memory.to_device(norms, stream=stream, what=what)
         split = len(plan.column_launches) > 1
@@ -225,6 +236,9 @@ def silhouette_samples(X_sorted, starts, own_seg, order, metric=0, *, tile_rows=
                     row_start, row_stop, col_start, col_stop, plan.tile_rows, d.seg, d.sums,
                     d.out
                 )
+    if on_device:
+        stream.synchronize()
+        return d.out
     out = d.out.copy_to_host(stream=stream)
     stream.synchronize()
     return out

@@ -164,13 +164,17 @@ def draws_random_state(random_state, init):
     return check_random_state(random_state)
 
 
-def is_same_clustering(labels1, labels2, n_clusters):
+def is_same_clustering(labels1, labels2, n_clusters, ws=None):
     """True if two labelings are the same partition up to renumbering (one direction).
 
     Each cluster of ``labels1`` maps to the ``labels2`` of one of its members (whichever
     the fancy assignment keeps); the partitions agree iff every member then maps right.
+    The workspace ``ws`` compares them where they are if it can (device labels of
+    device-resident rows: on the device, ``ws.same_clustering``).
     """
-    # Labels of device-resident rows come to the host here only (n_init > 1, a better run).
+    same = None if ws is None else ws.same_clustering(labels1, labels2, n_clusters)
+    if same is not None:
+        return same
     labels1, labels2 = host(labels1), host(labels2)
     mapping = np.full(n_clusters, -1, dtype=np.int64)
     mapping[labels1] = labels2
@@ -214,17 +218,17 @@ def best_of_runs(ws, n_clusters, init, n_init, max_iter, tol, random_state, verb
         results = map_runs(ws, init_run, lloyd_run, n_init)
     else:
         results = [lloyd_run(r, ws, init_run(r, ws)) for r in range(n_init)]
-    return pick_best(results, n_clusters)
+    return pick_best(results, n_clusters, ws)
 
 
-def pick_best(results, n_clusters):
+def pick_best(results, n_clusters, ws=None):
     """The run kept among ``results`` (``(labels, inertia, centers, n_iter)`` in run
     order): the lowest inertia, a later run only if it is also another clustering, as
-    scikit-learn keeps it."""
+    scikit-learn keeps it (compared by ``ws`` where it can)."""
     best = None
     for labels, inertia, centers, n_iter in results:
         if best is None or (
-            inertia < best[1] and not is_same_clustering(labels, best[0], n_clusters)
+            inertia < best[1] and not is_same_clustering(labels, best[0], n_clusters, ws)
         ):
             best = labels, inertia, centers, n_iter
     return best

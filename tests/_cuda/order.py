@@ -236,3 +236,11 @@ def silhouette(X_sorted, starts):
         denom = max(a, b)
         out[i] = 0.0 if denom == 0.0 else (b - a) / denom
     return out
+
+
+# -- device-resident input (_cuda/arrays.py) ------------------------------------------------
+def column_sum(values):
+    """``column_sums`` of one column: ``launch.COLUMN_ROWS`` rows per block added in row
+    order, then the blocks' partials added in block order (the last block's loop)."""
+    rows = launch.COLUMN_ROWS
+    return sequential([sequential(values[b:b + rows]) for b in range(0, len(values), rows)])

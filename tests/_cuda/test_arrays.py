@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from cudakmeans import ConvergenceWarning, KMeans
+from cudakmeans import _silhouette as silhouette_module
 from cudakmeans._cuda import kmeans as cuda_kmeans
 from tests._cuda import census as census_module
 from tests.helpers import make_blobs, tolerance
@@ -156,3 +157,266 @@ def test_device_cpu_copies_a_device_array_to_the_host_once(blobs):
     model.set_params(output_type="numpy")
     assert isinstance(model.labels_, np.ndarray)
     np.testing.assert_array_equal(model.cluster_centers_, expected.cluster_centers_)
+
+
+# -- the silhouette on device-resident X and labels ------------------------------------------
+# Tolerance: none. The device path groups the rows as numpy's stable argsort does and runs
+# the same silhouette kernels on the same rows, so every coefficient is bit-identical to
+# the NumPy input's on CUDA; silhouette_score's mean is the device's fixed-order sum
+# (tests/_cuda/order.py), bit-identical to that order applied to the NumPy input's samples.
+SIL_SAMPLES = 40
+
+
+@pytest.fixture
+def sil_data():
+    rng = np.random.RandomState(5)
+    X = rng.standard_normal((SIL_SAMPLES, N_FEATURES)).astype(np.float32)
+    labels = rng.randint(0, 4, SIL_SAMPLES) * 7 - 3  # codes in value order, not 0..K-1
+    return X, labels
+
+
+def device_labels(labels, kind):
+    from numba import cuda
+
+    if kind == "int32":
+        return cuda.to_device(labels.astype(np.int32))
+    if kind == "int64-sliced":  # a strided view
+        return cuda.to_device(np.repeat(labels.astype(np.int64), 2))[::2]
+    return cuda.to_device(labels.astype(np.int64))
+
+
+@pytest.mark.parametrize(("layout", "labels_kind", "metric"), [
+    ("C", "int32", "euclidean"), ("F", "int64", "cosine"),
+    ("sliced", "int64-sliced", "euclidean"), ("float16", "int32", "manhattan"),
+])
+def test_silhouette_of_device_arrays_is_numpy_inputs_bit_for_bit(sil_data, layout,
+                                                                 labels_kind, metric):
+    from cudakmeans import cuda_silhouette_score, silhouette_samples, silhouette_score
+    from tests._cuda import order
+
+    d_X, X = layouts(sil_data[0])[layout]
+    labels = sil_data[1]
+    d_labels = device_labels(labels, labels_kind)
+    before = d_X.copy_to_host(), d_labels.copy_to_host()
+    samples = silhouette_samples(d_X, d_labels, metric=metric, device="cuda")
+    expected = silhouette_samples(X, labels, metric=metric, device="cuda")
+    assert is_numba_array(samples) and samples.dtype == expected.dtype == np.float32
+    np.testing.assert_array_equal(samples.copy_to_host(), expected)
+    score = silhouette_score(d_X, d_labels, metric=metric, device="cuda")
+    assert isinstance(score, float)
+    assert cuda_silhouette_score(d_X, d_labels, metric=metric) == score
+    # the mean of the NumPy input's float64 coefficients (before the cast to X's dtype),
+    # added in the device's order
+    host64 = silhouette_module._run(X, labels, "cuda", metric)
+    assert score == order.column_sum(host64) / SIL_SAMPLES
+    np.testing.assert_allclose(score, silhouette_score(X, labels, metric=metric,
+                                                       device="cuda"), rtol=1e-12)
+    drawn = dict(metric=metric, sample_size=25, random_state=3, device="cuda")
+    np.testing.assert_allclose(silhouette_score(d_X, d_labels, **drawn),
+                               silhouette_score(X, labels, **drawn), rtol=1e-12)
+    for value, old in zip((d_X, d_labels), before, strict=True):
+        np.testing.assert_array_equal(value.copy_to_host(), old)  # inputs untouched
+
+
+def test_a_silhouette_sends_nothing_of_length_n_samples_to_the_host(monkeypatch, sil_data):
+    """Device X and labels: checked, grouped, sorted, walked and averaged on the device;
+    what comes back is the checks' and the groups' scalars and the score; every launch has
+    a registered signature (what the ptx session builds)."""
+    from numba import cuda
+
+    from cudakmeans import silhouette_samples, silhouette_score
+    from cudakmeans._cuda import registry
+
+    X, labels = sil_data
+    d_X, d_labels = cuda.to_device(X), cuda.to_device(labels.astype(np.int32))
+    with census_module.counting(monkeypatch) as census:
+        samples = silhouette_samples(d_X, d_labels, metric="cosine", device="cuda")
+        census.phase = "score"
+        silhouette_score(d_X, d_labels, sample_size=30, random_state=0, device="cuda")
+    downloads = census.sizes(kind="d2h")
+    assert downloads and max(downloads) < SIL_SAMPLES // 4, downloads
+    assert census.host_arrays_passed == 0
+    signatures = {id(kernel): (name, [tuple(sig) for sig in sigs])
+                  for _, name, kernel, sigs in registry.registered()}
+    launched = set()
+    for kernel, types in census.launched:
+        name, sigs = signatures[id(kernel)]
+        assert types in sigs, f"{name} launched with {types}"
+        launched.add(name)
+    assert {"label_bounds", "value_chunk_counts", "number_values", "scatter_by_value",
+            "gather_rows", "row_norms", "silhouette_rows_metric", "silhouette_rows",
+            "column_sums", "center_rows"} <= launched
+    assert is_numba_array(samples)
+
+
+@pytest.mark.parametrize(("labels", "rows"), [
+    (np.array([5, -2, 5, 9, -2, 5, 0, 9, 9, 5, -2, 0, 7] * 3), None),
+    (np.array([3, 1, 3, 3, 2, 1, 2, 3, 1, 1, 2]), np.array([10, 0, 4, 4, 7, 1, 9, 2])),
+    (np.full(20, 4), None),
+])
+@pytest.mark.parametrize("table", [None, 16])
+def test_device_grouping_is_numpys_stable_argsort(monkeypatch, labels, rows, table):
+    """Several chunks (LABEL_CHUNK_ROWS rows each under the simulator), or one or two long
+    ones when the table of counts is small; repeated rows; one value."""
+    from numba import cuda
+
+    from cudakmeans._cuda import arrays, launch
+
+    if table is not None:
+        monkeypatch.setattr(launch, "LABEL_TABLE_ENTRIES", table)
+    drawn = labels if rows is None else labels[rows]
+    groups = arrays.group_labels(cuda.to_device(labels), rows)
+    classes, codes = np.unique(drawn, return_inverse=True)
+    order = np.argsort(codes, kind="stable")
+    assert groups.n_labels == len(classes)
+    np.testing.assert_array_equal(groups.order.copy_to_host(), order)
+    np.testing.assert_array_equal(groups.own_seg.copy_to_host(), codes[order])
+    starts = np.concatenate([[0], np.cumsum(np.bincount(codes))])
+    np.testing.assert_array_equal(groups.starts.copy_to_host(), starts)
+
+
+def test_labels_spanning_a_wide_range_are_grouped_on_the_host(monkeypatch):
+    from numba import cuda
+
+    from cudakmeans._cuda import arrays, launch
+
+    labels = np.array([0, 10**12, 0, -(10**12), 10**12, 0])
+    assert arrays.group_labels(cuda.to_device(labels)) is None
+    monkeypatch.setattr(launch, "LABEL_TABLE_ENTRIES", 16)
+    assert arrays.group_labels(cuda.to_device(np.array([0, 20, 0]))) is None
+
+
+@pytest.mark.parametrize(("make_labels", "error", "match"), [
+    (lambda y: np.zeros_like(y), ValueError, "Number of labels is 1. Valid values are 2"),
+    (lambda y: np.arange(len(y)), ValueError, "Number of labels is 40. Valid values are 2"),
+    (lambda y: y[:-1], ValueError, "inconsistent numbers of samples: \\[40, 39\\]"),
+    (lambda y: np.stack([y, y], axis=1), ValueError, "y should be a 1d array, got an array "
+     "of shape \\(40, 2\\)"),
+])
+def test_bad_device_labels_are_refused_with_the_hosts_messages(sil_data, make_labels,
+                                                               error, match):
+    from numba import cuda
+
+    from cudakmeans import silhouette_samples
+
+    X, labels = sil_data
+    bad = make_labels(labels)
+    with pytest.raises(error, match=match):
+        silhouette_samples(X, bad, device="cuda")  # the NumPy path's message ...
+    with pytest.raises(error, match=match):  # ... is the device path's
+        silhouette_samples(cuda.to_device(X), cuda.to_device(bad), device="cuda")
+
+
+@pytest.mark.parametrize("kind", ["column", "float", "wide", "host"])
+def test_other_labels_with_device_X_give_numpy_inputs_result(sil_data, kind):
+    """A column vector (scikit-learn's warning), float labels and labels spanning too wide
+    a range for the counting sort (read on the host), host labels (encoded there): X stays
+    on the device and the coefficients are NumPy input's, bit for bit."""
+    from numba import cuda
+
+    from cudakmeans import DataConversionWarning, silhouette_samples
+
+    X, labels = sil_data
+    given = {"column": cuda.to_device(labels.reshape(-1, 1)),
+             "float": cuda.to_device(labels.astype(np.float32)),
+             "wide": cuda.to_device(labels * 10**9),
+             "host": list(labels)}[kind]
+    expected = silhouette_samples(X, labels, device="cuda")
+    if kind == "column":
+        with pytest.warns(DataConversionWarning, match="A column-vector y was passed"):
+            samples = silhouette_samples(cuda.to_device(X), given, device="cuda")
+    else:
+        samples = silhouette_samples(cuda.to_device(X), given, device="cuda")
+    np.testing.assert_array_equal(samples.copy_to_host(), expected)
+
+
+# -- n_init > 1: the runs' labels compared on the device ---------------------------------------
+@pytest.mark.parametrize(("labels1", "labels2"), [
+    ([0, 0, 1, 1, 2, 2], [2, 2, 0, 0, 1, 1]),  # relabelled: the same
+    ([0, 0, 1, 1, 2, 2], [2, 2, 0, 1, 1, 1]),  # a row moved
+    ([0, 0, 1, 1, 2, 2], [0, 0, 0, 0, 1, 1]),  # labels2 merges two clusters (one direction)
+    ([0, 0, 0, 0, 1, 1], [0, 0, 1, 1, 2, 2]),  # labels2 splits one
+    ([1, 1, 1, 1, 1, 1], [2, 2, 2, 2, 2, 2]),
+])
+def test_device_same_clustering_is_the_hosts(labels1, labels2):
+    from numba import cuda
+
+    from cudakmeans._drivers.runs import is_same_clustering
+
+    labels1, labels2 = np.array(labels1, np.int32), np.array(labels2, np.int32)
+    ws = cuda_kmeans.Workspace(cuda.to_device(np.zeros((6, 1))), np.ones(6), 3)
+    for a, b in ((labels1, labels2), (labels2, labels1)):
+        expected = is_same_clustering(a, b, 3)
+        assert ws.same_clustering(a, b, 3) is None  # host labels: compared on the host
+        assert ws.same_clustering(cuda.to_device(a), cuda.to_device(b), 3) is expected
+        assert is_same_clustering(cuda.to_device(a), cuda.to_device(b), 3, ws) is expected
+
+
+def test_pick_best_compares_device_labels_on_the_device(monkeypatch):
+    """A later run with a lower inertia: its device labels are compared with the best's
+    by the workspace (only a count comes back), and kept only if they differ."""
+    from numba import cuda
+
+    from cudakmeans._drivers.runs import pick_best
+
+    n = 48
+    ws = cuda_kmeans.Workspace(cuda.to_device(np.zeros((n, 1))), np.ones(n), 3)
+    labels = np.arange(n, dtype=np.int32) % 3
+    moved = labels.copy()
+    moved[0] = 1
+    runs = [(cuda.to_device(labels), 9.0, "first", 5),
+            (cuda.to_device((labels + 1) % 3), 8.0, "relabelled", 6),  # the same: not kept
+            (cuda.to_device(moved), 7.0, "moved", 7)]  # another partition: kept
+    with census_module.counting(monkeypatch) as census:
+        best = pick_best(runs, 3, ws)
+    assert best[2] == "moved"
+    assert census.sizes(kind="d2h") == [1, 1]  # one count per comparison
+    assert census.count(kind="launch") == 4
+
+
+def test_n_init_runs_are_compared_on_the_device(monkeypatch, blobs):
+    """n_init=2 on device X whose second run has the lower inertia (counted: not vacuous):
+    compared on the device, nothing of length n_samples comes to the host, and the fit is
+    NumPy input's (labels equal, centres within 100 eps)."""
+    from numba import cuda
+
+    calls = []
+    compare = cuda_kmeans.Workspace.same_clustering
+
+    def counted(self, labels1, labels2, n_clusters):
+        calls.append(compare(self, labels1, labels2, n_clusters))
+        return calls[-1]
+
+    monkeypatch.setattr(cuda_kmeans.Workspace, "same_clustering", counted)
+    X = blobs + np.float32(2.5) * np.random.RandomState(2).standard_normal(
+        blobs.shape).astype(np.float32)  # overlapping blobs: runs end in different minima
+    settings = dict(n_init=2, init="random", random_state=2, max_iter=5)
+    with census_module.counting(monkeypatch) as census:
+        model = KMeans(N_CLUSTERS, device="cuda", **settings).fit(cuda.to_device(X))
+    assert calls == [False]
+    assert max(census.sizes(kind="d2h")) < N_SAMPLES
+    expected = KMeans(N_CLUSTERS, device="cpu", **settings).fit(X)
+    np.testing.assert_array_equal(model.labels_.copy_to_host(), expected.labels_)
+    rtol = tolerance(np.float32, 100)
+    np.testing.assert_allclose(model.cluster_centers_.copy_to_host(),
+                               expected.cluster_centers_, rtol=rtol, atol=rtol * 10)
+
+
+@pytest.mark.parametrize("layout", ["F", "float16"])
+def test_kmeans_plusplus_seeds_device_X_where_it_is(monkeypatch, blobs, layout):
+    """The rows NumPy input picks (the draws are the host's, the distances the device's on
+    the same rows), gathered on the device: only those rows come to the host. Results
+    follow output_type ('input': numba arrays for numba input)."""
+    from cudakmeans import kmeans_plusplus
+
+    d_X, X = layouts(blobs)[layout]
+    w = np.random.RandomState(1).uniform(0.5, 2.0, N_SAMPLES)
+    with census_module.counting(monkeypatch) as census:
+        centers, indices = kmeans_plusplus(d_X, N_CLUSTERS, sample_weight=w, random_state=4,
+                                           device="cuda")
+    assert max(census.sizes(kind="d2h")) < N_SAMPLES
+    expected_centers, expected_indices = kmeans_plusplus(X, N_CLUSTERS, sample_weight=w,
+                                                         random_state=4, device="cuda")
+    assert is_numba_array(centers) and is_numba_array(indices)
+    np.testing.assert_array_equal(indices.copy_to_host(), expected_indices)
+    np.testing.assert_array_equal(centers.copy_to_host(), expected_centers)

@@ -6,7 +6,9 @@ rows, centres within ``1e4 * eps`` relative, as tests/_cuda/test_gpu_parity.py);
 come back in the input's library on its device; a torch tensor still being written on
 another stream when it is passed in is read after the write (20 repetitions, no
 mismatch); a fit on CuPy input runs within 5% of one on a numba device array over the
-same memory. CuPy and torch (CUDA builds) are installed by the gpu session: their absence
+same memory; the silhouette of CuPy and torch X with device labels is NumPy input's, bit
+for bit; kmeans_plusplus picks NumPy input's rows and n_init=3 keeps a run of NumPy
+input's inertia. CuPy and torch (CUDA builds) are installed by the gpu session: their absence
 there is a failure, not a skip.
 """
 
@@ -15,7 +17,7 @@ import time
 import numpy as np
 import pytest
 
-from cudakmeans import KMeans, silhouette_samples
+from cudakmeans import KMeans, silhouette_samples, silhouette_score
 from tests.helpers import make_blobs, tolerance
 
 pytestmark = pytest.mark.gpu
@@ -108,6 +110,51 @@ def test_gpu_arrays_give_numpy_inputs_results(request, blobs, library, layout):
     assert isinstance(samples, kind)
     model.set_params(output_type="numpy")
     assert isinstance(model.labels_, np.ndarray)
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "sliced", "float16"])
+@pytest.mark.parametrize("library", ["cupy", "torch"])
+def test_gpu_silhouette_of_device_arrays_is_numpy_inputs(request, blobs, library, layout):
+    """Device X and device labels (CuPy int32, torch int64): checked, grouped and averaged
+    on the device; the coefficients are the NumPy input's bit for bit (the same rows
+    sorted the same way through the same kernels; Euclidean: no host-computed norms), the
+    scores within 1e-12 (the mean is a fixed-order device sum)."""
+    lib = request.getfixturevalue("cp" if library == "cupy" else "torch")
+    X_dev, X = _on_device(library, blobs, layout)
+    labels = np.random.default_rng(1).integers(0, N_CLUSTERS, N_SAMPLES)
+    if library == "cupy":
+        labels_dev, kind = lib.asarray(labels.astype(np.int32)), lib.ndarray
+    else:
+        labels_dev, kind = lib.from_numpy(labels).cuda(), lib.Tensor
+    samples = silhouette_samples(X_dev, labels_dev, device="cuda")
+    assert isinstance(samples, kind)
+    np.testing.assert_array_equal(_host(samples), silhouette_samples(X, labels, device="cuda"))
+    np.testing.assert_allclose(silhouette_score(X_dev, labels_dev, device="cuda"),
+                               silhouette_score(X, labels, device="cuda"), rtol=1e-12)
+    drawn = dict(sample_size=5_000, random_state=0, device="cuda")
+    np.testing.assert_allclose(silhouette_score(X_dev, labels_dev, **drawn),
+                               silhouette_score(X, labels, **drawn), rtol=1e-12)
+
+
+@pytest.mark.parametrize("library", ["cupy", "torch"])
+def test_gpu_seeding_and_n_init_on_device_arrays(request, blobs, library):
+    """kmeans_plusplus picks NumPy input's rows (same draws, same distances on the same
+    rows); n_init=3 compares its runs' labels on the device and keeps a run with NumPy
+    input's inertia (float32 tolerance)."""
+    from cudakmeans import kmeans_plusplus
+
+    request.getfixturevalue("cp" if library == "cupy" else "torch")
+    X_dev, X = _on_device(library, blobs, "C")
+    centers, indices = kmeans_plusplus(X_dev, N_CLUSTERS, random_state=0, device="cuda")
+    expected_centers, expected_indices = kmeans_plusplus(X, N_CLUSTERS, random_state=0,
+                                                         device="cuda")
+    np.testing.assert_array_equal(_host(indices), expected_indices)
+    np.testing.assert_array_equal(_host(centers), expected_centers)
+    settings = dict(n_init=3, init="random", random_state=0, max_iter=20, device="cuda")
+    model = KMeans(N_CLUSTERS, **settings).fit(X_dev)
+    expected = KMeans(N_CLUSTERS, **settings).fit(X)
+    np.testing.assert_allclose(model.inertia_, expected.inertia_,
+                               rtol=tolerance(np.float32, 10_000))
 
 
 def test_a_torch_tensor_still_being_written_is_read_after_the_write(torch, blobs):
