@@ -1,7 +1,8 @@
 """numpydoc validation of every public name of cudakmeans (the ``lint`` nox session).
 
 Public names are those in ``cudakmeans.__all__``, ``cudakmeans.templates.__all__`` and
-``cudakmeans.dask.__all__`` (the ``dask`` extra: the lint session installs it); each class's public methods and properties are checked too. A public name must pass every
+``cudakmeans.dask.__all__`` (the ``dask`` extra: the lint session installs it); each
+class's public methods and properties are checked too. A public name must pass every
 numpydoc check but ES01 and RT02 (see below); a method or property also needs no See Also
 or Examples section of its own (its class has them).
 

@@ -41,11 +41,23 @@ def data():
 
 @pytest.fixture(scope="module")
 def fits(client, data):
-    """The same weighted fit from the same init: dask on a CUDA worker, in-memory CUDA and
-    in-memory CPU."""
+    """The same weighted fit from the same init: dask on a CUDA worker (and the devices of
+    the workspaces its tasks made), in-memory CUDA and in-memory CPU."""
     X, w, init = data
-    km = ckd.KMeans(3, init=init, device="cuda", block_size=BLOCK).fit(
-        da.from_array(X, chunks=(CHUNKS, 2)), sample_weight=da.from_array(w, chunks=CHUNKS))
+    made = []
+
+    def workspace(device, *args):
+        ws = make(device, *args)
+        made.append(ws.device)
+        return ws
+
+    make = ckd._workspace
+    with pytest.MonkeyPatch.context() as mp:  # the worker runs in this process
+        mp.setattr(ckd, "_workspace", workspace)
+        km = ckd.KMeans(3, init=init, device="cuda", block_size=BLOCK).fit(
+            da.from_array(X, chunks=(CHUNKS, 2)),
+            sample_weight=da.from_array(w, chunks=CHUNKS))
+    km.workspace_devices = made
     cuda = cudakmeans.KMeans(3, init=init, device="cuda").fit(X, sample_weight=w)
     cpu = cudakmeans.KMeans(3, init=init, device="cpu").fit(X, sample_weight=w)
     return km, cuda, cpu
@@ -54,6 +66,8 @@ def fits(client, data):
 def test_cuda_workers_give_the_in_memory_cuda_fit(fits):
     km, cuda, cpu = fits
     assert cuda.device_ == "cuda" and cpu.device_ == "cpu"
+    # every pass ran the CUDA workspace: 3 blocks kept over the Lloyd passes
+    assert km.workspace_devices == ["cuda"] * 3
     assert km.n_iter_ == cuda.n_iter_ >= 2
     # the same labels from every CUDA assignment; the centres differ only by the order of
     # float64 sums (per block and a tree here, per slot in memory): 1e-12 relative
@@ -79,3 +93,79 @@ def test_predict_transform_score_on_cuda_workers(fits, data):
     local = km.to_in_memory()
     assert local.device_ == "cuda"
     np.testing.assert_array_equal(local.predict(X), cuda.labels_)
+
+
+def is_numba_array(value):
+    return bool(getattr(type(value), "__cuda_ndarray__", False))
+
+
+def device_blocks(X):
+    """X as a dask array of numba device arrays, one per block of BLOCK rows (the fit's
+    blocks, so its rechunk is a no-op: dask concatenates blocks through NumPy, which
+    numba device arrays do not support on a GPU). ``meta`` tells dask the blocks' type."""
+    from numba import cuda
+
+    return da.from_array(X, chunks=(BLOCK, 2)).map_blocks(
+        cuda.to_device, dtype=X.dtype, meta=cuda.to_device(np.empty((0, 2), X.dtype)))
+
+
+def blocks_of(array):
+    """The blocks of a dask array as its tasks returned them (``compute`` would
+    concatenate them on the client)."""
+    return [block.compute() for block in array.to_delayed().ravel()]
+
+
+def test_device_blocks_are_labelled_in_place_and_come_back_as_device_blocks(
+        fits, data, monkeypatch):
+    """Blocks that are numba device arrays: labels and distances computed on the worker's
+    device from the block where it is (nothing of a block's rows comes to the host: the
+    simulator's copies counted) and returned as numba device arrays; a CPU worker copies
+    the block to the host and still returns device blocks (the in-memory output_type
+    rule); the fit reads host copies of device blocks and gives the host blocks' fit."""
+    from tests._cuda import census as census_module
+
+    km, cuda, _ = fits
+    X, w, init = data
+    dX = device_blocks(X)
+    with census_module.counting(monkeypatch) as census:
+        labels = blocks_of(km.predict(dX))
+        distances = blocks_of(km.transform(dX))
+    downloads = census.sizes(kind="d2h")  # before the checks below copy blocks back
+    assert all(is_numba_array(b) for b in labels + distances)
+    np.testing.assert_array_equal(np.concatenate([b.copy_to_host() for b in labels]),
+                                  cuda.labels_)
+    np.testing.assert_allclose(np.concatenate([b.copy_to_host() for b in distances]),
+                               cuda.transform(X), rtol=1e-12)
+    assert downloads and max(downloads) < X.shape[0] % BLOCK  # scalars, never a block
+    np.testing.assert_allclose(km.score(dX), cuda.score(X), rtol=1e-12)
+    on_cpu = ckd.KMeans(3, init=init, device="cpu", block_size=BLOCK).fit(dX)
+    host = ckd.KMeans(3, init=init, device="cpu", block_size=BLOCK).fit(
+        da.from_array(X, chunks=(BLOCK, 2)))
+    np.testing.assert_array_equal(on_cpu.cluster_centers_, host.cluster_centers_)
+    cpu_labels = blocks_of(on_cpu.labels_)
+    assert all(is_numba_array(b) for b in cpu_labels)
+    np.testing.assert_array_equal(np.concatenate([b.copy_to_host() for b in cpu_labels]),
+                                  host.labels_.compute())
+
+
+def test_exact_silhouette_on_cuda_workers(client, fits, data, monkeypatch):
+    """sample_size=None: every pair of blocks' sums by the CUDA kernel (9 pairs of the 3
+    blocks), the in-memory silhouette of all rows within 1e-12 (float64 sums in other
+    orders)."""
+    from cudakmeans._cuda import silhouette as cuda_silhouette
+
+    km, cuda, _ = fits
+    X, _, _ = data
+    calls = []
+
+    def segment_sums(*args):
+        calls.append(args[0].shape[0])
+        return kernel(*args)
+
+    kernel = cuda_silhouette.segment_sums
+    monkeypatch.setattr(cuda_silhouette, "segment_sums", segment_sums)
+    score = ckd.silhouette_score(da.from_array(X, chunks=(CHUNKS, 2)), cuda.labels_,
+                                 sample_size=None, device="cuda", block_size=BLOCK)
+    assert sorted(calls) == [16] * 3 + [40] * 6
+    np.testing.assert_allclose(score, cudakmeans.silhouette_score(X, cuda.labels_,
+                                                                  device="cpu"), rtol=1e-12)
