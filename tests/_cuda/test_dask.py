@@ -2,14 +2,17 @@
 
 The CPU tests (``tests/test_dask.py``) check the distributed bookkeeping; these check that
 a worker whose ``device`` is 'cuda' runs the CUDA backend's kernels in every pass and gives
-the in-memory CUDA estimator's result. One in-process worker with one thread: the
-simulator runs a kernel's CUDA threads as Python threads and swaps a module's ``cuda``
-global while it does, so two kernels must not run at once in one process. Tiny data
-(96 rows): every simulated CUDA thread is a Python thread.
+the in-memory CUDA estimator's result. dask's synchronous scheduler runs the tasks, one
+at a time, in this process: the simulator runs a kernel's CUDA threads as Python threads
+and swaps a module's ``cuda`` global while it does, so two kernels must not run at once in
+one process; and a dask.distributed worker in this process (tried first) hung once on
+this loaded 2-core machine with every thread idle, which the synchronous scheduler (no
+event loop, heartbeats or worker to lose) cannot. The task functions are the ones a
+worker runs. Tiny data (96 rows): every simulated CUDA thread is a Python thread.
 """
 
+import dask
 import dask.array as da
-import distributed
 import numpy as np
 import pytest
 
@@ -24,11 +27,10 @@ CHUNKS = (30, 50, 16)  # the input's chunks, not the blocks: the fit rechunks
 
 
 @pytest.fixture(scope="module")
-def client():
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                                  dashboard_address=":0", silence_logs=50) as cluster, \
-            distributed.Client(cluster) as c:
-        yield c
+def scheduler():
+    """The scheduler of every test here (see the module's docstring)."""
+    with dask.config.set(scheduler="synchronous"):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +42,7 @@ def data():
 
 
 @pytest.fixture(scope="module")
-def fits(client, data):
+def fits(scheduler, data):
     """The same weighted fit from the same init: dask on a CUDA worker (and the devices of
     the workspaces its tasks made), in-memory CUDA and in-memory CPU."""
     X, w, init = data
@@ -52,7 +54,7 @@ def fits(client, data):
         return ws
 
     make = ckd._workspace
-    with pytest.MonkeyPatch.context() as mp:  # the worker runs in this process
+    with pytest.MonkeyPatch.context() as mp:  # the tasks run in this process
         mp.setattr(ckd, "_workspace", workspace)
         km = ckd.KMeans(3, init=init, device="cuda", block_size=BLOCK).fit(
             da.from_array(X, chunks=(CHUNKS, 2)),
@@ -148,7 +150,7 @@ def test_device_blocks_are_labelled_in_place_and_come_back_as_device_blocks(
                                   host.labels_.compute())
 
 
-def test_exact_silhouette_on_cuda_workers(client, fits, data, monkeypatch):
+def test_exact_silhouette_on_cuda_workers(fits, data, monkeypatch):
     """sample_size=None: every pair of blocks' sums by the CUDA kernel (9 pairs of the 3
     blocks), the in-memory silhouette of all rows within 1e-12 (float64 sums in other
     orders)."""
