@@ -132,10 +132,15 @@ def test_device_blocks_are_labelled_in_place_and_come_back_as_device_blocks(
     with census_module.counting(monkeypatch) as census:
         labels = blocks_of(km.predict(dX))
         distances = blocks_of(km.transform(dX))
+        # labels_'s pass: each block centred on the device, labelled against the fit's
+        # centred centres
+        fit_labels = blocks_of(ckd._map_labels(dX, km._centred_centers, km._mean, "cuda"))
     downloads = census.sizes(kind="d2h")  # before the checks below copy blocks back
-    assert all(is_numba_array(b) for b in labels + distances)
+    assert all(is_numba_array(b) for b in labels + distances + fit_labels)
     np.testing.assert_array_equal(np.concatenate([b.copy_to_host() for b in labels]),
                                   cuda.labels_)
+    np.testing.assert_array_equal(np.concatenate([b.copy_to_host() for b in fit_labels]),
+                                  km.labels_.compute())
     np.testing.assert_allclose(np.concatenate([b.copy_to_host() for b in distances]),
                                cuda.transform(X), rtol=1e-12)
     assert downloads and max(downloads) < X.shape[0] % BLOCK  # scalars, never a block
