@@ -34,7 +34,7 @@ PUBLIC_MODULES = [
 @nox.session
 def lint(session):
     """ruff over the whole tree, and numpydoc validation of every public docstring."""
-    session.install("ruff>=0.6", "numpydoc>=1.6", "-e", ".")
+    session.install("ruff>=0.6", "numpydoc>=1.6", "-e", ".[dask]")  # dask: cudakmeans.dask
     session.run("ruff", "check", ".")
     session.run("python", "scripts/check_docstrings.py")
 

@@ -139,7 +139,9 @@ def main(argv=None):
     parser.add_argument("--memory-limit-gib", type=float, default=1.0)
     parser.add_argument("--memory-factor", type=float, default=1.5,
                         help="data size over the workers' total memory limit")
-    parser.add_argument("--out", default=None, help="write dask-<date>.md into this folder")
+    parser.add_argument("--out", default=None,
+                        help="write dask-<date>.md into this folder (dask-<date>-2.md, ... "
+                        "when it exists: a result is never overwritten)")
     args = parser.parse_args(argv)
     if args.quick:
         args.n, args.repeats = min(args.n, 400_000), min(args.repeats, 2)
@@ -215,10 +217,22 @@ def main(argv=None):
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
-        path = os.path.join(args.out, f"dask-{datetime.date.today().isoformat()}.md")
-        with open(path, "w") as f:
-            f.write(text)
-        print("wrote", path)
+        print("wrote", write_new(args.out, f"dask-{datetime.date.today().isoformat()}", text))
+
+
+def write_new(folder, stem, text):
+    """Write ``text`` to ``folder/stem.md``, or to ``stem-2.md``, ``stem-3.md``, ... when
+    that exists: a second run on the same day never overwrites a committed result.
+    Returns the path written."""
+    for n in range(1, 1000):
+        path = os.path.join(folder, f"{stem}.md" if n == 1 else f"{stem}-{n}.md")
+        try:
+            with open(path, "x") as f:  # "x": fails if the file exists, no race
+                f.write(text)
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{folder}/{stem}-*.md: 999 results already; pass another --out")
 
 
 if __name__ == "__main__":

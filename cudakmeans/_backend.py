@@ -18,6 +18,8 @@ module         name                   protocol
 ``sparse``     ``silhouette_samples`` :class:`SilhouetteBackend`, CSR rows
 ``minibatch``  ``Workspace``          :class:`MiniBatchWorkspace`
 ``silhouette`` ``silhouette_samples`` :class:`SilhouetteBackend`
+``silhouette`` ``segment_sums``       :class:`SilhouetteBackend`: the block sums of
+                                      ``cudakmeans.dask``'s exact silhouette
 ``arrays``     ``device_rows``,       :class:`ArrayBackend`: device-resident input (checked
                ``count_labels``,      rows on the device, or copied to the host on the CPU;
                ``integer_labels``,    silhouette labels grouped on the device, or read on
@@ -186,6 +188,10 @@ class SilhouetteBackend(Protocol):
     def silhouette_samples(X_sorted, starts, own_seg, order, metric=0):
         """Silhouette of every row, float64, in the original order (see the drivers)."""
 
+    @staticmethod
+    def segment_sums(X_rows, Y_sorted, starts, metric=0):
+        """Distance sums from each row to each segment of sorted Y: (segments, rows) float64."""
+
 
 class ArrayBackend(Protocol):
     """A backend module that takes device-resident input (:mod:`cudakmeans._arrays`)."""
@@ -216,7 +222,7 @@ MODULES = {
     "sparse": {"Workspace": KMeansWorkspace, "MiniBatchWorkspace": MiniBatchWorkspace,
                "silhouette_samples": SilhouetteBackend},
     "minibatch": {"Workspace": MiniBatchWorkspace},
-    "silhouette": {"silhouette_samples": SilhouetteBackend},
+    "silhouette": {"silhouette_samples": SilhouetteBackend, "segment_sums": SilhouetteBackend},
     "arrays": {"device_rows": ArrayBackend, "count_labels": ArrayBackend,
                "integer_labels": ArrayBackend, "group_labels": ArrayBackend},
 }

@@ -1,9 +1,9 @@
 """k-means and the silhouette on dask arrays: the library's kernels on every worker.
 
-``cudakmeans.dask.KMeans`` fits a row-chunked ``dask.array`` (NumPy blocks) on any dask
-scheduler, ``dask.distributed`` included; X never travels to the client. Every pass over
-the data is one task per block running the library's own workspace (the CPU or CUDA
-backend that ``device='auto'`` picks on that worker) and a tree reduction of small
+``cudakmeans.dask.KMeans`` fits a row-chunked ``dask.array`` (NumPy or device blocks) on
+any dask scheduler, ``dask.distributed`` included; X never travels to the client. Every
+pass over the data is one task per block running the library's own workspace (the CPU or
+CUDA backend that ``device='auto'`` picks on that worker) and a tree reduction of small
 per-block partials (``SPLIT_EVERY`` at a time, in block order), so one Lloyd iteration
 moves O(blocks x n_clusters x n_features) numbers whatever the number of rows.
 
@@ -29,11 +29,19 @@ The initialisation 'k-means||' (Bahmani et al., scalable k-means++) draws every 
 number from a counter-based generator keyed by the seed, the round and the global row
 index, so the candidates do not depend on how X is chunked or on the number of workers.
 
+Blocks on a GPU (CuPy arrays, numba device arrays: anything with
+``__cuda_array_interface__``) are labelled in place: ``labels_``, ``predict``,
+``transform`` and ``score`` read such a block through the backend's device intake
+(:mod:`cudakmeans._arrays`; on a CUDA worker the block stays on its device, a CPU worker
+copies it to its host) and hand back the block's kind of array on its device, as the
+in-memory estimator's ``output_type='input'``. The fit's passes read host copies of device
+blocks (:func:`_block`): their partial sums are formed on the host.
+
 ``silhouette_score`` scores a sample gathered to the client, or, with
 ``sample_size=None``, all rows exactly and blockwise on the workers: per pair of canonical
 blocks, the distance sums from one block's rows to each cluster's rows of the other (the
-CPU silhouette backend's ``segment_sums``), added over blocks; O(n_samples**2) distances,
-refused above ``max_pairs``.
+silhouette backend's ``segment_sums`` of the worker's device), added over blocks;
+O(n_samples**2) distances, refused above ``max_pairs``.
 
 Importing :mod:`cudakmeans` never imports this module or dask; install the extra with
 ``pip install 'cudakmeans[dask]'``.
@@ -53,6 +61,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "cudakmeans.dask needs dask: pip install 'cudakmeans[dask]'") from exc
 
+from ._arrays import as_host, origin, to_output
 from ._device import DEVICES, get_backend, resolve, resolve_device
 from ._kmeans import KMeans as _LocalKMeans
 from ._kmeans import kmeans_plusplus
@@ -132,14 +141,31 @@ def _workspace(device, X, sample_weight, n_clusters):
 
 
 def _block(x, dtype, mean=None):
-    """A chunk as a C-ordered array of ``dtype``, centred on ``mean`` if given (a new array:
-    the chunk, which may be the user's or dask's cached block, is never modified)."""
-    x = np.asarray(x, dtype=dtype)
+    """A chunk as a C-ordered host array of ``dtype``, centred on ``mean`` if given (a new
+    array: the chunk, which may be the user's or dask's cached block, is never modified).
+    A device block (CuPy, numba) is copied to the host: the fit's passes read host rows."""
+    x = np.asarray(as_host(x), dtype=dtype)
     return np.ascontiguousarray(x - mean if mean is not None else x)
 
 
 def _weights(w, n, dtype):
-    return np.ones(n, dtype=dtype) if w is None else np.asarray(w, dtype=dtype)
+    return np.ones(n, dtype=dtype) if w is None else np.asarray(as_host(w, "sample_weight"),
+                                                                dtype=dtype)
+
+
+def _rows(x, dtype, mean, device):
+    """A block as the rows this worker's kernels label: a host block as :func:`_block`
+    makes it; a device block (``__cuda_array_interface__``, a numba device array) through
+    the backend's device intake (:mod:`cudakmeans._arrays`): checked and used in place on
+    a CUDA worker (centred into a new device buffer), copied to the host once on a CPU one.
+    """
+    if not origin(x).on_device:
+        return _block(x, dtype, mean)
+    rows = get_backend(resolve_device(device), "arrays").device_rows(x, name="X")
+    if rows.dtype != dtype:
+        raise TypeError(f"X is {rows.dtype} on the device but the model's centres are {dtype}; "
+                        f"cast X to {dtype} on the device first.")
+    return rows - mean if mean is not None else rows
 
 
 def _own_sq_dist(x, centers, labels):
@@ -364,26 +390,42 @@ def _candidate_weights(x, w, mean, dtype, candidates, device):
     return np.bincount(labels, weights=w.astype(np.float64), minlength=candidates.shape[0])
 
 
+# The labelling passes take host or device blocks; a device block's results are the
+# block's kind of array on its device (output_type 'input', the in-memory rule).
+def _map_labels(X, centers, mean, device):
+    """The label of every row, one task per chunk of X (whose features are one chunk).
+
+    A blockwise map with the feature axis contracted and ``concatenate=False``: the task
+    gets its chunk in a list of one, where ``map_blocks(drop_axis=1)`` would concatenate
+    that list, which for a numba device array means a copy to the host.
+    """
+    return da.blockwise(_labels_block, "i", X, "ij", centers, None, mean, None, device, None,
+                        dtype=np.int32, concatenate=False)
+
+
 def _labels_block(x, centers, mean, device):
-    x = _block(x, centers.dtype, mean)
+    x = x[0] if isinstance(x, list) else x  # see _map_labels
+    source = origin(x)
     if x.shape[0] == 0:
-        return np.empty(0, dtype=np.int32)
-    return _nearest(x, np.ones(x.shape[0], x.dtype), centers, device)[0]
+        return to_output(np.empty(0, dtype=np.int32), source)
+    x = _rows(x, centers.dtype, mean, device)
+    return to_output(_nearest(x, np.ones(x.shape[0], x.dtype), centers, device)[0], source)
 
 
 def _inertia_block(x, w, centers, device):
-    x = _block(x, centers.dtype)
     if x.shape[0] == 0:
         return 0.0
+    x = _rows(x, centers.dtype, None, device)
     return float(_nearest(x, _weights(w, x.shape[0], x.dtype), centers, device)[2])
 
 
 def _transform_block(x, centers, device):
-    x = _block(x, centers.dtype)
+    source = origin(x)
     if x.shape[0] == 0:
-        return np.empty((0, centers.shape[0]), dtype=x.dtype)
+        return to_output(np.empty((0, centers.shape[0]), dtype=centers.dtype), source)
+    x = _rows(x, centers.dtype, None, device)
     ws = _workspace(device, x, np.ones(x.shape[0], x.dtype), centers.shape[0])
-    return ws.distances_to_centers(ws.upload_centers(centers))
+    return to_output(ws.distances_to_centers(ws.upload_centers(centers)), source)
 
 
 # -- the passes (run on the client, the work on the workers) ------------------------------
@@ -632,8 +674,8 @@ def _check_weights(sample_weight, X):
 def _gather(X, sample_weight, mean):
     """X's rows, centred on ``mean``, and the weights (None: all ones) on the client."""
     rows, weights = dask.compute(X, sample_weight)
-    centred = np.ascontiguousarray(np.asarray(rows) - mean, dtype=X.dtype)
-    return centred, None if weights is None else np.asarray(weights)
+    centred = np.ascontiguousarray(np.asarray(as_host(rows)) - mean, dtype=X.dtype)
+    return centred, None if weights is None else np.asarray(as_host(weights, "sample_weight"))
 
 
 def _check_int(value, name, low):
@@ -911,8 +953,7 @@ default='k-means||'
         self.inertia_ = inertia
         self.n_iter_ = n_iter
         self.n_features_in_ = X.shape[1]
-        self.labels_ = X_in.map_blocks(_labels_block, centers, mean, self.device,
-                                    dtype=np.int32, drop_axis=1)
+        self.labels_ = _map_labels(X_in, centers, mean, self.device)
         return self
 
     def _final_inertia(self, chunks, centers, mean, token):
@@ -964,8 +1005,7 @@ default='k-means||'
             Index of the nearest centre (the lowest on exact ties).
         """
         X = self._check_test_data(X)
-        return X.map_blocks(_labels_block, self.cluster_centers_, None, self.device,
-                            dtype=np.int32, drop_axis=1)
+        return _map_labels(X, self.cluster_centers_, None, self.device)
 
     def transform(self, X):
         """Euclidean distances of every row to every centre, lazily.
@@ -1037,7 +1077,7 @@ default='k-means||'
 # -- silhouette -----------------------------------------------------------------------------
 def _label_codes(labels, classes):
     """A block's labels as codes ``0..len(classes)-1`` (``classes`` sorted, as np.unique)."""
-    return np.searchsorted(classes, np.asarray(labels)).astype(np.int64)
+    return np.searchsorted(classes, np.asarray(as_host(labels, "labels"))).astype(np.int64)
 
 
 def _code_counts(codes, n_labels):
@@ -1054,15 +1094,15 @@ def _sorted_columns(x, codes, n_labels):
     each cluster's segment (empty segments included)."""
     starts = np.zeros(n_labels + 1, dtype=np.int64)
     np.cumsum(np.bincount(codes, minlength=n_labels), out=starts[1:])
-    return np.ascontiguousarray(np.asarray(x)[np.argsort(codes, kind="stable")]), starts
+    return np.ascontiguousarray(np.asarray(as_host(x))[np.argsort(codes, kind="stable")]), starts
 
 
-def _pair_sums(x, columns, metric):
+def _pair_sums(x, columns, metric, device):
     """Distance sums from the rows of one block to each cluster's rows of another block:
-    ``(n_labels, rows)`` float64, by the CPU silhouette backend's block kernel."""
+    ``(n_labels, rows)`` float64, by the silhouette backend of this worker's device."""
     Y, starts = columns
-    return get_backend("cpu", "silhouette").segment_sums(np.ascontiguousarray(x), Y, starts,
-                                                         metric)
+    backend = get_backend(resolve_device(device), "silhouette")
+    return backend.segment_sums(np.ascontiguousarray(as_host(x)), Y, starts, metric)
 
 
 def _block_silhouette_sum(sums, codes, starts):
@@ -1074,7 +1114,7 @@ def _block_silhouette_sum(sums, codes, starts):
     return float(out.sum())
 
 
-def _exact_silhouette(X, labels, metric, max_pairs, block_size):
+def _exact_silhouette(X, labels, metric, max_pairs, block_size, device):
     """The mean silhouette of all rows, blockwise: per pair of canonical row blocks (I, J),
     the distance sums from I's rows to each cluster's rows in J; added over J (a tree, in
     block order) and turned into I's silhouettes; never more than a block's sums in memory."""
@@ -1096,8 +1136,8 @@ def _exact_silhouette(X, labels, metric, max_pairs, block_size):
                for x, c in zip(xs, codes, strict=True)]
     parts = []
     for x, c in zip(xs, codes, strict=True):
-        sums = _tree([dask.delayed(_pair_sums, pure=True)(x, col, metric) for col in columns],
-                     _sum)
+        sums = _tree([dask.delayed(_pair_sums, pure=True)(x, col, metric, device)
+                      for col in columns], _sum)
         parts.append(dask.delayed(_block_silhouette_sum, pure=True)(sums, c, starts))
     return float(dask.compute(_tree(parts, _sum))[0]) / n
 
@@ -1114,10 +1154,10 @@ def silhouette_score(X, labels, *, sample_size=10_000, random_state=None, metric
     With ``sample_size=None`` (or at least n_samples): the exact silhouette of all rows,
     as ``sklearn.metrics.silhouette_score(X, labels)``, computed blockwise on the workers:
     for every pair of row blocks, the sums of the distances from one block's rows to each
-    cluster's rows of the other (the CPU silhouette kernels); the sums are added over
-    blocks, so no task holds more than two blocks and their ``(n_clusters, block rows)``
-    sums, and neither the n x n distances nor X reach the client. It costs n_samples**2
-    distances: refused above ``max_pairs`` unless that is raised.
+    cluster's rows of the other (the silhouette kernels of each worker's device); the sums
+    are added over blocks, so no task holds more than two blocks and their ``(n_clusters,
+    block rows)`` sums, and neither the n x n distances nor X reach the client. It costs
+    n_samples**2 distances: refused above ``max_pairs`` unless that is raised.
 
     Parameters
     ----------
@@ -1136,8 +1176,8 @@ def silhouette_score(X, labels, *, sample_size=10_000, random_state=None, metric
         'sqeuclidean', 'manhattan', 'cosine', 'chebyshev' and their aliases; the sample
         mode also takes 'precomputed' rows).
     device : {'auto', 'cuda', 'cpu'}, default='auto'
-        Where the sample's silhouette runs. The exact mode runs on the workers' CPUs (its
-        block kernel has no CUDA twin yet): 'cuda' is refused there.
+        Where the silhouette runs: on the client for a sample, on every worker ('auto'
+        resolved there) for the exact mode.
     max_pairs : int, default=10**10
         The exact mode's budget: it refuses n_samples**2 above this (a ValueError, before
         any work), so that nobody starts an O(n_samples**2) job by accident.
@@ -1185,18 +1225,16 @@ def silhouette_score(X, labels, *, sample_size=10_000, random_state=None, metric
                              f"{sorted(METRIC_CODES)}, got {metric!r}.")
         if device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {device!r}.")
-        if device == "cuda":
-            raise ValueError("The exact silhouette (sample_size=None) runs on the workers' "
-                             "CPUs; use device='auto' or 'cpu', or a sample_size.")
         _check_int(max_pairs, "max_pairs", 1)
         if block_size is not None:
             _check_int(block_size, "block_size", 1)
-        return _exact_silhouette(X, labels, METRIC_CODES[metric], max_pairs, block_size)
+        return _exact_silhouette(X, labels, METRIC_CODES[metric], max_pairs, block_size,
+                                 device)
     sample_size = _check_int(sample_size, "sample_size", 2)
     indices = check_random_state(random_state).permutation(n)[:sample_size]
     order = np.argsort(indices, kind="stable")
     Xs, ls = dask.compute(X[indices[order]], labels[indices[order]])
     back = np.empty_like(order)
     back[order] = np.arange(order.shape[0])
-    Xs, ls = Xs[back], ls[back]
+    Xs, ls = np.asarray(as_host(Xs))[back], np.asarray(as_host(ls, "labels"))[back]
     return float(_local_silhouette_score(Xs, ls, metric=metric, device=device))

@@ -1,7 +1,8 @@
 """numpydoc validation of every public name of cudakmeans (the ``lint`` nox session).
 
-Public names are those in ``cudakmeans.__all__`` and in ``cudakmeans.templates.__all__``;
-each class's public methods and properties are checked too. A public name must pass every
+Public names are those in ``cudakmeans.__all__``, ``cudakmeans.templates.__all__`` and
+``cudakmeans.dask.__all__`` (the ``dask`` extra: the lint session installs it); each
+class's public methods and properties are checked too. A public name must pass every
 numpydoc check but ES01 and RT02 (see below); a method or property also needs no See Also
 or Examples section of its own (its class has them).
 
@@ -14,6 +15,7 @@ import sys
 from numpydoc.validate import validate
 
 import cudakmeans
+import cudakmeans.dask
 import cudakmeans.templates
 
 # ES01: an extended summary is optional. RT02: returns are written "name : type", as
@@ -27,8 +29,8 @@ PRIVATE_MEMBERS = {"__sklearn_tags__", "__init__"}
 def public_objects():
     """``(dotted name, is_member)`` for every name to check."""
     seen = set()
-    for module, names in ((cudakmeans, cudakmeans.__all__),
-                          (cudakmeans.templates, cudakmeans.templates.__all__)):
+    for module in (cudakmeans, cudakmeans.templates, cudakmeans.dask):
+        names = module.__all__
         for name in names:
             obj = getattr(module, name)
             qualified = f"{module.__name__}.{name}"

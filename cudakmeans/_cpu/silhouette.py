@@ -278,8 +278,8 @@ def segment_sums(X_rows, Y_sorted, starts, metric=0):
     The distances and the order of the sums are those of :func:`silhouette_samples` on the
     same columns (one pass per row over the sorted columns), so the silhouette of a set of
     rows whose sums are added over column blocks is the in-memory one up to the order of
-    those additions. CPU only, as :func:`precomputed_samples`: ``cudakmeans.dask`` calls it
-    per pair of row blocks.
+    those additions. ``cudakmeans.dask`` calls it (or the CUDA twin, on a CUDA worker) per
+    pair of row blocks.
     """
     n_rows, n_features = X_rows.shape
     n_cols = Y_sorted.shape[0]

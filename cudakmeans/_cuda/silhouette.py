@@ -242,3 +242,87 @@ def silhouette_samples(X_sorted, starts, own_seg, order, metric=0, *, tile_rows=
     out = d.out.copy_to_host(stream=stream)
     stream.synchronize()
     return out
+
+
+# -- rows against another block's sorted columns (cudakmeans.dask's exact silhouette) -------
+pair_dist = _compiled.pair_dist
+
+
+@launch.kernel()
+def segment_sums_rows(metric, X, Y, n_features, x_norms, y_norms, starts, row_start,
+                      row_stop, out):
+    """out[seg, r] = the sum of the distances (metric code ``metric``) from row ``r`` of X
+    to the columns of segment ``seg`` of Y, for ``row_start <= r < row_stop``.
+
+    X        IN   (n_rows * n_features,) flat rows
+    Y        IN   (n_cols * n_features,) flat columns, sorted by cluster
+    x_norms  IN   (n_rows,) float64 Euclidean norms (read by cosine only); y_norms: Y's
+    starts   IN   (n_clusters + 1,) first column of each segment, then n_cols
+    out      OUT  (n_clusters, n_rows) float64
+
+    One row per thread, nothing shared: each segment's distances are added in column order
+    in float64 (``_silhouette_math.pair_dist``, the CPU's ``segment_sums_rows_metric``), so
+    the sums depend on the rows, the columns and the labels only.
+    """
+    r = row_start + cuda.grid(1)
+    if r >= row_stop:
+        return
+    n_clusters = starts.shape[0] - 1
+    x_base = uint64(r * n_features)
+    x_norm = x_norms[r]
+    for seg in range(n_clusters):
+        acc = 0.0
+        for j in range(starts[seg], starts[seg + 1]):
+            acc += pair_dist(metric, X, x_base, Y, uint64(j * n_features), n_features, x_norm,
+                             y_norms[j])
+        out[seg, r] = acc
+
+
+def _segment_signature(dtype):
+    return (int64, dtype[::1], dtype[::1], int64, float64[::1], float64[::1], int64[::1], int64,
+            int64, float64[:, ::1])
+
+
+PTX_SIGNATURES["segment_sums_rows"] = [_segment_signature(float32),
+                                       _segment_signature(float64)]
+
+
+def segment_sums(X_rows, Y_sorted, starts, metric=0):
+    """Sums of the distances from every row of ``X_rows`` to the rows of each segment
+    ``starts[c]:starts[c + 1]`` of ``Y_sorted`` (rows sorted by cluster; a segment may be
+    empty): ``(n_clusters, n_rows)`` float64, as the CPU's ``segment_sums``.
+
+    Each sum is one row's distances to one segment added in column order; launches take as
+    many rows as keep ``rows x n_cols x n_features`` within :data:`.launch.MAX_TERMS_PER_LAUNCH`
+    (the watchdog). ``cudakmeans.dask`` calls it per pair of row blocks.
+    """
+    n_rows, n_features = X_rows.shape
+    n_cols = Y_sorted.shape[0]
+    n_clusters = len(starts) - 1
+    if n_rows == 0 or n_cols == 0 or n_clusters == 0:
+        return np.zeros((n_clusters, n_rows))
+    X_rows = np.ascontiguousarray(X_rows)
+    Y_sorted = np.ascontiguousarray(Y_sorted, dtype=X_rows.dtype)
+    compile.ensure_compiled(registry.launch_pairs(sys.modules[__name__], ["segment_sums_rows"],
+                                                  X_rows.dtype))
+    stream = cuda.stream()
+    what = f"silhouette block sums of {n_rows:,} x {n_cols:,} rows ({X_rows.dtype})"
+    d = types.SimpleNamespace()  # the device arrays, released together if one fails
+    with memory.released_on_failure(d):
+        d.X = memory.to_device(X_rows.ravel(), stream=stream, what=what)
+        d.Y = memory.to_device(Y_sorted.ravel(), stream=stream, what=what)
+        d.x_norms = memory.to_device(np.sqrt(np.square(X_rows, dtype=np.float64).sum(axis=1)),
+                                     stream=stream, what=what)
+        d.y_norms = memory.to_device(np.sqrt(np.square(Y_sorted, dtype=np.float64).sum(axis=1)),
+                                     stream=stream, what=what)
+        d.starts = memory.to_device(np.asarray(starts, dtype=np.int64), stream=stream,
+                                    what=what)
+        d.out = memory.device_array((n_clusters, n_rows), np.float64, stream=stream, what=what)
+    per_launch = launch.max_terms(X_rows.dtype.itemsize) // max(1, n_cols * n_features)
+    for row_start, row_stop in launch.split(n_rows, per_launch):
+        segment_sums_rows[launch.grid(row_stop - row_start), THREADS, stream](
+            int(metric), d.X, d.Y, n_features, d.x_norms, d.y_norms, d.starts, row_start,
+            row_stop, d.out)
+    out = d.out.copy_to_host(stream=stream)
+    stream.synchronize()
+    return out

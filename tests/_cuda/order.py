@@ -244,3 +244,25 @@ def column_sum(values):
     order, then the blocks' partials added in block order (the last block's loop)."""
     rows = launch.COLUMN_ROWS
     return sequential([sequential(values[b:b + rows]) for b in range(0, len(values), rows)])
+
+
+def segment_sums(X_rows, Y_sorted, starts, metric):
+    """``_cuda.silhouette.segment_sums``: each row's distances to one segment's columns
+    added in column order from 0.0 in float64, whatever the launches (the pair distance is
+    ``_silhouette_math.pair_dist`` run as Python, as the simulator runs it)."""
+    from numba import uint64
+
+    from cudakmeans._silhouette_math import pair_dist
+
+    n_rows, n_features = X_rows.shape
+    X, Y = np.ascontiguousarray(X_rows).ravel(), np.ascontiguousarray(Y_sorted).ravel()
+    x_norms = np.sqrt(np.square(X_rows, dtype=np.float64).sum(axis=1))
+    y_norms = np.sqrt(np.square(Y_sorted, dtype=np.float64).sum(axis=1))
+    out = np.empty((len(starts) - 1, n_rows))
+    for r in range(n_rows):
+        for seg in range(len(starts) - 1):
+            out[seg, r] = sequential(
+                pair_dist(metric, X, uint64(r * n_features), Y, uint64(j * n_features),
+                          n_features, x_norms[r], y_norms[j])
+                for j in range(starts[seg], starts[seg + 1]))
+    return out

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.ptx
 # Kernels that work per sample (their cost scales with n): no spills, no local stack.
 PER_SAMPLE = ("assign_rows_f32", "assign_rows_f64", "accumulate_rows", "center_distances",
               "seed_closest", "seed_candidates", "seed_candidate_pots", "silhouette_rows",
-              "silhouette_rows_metric",
+              "silhouette_rows_metric", "segment_sums_rows",
               # CSR input (_cuda/sparse.py)
               "csr_row_sq_norms", "csr_assign_rows", "csr_block_weights", "csr_column_sums",
               "csr_center_distances", "csr_closest_rows", "csr_candidate_rows",
