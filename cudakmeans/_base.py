@@ -9,6 +9,7 @@ copies) and falls back on scikit-learn's global ``transform_output`` when scikit
 loaded.
 """
 
+import functools
 import inspect
 import sys
 
@@ -16,6 +17,18 @@ from ._arrays import host, origin, resolve_output_type, to_output
 from ._params import validate_parameters
 
 OUTPUTS = ("default", "pandas", "polars")
+
+
+@functools.cache
+def _init_param_names(init):
+    """The sorted parameter names of a constructor (``inspect.signature`` is slow enough to
+    be a visible part of a small fit, which reads them to validate its parameters)."""
+    signature = inspect.signature(init)
+    return tuple(sorted(
+        name
+        for name, p in signature.parameters.items()
+        if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ))
 
 
 class BaseEstimator:
@@ -30,12 +43,7 @@ class BaseEstimator:
 
     @classmethod
     def _param_names(cls):
-        signature = inspect.signature(cls.__init__)
-        return sorted(
-            name
-            for name, p in signature.parameters.items()
-            if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-        )
+        return list(_init_param_names(cls.__init__))
 
     def get_params(self, deep=True):
         """Get the parameters of this estimator.

@@ -130,21 +130,40 @@ def scan_tile(XT, row0, n_rows, centers, acc, best, second, best_label):
     n_centers = centers.shape[0]
     for c0 in range(0, n_centers, BLOCK_CENTERS):
         tile_block_sq_dists(XT, row0, n_rows, centers, c0, acc)
-        n_block = n_centers - c0 if n_centers - c0 < BLOCK_CENTERS else BLOCK_CENTERS
-        for k in range(n_block):
-            take_nearer(acc[k], c0 + k, n_rows, best, second, best_label)
+        if n_centers - c0 >= BLOCK_CENTERS:
+            take_nearest_of_block(acc, c0, n_rows, best, second, best_label)
+        else:
+            for k in range(n_centers - c0):
+                take_nearest_of_block(acc[k:k + 1], c0 + k, n_rows, best, second,
+                                      best_label)
 
 
 @_inline
-def take_nearer(dists, c, n_rows, best, second, best_label):
-    """Fold centre ``c``'s distances into the running nearest and second-nearest."""
+def fold(dist, c, best, second, label):
+    """``(best, second, label)`` after centre ``c`` at ``dist``: taken only if strictly
+    nearer, so that ties keep the lower label."""
+    nearer = dist < best
+    far = best if nearer else dist
+    return (dist if nearer else best, far if far < second else second,
+            c if nearer else label)
+
+
+@_inline
+def take_nearest_of_block(acc, c0, n_rows, best, second, best_label):
+    """Fold the distances ``acc[k]`` of centres ``c0 + k`` (k < 4, or ``acc`` of one
+    row: one centre) into the running nearest and second-nearest of a tile's rows.
+
+    The centres are folded in increasing order, one row's values held in registers
+    throughout (one load and store per row for a block, not per centre).
+    """
+    n_block = acc.shape[0]
     for r in range(n_rows):  # branch-free, so that it vectorises
-        dist, old, runner_up = dists[r], best[r], second[r]
-        nearer = dist < old
-        far = old if nearer else dist
-        second[r] = far if far < runner_up else runner_up
-        best[r] = dist if nearer else old
-        best_label[r] = c if nearer else best_label[r]
+        b, s, label = fold(acc[0, r], c0, best[r], second[r], best_label[r])
+        if n_block == BLOCK_CENTERS:  # the same for every row: hoisted out of the loop
+            b, s, label = fold(acc[1, r], c0 + 1, b, s, label)
+            b, s, label = fold(acc[2, r], c0 + 2, b, s, label)
+            b, s, label = fold(acc[3, r], c0 + 3, b, s, label)
+        best[r], second[r], best_label[r] = b, s, label
 
 
 @_inline
@@ -171,13 +190,13 @@ def nearest_in_tile(XT, row0, n_rows, centers, acc, best, best_label):
 def tile_own_sq_dist(XT, row0, n_rows, Y, own, out):
     """out[r] = |X[row0 + r] - Y[own[r]]|^2: :func:`tile_sq_dist` with a centre per row."""
     x = XT[0, row0:row0 + n_rows]
-    for r in range(n_rows):
-        diff = x[r] - Y[own[r], 0]
+    for r in range(n_rows):  # unsigned labels: no negative-index fix-up in the gathers
+        diff = x[r] - Y[np.uint32(own[r]), 0]
         out[r] = diff * diff
     for f in range(1, XT.shape[0]):
         x = XT[f, row0:row0 + n_rows]
         for r in range(n_rows):
-            diff = x[r] - Y[own[r], f]
+            diff = x[r] - Y[np.uint32(own[r]), f]
             out[r] += diff * diff
 
 
@@ -197,15 +216,19 @@ def flag_rescans(dist, own, lower, shift_other, separation, margin, tiny, rescan
     """
     shrink = 1.0 - margin
     n_rescan = 0
-    for r in range(dist.shape[0]):  # branch-free, so that it vectorises
-        a = own[r]
+    for r in range(dist.shape[0]):  # branch-free: no mispredictions
+        # an unsigned label: numba then adds no negative-index fix-up to the gathers
+        a = np.uint32(own[r])
         moved = lower[r] - shift_other[a]
         low = (moved if moved > 0.0 else 0.0) * shrink
         lower[r] = low
         needed = dist[r] * (1.0 + margin)
         needed = needed if needed > tiny else tiny
         z = separation[a] - np.sqrt(needed + tiny)
-        settled = low * low > needed or (z > 0 and z * z > needed)
+        # | and &, not or and and: a short circuit is a branch (with the square root on
+        # one side), mispredicted for about every row whose bounds settle it or not at
+        # random
+        settled = (low * low > needed) | ((z > 0) & (z * z > needed))
         rescan[r] = not settled
         n_rescan += not settled
     return n_rescan
@@ -254,9 +277,8 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
                          separation, margin, tiny, rescan)
             m = 0
             for r in range(n_rows):
-                if rescan[r]:
-                    packed_rows[m] = r
-                    m += 1
+                packed_rows[m] = r
+                m += rescan[r]
             for f in range(n_features):
                 for j in range(m):
                     packed[f, j] = XT[f, row0 + packed_rows[j]]

@@ -18,7 +18,8 @@ import reference.kmeans as ref_kmeans
 from cudakmeans import KMeans, kmeans_plusplus
 from cudakmeans._cpu import kmeans as cpu_kmeans
 from cudakmeans._cpu import parallel
-from cudakmeans._cpu.math import nearest_center
+from cudakmeans._cpu.math import nearest_center, relocate_empty_clusters
+from cudakmeans._drivers import lloyd as _lloyd
 from cudakmeans._kmeans import ConvergenceWarning
 from tests.helpers import make_blobs, tolerance
 
@@ -397,3 +398,74 @@ def test_whole_run_steps_from_the_driver_where_steps_use_threads(monkeypatch):
     X, _ = make_blobs(3 * 4096, 3, 4, seed=5)
     ws = cpu_kmeans.Workspace(X, np.ones(X.shape[0]), 4)
     assert ws.lloyd_run(X[:4], 10, 0.0) is None
+
+
+def _plain_lloyd(X, w, centers_init, max_iter, tol):
+    """One Lloyd run as the textbook loop: every row against every centre
+    (``nearest_center``), each cluster's sums in row order (``np.add.at``, unbuffered,
+    index after index) and sequential totals (``np.cumsum``), no tiles and no bounds; the
+    stopping rules of ``_drivers.lloyd.kmeans_single_lloyd``. The oracle of the kernels'
+    whole result, bit for bit, for data of one chunk (``parallel.chunk_bounds``)."""
+    n_samples, n_features = X.shape
+    n_clusters = centers_init.shape[0]
+    centers = centers_init.copy()
+    labels = np.full(n_samples, -1, dtype=np.int32)
+    new_labels = np.empty(n_samples, dtype=np.int32)
+    distances = np.empty(n_samples, dtype=X.dtype)
+    n_iter = 0
+    for _ in range(max_iter):
+        _nearest_all(X, centers, new_labels, distances)
+        n_changed = int((new_labels != labels).sum())
+        labels[:] = new_labels
+        inertia = np.cumsum((w * distances).astype(np.float64))[-1]
+        sums = np.zeros((n_clusters, n_features))
+        weights = np.zeros(n_clusters)
+        np.add.at(sums, labels, w[:, None] * X)
+        np.add.at(weights, labels, w)
+        heaviest = int(np.argmax(weights))
+        if (weights == 0).any():
+            heaviest = relocate_empty_clusters(X, w, labels, distances, sums, weights)
+        empty = weights == 0
+        weights[empty], sums[empty] = weights[heaviest], sums[heaviest]
+        centers_new = (sums / weights[:, None]).astype(X.dtype)
+        diff = centers_new.astype(np.float64) - centers.astype(np.float64)
+        shift = np.cumsum((diff * diff).ravel())[-1]
+        centers, centers_new = centers_new, centers
+        n_iter += 1
+        if n_changed == 0:
+            if np.array_equal(centers, centers_new):
+                return labels, inertia, centers, n_iter
+            break
+        if shift <= tol:
+            break
+    _nearest_all(X, centers, labels, distances)
+    return labels, np.cumsum((w * distances).astype(np.float64))[-1], centers, n_iter
+
+
+@pytest.mark.parametrize("kind", ["blobs", "noise"])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unit", "weighted"])
+def test_runs_of_the_request_shape_equal_the_plain_loop(kind, weighted, dtype):
+    """The request's shape (2,634 x 7, K=26): a whole compiled run (tiles, bounds, the
+    final assignment inside) and the driver stepping ``lloyd_iter`` both give the
+    textbook loop's labels, inertia, centres and n_iter bit for bit, from k-means++
+    seeds and from an init with duplicated centres (empty clusters to relocate)."""
+    rng = np.random.default_rng(len(kind) + weighted)
+    if kind == "blobs":
+        X, _ = make_blobs(2634, 7, 26, seed=11, dtype=dtype)
+    else:
+        X = rng.standard_normal((2634, 7)).astype(dtype)
+    assert len(parallel.chunk_bounds(X.shape[0])) == 1  # the oracle's one chunk
+    w = (rng.uniform(0.2, 3.0, 2634) if weighted else np.ones(2634)).astype(dtype)
+    tol = _lloyd.tolerance(X, 1e-4)
+    empty = X[rng.choice(2634, 26, replace=False)].copy()
+    empty[[3, 9, 25]] = empty[0]
+    inits = [kmeans_plusplus(X, 26, sample_weight=w, random_state=seed, device="cpu")[0]
+             for seed in range(3)] + [empty]
+    for init, max_iter, run_tol in zip(inits, [300, 300, 7, 300], [tol, 0.0, tol, tol],
+                                       strict=True):
+        expected = _plain_lloyd(X, w, init, max_iter, run_tol)
+        ws = cpu_kmeans.Workspace(X, w, 26)
+        for got in (ws.lloyd_run(init, max_iter, run_tol),
+                    _stepped(X, w, init, max_iter, run_tol)):
+            for a, b in zip(got, expected, strict=True):
+                np.testing.assert_array_equal(a, b)
