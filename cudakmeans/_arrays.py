@@ -365,6 +365,24 @@ class DeviceData:
     device_array: object
 
 
+class DeviceWeights:
+    """Sample weights that stay on a CUDA device (made by the CUDA backend from a device
+    input, checked there, in X's dtype). The drivers use only this:
+
+    * ``shape``, ``dtype``, ``device_array`` (a contiguous vector);
+    * ``cdf(excluded=None)``: the cumulative weights that NumPy's weighted draws search,
+      kept on the device: an object with ``n_positive`` (the weights whose probability
+      ``w / w.sum()`` is positive) and ``search(u)`` (``np.searchsorted(cdf, u,
+      side='right')`` for host uniforms ``u``: only the indices come back).
+      ``excluded`` (sorted host row indices) have their probability set to zero first,
+      as ``RandomState.choice`` does between its rounds without replacement.
+    """
+
+    shape: tuple
+    dtype: np.dtype
+    device_array: object
+
+
 class LabelGroups(NamedTuple):
     """Labels grouped on a device (the silhouette's rows sorted by cluster): ``n_labels``
     distinct values, coded ``0..n_labels-1`` in ascending order of value; ``starts``

@@ -21,9 +21,10 @@ module         name                   protocol
 ``silhouette`` ``segment_sums``       :class:`SilhouetteBackend`: the block sums of
                                       ``cudakmeans.dask``'s exact silhouette
 ``arrays``     ``device_rows``,       :class:`ArrayBackend`: device-resident input (checked
-               ``count_labels``,      rows on the device, or copied to the host on the CPU;
-               ``integer_labels``,    silhouette labels grouped on the device, or read on
-               ``group_labels``       the host)
+               ``count_labels``,      rows and weights on the device, or copied to the host
+               ``integer_labels``,    on the CPU; silhouette labels grouped on the device,
+               ``group_labels``,      or read on the host)
+               ``device_weights``
 =============  =====================  =========================================================
 
 (:data:`MODULES` is that table.) Buffers a workspace hands out (centres) are opaque to the
@@ -47,7 +48,7 @@ class KMeansWorkspace(Protocol):
     device: str  # 'cuda' or 'cpu'
     n_clusters: int  # the clusters the buffers are sized for
     X: object  # the data on the host, read only: its dtype, its shape, a callable init's X
-    sample_weight: np.ndarray  # the weights on the host, read only
+    sample_weight: np.ndarray  # the weights on the host (or DeviceWeights), read only
 
     def rows(self, indices):
         """Rows ``indices`` of the data on the host, as a dense array of X's dtype."""
@@ -212,6 +213,10 @@ class ArrayBackend(Protocol):
     def group_labels(labels, rows=None):
         """:meth:`integer_labels` (``rows`` of them) as ``LabelGroups``; None: on the host."""
 
+    @staticmethod
+    def device_weights(sample_weight, n_samples, dtype):
+        """Weights for this backend's device rows: checked on the device, or on the host."""
+
 
 # The backend package of each device (what _device.get_backend imports from).
 PACKAGES = {"cuda": "_cuda", "cpu": "_cpu"}
@@ -224,5 +229,6 @@ MODULES = {
     "minibatch": {"Workspace": MiniBatchWorkspace},
     "silhouette": {"silhouette_samples": SilhouetteBackend, "segment_sums": SilhouetteBackend},
     "arrays": {"device_rows": ArrayBackend, "count_labels": ArrayBackend,
-               "integer_labels": ArrayBackend, "group_labels": ArrayBackend},
+               "integer_labels": ArrayBackend, "group_labels": ArrayBackend,
+               "device_weights": ArrayBackend},
 }

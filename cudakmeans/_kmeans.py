@@ -49,6 +49,16 @@ from ._validation import (
 __all__ = ["KMeans", "CudaKMeans", "kmeans_plusplus", "ConvergenceWarning"]
 
 
+def _sample_weight(sample_weight, X, device):
+    """``check_sample_weight`` for X; weights on a CUDA device, for rows on the device
+    that a CUDA workspace uses in place, are checked and kept there (their draws too:
+    ``_drivers.lloyd.weight_cdf``); any other weights are read on the host."""
+    if isinstance(X, DeviceData) and is_device_array(sample_weight):
+        return get_backend(device, "arrays").device_weights(sample_weight, X.shape[0],
+                                                            X.dtype)
+    return check_sample_weight(sample_weight, X.shape[0], X.dtype)
+
+
 def _backend_workspace(device, X, sample_weight, n_clusters):
     """The k-means workspace of ``device`` for dense X, or its CSR twin for sparse X."""
     module = "sparse" if isinstance(X, SparseRows) else "kmeans"
@@ -129,7 +139,7 @@ class _BaseKMeans(OutputMixin, BaseEstimator):
                             accept_sparse=self._accepts_sparse)
             self.device_ = resolve_device(self.device)
         n_clusters = self._check_params(X)
-        sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
+        sample_weight = _sample_weight(sample_weight, X, self.device_)
         return X, sample_weight, n_clusters
 
     def _check_test_data(self, X):
@@ -182,7 +192,7 @@ class _BaseKMeans(OutputMixin, BaseEstimator):
         """
         X_in = X
         X = self._check_test_data(X)
-        sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
+        sample_weight = _sample_weight(sample_weight, X, self.device_)
         return self._output(self._labels_inertia(X, sample_weight)[0], X_in)
 
     def fit_predict(self, X, y=None, sample_weight=None):
@@ -284,7 +294,7 @@ class _BaseKMeans(OutputMixin, BaseEstimator):
             centre.
         """
         X = self._check_test_data(X)
-        sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
+        sample_weight = _sample_weight(sample_weight, X, self.device_)
         return -self._labels_inertia(X, sample_weight)[1]
 
     @property
@@ -622,7 +632,7 @@ def kmeans_plusplus(X, n_clusters, *, sample_weight=None, x_squared_norms=None,
         X = get_backend(device, "arrays").device_rows(X, name="X")
     else:
         X = check_array(X, name="X", accept_sparse=True)
-    sample_weight = check_sample_weight(sample_weight, X.shape[0], X.dtype)
+    sample_weight = _sample_weight(sample_weight, X, device)
     if X.shape[0] < n_clusters:
         raise ValueError(f"n_samples={X.shape[0]} should be >= n_clusters={n_clusters}.")
     n_clusters = int(n_clusters)

@@ -324,26 +324,40 @@ def check_sample_weight(sample_weight, n_samples, dtype):
         w = np.full(n_samples, sample_weight, dtype=dtype)
     else:
         w = np.asarray(as_host(sample_weight, "sample_weight"))
-        if w.dtype.kind not in "iuf":
-            raise TypeError(f"sample_weight must be numeric, got dtype {w.dtype}.")
-        if w.ndim != 1:
-            raise ValueError(
-                f"Sample weights must be 1D array or scalar, got {w.ndim}D array. Expected "
-                f"either a scalar value or a 1D array of length {n_samples}."
-            )
-        if w.shape[0] != n_samples:
-            raise ValueError(f"sample_weight.shape == {w.shape}, expected {(n_samples,)}!")
+        check_weight_shape(w.dtype, w.shape, n_samples)
         w = np.array(w, dtype=dtype, copy=True)
-    if not np.isfinite(w).all():
-        if np.isnan(w).any():
+    finite = np.isfinite(w)
+    check_weight_values(not finite.all() and np.isnan(w).any(), not finite.all(),
+                        (w < 0).any(), (w > 0).any(), w.dtype)
+    return w
+
+
+def check_weight_shape(dtype, shape, n_samples):
+    """Raise scikit-learn's error unless weights of ``dtype`` and ``shape`` are numbers,
+    one per sample (the host's and the device's check)."""
+    if np.dtype(dtype).kind not in "iuf":
+        raise TypeError(f"sample_weight must be numeric, got dtype {dtype}.")
+    if len(shape) != 1:
+        raise ValueError(
+            f"Sample weights must be 1D array or scalar, got {len(shape)}D array. Expected "
+            f"either a scalar value or a 1D array of length {n_samples}."
+        )
+    if shape[0] != n_samples:
+        raise ValueError(f"sample_weight.shape == {tuple(shape)}, expected {(n_samples,)}!")
+
+
+def check_weight_values(has_nan, not_finite, has_negative, has_positive, dtype):
+    """Raise unless weights (already in ``dtype``) are finite, non-negative and not all
+    zero, from what a pass over them found (the host's and the device's check)."""
+    if has_nan or not_finite:
+        if has_nan:
             raise ValueError("Input sample_weight contains NaN.")
         raise ValueError("Input sample_weight contains infinity or a value too large for "
-                         f"{w.dtype!r}.")
-    if (w < 0).any():
+                         f"{np.dtype(dtype)!r}.")
+    if has_negative:
         raise ValueError("sample_weight has negative values; weights must be >= 0.")
-    if not (w > 0).any():
+    if not has_positive:
         raise ValueError("Sample weights must contain at least one non-zero number.")
-    return w
 
 
 def check_n_clusters(n_clusters, n_samples=None, *, name="n_clusters"):

@@ -7,7 +7,7 @@ for a call that runs on the CPU: ``device='cpu'``, CUDA unusable, or a fallback 
 import numpy as np
 
 from .._arrays import as_host, host
-from .._validation import check_array
+from .._validation import check_array, check_sample_weight
 
 
 def device_rows(X, *, name="X", estimator=None, min_samples=1):
@@ -29,6 +29,11 @@ def integer_labels(labels, name="labels"):
 def group_labels(labels, rows=None):
     """None: on the CPU, labels are encoded on the host."""
     return None
+
+
+def device_weights(sample_weight, n_samples, dtype):
+    """``check_sample_weight``: on the CPU, weights are read on the host."""
+    return check_sample_weight(sample_weight, n_samples, dtype)
 
 
 def output_array(host_result):

@@ -25,8 +25,15 @@ import numpy as np
 from numba import cuda, float32, float64, int32, int64
 from numba.core.types import float16
 
-from .._arrays import DeviceData
-from .._validation import check_largest, check_shape, raise_not_finite
+from .._arrays import DeviceData, DeviceWeights
+from .._validation import (
+    check_largest,
+    check_sample_weight,
+    check_shape,
+    check_weight_shape,
+    check_weight_values,
+    raise_not_finite,
+)
 from . import launch, memory
 from .launch import THREADS, is_last_block, tree_sum
 
@@ -317,6 +324,167 @@ def same_partition(labels1, labels2, mapping, mismatches, check):
             cuda.atomic.add(mismatches, 0, 1)
 
 
+
+# -- sample weights on the device ---------------------------------------------------------
+# The weighted draws (k-means++'s first centre, init='random') are NumPy's: a uniform u
+# picks the first row whose ``cdf = cumsum(float64(w / w.sum())) / its last`` exceeds u.
+# For a seed to pick the NumPy input's row, the device builds that cdf with NumPy's exact
+# operations: ``w.sum()`` is NumPy's pairwise sum (a fixed tree over blocks of
+# PAIRWISE_BLOCK values, in w's dtype) and the cumulative sum is sequential. A sequential
+# float64 sum has no parallel form that rounds the same, so :func:`weight_cdf` runs in one
+# thread: n dependent additions, once per fit (and once per extra round of a draw without
+# replacement). The search is parallel over the uniforms.
+HAS_NAN, NOT_FINITE, HAS_NEGATIVE, HAS_POSITIVE = range(4)  # cast_weights's flags
+PAIRWISE_BLOCK = 128  # numpy's PW_BLOCKSIZE (loops_utils.h)
+PAIRWISE_DEPTH = 64  # the pairwise tree halves n: 64 levels cover any int64 length
+TOTAL, N_POSITIVE = range(2)  # weight_cdf's stats
+
+
+@cuda.jit(cache=True)
+def cast_weights(src, out, flags):
+    """out[i] = src[i] in out's dtype, and what the cast values hold: NaN, NaN or +-inf,
+    a negative value, a positive value (flags set to 1 with integer atomics; each thread
+    sets a flag once, and only when it is still 0).
+
+    IN: src (n,) float32/float64. OUT: out (n,). INOUT: flags (4,)
+    int32, zero on entry.
+    """
+    nan = inf = negative = positive = 0
+    for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
+        w = out.dtype.type(src[i])
+        out[i] = w
+        if w != w:
+            nan = 1
+        elif math.isinf(w):
+            inf = 1
+        elif w < 0:
+            negative = 1
+        elif w > 0:
+            positive = 1
+    if nan != 0 and flags[HAS_NAN] == 0:
+        cuda.atomic.max(flags, HAS_NAN, 1)
+    if (nan != 0 or inf != 0) and flags[NOT_FINITE] == 0:
+        cuda.atomic.max(flags, NOT_FINITE, 1)
+    if negative != 0 and flags[HAS_NEGATIVE] == 0:
+        cuda.atomic.max(flags, HAS_NEGATIVE, 1)
+    if positive != 0 and flags[HAS_POSITIVE] == 0:
+        cuda.atomic.max(flags, HAS_POSITIVE, 1)
+
+
+@cuda.jit(device=True)
+def _leaf_sum(w, start, n):
+    """numpy's pairwise_sum of ``n <= PAIRWISE_BLOCK`` values: fewer than 8 in order from
+    -0.0; otherwise eight interleaved partial sums, combined as a tree, then the rest."""
+    if n < 8:
+        total = w.dtype.type(-0.0)
+        for i in range(start, start + n):
+            total += w[i]
+        return total
+    r = cuda.local.array(8, w.dtype)
+    for j in range(8):
+        r[j] = w[start + j]
+    i = 8
+    stop = n - n % 8
+    while i < stop:
+        for j in range(8):
+            r[j] += w[start + i + j]
+        i += 8
+    total = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    while i < n:
+        total += w[start + i]
+        i += 1
+    return total
+
+
+@cuda.jit(device=True)
+def pairwise_sum(w):
+    """``w.sum()`` as numpy computes it, bit for bit: a length above PAIRWISE_BLOCK splits
+    at half rounded down to a multiple of 8 and adds the halves' sums (left + right); a
+    block is :func:`_leaf_sum`. The recursion runs on an explicit stack, in post-order."""
+    start = cuda.local.array(PAIRWISE_DEPTH, int64)
+    size = cuda.local.array(PAIRWISE_DEPTH, int64)
+    phase = cuda.local.array(PAIRWISE_DEPTH, int32)  # 0 new, 1 left pending, 2 right
+    left = cuda.local.array(PAIRWISE_DEPTH, w.dtype)
+    top = 0
+    start[0] = 0
+    size[0] = w.shape[0]
+    phase[0] = 0
+    value = w.dtype.type(0)
+    while top >= 0:
+        m = size[top]
+        half = m // 2
+        half -= half % 8
+        if phase[top] == 0 and m > PAIRWISE_BLOCK:
+            phase[top] = 1
+            top += 1
+            start[top] = start[top - 1]
+            size[top] = half
+            phase[top] = 0
+        elif phase[top] == 0:
+            value = _leaf_sum(w, start[top], m)
+            top -= 1
+        elif phase[top] == 1:
+            left[top] = value
+            phase[top] = 2
+            top += 1
+            start[top] = start[top - 1] + half
+            size[top] = m - half
+            phase[top] = 0
+        else:
+            value = left[top] + value
+            top -= 1
+    return value
+
+
+@cuda.jit(cache=True)
+def weight_cdf(w, excluded, cdf, stats):
+    """cdf = np.cumsum(float64(w / w.sum())) with the probabilities of ``excluded`` rows
+    set to zero, as NumPy's weighted draws build it (one thread: see above).
+
+    IN: w (n,) the checked weights; excluded (m,) sorted row indices, or ``[-1]``.
+    OUT: cdf (n,) float64 (not yet divided by its last value); stats (2,) float64: the
+    weights' sum (in w's dtype), and how many probabilities are positive (excluded or not).
+    """
+    if cuda.grid(1) != 0:
+        return
+    total = pairwise_sum(w)
+    running = 0.0
+    positive = 0
+    j = 0
+    for i in range(w.shape[0]):
+        p = float64(w[i] / total)
+        if p > 0:
+            positive += 1
+        if j < excluded.shape[0] and excluded[j] == i:
+            p = 0.0
+            j += 1
+        running += p
+        cdf[i] = running
+    stats[TOTAL] = float64(total)
+    stats[N_POSITIVE] = float64(positive)
+
+
+@cuda.jit(cache=True)
+def search_cdf(cdf, u, out):
+    """out[j] = np.searchsorted(cdf / cdf[-1], u[j], side='right'): the rows whose
+    normalised cdf is at most u[j] (a binary search on the quotients, which never
+    decrease: the division by cdf[-1] > 0 keeps the order).
+
+    IN: cdf (n,) float64, u (m,) float64. OUT: out (m,) int64.
+    """
+    n = cdf.shape[0]
+    last = cdf[n - 1]
+    for j in range(cuda.grid(1), u.shape[0], cuda.gridsize(1)):
+        lo = 0
+        hi = n
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if cdf[mid] / last <= u[j]:
+                lo = mid + 1
+            else:
+                hi = mid
+        out[j] = lo
+
 def _signatures():
     sigs = {"center_rows": [], "finite_stats": [], "column_sums": [], "gather_rows": []}
     f64v, f64m = float64[::1], float64[:, ::1]
@@ -341,13 +509,17 @@ def _signatures():
     sigs["value_chunk_counts"] = [(i64v, int64, int64, i32m)]
     sigs["number_values"] = [(i32m, i64v, i64v, i64v)]
     sigs["scatter_by_value"] = [(i64v, int64, int64, i32m, i64v, i64v, i64v, i64v)]
+    sigs["cast_weights"] = [(src[::1], out[::1], i32v) for out in (float32, float64)
+                            for src in (float32, float64)]
+    sigs["weight_cdf"] = [(dt[::1], i64v, f64v, f64v) for dt in (float32, float64)]
+    sigs["search_cdf"] = [(f64v, f64v, i64v)]
     return sigs
 
 
 PTX_SIGNATURES = _signatures()
 # Kernels that take no float data (labels and counts only).
 FLOAT64_ONLY = ("copy_labels", "cluster_sizes", "same_partition", "label_bounds",
-                "value_chunk_counts", "number_values", "scatter_by_value")
+                "value_chunk_counts", "number_values", "scatter_by_value", "search_cdf")
 
 
 # -- launchers ------------------------------------------------------------------------------
@@ -623,6 +795,100 @@ def vector_astype(values, dtype):
                      f"{n:,} values in {np.dtype(dtype)}")
     stream.synchronize()
     return out.reshape(n)
+
+
+# -- sample weights -----------------------------------------------------------------------
+WEIGHT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def device_weights(sample_weight, n_samples, dtype):
+    """Device-resident contiguous float32/float64 ``sample_weight`` checked on the device
+    as :func:`~cudakmeans._validation.check_sample_weight` checks it (its messages), as
+    :class:`DeviceVector` weights in ``dtype`` (a new device buffer: the input is only
+    read). Host weights, None, scalars, strided device views and device weights of another
+    dtype (integers, float16) go through the host's check (device ones copied to the host
+    once)."""
+    from .._arrays import is_device_array
+
+    if not is_device_array(sample_weight):
+        return check_sample_weight(sample_weight, n_samples, dtype)
+    if getattr(type(sample_weight), "__cuda_ndarray__", False):  # numba's (the simulator's)
+        shape, source = sample_weight.shape, sample_weight.dtype
+    else:
+        interface = getattr(sample_weight, "__cuda_array_interface__", None)
+        if interface is None:  # CUDA DLPack without the interface: the host's error
+            return check_sample_weight(sample_weight, n_samples, dtype)
+        shape, source = interface["shape"], interface["typestr"]
+    shape = tuple(int(s) for s in shape)
+    source = np.dtype(source)
+    check_weight_shape(source, shape, n_samples)
+    if source not in WEIGHT_DTYPES:
+        return check_sample_weight(sample_weight, n_samples, dtype)
+    d = _as_numba(sample_weight, "sample_weight")
+    if not d.is_c_contiguous():  # a strided view: rare, and one kernel signature less
+        return check_sample_weight(d, n_samples, dtype)
+    stream = cuda.stream()
+    what = f"{n_samples:,} sample weights"
+    out = memory.device_array(n_samples, dtype, stream=stream, what=what)
+    flags = memory.to_device(np.zeros(4, dtype=np.int32), stream=stream, what=what)
+    cast_weights[launch.elementwise_blocks(n_samples), THREADS, stream](d, out, flags)
+    seen = flags.copy_to_host(stream=stream)
+    stream.synchronize()
+    check_weight_values(seen[HAS_NAN], seen[NOT_FINITE], seen[HAS_NEGATIVE],
+                        seen[HAS_POSITIVE], dtype)
+    return DeviceVector(out, stream)
+
+
+class DeviceVector(DeviceWeights):
+    """Checked weights on the device (see :class:`~cudakmeans._arrays.DeviceWeights`)."""
+
+    def __init__(self, device_array, stream):
+        self.device_array = device_array
+        self.shape = (int(device_array.shape[0]),)
+        self.dtype = np.dtype(device_array.dtype)
+        self.stream = stream
+
+    def cdf(self, excluded=None):
+        """The cumulative probabilities NumPy's weighted draws search (:func:`weight_cdf`),
+        on the device; ``excluded`` rows count as zero."""
+        s = self.stream
+        what = "the cumulative weights"
+        rows = np.asarray([-1] if excluded is None or len(excluded) == 0 else excluded,
+                          dtype=np.int64)
+        d_rows = memory.to_device(np.sort(rows), stream=s, what=what)
+        out = memory.device_array(self.shape[0], np.float64, stream=s, what=what)
+        stats = memory.device_array(2, np.float64, stream=s, what=what)
+        weight_cdf[1, 1, s](self.device_array, d_rows, out, stats)
+        total, n_positive = stats.copy_to_host(stream=s)
+        s.synchronize()
+        if not np.isfinite(total):
+            raise ValueError(
+                f"sample_weight sums to {total} in {self.dtype}: the weights are too large "
+                "to normalise into probabilities; scale them down.")
+        return DeviceCdf(out, int(n_positive), s)
+
+
+class DeviceCdf:
+    """A cumulative weight vector on the device that host uniforms are searched in."""
+
+    def __init__(self, cdf, n_positive, stream):
+        self.cdf = cdf
+        self.n_positive = n_positive
+        self.stream = stream
+
+    def search(self, u):
+        """``np.searchsorted(cdf / cdf[-1], u, side='right')`` for host uniforms ``u``
+        (a scalar or an array): host int64 indices of u's shape."""
+        u = np.asarray(u, dtype=np.float64)
+        flat = np.ascontiguousarray(u.reshape(-1))
+        s = self.stream
+        what = "the weighted draws"
+        d_u = memory.to_device(flat, stream=s, what=what)
+        out = memory.device_array(flat.shape[0], np.int64, stream=s, what=what)
+        search_cdf[launch.elementwise_blocks(flat.shape[0]), THREADS, s](self.cdf, d_u, out)
+        found = out.copy_to_host(stream=s)
+        s.synchronize()
+        return found.reshape(u.shape)
 
 
 # -- labels -------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import math
 import numpy as np
 from numba import cuda, float32, float64, int32, int64, uint64
 
-from .._arrays import DeviceData
+from .._arrays import DeviceData, DeviceWeights
 from . import arrays, compile, launch, memory, registry
 from .launch import (
     BLOCK_ROWS,
@@ -692,7 +692,10 @@ class Workspace:
         with memory.released_on_failure(self):
             self.d_X = X.device_array if self.resident else memory.to_device(
                 X, stream=stream, what=what)
-            self.d_weight = memory.to_device(sample_weight, stream=stream, what=what)
+            # Weights checked on the device (cudakmeans._arrays.DeviceWeights) stay there.
+            self.d_weight = (sample_weight.device_array
+                             if isinstance(sample_weight, DeviceWeights) else
+                             memory.to_device(sample_weight, stream=stream, what=what))
             self.set_n_clusters(n_clusters)
 
     def set_n_clusters(self, n_clusters):

@@ -9,7 +9,7 @@ would choose.
 
 import numpy as np
 
-from .._arrays import DeviceData
+from .._arrays import DeviceData, DeviceWeights
 from .._sparse import SparseRows
 
 
@@ -78,8 +78,11 @@ def weight_cdf(sample_weight):
     """The normalised cumulative weights that :func:`weighted_choice` searches.
 
     ``p = w / w.sum()`` in the weights' dtype (as the callers of ``choice`` compute it),
-    which ``choice`` converts to float64 before its cumulative sum.
+    which ``choice`` converts to float64 before its cumulative sum. Weights on a device
+    (:class:`~cudakmeans._arrays.DeviceWeights`) build the same cdf there, bit for bit.
     """
+    if isinstance(sample_weight, DeviceWeights):
+        return sample_weight.cdf()
     cdf = np.cumsum((sample_weight / sample_weight.sum()).astype(np.float64))
     cdf /= cdf[-1]
     return cdf
@@ -93,10 +96,45 @@ def weighted_choice(random_state, cdf, size=None):
     RandomState algorithm, which numpy keeps fixed for stream compatibility (checked
     against ``choice`` in tests/test_lloyd.py). ``choice`` re-validates and re-sums all
     n weights on every call; a fit computes the cdf once (for a mini-batch fit over
-    2,000,000 rows, that is a 2,000,000-long sum saved per step).
+    2,000,000 rows, that is a 2,000,000-long sum saved per step). A device cdf is
+    searched there (only the indices come back).
     """
-    found = np.searchsorted(cdf, random_state.random_sample(size), side="right")
+    u = random_state.random_sample(size)
+    if isinstance(cdf, np.ndarray):
+        found = np.searchsorted(cdf, u, side="right")
+    else:
+        found = cdf.search(u)
     return int(found) if size is None else found.astype(np.int64, copy=False)
+
+
+def choice_without_replacement(random_state, sample_weight, size):
+    """``random_state.choice(n, size, replace=False, p=w / w.sum())``.
+
+    Host weights call it. Device weights (:class:`~cudakmeans._arrays.DeviceWeights`)
+    run the legacy RandomState algorithm, which numpy keeps fixed for stream
+    compatibility, with the cdf built and searched on the device: draw the missing
+    number of uniforms, search them in the cdf of the rows not yet chosen, keep each
+    new row once in order of first appearance; repeat until ``size`` rows are chosen
+    (checked against ``choice`` in tests/_cuda/test_arrays.py).
+    """
+    w = sample_weight
+    if not isinstance(w, DeviceWeights):
+        return random_state.choice(w.shape[0], size=size, replace=False, p=w / w.sum())
+    cdf = w.cdf()
+    if cdf.n_positive < size:
+        raise ValueError("Fewer non-zero entries in p than size")
+    found = np.zeros(size, dtype=np.int64)
+    n_found = 0
+    while n_found < size:
+        u = random_state.random_sample(size - n_found)
+        if n_found:
+            cdf = w.cdf(excluded=np.sort(found[:n_found]))
+        new = cdf.search(u)
+        _, first = np.unique(new, return_index=True)
+        new = new[np.sort(first)]
+        found[n_found:n_found + new.size] = new
+        n_found += new.size
+    return found
 
 
 def _draw_kmeans_plusplus(ws, n_clusters, random_state, n_local_trials=None, cdf=None):
@@ -131,7 +169,7 @@ def draw_init(ws, n_clusters, init, random_state, cdf=None):
     if _is(init, "k-means++"):
         return PlusPlusDraws(*_draw_kmeans_plusplus(ws, n_clusters, random_state, cdf=cdf))
     if _is(init, "random"):
-        seeds = random_state.choice(w.shape[0], size=n_clusters, replace=False, p=w / w.sum())
+        seeds = choice_without_replacement(random_state, w, n_clusters)
         return lambda run_ws: run_ws.rows(seeds)
     X = ws.X
     if callable(init):

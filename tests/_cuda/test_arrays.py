@@ -420,3 +420,148 @@ def test_kmeans_plusplus_seeds_device_X_where_it_is(monkeypatch, blobs, layout):
     assert is_numba_array(centers) and is_numba_array(indices)
     np.testing.assert_array_equal(indices.copy_to_host(), expected_indices)
     np.testing.assert_array_equal(centers.copy_to_host(), expected_centers)
+
+
+# -- sample_weight and init on the device -----------------------------------------------------
+# Tolerance: none against the same device X with the weights on the host (the device builds
+# NumPy's cdf bit for bit, so every draw, and so every run, is the same); against NumPy
+# input, that of the layouts test above (the centring differs by a rounding).
+def device_weights(w, kind):
+    from numba import cuda
+
+    return cuda.to_device(w.astype(kind))
+
+
+@pytest.mark.parametrize(("init", "kind"), [("k-means++", "float32"), ("random", "float64"),
+                                            ("array", "float64")])
+def test_device_weights_give_the_fit_of_host_weights(monkeypatch, init, kind):
+    """Device X and device weights (and a device init array): the fit of the same device X
+    with the weights on the host, bit for bit (labels, centres, inertia, n_iter), and of
+    NumPy input; nothing of length n_samples comes to the host; the weights are checked and
+    their cdf is built and searched on the device (the kernels are counted)."""
+    from numba import cuda
+
+    n = 48
+    X, _ = make_blobs(n, 2, N_CLUSTERS, seed=12, dtype=np.float32)
+    w = np.random.RandomState(3).uniform(0.0, 3.0, n) ** 3
+    w[::7] = 0.0
+    host_w = w.astype(np.float32) if kind == "float32" else w
+    d_X, d_w = cuda.to_device(X), device_weights(w, kind)
+    before = d_w.copy_to_host()
+    settings = dict(n_init=2 if init == "random" else 1, random_state=5, max_iter=6,
+                    init=init)
+    d_settings = dict(settings)
+    if init == "array":
+        settings.update(init=X[[1, 20, 40]])
+        d_settings.update(init=cuda.to_device(X[[1, 20, 40]]))
+    with census_module.counting(monkeypatch) as census:
+        model = KMeans(N_CLUSTERS, device="cuda", **d_settings).fit(d_X, sample_weight=d_w)
+        score = model.score(d_X, sample_weight=d_w)
+    launched = {kernel.fn.__name__ for kernel, _ in census.launched}
+    assert "cast_weights" in launched
+    if init != "array":
+        assert {"weight_cdf", "search_cdf"} <= launched
+    assert max(census.sizes(kind="d2h")) < n, census.sizes(kind="d2h")
+    assert census.host_arrays_passed == 0
+    same = KMeans(N_CLUSTERS, device="cuda", **settings).fit(d_X, sample_weight=host_w)
+    np.testing.assert_array_equal(model.labels_.copy_to_host(), same.labels_.copy_to_host())
+    np.testing.assert_array_equal(model.cluster_centers_.copy_to_host(),
+                                  same.cluster_centers_.copy_to_host())
+    assert (model.inertia_, model.n_iter_) == (same.inertia_, same.n_iter_)
+    assert score == same.score(d_X, sample_weight=host_w)
+    expected = KMeans(N_CLUSTERS, device="cuda", **settings).fit(X, sample_weight=host_w)
+    np.testing.assert_array_equal(model.labels_.copy_to_host(), expected.labels_)
+    assert model.n_iter_ == expected.n_iter_
+    rtol = tolerance(np.float32, 100)
+    np.testing.assert_allclose(model.cluster_centers_.copy_to_host(),
+                               expected.cluster_centers_, rtol=rtol, atol=rtol * 10)
+    np.testing.assert_allclose(model.inertia_, expected.inertia_, rtol=rtol)
+    np.testing.assert_array_equal(d_w.copy_to_host(), before)  # the input is untouched
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_device_weight_draws_are_numpys(dtype):
+    """The device's pairwise sum, cdf and searches against NumPy's own: ``w.sum()`` bit for
+    bit, ``choice`` with replacement (k-means++'s first centre, the mini-batches) and
+    without (init='random'; heavy weights force repeated rounds), the RandomState left in
+    the same state. 300 rows: the pairwise tree splits below the top."""
+    from numba import cuda
+
+    from cudakmeans._cuda import arrays
+    from cudakmeans._drivers import lloyd
+
+    rng = np.random.RandomState(8)
+    n = 300
+    w = (rng.uniform(0, 1, n) ** 8).astype(dtype)
+    w[rng.randint(0, n, 40)] = 0
+    d_w = arrays.device_weights(cuda.to_device(w), n, dtype)
+    assert isinstance(d_w, arrays.DeviceVector)
+    for other in (cuda.to_device(np.repeat(w, 2))[::2], cuda.to_device(w.astype(np.float16))):
+        on_host = arrays.device_weights(other, n, dtype)  # strided, float16: on the host
+        assert isinstance(on_host, np.ndarray) and on_host.dtype == dtype
+        np.testing.assert_array_equal(on_host, other.copy_to_host().astype(dtype))
+    cdf = d_w.cdf()
+    assert cdf.n_positive == np.count_nonzero(w / w.sum() > 0)
+    host_cdf = lloyd.weight_cdf(w)
+    ours, theirs = np.random.RandomState(1), np.random.RandomState(1)
+    np.testing.assert_array_equal(lloyd.weighted_choice(ours, cdf, 200),
+                                  theirs.choice(n, 200, p=w / w.sum()))
+    assert lloyd.weighted_choice(ours, cdf) == lloyd.weighted_choice(theirs, host_cdf)
+    rounds = []
+    cdf_of = arrays.DeviceVector.cdf
+
+    def counted(self, excluded=None):
+        rounds.append(excluded)
+        return cdf_of(self, excluded)
+
+    for seed in range(3):
+        ours, theirs = np.random.RandomState(seed), np.random.RandomState(seed)
+        arrays.DeviceVector.cdf = counted
+        try:
+            drawn = lloyd.choice_without_replacement(ours, d_w, 30)
+        finally:
+            arrays.DeviceVector.cdf = cdf_of
+        np.testing.assert_array_equal(drawn, theirs.choice(n, 30, replace=False,
+                                                           p=w / w.sum()))
+        assert ours.random_sample() == theirs.random_sample()
+    assert sum(r is not None for r in rounds) > 0  # repeats were drawn again
+    with pytest.raises(ValueError, match="Fewer non-zero entries in p than size"):
+        lloyd.choice_without_replacement(ours, d_w, n)
+
+
+def test_pairwise_sum_is_numpys_at_the_block_edges():
+    from numba import cuda
+
+    from cudakmeans._cuda import arrays
+
+    rng = np.random.RandomState(4)
+    for n in (1, 7, 8, 9, 127, 128, 129, 136, 257, 1000):
+        w = rng.uniform(0, 1, n).astype(np.float32) * np.float32(1.37)
+        stats = cuda.device_array(2, np.float64)
+        arrays.weight_cdf[1, 1](cuda.to_device(w), cuda.to_device(np.array([-1])),
+                                cuda.device_array(n, np.float64), stats)
+        assert np.float32(stats.copy_to_host()[0]) == w.sum(), n
+
+
+@pytest.mark.parametrize(("values", "match"), [
+    (np.array([1.0, np.nan] * 3), "Input sample_weight contains NaN"),
+    (np.array([1.0, 1e300] * 3), "contains infinity or a value too large for "
+     "dtype\\('float32'\\)"),
+    (np.array([1.0, -1.0] * 3), "sample_weight has negative values"),
+    (np.zeros(6), "Sample weights must contain at least one non-zero number"),
+    (np.ones((6, 1)), "Sample weights must be 1D array or scalar, got 2D array"),
+    (np.ones(5), "sample_weight.shape == \\(5,\\), expected \\(6,\\)!"),
+    (np.full(6, 3e38, dtype=np.float32), "sample_weight sums to inf in float32"),
+])
+def test_bad_device_weights_are_refused_with_the_hosts_messages(values, match):
+    from numba import cuda
+
+    X = np.arange(12, dtype=np.float32).reshape(6, 2)
+    if "sums to" not in match:  # the host's message (a cast to float32 that overflows warns)
+        with pytest.raises(ValueError, match=match), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            KMeans(2, n_init=1, device="cuda").fit(X, sample_weight=values)
+    with pytest.raises(ValueError, match=match), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the simulator's cast warns too
+        KMeans(2, n_init=1, device="cuda").fit(cuda.to_device(X),
+                                               sample_weight=cuda.to_device(values))
