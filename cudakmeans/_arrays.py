@@ -357,6 +357,7 @@ class DeviceData:
       the device; ``X - mean``: the centred rows, a new device buffer;
     * ``X[indices]``: those rows on the host (a few rows: seeds, explicit inits);
       ``X.take(indices)`` (host or device integers): those rows as new device rows;
+      ``X.block(start, stop)``: rows ``start:stop`` as device rows (a view);
     * ``row_norms()``: the rows' Euclidean norms, float64, a device vector.
     """
 

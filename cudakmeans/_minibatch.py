@@ -21,7 +21,7 @@ import warnings
 
 import numpy as np
 
-from ._arrays import as_host, origin
+from ._arrays import DeviceData, as_host, is_device_array, origin
 from ._device import get_backend, resolve_device
 from ._drivers import lloyd
 from ._drivers import minibatch as driver
@@ -70,6 +70,8 @@ class _Rows:
         for start in range(0, shape[0], ROW_BLOCK):  # one streaming pass: finite values
             check_finite(self.block(start, start + ROW_BLOCK), name="X")
 
+    on_device = False
+
     @property
     def in_memory(self):
         return isinstance(self.data, SparseRows) or (
@@ -101,6 +103,43 @@ class _Rows:
     def tolerance(self, tol):
         """scikit-learn's ``_tolerance``: ``tol`` times the mean per-feature variance."""
         return lloyd.tolerance(self.data if self.in_memory else self, tol)
+
+
+class _DeviceRows:
+    """X on a CUDA device, checked there (the CUDA backend's rows), read as :class:`_Rows`
+    reads host X: a block is a view, a batch is gathered on the device; nothing comes to
+    the host."""
+
+    on_device = True
+    sparse = False
+    in_memory = True
+
+    def __init__(self, data):
+        self.data = data
+        self.shape, self.dtype = data.shape, data.dtype
+
+    def block(self, start, stop):
+        return self.data.block(start, stop)
+
+    def take(self, indices):
+        return self.data.take(indices)
+
+    def blocks(self):
+        yield self.data
+
+    def tolerance(self, tol):
+        return lloyd.tolerance(self.data, tol)
+
+
+def _rows(X, device, estimator="MiniBatchKMeans"):
+    """The reader of X: on a CUDA device and run there, :class:`_DeviceRows`; otherwise
+    :class:`_Rows` (device X copied to the host once)."""
+    if is_device_array(X):
+        data = get_backend(device, "arrays").device_rows(X, name="X", estimator=estimator)
+        if isinstance(data, DeviceData):
+            return _DeviceRows(data)
+        return _Rows(data, estimator)
+    return _Rows(as_host(X), estimator)
 
 
 def _is_data_frame(X):
@@ -313,8 +352,8 @@ class MiniBatchKMeans(_BaseKMeans):
         self._validate_params()
         check_feature_names(self, X, reset=True)
         self._fit_origin = origin(X)
-        rows = _Rows(as_host(X))
         self.device_ = resolve_device(self.device)
+        rows = _rows(X, self.device_)
         n_clusters = self._check_minibatch_params(rows)
         n_samples = rows.shape[0]
         sample_weight = check_sample_weight(sample_weight, n_samples, rows.dtype)
@@ -379,7 +418,10 @@ class MiniBatchKMeans(_BaseKMeans):
             self._validate_params()
         check_feature_names(self, X, reset=not has_centers)
         self._fit_origin = origin(X)
-        rows = _Rows(as_host(X))
+        # Every step uploads the centres and counts it starts from, so each may run where
+        # the device resolves now (after a CUDA out-of-memory, the next step retries CUDA).
+        self.device_ = resolve_device(self.device)
+        rows = _rows(X, self.device_)
         if has_centers:
             check_n_features(self, rows)
         if not hasattr(self, "_random_state"):
@@ -387,9 +429,6 @@ class MiniBatchKMeans(_BaseKMeans):
         random_state = self._random_state
         n_samples = rows.shape[0]
         self.n_steps_ = getattr(self, "n_steps_", 0)
-        # Every step uploads the centres and counts it starts from, so each may run where
-        # the device resolves now (after a CUDA out-of-memory, the next step retries CUDA).
-        self.device_ = resolve_device(self.device)
         if not has_centers:
             n_clusters = self._check_minibatch_params(rows)
             self._dtype = rows.dtype
@@ -402,6 +441,10 @@ class MiniBatchKMeans(_BaseKMeans):
         else:
             centers = self._centers()
             n_clusters = centers.shape[0]
+            if rows.dtype != centers.dtype and rows.on_device:
+                raise TypeError(
+                    f"X is {rows.dtype} on the device but {type(self).__name__} was fitted "
+                    f"on {centers.dtype} data; cast X to {centers.dtype} on the device first.")
             if rows.dtype != centers.dtype:
                 rows.dtype = centers.dtype  # blocks are read in the fitted dtype
             sample_weight = check_sample_weight(sample_weight, n_samples, rows.dtype)

@@ -590,6 +590,10 @@ class DeviceRows(DeviceData):
             raise TypeError(f"rows of {self.dtype} on the device are not cast to {dtype}")
         return self
 
+    def block(self, start, stop):
+        """Rows ``start:stop`` as rows on the device: a view, no copy."""
+        return DeviceRows(self.device_array[start:stop], self.stream)
+
     def take(self, indices):
         """Rows ``indices`` (host or device integers) as new rows on the device."""
         s = self.stream

@@ -18,7 +18,8 @@ import numpy as np
 from numba import cuda, float32, float64, int32, int64
 
 from .. import _math, _minibatch_math
-from . import compile, kmeans, launch, memory, registry
+from .._arrays import DeviceData
+from . import arrays, compile, kmeans, launch, memory, registry
 from .kmeans import ASSIGN_ROWS, _stats, accumulate_rows, reduce_stats
 from .kmeans import INERTIA as ASSIGNED_INERTIA
 from .launch import THREADS, tree_sum
@@ -178,12 +179,14 @@ class Workspace:
             self.d_scalars = memory.device_array(5, np.float64, stream=stream, what=what)
             self._allocate_rows(batch_rows)
 
-    def _allocate_rows(self, n_rows):
+    def _allocate_rows(self, n_rows, with_rows=True):
+        """Buffers for blocks of ``n_rows`` rows; ``with_rows=False``: no buffer for the
+        rows themselves (blocks that are already on the device are read where they are)."""
         plan = self._plan(n_rows)
         what = f"MiniBatchKMeans blocks of {n_rows:,} x {self.n_features} {self.dtype}"
         with memory.released_on_failure(self):
-            self.d_X = memory.device_array((n_rows, self.n_features), self.dtype,
-                                           stream=self.stream, what=what)
+            self.d_X = memory.device_array((n_rows if with_rows else 0, self.n_features),
+                                           self.dtype, stream=self.stream, what=what)
             self.d_weight = memory.device_array(n_rows, self.dtype, stream=self.stream,
                                                 what=what)
             self.d_labels = memory.device_array((1, n_rows), np.int32, stream=self.stream,
@@ -231,12 +234,20 @@ class Workspace:
 
     # -- one step -----------------------------------------------------------------------
     def _upload(self, X, sample_weight):
+        """The block on the device: host rows copied into the block buffer, rows already
+        on the device (:class:`~cudakmeans._arrays.DeviceData`, of this dtype) used in
+        place; the weights (host) copied."""
         n = X.shape[0]
-        if n > self.d_X.shape[0]:
+        resident = isinstance(X, DeviceData)
+        if n > self.d_weight.shape[0] or (not resident and n > self.d_X.shape[0]):
             self._fold_pending()  # the slots are about to be replaced
-            self._allocate_rows(n)
-        d_X, d_w = self.d_X[:n], self.d_weight[:n]
-        d_X.copy_to_device(np.ascontiguousarray(X, dtype=self.dtype), stream=self.stream)
+            self._allocate_rows(n, with_rows=not resident)
+        d_w = self.d_weight[:n]
+        if resident:
+            d_X = X.device_array
+        else:
+            d_X = self.d_X[:n]
+            d_X.copy_to_device(np.ascontiguousarray(X, dtype=self.dtype), stream=self.stream)
         d_w.copy_to_device(np.ascontiguousarray(sample_weight, dtype=self.dtype),
                            stream=self.stream)
         return d_X, d_w
@@ -306,8 +317,9 @@ class Workspace:
     def reassign(self, X_new, min_kept):
         """Move the flagged centres onto the rows ``X_new``; return the new squared shift."""
         self._prepare(_this_module(), "reassign_centers")
-        d_new = memory.to_device(np.ascontiguousarray(X_new, dtype=self.dtype),
-                                 stream=self.stream, what="the reassigned centres")
+        d_new = X_new.device_array if isinstance(X_new, DeviceData) else memory.to_device(
+            np.ascontiguousarray(X_new, dtype=self.dtype), stream=self.stream,
+            what="the reassigned centres")
         reassign_centers[1, THREADS, self.stream](
             d_new, self.d_flags, self.d_centers_old[0], self.d_centers[0], self.d_counts,
             float(min_kept), self.d_scalars)
@@ -315,11 +327,15 @@ class Workspace:
 
     # -- labels -------------------------------------------------------------------------
     def labels_inertia(self, X, sample_weight):
-        """Labels of a block of rows against the current centres, and its inertia."""
+        """Labels of a block of rows against the current centres, and its inertia (labels
+        of rows on the device stay there: a device copy)."""
         plan, d_labels = self._assign(X, sample_weight, update=False)
         reduce_stats[1, THREADS, self.stream](self.d_block_stats[:, :plan.n_tiles],
                                               self.d_assigned)
-        labels = self._download(d_labels)
+        if isinstance(X, DeviceData):
+            labels = arrays.copy_of_labels(self.d_labels[:, :X.shape[0]], self.stream)[0]
+        else:
+            labels = self._download(d_labels)
         return labels, float(self._download(self.d_assigned)[0, ASSIGNED_INERTIA])
 
 

@@ -4,10 +4,11 @@ steps of a fit, and labelling every row block by block.
 They read like scikit-learn's ``_mini_batch_step`` and ``_mini_batch_convergence`` and talk
 to a backend mini-batch *workspace*, which keeps the centres and their running weights on
 its device for the whole fit and returns a few scalars per step. ``rows`` is the public
-layer's reader of X (``shape``, ``dtype``, ``take(indices)``, ``block(start, stop)``): an
-in-memory array, scipy.sparse rows or an np.memmap, of which only the drawn batch is
-gathered per step. Every random number comes from one ``np.random.RandomState`` in
-scikit-learn's order, so a seed gives scikit-learn's batches and reassignments.
+layer's reader of X (``shape``, ``dtype``, ``take(indices)``, ``block(start, stop)``,
+``on_device``): an in-memory array, scipy.sparse rows or an np.memmap, of which only the
+drawn batch is gathered per step, or rows on a CUDA device, gathered there. Every random
+number comes from one ``np.random.RandomState`` in scikit-learn's order, so a seed gives
+scikit-learn's batches and reassignments.
 """
 
 from typing import NamedTuple
@@ -84,7 +85,9 @@ class Batches:
     def __init__(self, rows, sample_weight, batch_size, random_state):
         self.rows, self.batch_size, self.random_state = rows, batch_size, random_state
         self.cdf = lloyd.weight_cdf(sample_weight)  # summed once, not once per step
-        self.pool = _threads.background_pool()
+        # Rows on a device are gathered there, asynchronously already: no thread ahead.
+        self.pool = None if getattr(rows, "on_device", False) else (
+            _threads.background_pool())
         self.ahead = None  # (state before the draw, batch, future of its rows)
 
     def _draw(self):
@@ -244,8 +247,11 @@ def chunk_step(ws, rows, sample_weight, random_state, reassignment_ratio, *, ran
 
 def label_rows(ws, rows, sample_weight):
     """Labels of every row against the centres of ``ws`` and the total inertia, one block
-    of :data:`ROW_BLOCK` rows at a time."""
+    of :data:`ROW_BLOCK` rows at a time (rows on a device: in one block, and the labels
+    stay there)."""
     n_samples = rows.shape[0]
+    if getattr(rows, "on_device", False):
+        return ws.labels_inertia(rows.block(0, n_samples), sample_weight)
     labels = np.empty(n_samples, dtype=np.int32)
     total = 0.0
     for start in range(0, n_samples, ROW_BLOCK):

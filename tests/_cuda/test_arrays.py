@@ -565,3 +565,56 @@ def test_bad_device_weights_are_refused_with_the_hosts_messages(values, match):
         warnings.simplefilter("ignore", RuntimeWarning)  # the simulator's cast warns too
         KMeans(2, n_init=1, device="cuda").fit(cuda.to_device(X),
                                                sample_weight=cuda.to_device(values))
+
+
+# -- MiniBatchKMeans on device X ----------------------------------------------------------------
+# Tolerance: none. MiniBatchKMeans does not centre X, so the batches gathered on the device
+# are the NumPy input's rows, stepped by the same kernels: every result is the same bits.
+def test_minibatch_on_device_X_is_numpy_inputs_bit_for_bit(monkeypatch):
+    """fit (batches drawn by weight, reassignments: a high ratio makes them happen), then
+    partial_fit twice and predict: the NumPy input's results on CUDA, bit for bit; the
+    batches are gathered on the device and nothing of length n_samples comes back."""
+    from numba import cuda
+
+    from cudakmeans import MiniBatchKMeans
+    from cudakmeans._cuda import minibatch as cuda_minibatch
+
+    n = 60
+    X, _ = make_blobs(n, 2, N_CLUSTERS, seed=13, dtype=np.float32)
+    w = np.random.RandomState(6).uniform(0.5, 2.0, n)
+    d_X = layouts(X)["F"][0]  # made contiguous rows on the device
+    reassigned = []
+    reassign = cuda_minibatch.Workspace.reassign
+
+    def counted(self, X_new, min_kept):
+        reassigned.append(X_new.shape[0])
+        return reassign(self, X_new, min_kept)
+
+    monkeypatch.setattr(cuda_minibatch.Workspace, "reassign", counted)
+    settings = dict(batch_size=16, max_iter=2, random_state=3, reassignment_ratio=0.6,
+                    device="cuda")
+    with census_module.counting(monkeypatch) as census:
+        model = MiniBatchKMeans(N_CLUSTERS, **settings).fit(d_X, sample_weight=w)
+        predicted = model.predict(d_X)
+        stream = MiniBatchKMeans(N_CLUSTERS, **settings)
+        for chunk in (slice(0, 30), slice(30, 60)):
+            stream.partial_fit(d_X[chunk], sample_weight=w[chunk])
+    assert max(census.sizes(kind="d2h")) < n, census.sizes(kind="d2h")
+    assert census.host_arrays_passed == 0
+    assert reassigned  # the reassignment path ran on device rows
+    expected = MiniBatchKMeans(N_CLUSTERS, **settings).fit(X, sample_weight=w)
+    assert is_numba_array(model.labels_) and is_numba_array(predicted)
+    np.testing.assert_array_equal(model.cluster_centers_.copy_to_host(),
+                                  expected.cluster_centers_)
+    np.testing.assert_array_equal(model.labels_.copy_to_host(), expected.labels_)
+    np.testing.assert_array_equal(predicted.copy_to_host(), expected.labels_)
+    assert (model.inertia_, model.n_steps_) == (expected.inertia_, expected.n_steps_)
+    host_stream = MiniBatchKMeans(N_CLUSTERS, **settings)
+    for chunk in (slice(0, 30), slice(30, 60)):
+        host_stream.partial_fit(X[chunk], sample_weight=w[chunk])
+    np.testing.assert_array_equal(stream.cluster_centers_.copy_to_host(),
+                                  host_stream.cluster_centers_)
+    np.testing.assert_array_equal(stream.labels_.copy_to_host(), host_stream.labels_)
+    assert stream.inertia_ == host_stream.inertia_
+    with pytest.raises(TypeError, match="cast X to float32 on the device"):
+        stream.partial_fit(cuda.to_device(X.astype(np.float64)))
