@@ -22,7 +22,7 @@ Design notes (the why):
 import math
 
 import numpy as np
-from numba import cuda, float32, float64, int32, int64
+from numba import cuda, float32, float64, int8, int16, int32, int64, uint8, uint16, uint32, uint64
 from numba.core.types import float16
 
 from .._arrays import DeviceData, DeviceWeights
@@ -201,7 +201,9 @@ def label_bounds(labels, rows, out, bounds):
     """out[j] = labels[rows[j]] (every row when ``rows`` is ``[-1]``) as int64, and their
     range: bounds = (smallest, largest) (integer atomics: any order, the same answer).
 
-    IN: labels (n,) int32 or int64, any layout; rows (m,) int64 or ``[-1]``. OUT: out (m,).
+    IN: labels (n,) int32 or int64 of any layout, or another integer dtype, contiguous
+    (uint64 wraps past int64's range: the caller checks); rows (m,) int64 or ``[-1]``.
+    OUT: out (m,).
     INOUT: bounds (2,) int64, (int64 max, int64 min) on entry.
     """
     every = rows[0] < 0
@@ -505,7 +507,8 @@ def _signatures():
     sigs["same_partition"] = [(int32[::1], int32[::1], int32[::1], int32[::1], int64)]
     i64v, i32m = int64[::1], int32[:, ::1]
     sigs["label_bounds"] = [(labels, i64v, i64v, i64v) for labels in (
-        int32[::1], int32[:], int64[::1], int64[:])]
+        int32[::1], int32[:], int64[::1], int64[:], int8[::1], int16[::1], uint8[::1],
+        uint16[::1], uint32[::1], uint64[::1])]
     sigs["value_chunk_counts"] = [(i64v, int64, int64, i32m)]
     sigs["number_values"] = [(i32m, i64v, i64v, i64v)]
     sigs["scatter_by_value"] = [(i64v, int64, int64, i32m, i64v, i64v, i64v, i64v)]
@@ -897,12 +900,16 @@ class DeviceCdf:
 
 # -- labels -------------------------------------------------------------------------------
 LABEL_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
+# Other integer labels are grouped on the device when contiguous (one kernel signature
+# each); uint64 values past the int64 range are read on the host.
+CONTIGUOUS_LABEL_DTYPES = tuple(np.dtype(t) for t in (
+    np.int8, np.int16, np.uint8, np.uint16, np.uint32, np.uint64))
 
 
 def integer_labels(labels, name="labels"):
-    """Device-resident int32/int64 ``labels`` as a numba device array over their memory
-    (once their producer is done); None for host labels or another dtype (read on the
-    host, with the host's checks)."""
+    """Device-resident integer ``labels`` as a numba device array over their memory
+    (once their producer is done); None for host labels or a non-integer dtype (read on
+    the host, with the host's checks)."""
     from .._arrays import is_device_array
 
     if not is_device_array(labels):
@@ -912,7 +919,7 @@ def integer_labels(labels, name="labels"):
         dtype = np.dtype(interface["typestr"]) if interface else np.dtype(labels.dtype)
     except TypeError:
         return None
-    if dtype not in LABEL_DTYPES:
+    if dtype not in LABEL_DTYPES + CONTIGUOUS_LABEL_DTYPES:
         return None
     return _as_numba(labels, name)
 
@@ -927,7 +934,8 @@ def group_labels(labels, rows=None):
     stream = cuda.stream()
     what = "the labels grouped by value"
     n = labels.shape[0] if rows is None else len(rows)
-    if n == 0:
+    dtype = np.dtype(labels.dtype)
+    if n == 0 or (dtype not in LABEL_DTYPES and not labels.is_c_contiguous()):
         return None
     d_rows = memory.to_device(np.ascontiguousarray([-1] if rows is None else rows,
                                                    dtype=np.int64), stream=stream, what=what)
@@ -938,6 +946,8 @@ def group_labels(labels, rows=None):
     label_bounds[launch.elementwise_blocks(n), THREADS, stream](labels, d_rows, values, bounds)
     low, high = (int(b) for b in bounds.copy_to_host(stream=stream))
     stream.synchronize()
+    if dtype == np.uint64 and low < 0:  # values past int64's range wrapped round
+        return None
     plan = launch.label_plan(n, high - low + 1)
     if plan is None:
         return None

@@ -307,6 +307,27 @@ def test_bad_device_labels_are_refused_with_the_hosts_messages(sil_data, make_la
         silhouette_samples(cuda.to_device(X), cuda.to_device(bad), device="cuda")
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.uint64])
+def test_other_integer_labels_are_grouped_on_the_device(monkeypatch, sil_data, dtype):
+    """Contiguous labels of the other integer dtypes: grouped by the device's counting sort
+    (its kernels run, nothing of length n_samples comes back), the NumPy input's
+    coefficients bit for bit."""
+    from numba import cuda
+
+    from cudakmeans import silhouette_samples
+
+    X, labels = sil_data
+    labels = (labels + 3).astype(dtype)
+    with census_module.counting(monkeypatch) as census:
+        samples = silhouette_samples(cuda.to_device(X), cuda.to_device(labels),
+                                     device="cuda")
+    assert max(census.sizes(kind="d2h")) < SIL_SAMPLES // 4
+    assert {"label_bounds", "scatter_by_value"} <= {
+        kernel.fn.__name__ for kernel, _ in census.launched}
+    np.testing.assert_array_equal(samples.copy_to_host(),
+                                  silhouette_samples(X, labels, device="cuda"))
+
+
 @pytest.mark.parametrize("kind", ["column", "float", "wide", "host"])
 def test_other_labels_with_device_X_give_numpy_inputs_result(sil_data, kind):
     """A column vector (scikit-learn's warning), float labels and labels spanning too wide
