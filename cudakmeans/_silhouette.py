@@ -404,7 +404,7 @@ def _device_samples(X, labels, metric, sample_size=None, random_state=None):
     coefficients a float64 device vector in X's (drawn) row order.
 
     X is checked, made contiguous rows and (with ``sample_size``) subsampled on the device;
-    int32/int64 device labels are checked, drawn and grouped there (nothing of length
+    integer device labels are checked, drawn and grouped there (nothing of length
     n_samples comes to the host); other labels are checked and encoded on the host, as on
     the NumPy path, and their codes uploaded. The checks come in the NumPy path's order.
     """
@@ -425,7 +425,7 @@ def _device_samples(X, labels, metric, sample_size=None, random_state=None):
     if groups is not None:
         codes, n_labels = groups, groups.n_labels
     else:
-        if device_labels is not None:  # a value range too wide to count: on the host
+        if device_labels is not None:  # not groupable on the device: on the host
             labels = host(device_labels)
         codes, n_labels = _encode(labels if indices is None else labels[indices])
     check_number_of_labels(n_labels, rows.shape[0])

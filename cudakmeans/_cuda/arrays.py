@@ -310,6 +310,67 @@ def scatter_by_value(values, low, chunk_rows, counts, code_of, starts, order, ow
 
 
 @cuda.jit(cache=True)
+def radix_keys(values, order, first, low, shift, mask, keys):
+    """keys[p] = ((values[order[p]] - low) >> shift) & mask: a digit of the value at
+    sorted position p (``first``: the first pass, order is the identity).
+
+    IN: values, order (n,) int64. OUT: keys (n,) int64.
+    """
+    for p in range(cuda.grid(1), keys.shape[0], cuda.gridsize(1)):
+        i = p if first != 0 else order[p]
+        keys[p] = ((values[i] - low) >> shift) & mask
+
+
+@cuda.jit(cache=True)
+def permute(order, first, by_digit, out):
+    """out[p] = order[by_digit[p]] (``first``: order is the identity): the order
+    after a pass that sorted the positions of ``order`` by a digit, stably.
+
+    IN: order, by_digit (n,) int64. OUT: out (n,) int64.
+    """
+    for p in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
+        q = by_digit[p]
+        out[p] = q if first != 0 else order[q]
+
+
+@cuda.jit(cache=True)
+def value_changes(values, order, chunk_rows, changes):
+    """changes[c] = sorted positions p of chunk c where a new value starts (p == 0 or
+    values[order[p]] != values[order[p - 1]]). One thread per chunk.
+
+    IN: values, order (n,) int64. OUT: changes (n_chunks,) int64.
+    """
+    n = order.shape[0]
+    for c in range(cuda.grid(1), changes.shape[0], cuda.gridsize(1)):
+        count = 0
+        for p in range(c * chunk_rows, min((c + 1) * chunk_rows, n)):
+            if p == 0 or values[order[p]] != values[order[p - 1]]:
+                count += 1
+        changes[c] = count
+
+
+@cuda.jit(cache=True)
+def number_sorted(values, order, chunk_rows, offsets, own_seg, starts):
+    """The code of each sorted position (the number of distinct values before its own)
+    and the first position of each code, then n. One thread per chunk, from the changes
+    before the chunk (``offsets``, :func:`value_changes`'s exclusive prefix sums).
+
+    IN: values, order (n,) int64; offsets (n_chunks,) int64. OUT: own_seg (n,) int64,
+    starts (n_codes + 1,) int64.
+    """
+    n = order.shape[0]
+    for c in range(cuda.grid(1), offsets.shape[0], cuda.gridsize(1)):
+        code = offsets[c] - 1
+        for p in range(c * chunk_rows, min((c + 1) * chunk_rows, n)):
+            if p == 0 or values[order[p]] != values[order[p - 1]]:
+                code += 1
+                starts[code] = p
+            own_seg[p] = code
+        if min((c + 1) * chunk_rows, n) == n:
+            starts[code + 1] = n
+
+
+@cuda.jit(cache=True)
 def same_partition(labels1, labels2, mapping, mismatches, check):
     """Whether labels2 is a function of labels1 (``runs.is_same_clustering``'s test).
 
@@ -510,6 +571,10 @@ def _signatures():
         int32[::1], int32[:], int64[::1], int64[:], int8[::1], int16[::1], uint8[::1],
         uint16[::1], uint32[::1], uint64[::1])]
     sigs["value_chunk_counts"] = [(i64v, int64, int64, i32m)]
+    sigs["radix_keys"] = [(i64v, i64v, int64, int64, int64, int64, i64v)]
+    sigs["permute"] = [(i64v, int64, i64v, i64v)]
+    sigs["value_changes"] = [(i64v, i64v, int64, i64v)]
+    sigs["number_sorted"] = [(i64v, i64v, int64, i64v, i64v, i64v)]
     sigs["number_values"] = [(i32m, i64v, i64v, i64v)]
     sigs["scatter_by_value"] = [(i64v, int64, int64, i32m, i64v, i64v, i64v, i64v)]
     sigs["cast_weights"] = [(src[::1], out[::1], i32v) for out in (float32, float64)
@@ -522,7 +587,8 @@ def _signatures():
 PTX_SIGNATURES = _signatures()
 # Kernels that take no float data (labels and counts only).
 FLOAT64_ONLY = ("copy_labels", "cluster_sizes", "same_partition", "label_bounds",
-                "value_chunk_counts", "number_values", "scatter_by_value", "search_cdf")
+                "value_chunk_counts", "number_values", "scatter_by_value", "search_cdf",
+                "radix_keys", "permute", "value_changes", "number_sorted")
 
 
 # -- launchers ------------------------------------------------------------------------------
@@ -924,11 +990,70 @@ def integer_labels(labels, name="labels"):
     return _as_numba(labels, name)
 
 
+def _counting_sort(values, low, n_values, stream):
+    """The rows of ``values`` (int64, between ``low`` and ``low + n_values - 1``) sorted
+    stably by value: ``(n_codes, starts, order, own_seg)`` as :class:`LabelGroups` holds
+    them (``starts`` longer than needed)."""
+    what = "the labels grouped by value"
+    n = values.shape[0]
+    chunk_rows, n_chunks = launch.label_plan(n, n_values)
+    counts = memory.to_device(np.zeros((n_chunks, n_values), dtype=np.int32), stream=stream,
+                              what=what)
+    value_chunk_counts[launch.grid(n_chunks), THREADS, stream](values, low, chunk_rows, counts)
+    code_of = memory.device_array(n_values, np.int64, stream=stream, what=what)
+    starts = memory.device_array(n_values + 1, np.int64, stream=stream, what=what)
+    n_codes = memory.device_array(1, np.int64, stream=stream, what=what)
+    number_values[1, THREADS, stream](counts, code_of, starts, n_codes)
+    n_labels = int(n_codes.copy_to_host(stream=stream)[0])
+    order = memory.device_array(n, np.int64, stream=stream, what=what)
+    own_seg = memory.device_array(n, np.int64, stream=stream, what=what)
+    scatter_by_value[launch.grid(n_chunks), THREADS, stream](
+        values, low, chunk_rows, counts, code_of, starts, order, own_seg)
+    return n_labels, starts, order, own_seg
+
+
+def _radix_sort(values, low, span, stream):
+    """:func:`_counting_sort` for a value range too wide to count at once: a least
+    significant digit radix sort, each pass a stable counting sort of RADIX_BITS bits of
+    ``value - low`` over the previous pass's order (so the result is numpy's stable
+    argsort), then the distinct values numbered along the sorted rows (per-chunk counts of
+    the changes, their prefix sums on the host: one number per chunk)."""
+    what = "the labels grouped by value"
+    n = values.shape[0]
+    bits = launch.RADIX_BITS
+    order = memory.device_array(n, np.int64, stream=stream, what=what)
+    keys = memory.device_array(n, np.int64, stream=stream, what=what)
+    blocks = launch.elementwise_blocks(n)
+    for shift in range(0, max(1, int(span - 1).bit_length()), bits):
+        first = int(shift == 0)
+        radix_keys[blocks, THREADS, stream](values, order, first, low, shift,
+                                            (1 << bits) - 1, keys)
+        _, _, by_digit, _ = _counting_sort(keys, 0, 1 << bits, stream)
+        permute[blocks, THREADS, stream](order, first, by_digit, keys)
+        order, keys = keys, order
+    chunk_rows = launch.LABEL_CHUNK_ROWS
+    n_chunks = launch.ceil_div(n, chunk_rows)
+    changes = memory.device_array(n_chunks, np.int64, stream=stream, what=what)
+    value_changes[launch.grid(n_chunks), THREADS, stream](values, order, chunk_rows, changes)
+    per_chunk = changes.copy_to_host(stream=stream)
+    stream.synchronize()
+    offsets = np.concatenate([[0], np.cumsum(per_chunk)[:-1]]).astype(np.int64)
+    n_labels = int(per_chunk.sum())
+    d_offsets = memory.to_device(offsets, stream=stream, what=what)
+    starts = memory.device_array(n_labels + 1, np.int64, stream=stream, what=what)
+    own_seg = memory.device_array(n, np.int64, stream=stream, what=what)
+    number_sorted[launch.grid(n_chunks), THREADS, stream](values, order, chunk_rows,
+                                                         d_offsets, own_seg, starts)
+    return n_labels, starts, order, own_seg
+
+
 def group_labels(labels, rows=None):
     """Integer device ``labels`` (1-D; only ``rows`` of them, host integers, if given)
     grouped by value on the device: :class:`~cudakmeans._arrays.LabelGroups` (codes in
-    ascending order of value, rows in numpy's stable argsort order), or None when their
-    values span a range too wide for the counting sort (:func:`.launch.label_plan`)."""
+    ascending order of value, rows in numpy's stable argsort order): one counting sort
+    over their value range where its table fits (:func:`.launch.label_plan`), a radix sort
+    of counting-sort passes up to :data:`.launch.RADIX_SPAN` values. None (grouped on the
+    host): a wider range, uint64 values past int64's, a strided view of a small dtype."""
     from .._arrays import LabelGroups
 
     stream = cuda.stream()
@@ -948,22 +1073,12 @@ def group_labels(labels, rows=None):
     stream.synchronize()
     if dtype == np.uint64 and low < 0:  # values past int64's range wrapped round
         return None
-    plan = launch.label_plan(n, high - low + 1)
-    if plan is None:
+    span = high - low + 1
+    if launch.label_plan(n, span) is not None:
+        n_labels, starts, order, own_seg = _counting_sort(values, low, span, stream)
+    elif span <= launch.RADIX_SPAN:
+        n_labels, starts, order, own_seg = _radix_sort(values, low, span, stream)
+    else:
         return None
-    chunk_rows, n_chunks = plan
-    n_values = high - low + 1
-    counts = memory.to_device(np.zeros((n_chunks, n_values), dtype=np.int32), stream=stream,
-                              what=what)
-    value_chunk_counts[launch.grid(n_chunks), THREADS, stream](values, low, chunk_rows, counts)
-    code_of = memory.device_array(n_values, np.int64, stream=stream, what=what)
-    starts = memory.device_array(n_values + 1, np.int64, stream=stream, what=what)
-    n_codes = memory.device_array(1, np.int64, stream=stream, what=what)
-    number_values[1, THREADS, stream](counts, code_of, starts, n_codes)
-    n_labels = int(n_codes.copy_to_host(stream=stream)[0])
-    order = memory.device_array(n, np.int64, stream=stream, what=what)
-    own_seg = memory.device_array(n, np.int64, stream=stream, what=what)
-    scatter_by_value[launch.grid(n_chunks), THREADS, stream](
-        values, low, chunk_rows, counts, code_of, starts, order, own_seg)
     stream.synchronize()
     return LabelGroups(n_labels, starts[:n_labels + 1], own_seg, order)

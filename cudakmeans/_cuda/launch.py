@@ -119,10 +119,13 @@ COLUMN_THREADS = 4 if SIMULATOR else 32
 # Integer labels grouped on the device (_cuda/arrays.py: a counting sort over the labels'
 # value range): one thread walks the LABEL_CHUNK_ROWS rows of a chunk in order; the
 # (chunks, values) table of counts holds at most LABEL_TABLE_ENTRIES int32 (16 MiB), so a
-# wide range gets fewer, longer chunks, and labels spanning more values are grouped on the
-# host.
+# wide range gets fewer, longer chunks.
 LABEL_CHUNK_ROWS = 8 if SIMULATOR else 1024
 LABEL_TABLE_ENTRIES = 1 << 22
+# Wider ranges are sorted by a radix sort, RADIX_BITS of the value per counting-sort pass,
+# up to RADIX_SPAN values (``value - low`` stays an int64); wider still: on the host.
+RADIX_BITS = 8 if SIMULATOR else 16
+RADIX_SPAN = 1 << 62
 
 
 def label_plan(n_rows, n_values):

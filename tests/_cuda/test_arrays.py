@@ -275,15 +275,33 @@ def test_device_grouping_is_numpys_stable_argsort(monkeypatch, labels, rows, tab
     np.testing.assert_array_equal(groups.starts.copy_to_host(), starts)
 
 
-def test_labels_spanning_a_wide_range_are_grouped_on_the_host(monkeypatch):
+@pytest.mark.parametrize(("labels", "rows"), [
+    (np.array([0, 10**12, 0, -(10**12), 10**12, 0, 7, 7, -5, 10**12 + 1] * 2), None),
+    (np.array([2**40, 3, 2**40, 3, 1, 2**33] * 3), np.array([17, 0, 4, 4, 9, 2, 11, 5])),
+    (np.array([-(2**61), 2**61 - 1, 0, -(2**61)]), None),
+])
+def test_labels_spanning_a_wide_range_are_radix_sorted(monkeypatch, labels, rows):
+    """Too wide to count at once: radix passes of RADIX_BITS bits (8 under the simulator,
+    several chunks of rows), then the values numbered along the sorted rows; numpy's
+    stable argsort and codes exactly. Past RADIX_SPAN: on the host."""
     from numba import cuda
 
-    from cudakmeans._cuda import arrays, launch
+    from cudakmeans._cuda import arrays
 
-    labels = np.array([0, 10**12, 0, -(10**12), 10**12, 0])
-    assert arrays.group_labels(cuda.to_device(labels)) is None
-    monkeypatch.setattr(launch, "LABEL_TABLE_ENTRIES", 16)
-    assert arrays.group_labels(cuda.to_device(np.array([0, 20, 0]))) is None
+    drawn = labels if rows is None else labels[rows]
+    d_labels = cuda.to_device(labels)
+    with census_module.counting(monkeypatch) as census:
+        groups = arrays.group_labels(d_labels, rows)
+    assert max(census.sizes(kind="d2h")) < len(drawn)  # bounds, counts, per-chunk changes
+    assert "number_sorted" in {kernel.fn.__name__ for kernel, _ in census.launched}
+    classes, codes = np.unique(drawn, return_inverse=True)
+    order = np.argsort(codes, kind="stable")
+    assert groups.n_labels == len(classes)
+    np.testing.assert_array_equal(groups.order.copy_to_host(), order)
+    np.testing.assert_array_equal(groups.own_seg.copy_to_host(), codes[order])
+    starts = np.concatenate([[0], np.cumsum(np.bincount(codes))])
+    np.testing.assert_array_equal(groups.starts.copy_to_host(), starts)
+    assert arrays.group_labels(cuda.to_device(np.array([-(2**62), 2**62, 0]))) is None
 
 
 @pytest.mark.parametrize(("make_labels", "error", "match"), [
@@ -330,9 +348,10 @@ def test_other_integer_labels_are_grouped_on_the_device(monkeypatch, sil_data, d
 
 @pytest.mark.parametrize("kind", ["column", "float", "wide", "host"])
 def test_other_labels_with_device_X_give_numpy_inputs_result(sil_data, kind):
-    """A column vector (scikit-learn's warning), float labels and labels spanning too wide
-    a range for the counting sort (read on the host), host labels (encoded there): X stays
-    on the device and the coefficients are NumPy input's, bit for bit."""
+    """A column vector (scikit-learn's warning), float labels (read on the host), labels
+    spanning too wide a range for one counting sort (radix sorted on the device), host
+    labels (encoded there): X stays on the device and the coefficients are NumPy input's,
+    bit for bit."""
     from numba import cuda
 
     from cudakmeans import DataConversionWarning, silhouette_samples
