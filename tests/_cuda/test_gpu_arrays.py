@@ -8,8 +8,11 @@ another stream when it is passed in is read after the write (20 repetitions, no
 mismatch); a fit on CuPy input runs within 5% of one on a numba device array over the
 same memory; the silhouette of CuPy and torch X with device labels is NumPy input's, bit
 for bit; kmeans_plusplus picks NumPy input's rows and n_init=3 keeps a run of NumPy
-input's inertia. CuPy and torch (CUDA builds) are installed by the gpu session: their absence
-there is a failure, not a skip.
+input's inertia; device sample_weight gives the host weights' fit bit for bit;
+MiniBatchKMeans on device X gives the NumPy input's results bit for bit; uint8, int16 and
+widely spread device labels are grouped on the device with the NumPy input's coefficients.
+CuPy and torch (CUDA builds) are installed by the gpu session: their absence there is a
+failure, not a skip.
 """
 
 import time
@@ -207,3 +210,66 @@ def test_library_input_is_as_fast_as_numba_device_input(request, library):
     print(f"{library}: {np.median(ours):.4f} s, numba device array: "
           f"{np.median(numba_input):.4f} s")
     assert np.median(ours) <= 1.05 * np.median(numba_input)
+
+
+@pytest.mark.parametrize(("library", "init"), [("cupy", "k-means++"), ("torch", "random")])
+def test_gpu_device_weights_give_the_fit_of_host_weights(request, blobs, library, init):
+    """Device sample_weight (CuPy float32, torch float64) on device X: the cdf of the
+    weighted draws is built and searched on the device bit for bit as NumPy builds it, so
+    the fit is that of the same device X with the weights on the host, bit for bit."""
+    lib = request.getfixturevalue("cp" if library == "cupy" else "torch")
+    X_dev, _ = _on_device(library, blobs, "C")
+    w = np.random.default_rng(2).uniform(0.0, 3.0, N_SAMPLES) ** 3
+    if library == "cupy":
+        w = w.astype(np.float32)
+        w_dev = lib.asarray(w)
+    else:
+        w_dev = lib.from_numpy(w).cuda()
+    settings = dict(init=init, n_init=2, random_state=4, max_iter=20, device="cuda",
+                    output_type="numpy")
+    model = KMeans(N_CLUSTERS, **settings).fit(X_dev, sample_weight=w_dev)
+    same = KMeans(N_CLUSTERS, **settings).fit(X_dev, sample_weight=w)
+    np.testing.assert_array_equal(model.labels_, same.labels_)
+    np.testing.assert_array_equal(model.cluster_centers_, same.cluster_centers_)
+    assert (model.inertia_, model.n_iter_) == (same.inertia_, same.n_iter_)
+
+
+@pytest.mark.parametrize(("library", "layout"), [("cupy", "F"), ("torch", "C")])
+def test_gpu_minibatch_on_device_arrays_is_numpy_inputs(request, blobs, library, layout):
+    """MiniBatchKMeans does not centre X: fit, predict and two partial_fit calls on device X
+    give the NumPy input's results on CUDA bit for bit."""
+    from cudakmeans import MiniBatchKMeans
+
+    request.getfixturevalue("cp" if library == "cupy" else "torch")
+    X_dev, X = _on_device(library, blobs, layout)
+    settings = dict(batch_size=2048, max_iter=3, random_state=0, reassignment_ratio=0.2,
+                    device="cuda", output_type="numpy")
+    model = MiniBatchKMeans(N_CLUSTERS, **settings).fit(X_dev)
+    expected = MiniBatchKMeans(N_CLUSTERS, **settings).fit(X)
+    np.testing.assert_array_equal(model.cluster_centers_, expected.cluster_centers_)
+    np.testing.assert_array_equal(model.labels_, expected.labels_)
+    np.testing.assert_array_equal(model.predict(X_dev), expected.labels_)
+    assert (model.inertia_, model.n_steps_) == (expected.inertia_, expected.n_steps_)
+    stream, host_stream = (MiniBatchKMeans(N_CLUSTERS, **settings) for _ in range(2))
+    half = N_SAMPLES // 2
+    for chunk in (slice(0, half), slice(half, N_SAMPLES)):
+        stream.partial_fit(X_dev[chunk])
+        host_stream.partial_fit(X[chunk])
+    np.testing.assert_array_equal(stream.cluster_centers_, host_stream.cluster_centers_)
+    np.testing.assert_array_equal(stream.labels_, host_stream.labels_)
+
+
+@pytest.mark.parametrize(("library", "kind"), [("cupy", "uint8"), ("torch", "int16"),
+                                               ("cupy", "wide")])
+def test_gpu_silhouette_of_other_device_labels_is_numpy_inputs(request, blobs, library,
+                                                                kind):
+    """uint8 and int16 device labels (the counting sort) and int64 labels spanning 10^12
+    values (the radix sort) are grouped on the device: the NumPy input's coefficients bit
+    for bit."""
+    lib = request.getfixturevalue("cp" if library == "cupy" else "torch")
+    X_dev, X = _on_device(library, blobs, "C")
+    labels = np.random.default_rng(3).integers(0, N_CLUSTERS, N_SAMPLES)
+    labels = labels * 10**11 - 7 if kind == "wide" else labels.astype(kind)
+    labels_dev = lib.asarray(labels) if library == "cupy" else lib.from_numpy(labels).cuda()
+    np.testing.assert_array_equal(_host(silhouette_samples(X_dev, labels_dev, device="cuda")),
+                                  silhouette_samples(X, labels, device="cuda"))
