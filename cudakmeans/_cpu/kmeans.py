@@ -581,16 +581,30 @@ def candidate_chunks(XT, sample_weight, closest, cand, chunks, first_chunk, last
     """new_closest[t, i] = min(closest[i], |X[i] - cand[t]|^2);
     pots[k, t] = chunk k's sum of w * new_closest[t], in row order.
 
-    ``cand`` holds the candidate rows (:func:`gather_rows`). Distances by
-    :func:`tile_sq_dist` (vectorised over rows, ``sq_dist``'s values).
+    ``cand`` holds the candidate rows (:func:`gather_rows`). Distances of groups of
+    ``BLOCK_CENTERS`` candidates by :func:`tile_block_sq_dists` (a tile's rows against
+    the group at once, the sums held in registers: each row's coordinates loaded once per
+    group, not once per candidate), the rest, and tiles of fewer than ``BLOCK_ROWS`` rows,
+    by :func:`tile_sq_dist`; both give ``sq_dist``'s values, bit for bit.
     """
     n_trials = cand.shape[0]
+    n_grouped = n_trials - n_trials % BLOCK_CENTERS
+    acc = np.empty((BLOCK_CENTERS, TILE), dtype=XT.dtype)
     for k in range(first_chunk, last_chunk):
         start, stop = chunks[k, 0], chunks[k, 1]
         for row0 in range(start, stop, TILE):
             n_rows = stop - row0 if stop - row0 < TILE else TILE
             old = closest[row0:row0 + n_rows]
-            for t in range(n_trials):
+            # a block reads BLOCK_ROWS columns of XT: shorter tiles go one by one
+            first_single = n_grouped if n_rows >= BLOCK_ROWS else 0
+            for t0 in range(0, first_single, BLOCK_CENTERS):
+                tile_block_sq_dists(XT, row0, n_rows, cand, t0, acc)
+                for j in range(BLOCK_CENTERS):
+                    out = new_closest[t0 + j, row0:row0 + n_rows]
+                    dists = acc[j]
+                    for r in range(n_rows):
+                        out[r] = old[r] if old[r] < dists[r] else dists[r]
+            for t in range(first_single, n_trials):
                 out = new_closest[t, row0:row0 + n_rows]
                 tile_sq_dist(XT, row0, n_rows, cand, t, out)
                 for r in range(n_rows):
