@@ -201,7 +201,7 @@ def tile_own_sq_dist(XT, row0, n_rows, Y, own, out):
 
 
 @_inline
-def flag_rescans(dist, own, lower, shift_other, separation, margin, tiny, rescan):
+def flag_rescans(dist, own, lower, shift_other, separation, margin, tiny, rescan, gathered):
     """Move the tile's bounds with the centres; flag rows they cannot settle (Hamerly).
 
     ``dist[r]`` is row r's squared distance to its own centre ``own[r]``, as ``sq_dist``
@@ -212,19 +212,26 @@ def flag_rescans(dist, own, lower, shift_other, separation, margin, tiny, rescan
     still exceeds ``dist`` (``margin`` covers the rounding of ``sq_dist`` in X's dtype),
     so ``nearest_center`` would return the same label: the scan is skipped, not the math
     changed. Bounds under ``tiny`` (X's dtype's smallest normal) are not trusted, and
-    every bound is rounded down by ``margin``. Returns the number of rows flagged.
+    every bound is rounded down by ``margin``. ``gathered`` (float64, 2 x at least the
+    tile's rows) is scratch. Returns the number of rows flagged.
     """
+    # The per-centre values are looked up for every row first: with the lookups (vector
+    # gathers) in the arithmetic's loop, LLVM kept that loop scalar, square root included.
+    moves, gaps = gathered[0], gathered[1]
+    for r in range(dist.shape[0]):
+        # an unsigned label: numba then adds no negative-index fix-up to the loads
+        a = np.uint32(own[r])
+        moves[r] = shift_other[a]
+        gaps[r] = separation[a]
     shrink = 1.0 - margin
     n_rescan = 0
-    for r in range(dist.shape[0]):  # branch-free: no mispredictions
-        # an unsigned label: numba then adds no negative-index fix-up to the gathers
-        a = np.uint32(own[r])
-        moved = lower[r] - shift_other[a]
+    for r in range(dist.shape[0]):  # branch-free, so that it vectorises
+        moved = lower[r] - moves[r]
         low = (moved if moved > 0.0 else 0.0) * shrink
         lower[r] = low
         needed = dist[r] * (1.0 + margin)
         needed = needed if needed > tiny else tiny
-        z = separation[a] - np.sqrt(needed + tiny)
+        z = gaps[r] - np.sqrt(needed + tiny)
         # | and &, not or and and: a short circuit is a branch (with the square root on
         # one side), mispredicted for about every row whose bounds settle it or not at
         # random
@@ -261,6 +268,7 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
     best, second, packed_best = values[0], values[1], values[2]
     acc, packed = packed[n_features:], packed[:n_features]
     best_label, packed_label = tile_labels[0], tile_labels[1]
+    gathered = np.empty((2, TILE))  # flag_rescans' scratch
     shrink = 1.0 - margin  # rounds the bounds down: they must never exceed the truth
     n_changed = 0
     inertia = 0.0
@@ -274,7 +282,7 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
                 best_label[r] = labels[row0 + r]
             tile_own_sq_dist(XT, row0, n_rows, centers, best_label, best)
             flag_rescans(best[:n_rows], best_label, lower[row0:row0 + n_rows], shift_other,
-                         separation, margin, tiny, rescan)
+                         separation, margin, tiny, rescan, gathered)
             m = 0
             for r in range(n_rows):
                 packed_rows[m] = r

@@ -110,7 +110,7 @@ def test_a_row_whose_nearest_centre_changes_is_always_rescanned(seed, move, n_cl
     cpu_kmeans.tile_own_sq_dist(ws.XT, 0, n, after, own, dist)
     rescan = np.empty(n, dtype=np.bool_)
     n_rescan = cpu_kmeans.flag_rescans(dist, own, lower, shift_other, separation,
-                                       ws._margin, ws._tiny, rescan)
+                                       ws._margin, ws._tiny, rescan, np.empty((2, n)))
 
     labels, distances = np.empty(n, dtype=np.int32), np.empty(n, dtype=dtype)
     _nearest_all(X, after, labels, distances)
@@ -135,7 +135,8 @@ def test_bounds_skip_the_scan_for_settled_rows():
     cpu_kmeans.tile_own_sq_dist(ws.XT, 0, 1000, centers, ws.labels, dist)
     rescan = np.empty(1000, dtype=np.bool_)
     assert cpu_kmeans.flag_rescans(dist, ws.labels, ws._lower.copy(), shift_other,
-                                   separation, ws._margin, ws._tiny, rescan) == 0
+                                   separation, ws._margin, ws._tiny, rescan,
+                                   np.empty((2, 1000))) == 0
 
 
 def test_move_bounds_rounds_outwards():
