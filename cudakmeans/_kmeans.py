@@ -98,10 +98,12 @@ class _BaseKMeans(OutputMixin, BaseEstimator):
         """The fitted centres as the fit stored them (what predict and transform use)."""
         return raw(self, "cluster_centers_")
 
-    def _check_params(self, X):
+    def _check_params(self, X, validated=False):
         """Validate the parameters (scikit-learn's constraints and messages) against X;
-        set ``_n_init``; return ``n_clusters``."""
-        self._validate_params()
+        set ``_n_init``; return ``n_clusters``. ``validated``: the constraints were checked
+        already (a small fit's Python time is visible; they are checked once)."""
+        if not validated:
+            self._validate_params()
         n_clusters = int(self.n_clusters)
         if X.shape[0] < n_clusters:
             raise ValueError(f"n_samples={X.shape[0]} should be >= n_clusters={n_clusters}.")
@@ -138,7 +140,7 @@ class _BaseKMeans(OutputMixin, BaseEstimator):
             X = check_array(X, name="X", estimator=type(self).__name__,
                             accept_sparse=self._accepts_sparse)
             self.device_ = resolve_device(self.device)
-        n_clusters = self._check_params(X)
+        n_clusters = self._check_params(X, validated=True)
         sample_weight = _sample_weight(sample_weight, X, self.device_)
         return X, sample_weight, n_clusters
 

@@ -201,7 +201,7 @@ def tile_own_sq_dist(XT, row0, n_rows, Y, own, out):
 
 
 @_inline
-def flag_rescans(dist, own, lower, shift_other, separation, margin, tiny, rescan):
+def flag_rescans(dist, own, lower, shift_other, separation, margin, tiny, rescan, gathered):
     """Move the tile's bounds with the centres; flag rows they cannot settle (Hamerly).
 
     ``dist[r]`` is row r's squared distance to its own centre ``own[r]``, as ``sq_dist``
@@ -212,19 +212,26 @@ def flag_rescans(dist, own, lower, shift_other, separation, margin, tiny, rescan
     still exceeds ``dist`` (``margin`` covers the rounding of ``sq_dist`` in X's dtype),
     so ``nearest_center`` would return the same label: the scan is skipped, not the math
     changed. Bounds under ``tiny`` (X's dtype's smallest normal) are not trusted, and
-    every bound is rounded down by ``margin``. Returns the number of rows flagged.
+    every bound is rounded down by ``margin``. ``gathered`` (float64, 2 x at least the
+    tile's rows) is scratch. Returns the number of rows flagged.
     """
+    # The per-centre values are looked up for every row first: with the lookups (vector
+    # gathers) in the arithmetic's loop, LLVM kept that loop scalar, square root included.
+    moves, gaps = gathered[0], gathered[1]
+    for r in range(dist.shape[0]):
+        # an unsigned label: numba then adds no negative-index fix-up to the loads
+        a = np.uint32(own[r])
+        moves[r] = shift_other[a]
+        gaps[r] = separation[a]
     shrink = 1.0 - margin
     n_rescan = 0
-    for r in range(dist.shape[0]):  # branch-free: no mispredictions
-        # an unsigned label: numba then adds no negative-index fix-up to the gathers
-        a = np.uint32(own[r])
-        moved = lower[r] - shift_other[a]
+    for r in range(dist.shape[0]):  # branch-free, so that it vectorises
+        moved = lower[r] - moves[r]
         low = (moved if moved > 0.0 else 0.0) * shrink
         lower[r] = low
         needed = dist[r] * (1.0 + margin)
         needed = needed if needed > tiny else tiny
-        z = separation[a] - np.sqrt(needed + tiny)
+        z = gaps[r] - np.sqrt(needed + tiny)
         # | and &, not or and and: a short circuit is a branch (with the square root on
         # one side), mispredicted for about every row whose bounds settle it or not at
         # random
@@ -261,6 +268,7 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
     best, second, packed_best = values[0], values[1], values[2]
     acc, packed = packed[n_features:], packed[:n_features]
     best_label, packed_label = tile_labels[0], tile_labels[1]
+    gathered = np.empty((2, TILE))  # flag_rescans' scratch
     shrink = 1.0 - margin  # rounds the bounds down: they must never exceed the truth
     n_changed = 0
     inertia = 0.0
@@ -274,7 +282,7 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
                 best_label[r] = labels[row0 + r]
             tile_own_sq_dist(XT, row0, n_rows, centers, best_label, best)
             flag_rescans(best[:n_rows], best_label, lower[row0:row0 + n_rows], shift_other,
-                         separation, margin, tiny, rescan)
+                         separation, margin, tiny, rescan, gathered)
             m = 0
             for r in range(n_rows):
                 packed_rows[m] = r
@@ -581,16 +589,30 @@ def candidate_chunks(XT, sample_weight, closest, cand, chunks, first_chunk, last
     """new_closest[t, i] = min(closest[i], |X[i] - cand[t]|^2);
     pots[k, t] = chunk k's sum of w * new_closest[t], in row order.
 
-    ``cand`` holds the candidate rows (:func:`gather_rows`). Distances by
-    :func:`tile_sq_dist` (vectorised over rows, ``sq_dist``'s values).
+    ``cand`` holds the candidate rows (:func:`gather_rows`). Distances of groups of
+    ``BLOCK_CENTERS`` candidates by :func:`tile_block_sq_dists` (a tile's rows against
+    the group at once, the sums held in registers: each row's coordinates loaded once per
+    group, not once per candidate), the rest, and tiles of fewer than ``BLOCK_ROWS`` rows,
+    by :func:`tile_sq_dist`; both give ``sq_dist``'s values, bit for bit.
     """
     n_trials = cand.shape[0]
+    n_grouped = n_trials - n_trials % BLOCK_CENTERS
+    acc = np.empty((BLOCK_CENTERS, TILE), dtype=XT.dtype)
     for k in range(first_chunk, last_chunk):
         start, stop = chunks[k, 0], chunks[k, 1]
         for row0 in range(start, stop, TILE):
             n_rows = stop - row0 if stop - row0 < TILE else TILE
             old = closest[row0:row0 + n_rows]
-            for t in range(n_trials):
+            # a block reads BLOCK_ROWS columns of XT: shorter tiles go one by one
+            first_single = n_grouped if n_rows >= BLOCK_ROWS else 0
+            for t0 in range(0, first_single, BLOCK_CENTERS):
+                tile_block_sq_dists(XT, row0, n_rows, cand, t0, acc)
+                for j in range(BLOCK_CENTERS):
+                    out = new_closest[t0 + j, row0:row0 + n_rows]
+                    dists = acc[j]
+                    for r in range(n_rows):
+                        out[r] = old[r] if old[r] < dists[r] else dists[r]
+            for t in range(first_single, n_trials):
                 out = new_closest[t, row0:row0 + n_rows]
                 tile_sq_dist(XT, row0, n_rows, cand, t, out)
                 for r in range(n_rows):

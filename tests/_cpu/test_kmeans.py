@@ -110,7 +110,7 @@ def test_a_row_whose_nearest_centre_changes_is_always_rescanned(seed, move, n_cl
     cpu_kmeans.tile_own_sq_dist(ws.XT, 0, n, after, own, dist)
     rescan = np.empty(n, dtype=np.bool_)
     n_rescan = cpu_kmeans.flag_rescans(dist, own, lower, shift_other, separation,
-                                       ws._margin, ws._tiny, rescan)
+                                       ws._margin, ws._tiny, rescan, np.empty((2, n)))
 
     labels, distances = np.empty(n, dtype=np.int32), np.empty(n, dtype=dtype)
     _nearest_all(X, after, labels, distances)
@@ -135,7 +135,8 @@ def test_bounds_skip_the_scan_for_settled_rows():
     cpu_kmeans.tile_own_sq_dist(ws.XT, 0, 1000, centers, ws.labels, dist)
     rescan = np.empty(1000, dtype=np.bool_)
     assert cpu_kmeans.flag_rescans(dist, ws.labels, ws._lower.copy(), shift_other,
-                                   separation, ws._margin, ws._tiny, rescan) == 0
+                                   separation, ws._margin, ws._tiny, rescan,
+                                   np.empty((2, 1000))) == 0
 
 
 def test_move_bounds_rounds_outwards():
@@ -247,13 +248,18 @@ def test_one_and_two_chunks_match_the_reference_on_any_thread_count(n_samples, t
 
 
 @pytest.mark.nojit
+@pytest.mark.parametrize("last_tile", [44, 10])
 @pytest.mark.parametrize("n_clusters", [2, 54, 55, 149])
-def test_kmeans_plusplus_trial_groups_pick_the_oracles_rows(n_clusters):
-    """2 + int(log K) trials: 2, 5, 6 and 7; candidate potentials are summed six trials
-    per pass, so 7 needs a second pass and 5 repeats its last trial."""
+def test_kmeans_plusplus_trial_groups_pick_the_oracles_rows(n_clusters, last_tile):
+    """2 + int(log K) trials: 2, 5, 6 and 7; candidate distances are computed four trials
+    per block and the rest one by one (2: none in a block, 5, 6, 7: one block and 1, 2, 3
+    single), one by one on a last tile too short for a block (10 rows); candidate
+    potentials are summed six trials per pass, so 7 needs a second pass and 5 repeats its
+    last trial."""
     n_trials = 2 + int(np.log(n_clusters))
     assert n_trials == {2: 2, 54: 5, 55: 6, 149: 7}[n_clusters]
-    X, _ = make_blobs(TILE + 44, 3, 20, seed=n_clusters)
+    assert (last_tile >= cpu_kmeans.BLOCK_ROWS) == (last_tile == 44)
+    X, _ = make_blobs(TILE + last_tile, 3, 20, seed=n_clusters)
     w = np.random.default_rng(n_clusters).uniform(0.5, 2.0, X.shape[0])
     _, ours = kmeans_plusplus(X, n_clusters, sample_weight=w, random_state=7, device="cpu")
     _, theirs = ref_kmeans.kmeans_plusplus(X, n_clusters, sample_weight=w, random_state=7)
