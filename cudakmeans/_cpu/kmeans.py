@@ -29,7 +29,7 @@ from numba import njit
 from . import compile as _compile
 from . import parallel
 from .math import inline as _math
-from .tiles import BLOCK_CENTERS, BLOCK_ROWS, sq_dist_block
+from .tiles import BLOCK_CENTERS, BLOCK_ROWS, dot_block, sq_dist_block
 
 _entry = njit(cache=True, nogil=True)  # called from Python: compiled (and cached) alone
 # A kernel several entry points share: compiled once, linked into each of them.
@@ -46,6 +46,9 @@ MIN_PARALLEL_WORK = 1 << 22
 # fraction of a second even when every row is rescanned).
 CALL_WORK = 1 << 28
 
+# Inputs of at least this many elements are transposed by a compiled kernel on the threads.
+MIN_COMPILED_TRANSPOSE = 1 << 20
+
 TILE = 256  # rows per tile (a multiple of BLOCK_ROWS): its running minima stay in L1
 
 # lloyd_steps' outcome: still running, stopped after its final assignment, or stopped by
@@ -57,16 +60,18 @@ def tile_buffers(n_features, dtype):
     """Scratch for :func:`assign_rows` (one set per thread): ``(values, labels, rows,
     rescan, packed)``.
 
-    ``packed[:n_features]`` holds a tile of rows, transposed; ``packed[n_features:]`` a
-    block of distances (:func:`scan_tile`'s ``acc``). The distances share no array with the
-    running minima in ``values``: with both in one array, LLVM kept the loops that read
-    the one and write the other scalar. ``packed`` starts zeroed: a block of rows reads
-    past a short tile, and those lanes (whose distances are never used) then hold finite
-    values, not whatever the allocation held.
+    ``packed[:n_features]`` holds a tile of rows, transposed; the next ``BLOCK_CENTERS``
+    rows a block of distances (:func:`scan_tile`'s ``acc``); the last ``n_features`` the
+    rows :func:`scan_tile_by_dots` leaves to the exact scan. ``values[3:]``,
+    ``tile_labels[2]`` and ``rows[TILE:]`` are that function's scratch too. The distances
+    share no array with the running minima in ``values``: with both in one array, LLVM
+    kept the loops that read the one and write the other scalar. ``packed`` starts
+    zeroed: a block of rows reads past a short tile, and those lanes (whose distances are
+    never used) then hold finite values, not whatever the allocation held.
     """
-    return (np.empty((3, TILE), dtype=dtype), np.empty((2, TILE), dtype=np.int32),
-            np.empty(TILE, dtype=np.int64), np.empty(TILE, dtype=np.bool_),
-            np.zeros((n_features + BLOCK_CENTERS, TILE), dtype=dtype))
+    return (np.empty((6, TILE), dtype=dtype), np.empty((3, TILE), dtype=np.int32),
+            np.empty(2 * TILE, dtype=np.int64), np.empty(TILE, dtype=np.bool_),
+            np.zeros((2 * n_features + BLOCK_CENTERS, TILE), dtype=dtype))
 
 
 @_inline
@@ -166,6 +171,137 @@ def take_nearest_of_block(acc, c0, n_rows, best, second, best_label):
         best[r], second[r], best_label[r] = b, s, label
 
 
+# From this many centres up, a tile's rows are compared with every centre by dot products
+# (:func:`scan_tile_by_dots`, twice the terms per cycle), the exact distances only where
+# the dot products' rounding could decide the label.
+DOT_MIN_CENTERS = 32
+
+
+@_inline
+def center_norms(centers, margin, half_norms):
+    """half_norms[c] = |centers[c]|^2 / 2 in the centres' dtype; returns an upper bound on
+    every centre's norm |c| (float64, rounded up by ``margin``; inf or nan when a centre
+    is not finite, which sends every row to the exact scan)."""
+    top = 0.0
+    for c in range(centers.shape[0]):
+        acc = 0.0
+        for f in range(centers.shape[1]):
+            acc += float(centers[c, f]) * float(centers[c, f])
+        half_norms[c] = 0.5 * acc
+        top = acc if not acc <= top else top  # a nan is kept
+    return np.sqrt(top) * (1.0 + margin)
+
+
+@_inline
+def take_nearest_of_dots(acc, half_norms, c0, n_rows, best, second, best_label):
+    """:func:`take_nearest_of_block` of ``half_norms[c] - acc[k]`` (c = c0 + k, acc the
+    dot products ``x . c``): |x - c|^2 / 2 less |x|^2 / 2, the same order of centres."""
+    n_block = acc.shape[0]
+    h0 = half_norms[c0]
+    if n_block == BLOCK_CENTERS:
+        h1, h2, h3 = half_norms[c0 + 1], half_norms[c0 + 2], half_norms[c0 + 3]
+    else:
+        h1 = h2 = h3 = h0
+    for r in range(n_rows):  # branch-free, so that it vectorises
+        b, s, label = fold(h0 - acc[0, r], c0, best[r], second[r], best_label[r])
+        if n_block == BLOCK_CENTERS:  # the same for every row: hoisted out of the loop
+            b, s, label = fold(h1 - acc[1, r], c0 + 1, b, s, label)
+            b, s, label = fold(h2 - acc[2, r], c0 + 2, b, s, label)
+            b, s, label = fold(h3 - acc[3, r], c0 + 3, b, s, label)
+        best[r], second[r], best_label[r] = b, s, label
+
+
+@_kernel
+def scan_tile_by_dots(XT, row0, n_rows, centers, half_norms, center_bound, margin, tiny,
+                      acc, best, second, best_label, scratch, scratch_labels, rows, repack):
+    """:func:`scan_tile`'s labels and nearest distances, from dot products where they
+    decide, the exact scan where their rounding could.
+
+    ``|x - c|^2 = |x|^2 + |c|^2 - 2 x.c``: the dot products (:func:`.tiles.dot_block`, a
+    multiply-add per term) rank the centres at twice the exact scan's rate. Each row's
+    nearest and second-nearest by that ranking, ``A1 <= A2``, are within ``e`` of the true
+    squared distances, ``e = 4 (d + 4) eps (|x| + max|c|)^2 + H`` (the dot product's
+    ``gamma_d |x| |c|`` and the roundings of the norms and differences, with room to
+    spare; ``H`` covers underflow). ``sq_dist`` in turn is within the relative ``margin``
+    of the truth. So where ``(A2 - e)(1 - margin) > (A1 + e)(1 + margin) + H``, every
+    other centre's ``sq_dist`` exceeds the first one's: it is ``nearest_center``'s label,
+    and its distance is computed exactly (``sq_dist``'s value). Every other row (a
+    near-tie, a tie, a duplicated centre, a scale where ``e`` is not small, or where a dot
+    product could overflow) goes to :func:`scan_tile`, packed into ``repack``: labels and
+    distances are ``nearest_center``'s either way. ``second`` is, for rows the dot
+    products settle, ``(A2 - e)(1 - margin)`` rounded down, a lower bound of every other
+    centre's ``sq_dist`` (what Hamerly's bound needs), and the exact second-nearest
+    distance otherwise.
+
+    IN: XT (``BLOCK_ROWS`` columns from row0, as for :func:`scan_tile`), centers,
+    half_norms and center_bound (:func:`center_norms`). OUT: best, second, best_label.
+    Scratch: acc, scratch (3 x TILE of X's dtype), scratch_labels, rows, repack.
+    Returns the number of rows left to the exact scan.
+    """
+    n_features = XT.shape[0]
+    n_centers = centers.shape[0]
+    eps = np.finfo(XT.dtype).eps
+    big = np.finfo(XT.dtype).max / 8.0  # |x| + max|c| below its root: no dot overflows
+    gain = 4.0 * (n_features + 4) * eps
+    guard = 4.0 * (n_features + 4) * tiny
+    for r in range(n_rows):
+        best[r] = np.inf
+        best_label[r] = 0
+        second[r] = np.inf
+    for c0 in range(0, n_centers, BLOCK_CENTERS):
+        tile_block_dots(XT, row0, n_rows, centers, c0, acc)
+        if n_centers - c0 >= BLOCK_CENTERS:
+            take_nearest_of_dots(acc, half_norms, c0, n_rows, best, second, best_label)
+        else:
+            for k in range(n_centers - c0):
+                take_nearest_of_dots(acc[k:k + 1], half_norms, c0 + k, n_rows, best,
+                                     second, best_label)
+    norms = scratch[0]
+    x = XT[0, row0:row0 + n_rows]
+    for r in range(n_rows):
+        norms[r] = x[r] * x[r]
+    for f in range(1, n_features):
+        x = XT[f, row0:row0 + n_rows]
+        for r in range(n_rows):
+            norms[r] += x[r] * x[r]
+    shrink, grow = 1.0 - margin, 1.0 + margin
+    n_left = 0
+    for r in range(n_rows):  # which rows the dot products settle; the others, packed
+        squared = float(norms[r])
+        reach = np.sqrt(squared) + center_bound
+        reach *= reach
+        e = gain * reach + guard
+        low = (squared + 2.0 * float(second[r]) - e) * shrink
+        high = (squared + 2.0 * float(best[r]) + e) * grow + guard
+        settled = (reach < big) & (low > high)
+        second[r] = low * shrink  # rounded down (a float32 rounds to nearest)
+        rows[n_left] = r
+        n_left += not settled
+    tile_own_sq_dist(XT, row0, n_rows, centers, best_label, best)
+    if n_left > 0:
+        for f in range(n_features):
+            for j in range(n_left):
+                repack[f, j] = XT[f, row0 + rows[j]]
+        left_best, left_second = scratch[1], scratch[2]
+        scan_tile(repack, 0, n_left, centers, acc, left_best, left_second, scratch_labels)
+        for j in range(n_left):
+            r = rows[j]
+            best[r] = left_best[j]
+            second[r] = left_second[j]
+            best_label[r] = scratch_labels[j]
+    return n_left
+
+
+@_inline
+def tile_block_dots(XT, row0, n_rows, centers, c0, out):
+    """out[k, r] = X[row0 + r] . centers[c0 + k]: :func:`tile_block_sq_dists` with dot
+    products (:func:`.tiles.dot_block`), the same blocks and the same overlap."""
+    last_block = n_rows - BLOCK_ROWS if n_rows > BLOCK_ROWS else 0
+    for b0 in range(0, n_rows, BLOCK_ROWS):
+        b = b0 if b0 < last_block else last_block
+        dot_block(XT, row0 + b, centers, c0, out, b)
+
+
 @_inline
 def nearest_in_tile(XT, row0, n_rows, centers, acc, best, best_label):
     """:func:`scan_tile` without the second-nearest distance (for callers without bounds)."""
@@ -259,8 +395,12 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
     """
     n_features = X.shape[1]
     best, second, packed_best = values[0], values[1], values[2]
-    acc, packed = packed[n_features:], packed[:n_features]
+    acc = packed[n_features:n_features + BLOCK_CENTERS]
+    repack, packed = packed[n_features + BLOCK_CENTERS:], packed[:n_features]
     best_label, packed_label = tile_labels[0], tile_labels[1]
+    by_dots = centers.shape[0] >= DOT_MIN_CENTERS
+    half_norms = np.empty(centers.shape[0], dtype=centers.dtype)
+    center_bound = center_norms(centers, margin, half_norms)
     shrink = 1.0 - margin  # rounds the bounds down: they must never exceed the truth
     n_changed = 0
     inertia = 0.0
@@ -292,7 +432,13 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
                         packed[f, r] = XT[f, row0 + r]
                 source, first = packed, 0
         if m > 0:
-            scan_tile(source, first, m, centers, acc, packed_best, second, packed_label)
+            if by_dots:
+                scan_tile_by_dots(source, first, m, centers, half_norms, center_bound,
+                                  margin, tiny, acc, packed_best, second, packed_label,
+                                  values[3:], tile_labels[2], packed_rows[TILE:], repack)
+            else:
+                scan_tile(source, first, m, centers, acc, packed_best, second,
+                          packed_label)
             for j in range(m):
                 r = packed_rows[j]
                 best[r] = packed_best[j]
@@ -731,6 +877,20 @@ def choose_candidate(partial_pots, pots, candidates, new_closest, closest, indic
 
 
 @_entry
+def transpose_rows(X, XT, start, stop):
+    """XT[f, i] = X[i, f] for rows ``start:stop``, in blocks of 16 x 16 that stay in L1
+    (one element at a time, every load or every store of a row misses the cache)."""
+    n_features = X.shape[1]
+    for i0 in range(start, stop, 16):
+        i1 = i0 + 16 if i0 + 16 < stop else stop
+        for f0 in range(0, n_features, 16):
+            f1 = f0 + 16 if f0 + 16 < n_features else n_features
+            for f in range(f0, f1):
+                for i in range(i0, i1):
+                    XT[f, i] = X[i, f]
+
+
+@_entry
 def distances_chunk(X, centers, out, start, stop):
     """out[i, c] = |X[i] - centers[c]| for rows ``start:stop``."""
     for i in range(start, stop):
@@ -758,8 +918,6 @@ class Workspace:
 
     def __init__(self, X, sample_weight, n_clusters):
         self.X = X
-        # X transposed: the distance loops run over rows innermost (see tile_sq_dist).
-        self.XT = np.ascontiguousarray(X.T)
         self.sample_weight = sample_weight
         n_samples = X.shape[0]
         self.chunks = parallel.chunk_bounds(n_samples)
@@ -767,8 +925,27 @@ class Workspace:
         # what the compiled entry points' argument types depend on (see _compiled)
         self._types = (X.dtype.str, X.flags.writeable, sample_weight.dtype.str,
                        sample_weight.flags.writeable)
+        # X transposed: the distance loops run over rows innermost (see tile_sq_dist).
+        self.XT = self._transposed(X)
         self._allocate_run_buffers()
         self.set_n_clusters(n_clusters)
+
+    def _transposed(self, X):
+        """X as a C-ordered (n_features, n_samples) copy.
+
+        numpy's strided copy (``np.ascontiguousarray(X.T)``) took longer than a whole
+        Lloyd step on 200,000 x 64 float32 (0.13 s of copying and 0.07 s of first-touch
+        page faults on one thread, bench/results/peers-cpu-2026-12-03-large18.md), and a
+        fit pays it once more than scikit-learn. Large inputs are copied in cache blocks
+        by a compiled kernel, each chunk of rows on the thread pool (the page faults too).
+        """
+        if X.size < MIN_COMPILED_TRANSPOSE or X.dtype not in (np.float32, np.float64):
+            return np.ascontiguousarray(X.T)
+        XT = np.empty((X.shape[1], X.shape[0]), dtype=X.dtype)
+        self._compiled("k-means data", [(transpose_rows, (X, XT, 0, 0))])
+        parallel.map_chunks(lambda _, start, stop: transpose_rows(X, XT, start, stop),
+                            self.chunks)
+        return XT
 
     def _allocate_run_buffers(self):
         """The per-sample buffers one run writes (X and its transpose are only read)."""
