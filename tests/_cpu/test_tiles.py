@@ -189,6 +189,11 @@ def test_dots_settle_clear_rows_and_leave_near_ties():
     X[20:40] = 0.5 * (centers[3] + centers[4])  # equidistant from two centres
     n_tied = _scan_and_compare(X, centers)
     assert n_tied >= 40
+    # far from the origin, |x|^2 + |c|^2 - 2 x.c cancels: the dot products' rounding is
+    # larger than the distances, every row must go to the exact scan
+    far = (1000.0 + 1e-3 * rng.standard_normal((cpu_kmeans.TILE, 16))).astype(np.float32)
+    near = (1000.0 + 1e-3 * rng.standard_normal((40, 16))).astype(np.float32)
+    assert _scan_and_compare(far, near) == cpu_kmeans.TILE
 
 
 def test_block_of_strided_arrays_takes_the_loops(dtype):
