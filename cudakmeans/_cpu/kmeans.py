@@ -181,6 +181,8 @@ def take_nearest_of_block(acc, c0, n_rows, best, second, best_label):
 # (:func:`scan_tile_by_dots`, twice the terms per cycle), the exact distances only where
 # the dot products' rounding could decide the label.
 DOT_MIN_CENTERS = 32
+# Below this many rows left to the exact scan, each is compared with the centres alone.
+FEW_ROWS = 8
 
 
 @_inline
@@ -219,7 +221,8 @@ def take_nearest_of_dots(acc, half_norms, c0, n_rows, best, second, best_label):
 
 @_kernel
 def scan_tile_by_dots(XT, row0, n_rows, centers, half_norms, center_bound, margin, tiny,
-                      acc, best, second, best_label, scratch, scratch_labels, rows, repack):
+                      acc, best, second, best_label, scratch, scratch_labels, rows, repack,
+                      centers_t, one_row, row_dists):
     """:func:`scan_tile`'s labels and nearest distances, from dot products where they
     decide, the exact scan where their rounding could.
 
@@ -233,15 +236,18 @@ def scan_tile_by_dots(XT, row0, n_rows, centers, half_norms, center_bound, margi
     other centre's ``sq_dist`` exceeds the first one's: it is ``nearest_center``'s label,
     and its distance is computed exactly (``sq_dist``'s value). Every other row (a
     near-tie, a tie, a duplicated centre, a scale where ``e`` is not small, or where a dot
-    product could overflow) goes to :func:`scan_tile`, packed into ``repack``: labels and
-    distances are ``nearest_center``'s either way. ``second`` is, for rows the dot
+    product could overflow) goes to :func:`scan_tile`, packed into ``repack``, or, when
+    fewer than ``FEW_ROWS`` are left (a block of rows would cost 32 rows' scan for one),
+    to :func:`nearest_of_row`, one row against every centre: labels and distances are
+    ``nearest_center``'s either way. ``second`` is, for rows the dot
     products settle, ``(A2 - e)(1 - margin)`` rounded down, a lower bound of every other
     centre's ``sq_dist`` (what Hamerly's bound needs), and the exact second-nearest
     distance otherwise.
 
     IN: XT (``BLOCK_ROWS`` columns from row0, as for :func:`scan_tile`), centers,
-    half_norms and center_bound (:func:`center_norms`). OUT: best, second, best_label.
-    Scratch: acc, scratch (3 x TILE of X's dtype), scratch_labels, rows, repack.
+    half_norms and center_bound (:func:`center_norms`), centers_t (the centres
+    transposed). OUT: best, second, best_label. Scratch: acc, scratch (3 x TILE of X's
+    dtype), scratch_labels, rows, repack, one_row (1 x n_features), row_dists (K).
     Returns the number of rows left to the exact scan.
     """
     n_features = XT.shape[0]
@@ -284,7 +290,14 @@ def scan_tile_by_dots(XT, row0, n_rows, centers, half_norms, center_bound, margi
         rows[n_left] = r
         n_left += not settled
     tile_own_sq_dist(XT, row0, n_rows, centers, best_label, best)
-    if n_left > 0:
+    if 0 < n_left < FEW_ROWS:
+        for j in range(n_left):
+            r = rows[j]
+            for f in range(n_features):
+                one_row[0, f] = XT[f, row0 + r]
+            best[r], second[r], best_label[r] = nearest_of_row(one_row, centers_t,
+                                                               row_dists)
+    elif n_left > 0:
         for f in range(n_features):
             for j in range(n_left):
                 repack[f, j] = XT[f, row0 + rows[j]]
@@ -296,6 +309,25 @@ def scan_tile_by_dots(XT, row0, n_rows, centers, half_norms, center_bound, margi
             second[r] = left_second[j]
             best_label[r] = scratch_labels[j]
     return n_left
+
+
+@_inline
+def nearest_of_row(one_row, centers_t, dists):
+    """(nearest distance, second-nearest distance, label) of the row ``one_row[0]``, as
+    ``nearest_center`` and :func:`scan_tile` give them.
+
+    The distances come from :func:`tile_sq_dist` with the roles swapped (the centres,
+    transposed, are its "rows", vectorised; the row is its one "centre"): each is
+    ``((0 + (c_0 - x_0)^2) + (c_1 - x_1)^2) + ...``, and ``c - x`` rounds to exactly
+    ``-(x - c)``, so the values are ``sq_dist``'s bit for bit. Centres are then taken in
+    increasing order, only when strictly nearer (:func:`fold`).
+    """
+    n_centers = centers_t.shape[1]
+    tile_sq_dist(centers_t, 0, n_centers, one_row, 0, dists)
+    best, second, label = np.inf, np.inf, 0
+    for c in range(n_centers):
+        best, second, label = fold(dists[c], c, best, second, label)
+    return best, second, label
 
 
 @_inline
@@ -408,6 +440,12 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
     by_dots = centers.shape[0] >= DOT_MIN_CENTERS
     half_norms = np.empty(centers.shape[0], dtype=centers.dtype)
     center_bound = center_norms(centers, margin, half_norms)
+    centers_t = np.empty((n_features, centers.shape[0]), dtype=centers.dtype)
+    for c in range(centers.shape[0]):
+        for f in range(n_features):
+            centers_t[f, c] = centers[c, f]
+    one_row = np.empty((1, n_features), dtype=centers.dtype)
+    row_dists = np.empty(centers.shape[0], dtype=centers.dtype)
     shrink = 1.0 - margin  # rounds the bounds down: they must never exceed the truth
     n_changed = 0
     inertia = 0.0
@@ -448,7 +486,8 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
             if by_dots:
                 scan_tile_by_dots(source, first, m, centers, half_norms, center_bound,
                                   margin, tiny, acc, packed_best, second, packed_label,
-                                  values[3:], tile_labels[2], packed_rows[TILE:], repack)
+                                  values[3:], tile_labels[2], packed_rows[TILE:], repack,
+                                  centers_t, one_row, row_dists)
             else:
                 scan_tile(source, first, m, centers, acc, packed_best, second,
                           packed_label)

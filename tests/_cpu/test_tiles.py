@@ -46,10 +46,14 @@ def _scan_by_dots(XT, row0, n_rows, centers, margin, tiny, buffers):
     d = XT.shape[0]
     half_norms = np.empty(centers.shape[0], dtype=centers.dtype)
     bound = cpu_kmeans.center_norms(centers, margin, half_norms)
+    centers_t = np.ascontiguousarray(centers.T)
+    one_row = np.empty((1, d), dtype=centers.dtype)
+    row_dists = np.empty(centers.shape[0], dtype=centers.dtype)
     return cpu_kmeans.scan_tile_by_dots(XT, row0, n_rows, centers, half_norms, bound, margin,
                                         tiny, packed[d:d + CENTERS], values[0], values[1],
                                         labels[0], values[3:], labels[2],
-                                        rows[cpu_kmeans.TILE:], packed[d + CENTERS:])
+                                        rows[cpu_kmeans.TILE:], packed[d + CENTERS:],
+                                        centers_t, one_row, row_dists)
 
 
 @njit
@@ -178,12 +182,16 @@ def test_dot_block_is_within_the_dot_products_rounding(n_features, scale, dtype)
 def test_dots_settle_clear_rows_and_leave_near_ties():
     """The dot products must do their job: on unclustered data few rows are left to the
     exact scan (a regression that rescans everything is caught); rows exactly between two
-    centres, and rows at a duplicated centre, are left to it and still labelled exactly."""
+    centres, and rows at a duplicated centre, are left to it and still labelled exactly,
+    whether they are few (each row on its own) or many (packed blocks)."""
     rng = np.random.default_rng(5)
     X = rng.standard_normal((cpu_kmeans.TILE, 16)).astype(np.float32)
     centers = rng.standard_normal((40, 16)).astype(np.float32)
     n_left = _scan_and_compare(X, centers)
     assert n_left < cpu_kmeans.TILE // 10
+    X[50:53] = 0.5 * (centers[3] + centers[4])  # a few rows each compared on their own
+    n_few = _scan_and_compare(X, centers)
+    assert 3 <= n_few < cpu_kmeans.FEW_ROWS
     centers[7] = centers[30]  # duplicated: rows nearest to it are exact ties
     X[:20] = (centers[30] + 0.01 * rng.standard_normal((20, 16))).astype(np.float32)
     X[20:40] = 0.5 * (centers[3] + centers[4])  # equidistant from two centres
