@@ -69,13 +69,13 @@ def tile_buffers(n_features, dtype):
     ``packed[:n_features]`` holds a tile of rows, transposed; the next ``BLOCK_CENTERS``
     rows a block of distances (:func:`scan_tile`'s ``acc``); the last ``n_features`` the
     rows :func:`scan_tile_by_dots` leaves to the exact scan. ``values[3:]``,
-    ``tile_labels[2]`` and ``rows[TILE:]`` are that function's scratch too. The distances
+    ``tile_labels[2:]`` and ``rows[TILE:]`` are that function's scratch and hints too. The distances
     share no array with the running minima in ``values``: with both in one array, LLVM
     kept the loops that read the one and write the other scalar. ``packed`` starts
     zeroed: a block of rows reads past a short tile, and those lanes (whose distances are
     never used) then hold finite values, not whatever the allocation held.
     """
-    return (np.empty((6, TILE), dtype=dtype), np.empty((3, TILE), dtype=np.int32),
+    return (np.empty((7, TILE), dtype=dtype), np.empty((4, TILE), dtype=np.int32),
             np.empty(2 * TILE, dtype=np.int64), np.empty(TILE, dtype=np.bool_),
             np.zeros((2 * n_features + BLOCK_CENTERS, TILE), dtype=dtype))
 
@@ -222,7 +222,7 @@ def take_nearest_of_dots(acc, half_norms, c0, n_rows, best, second, best_label):
 @_kernel
 def scan_tile_by_dots(XT, row0, n_rows, centers, half_norms, center_bound, margin, tiny,
                       acc, best, second, best_label, scratch, scratch_labels, rows, repack,
-                      centers_t, one_row, row_dists):
+                      centers_t, one_row, row_dists, known_labels, known_dists):
     """:func:`scan_tile`'s labels and nearest distances, from dot products where they
     decide, the exact scan where their rounding could.
 
@@ -234,7 +234,9 @@ def scan_tile_by_dots(XT, row0, n_rows, centers, half_norms, center_bound, margi
     spare; ``H`` covers underflow). ``sq_dist`` in turn is within the relative ``margin``
     of the truth. So where ``(A2 - e)(1 - margin) > (A1 + e)(1 + margin) + H``, every
     other centre's ``sq_dist`` exceeds the first one's: it is ``nearest_center``'s label,
-    and its distance is computed exactly (``sq_dist``'s value). Every other row (a
+    and its distance is computed exactly (``sq_dist``'s value), or taken from
+    ``known_dists[r]`` where it is ``known_labels[r]``'s (the bounds computed it; -1:
+    none). Every other row (a
     near-tie, a tie, a duplicated centre, a scale where ``e`` is not small, or where a dot
     product could overflow) goes to :func:`scan_tile`, packed into ``repack``, or, when
     fewer than ``FEW_ROWS`` are left (a block of rows would cost 32 rows' scan for one),
@@ -277,8 +279,8 @@ def scan_tile_by_dots(XT, row0, n_rows, centers, half_norms, center_bound, margi
         for r in range(n_rows):
             norms[r] += x[r] * x[r]
     shrink, grow = 1.0 - margin, 1.0 + margin
-    n_left = 0
-    for r in range(n_rows):  # which rows the dot products settle; the others, packed
+    unsettled = scratch[1]  # 1 where the exact scan must decide (then left_best, below)
+    for r in range(n_rows):  # which rows the dot products settle (branch-free: vectorised)
         squared = float(norms[r])
         reach = np.sqrt(squared) + center_bound
         reach *= reach
@@ -287,9 +289,27 @@ def scan_tile_by_dots(XT, row0, n_rows, centers, half_norms, center_bound, margi
         high = (squared + 2.0 * float(best[r]) + e) * grow + guard
         settled = (reach < big) & (low > high)
         second[r] = low * shrink  # rounded down (a float32 rounds to nearest)
+        unsettled[r] = 0.0 if settled else 1.0
+    n_left = 0
+    for r in range(n_rows):  # the others, packed
         rows[n_left] = r
-        n_left += not settled
-    tile_own_sq_dist(XT, row0, n_rows, centers, best_label, best)
+        n_left += unsettled[r] != 0.0
+    n_unknown = 0
+    for r in range(n_rows):
+        n_unknown += best_label[r] != known_labels[r]
+    if n_unknown * 4 > n_rows:  # vectorised over rows (gathers), every row
+        tile_own_sq_dist(XT, row0, n_rows, centers, best_label, best)
+    else:  # the few rows whose distance is not known, one at a time
+        for r in range(n_rows):
+            label = best_label[r]
+            if label == known_labels[r]:
+                best[r] = known_dists[r]
+            else:  # sq_dist's sum, in feature order
+                total = XT.dtype.type(0)
+                for f in range(n_features):
+                    diff = XT[f, row0 + r] - centers[label, f]
+                    total += diff * diff
+                best[r] = total
     if 0 < n_left < FEW_ROWS:
         for j in range(n_left):
             r = rows[j]
@@ -484,10 +504,15 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
                 source, first = packed, 0
         if m > 0:
             if by_dots:
+                known_labels, known_dists = tile_labels[3], values[6]
+                for j in range(m):  # the bounds' labels and distances, to reuse
+                    r = packed_rows[j]
+                    known_labels[j] = best_label[r] if use_bounds else -1
+                    known_dists[j] = best[r]
                 scan_tile_by_dots(source, first, m, centers, half_norms, center_bound,
                                   margin, tiny, acc, packed_best, second, packed_label,
-                                  values[3:], tile_labels[2], packed_rows[TILE:], repack,
-                                  centers_t, one_row, row_dists)
+                                  values[3:6], tile_labels[2], packed_rows[TILE:], repack,
+                                  centers_t, one_row, row_dists, known_labels, known_dists)
             else:
                 scan_tile(source, first, m, centers, acc, packed_best, second,
                           packed_label)

@@ -53,7 +53,7 @@ def _scan_by_dots(XT, row0, n_rows, centers, margin, tiny, buffers):
                                         tiny, packed[d:d + CENTERS], values[0], values[1],
                                         labels[0], values[3:], labels[2],
                                         rows[cpu_kmeans.TILE:], packed[d + CENTERS:],
-                                        centers_t, one_row, row_dists)
+                                        centers_t, one_row, row_dists, labels[3], values[6])
 
 
 @njit
@@ -116,6 +116,7 @@ def _scan_by_dots_and_compare(X, centers, labels, distances, runner_up):
     for row0 in range(0, n, cpu_kmeans.TILE):
         rows = slice(row0, min(row0 + cpu_kmeans.TILE, n))
         m = rows.stop - row0
+        buffers[1][3].fill(-1)  # no label known beforehand
         left = _scan_by_dots(XT, row0, m, centers, margin, float(np.finfo(X.dtype).tiny),
                              buffers)
         assert 0 <= left <= m
