@@ -13,6 +13,13 @@ step. A compiled call holds at most ``CALL_WORK`` distance terms of steps, so a 
 serial run returns to Python (and sees Ctrl-C) every few steps. Problems large enough for
 threads step from Python, each step's chunks split across the threads.
 
+An assignment compares a tile of rows with every centre: by exact distances
+(:func:`scan_tile`, a subtract, a multiply and an add per term), or, from
+``DOT_MIN_CENTERS`` centres up, by dot products (:func:`scan_tile_by_dots`, one
+multiply-add per term) with the exact distances only where the dot products' proven
+rounding could change the label. Hamerly's bounds skip the rows whose label cannot have
+changed. Either way the labels and distances are ``nearest_center``'s, bit for bit.
+
 Compile time is what the first run in a fresh environment waits for. The helpers are
 ``inline="always"``: numba types them into the few entry points the workspace calls, and
 LLVM optimises each entry point once. A helper compiled on its own is linked into each
