@@ -245,9 +245,10 @@ def scan_tile_by_dots(XT, row0, n_rows, centers, half_norms, center_bound, margi
     ``known_dists[r]`` where it is ``known_labels[r]``'s (the bounds computed it; -1:
     none). Every other row (a
     near-tie, a tie, a duplicated centre, a scale where ``e`` is not small, or where a dot
-    product could overflow) goes to :func:`scan_tile`, packed into ``repack``, or, when
-    fewer than ``FEW_ROWS`` are left (a block of rows would cost 32 rows' scan for one),
-    to :func:`nearest_of_row`, one row against every centre: labels and distances are
+    product could overflow) is compared with every centre exactly: here, one row at a
+    time (:func:`nearest_of_row`), when fewer than ``FEW_ROWS`` are left (a block of rows
+    would cost 32 rows' scan for one); otherwise they are packed into ``repack`` and the
+    caller finishes them (:func:`finish_left_rows`). Labels and distances are then
     ``nearest_center``'s either way. ``second`` is, for rows the dot
     products settle, ``(A2 - e)(1 - margin)`` rounded down, a lower bound of every other
     centre's ``sq_dist`` (what Hamerly's bound needs), and the exact second-nearest
@@ -257,7 +258,8 @@ def scan_tile_by_dots(XT, row0, n_rows, centers, half_norms, center_bound, margi
     half_norms and center_bound (:func:`center_norms`), centers_t (the centres
     transposed). OUT: best, second, best_label. Scratch: acc, scratch (3 x TILE of X's
     dtype), scratch_labels, rows, repack, one_row (1 x n_features), row_dists (K).
-    Returns the number of rows left to the exact scan.
+    Returns the number of rows the dot products left to exact comparisons; from
+    ``FEW_ROWS`` up, the caller's :func:`finish_left_rows` makes them.
     """
     n_features = XT.shape[0]
     n_centers = centers.shape[0]
@@ -324,18 +326,31 @@ def scan_tile_by_dots(XT, row0, n_rows, centers, half_norms, center_bound, margi
                 one_row[0, f] = XT[f, row0 + r]
             best[r], second[r], best_label[r] = nearest_of_row(one_row, centers_t,
                                                                row_dists)
-    elif n_left > 0:
-        for f in range(n_features):
-            for j in range(n_left):
-                repack[f, j] = XT[f, row0 + rows[j]]
-        left_best, left_second = scratch[1], scratch[2]
-        scan_tile(repack, 0, n_left, centers, acc, left_best, left_second, scratch_labels)
+        return n_left
+    for f in range(n_features):
         for j in range(n_left):
-            r = rows[j]
-            best[r] = left_best[j]
-            second[r] = left_second[j]
-            best_label[r] = scratch_labels[j]
+            repack[f, j] = XT[f, row0 + rows[j]]
     return n_left
+
+
+@_inline
+def finish_left_rows(n_left, centers, acc, best, second, best_label, scratch,
+                     scratch_labels, rows, repack):
+    """The exact scan of the rows :func:`scan_tile_by_dots` left packed in ``repack``
+    (``rows[:n_left]``, their places in the tile): :func:`scan_tile`'s labels and
+    distances into ``best``, ``second`` and ``best_label``.
+
+    Run by the caller, not by :func:`scan_tile_by_dots`: a kernel linked into another is
+    optimised again at every level, and :func:`assign_rows` links :func:`scan_tile`
+    already (a first run in a fresh environment compiled for twice as long).
+    """
+    left_best, left_second = scratch[1], scratch[2]
+    scan_tile(repack, 0, n_left, centers, acc, left_best, left_second, scratch_labels)
+    for j in range(n_left):
+        r = rows[j]
+        best[r] = left_best[j]
+        second[r] = left_second[j]
+        best_label[r] = scratch_labels[j]
 
 
 @_inline
@@ -437,8 +452,8 @@ def flag_rescans(dist, own, lower, shift_other, separation, margin, tiny, rescan
 
 @_kernel
 def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights, start, stop,
-                bounded, lower, shift_other, separation, margin, tiny, values, tile_labels,
-                packed_rows, rescan, packed):
+                bounded, lower, shift_other, separation, margin, tiny, half_norms, values,
+                tile_labels, packed_rows, rescan, packed):
     """Label rows ``start:stop`` with their nearest centre; return (n_changed, inertia).
 
     IN: X and XT (its transpose), sample_weight, centers. INOUT: labels (the previous
@@ -458,21 +473,25 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
     own so that the scan stays vectorised; where they settle too few rows to pay, the
     next tiles are scanned whole (``SKIP_TILES``). Either way the labels and distances are
     ``nearest_center``'s, bit for bit.
+
+    ``half_norms`` (K scratch values, or None) chooses the scan: :func:`scan_tile_by_dots`
+    or :func:`scan_tile`. Being None or an array, it is part of the compiled signature,
+    so a fit with fewer than ``DOT_MIN_CENTERS`` centres never compiles the dot products
+    (a first run in a fresh environment waits for every compile).
     """
     n_features = X.shape[1]
     best, second, packed_best = values[0], values[1], values[2]
     acc = packed[n_features:n_features + BLOCK_CENTERS]
     repack, packed = packed[n_features + BLOCK_CENTERS:], packed[:n_features]
     best_label, packed_label = tile_labels[0], tile_labels[1]
-    by_dots = centers.shape[0] >= DOT_MIN_CENTERS
-    half_norms = np.empty(centers.shape[0], dtype=centers.dtype)
-    center_bound = center_norms(centers, margin, half_norms)
-    centers_t = np.empty((n_features, centers.shape[0]), dtype=centers.dtype)
-    for c in range(centers.shape[0]):
-        for f in range(n_features):
-            centers_t[f, c] = centers[c, f]
-    one_row = np.empty((1, n_features), dtype=centers.dtype)
-    row_dists = np.empty(centers.shape[0], dtype=centers.dtype)
+    if half_norms is not None:  # decided when numba compiles: one variant each
+        center_bound = center_norms(centers, margin, half_norms)
+        centers_t = np.empty((n_features, centers.shape[0]), dtype=centers.dtype)
+        for c in range(centers.shape[0]):
+            for f in range(n_features):
+                centers_t[f, c] = centers[c, f]
+        one_row = np.empty((1, n_features), dtype=centers.dtype)
+        row_dists = np.empty(centers.shape[0], dtype=centers.dtype)
     shrink = 1.0 - margin  # rounds the bounds down: they must never exceed the truth
     n_changed = 0
     inertia = 0.0
@@ -510,16 +529,22 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
                         packed[f, r] = XT[f, row0 + r]
                 source, first = packed, 0
         if m > 0:
-            if by_dots:
+            if half_norms is not None:
                 known_labels, known_dists = tile_labels[3], values[6]
                 for j in range(m):  # the bounds' labels and distances, to reuse
                     r = packed_rows[j]
                     known_labels[j] = best_label[r] if use_bounds else -1
                     known_dists[j] = best[r]
-                scan_tile_by_dots(source, first, m, centers, half_norms, center_bound,
-                                  margin, tiny, acc, packed_best, second, packed_label,
-                                  values[3:6], tile_labels[2], packed_rows[TILE:], repack,
-                                  centers_t, one_row, row_dists, known_labels, known_dists)
+                n_left = scan_tile_by_dots(source, first, m, centers, half_norms,
+                                           center_bound, margin, tiny, acc, packed_best,
+                                           second, packed_label, values[3:6],
+                                           tile_labels[2], packed_rows[TILE:], repack,
+                                           centers_t, one_row, row_dists, known_labels,
+                                           known_dists)
+                if n_left >= FEW_ROWS:
+                    finish_left_rows(n_left, centers, acc, packed_best, second,
+                                     packed_label, values[3:6], tile_labels[2],
+                                     packed_rows[TILE:], repack)
             else:
                 scan_tile(source, first, m, centers, acc, packed_best, second,
                           packed_label)
@@ -547,7 +572,7 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
 @_inline
 def assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, first, last,
                   sums, weights, changed, inertias, bounded, lower, shift_other, separation,
-                  margin, tiny, values, tile_labels, packed_rows, rescan, packed):
+                  margin, tiny, half_norms, values, tile_labels, packed_rows, rescan, packed):
     """:func:`assign_rows` over ``chunks[first:last]``, one partial result per chunk.
 
     OUT: sums[k], weights[k] (zeroed here), changed[k], inertias[k].
@@ -560,7 +585,7 @@ def assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, firs
         n_changed, inertia = assign_rows(X, XT, sample_weight, centers, labels, distances,
                                          sums[k], weights[k], chunks[k, 0], chunks[k, 1],
                                          bounded, lower, shift_other, separation, margin,
-                                         tiny, values, tile_labels, packed_rows, rescan,
+                                         tiny, half_norms, values, tile_labels, packed_rows, rescan,
                                          packed)
         changed[k] = n_changed
         inertias[k] = inertia
@@ -645,7 +670,8 @@ def finish_iter(X, sample_weight, labels, distances, sums, weights, changed, ine
 @_inline
 def lloyd_step(X, XT, sample_weight, centers_old, centers_new, labels, distances, chunks,
                sums, weights, changed, inertias, bounded, bound_centers, lower, shift_other,
-               separation, margin, tiny, values, tile_labels, packed_rows, rescan, packed):
+               separation, margin, tiny, half_norms, values, tile_labels, packed_rows, rescan,
+               packed):
     """One whole Lloyd step on the calling thread (the same chunks, the same result as on
     threads), bounds moved from ``bound_centers`` first. Returns
     ``(n_changed, center_shift_tot, inertia)``."""
@@ -655,8 +681,8 @@ def lloyd_step(X, XT, sample_weight, centers_old, centers_new, labels, distances
         copy_centers(centers_old, bound_centers)
     assign_chunks(X, XT, sample_weight, centers_old, labels, distances, chunks, 0,
                   chunks.shape[0], sums, weights, changed, inertias, bounded, lower,
-                  shift_other, separation, margin, tiny, values, tile_labels, packed_rows,
-                  rescan, packed)
+                  shift_other, separation, margin, tiny, half_norms, values, tile_labels,
+                  packed_rows, rescan, packed)
     return finish_iter(X, sample_weight, labels, distances, sums, weights, changed, inertias,
                        centers_old, centers_new)
 
@@ -664,20 +690,20 @@ def lloyd_step(X, XT, sample_weight, centers_old, centers_new, labels, distances
 @_entry
 def lloyd_iter_serial(X, XT, sample_weight, centers_old, centers_new, labels, distances,
                       chunks, sums, weights, changed, inertias, bounded, bound_centers, lower,
-                      shift_other, separation, margin, tiny, values, tile_labels, packed_rows,
-                      rescan, packed):
+                      shift_other, separation, margin, tiny, half_norms, values, tile_labels,
+                      packed_rows, rescan, packed):
     """:func:`lloyd_step` as one compiled call (the workspace's ``lloyd_iter``)."""
     return lloyd_step(X, XT, sample_weight, centers_old, centers_new, labels, distances,
                       chunks, sums, weights, changed, inertias, bounded, bound_centers, lower,
-                      shift_other, separation, margin, tiny, values, tile_labels, packed_rows,
-                      rescan, packed)
+                      shift_other, separation, margin, tiny, half_norms, values, tile_labels,
+                      packed_rows, rescan, packed)
 
 
 @_entry
 def lloyd_steps(X, XT, sample_weight, centers, centers_new, labels, distances, chunks, sums,
                 weights, changed, inertias, bounded, bound_centers, lower, shift_other,
-                separation, margin, tiny, values, tile_labels, packed_rows, rescan, packed,
-                n_steps, remaining, tol):
+                separation, margin, tiny, half_norms, values, tile_labels, packed_rows, rescan,
+                packed, n_steps, remaining, tol):
     """Up to ``n_steps`` steps of one Lloyd run, with ``_drivers.lloyd.kmeans_single_lloyd``'s
     stopping rules and, once the run stops, its final assignment.
 
@@ -707,7 +733,7 @@ def lloyd_steps(X, XT, sample_weight, centers, centers_new, labels, distances, c
             copy_centers(centers, bound_centers)
         assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, 0,
                       chunks.shape[0], sums, weights, changed, inertias, step_bounded, lower,
-                      shift_other, separation, margin, tiny, values, tile_labels,
+                      shift_other, separation, margin, tiny, half_norms, values, tile_labels,
                       packed_rows, rescan, packed)
         if final:
             return n_done, ASSIGNED, reduce_sum(inertias)
@@ -736,12 +762,12 @@ def same_centers(a, b):
 @_entry
 def assign_entry(X, XT, sample_weight, centers, labels, distances, chunks, first, last,
                  sums, weights, changed, inertias, bounded, lower, shift_other, separation,
-                 margin, tiny, values, tile_labels, packed_rows, rescan, packed):
+                 margin, tiny, half_norms, values, tile_labels, packed_rows, rescan, packed):
     """:func:`assign_chunks` as one compiled call (a thread's share of a step, or an
     assignment on its own)."""
     assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, first, last,
                   sums, weights, changed, inertias, bounded, lower, shift_other, separation,
-                  margin, tiny, values, tile_labels, packed_rows, rescan, packed)
+                  margin, tiny, half_norms, values, tile_labels, packed_rows, rescan, packed)
 
 
 @_entry
@@ -1093,6 +1119,9 @@ class Workspace:
         self._bound_centers = np.empty((n_clusters, n_features), dtype=self.X.dtype)
         self._shift_other = np.zeros(n_clusters)
         self._separation = np.zeros(n_clusters)
+        # the centres' half squared norms, where the scan ranks them by dot products
+        self._half_norms = (np.empty(n_clusters, dtype=self.X.dtype)
+                            if n_clusters >= DOT_MIN_CENTERS else None)
         self._bounds_valid = False
         self._step_work = n_samples * n_clusters * n_features
         self._threaded_lloyd = self._use_threads(self._step_work)
@@ -1109,10 +1138,11 @@ class Workspace:
         """Compile (with a notice) the entry points of ``calls`` that are not yet compiled
         or cached: ``[(entry, args)]``, args of the types the call will pass; ``soon``,
         ``(what, calls)`` the caller runs next, compiles meanwhile in a second process."""
+        key = (*self._types, self._half_norms is None)  # the scan variant: see assign_rows
         if soon is not None:
-            soon = ([(entry, args, self._types) for entry, args in soon[1]],
+            soon = ([(entry, args, key) for entry, args in soon[1]],
                     f"{soon[0]} ({self.X.dtype})")
-        _compile.ensure_compiled([(entry, args, self._types) for entry, args in calls],
+        _compile.ensure_compiled([(entry, args, key) for entry, args in calls],
                                  f"{what} ({self.X.dtype})", soon=soon)
 
     def _run_calls(self, centers, centers_new, n_iter, n_steps, max_iter, tol):
@@ -1163,18 +1193,19 @@ class Workspace:
         return (bounded, self._lower, self._shift_other, self._separation, self._margin,
                 self._tiny)
 
-    def _assign_args(self, centers, first, last, bounded, buffers):
+    def _assign_args(self, centers, first, last, bounded, buffers, half_norms):
         return (self.X, self.XT, self.sample_weight, centers, self.labels, self.distances,
                 self._chunks, first, last, self._partial_sums, self._partial_weights,
                 self._changed, self._inertias, bounded, self._lower, self._shift_other,
-                self._separation, self._margin, self._tiny, *buffers)
+                self._separation, self._margin, self._tiny, half_norms, *buffers)
 
     def _assign(self, centers):
         n_chunks = self._chunks.shape[0]
         bounds = (self._bound_centers, centers, self._margin, self._shift_other,
                   self._separation)
         self._compiled("k-means assignment", [
-            (assign_entry, self._assign_args(centers, 0, n_chunks, False, self._tile)),
+            (assign_entry, self._assign_args(centers, 0, n_chunks, False, self._tile,
+                                             self._half_norms)),
             (move_bounds_entry, bounds)])
         bounded = self._bound_args(centers)[0]
         if self._threaded_lloyd:
@@ -1182,17 +1213,22 @@ class Workspace:
 
             def run(first, last):
                 buffers = tile_buffers(n_features, dtype)  # each thread its own scratch
-                assign_entry(*self._assign_args(centers, first, last, bounded, buffers))
+                half_norms = (None if self._half_norms is None
+                              else np.empty_like(self._half_norms))
+                assign_entry(*self._assign_args(centers, first, last, bounded, buffers,
+                                                half_norms))
 
             self._run_chunks(run)
         else:
-            assign_entry(*self._assign_args(centers, 0, n_chunks, bounded, self._tile))
+            assign_entry(*self._assign_args(centers, 0, n_chunks, bounded, self._tile,
+                                            self._half_norms))
 
     def _step_args(self, centers_old, centers_new, bounded):
         return (self.X, self.XT, self.sample_weight, centers_old, centers_new, self.labels,
                 self.distances, self._chunks, self._partial_sums, self._partial_weights,
                 self._changed, self._inertias, bounded, self._bound_centers, self._lower,
-                self._shift_other, self._separation, self._margin, self._tiny, *self._tile)
+                self._shift_other, self._separation, self._margin, self._tiny,
+                self._half_norms, *self._tile)
 
     def lloyd_iter(self, centers_old, centers_new):
         """One Lloyd step: labels from ``centers_old``, new centres into ``centers_new``.

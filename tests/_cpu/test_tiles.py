@@ -23,6 +23,7 @@ from cudakmeans._cpu.math import nearest_center, sq_dist
 from tests.helpers import make_blobs
 
 ROWS, CENTERS = tiles.BLOCK_ROWS, tiles.BLOCK_CENTERS
+TILE = cpu_kmeans.TILE
 
 
 @njit
@@ -49,11 +50,16 @@ def _scan_by_dots(XT, row0, n_rows, centers, margin, tiny, buffers):
     centers_t = np.ascontiguousarray(centers.T)
     one_row = np.empty((1, d), dtype=centers.dtype)
     row_dists = np.empty(centers.shape[0], dtype=centers.dtype)
-    return cpu_kmeans.scan_tile_by_dots(XT, row0, n_rows, centers, half_norms, bound, margin,
-                                        tiny, packed[d:d + CENTERS], values[0], values[1],
-                                        labels[0], values[3:], labels[2],
-                                        rows[cpu_kmeans.TILE:], packed[d + CENTERS:],
-                                        centers_t, one_row, row_dists, labels[3], values[6])
+    acc, repack, left_rows = packed[d:d + CENTERS], packed[d + CENTERS:], rows[TILE:]
+    n_left = cpu_kmeans.scan_tile_by_dots(XT, row0, n_rows, centers, half_norms, bound,
+                                          margin, tiny, acc, values[0], values[1], labels[0],
+                                          values[3:6], labels[2], left_rows, repack,
+                                          centers_t, one_row, row_dists, labels[3],
+                                          values[6])
+    if n_left >= cpu_kmeans.FEW_ROWS:
+        cpu_kmeans.finish_left_rows(n_left, centers, acc, values[0], values[1], labels[0],
+                                    values[3:6], labels[2], left_rows, repack)
+    return n_left
 
 
 @njit
