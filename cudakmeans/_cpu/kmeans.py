@@ -1035,10 +1035,11 @@ class Workspace:
         # what the compiled entry points' argument types depend on (see _compiled)
         self._types = (X.dtype.str, X.flags.writeable, sample_weight.dtype.str,
                        sample_weight.flags.writeable)
-        # X transposed: the distance loops run over rows innermost (see tile_sq_dist).
-        self.XT = self._transposed(X)
         self._allocate_run_buffers()
         self.set_n_clusters(n_clusters)
+        # X transposed: the distance loops run over rows innermost (see tile_sq_dist).
+        # Last: its compile check reads the buffers set above (_compiled).
+        self.XT = self._transposed(X)
 
     def _transposed(self, X):
         """X as a C-ordered (n_features, n_samples) copy.

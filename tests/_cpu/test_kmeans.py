@@ -103,6 +103,27 @@ def test_dot_product_scan_steps_equal_nearest_center(dtype, scale):
     _step_and_compare(X, np.ones(900, dtype=dtype), init, n_iter=6)
 
 
+@pytest.mark.parametrize("n_clusters", [3, cpu_kmeans.DOT_MIN_CENTERS])
+def test_compiled_transpose_gives_numpys_and_the_same_fit(n_clusters, dtype, monkeypatch):
+    """Large inputs are transposed by a compiled kernel on the threads (every chunk, rows
+    and features past a 16-block edge): the same XT as numpy's, the same fit."""
+    X, _ = make_blobs(2 * 4096 + 37, 21, 5, seed=4, dtype=dtype)
+    w = np.ones(X.shape[0], dtype=dtype)
+    init = X[:n_clusters].copy()
+
+    def fit():
+        return KMeans(n_clusters, init=init, n_init=1, max_iter=5, device="cpu").fit(X)
+
+    plain = fit()
+    monkeypatch.setattr(cpu_kmeans, "MIN_COMPILED_TRANSPOSE", 1)
+    ws = cpu_kmeans.Workspace(X, w, n_clusters)
+    np.testing.assert_array_equal(ws.XT, X.T)
+    assert ws.XT.flags.c_contiguous
+    compiled = fit()
+    np.testing.assert_array_equal(compiled.labels_, plain.labels_)
+    np.testing.assert_array_equal(compiled.cluster_centers_, plain.cluster_centers_)
+
+
 @settings(max_examples=40, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 2**32 - 1), move=st.floats(0.0, 3.0),
        n_clusters=st.integers(2, 9), n_features=st.integers(1, 5),
