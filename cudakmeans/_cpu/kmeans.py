@@ -13,6 +13,13 @@ step. A compiled call holds at most ``CALL_WORK`` distance terms of steps, so a 
 serial run returns to Python (and sees Ctrl-C) every few steps. Problems large enough for
 threads step from Python, each step's chunks split across the threads.
 
+An assignment compares a tile of rows with every centre: by exact distances
+(:func:`scan_tile`, a subtract, a multiply and an add per term), or, from
+``DOT_MIN_CENTERS`` centres up, by dot products (:func:`scan_tile_by_dots`, one
+multiply-add per term) with the exact distances only where the dot products' proven
+rounding could change the label. Hamerly's bounds skip the rows whose label cannot have
+changed. Either way the labels and distances are ``nearest_center``'s, bit for bit.
+
 Compile time is what the first run in a fresh environment waits for. The helpers are
 ``inline="always"``: numba types them into the few entry points the workspace calls, and
 LLVM optimises each entry point once. A helper compiled on its own is linked into each
@@ -29,7 +36,7 @@ from numba import njit
 from . import compile as _compile
 from . import parallel
 from .math import inline as _math
-from .tiles import BLOCK_CENTERS, BLOCK_ROWS, sq_dist_block
+from .tiles import BLOCK_CENTERS, BLOCK_ROWS, dot_block, sq_dist_block
 
 _entry = njit(cache=True, nogil=True)  # called from Python: compiled (and cached) alone
 # A kernel several entry points share: compiled once, linked into each of them.
@@ -46,7 +53,16 @@ MIN_PARALLEL_WORK = 1 << 22
 # fraction of a second even when every row is rescanned).
 CALL_WORK = 1 << 28
 
+# Inputs of at least this many elements are transposed by a compiled kernel on the threads.
+MIN_COMPILED_TRANSPOSE = 1 << 20
+
 TILE = 256  # rows per tile (a multiple of BLOCK_ROWS): its running minima stay in L1
+
+# Where the bounds flag more than 7/8 of a tile's rows (unclustered data: Hamerly's single
+# bound rescanned 99.9% of the rows of 200,000 x 64, K=256), checking them costs more
+# than it saves: the next SKIP_TILES tiles of the chunk are scanned whole (fresh bounds,
+# the same labels), then the bounds are tried again.
+SKIP_TILES = 7
 
 # lloyd_steps' outcome: still running, stopped after its final assignment, or stopped by
 # strict convergence onto bit-identical centres (the final assignment would change nothing)
@@ -57,16 +73,18 @@ def tile_buffers(n_features, dtype):
     """Scratch for :func:`assign_rows` (one set per thread): ``(values, labels, rows,
     rescan, packed)``.
 
-    ``packed[:n_features]`` holds a tile of rows, transposed; ``packed[n_features:]`` a
-    block of distances (:func:`scan_tile`'s ``acc``). The distances share no array with the
-    running minima in ``values``: with both in one array, LLVM kept the loops that read
-    the one and write the other scalar. ``packed`` starts zeroed: a block of rows reads
-    past a short tile, and those lanes (whose distances are never used) then hold finite
-    values, not whatever the allocation held.
+    ``packed[:n_features]`` holds a tile of rows, transposed; the next ``BLOCK_CENTERS``
+    rows a block of distances (:func:`scan_tile`'s ``acc``); the last ``n_features`` the
+    rows :func:`scan_tile_by_dots` leaves to the exact scan. ``values[3:]``,
+    ``tile_labels[2:]`` and ``rows[TILE:]`` are that function's scratch and hints too. The distances
+    share no array with the running minima in ``values``: with both in one array, LLVM
+    kept the loops that read the one and write the other scalar. ``packed`` starts
+    zeroed: a block of rows reads past a short tile, and those lanes (whose distances are
+    never used) then hold finite values, not whatever the allocation held.
     """
-    return (np.empty((3, TILE), dtype=dtype), np.empty((2, TILE), dtype=np.int32),
-            np.empty(TILE, dtype=np.int64), np.empty(TILE, dtype=np.bool_),
-            np.zeros((n_features + BLOCK_CENTERS, TILE), dtype=dtype))
+    return (np.empty((7, TILE), dtype=dtype), np.empty((4, TILE), dtype=np.int32),
+            np.empty(2 * TILE, dtype=np.int64), np.empty(TILE, dtype=np.bool_),
+            np.zeros((2 * n_features + BLOCK_CENTERS, TILE), dtype=dtype))
 
 
 @_inline
@@ -166,6 +184,204 @@ def take_nearest_of_block(acc, c0, n_rows, best, second, best_label):
         best[r], second[r], best_label[r] = b, s, label
 
 
+# From this many centres up, a tile's rows are compared with every centre by dot products
+# (:func:`scan_tile_by_dots`, twice the terms per cycle), the exact distances only where
+# the dot products' rounding could decide the label.
+DOT_MIN_CENTERS = 32
+# Below this many rows left to the exact scan, each is compared with the centres alone.
+FEW_ROWS = 8
+
+
+@_inline
+def center_norms(centers, margin, half_norms):
+    """half_norms[c] = |centers[c]|^2 / 2 in the centres' dtype; returns an upper bound on
+    every centre's norm |c| (float64, rounded up by ``margin``; inf or nan when a centre
+    is not finite, which sends every row to the exact scan)."""
+    top = 0.0
+    for c in range(centers.shape[0]):
+        acc = 0.0
+        for f in range(centers.shape[1]):
+            acc += float(centers[c, f]) * float(centers[c, f])
+        half_norms[c] = 0.5 * acc
+        top = acc if not acc <= top else top  # a nan is kept
+    return np.sqrt(top) * (1.0 + margin)
+
+
+@_inline
+def take_nearest_of_dots(acc, half_norms, c0, n_rows, best, second, best_label):
+    """:func:`take_nearest_of_block` of ``half_norms[c] - acc[k]`` (c = c0 + k, acc the
+    dot products ``x . c``): |x - c|^2 / 2 less |x|^2 / 2, the same order of centres."""
+    n_block = acc.shape[0]
+    h0 = half_norms[c0]
+    if n_block == BLOCK_CENTERS:
+        h1, h2, h3 = half_norms[c0 + 1], half_norms[c0 + 2], half_norms[c0 + 3]
+    else:
+        h1 = h2 = h3 = h0
+    for r in range(n_rows):  # branch-free, so that it vectorises
+        b, s, label = fold(h0 - acc[0, r], c0, best[r], second[r], best_label[r])
+        if n_block == BLOCK_CENTERS:  # the same for every row: hoisted out of the loop
+            b, s, label = fold(h1 - acc[1, r], c0 + 1, b, s, label)
+            b, s, label = fold(h2 - acc[2, r], c0 + 2, b, s, label)
+            b, s, label = fold(h3 - acc[3, r], c0 + 3, b, s, label)
+        best[r], second[r], best_label[r] = b, s, label
+
+
+@_kernel
+def scan_tile_by_dots(XT, row0, n_rows, centers, half_norms, center_bound, margin, tiny,
+                      acc, best, second, best_label, scratch, scratch_labels, rows, repack,
+                      centers_t, one_row, row_dists, known_labels, known_dists):
+    """:func:`scan_tile`'s labels and nearest distances, from dot products where they
+    decide, the exact scan where their rounding could.
+
+    ``|x - c|^2 = |x|^2 + |c|^2 - 2 x.c``: the dot products (:func:`.tiles.dot_block`, a
+    multiply-add per term) rank the centres at twice the exact scan's rate. Each row's
+    nearest and second-nearest by that ranking, ``A1 <= A2``, are within ``e`` of the true
+    squared distances, ``e = 4 (d + 4) eps (|x| + max|c|)^2 + H`` (the dot product's
+    ``gamma_d |x| |c|`` and the roundings of the norms and differences, with room to
+    spare; ``H`` covers underflow). ``sq_dist`` in turn is within the relative ``margin``
+    of the truth. So where ``(A2 - e)(1 - margin) > (A1 + e)(1 + margin) + H``, every
+    other centre's ``sq_dist`` exceeds the first one's: it is ``nearest_center``'s label,
+    and its distance is computed exactly (``sq_dist``'s value), or taken from
+    ``known_dists[r]`` where it is ``known_labels[r]``'s (the bounds computed it; -1:
+    none). Every other row (a
+    near-tie, a tie, a duplicated centre, a scale where ``e`` is not small, or where a dot
+    product could overflow) is compared with every centre exactly: here, one row at a
+    time (:func:`nearest_of_row`), when fewer than ``FEW_ROWS`` are left (a block of rows
+    would cost 32 rows' scan for one); otherwise they are packed into ``repack`` and the
+    caller finishes them (:func:`finish_left_rows`). Labels and distances are then
+    ``nearest_center``'s either way. ``second`` is, for rows the dot
+    products settle, ``(A2 - e)(1 - margin)`` rounded down, a lower bound of every other
+    centre's ``sq_dist`` (what Hamerly's bound needs), and the exact second-nearest
+    distance otherwise.
+
+    IN: XT (``BLOCK_ROWS`` columns from row0, as for :func:`scan_tile`), centers,
+    half_norms and center_bound (:func:`center_norms`), centers_t (the centres
+    transposed). OUT: best, second, best_label. Scratch: acc, scratch (3 x TILE of X's
+    dtype), scratch_labels, rows, repack, one_row (1 x n_features), row_dists (K).
+    Returns the number of rows the dot products left to exact comparisons; from
+    ``FEW_ROWS`` up, the caller's :func:`finish_left_rows` makes them.
+    """
+    n_features = XT.shape[0]
+    n_centers = centers.shape[0]
+    eps = np.finfo(XT.dtype).eps
+    big = np.finfo(XT.dtype).max / 8.0  # |x| + max|c| below its root: no dot overflows
+    gain = 4.0 * (n_features + 4) * eps
+    guard = 4.0 * (n_features + 4) * tiny
+    for r in range(n_rows):
+        best[r] = np.inf
+        best_label[r] = 0
+        second[r] = np.inf
+    for c0 in range(0, n_centers, BLOCK_CENTERS):
+        tile_block_dots(XT, row0, n_rows, centers, c0, acc)
+        if n_centers - c0 >= BLOCK_CENTERS:
+            take_nearest_of_dots(acc, half_norms, c0, n_rows, best, second, best_label)
+        else:
+            for k in range(n_centers - c0):
+                take_nearest_of_dots(acc[k:k + 1], half_norms, c0 + k, n_rows, best,
+                                     second, best_label)
+    norms = scratch[0]
+    x = XT[0, row0:row0 + n_rows]
+    for r in range(n_rows):
+        norms[r] = x[r] * x[r]
+    for f in range(1, n_features):
+        x = XT[f, row0:row0 + n_rows]
+        for r in range(n_rows):
+            norms[r] += x[r] * x[r]
+    shrink, grow = 1.0 - margin, 1.0 + margin
+    unsettled = scratch[1]  # 1 where the exact scan must decide (then left_best, below)
+    for r in range(n_rows):  # which rows the dot products settle (branch-free: vectorised)
+        squared = float(norms[r])
+        reach = np.sqrt(squared) + center_bound
+        reach *= reach
+        e = gain * reach + guard
+        low = (squared + 2.0 * float(second[r]) - e) * shrink
+        high = (squared + 2.0 * float(best[r]) + e) * grow + guard
+        settled = (reach < big) & (low > high)
+        second[r] = low * shrink  # rounded down (a float32 rounds to nearest)
+        unsettled[r] = 0.0 if settled else 1.0
+    n_left = 0
+    for r in range(n_rows):  # the others, packed
+        rows[n_left] = r
+        n_left += unsettled[r] != 0.0
+    n_unknown = 0
+    for r in range(n_rows):
+        n_unknown += best_label[r] != known_labels[r]
+    if n_unknown * 4 > n_rows:  # vectorised over rows (gathers), every row
+        tile_own_sq_dist(XT, row0, n_rows, centers, best_label, best)
+    else:  # the few rows whose distance is not known, one at a time
+        for r in range(n_rows):
+            label = best_label[r]
+            if label == known_labels[r]:
+                best[r] = known_dists[r]
+            else:  # sq_dist's sum, in feature order
+                total = XT.dtype.type(0)
+                for f in range(n_features):
+                    diff = XT[f, row0 + r] - centers[label, f]
+                    total += diff * diff
+                best[r] = total
+    if 0 < n_left < FEW_ROWS:
+        for j in range(n_left):
+            r = rows[j]
+            for f in range(n_features):
+                one_row[0, f] = XT[f, row0 + r]
+            best[r], second[r], best_label[r] = nearest_of_row(one_row, centers_t,
+                                                               row_dists)
+        return n_left
+    for f in range(n_features):
+        for j in range(n_left):
+            repack[f, j] = XT[f, row0 + rows[j]]
+    return n_left
+
+
+@_inline
+def finish_left_rows(n_left, centers, acc, best, second, best_label, scratch,
+                     scratch_labels, rows, repack):
+    """The exact scan of the rows :func:`scan_tile_by_dots` left packed in ``repack``
+    (``rows[:n_left]``, their places in the tile): :func:`scan_tile`'s labels and
+    distances into ``best``, ``second`` and ``best_label``.
+
+    Run by the caller, not by :func:`scan_tile_by_dots`: a kernel linked into another is
+    optimised again at every level, and :func:`assign_rows` links :func:`scan_tile`
+    already (a first run in a fresh environment compiled for twice as long).
+    """
+    left_best, left_second = scratch[1], scratch[2]
+    scan_tile(repack, 0, n_left, centers, acc, left_best, left_second, scratch_labels)
+    for j in range(n_left):
+        r = rows[j]
+        best[r] = left_best[j]
+        second[r] = left_second[j]
+        best_label[r] = scratch_labels[j]
+
+
+@_inline
+def nearest_of_row(one_row, centers_t, dists):
+    """(nearest distance, second-nearest distance, label) of the row ``one_row[0]``, as
+    ``nearest_center`` and :func:`scan_tile` give them.
+
+    The distances come from :func:`tile_sq_dist` with the roles swapped (the centres,
+    transposed, are its "rows", vectorised; the row is its one "centre"): each is
+    ``((0 + (c_0 - x_0)^2) + (c_1 - x_1)^2) + ...``, and ``c - x`` rounds to exactly
+    ``-(x - c)``, so the values are ``sq_dist``'s bit for bit. Centres are then taken in
+    increasing order, only when strictly nearer (:func:`fold`).
+    """
+    n_centers = centers_t.shape[1]
+    tile_sq_dist(centers_t, 0, n_centers, one_row, 0, dists)
+    best, second, label = np.inf, np.inf, 0
+    for c in range(n_centers):
+        best, second, label = fold(dists[c], c, best, second, label)
+    return best, second, label
+
+
+@_inline
+def tile_block_dots(XT, row0, n_rows, centers, c0, out):
+    """out[k, r] = X[row0 + r] . centers[c0 + k]: :func:`tile_block_sq_dists` with dot
+    products (:func:`.tiles.dot_block`), the same blocks and the same overlap."""
+    last_block = n_rows - BLOCK_ROWS if n_rows > BLOCK_ROWS else 0
+    for b0 in range(0, n_rows, BLOCK_ROWS):
+        b = b0 if b0 < last_block else last_block
+        dot_block(XT, row0 + b, centers, c0, out, b)
+
+
 @_inline
 def nearest_in_tile(XT, row0, n_rows, centers, acc, best, best_label):
     """:func:`scan_tile` without the second-nearest distance (for callers without bounds)."""
@@ -243,8 +459,8 @@ def flag_rescans(dist, own, lower, shift_other, separation, margin, tiny, rescan
 
 @_kernel
 def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights, start, stop,
-                bounded, lower, shift_other, separation, margin, tiny, values, tile_labels,
-                packed_rows, rescan, packed):
+                bounded, lower, shift_other, separation, margin, tiny, half_norms, values,
+                tile_labels, packed_rows, rescan, packed):
     """Label rows ``start:stop`` with their nearest centre; return (n_changed, inertia).
 
     IN: X and XT (its transpose), sample_weight, centers. INOUT: labels (the previous
@@ -261,23 +477,41 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
     ``shift_other[a]`` at most (for the centres other than ``a``); each row's distance to
     its own centre is computed, and only the rows :func:`flag_rescans` cannot settle are
     compared with every centre (Hamerly's algorithm), packed into a small tile of their
-    own so that the scan stays vectorised. Either way the labels and distances are
+    own so that the scan stays vectorised; where they settle too few rows to pay, the
+    next tiles are scanned whole (``SKIP_TILES``). Either way the labels and distances are
     ``nearest_center``'s, bit for bit.
+
+    ``half_norms`` (K scratch values, or None) chooses the scan: :func:`scan_tile_by_dots`
+    or :func:`scan_tile`. Being None or an array, it is part of the compiled signature,
+    so a fit with fewer than ``DOT_MIN_CENTERS`` centres never compiles the dot products
+    (a first run in a fresh environment waits for every compile).
     """
     n_features = X.shape[1]
     best, second, packed_best = values[0], values[1], values[2]
-    acc, packed = packed[n_features:], packed[:n_features]
+    acc = packed[n_features:n_features + BLOCK_CENTERS]
+    repack, packed = packed[n_features + BLOCK_CENTERS:], packed[:n_features]
     best_label, packed_label = tile_labels[0], tile_labels[1]
     gathered = np.empty((2, TILE))  # flag_rescans' scratch
+    if half_norms is not None:  # decided when numba compiles: one variant each
+        center_bound = center_norms(centers, margin, half_norms)
+        centers_t = np.empty((n_features, centers.shape[0]), dtype=centers.dtype)
+        for c in range(centers.shape[0]):
+            for f in range(n_features):
+                centers_t[f, c] = centers[c, f]
+        one_row = np.empty((1, n_features), dtype=centers.dtype)
+        row_dists = np.empty(centers.shape[0], dtype=centers.dtype)
     shrink = 1.0 - margin  # rounds the bounds down: they must never exceed the truth
     n_changed = 0
     inertia = 0.0
+    skip = 0  # tiles left to scan whole, bounds or not (see SKIP_TILES)
     for row0 in range(start, stop, TILE):
         n_rows = stop - row0 if stop - row0 < TILE else TILE
         # the rows to compare with every centre: all of them, or those the bounds flag
         # (packed, so that the scan stays vectorised), read from (source, first)
         source, first, m = XT, row0, n_rows
-        if bounded:
+        use_bounds = bounded and skip == 0
+        skip -= bounded and skip > 0
+        if use_bounds:
             for r in range(n_rows):
                 best_label[r] = labels[row0 + r]
             tile_own_sq_dist(XT, row0, n_rows, centers, best_label, best)
@@ -287,10 +521,13 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
             for r in range(n_rows):
                 packed_rows[m] = r
                 m += rescan[r]
-            for f in range(n_features):
-                for j in range(m):
-                    packed[f, j] = XT[f, row0 + packed_rows[j]]
-            source, first = packed, 0
+            if m * 8 > n_rows * 7:
+                skip = SKIP_TILES
+            if m < n_rows or n_rows < BLOCK_ROWS:  # all flagged: the scan reads XT itself
+                for f in range(n_features):
+                    for j in range(m):
+                        packed[f, j] = XT[f, row0 + packed_rows[j]]
+                source, first = packed, 0
         else:
             for r in range(n_rows):
                 packed_rows[r] = r
@@ -300,7 +537,25 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
                         packed[f, r] = XT[f, row0 + r]
                 source, first = packed, 0
         if m > 0:
-            scan_tile(source, first, m, centers, acc, packed_best, second, packed_label)
+            if half_norms is not None:
+                known_labels, known_dists = tile_labels[3], values[6]
+                for j in range(m):  # the bounds' labels and distances, to reuse
+                    r = packed_rows[j]
+                    known_labels[j] = best_label[r] if use_bounds else -1
+                    known_dists[j] = best[r]
+                n_left = scan_tile_by_dots(source, first, m, centers, half_norms,
+                                           center_bound, margin, tiny, acc, packed_best,
+                                           second, packed_label, values[3:6],
+                                           tile_labels[2], packed_rows[TILE:], repack,
+                                           centers_t, one_row, row_dists, known_labels,
+                                           known_dists)
+                if n_left >= FEW_ROWS:
+                    finish_left_rows(n_left, centers, acc, packed_best, second,
+                                     packed_label, values[3:6], tile_labels[2],
+                                     packed_rows[TILE:], repack)
+            else:
+                scan_tile(source, first, m, centers, acc, packed_best, second,
+                          packed_label)
             for j in range(m):
                 r = packed_rows[j]
                 best[r] = packed_best[j]
@@ -325,7 +580,7 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
 @_inline
 def assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, first, last,
                   sums, weights, changed, inertias, bounded, lower, shift_other, separation,
-                  margin, tiny, values, tile_labels, packed_rows, rescan, packed):
+                  margin, tiny, half_norms, values, tile_labels, packed_rows, rescan, packed):
     """:func:`assign_rows` over ``chunks[first:last]``, one partial result per chunk.
 
     OUT: sums[k], weights[k] (zeroed here), changed[k], inertias[k].
@@ -338,7 +593,7 @@ def assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, firs
         n_changed, inertia = assign_rows(X, XT, sample_weight, centers, labels, distances,
                                          sums[k], weights[k], chunks[k, 0], chunks[k, 1],
                                          bounded, lower, shift_other, separation, margin,
-                                         tiny, values, tile_labels, packed_rows, rescan,
+                                         tiny, half_norms, values, tile_labels, packed_rows, rescan,
                                          packed)
         changed[k] = n_changed
         inertias[k] = inertia
@@ -423,7 +678,8 @@ def finish_iter(X, sample_weight, labels, distances, sums, weights, changed, ine
 @_inline
 def lloyd_step(X, XT, sample_weight, centers_old, centers_new, labels, distances, chunks,
                sums, weights, changed, inertias, bounded, bound_centers, lower, shift_other,
-               separation, margin, tiny, values, tile_labels, packed_rows, rescan, packed):
+               separation, margin, tiny, half_norms, values, tile_labels, packed_rows, rescan,
+               packed):
     """One whole Lloyd step on the calling thread (the same chunks, the same result as on
     threads), bounds moved from ``bound_centers`` first. Returns
     ``(n_changed, center_shift_tot, inertia)``."""
@@ -433,8 +689,8 @@ def lloyd_step(X, XT, sample_weight, centers_old, centers_new, labels, distances
         copy_centers(centers_old, bound_centers)
     assign_chunks(X, XT, sample_weight, centers_old, labels, distances, chunks, 0,
                   chunks.shape[0], sums, weights, changed, inertias, bounded, lower,
-                  shift_other, separation, margin, tiny, values, tile_labels, packed_rows,
-                  rescan, packed)
+                  shift_other, separation, margin, tiny, half_norms, values, tile_labels,
+                  packed_rows, rescan, packed)
     return finish_iter(X, sample_weight, labels, distances, sums, weights, changed, inertias,
                        centers_old, centers_new)
 
@@ -442,20 +698,20 @@ def lloyd_step(X, XT, sample_weight, centers_old, centers_new, labels, distances
 @_entry
 def lloyd_iter_serial(X, XT, sample_weight, centers_old, centers_new, labels, distances,
                       chunks, sums, weights, changed, inertias, bounded, bound_centers, lower,
-                      shift_other, separation, margin, tiny, values, tile_labels, packed_rows,
-                      rescan, packed):
+                      shift_other, separation, margin, tiny, half_norms, values, tile_labels,
+                      packed_rows, rescan, packed):
     """:func:`lloyd_step` as one compiled call (the workspace's ``lloyd_iter``)."""
     return lloyd_step(X, XT, sample_weight, centers_old, centers_new, labels, distances,
                       chunks, sums, weights, changed, inertias, bounded, bound_centers, lower,
-                      shift_other, separation, margin, tiny, values, tile_labels, packed_rows,
-                      rescan, packed)
+                      shift_other, separation, margin, tiny, half_norms, values, tile_labels,
+                      packed_rows, rescan, packed)
 
 
 @_entry
 def lloyd_steps(X, XT, sample_weight, centers, centers_new, labels, distances, chunks, sums,
                 weights, changed, inertias, bounded, bound_centers, lower, shift_other,
-                separation, margin, tiny, values, tile_labels, packed_rows, rescan, packed,
-                n_steps, remaining, tol):
+                separation, margin, tiny, half_norms, values, tile_labels, packed_rows, rescan,
+                packed, n_steps, remaining, tol):
     """Up to ``n_steps`` steps of one Lloyd run, with ``_drivers.lloyd.kmeans_single_lloyd``'s
     stopping rules and, once the run stops, its final assignment.
 
@@ -485,7 +741,7 @@ def lloyd_steps(X, XT, sample_weight, centers, centers_new, labels, distances, c
             copy_centers(centers, bound_centers)
         assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, 0,
                       chunks.shape[0], sums, weights, changed, inertias, step_bounded, lower,
-                      shift_other, separation, margin, tiny, values, tile_labels,
+                      shift_other, separation, margin, tiny, half_norms, values, tile_labels,
                       packed_rows, rescan, packed)
         if final:
             return n_done, ASSIGNED, reduce_sum(inertias)
@@ -514,12 +770,12 @@ def same_centers(a, b):
 @_entry
 def assign_entry(X, XT, sample_weight, centers, labels, distances, chunks, first, last,
                  sums, weights, changed, inertias, bounded, lower, shift_other, separation,
-                 margin, tiny, values, tile_labels, packed_rows, rescan, packed):
+                 margin, tiny, half_norms, values, tile_labels, packed_rows, rescan, packed):
     """:func:`assign_chunks` as one compiled call (a thread's share of a step, or an
     assignment on its own)."""
     assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, first, last,
                   sums, weights, changed, inertias, bounded, lower, shift_other, separation,
-                  margin, tiny, values, tile_labels, packed_rows, rescan, packed)
+                  margin, tiny, half_norms, values, tile_labels, packed_rows, rescan, packed)
 
 
 @_entry
@@ -753,6 +1009,20 @@ def choose_candidate(partial_pots, pots, candidates, new_closest, closest, indic
 
 
 @_entry
+def transpose_rows(X, XT, start, stop):
+    """XT[f, i] = X[i, f] for rows ``start:stop``, in blocks of 16 x 16 that stay in L1
+    (one element at a time, every load or every store of a row misses the cache)."""
+    n_features = X.shape[1]
+    for i0 in range(start, stop, 16):
+        i1 = i0 + 16 if i0 + 16 < stop else stop
+        for f0 in range(0, n_features, 16):
+            f1 = f0 + 16 if f0 + 16 < n_features else n_features
+            for f in range(f0, f1):
+                for i in range(i0, i1):
+                    XT[f, i] = X[i, f]
+
+
+@_entry
 def distances_chunk(X, centers, out, start, stop):
     """out[i, c] = |X[i] - centers[c]| for rows ``start:stop``."""
     for i in range(start, stop):
@@ -780,8 +1050,6 @@ class Workspace:
 
     def __init__(self, X, sample_weight, n_clusters):
         self.X = X
-        # X transposed: the distance loops run over rows innermost (see tile_sq_dist).
-        self.XT = np.ascontiguousarray(X.T)
         self.sample_weight = sample_weight
         n_samples = X.shape[0]
         self.chunks = parallel.chunk_bounds(n_samples)
@@ -791,6 +1059,26 @@ class Workspace:
                        sample_weight.flags.writeable)
         self._allocate_run_buffers()
         self.set_n_clusters(n_clusters)
+        # X transposed: the distance loops run over rows innermost (see tile_sq_dist).
+        # Last: its compile check reads the buffers set above (_compiled).
+        self.XT = self._transposed(X)
+
+    def _transposed(self, X):
+        """X as a C-ordered (n_features, n_samples) copy.
+
+        numpy's strided copy (``np.ascontiguousarray(X.T)``) took longer than a whole
+        Lloyd step on 200,000 x 64 float32 (0.13 s of copying and 0.07 s of first-touch
+        page faults on one thread, bench/results/peers-cpu-2026-12-03-large18.md), and a
+        fit pays it once more than scikit-learn. Large inputs are copied in cache blocks
+        by a compiled kernel, each chunk of rows on the thread pool (the page faults too).
+        """
+        if X.size < MIN_COMPILED_TRANSPOSE or X.dtype not in (np.float32, np.float64):
+            return np.ascontiguousarray(X.T)
+        XT = np.empty((X.shape[1], X.shape[0]), dtype=X.dtype)
+        self._compiled("k-means data", [(transpose_rows, (X, XT, 0, 0))])
+        parallel.map_chunks(lambda _, start, stop: transpose_rows(X, XT, start, stop),
+                            self.chunks)
+        return XT
 
     def _allocate_run_buffers(self):
         """The per-sample buffers one run writes (X and its transpose are only read)."""
@@ -854,6 +1142,9 @@ class Workspace:
         self._bound_centers = np.empty((n_clusters, n_features), dtype=self.X.dtype)
         self._shift_other = np.zeros(n_clusters)
         self._separation = np.zeros(n_clusters)
+        # the centres' half squared norms, where the scan ranks them by dot products
+        self._half_norms = (np.empty(n_clusters, dtype=self.X.dtype)
+                            if n_clusters >= DOT_MIN_CENTERS else None)
         self._bounds_valid = False
         self._step_work = n_samples * n_clusters * n_features
         self._threaded_lloyd = self._use_threads(self._step_work)
@@ -870,10 +1161,11 @@ class Workspace:
         """Compile (with a notice) the entry points of ``calls`` that are not yet compiled
         or cached: ``[(entry, args)]``, args of the types the call will pass; ``soon``,
         ``(what, calls)`` the caller runs next, compiles meanwhile in a second process."""
+        key = (*self._types, self._half_norms is None)  # the scan variant: see assign_rows
         if soon is not None:
-            soon = ([(entry, args, self._types) for entry, args in soon[1]],
+            soon = ([(entry, args, key) for entry, args in soon[1]],
                     f"{soon[0]} ({self.X.dtype})")
-        _compile.ensure_compiled([(entry, args, self._types) for entry, args in calls],
+        _compile.ensure_compiled([(entry, args, key) for entry, args in calls],
                                  f"{what} ({self.X.dtype})", soon=soon)
 
     def _run_calls(self, centers, centers_new, n_iter, n_steps, max_iter, tol):
@@ -924,18 +1216,19 @@ class Workspace:
         return (bounded, self._lower, self._shift_other, self._separation, self._margin,
                 self._tiny)
 
-    def _assign_args(self, centers, first, last, bounded, buffers):
+    def _assign_args(self, centers, first, last, bounded, buffers, half_norms):
         return (self.X, self.XT, self.sample_weight, centers, self.labels, self.distances,
                 self._chunks, first, last, self._partial_sums, self._partial_weights,
                 self._changed, self._inertias, bounded, self._lower, self._shift_other,
-                self._separation, self._margin, self._tiny, *buffers)
+                self._separation, self._margin, self._tiny, half_norms, *buffers)
 
     def _assign(self, centers):
         n_chunks = self._chunks.shape[0]
         bounds = (self._bound_centers, centers, self._margin, self._shift_other,
                   self._separation)
         self._compiled("k-means assignment", [
-            (assign_entry, self._assign_args(centers, 0, n_chunks, False, self._tile)),
+            (assign_entry, self._assign_args(centers, 0, n_chunks, False, self._tile,
+                                             self._half_norms)),
             (move_bounds_entry, bounds)])
         bounded = self._bound_args(centers)[0]
         if self._threaded_lloyd:
@@ -943,17 +1236,22 @@ class Workspace:
 
             def run(first, last):
                 buffers = tile_buffers(n_features, dtype)  # each thread its own scratch
-                assign_entry(*self._assign_args(centers, first, last, bounded, buffers))
+                half_norms = (None if self._half_norms is None
+                              else np.empty_like(self._half_norms))
+                assign_entry(*self._assign_args(centers, first, last, bounded, buffers,
+                                                half_norms))
 
             self._run_chunks(run)
         else:
-            assign_entry(*self._assign_args(centers, 0, n_chunks, bounded, self._tile))
+            assign_entry(*self._assign_args(centers, 0, n_chunks, bounded, self._tile,
+                                            self._half_norms))
 
     def _step_args(self, centers_old, centers_new, bounded):
         return (self.X, self.XT, self.sample_weight, centers_old, centers_new, self.labels,
                 self.distances, self._chunks, self._partial_sums, self._partial_weights,
                 self._changed, self._inertias, bounded, self._bound_centers, self._lower,
-                self._shift_other, self._separation, self._margin, self._tiny, *self._tile)
+                self._shift_other, self._separation, self._margin, self._tiny,
+                self._half_norms, *self._tile)
 
     def lloyd_iter(self, centers_old, centers_new):
         """One Lloyd step: labels from ``centers_old``, new centres into ``centers_new``.

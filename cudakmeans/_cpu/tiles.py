@@ -42,6 +42,31 @@ def sq_dist_block(XT, row0, centers, c0, out, col0):
     _block_loops(XT, row0, centers, c0, out, col0)
 
 
+def dot_block(XT, row0, centers, c0, out, col0):
+    """out[c, col0 + b] = X[row0 + b] . centers[min(c0 + c, K - 1)] for a block: the same
+    block as :func:`sq_dist_block`, one multiply-add per term instead of a subtract, a
+    multiply and an add (twice the terms per cycle where the multiply-adds are fused).
+
+    Not ``sq_dist``'s values: each lane sums its products in feature order, in X's dtype,
+    with or without fusing (``llvm.fmuladd``: the target decides), so the result is within
+    ``gamma_d * sum |x_f c_f|`` of the exact dot product either way; callers bound that
+    and decide exactly where the bound cannot (:func:`..kmeans.scan_tile_by_dots`).
+    """
+    _dot_loops(XT, row0, centers, c0, out, col0)
+
+
+def _dot_loops(XT, row0, centers, c0, out, col0):
+    """:func:`dot_block` as plain loops (arrays whose rows are not contiguous)."""
+    last = centers.shape[0] - 1
+    for c in range(BLOCK_CENTERS):
+        j = c0 + c if c0 + c < last else last
+        for b in range(BLOCK_ROWS):
+            acc = XT.dtype.type(0)
+            for f in range(XT.shape[0]):
+                acc += XT[f, row0 + b] * centers[j, f]
+            out[c, col0 + b] = acc
+
+
 def _block_loops(XT, row0, centers, c0, out, col0):
     """:func:`sq_dist_block` as plain loops (arrays whose rows are not contiguous)."""
     last = centers.shape[0] - 1
@@ -55,10 +80,9 @@ def _block_loops(XT, row0, centers, c0, out, col0):
             out[c, col0 + b] = acc
 
 
-@intrinsic
-def _sq_dist_block(typingctx, XT, row0, centers, c0, out, col0):
-    """:func:`sq_dist_block` as a vector loop over features with its sums in registers."""
-    sig = types.void(XT, row0, centers, c0, out, col0)
+def _block_codegen(term):
+    """The code of a block whose lane sums ``acc = term(builder, acc, x, y)`` over features,
+    the sums in vector registers (``term`` is :func:`_sq_dist_term` or :func:`_dot_term`)."""
 
     def codegen(context, builder, sig, args):
         xt_type, _, y_type, _, out_type, _ = sig.args
@@ -115,10 +139,8 @@ def _sq_dist_block(typingctx, XT, row0, centers, c0, out, col0):
                     builder.insert_element(undef, y, ir.Constant(ir.IntType(32), 0)),
                     undef, splat)
                 for v in range(n_vectors):
-                    diff = builder.fsub(xs[v], y)
                     slot = sums[c * n_vectors + v]
-                    builder.store(builder.fadd(builder.load(slot), builder.fmul(diff, diff)),
-                                  slot)
+                    builder.store(term(builder, builder.load(slot), xs[v], y), slot)
         out_base = builder.gep(builder.bitcast(out.data, i8p),
                                [builder.mul(col0, const(itemsize))])
         for c in range(BLOCK_CENTERS):
@@ -129,21 +151,56 @@ def _sq_dist_block(typingctx, XT, row0, centers, c0, out, col0):
                               builder.bitcast(target, vty.as_pointer()), align=itemsize)
         return context.get_dummy_value()
 
-    return sig, codegen
+    return codegen
 
 
-_block_loops_jit = njit(nogil=True, inline="always")(_block_loops)
+def _sq_dist_term(builder, acc, x, y):
+    """acc + (x - y)^2: a subtract, a multiply and an add, each rounded (sq_dist's)."""
+    diff = builder.fsub(x, y)
+    return builder.fadd(acc, builder.fmul(diff, diff))
 
 
-@overload(sq_dist_block, inline="always")
-def _sq_dist_block_overload(XT, row0, centers, c0, out, col0):
-    arrays = (XT, centers, out)
-    if all(isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C" for a in arrays) \
-            and XT.dtype == centers.dtype == out.dtype \
-            and XT.dtype in (types.float32, types.float64):
-        def impl(XT, row0, centers, c0, out, col0):
-            _sq_dist_block(XT, row0, centers, c0, out, col0)
-    else:  # rows that are not contiguous, or other dtypes: the same sums as loops
-        def impl(XT, row0, centers, c0, out, col0):
-            _block_loops_jit(XT, row0, centers, c0, out, col0)
-    return impl
+def _dot_term(builder, acc, x, y):
+    """acc + x * y, fused into one rounding where the target has multiply-adds."""
+    vty = x.type  # llvmlite names no intrinsic overloads on vectors: spelled out here
+    name = f"llvm.fmuladd.v{vty.count}f{32 if str(vty.element) == 'float' else 64}"
+    fmuladd = cgutils.get_or_insert_function(builder.module,
+                                             ir.FunctionType(vty, [vty, vty, vty]), name)
+    return builder.call(fmuladd, [x, y, acc])
+
+
+@intrinsic
+def _sq_dist_block(typingctx, XT, row0, centers, c0, out, col0):
+    """:func:`sq_dist_block` as a vector loop over features with its sums in registers."""
+    return types.void(XT, row0, centers, c0, out, col0), _block_codegen(_sq_dist_term)
+
+
+@intrinsic
+def _dot_block(typingctx, XT, row0, centers, c0, out, col0):
+    """:func:`dot_block` as a vector loop over features with its sums in registers."""
+    return types.void(XT, row0, centers, c0, out, col0), _block_codegen(_dot_term)
+
+
+def _block_overload(vectorised, loops):
+    """The compiled form of a block: the intrinsic ``vectorised`` for C-ordered float
+    arrays of one dtype, the plain ``loops`` for anything else."""
+    loops_jit = njit(nogil=True, inline="always")(loops)
+
+    def typer(XT, row0, centers, c0, out, col0):
+        arrays = (XT, centers, out)
+        if all(isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C"
+               for a in arrays) \
+                and XT.dtype == centers.dtype == out.dtype \
+                and XT.dtype in (types.float32, types.float64):
+            def impl(XT, row0, centers, c0, out, col0):
+                vectorised(XT, row0, centers, c0, out, col0)
+        else:  # rows that are not contiguous, or other dtypes: the same sums as loops
+            def impl(XT, row0, centers, c0, out, col0):
+                loops_jit(XT, row0, centers, c0, out, col0)
+        return impl
+
+    return typer
+
+
+overload(sq_dist_block, inline="always")(_block_overload(_sq_dist_block, _block_loops))
+overload(dot_block, inline="always")(_block_overload(_dot_block, _dot_loops))

@@ -84,6 +84,47 @@ def test_ties_and_duplicated_centres_keep_the_lowest_label(dtype):
     _step_and_compare(X, np.ones(600, dtype=dtype), init, n_iter=8)
 
 
+@pytest.mark.parametrize(("dtype", "scale"), [
+    (np.float64, 1e-160), (np.float64, 1e60), (np.float32, 1e-20), (np.float32, 1.0),
+    (np.float32, 1e15),
+])
+def test_dot_product_scan_steps_equal_nearest_center(dtype, scale):
+    """From ``DOT_MIN_CENTERS`` centres the rows are ranked by dot products: every bounded
+    step must still give ``nearest_center``'s labels and distances, on an integer grid
+    (exact ties, a duplicated centre) and at scales where the dot products' rounding,
+    underflow or overflow would decide the label if it were trusted."""
+    rng = np.random.default_rng(11)
+    n_clusters = cpu_kmeans.DOT_MIN_CENTERS + 8
+    X = rng.integers(-4, 5, size=(900, 3)).astype(np.float64)
+    X[:300] += rng.standard_normal((300, 3))
+    X = (X * scale).astype(dtype)
+    init = X[rng.choice(900, n_clusters, replace=False)].copy()
+    init[5] = init[17]  # duplicated centres: tied for every row
+    _step_and_compare(X, np.ones(900, dtype=dtype), init, n_iter=6)
+
+
+def test_compiled_transpose_gives_numpys_and_the_same_fit(dtype, monkeypatch):
+    """Large inputs are transposed by a compiled kernel on the threads (every chunk, rows
+    and features past a 16-block edge): the same XT as numpy's, the same fit. (K below
+    DOT_MIN_CENTERS: the exact-scan variant other tests compile already.)"""
+    n_clusters = 3
+    X, _ = make_blobs(2 * 4096 + 37, 21, 5, seed=4, dtype=dtype)
+    w = np.ones(X.shape[0], dtype=dtype)
+    init = X[:n_clusters].copy()
+
+    def fit():
+        return KMeans(n_clusters, init=init, n_init=1, max_iter=5, device="cpu").fit(X)
+
+    plain = fit()
+    monkeypatch.setattr(cpu_kmeans, "MIN_COMPILED_TRANSPOSE", 1)
+    ws = cpu_kmeans.Workspace(X, w, n_clusters)
+    np.testing.assert_array_equal(ws.XT, X.T)
+    assert ws.XT.flags.c_contiguous
+    compiled = fit()
+    np.testing.assert_array_equal(compiled.labels_, plain.labels_)
+    np.testing.assert_array_equal(compiled.cluster_centers_, plain.cluster_centers_)
+
+
 @settings(max_examples=40, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 2**32 - 1), move=st.floats(0.0, 3.0),
        n_clusters=st.integers(2, 9), n_features=st.integers(1, 5),

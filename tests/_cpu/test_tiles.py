@@ -5,7 +5,9 @@ in vector registers; ``kmeans.scan_tile`` runs it over a tile of rows and every 
 Both must give ``sq_dist``'s values bit for bit, and the scan ``nearest_center``'s labels
 (ties to the lowest label), on every edge of the blocks: rows and centres short of a
 block, one feature, one centre, scales near underflow and overflow, exact ties and ties
-one rounding apart.
+one rounding apart. ``kmeans.scan_tile_by_dots`` (dot products from ``tiles.dot_block``,
+the exact scan where their rounding could decide) must give the same labels and
+distances on all of these: every scan comparison here runs it too.
 """
 
 import numpy as np
@@ -21,6 +23,7 @@ from cudakmeans._cpu.math import nearest_center, sq_dist
 from tests.helpers import make_blobs
 
 ROWS, CENTERS = tiles.BLOCK_ROWS, tiles.BLOCK_CENTERS
+TILE = cpu_kmeans.TILE
 
 
 @njit
@@ -29,8 +32,34 @@ def _block(XT, row0, centers, c0, out, col0):
 
 
 @njit
+def _dot_block(XT, row0, centers, c0, out, col0):
+    tiles.dot_block(XT, row0, centers, c0, out, col0)
+
+
+@njit
 def _scan(XT, row0, n_rows, centers, acc, best, second, best_label):
     cpu_kmeans.scan_tile(XT, row0, n_rows, centers, acc, best, second, best_label)
+
+
+@njit
+def _scan_by_dots(XT, row0, n_rows, centers, margin, tiny, buffers):
+    values, labels, rows, _, packed = buffers
+    d = XT.shape[0]
+    half_norms = np.empty(centers.shape[0], dtype=centers.dtype)
+    bound = cpu_kmeans.center_norms(centers, margin, half_norms)
+    centers_t = np.ascontiguousarray(centers.T)
+    one_row = np.empty((1, d), dtype=centers.dtype)
+    row_dists = np.empty(centers.shape[0], dtype=centers.dtype)
+    acc, repack, left_rows = packed[d:d + CENTERS], packed[d + CENTERS:], rows[TILE:]
+    n_left = cpu_kmeans.scan_tile_by_dots(XT, row0, n_rows, centers, half_norms, bound,
+                                          margin, tiny, acc, values[0], values[1], labels[0],
+                                          values[3:6], labels[2], left_rows, repack,
+                                          centers_t, one_row, row_dists, labels[3],
+                                          values[6])
+    if n_left >= cpu_kmeans.FEW_ROWS:
+        cpu_kmeans.finish_left_rows(n_left, centers, acc, values[0], values[1], labels[0],
+                                    values[3:6], labels[2], left_rows, repack)
+    return n_left
 
 
 @njit
@@ -76,6 +105,32 @@ def _scan_and_compare(X, centers):
     _nearest_in_tile(XT, 0, n, centers, acc, only_best, only_label)
     np.testing.assert_array_equal(only_label[:n], labels)
     np.testing.assert_array_equal(only_best[:n], distances)
+    return _scan_by_dots_and_compare(X, centers, labels, distances, everything.min(axis=1))
+
+
+def _scan_by_dots_and_compare(X, centers, labels, distances, runner_up):
+    """scan_tile_by_dots on the same tile: ``nearest_center``'s labels and distances, and
+    a ``second`` that never exceeds the second-nearest distance (equal to it on the rows
+    left to the exact scan). Returns how many rows were left to it."""
+    n, d = X.shape
+    buffers = cpu_kmeans.tile_buffers(d, X.dtype)
+    XT = np.zeros((d, n + ROWS), dtype=X.dtype)  # a short last tile reads a whole block
+    XT[:, :n] = X.T
+    margin = 8.0 * (d + 4) * float(np.finfo(X.dtype).eps)  # the workspace's
+    n_left = 0
+    values, tile_labels = buffers[0], buffers[1]
+    for row0 in range(0, n, cpu_kmeans.TILE):
+        rows = slice(row0, min(row0 + cpu_kmeans.TILE, n))
+        m = rows.stop - row0
+        buffers[1][3].fill(-1)  # no label known beforehand
+        left = _scan_by_dots(XT, row0, m, centers, margin, float(np.finfo(X.dtype).tiny),
+                             buffers)
+        assert 0 <= left <= m
+        n_left += left
+        np.testing.assert_array_equal(tile_labels[0][:m], labels[rows])
+        np.testing.assert_array_equal(values[0][:m], distances[rows])
+        assert np.all(values[1][:m] <= runner_up[rows])
+    return n_left
 
 
 @pytest.mark.parametrize("n_features", [1, 2, 17, 64])
@@ -100,6 +155,60 @@ def test_block_equals_sq_dist_lane_by_lane(n_features, scale, dtype):
             j = min(c0 + c, centers.shape[0] - 1)
             np.testing.assert_array_equal(out[c, col0:col0 + ROWS],
                                           expected[row0:row0 + ROWS, j])
+
+
+@pytest.mark.parametrize("n_features", [1, 17, 64])
+@pytest.mark.parametrize("scale", [1e-20, 1.0, 1e18])
+def test_dot_block_is_within_the_dot_products_rounding(n_features, scale, dtype):
+    """Every lane of the dot-product block, fused or not, is within ``gamma_d sum |x c|``
+    of the exact dot product (the bound scan_tile_by_dots relies on), and so are the
+    plain loops it stands for; centres past the last are the last one again."""
+    rng = np.random.default_rng(n_features)
+    X = (rng.standard_normal((ROWS + 9, n_features)) * scale).astype(dtype)
+    centers = (rng.standard_normal((6, n_features)) * scale).astype(dtype)
+    XT = np.ascontiguousarray(X.T)
+    Xq, Cq = X.astype(np.longdouble), centers.astype(np.longdouble)
+    exact = Xq @ Cq.T
+    u = float(np.finfo(dtype).eps) / 2
+    slack = n_features * u / (1 - n_features * u) * (np.abs(Xq) @ np.abs(Cq).T)
+    slack += n_features * float(np.finfo(dtype).smallest_subnormal)  # products underflow
+    for row0, c0, col0 in [(0, 0, 0), (9, 4, 3)]:
+        out = np.full((CENTERS, ROWS + 3), np.nan, dtype=dtype)
+        _dot_block(XT, row0, centers, c0, out, col0)
+        plain = np.full_like(out, np.nan)
+        tiles.dot_block(XT, row0, centers, c0, plain, col0)  # the Python body
+        for got in (out, plain):
+            for c in range(CENTERS):
+                j = min(c0 + c, centers.shape[0] - 1)
+                rows = slice(row0, row0 + ROWS)
+                error = np.abs(got[c, col0:col0 + ROWS].astype(np.longdouble)
+                               - exact[rows, j])
+                assert np.all(error <= slack[rows, j])
+
+
+def test_dots_settle_clear_rows_and_leave_near_ties():
+    """The dot products must do their job: on unclustered data few rows are left to the
+    exact scan (a regression that rescans everything is caught); rows exactly between two
+    centres, and rows at a duplicated centre, are left to it and still labelled exactly,
+    whether they are few (each row on its own) or many (packed blocks)."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((cpu_kmeans.TILE, 16)).astype(np.float32)
+    centers = rng.standard_normal((40, 16)).astype(np.float32)
+    n_left = _scan_and_compare(X, centers)
+    assert n_left < cpu_kmeans.TILE // 10
+    X[50:53] = 0.5 * (centers[3] + centers[4])  # a few rows each compared on their own
+    n_few = _scan_and_compare(X, centers)
+    assert 3 <= n_few < cpu_kmeans.FEW_ROWS
+    centers[7] = centers[30]  # duplicated: rows nearest to it are exact ties
+    X[:20] = (centers[30] + 0.01 * rng.standard_normal((20, 16))).astype(np.float32)
+    X[20:40] = 0.5 * (centers[3] + centers[4])  # equidistant from two centres
+    n_tied = _scan_and_compare(X, centers)
+    assert n_tied >= 40
+    # far from the origin, |x|^2 + |c|^2 - 2 x.c cancels: the dot products' rounding is
+    # larger than the distances, every row must go to the exact scan
+    far = (1000.0 + 1e-3 * rng.standard_normal((cpu_kmeans.TILE, 16))).astype(np.float32)
+    near = (1000.0 + 1e-3 * rng.standard_normal((40, 16))).astype(np.float32)
+    assert _scan_and_compare(far, near) == cpu_kmeans.TILE
 
 
 def test_block_of_strided_arrays_takes_the_loops(dtype):
