@@ -57,11 +57,13 @@ def tests(session):
     """Everything that needs neither a GPU nor the CUDA simulator (CPU path, oracle, CLI),
     the array-API estimator checks (SCIPY_ARRAY_API=1 must be set before scipy loads: a
     run of their own), and the examples of the public docstrings."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test]", "pytest-xdist>=3.5")
     install_cpu_torch(session)
+    # One pytest process per core, whole files each (a file's tests keep their order): most
+    # of this session is numba compiling on one core at a time.
     session.run(
         "pytest", "-m", "not cudasim and not gpu and not ptx", "-p", "no:cacheprovider",
-        *session.posargs,
+        "-n", str(os.cpu_count() or 1), "--dist", "loadfile", *session.posargs,
     )
     session.run("pytest", "tests/test_estimator_checks.py", "-k", "array_api",
                 "-p", "no:cacheprovider", env={"SCIPY_ARRAY_API": "1"})

@@ -6,6 +6,9 @@ checked is what a launch would run: the cubin the dispatcher linked has the regi
 ``ptxas -v`` reports.
 """
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from cudakmeans._cuda import launch, registry
@@ -45,13 +48,35 @@ def _launch_shared(name):
     return 0
 
 
+def _read_machine_code(build, key, cc):
+    ptx, cubin = _artifacts(build, key)
+    return sass.resources(ptx, cc), sass.disassemble(cubin), sass.cubin_info(cubin)
+
+
+@pytest.fixture(scope="module")
+def machine_code(offline_build):
+    """``{(cc, key): (ptxas resources, SASS text, cubin info) or the exception}``.
+
+    ptxas and nvdisasm run as subprocesses, several at a time (a thread each): one at a time
+    they took ~3 minutes of the gate for the ~300 (kernel, target) pairs."""
+    def read(cc, key):
+        try:
+            return _read_machine_code(offline_build[cc], key, cc)
+        except Exception as exc:  # reported by the pair's own test
+            return exc
+
+    pairs = [(cc, key) for cc in registry.TARGETS for key, _ in KERNELS]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        return dict(zip(pairs, pool.map(lambda pair: read(*pair), pairs), strict=True))
+
+
 @pytest.mark.parametrize(("key", "name"), KERNELS, ids=[k for k, _ in KERNELS])
 @pytest.mark.parametrize("cc", registry.TARGETS, ids=lambda cc: f"sm_{cc[0]}{cc[1]}")
-def test_resources(offline_build, key, name, cc):
-    ptx, cubin = _artifacts(offline_build[cc], key)
-    res = sass.resources(ptx, cc)
-    code = sass.disassemble(cubin)
-    linked = sass.cubin_info(cubin)
+def test_resources(machine_code, key, name, cc):
+    found = machine_code[(cc, key)]
+    if isinstance(found, Exception):
+        raise found
+    res, code, linked = found
     # ptxas -v and nvJitLink may allocate one register apart for the same PTX (seen for
     # sparse.csr_column_sums on sm_75: 30 and 29); the checks below use ptxas's figure
     assert 0 <= res.registers - linked["registers"] <= 1, "ptxas -v does not describe the launch"
