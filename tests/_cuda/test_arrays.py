@@ -249,6 +249,17 @@ def test_a_silhouette_sends_nothing_of_length_n_samples_to_the_host(monkeypatch,
     assert is_numba_array(samples)
 
 
+def _assert_groups_are_numpys(groups, drawn):
+    """The device grouping of ``drawn``: numpy's stable argsort of its codes, exactly."""
+    classes, codes = np.unique(drawn, return_inverse=True)
+    order = np.argsort(codes, kind="stable")
+    assert groups.n_labels == len(classes)
+    np.testing.assert_array_equal(groups.order.copy_to_host(), order)
+    np.testing.assert_array_equal(groups.own_seg.copy_to_host(), codes[order])
+    starts = np.concatenate([[0], np.cumsum(np.bincount(codes))])
+    np.testing.assert_array_equal(groups.starts.copy_to_host(), starts)
+
+
 @pytest.mark.parametrize(("labels", "rows"), [
     (np.array([5, -2, 5, 9, -2, 5, 0, 9, 9, 5, -2, 0, 7] * 3), None),
     (np.array([3, 1, 3, 3, 2, 1, 2, 3, 1, 1, 2]), np.array([10, 0, 4, 4, 7, 1, 9, 2])),
@@ -266,13 +277,7 @@ def test_device_grouping_is_numpys_stable_argsort(monkeypatch, labels, rows, tab
         monkeypatch.setattr(launch, "LABEL_TABLE_ENTRIES", table)
     drawn = labels if rows is None else labels[rows]
     groups = arrays.group_labels(cuda.to_device(labels), rows)
-    classes, codes = np.unique(drawn, return_inverse=True)
-    order = np.argsort(codes, kind="stable")
-    assert groups.n_labels == len(classes)
-    np.testing.assert_array_equal(groups.order.copy_to_host(), order)
-    np.testing.assert_array_equal(groups.own_seg.copy_to_host(), codes[order])
-    starts = np.concatenate([[0], np.cumsum(np.bincount(codes))])
-    np.testing.assert_array_equal(groups.starts.copy_to_host(), starts)
+    _assert_groups_are_numpys(groups, drawn)
 
 
 @pytest.mark.parametrize(("labels", "rows"), [
@@ -294,13 +299,7 @@ def test_labels_spanning_a_wide_range_are_radix_sorted(monkeypatch, labels, rows
         groups = arrays.group_labels(d_labels, rows)
     assert max(census.sizes(kind="d2h")) < len(drawn)  # bounds, counts, per-chunk changes
     assert "number_sorted" in {kernel.fn.__name__ for kernel, _ in census.launched}
-    classes, codes = np.unique(drawn, return_inverse=True)
-    order = np.argsort(codes, kind="stable")
-    assert groups.n_labels == len(classes)
-    np.testing.assert_array_equal(groups.order.copy_to_host(), order)
-    np.testing.assert_array_equal(groups.own_seg.copy_to_host(), codes[order])
-    starts = np.concatenate([[0], np.cumsum(np.bincount(codes))])
-    np.testing.assert_array_equal(groups.starts.copy_to_host(), starts)
+    _assert_groups_are_numpys(groups, drawn)
     assert arrays.group_labels(cuda.to_device(np.array([-(2**62), 2**62, 0]))) is None
 
 
