@@ -41,9 +41,13 @@ __all__ = ["ensure_compiled", "missing"]
 # Concurrent first calls (the n_init runs start on threads) print one notice; numba
 # compiles under its own global lock anyway.
 _lock = threading.RLock()
+# Held while a notice line is open (from its first word to its newline): a thread that
+# waits for a second process says so between lines, never inside another thread's line.
+_line_lock = threading.Lock()
 _ready = set()  # (id(dispatcher), key): known to be compiled or cached in this process
 # (id(dispatcher), argtypes) -> (process compiling it into the disk cache, what, start time)
 _pending = {}
+_announced = set()  # the processes whose wait a thread has said it waits for
 
 
 def _argtypes(dispatcher, args):
@@ -105,20 +109,21 @@ def ensure_compiled(calls, what, *, stream=None, soon=None):
         How many entry points were compiled (0: nothing printed).
     """
     stream = sys.stderr if stream is None else stream
+    _await_pending(calls, stream)
     with _lock:
-        _await_pending(calls, stream)
         todo = missing(calls)
         if not todo:
             return 0
         elsewhere = _start_elsewhere(soon, todo)
-        stream.write(f"cudakmeans: compiling CPU kernels for this machine, first run only: "
-                     f"{what}{elsewhere} ...")
-        stream.flush()
         failure = []
         worker = threading.Thread(target=_compile, args=(todo, stream, failure),
                                   name="cudakmeans-compile", daemon=True)
-        worker.start()
-        worker.join()
+        with _line_lock:
+            stream.write(f"cudakmeans: compiling CPU kernels for this machine, first run "
+                         f"only: {what}{elsewhere} ...")
+            stream.flush()
+            worker.start()
+            worker.join()
         if failure:
             raise failure[0]
         for dispatcher, _, key in calls:
@@ -151,23 +156,37 @@ def _key(dispatcher, argtypes):
 
 def _await_pending(calls, stream):
     """Wait for the second processes compiling any of ``calls`` (their result is then in
-    the disk cache, where :func:`missing` finds it), saying so if one is still at work."""
-    for dispatcher, args, _ in calls:
-        if not _pending or not hasattr(dispatcher, "typeof_pyval"):
-            return
-        entry = _pending.pop(_key(dispatcher, _argtypes(dispatcher, args)), None)
-        if entry is None:
-            continue
-        process, what, start = entry
-        if process.poll() is None:
-            stream.write(f"cudakmeans: waiting for the second process compiling {what} ...")
-            stream.flush()
+    the disk cache, where :func:`missing` finds it), saying so if one is still at work.
+
+    The wait holds no lock: meanwhile another thread of this process may compile what it
+    needs (the command line's warm-up compiles the silhouette while the Lloyd run's
+    kernel compiles in the second process)."""
+    with _lock:
+        processes = []
+        for dispatcher, args, _ in calls:
+            if not _pending or not hasattr(dispatcher, "typeof_pyval"):
+                break
+            entry = _pending.get(_key(dispatcher, _argtypes(dispatcher, args)))
+            if entry is not None and all(entry[0] is not p[0] for p, _ in processes):
+                processes.append((entry, entry[0] not in _announced))  # one says so
+                _announced.add(entry[0])
+    for (process, what, start), announce in processes:
+        if process.poll() is not None or not announce:
             process.wait()
-            stream.write(f" done ({time.perf_counter() - start:.1f} s)\n")
-            stream.flush()
-        for key, other in list(_pending.items()):  # the same process compiled these too
-            if other[0] is process:
-                del _pending[key]
+        else:
+            with _line_lock:
+                stream.write(f"cudakmeans: waiting for the second process compiling {what}"
+                             f" ...\n")
+                stream.flush()
+            process.wait()
+            with _line_lock:
+                stream.write(f"cudakmeans: {what} compiled by the second process "
+                             f"({time.perf_counter() - start:.1f} s)\n")
+                stream.flush()
+        with _lock:  # every kernel that process compiled is in the disk cache now
+            for key, other in list(_pending.items()):
+                if other[0] is process:
+                    del _pending[key]
 
 
 def _importable(dispatcher):

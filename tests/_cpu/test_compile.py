@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -49,8 +51,12 @@ def test_an_empty_cache_first_fit_says_so_and_a_warm_one_does_not(tmp_path):
     assert all(line.rstrip().endswith("s)") and " 1/1 done (" in line for line in lines)
     others = [line for line in first.stderr.splitlines() if NOTICE not in line]
     # if the second process is still at work when the run needs its kernel, that is said
-    assert all(line.startswith("cudakmeans: waiting for the second process compiling "
-                               "k-means (float64) ... done (") for line in others), others
+    # before the wait and after it, each a line of its own
+    waits = ["cudakmeans: waiting for the second process compiling k-means (float64) ...",
+             "cudakmeans: k-means (float64) compiled by the second process ("]
+    assert [line[:len(waits[k % 2])] for k, line in enumerate(others)] == \
+        waits[:len(others)], others
+    assert len(others) in (0, 2)
     second = _run(FIT, tmp_path)
     assert second.stderr == ""
     assert second.stdout == first.stdout  # the cached kernels give the same fit
@@ -151,3 +157,44 @@ def test_without_a_second_process_the_later_call_compiles_itself(tmp_path, execu
     out = _run(SECOND_PROCESS.format(setup=setup), tmp_path).stdout.split(" ", 2)
     assert out[:2] == ["1", "[]"], out
     assert NOTICE + ": soon ... 1/1 done (" in out[2]
+
+
+def test_a_thread_waiting_for_the_second_process_lets_others_compile(monkeypatch):
+    """The wait for a second process holds no lock: another thread compiles meanwhile
+    (the command line's warm-up compiles the silhouette during the Lloyd run's wait), and
+    the wait is said in lines of its own before and after."""
+    waited_for, other = _fresh(), _fresh()
+    release = threading.Event()
+
+    class Compiling:  # a second process at work until released
+        def poll(self):
+            return 0 if release.is_set() else None
+
+        def wait(self):
+            assert release.wait(TIMEOUT_S)
+            return 0
+
+    key = cpu_compile._key(waited_for, cpu_compile._argtypes(waited_for, (1.0,)))
+    monkeypatch.setitem(cpu_compile._pending, key, (Compiling(), "waited kernels", 0.0))
+    stream = io.StringIO()
+    waiter = threading.Thread(target=cpu_compile.ensure_compiled,
+                              args=([(waited_for, (1.0,), "float")], "waited kernels"),
+                              kwargs={"stream": stream}, daemon=True)
+    waiter.start()
+    deadline = time.monotonic() + TIMEOUT_S
+    while "waiting" not in stream.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    compiled = []
+    beside = threading.Thread(target=lambda: compiled.append(cpu_compile.ensure_compiled(
+        [(other, (1.0,), "float")], "other kernels", stream=io.StringIO())), daemon=True)
+    beside.start()
+    beside.join(TIMEOUT_S)
+    assert compiled == [1] and waiter.is_alive()  # compiled while the waiter still waits
+    release.set()
+    waiter.join(TIMEOUT_S)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "cudakmeans: waiting for the second process compiling waited kernels ..."
+    assert lines[1].startswith("cudakmeans: waited kernels compiled by the second process (")
+    # that process left nothing in the cache here: the waiter compiles it itself, once
+    assert lines[2].startswith("cudakmeans: " + NOTICE + ": waited kernels ...")
+    assert len(waited_for.overloads) == 1 and key not in cpu_compile._pending
