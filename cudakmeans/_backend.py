@@ -170,8 +170,7 @@ class MiniBatchWorkspace(Protocol):
         """Start a step: clear the batch's sums."""
 
     def accumulate(self, X, sample_weight):
-        """Label a block of the batch against the current centres and add its sums (the
-        weights on the host, or DeviceWeights for rows on this backend's device)."""
+        """Label a block against the centres, add its sums (weights: host or DeviceWeights)."""
 
     def finish_step(self, reassignment_ratio):
         """Move the centres, flag light ones: ``(inertia, shift, n_empty, n_flagged, min_kept)``."""
@@ -180,8 +179,7 @@ class MiniBatchWorkspace(Protocol):
         """Move the flagged centres onto the host rows ``X_new``; return the new shift."""
 
     def labels_inertia(self, X, sample_weight):
-        """Labels of a block against the current centres, and its inertia (weights as for
-        :meth:`accumulate`)."""
+        """Labels of a block against the current centres, and its inertia."""
 
 
 class SilhouetteBackend(Protocol):

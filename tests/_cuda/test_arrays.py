@@ -765,20 +765,27 @@ def test_minibatch_device_weights_give_the_fit_of_host_weights(monkeypatch, dtyp
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_device_weights_total_and_indexing_are_numpys(dtype):
-    """``total()`` is ``np.sum(w, dtype=np.float64)`` bit for bit (float32: past NumPy's
-    cast buffer, whose pieces it sums one at a time; float64 in one pairwise sum);
+    """``total()`` is ``np.sum(w, dtype=np.float64)`` bit for bit: float32 cast in NumPy's
+    buffers of ``np.getbufsize()`` values, each summed pairwise, added in order; float64 in
+    one pairwise sum (past two buffers, with data on which the two orders differ).
     ``w[start:stop]`` and ``w[indices]`` (gathered) are device weights."""
     from numba import cuda
 
     from cudakmeans._cuda import arrays
 
-    rng = np.random.RandomState(0)
-    n = 2 * np.getbufsize() + 300 if dtype == np.float32 else 1000
+    rng = np.random.RandomState(0 if dtype == np.float32 else 3)
+    buffer = np.getbufsize()
+    n = 2 * buffer + 300
     w = (rng.uniform(0, 1, n) ** 3).astype(dtype)
+    w64 = w.astype(np.float64)
+    whole, pieces = np.sum(w64), 0.0
+    for start in range(0, n, buffer):
+        pieces += np.sum(w64[start:start + buffer])
+    assert whole != pieces
+    expected = np.sum(w, dtype=np.float64)
+    assert expected == (pieces if dtype == np.float32 else whole)
     d_w = arrays.device_weights(cuda.to_device(w), n, dtype)
-    assert d_w.total() == np.sum(w, dtype=np.float64)
-    if dtype == np.float32:  # the buffered pieces matter here: one pairwise sum differs
-        assert np.sum(w, dtype=np.float64) != np.sum(w.astype(np.float64))
+    assert d_w.total() == expected
     view = d_w[10:70]
     assert isinstance(view, arrays.DeviceVector)
     np.testing.assert_array_equal(view.device_array.copy_to_host(), w[10:70])
