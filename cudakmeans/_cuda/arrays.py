@@ -396,7 +396,10 @@ def same_partition(labels1, labels2, mapping, mismatches, check):
 # PAIRWISE_BLOCK values, in w's dtype) and the cumulative sum is sequential. A sequential
 # float64 sum has no parallel form that rounds the same, so :func:`weight_cdf` runs in one
 # thread: n dependent additions, once per fit (and once per extra round of a draw without
-# replacement). The search is parallel over the uniforms.
+# replacement). The search is parallel over the uniforms. MiniBatchKMeans's total weight,
+# ``np.sum(w, dtype=np.float64)``, is NumPy's too: float32 weights are cast in buffers of
+# ``np.getbufsize()`` values, each summed pairwise, the sums added in order, so the
+# buffers are summed in parallel (:func:`chunk_sums`) and their few sums added on the host.
 HAS_NAN, NOT_FINITE, HAS_NEGATIVE, HAS_POSITIVE = range(4)  # cast_weights's flags
 PAIRWISE_BLOCK = 128  # numpy's PW_BLOCKSIZE (loops_utils.h)
 PAIRWISE_DEPTH = 64  # the pairwise tree halves n: 64 levels cover any int64 length
