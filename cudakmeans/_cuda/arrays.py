@@ -608,8 +608,7 @@ PTX_SIGNATURES = _signatures()
 # Kernels that take no float data (labels and counts only).
 FLOAT64_ONLY = ("copy_labels", "cluster_sizes", "same_partition", "label_bounds",
                 "value_chunk_counts", "number_values", "scatter_by_value", "search_cdf",
-                "chunk_sums",
-                "radix_keys", "permute", "value_changes", "number_sorted")
+                "chunk_sums", "radix_keys", "permute", "value_changes", "number_sorted")
 
 
 # -- launchers ------------------------------------------------------------------------------

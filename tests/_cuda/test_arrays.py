@@ -686,6 +686,7 @@ def minibatch_results(X, w, compute_labels):
     """fit, then partial_fit on each of :data:`MB_CHUNKS`, on CUDA: what each leaves, as
     it leaves them (device X: labels and centres on the device; see :func:`on_host`)."""
     from cudakmeans import MiniBatchKMeans
+    from cudakmeans._drivers import minibatch as driver
 
     # init_size < n_samples: the validation and init rows are drawn and gathered.
     settings = dict(batch_size=16, max_iter=1, init_size=24, random_state=3,
@@ -696,8 +697,11 @@ def minibatch_results(X, w, compute_labels):
     if compute_labels:
         results["labels"] = model.labels_
     stream = MiniBatchKMeans(N_CLUSTERS, **settings)
-    for chunk in MB_CHUNKS:
-        stream.partial_fit(X[chunk], sample_weight=w[chunk])
+    with pytest.MonkeyPatch.context() as patch:
+        # Blocks of 16 rows: each chunk is fed in two, its weights sliced from row 16 on.
+        patch.setattr(driver, "ROW_BLOCK", 16)
+        for chunk in MB_CHUNKS:
+            stream.partial_fit(X[chunk], sample_weight=w[chunk])
     results["stream_centers"] = stream.cluster_centers_
     if compute_labels:
         results["stream_labels"], results["stream_inertia"] = stream.labels_, stream.inertia_
