@@ -342,6 +342,20 @@ def raw(estimator, name):
         raise AttributeError(name) from None
 
 
+def column_means(X):
+    """Per-feature means of 2-D rows, in X's dtype: a host array's reduced along the rows
+    of its transpose, a device's (:class:`DeviceData`) on its device.
+
+    numpy's axis-0 reductions of a C-ordered array with few columns add the rows one at a
+    time (an inner loop of n_features elements), slower than reducing contiguous rows and
+    a sequential sum in X's dtype; along a transpose numpy sums pairwise. Every backend's
+    centring uses these values, bit for bit (the CPU's from a transpose of its own).
+    """
+    if isinstance(X, DeviceData):
+        return X.column_means()
+    return np.ascontiguousarray(X.T).mean(axis=1)
+
+
 def host(value):
     """A stored value on the host (a device array is copied back)."""
     return value if isinstance(value, np.ndarray) else value.copy_to_host()

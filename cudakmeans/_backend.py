@@ -41,13 +41,16 @@ import numpy as np
 class KMeansWorkspace(Protocol):
     """The data of one k-means fit on a device, and Lloyd's algorithm and k-means++ over it.
 
-    Made as ``Workspace(X, sample_weight, n_clusters)`` from host data it never modifies
-    (dense X is already centred by the public layer).
+    Made as ``Workspace(X, sample_weight, n_clusters, center=False)`` from data it never
+    modifies. With ``center=True`` (dense X: the public layer's fits) it holds X less its
+    per-feature means, ``X_mean`` (:func:`cudakmeans._arrays.column_means`'s values, on
+    the host), centred where the workspace keeps the data; otherwise ``X_mean`` is None.
     """
 
     device: str  # 'cuda' or 'cpu'
     n_clusters: int  # the clusters the buffers are sized for
     X: object  # the data on the host, read only: its dtype, its shape, a callable init's X
+    X_mean: object  # the means the data were centred by (host, X's dtype), or None
     sample_weight: np.ndarray  # the weights on the host (or DeviceWeights), read only
 
     def rows(self, indices):

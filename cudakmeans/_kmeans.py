@@ -450,10 +450,10 @@ class KMeans(_BaseKMeans):
             ws = _backend_workspace(self.device_, X, sample_weight, n_clusters)
         else:
             # Centre the data for more accurate distances (scikit-learn does the same);
-            # this is also the one host copy of X, so the caller's array is never touched.
-            X_mean = lloyd.column_means(X)
-            ws = get_backend(self.device_, "kmeans").Workspace(X - X_mean, sample_weight,
-                                                               n_clusters)
+            # the workspace centres a copy where it keeps the data, never the caller's X.
+            ws = get_backend(self.device_, "kmeans").Workspace(X, sample_weight, n_clusters,
+                                                               center=True)
+            X_mean = ws.X_mean
         fit = runs.fit(ws, X, X_mean, **self._run_settings(n_clusters))
         self.cluster_centers_ = fit.centers
         self.labels_ = fit.labels

@@ -42,9 +42,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._arrays import column_means
 from ._bisect import BisectingKMeans
 from ._device import get_backend, resolve, resolve_device
-from ._drivers import lloyd, runs
+from ._drivers import runs
 from ._fallback import guarded_function
 from ._kmeans import KMeans, lloyd_settings
 from ._silhouette import silhouette_score
@@ -465,7 +466,7 @@ class _SharedData:
     def __init__(self, Z, device):
         self.Z = Z
         self.device = device
-        self.mean = lloyd.column_means(Z)  # exactly as KMeans.fit centres
+        self.mean = column_means(Z)  # exactly as KMeans.fit centres
         self.ws = None
 
     def fit(self, model):
@@ -644,7 +645,7 @@ def _fit_halves(fit2, Z, members, device):
         if hasattr(backend.Workspace, "runs_of_segments"):
             parts = [check_array(part, name="X", estimator="KMeans") for part in parts]
             settings = [lloyd_settings(fit2, part) for part in parts]
-            means = [lloyd.column_means(part) for part in parts]
+            means = [column_means(part) for part in parts]
             centred = np.concatenate([p - m for p, m in zip(parts, means, strict=True)])
             ws = backend.Workspace(centred, check_sample_weight(None, centred.shape[0],
                                                                 centred.dtype), 2)

@@ -82,3 +82,19 @@ def test_weighted_choice_of_a_batch_is_random_state_choice(seed, dtype):
         got = lloyd.weighted_choice(rs, cdf, size)
         assert got.dtype == np.int64
         np.testing.assert_array_equal(got, expected)
+
+
+def test_tolerance_of_a_large_array_is_its_float64_variance(dtype, monkeypatch):
+    """From ``LARGE_ARRAY`` elements up the variances are summed in row blocks (the last
+    one short), in float64: scikit-learn's ``tol * mean(var(X, axis=0))`` to float64
+    rounding, and the small arrays' transposed reduction to X's dtype's rounding."""
+    rng = np.random.default_rng(3)
+    X = (rng.standard_normal((1000, 6)) * [1, 2, 3, 4, 5, 6] + 40).astype(dtype)
+    expected = 1e-4 * float(np.var(X.astype(np.float64), axis=0).mean())
+    small = lloyd.tolerance(X, 1e-4)
+    monkeypatch.setattr(lloyd, "LARGE_ARRAY", 1)
+    monkeypatch.setattr(lloyd, "BLOCK_ROWS", 64)
+    large = lloyd.tolerance(X, 1e-4)
+    assert large == pytest.approx(expected, rel=1e-12)
+    assert large == pytest.approx(small, rel=100 * float(np.finfo(dtype).eps))
+    assert lloyd.tolerance(X, 0) == 0.0

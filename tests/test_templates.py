@@ -469,9 +469,9 @@ def test_create_and_refine_share_one_workspace(warm, monkeypatch):
     built, resized = [], []
 
     class CountingWorkspace(cpu_kmeans.Workspace):
-        def __init__(self, X, sample_weight, n_clusters):
+        def __init__(self, X, sample_weight, n_clusters, center=False):
             built.append(X.shape[0])
-            super().__init__(X, sample_weight, n_clusters)
+            super().__init__(X, sample_weight, n_clusters, center=center)
 
         def set_n_clusters(self, n_clusters):  # also called by __init__
             resized.append((self.X.shape[0], n_clusters))

@@ -216,6 +216,7 @@ class Workspace:
     """
 
     device = "cpu"
+    X_mean = None  # CSR rows are never centred: that would densify them
 
     def __init__(self, X, sample_weight, n_clusters):
         self.X = X

@@ -27,7 +27,7 @@ import math
 import numpy as np
 from numba import cuda, float32, float64, int32, int64, uint64
 
-from .._arrays import DeviceData, DeviceWeights
+from .._arrays import DeviceData, DeviceWeights, column_means
 from . import arrays, compile, launch, memory, registry
 from .launch import (
     BLOCK_ROWS,
@@ -673,7 +673,12 @@ class Workspace:
 
     device = "cuda"
 
-    def __init__(self, X, sample_weight, n_clusters):
+    def __init__(self, X, sample_weight, n_clusters, center=False):
+        # Centred as the CPU centres (the same means): host rows on the host before they
+        # are uploaded, device rows on their device.
+        self.X_mean = column_means(X) if center else None
+        if center:
+            X = X - self.X_mean
         self.X = X
         self.sample_weight = sample_weight
         n_samples = X.shape[0]

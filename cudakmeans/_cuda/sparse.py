@@ -446,6 +446,7 @@ class Workspace:
     ``_cuda.kmeans.Workspace``. ``X`` is a :class:`cudakmeans._sparse.SparseRows`."""
 
     device = "cuda"
+    X_mean = None  # CSR rows are never centred: that would densify them
 
     def __init__(self, X, sample_weight, n_clusters):
         self.X = X

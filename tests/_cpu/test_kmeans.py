@@ -16,6 +16,7 @@ from numba import njit
 
 import reference.kmeans as ref_kmeans
 from cudakmeans import KMeans, kmeans_plusplus
+from cudakmeans._arrays import column_means
 from cudakmeans._cpu import kmeans as cpu_kmeans
 from cudakmeans._cpu import parallel
 from cudakmeans._cpu.math import nearest_center, relocate_empty_clusters
@@ -123,6 +124,28 @@ def test_compiled_transpose_gives_numpys_and_the_same_fit(dtype, monkeypatch):
     compiled = fit()
     np.testing.assert_array_equal(compiled.labels_, plain.labels_)
     np.testing.assert_array_equal(compiled.cluster_centers_, plain.cluster_centers_)
+    assert compiled.inertia_ == plain.inertia_
+
+
+def test_compiled_centring_gives_numpys_values(dtype, monkeypatch):
+    """``center=True`` on large inputs: the means from the compiled transpose, X and XT
+    centred on the threads, all equal to ``column_means`` and numpy's ``X - mean`` bit for
+    bit; the caller's X untouched; F-ordered X (not C-contiguous) centred by numpy."""
+    X, _ = make_blobs(2 * 4096 + 37, 21, 5, seed=5, dtype=dtype)
+    X = X * 3 + 100  # means far from zero: the centring changes every value
+    w = np.ones(X.shape[0], dtype=dtype)
+    before = X.copy()
+    mean = column_means(X)
+    monkeypatch.setattr(cpu_kmeans, "MIN_COMPILED_TRANSPOSE", 1)
+    for data in (X, np.asfortranarray(X)):
+        ws = cpu_kmeans.Workspace(data, w, 3, center=True)
+        np.testing.assert_array_equal(ws.X_mean, mean)
+        assert ws.X_mean.dtype == dtype
+        np.testing.assert_array_equal(ws.X, X - mean)
+        np.testing.assert_array_equal(ws.XT, (X - mean).T)
+        assert ws.XT.flags.c_contiguous
+        np.testing.assert_array_equal(data, before)
+    assert cpu_kmeans.Workspace(X, w, 3).X_mean is None
 
 
 @settings(max_examples=40, deadline=None, derandomize=True)

@@ -162,6 +162,7 @@ def test_requests_fit_within_the_launch_budget(monkeypatch):
     steps, the full-size steps being the CPU's (the runs are the CUDA runs bit for bit; the
     batch steps until its slowest run stops): a model, stated as such in the README."""
     from cudakmeans import CudaKMeans
+    from cudakmeans._arrays import column_means
     from cudakmeans._cpu import kmeans as cpu_kmeans
     from cudakmeans._drivers import lloyd
     from cudakmeans.data import load_patterns
@@ -175,7 +176,7 @@ def test_requests_fit_within_the_launch_budget(monkeypatch):
     assert launches <= 150 and syncs <= 60
 
     def slowest_run(data):  # the Lloyd steps of the batch: its slowest run's
-        mean = lloyd.column_means(data)
+        mean = column_means(data)
         ws = cpu_kmeans.Workspace(data - mean, np.ones(len(data)), 26)
         tol = lloyd.tolerance(data, 1e-4)
         inits = lloyd.draw_inits(ws, 26, "k-means++", np.random.RandomState(42), 3)

@@ -307,10 +307,11 @@ def test_sweep_runs_of_different_k_equal_the_runs_one_by_one(monkeypatch, dtype)
 def test_sweep_fits_equal_the_fits_one_by_one(monkeypatch):
     """``runs.fit_sweep`` on CUDA: the best run of each K, as ``runs.fit`` gives it, when
     the sweep's K need two batches (the largest K's sums do not fit the fused path)."""
-    from cudakmeans._drivers import lloyd, runs
+    from cudakmeans._arrays import column_means
+    from cudakmeans._drivers import runs
 
     X, _ = make_blobs(40, 2, 3, seed=7)
-    mean = lloyd.column_means(X)
+    mean = column_means(X)
     w = np.ones(40)
     settings = [dict(n_clusters=k, init=init, n_init=2, max_iter=20, tol=1e-4,
                      random_state=seed)
@@ -355,7 +356,8 @@ def test_segment_fits_equal_the_fits_alone(small_seed_blocks, dtype):
     start mid-tile and mid-seeding-block, span one tile or several and several k-means++
     blocks, have their own weights and tolerances, and stop at different steps; one
     starts with an empty cluster (random init on duplicated rows: a relocation)."""
-    from cudakmeans._drivers import lloyd, runs
+    from cudakmeans._arrays import column_means
+    from cudakmeans._drivers import runs
 
     rng = np.random.default_rng(4)
     sizes = [3 * small_seed_blocks + 5, 7, launch.BLOCK_ROWS + 3]
@@ -363,7 +365,7 @@ def test_segment_fits_equal_the_fits_alone(small_seed_blocks, dtype):
              for n, scale in zip(sizes, (1.0, 1.0, 40.0), strict=True)]
     parts[1][1:6] = parts[1][0]  # six equal rows of seven: 'random' picks two of them
     weights = [rng.uniform(0.5, 2.0, n).astype(dtype) for n in sizes]
-    means = [lloyd.column_means(p) for p in parts]
+    means = [column_means(p) for p in parts]
     settings = [dict(n_clusters=2, init=init, n_init=2, max_iter=30, tol=1e-3,
                      random_state=seed)
                 for init, seed in (("k-means++", 0), ("random", 3), ("k-means++", 1))]
