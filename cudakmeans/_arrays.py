@@ -390,7 +390,10 @@ class DeviceWeights:
       ``w / w.sum()`` is positive) and ``search(u)`` (``np.searchsorted(cdf, u,
       side='right')`` for host uniforms ``u``: only the indices come back).
       ``excluded`` (sorted host row indices) have their probability set to zero first,
-      as ``RandomState.choice`` does between its rounds without replacement.
+      as ``RandomState.choice`` does between its rounds without replacement;
+    * ``w[start:stop]`` (a view) and ``w[indices]`` (host integers, gathered on the
+      device): device weights, as NumPy's indexing gives host weights;
+    * ``total()``: ``np.sum(w, dtype=np.float64)`` bit for bit, reduced on the device.
     """
 
     shape: tuple
@@ -419,6 +422,14 @@ def label_counts(labels, n_clusters):
     from ._device import get_backend
 
     return get_backend("cuda", "arrays").count_labels(labels, n_clusters)
+
+
+def total_weight(sample_weight):
+    """``np.sum(sample_weight, dtype=np.float64)`` of host or device weights, a Python
+    float (device weights are summed there, to the same bits: only the sum comes back)."""
+    if isinstance(sample_weight, DeviceWeights):
+        return sample_weight.total()
+    return float(np.sum(sample_weight, dtype=np.float64))
 
 
 def mean(values):

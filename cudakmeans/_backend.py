@@ -173,7 +173,7 @@ class MiniBatchWorkspace(Protocol):
         """Start a step: clear the batch's sums."""
 
     def accumulate(self, X, sample_weight):
-        """Label a block of the batch against the current centres and add its sums."""
+        """Label a block against the centres, add its sums (weights: host or DeviceWeights)."""
 
     def finish_step(self, reassignment_ratio):
         """Move the centres, flag light ones: ``(inertia, shift, n_empty, n_flagged, min_kept)``."""

@@ -21,13 +21,13 @@ import warnings
 
 import numpy as np
 
-from ._arrays import DeviceData, as_host, is_device_array, origin
+from ._arrays import DeviceData, as_host, is_device_array, origin, total_weight
 from ._device import get_backend, resolve_device
 from ._drivers import lloyd
 from ._drivers import minibatch as driver
 from ._drivers.minibatch import ROW_BLOCK
 from ._fallback import guarded_method
-from ._kmeans import BASE_CONSTRAINTS, _backend_workspace, _BaseKMeans
+from ._kmeans import BASE_CONSTRAINTS, _backend_workspace, _BaseKMeans, _sample_weight
 from ._params import BOOLEAN, NONE, Interval
 from ._sparse import SparseRows
 from ._validation import (
@@ -37,7 +37,6 @@ from ._validation import (
     check_finite,
     check_n_features,
     check_random_state,
-    check_sample_weight,
 )
 
 __all__ = ["MiniBatchKMeans"]
@@ -140,6 +139,13 @@ def _rows(X, device, estimator="MiniBatchKMeans"):
             return _DeviceRows(data)
         return _Rows(data, estimator)
     return _Rows(as_host(X), estimator)
+
+
+def _sample_weights(sample_weight, rows, device):
+    """``check_sample_weight`` for the rows. As KMeans does, weights on a CUDA device for
+    rows on the device are checked and kept there (their cdf, slices and gathers too);
+    any other weights are read on the host."""
+    return _sample_weight(sample_weight, rows.data if rows.on_device else rows, device)
 
 
 def _is_data_frame(X):
@@ -356,7 +362,7 @@ class MiniBatchKMeans(_BaseKMeans):
         rows = _rows(X, self.device_)
         n_clusters = self._check_minibatch_params(rows)
         n_samples = rows.shape[0]
-        sample_weight = check_sample_weight(sample_weight, n_samples, rows.dtype)
+        sample_weight = _sample_weights(sample_weight, rows, self.device_)
         random_state = check_random_state(self.random_state)
         tol = rows.tolerance(self.tol)
         init = self._init_array(rows.dtype)
@@ -389,7 +395,7 @@ class MiniBatchKMeans(_BaseKMeans):
             self.labels_, self.inertia_ = driver.label_rows(ws, rows, sample_weight)
         else:
             # scikit-learn fails after a single step (no EWA yet); we use that batch's.
-            sum_of_weights = float(np.sum(sample_weight, dtype=np.float64))
+            sum_of_weights = total_weight(sample_weight)
             self.inertia_ = steps.mean_batch_inertia * sum_of_weights
         return self
 
@@ -432,7 +438,7 @@ class MiniBatchKMeans(_BaseKMeans):
         if not has_centers:
             n_clusters = self._check_minibatch_params(rows)
             self._dtype = rows.dtype
-            sample_weight = check_sample_weight(sample_weight, n_samples, rows.dtype)
+            sample_weight = _sample_weights(sample_weight, rows, self.device_)
             centers = self._init_centroids(rows, sample_weight, self._init_array(rows.dtype),
                                            random_state, n_clusters)
             self._counts = np.zeros(n_clusters)
@@ -447,7 +453,7 @@ class MiniBatchKMeans(_BaseKMeans):
                     f"on {centers.dtype} data; cast X to {centers.dtype} on the device first.")
             if rows.dtype != centers.dtype:
                 rows.dtype = centers.dtype  # blocks are read in the fitted dtype
-            sample_weight = check_sample_weight(sample_weight, n_samples, rows.dtype)
+            sample_weight = _sample_weights(sample_weight, rows, self.device_)
 
         self._n_since_last_reassign += self._batch_size
         random_reassign = bool((self._counts == 0).any()) or (

@@ -396,7 +396,10 @@ def same_partition(labels1, labels2, mapping, mismatches, check):
 # PAIRWISE_BLOCK values, in w's dtype) and the cumulative sum is sequential. A sequential
 # float64 sum has no parallel form that rounds the same, so :func:`weight_cdf` runs in one
 # thread: n dependent additions, once per fit (and once per extra round of a draw without
-# replacement). The search is parallel over the uniforms.
+# replacement). The search is parallel over the uniforms. MiniBatchKMeans's total weight,
+# ``np.sum(w, dtype=np.float64)``, is NumPy's too: float32 weights are cast in buffers of
+# ``np.getbufsize()`` values, each summed pairwise, the sums added in order, so the
+# buffers are summed in parallel (:func:`chunk_sums`) and their few sums added on the host.
 HAS_NAN, NOT_FINITE, HAS_NEGATIVE, HAS_POSITIVE = range(4)  # cast_weights's flags
 PAIRWISE_BLOCK = 128  # numpy's PW_BLOCKSIZE (loops_utils.h)
 PAIRWISE_DEPTH = 64  # the pairwise tree halves n: 64 levels cover any int64 length
@@ -548,6 +551,22 @@ def search_cdf(cdf, u, out):
                 hi = mid
         out[j] = lo
 
+
+@cuda.jit(cache=True)
+def chunk_sums(w, chunk, out):
+    """out[c] = numpy's sum of ``w[c * chunk:(c + 1) * chunk]`` (:func:`pairwise_sum`), a
+    thread per chunk: ``np.sum(w, dtype=np.float64)`` is one pairwise sum of float64
+    weights, but casts float32 weights in buffers of ``np.getbufsize()`` values and adds
+    the buffers' pairwise sums in order (the host adds the chunks' sums the same way).
+
+    IN: w (n,) float64; chunk, the values per chunk. OUT: out (ceil(n / chunk),) float64.
+    """
+    n = w.shape[0]
+    for c in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
+        start = c * chunk
+        out[c] = pairwise_sum(w[start:min(start + chunk, n)])
+
+
 def _signatures():
     sigs = {"center_rows": [], "finite_stats": [], "column_sums": [], "gather_rows": []}
     f64v, f64m = float64[::1], float64[:, ::1]
@@ -581,6 +600,7 @@ def _signatures():
                             for src in (float32, float64)]
     sigs["weight_cdf"] = [(dt[::1], i64v, f64v, f64v) for dt in (float32, float64)]
     sigs["search_cdf"] = [(f64v, f64v, i64v)]
+    sigs["chunk_sums"] = [(f64v, int64, f64v)]  # float32 weights are cast first
     return sigs
 
 
@@ -588,7 +608,7 @@ PTX_SIGNATURES = _signatures()
 # Kernels that take no float data (labels and counts only).
 FLOAT64_ONLY = ("copy_labels", "cluster_sizes", "same_partition", "label_bounds",
                 "value_chunk_counts", "number_values", "scatter_by_value", "search_cdf",
-                "radix_keys", "permute", "value_changes", "number_sorted")
+                "chunk_sums", "radix_keys", "permute", "value_changes", "number_sorted")
 
 
 # -- launchers ------------------------------------------------------------------------------
@@ -920,6 +940,52 @@ class DeviceVector(DeviceWeights):
         self.shape = (int(device_array.shape[0]),)
         self.dtype = np.dtype(device_array.dtype)
         self.stream = stream
+
+    def __getitem__(self, key):
+        """``w[start:stop]`` (a view) or ``w[indices]`` (host integers, gathered on the
+        device): device weights, as NumPy's indexing gives host weights."""
+        if isinstance(key, slice):
+            if key.step not in (None, 1):
+                raise TypeError("device weights are sliced with step 1 only")
+            return DeviceVector(self.device_array[key], self.stream)
+        indices = np.asarray(key)
+        if indices.dtype.kind not in "iu" or indices.ndim != 1:
+            raise TypeError("device weights are indexed by a slice or a 1-D integer array")
+        s = self.stream
+        n = indices.shape[0]
+        what = f"{n:,} sample weights"
+        out = memory.device_array((n, 1), self.dtype, stream=s, what=what)
+        if n:
+            d_indices = memory.to_device(np.ascontiguousarray(indices, dtype=np.int64),
+                                         stream=s, what=what)
+            column = self.device_array.reshape(self.shape[0], 1)  # gathered as 1-wide rows
+            gather_rows[launch.elementwise_blocks(n), THREADS, s](column, d_indices, out)
+        s.synchronize()
+        return DeviceVector(out.reshape(n), s)
+
+    def total(self):
+        """``np.sum(w, dtype=np.float64)`` bit for bit, a Python float: NumPy's chunks
+        (:func:`chunk_sums`) summed on the device, their sums added in order here (a
+        float64 vector is one chunk; float32 is cast on the device first)."""
+        s = self.stream
+        n = self.shape[0]
+        what = "the sum of the sample weights"
+        w, chunk = self.device_array, n
+        if self.dtype != np.float64:
+            chunk = np.getbufsize()
+            w = memory.device_array(n, np.float64, stream=s, what=what)
+            flags = memory.to_device(np.zeros(4, dtype=np.int32), stream=s, what=what)
+            cast_weights[launch.elementwise_blocks(n), THREADS, s](self.device_array, w,
+                                                                    flags)
+        n_chunks = launch.ceil_div(n, chunk)
+        out = memory.device_array(n_chunks, np.float64, stream=s, what=what)
+        chunk_sums[launch.elementwise_blocks(n_chunks), THREADS, s](w, chunk, out)
+        sums = out.copy_to_host(stream=s)
+        s.synchronize()
+        total = 0.0
+        for value in sums:  # in order, as NumPy adds its buffers' sums
+            total += float(value)
+        return total
 
     def cdf(self, excluded=None):
         """The cumulative probabilities NumPy's weighted draws search (:func:`weight_cdf`),

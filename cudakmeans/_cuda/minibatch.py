@@ -18,7 +18,7 @@ import numpy as np
 from numba import cuda, float32, float64, int32, int64
 
 from .. import _math, _minibatch_math
-from .._arrays import DeviceData
+from .._arrays import DeviceData, DeviceWeights
 from . import arrays, compile, kmeans, launch, memory, registry
 from .kmeans import ASSIGN_ROWS, _stats, accumulate_rows, reduce_stats
 from .kmeans import INERTIA as ASSIGNED_INERTIA
@@ -236,18 +236,21 @@ class Workspace:
     def _upload(self, X, sample_weight):
         """The block on the device: host rows copied into the block buffer, rows already
         on the device (:class:`~cudakmeans._arrays.DeviceData`, of this dtype) used in
-        place; the weights (host) copied."""
+        place; host weights copied, weights on the device
+        (:class:`~cudakmeans._arrays.DeviceWeights`, of this dtype) used in place."""
         n = X.shape[0]
         resident = isinstance(X, DeviceData)
         if n > self.d_weight.shape[0] or (not resident and n > self.d_X.shape[0]):
             self._fold_pending()  # the slots are about to be replaced
             self._allocate_rows(n, with_rows=not resident)
-        d_w = self.d_weight[:n]
         if resident:
             d_X = X.device_array
         else:
             d_X = self.d_X[:n]
             d_X.copy_to_device(np.ascontiguousarray(X, dtype=self.dtype), stream=self.stream)
+        if isinstance(sample_weight, DeviceWeights):
+            return d_X, sample_weight.device_array
+        d_w = self.d_weight[:n]
         d_w.copy_to_device(np.ascontiguousarray(sample_weight, dtype=self.dtype),
                            stream=self.stream)
         return d_X, d_w

@@ -6,9 +6,11 @@ to a backend mini-batch *workspace*, which keeps the centres and their running w
 its device for the whole fit and returns a few scalars per step. ``rows`` is the public
 layer's reader of X (``shape``, ``dtype``, ``take(indices)``, ``block(start, stop)``,
 ``on_device``): an in-memory array, scipy.sparse rows or an np.memmap, of which only the
-drawn batch is gathered per step, or rows on a CUDA device, gathered there. Every random
-number comes from one ``np.random.RandomState`` in scikit-learn's order, so a seed gives
-scikit-learn's batches and reassignments.
+drawn batch is gathered per step, or rows on a CUDA device, gathered there.
+``sample_weight`` is a host array or, with rows on a device, weights kept there
+(:class:`~cudakmeans._arrays.DeviceWeights`: sliced, indexed and searched there as NumPy's
+would be). Every random number comes from one ``np.random.RandomState`` in scikit-learn's
+order, so a seed gives scikit-learn's batches and reassignments.
 """
 
 from typing import NamedTuple

@@ -8,6 +8,7 @@ reduces the column means in float64, NumPy in X's dtype: the centred data differ
 rounding).
 """
 
+import functools
 import warnings
 
 import numpy as np
@@ -592,18 +593,24 @@ def test_pairwise_sum_is_numpys_at_the_block_edges():
     (np.ones(5), "sample_weight.shape == \\(5,\\), expected \\(6,\\)!"),
     (np.full(6, 3e38, dtype=np.float32), "sample_weight sums to inf in float32"),
 ])
-def test_bad_device_weights_are_refused_with_the_hosts_messages(values, match):
+@pytest.mark.parametrize("fit", ["KMeans.fit", "MiniBatchKMeans.fit",
+                                 "MiniBatchKMeans.partial_fit"])
+def test_bad_device_weights_are_refused_with_the_hosts_messages(values, match, fit):
     from numba import cuda
 
+    from cudakmeans import MiniBatchKMeans
+
+    estimator, method = fit.split(".")
+    model = KMeans(2, n_init=1, device="cuda") if estimator == "KMeans" else (
+        MiniBatchKMeans(2, device="cuda"))
     X = np.arange(12, dtype=np.float32).reshape(6, 2)
     if "sums to" not in match:  # the host's message (a cast to float32 that overflows warns)
         with pytest.raises(ValueError, match=match), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            KMeans(2, n_init=1, device="cuda").fit(X, sample_weight=values)
+            getattr(model, method)(X, sample_weight=values)
     with pytest.raises(ValueError, match=match), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the simulator's cast warns too
-        KMeans(2, n_init=1, device="cuda").fit(cuda.to_device(X),
-                                               sample_weight=cuda.to_device(values))
+        getattr(model, method)(cuda.to_device(X), sample_weight=cuda.to_device(values))
 
 
 # -- MiniBatchKMeans on device X ----------------------------------------------------------------
@@ -657,3 +664,141 @@ def test_minibatch_on_device_X_is_numpy_inputs_bit_for_bit(monkeypatch):
     assert stream.inertia_ == host_stream.inertia_
     with pytest.raises(TypeError, match="cast X to float32 on the device"):
         stream.partial_fit(cuda.to_device(X.astype(np.float64)))
+
+
+# -- MiniBatchKMeans with sample_weight on the device -------------------------------------------
+# Tolerance: none. Device weights are checked, gathered (the validation and init rows),
+# sliced (partial_fit's blocks), summed (np.sum(w, dtype=float64), for inertia_ without
+# labels) and searched (the batches) on the device to the host weights' bits, so every
+# draw, init and step is the same.
+MB_SAMPLES = 48
+MB_CHUNKS = (slice(0, 24), slice(24, 48))
+
+
+def minibatch_data(dtype):
+    X, _ = make_blobs(MB_SAMPLES, 2, N_CLUSTERS, seed=14, dtype=dtype)
+    w = np.random.RandomState(9).uniform(0.0, 3.0, MB_SAMPLES) ** 3
+    w[::7] = 0.0
+    return X, w.astype(dtype)
+
+
+def minibatch_results(X, w, compute_labels):
+    """fit, then partial_fit on each of :data:`MB_CHUNKS`, on CUDA: what each leaves, as
+    it leaves them (device X: labels and centres on the device; see :func:`on_host`)."""
+    from cudakmeans import MiniBatchKMeans
+    from cudakmeans._drivers import minibatch as driver
+
+    # init_size < n_samples: the validation and init rows are drawn and gathered.
+    settings = dict(batch_size=16, max_iter=1, init_size=24, random_state=3,
+                    reassignment_ratio=0.6, compute_labels=compute_labels, device="cuda")
+    model = MiniBatchKMeans(N_CLUSTERS, **settings).fit(X, sample_weight=w)
+    results = {"centers": model.cluster_centers_, "inertia": model.inertia_,
+               "n_steps": model.n_steps_}
+    if compute_labels:
+        results["labels"] = model.labels_
+    stream = MiniBatchKMeans(N_CLUSTERS, **settings)
+    with pytest.MonkeyPatch.context() as patch:
+        # Blocks of 16 rows: each chunk is fed in two, its weights sliced from row 16 on.
+        patch.setattr(driver, "ROW_BLOCK", 16)
+        for chunk in MB_CHUNKS:
+            stream.partial_fit(X[chunk], sample_weight=w[chunk])
+    results["stream_centers"] = stream.cluster_centers_
+    if compute_labels:
+        results["stream_labels"], results["stream_inertia"] = stream.labels_, stream.inertia_
+    return results
+
+
+@functools.cache
+def minibatch_host_weights(dtype, compute_labels):
+    """The results of device X with the weights on the host (computed once per module)."""
+    from numba import cuda
+
+    X, w = minibatch_data(dtype)
+    return on_host(minibatch_results(cuda.to_device(X), w, compute_labels))
+
+
+def on_host(results):
+    return {key: value.copy_to_host() if is_numba_array(value) else value
+            for key, value in results.items()}
+
+
+@pytest.mark.parametrize(("dtype", "layout"), [
+    ("float32", "C"), ("float64", "C"), ("float32", "strided"), ("float32", "host X")])
+def test_minibatch_device_weights_give_the_fit_of_host_weights(monkeypatch, dtype, layout):
+    """fit and partial_fit with device weights: the results of the same device X with
+    the weights on the host, bit for bit (float64 without labels: inertia_ from the
+    weights' total). Contiguous device weights with device X stay there: nothing of
+    length n_samples crosses either way, and every kernel launched is registered. A
+    strided view, or host X, reads the weights on the host, once (as KMeans does)."""
+    from numba import cuda
+
+    from cudakmeans._cuda import registry
+
+    X, w = minibatch_data(dtype)
+    d_w = (cuda.to_device(np.repeat(w, 2))[::2] if layout == "strided" else
+           cuda.to_device(w))
+    before = d_w.copy_to_host()
+    compute_labels = dtype == "float32"
+    X_in = X if layout == "host X" else cuda.to_device(X)
+    with census_module.counting(monkeypatch) as census:
+        results = minibatch_results(X_in, d_w, compute_labels)
+    # The census counts until the test ends: it is read before the host weights' run.
+    launched = {kernel.fn.__name__ for kernel, _ in census.launched}
+    large = [s for s in census.sizes(kind="d2h") if s >= MB_SAMPLES]
+    if layout == "C":
+        assert large == [], census.sizes(kind="d2h")
+        assert max(census.sizes(kind="h2d")) < MB_SAMPLES, census.sizes(kind="h2d")
+        assert census.host_arrays_passed == 0
+        assert {"cast_weights", "weight_cdf", "search_cdf"} <= launched
+        assert ("chunk_sums" in launched) == (not compute_labels)
+        signatures = {id(kernel): (name, [tuple(sig) for sig in sigs])
+                      for _, name, kernel, sigs in registry.registered()}
+        for kernel, types in census.launched:
+            name, sigs = signatures[id(kernel)]
+            assert types in sigs, f"{name} launched with {types}"
+    else:  # the whole weights once (the chunks' are smaller; host X: and its labels)
+        assert large == [MB_SAMPLES] * (1 if layout == "strided" else 2), large
+        assert "cast_weights" not in launched
+    results = on_host(results)
+    expected = minibatch_host_weights(dtype, compute_labels)
+    assert results.keys() == expected.keys()
+    for key, value in expected.items():
+        np.testing.assert_array_equal(results[key], value, err_msg=key)
+    np.testing.assert_array_equal(d_w.copy_to_host(), before)  # the input is untouched
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_device_weights_total_and_indexing_are_numpys(dtype):
+    """``total()`` is ``np.sum(w, dtype=np.float64)`` bit for bit: float32 cast in NumPy's
+    buffers of ``np.getbufsize()`` values, each summed pairwise, added in order; float64 in
+    one pairwise sum (past two buffers, with data on which the two orders differ).
+    ``w[start:stop]`` and ``w[indices]`` (gathered) are device weights."""
+    from numba import cuda
+
+    from cudakmeans._cuda import arrays
+
+    rng = np.random.RandomState(0 if dtype == np.float32 else 3)
+    buffer = np.getbufsize()
+    n = 2 * buffer + 300
+    w = (rng.uniform(0, 1, n) ** 3).astype(dtype)
+    w64 = w.astype(np.float64)
+    whole, pieces = np.sum(w64), 0.0
+    for start in range(0, n, buffer):
+        pieces += np.sum(w64[start:start + buffer])
+    assert whole != pieces
+    expected = np.sum(w, dtype=np.float64)
+    assert expected == (pieces if dtype == np.float32 else whole)
+    d_w = arrays.device_weights(cuda.to_device(w), n, dtype)
+    assert d_w.total() == expected
+    view = d_w[10:70]
+    assert isinstance(view, arrays.DeviceVector)
+    np.testing.assert_array_equal(view.device_array.copy_to_host(), w[10:70])
+    indices = rng.randint(0, n, 50)
+    gathered = d_w[indices]
+    assert isinstance(gathered, arrays.DeviceVector)
+    np.testing.assert_array_equal(gathered.device_array.copy_to_host(), w[indices])
+    assert d_w[indices[:0]].shape == (0,)
+    with pytest.raises(TypeError, match="step 1"):
+        d_w[::2]
+    with pytest.raises(TypeError, match="1-D integer array"):
+        d_w[w > 0.5]

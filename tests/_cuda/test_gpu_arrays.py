@@ -8,8 +8,9 @@ another stream when it is passed in is read after the write (20 repetitions, no
 mismatch); a fit on CuPy input runs within 5% of one on a numba device array over the
 same memory; the silhouette of CuPy and torch X with device labels is NumPy input's, bit
 for bit; kmeans_plusplus picks NumPy input's rows and n_init=3 keeps a run of NumPy
-input's inertia; device sample_weight gives the host weights' fit bit for bit;
-MiniBatchKMeans on device X gives the NumPy input's results bit for bit; uint8, int16 and
+input's inertia; device sample_weight gives the host weights' fit bit for bit, for
+KMeans and MiniBatchKMeans; MiniBatchKMeans on device X gives the NumPy input's results
+bit for bit; uint8, int16 and
 widely spread device labels are grouped on the device with the NumPy input's coefficients.
 CuPy and torch (CUDA builds) are installed by the gpu session: their absence there is a
 failure, not a skip.
@@ -257,6 +258,40 @@ def test_gpu_minibatch_on_device_arrays_is_numpy_inputs(request, blobs, library,
         host_stream.partial_fit(X[chunk])
     np.testing.assert_array_equal(stream.cluster_centers_, host_stream.cluster_centers_)
     np.testing.assert_array_equal(stream.labels_, host_stream.labels_)
+
+
+@pytest.mark.parametrize(("library", "compute_labels"), [("cupy", True), ("torch", False)])
+def test_gpu_minibatch_device_weights_give_the_fit_of_host_weights(request, blobs, library,
+                                                                   compute_labels):
+    """MiniBatchKMeans with device sample_weight (CuPy float32, torch float64) on device
+    X: fit (without labels: inertia_ from the weights' total, NumPy's float64 sum of
+    20,000 float32 values in its cast-buffer pieces) and two partial_fit calls give the
+    fit of the same device X with the weights on the host, bit for bit."""
+    from cudakmeans import MiniBatchKMeans
+
+    lib = request.getfixturevalue("cp" if library == "cupy" else "torch")
+    w = np.random.default_rng(3).uniform(0.0, 3.0, N_SAMPLES) ** 3
+    if library == "cupy":
+        X_dev, X = _on_device(library, blobs, "C")
+        w = w.astype(np.float32)
+        w_dev = lib.asarray(w)
+    else:  # float64 X keeps the weights float64
+        X = blobs.astype(np.float64)
+        X_dev, w_dev = lib.from_numpy(X).cuda(), lib.from_numpy(w).cuda()
+    settings = dict(batch_size=2048, max_iter=2, random_state=1, reassignment_ratio=0.2,
+                    compute_labels=compute_labels, device="cuda", output_type="numpy")
+    model = MiniBatchKMeans(N_CLUSTERS, **settings).fit(X_dev, sample_weight=w_dev)
+    same = MiniBatchKMeans(N_CLUSTERS, **settings).fit(X_dev, sample_weight=w)
+    np.testing.assert_array_equal(model.cluster_centers_, same.cluster_centers_)
+    assert (model.inertia_, model.n_steps_) == (same.inertia_, same.n_steps_)
+    if compute_labels:
+        np.testing.assert_array_equal(model.labels_, same.labels_)
+    stream, host_stream = (MiniBatchKMeans(N_CLUSTERS, **settings) for _ in range(2))
+    half = N_SAMPLES // 2
+    for chunk in (slice(0, half), slice(half, N_SAMPLES)):
+        stream.partial_fit(X_dev[chunk], sample_weight=w_dev[chunk])
+        host_stream.partial_fit(X_dev[chunk], sample_weight=w[chunk])
+    np.testing.assert_array_equal(stream.cluster_centers_, host_stream.cluster_centers_)
 
 
 @pytest.mark.parametrize(("library", "kind"), [("cupy", "uint8"), ("torch", "int16"),
