@@ -360,6 +360,17 @@ def check_weight_values(has_nan, not_finite, has_negative, has_positive, dtype):
         raise ValueError("Sample weights must contain at least one non-zero number.")
 
 
+def check_weight_total(total, dtype):
+    """Raise unless the weights' sum in their dtype, ``total``, is finite: draws by weight
+    normalise ``w / w.sum()`` in that dtype (as scikit-learn's callers of ``choice`` do),
+    which an overflowing sum turns into zeros and NaNs (the host's and the device's check).
+    """
+    if not np.isfinite(total):
+        raise ValueError(
+            f"sample_weight sums to {total} in {np.dtype(dtype)}: the weights are too large "
+            "to normalise into probabilities; scale them down.")
+
+
 def check_n_clusters(n_clusters, n_samples=None, *, name="n_clusters"):
     """Return ``n_clusters`` as an int in [1, n_samples], or raise."""
     if isinstance(n_clusters, bool) or not isinstance(n_clusters, numbers.Integral):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import reference.kmeans as ref
-from cudakmeans import CudaKMeans, KMeans, NotFittedError
+from cudakmeans import CudaKMeans, KMeans, MiniBatchKMeans, NotFittedError
 from cudakmeans._kmeans import ConvergenceWarning
 from tests.helpers import assert_same_partition, make_blobs, tolerance
 
@@ -358,3 +358,23 @@ def test_is_same_clustering_is_a_relabelling_test(seed):
     moved[rng.integers(40)] = (moved[0] + 1) % 5 if seed % 2 else 4 - moved[0]
     expected = all(len(set(moved[labels == c])) <= 1 for c in range(5))
     assert is_same_clustering(labels, moved, 5) == expected
+
+
+@pytest.mark.parametrize("estimator", ["KMeans", "MiniBatchKMeans"])
+def test_weights_whose_sum_overflows_are_refused_where_they_are_drawn_by(estimator):
+    """float32 weights that each fit but sum past float32's range: the draws by weight
+    (k-means++'s first centre, the mini-batches) would divide by an infinite sum and draw
+    from zeros and NaNs; they are refused with a message instead. From explicit centres
+    KMeans draws nothing, but each weight times a coordinate overflows float32: refused
+    too, never non-finite centres."""
+    X = np.arange(12, dtype=np.float32).reshape(6, 2)
+    w = np.full(6, 3e38, dtype=np.float32)
+    model = (KMeans(2, n_init=1, device="cpu") if estimator == "KMeans" else
+             MiniBatchKMeans(2, batch_size=4, device="cpu"))
+    with pytest.raises(ValueError, match="sample_weight sums to inf in float32"):
+        model.fit(X, sample_weight=w)
+    if estimator == "KMeans":
+        with pytest.raises(ValueError, match="weighted sums overflowed float32"), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            KMeans(2, init=X[[0, 5]], n_init=1, device="cpu").fit(X, sample_weight=w)

@@ -31,6 +31,7 @@ from .._validation import (
     check_sample_weight,
     check_shape,
     check_weight_shape,
+    check_weight_total,
     check_weight_values,
     raise_not_finite,
 )
@@ -1000,10 +1001,7 @@ class DeviceVector(DeviceWeights):
         weight_cdf[1, 1, s](self.device_array, d_rows, out, stats)
         total, n_positive = stats.copy_to_host(stream=s)
         s.synchronize()
-        if not np.isfinite(total):
-            raise ValueError(
-                f"sample_weight sums to {total} in {self.dtype}: the weights are too large "
-                "to normalise into probabilities; scale them down.")
+        check_weight_total(total, self.dtype)
         return DeviceCdf(out, int(n_positive), s)
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from .._arrays import DeviceData, DeviceWeights
 from .._sparse import SparseRows
+from .._validation import check_weight_total
 
 # From this many elements up, an in-memory array's variances are summed in row blocks:
 # the transposed copy that small arrays are reduced along is a serial strided copy (0.5 s
@@ -84,7 +85,10 @@ def weight_cdf(sample_weight):
     """
     if isinstance(sample_weight, DeviceWeights):
         return sample_weight.cdf()
-    cdf = np.cumsum((sample_weight / sample_weight.sum()).astype(np.float64))
+    with np.errstate(over="ignore"):  # an overflow is refused just below, in words
+        total = sample_weight.sum()
+    check_weight_total(total, sample_weight.dtype)
+    cdf = np.cumsum((sample_weight / total).astype(np.float64))
     cdf /= cdf[-1]
     return cdf
 

@@ -59,6 +59,10 @@ def fit(ws, X, X_mean, *, n_clusters, init, n_init, max_iter, tol, random_state,
 def _kmeans_fit(best, X, X_mean):
     """The :class:`KMeansFit` of a best run ``(labels, inertia, centers, n_iter)``."""
     labels, inertia, centers, n_iter = best
+    if not np.isfinite(centers).all():  # means of finite rows: only an overflow does this
+        raise ValueError(
+            f"k-means gave non-finite centres: the weighted sums overflowed {centers.dtype} "
+            "(very large sample_weight or X); scale them down, or fit float64 data.")
     if X_mean is not None:
         centers = centers + X_mean
     return KMeansFit(centers.astype(X.dtype, copy=False), labels, float(inertia), int(n_iter))
