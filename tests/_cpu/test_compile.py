@@ -165,6 +165,7 @@ def test_a_thread_waiting_for_the_second_process_lets_others_compile(monkeypatch
     the wait is said in lines of its own before and after."""
     waited_for, other = _fresh(), _fresh()
     release = threading.Event()
+    key = object()  # names the types; unique, so no earlier test's _ready entry matches
 
     class Compiling:  # a second process at work until released
         def poll(self):
@@ -174,11 +175,11 @@ def test_a_thread_waiting_for_the_second_process_lets_others_compile(monkeypatch
             assert release.wait(TIMEOUT_S)
             return 0
 
-    key = cpu_compile._key(waited_for, cpu_compile._argtypes(waited_for, (1.0,)))
-    monkeypatch.setitem(cpu_compile._pending, key, (Compiling(), "waited kernels", 0.0))
+    pending = cpu_compile._key(waited_for, cpu_compile._argtypes(waited_for, (1.0,)))
+    monkeypatch.setitem(cpu_compile._pending, pending, (Compiling(), "waited kernels", 0.0))
     stream = io.StringIO()
     waiter = threading.Thread(target=cpu_compile.ensure_compiled,
-                              args=([(waited_for, (1.0,), "float")], "waited kernels"),
+                              args=([(waited_for, (1.0,), key)], "waited kernels"),
                               kwargs={"stream": stream}, daemon=True)
     waiter.start()
     deadline = time.monotonic() + TIMEOUT_S
@@ -186,7 +187,7 @@ def test_a_thread_waiting_for_the_second_process_lets_others_compile(monkeypatch
         time.sleep(0.01)
     compiled = []
     beside = threading.Thread(target=lambda: compiled.append(cpu_compile.ensure_compiled(
-        [(other, (1.0,), "float")], "other kernels", stream=io.StringIO())), daemon=True)
+        [(other, (1.0,), key)], "other kernels", stream=io.StringIO())), daemon=True)
     beside.start()
     beside.join(TIMEOUT_S)
     assert compiled == [1] and waiter.is_alive()  # compiled while the waiter still waits
@@ -197,4 +198,4 @@ def test_a_thread_waiting_for_the_second_process_lets_others_compile(monkeypatch
     assert lines[1].startswith("cudakmeans: waited kernels compiled by the second process (")
     # that process left nothing in the cache here: the waiter compiles it itself, once
     assert lines[2].startswith("cudakmeans: " + NOTICE + ": waited kernels ...")
-    assert len(waited_for.overloads) == 1 and key not in cpu_compile._pending
+    assert len(waited_for.overloads) == 1 and pending not in cpu_compile._pending
