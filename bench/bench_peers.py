@@ -7,8 +7,8 @@ Each library runs in a worker process of its own (its thread pools, BLAS and Ope
 runtimes never share a process with another library's), started once and kept for the
 whole run. The parent hands the same task to each worker in turn, one at a time, and
 repeats that round ``--rounds`` times, so a change in the machine's load falls on every
-library alike; the parent waits ``--settle`` seconds before each task, so that the
-previous library's spinning threads are asleep when the next one starts. Each worker runs
+library alike; the parent waits ``--settle`` seconds before each task of one long fit, so
+that the previous library's spinning threads are asleep when the next one starts. Each worker runs
 a task once untimed (compiles, page faults, thread-pool start) the first time it sees it.
 Figures are medians with the min-max range of the timed runs; ratios are against
 scikit-learn's median in the same run.
@@ -70,10 +70,14 @@ CASES = {
     "large": dict(n=1_000_000, d=64, k=256, dtype="float32", mode="lloyd", n_init=1,
                   max_iter=10, tol=0.0, scaled=True, per_round=1),
 }
-# Idle seconds before each task: OpenMP, OpenBLAS and TBB threads spin for up to ~0.2 s
-# after a call (KMP_BLOCKTIME, OpenBLAS's thread timeout), so the library after
-# scikit-learn otherwise shared the cores with its spinning threads (cudakmeans's 0.19 s
-# mid fit took 0.58-0.61 s in the rounds where it ran right after scikit-learn's).
+# Idle seconds before each task of one long fit (mid, large): OpenMP, OpenBLAS and TBB
+# threads spin for up to ~0.2 s after a call (KMP_BLOCKTIME, OpenBLAS's thread timeout),
+# so the library after scikit-learn otherwise shared the cores with its spinning threads
+# (cudakmeans's 0.19 s mid fit took 0.58-0.61 s in the rounds where it ran right after
+# scikit-learn's). The request case's tasks are several short fits back to back (a
+# spinning runtime disturbs the first at most): a pause before them would time a CPU
+# waking from idle instead (request fits after 0.5 s idle took 11-12 ms here, back to
+# back 6.7-8.9 ms).
 SETTLE_S = 0.5
 DATA_SEED = 0
 INIT_SEED = 1
@@ -424,7 +428,7 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds (>= 1)")
     parser.add_argument("--quick", action="store_true", help="--scale 0.05 --rounds 3")
     parser.add_argument("--settle", type=float, default=SETTLE_S,
-                        help="seconds of idle before each task (default %(default)s)")
+                        help="seconds of idle before each long task (default %(default)s)")
     parser.add_argument("--out", metavar="DIR", default=str(REPO / "bench" / "results"),
                         help="write peers-cpu-<date>.md into DIR")
     parser.add_argument("--libs", default=",".join(LIBS),
@@ -476,7 +480,8 @@ def main(argv=None):
                         results[(i, lib)] = {"skipped": True}
                         continue
                     ask = dict(task, round=rnd, repeats=repeats, niter=niter.get(i, 0))
-                    time.sleep(args.settle)  # the last library's spinning threads sleep
+                    if repeats == 1:  # one long fit: the last library's threads sleep
+                        time.sleep(args.settle)
                     answer = peers[lib].ask(ask)
                     print(f"round {rnd} {task['case']} {task['kind']} {task['what']} "
                           f"{lib}: {answer}", file=sys.stderr, flush=True)
@@ -547,8 +552,8 @@ def report(args, libs, tasks, results, niter, infos, started, finished, load_sta
     lines += ["", f"Scale {args.scale:g} (n of the mid and large cases multiplied by it; the "
               f"request case is never scaled), {args.rounds} rounds. Each library in its "
               "own worker process, the same task handed to each in turn (scikit-learn "
-              f"first), {args.settle:g} s idle before each task, one untimed run per task "
-              "and worker before its first timed one. "
+              f"first), {args.settle:g} s idle before each mid and large task, one untimed "
+              "run per task and worker before its first timed one. "
               "Times: median (min-max, n timed runs). Ratio: median / scikit-learn's median "
               "in this run (below 1 is faster than scikit-learn); on the request case, "
               "also against scikit-learn held to 1 thread (OMP_NUM_THREADS=1, "
