@@ -30,7 +30,6 @@ import json
 import os
 import pathlib
 import sys
-import threading
 import time
 
 import numpy as np
@@ -262,36 +261,19 @@ def _device_line(device, reason):
 def _warm_up(device):
     """Compile (or load from numba's cache) the kernels the workflow uses; return seconds.
 
-    On the CPU the silhouette's kernels compile on a thread beside the k-means fit: a
-    first run compiles the Lloyd run in a second process while this one compiles the
-    seeding, then waits for it, and the silhouette's compile fills that wait (the first
-    demo took 11.9 s with the three compiles one after another where two cores allow two
-    at once)."""
-    from . import KMeans, silhouette_score, which_device
+    In the order that keeps both cores busy on a first run: the seeding compiles here
+    while the Lloyd run's kernel compiles in a second process (the CPU backend starts it),
+    then the silhouette compiles here while that process is still at work, and the fit
+    last waits for it and loads its result (the first demo took 11.9 s with the
+    silhouette compiled after that wait)."""
+    from . import KMeans, kmeans_plusplus, silhouette_score
 
     start = time.perf_counter()
     rng = np.random.RandomState(0)
     X = rng.standard_normal((64, 2))
-    labels = np.arange(64) % 2
-    failed = []
-
-    def score():
-        try:
-            silhouette_score(X, labels, device=device)
-        except BaseException as error:  # raised again on the calling thread
-            failed.append(error)
-
-    beside = None
-    if which_device(device).device == "cpu":
-        beside = threading.Thread(target=score, name="cudakmeans-warm-up", daemon=True)
-        beside.start()
+    kmeans_plusplus(X, 2, random_state=0, device=device)
+    silhouette_score(X, np.arange(64) % 2, device=device)
     KMeans(2, n_init=1, max_iter=5, random_state=0, device=device).fit(X)
-    if beside is None:
-        score()
-    else:
-        beside.join()
-    if failed:
-        raise failed[0]
     return time.perf_counter() - start
 
 
