@@ -159,8 +159,7 @@ def _await_pending(calls, stream):
     the disk cache, where :func:`missing` finds it), saying so if one is still at work.
 
     The wait holds no lock: meanwhile another thread of this process may compile what it
-    needs (the command line's warm-up compiles the silhouette while the Lloyd run's
-    kernel compiles in the second process)."""
+    needs (a silhouette or a second estimator's kernels on a thread of the caller's)."""
     with _lock:
         processes = []
         for dispatcher, args, _ in calls:

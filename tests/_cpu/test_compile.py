@@ -160,9 +160,8 @@ def test_without_a_second_process_the_later_call_compiles_itself(tmp_path, execu
 
 
 def test_a_thread_waiting_for_the_second_process_lets_others_compile(monkeypatch):
-    """The wait for a second process holds no lock: another thread compiles meanwhile
-    (the command line's warm-up compiles the silhouette during the Lloyd run's wait), and
-    the wait is said in lines of its own before and after."""
+    """The wait for a second process holds no lock: another thread compiles meanwhile,
+    and the wait is said in lines of its own before and after."""
     waited_for, other = _fresh(), _fresh()
     release = threading.Event()
     key = object()  # names the types; unique, so no earlier test's _ready entry matches
