@@ -466,7 +466,6 @@ class _SharedData:
     def __init__(self, Z, device):
         self.Z = Z
         self.device = device
-        self.mean = column_means(Z)  # exactly as KMeans.fit centres
         self.ws = None
 
     def fit(self, model):
@@ -478,11 +477,11 @@ class _SharedData:
         """:meth:`fit` of each model, in order, with the same results; a device that can
         runs them all in the same launches (:func:`~cudakmeans._drivers.runs.fit_sweep`)."""
         settings = [lloyd_settings(model, self.Z) for model in models]
-        if self.ws is None:
+        if self.ws is None:  # centred by the workspace, exactly as KMeans.fit centres
             weights = check_sample_weight(None, self.Z.shape[0], self.Z.dtype)
             self.ws = get_backend(self.device, "kmeans").Workspace(
-                self.Z - self.mean, weights, settings[0]["n_clusters"])
-        fits = runs.fit_sweep(self.ws, self.Z, self.mean, settings)
+                self.Z, weights, settings[0]["n_clusters"], center=True)
+        fits = runs.fit_sweep(self.ws, self.Z, self.ws.X_mean, settings)
         for fit, s in zip(fits, settings, strict=True):
             warn_if_degenerate(fit.labels, s["n_clusters"])
         return fits
