@@ -109,26 +109,29 @@ def ensure_compiled(calls, what, *, stream=None, soon=None):
         How many entry points were compiled (0: nothing printed).
     """
     stream = sys.stderr if stream is None else stream
-    _await_pending(calls, stream)
-    with _lock:
-        todo = missing(calls)
-        if not todo:
-            return 0
-        elsewhere = _start_elsewhere(soon, todo)
-        failure = []
-        worker = threading.Thread(target=_compile, args=(todo, stream, failure),
-                                  name="cudakmeans-compile", daemon=True)
-        with _line_lock:
-            stream.write(f"cudakmeans: compiling CPU kernels for this machine, first run "
-                         f"only: {what}{elsewhere} ...")
-            stream.flush()
-            worker.start()
-            worker.join()
-        if failure:
-            raise failure[0]
-        for dispatcher, _, key in calls:
-            _ready.add((id(dispatcher), key))
-        return len(todo)
+    while True:
+        _await_pending(calls, stream)
+        with _lock:
+            if _pending_entries(calls):  # started by another thread while this one queued
+                continue
+            todo = missing(calls)
+            if not todo:
+                return 0
+            elsewhere = _start_elsewhere(soon, todo)
+            failure = []
+            worker = threading.Thread(target=_compile, args=(todo, stream, failure),
+                                      name="cudakmeans-compile", daemon=True)
+            with _line_lock:
+                stream.write(f"cudakmeans: compiling CPU kernels for this machine, first "
+                             f"run only: {what}{elsewhere} ...")
+                stream.flush()
+                worker.start()
+                worker.join()
+            if failure:
+                raise failure[0]
+            for dispatcher, _, key in calls:
+                _ready.add((id(dispatcher), key))
+            return len(todo)
 
 
 def _compile(todo, stream, failure):
@@ -161,14 +164,9 @@ def _await_pending(calls, stream):
     The wait holds no lock: meanwhile another thread of this process may compile what it
     needs (a silhouette or a second estimator's kernels on a thread of the caller's)."""
     with _lock:
-        processes = []
-        for dispatcher, args, _ in calls:
-            if not _pending or not hasattr(dispatcher, "typeof_pyval"):
-                break
-            entry = _pending.get(_key(dispatcher, _argtypes(dispatcher, args)))
-            if entry is not None and all(entry[0] is not p[0] for p, _ in processes):
-                processes.append((entry, entry[0] not in _announced))  # one says so
-                _announced.add(entry[0])
+        processes = [(entry, entry[0] not in _announced)  # one thread says so
+                     for entry in _pending_entries(calls)]
+        _announced.update(entry[0] for entry, _ in processes)
     for (process, what, start), announce in processes:
         if process.poll() is not None or not announce:
             process.wait()
@@ -177,7 +175,11 @@ def _await_pending(calls, stream):
                 stream.write(f"cudakmeans: waiting for the second process compiling {what}"
                              f" ...\n")
                 stream.flush()
-            process.wait()
+            try:
+                process.wait()
+            except BaseException:  # Ctrl-C: the next waiter says it waits, not this one
+                _announced.discard(process)
+                raise
             with _line_lock:
                 stream.write(f"cudakmeans: {what} compiled by the second process "
                              f"({time.perf_counter() - start:.1f} s)\n")
@@ -186,6 +188,20 @@ def _await_pending(calls, stream):
             for key, other in list(_pending.items()):
                 if other[0] is process:
                     del _pending[key]
+
+
+def _pending_entries(calls):
+    """The distinct ``_pending`` entries (process, what, start) of ``calls``' kernels; the
+    caller holds ``_lock`` (the lookup types the arguments, which must not run beside a
+    compile)."""
+    entries = []
+    for dispatcher, args, _ in calls:
+        if not _pending or not hasattr(dispatcher, "typeof_pyval"):
+            break
+        entry = _pending.get(_key(dispatcher, _argtypes(dispatcher, args)))
+        if entry is not None and all(entry[0] is not other[0] for other in entries):
+            entries.append(entry)
+    return entries
 
 
 def _importable(dispatcher):

@@ -198,3 +198,44 @@ def test_a_thread_waiting_for_the_second_process_lets_others_compile(monkeypatch
     # that process left nothing in the cache here: the waiter compiles it itself, once
     assert lines[2].startswith("cudakmeans: " + NOTICE + ": waited kernels ...")
     assert len(waited_for.overloads) == 1 and pending not in cpu_compile._pending
+
+
+def test_a_second_process_started_while_a_thread_queues_is_waited_for(monkeypatch):
+    """A thread that found nothing pending, and meanwhile (before it held the compile
+    lock) another thread started a second process compiling the same kernel, waits for
+    that process instead of compiling the kernel a second time."""
+    kernel, key = _fresh(), object()
+    release = threading.Event()
+    await_pending = cpu_compile._await_pending
+    pending = cpu_compile._key(kernel, cpu_compile._argtypes(kernel, (1.0,)))
+
+    class Compiling:  # a second process at work until released
+        def poll(self):
+            return 0 if release.is_set() else None
+
+        def wait(self):
+            assert release.wait(TIMEOUT_S)
+            return 0
+
+    def started_meanwhile(calls, stream):
+        found = dict(cpu_compile._pending)
+        await_pending(calls, stream)
+        if not found and not release.is_set():  # the first check found nothing: now it is
+            monkeypatch.setitem(cpu_compile._pending, pending,
+                                (Compiling(), "queued kernels", 0.0))
+
+    monkeypatch.setattr(cpu_compile, "_await_pending", started_meanwhile)
+    stream = io.StringIO()
+    queued = threading.Thread(target=cpu_compile.ensure_compiled,
+                              args=([(kernel, (1.0,), key)], "queued kernels"),
+                              kwargs={"stream": stream}, daemon=True)
+    queued.start()
+    deadline = time.monotonic() + 30
+    while "waiting" not in stream.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stream.getvalue() == ("cudakmeans: waiting for the second process compiling "
+                                 "queued kernels ...\n")
+    assert len(kernel.overloads) == 0 and queued.is_alive()
+    release.set()
+    queued.join(TIMEOUT_S)
+    assert len(kernel.overloads) == 1  # that process left nothing cached: compiled here
