@@ -444,8 +444,8 @@ def main(argv=None):
         return
     if args.quick:
         args.scale, args.rounds = 0.05, 3
-    if args.rounds < 1 or not 0 < args.scale <= 1:
-        parser.error("--rounds must be >= 1 and --scale in (0, 1]")
+    if args.rounds < 1 or not 0 < args.scale <= 1 or args.settle < 0:
+        parser.error("--rounds must be >= 1, --scale in (0, 1] and --settle >= 0")
     libs = [lib for lib in args.libs.split(",") if lib]
     cases = [case for case in args.cases.split(",") if case]
     unknown = sorted(set(libs) - set(LIBS)) + sorted(set(cases) - set(CASES))

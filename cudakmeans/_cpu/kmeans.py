@@ -1045,6 +1045,13 @@ def distances_chunk(X, centers, out, start, stop):
             out[i, c] = np.sqrt(sq_dist(X, i, centers, c))
 
 
+def _data_key(X):
+    """The compile check's name for X's numba type: dtype, writeable, layout (numba
+    compiles one version per C, F and any-strided layout)."""
+    layout = "C" if X.flags.c_contiguous else "F" if X.flags.f_contiguous else "A"
+    return ("data", X.dtype.str, X.flags.writeable, layout)
+
+
 def _ordered_sum(values):
     """sum(values) left to right in float64 (Python's ``sum`` may compensate)."""
     total = 0.0
@@ -1097,12 +1104,15 @@ class Workspace:
         if not self._transposes_on_threads(X) or not X.flags.c_contiguous:
             mean = column_means(X)
             return X - mean, None, mean
-        XT = self._transpose_on_threads(X)
-        mean = XT.mean(axis=1)
+        XT = np.empty((X.shape[1], X.shape[0]), dtype=X.dtype)
         centred = np.empty_like(X, order="C")
-        _compile.ensure_compiled([(centre_rows, (X, XT, mean, centred, 0, 0),
-                                   ("data", X.dtype.str, X.flags.writeable))],
-                                 f"k-means data ({X.dtype})")
+        mean = np.empty(X.shape[1], dtype=X.dtype)
+        key = _data_key(X)
+        _compile.ensure_compiled([(transpose_rows, (X, XT, 0, 0), key),
+                                  (centre_rows, (X, XT, mean, centred, 0, 0), key)],
+                                 f"k-means data ({X.dtype})")  # one notice for both
+        self._transpose_on_threads(X, XT)
+        mean = XT.mean(axis=1)
         parallel.map_chunks(
             lambda _, start, stop: centre_rows(X, XT, mean, centred, start, stop),
             self.chunks)
@@ -1125,11 +1135,10 @@ class Workspace:
     def _transposes_on_threads(X):
         return X.size >= MIN_COMPILED_TRANSPOSE and X.dtype in (np.float32, np.float64)
 
-    def _transpose_on_threads(self, X):
-        XT = np.empty((X.shape[1], X.shape[0]), dtype=X.dtype)
-        _compile.ensure_compiled([(transpose_rows, (X, XT, 0, 0),
-                                   ("data", X.dtype.str, X.flags.writeable,
-                                    X.flags.c_contiguous))],
+    def _transpose_on_threads(self, X, XT=None):
+        if XT is None:
+            XT = np.empty((X.shape[1], X.shape[0]), dtype=X.dtype)
+        _compile.ensure_compiled([(transpose_rows, (X, XT, 0, 0), _data_key(X))],
                                  f"k-means data ({X.dtype})")
         parallel.map_chunks(lambda _, start, stop: transpose_rows(X, XT, start, stop),
                             self.chunks)

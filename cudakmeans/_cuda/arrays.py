@@ -950,8 +950,14 @@ class DeviceVector(DeviceWeights):
                 raise TypeError("device weights are sliced with step 1 only")
             return DeviceVector(self.device_array[key], self.stream)
         indices = np.asarray(key)
+        if indices.size == 0:  # NumPy reads [] as float64; an empty gather is no index
+            indices = indices.astype(np.int64)
         if indices.dtype.kind not in "iu" or indices.ndim != 1:
             raise TypeError("device weights are indexed by a slice or a 1-D integer array")
+        size = self.shape[0]
+        if indices.size and (indices.min() < -size or indices.max() >= size):
+            raise IndexError(f"an index is out of bounds for {size:,} sample weights")
+        indices = np.where(indices < 0, indices + size, indices)  # NumPy's negatives
         s = self.stream
         n = indices.shape[0]
         what = f"{n:,} sample weights"
@@ -970,6 +976,8 @@ class DeviceVector(DeviceWeights):
         float64 vector is one chunk; float32 is cast on the device first)."""
         s = self.stream
         n = self.shape[0]
+        if n == 0:
+            return 0.0
         what = "the sum of the sample weights"
         w, chunk = self.device_array, n
         if self.dtype != np.float64:

@@ -796,7 +796,13 @@ def test_device_weights_total_and_indexing_are_numpys(dtype):
     gathered = d_w[indices]
     assert isinstance(gathered, arrays.DeviceVector)
     np.testing.assert_array_equal(gathered.device_array.copy_to_host(), w[indices])
-    assert d_w[indices[:0]].shape == (0,)
+    assert d_w[indices[:0]].shape == (0,) and d_w[[]].shape == (0,)
+    np.testing.assert_array_equal(d_w[[-1, 0, -n]].device_array.copy_to_host(),
+                                  w[[-1, 0, -n]])
+    for outside in ([n], [-n - 1]):
+        with pytest.raises(IndexError, match="out of bounds"):
+            d_w[outside]
+    assert d_w[5:5].total() == 0.0
     with pytest.raises(TypeError, match="step 1"):
         d_w[::2]
     with pytest.raises(TypeError, match="1-D integer array"):
