@@ -657,7 +657,7 @@ PTX_SIGNATURES = _signatures()
 class Workspace:
     """Device buffers and launches for k-means fits; the same methods as the CPU's.
 
-    ``X`` (already centred by the estimator) and ``sample_weight`` are uploaded once and
+    ``X`` (centred here with ``center=True``) and ``sample_weight`` are uploaded once and
     reused by every run, and by every K after :meth:`set_n_clusters`. Centre buffers are
     device arrays with a leading run axis: the single-run methods take and give one run,
     the ``*_runs`` methods a batch of independent runs that every kernel launch serves
