@@ -217,10 +217,12 @@ def test_a_second_process_started_while_a_thread_queues_is_waited_for(monkeypatc
             assert release.wait(TIMEOUT_S)
             return 0
 
+    checks = []
+
     def started_meanwhile(calls, stream):
-        found = dict(cpu_compile._pending)
         await_pending(calls, stream)
-        if not found and not release.is_set():  # the first check found nothing: now it is
+        checks.append(pending in cpu_compile._pending)
+        if len(checks) == 1:  # the first check found nothing of this kernel: now it is
             monkeypatch.setitem(cpu_compile._pending, pending,
                                 (Compiling(), "queued kernels", 0.0))
 
@@ -238,4 +240,5 @@ def test_a_second_process_started_while_a_thread_queues_is_waited_for(monkeypatc
     assert len(kernel.overloads) == 0 and queued.is_alive()
     release.set()
     queued.join(TIMEOUT_S)
+    assert checks[0] is False and len(checks) == 2  # it went back to wait, once
     assert len(kernel.overloads) == 1  # that process left nothing cached: compiled here
