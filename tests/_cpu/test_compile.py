@@ -159,6 +159,20 @@ def test_without_a_second_process_the_later_call_compiles_itself(tmp_path, execu
     assert NOTICE + ": soon ... 1/1 done (" in out[2]
 
 
+class _Compiling:
+    """A second compile process at work until ``release`` is set."""
+
+    def __init__(self, release):
+        self.release = release
+
+    def poll(self):
+        return 0 if self.release.is_set() else None
+
+    def wait(self):
+        assert self.release.wait(TIMEOUT_S)
+        return 0
+
+
 def test_a_thread_waiting_for_the_second_process_lets_others_compile(monkeypatch):
     """The wait for a second process holds no lock: another thread compiles meanwhile,
     and the wait is said in lines of its own before and after."""
@@ -166,16 +180,8 @@ def test_a_thread_waiting_for_the_second_process_lets_others_compile(monkeypatch
     release = threading.Event()
     key = object()  # names the types; unique, so no earlier test's _ready entry matches
 
-    class Compiling:  # a second process at work until released
-        def poll(self):
-            return 0 if release.is_set() else None
-
-        def wait(self):
-            assert release.wait(TIMEOUT_S)
-            return 0
-
     pending = cpu_compile._key(waited_for, cpu_compile._argtypes(waited_for, (1.0,)))
-    monkeypatch.setitem(cpu_compile._pending, pending, (Compiling(), "waited kernels", 0.0))
+    monkeypatch.setitem(cpu_compile._pending, pending, (_Compiling(release), "waited kernels", 0.0))
     stream = io.StringIO()
     waiter = threading.Thread(target=cpu_compile.ensure_compiled,
                               args=([(waited_for, (1.0,), key)], "waited kernels"),
@@ -209,14 +215,6 @@ def test_a_second_process_started_while_a_thread_queues_is_waited_for(monkeypatc
     await_pending = cpu_compile._await_pending
     pending = cpu_compile._key(kernel, cpu_compile._argtypes(kernel, (1.0,)))
 
-    class Compiling:  # a second process at work until released
-        def poll(self):
-            return 0 if release.is_set() else None
-
-        def wait(self):
-            assert release.wait(TIMEOUT_S)
-            return 0
-
     checks = []
 
     def started_meanwhile(calls, stream):
@@ -224,7 +222,7 @@ def test_a_second_process_started_while_a_thread_queues_is_waited_for(monkeypatc
         checks.append(pending in cpu_compile._pending)
         if len(checks) == 1:  # the first check found nothing of this kernel: now it is
             monkeypatch.setitem(cpu_compile._pending, pending,
-                                (Compiling(), "queued kernels", 0.0))
+                                (_Compiling(release), "queued kernels", 0.0))
 
     monkeypatch.setattr(cpu_compile, "_await_pending", started_meanwhile)
     stream = io.StringIO()
