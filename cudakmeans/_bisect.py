@@ -10,6 +10,7 @@ import numpy as np
 
 from ._device import get_backend
 from ._drivers import lloyd
+from ._drivers.runs import check_finite_centers
 from ._fallback import guarded_method
 from ._kmeans import ALGORITHM, BASE_CONSTRAINTS, INIT_NAMES, _BaseKMeans
 from ._params import BOOLEAN, CALLABLE, Interval, StrOptions
@@ -215,6 +216,7 @@ class BisectingKMeans(_BaseKMeans):
             if best is None or inertia < best[1] * (1 - 1e-6):
                 best = labels, inertia, centers
         labels, _, centers = best
+        check_finite_centers(centers)
         if self.verbose:
             print(f"New centroids from bisection: {centers}")
         if self.bisecting_strategy == "biggest_inertia":

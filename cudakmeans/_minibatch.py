@@ -26,6 +26,7 @@ from ._device import get_backend, resolve_device
 from ._drivers import lloyd
 from ._drivers import minibatch as driver
 from ._drivers.minibatch import ROW_BLOCK
+from ._drivers.runs import check_finite_centers
 from ._fallback import guarded_method
 from ._kmeans import BASE_CONSTRAINTS, _backend_workspace, _BaseKMeans, _sample_weight
 from ._params import BOOLEAN, NONE, Interval
@@ -385,7 +386,9 @@ class MiniBatchKMeans(_BaseKMeans):
             reassignment_ratio=self.reassignment_ratio, random_state=random_state,
             verbose=self.verbose)
 
-        self.cluster_centers_ = ws.download_centers()
+        centers = ws.download_centers()
+        check_finite_centers(centers)
+        self.cluster_centers_ = centers
         self._counts = ws.download_counts()
         self._n_since_last_reassign = steps.n_since_last_reassign
         self.n_steps_ = steps.n_steps
@@ -465,7 +468,9 @@ class MiniBatchKMeans(_BaseKMeans):
         ws.set_state(centers, self._counts)
         driver.chunk_step(ws, rows, sample_weight, random_state, self.reassignment_ratio,
                           random_reassign=random_reassign, verbose=self.verbose)
-        self.cluster_centers_ = ws.download_centers()
+        centers = ws.download_centers()
+        check_finite_centers(centers)
+        self.cluster_centers_ = centers
         self._counts = ws.download_counts()
         if self.compute_labels:
             self.labels_, self.inertia_ = driver.label_rows(ws, rows, sample_weight)

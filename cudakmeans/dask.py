@@ -63,6 +63,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ._arrays import as_host, origin, to_output
 from ._device import DEVICES, get_backend, resolve, resolve_device
+from ._drivers.runs import check_finite_centers
 from ._kmeans import KMeans as _LocalKMeans
 from ._kmeans import kmeans_plusplus
 from ._silhouette import check_number_of_labels
@@ -597,6 +598,10 @@ def _kmeans_parallel(chunks, mean, first, n_clusters, oversampling_factor, round
                 for x, w, s in zip(chunks.x, chunks.w, states, strict=True)]
         states = _persist(outs)
         potential = float(dask.compute(_tree([o[1] for o in states], _sum))[0])
+        if not np.isfinite(potential):
+            raise ValueError(
+                "k-means|| gave a non-finite potential: the weighted squared distances "
+                "overflowed float64 (very large sample_weight or X); scale them down.")
         if potential <= 0:
             break  # every row sits on a candidate
         parts = [dask.delayed(_sample_chunk, pure=False)(
@@ -941,6 +946,7 @@ default='k-means||'
                                                keys[r], seeds[r], self.device)
                 centers, n_iter = _lloyd(chunks, centers, mean, self.device, self.max_iter,
                                          tol, token)
+                check_finite_centers(centers)
                 inertia = self._final_inertia(chunks, centers, mean, token)
                 if best is None or inertia < best[0]:
                     best = inertia, centers, n_iter

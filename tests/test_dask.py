@@ -7,6 +7,7 @@ what is checked is the arithmetic and the bookkeeping, not speed.
 
 import subprocess
 import sys
+import warnings
 
 import dask
 import dask.array as da
@@ -434,6 +435,22 @@ def test_bad_input_is_refused_clearly(client, call, error, match):
     w = da.ones(20, chunks=7)
     with pytest.raises(error, match=match):
         call(X, w)
+
+
+@pytest.mark.parametrize("init", ["k-means||", "explicit"])
+def test_weighted_sums_past_float64_are_refused(client, init):
+    """Finite float64 rows and weights whose products overflow: k-means||'s potential
+    and Lloyd's centres would be inf or NaN (an empty candidate set crashed the next
+    round with an IndexError); both are refused by name instead."""
+    X_np = np.arange(40, dtype=np.float64).reshape(20, 2) * 1e140
+    X = da.from_array(X_np, chunks=7)
+    w = da.from_array(np.full(20, 1e200), chunks=7)
+    model = ckd.KMeans(2, n_init=1, random_state=0, device="cpu",
+                       init=X_np[[0, 19]] if init == "explicit" else init)
+    match = "non-finite potential" if init == "k-means||" else "non-finite centres"
+    with pytest.raises(ValueError, match=match), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        model.fit(X, sample_weight=w)
 
 
 def test_predict_refuses_other_features(client, rng):

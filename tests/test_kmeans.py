@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import reference.kmeans as ref
-from cudakmeans import CudaKMeans, KMeans, MiniBatchKMeans, NotFittedError
+from cudakmeans import BisectingKMeans, CudaKMeans, KMeans, MiniBatchKMeans, NotFittedError
 from cudakmeans._kmeans import ConvergenceWarning
 from tests.helpers import assert_same_partition, make_blobs, tolerance
 
@@ -358,6 +358,36 @@ def test_is_same_clustering_is_a_relabelling_test(seed):
     moved[rng.integers(40)] = (moved[0] + 1) % 5 if seed % 2 else 4 - moved[0]
     expected = all(len(set(moved[labels == c])) <= 1 for c in range(5))
     assert is_same_clustering(labels, moved, 5) == expected
+
+
+@pytest.mark.parametrize("estimator", ["KMeans", "BisectingKMeans", "MiniBatchKMeans"])
+def test_weighted_sums_past_float64_never_give_non_finite_centres(estimator):
+    """float64 rows and weights that are each finite (and whose squared distances are),
+    but whose products overflow: KMeans and BisectingKMeans (whose 2-means runs average
+    the same sums) refuse them by name; MiniBatchKMeans, whatever its update, never
+    returns non-finite centres either. The float32 advice is not given for float64."""
+    X = np.arange(12, dtype=np.float64).reshape(6, 2) * 1e140
+    w = np.full(6, 1e200)
+    X0, w0 = X.copy(), w.copy()
+    model = {"KMeans": lambda: KMeans(2, init=X[[0, 5]], n_init=1, device="cpu"),
+             "BisectingKMeans": lambda: BisectingKMeans(2, random_state=0, device="cpu"),
+             "MiniBatchKMeans": lambda: MiniBatchKMeans(2, batch_size=4, random_state=0,
+                                                        n_init=1, device="cpu")}[estimator]()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if estimator == "MiniBatchKMeans":
+            try:
+                model.fit(X, sample_weight=w)
+            except ValueError as exc:
+                assert "non-finite centres" in str(exc)
+            else:
+                assert np.isfinite(model.cluster_centers_).all()
+            return
+        with pytest.raises(ValueError, match="weighted sums overflowed float64") as info:
+            model.fit(X, sample_weight=w)
+    assert "float64 data" not in str(info.value)
+    np.testing.assert_array_equal(X, X0)  # the inputs are left alone
+    np.testing.assert_array_equal(w, w0)
 
 
 @pytest.mark.parametrize("estimator", ["KMeans", "MiniBatchKMeans"])

@@ -56,13 +56,22 @@ def fit(ws, X, X_mean, *, n_clusters, init, n_init, max_iter, tol, random_state,
                                     random_state, verbose), X, X_mean)
 
 
+def check_finite_centers(centers):
+    """Refuse centres that are not finite (host or device arrays): they are means of
+    finite rows, so only an overflow of the weighted sums gives them, and every label and
+    inertia computed from them would be meaningless."""
+    centers = host(centers)
+    if not np.isfinite(centers).all():
+        hint = ", or fit float64 data" if centers.dtype == np.float32 else ""
+        raise ValueError(
+            f"k-means gave non-finite centres: the weighted sums overflowed {centers.dtype} "
+            f"(very large sample_weight or X); scale them down{hint}.")
+
+
 def _kmeans_fit(best, X, X_mean):
     """The :class:`KMeansFit` of a best run ``(labels, inertia, centers, n_iter)``."""
     labels, inertia, centers, n_iter = best
-    if not np.isfinite(centers).all():  # means of finite rows: only an overflow does this
-        raise ValueError(
-            f"k-means gave non-finite centres: the weighted sums overflowed {centers.dtype} "
-            "(very large sample_weight or X); scale them down, or fit float64 data.")
+    check_finite_centers(centers)
     if X_mean is not None:
         centers = centers + X_mean
     return KMeansFit(centers.astype(X.dtype, copy=False), labels, float(inertia), int(n_iter))
