@@ -240,3 +240,36 @@ def test_a_second_process_started_while_a_thread_queues_is_waited_for(monkeypatc
     queued.join(TIMEOUT_S)
     assert checks[0] is False and len(checks) == 2  # it went back to wait, once
     assert len(kernel.overloads) == 1  # that process left nothing cached: compiled here
+
+
+def test_finished_second_processes_are_forgotten_and_cost_later_calls_nothing(monkeypatch):
+    """A second process that has exited left its kernels in the disk cache: the next
+    check drops it (a running one stays), and once none is left a call's check types no
+    arguments (it did on every call while a finished process stayed listed: a seeding
+    whose Lloyd run never came paid that on each call)."""
+    finished, running, kernel = _fresh(), _fresh(), _fresh()
+    done, at_work = threading.Event(), threading.Event()
+    done.set()
+    finished_key = cpu_compile._key(finished, cpu_compile._argtypes(finished, (1.0,)))
+    running_key = cpu_compile._key(running, cpu_compile._argtypes(running, (1.0,)))
+    monkeypatch.setitem(cpu_compile._pending, finished_key, (_Compiling(done), "f", 0.0))
+    monkeypatch.setitem(cpu_compile._pending, running_key, (_Compiling(at_work), "r", 0.0))
+    typed = []
+    argtypes = cpu_compile._argtypes
+    monkeypatch.setattr(cpu_compile, "_argtypes",
+                        lambda dispatcher, args: typed.append(dispatcher) or
+                        argtypes(dispatcher, args))
+    calls = [(kernel, (1.0,), object())]
+    with cpu_compile._lock:
+        assert cpu_compile._pending_entries(calls) == []
+    assert finished_key not in cpu_compile._pending and running_key in cpu_compile._pending
+    assert typed == [kernel]  # the running process might be compiling it: looked up
+    at_work.set()
+    typed.clear()
+    others = {key: entry for key, entry in cpu_compile._pending.items()
+              if key != running_key}
+    with cpu_compile._lock:
+        assert cpu_compile._pending_entries(calls) == []
+    assert running_key not in cpu_compile._pending
+    if not others:  # another test's running process left listed would be looked up
+        assert typed == []
