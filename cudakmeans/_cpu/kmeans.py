@@ -65,9 +65,8 @@ TILE = 256  # rows per tile (a multiple of BLOCK_ROWS): its running minima stay 
 # the same labels), then the bounds are tried again.
 SKIP_TILES = 7
 
-# lloyd_steps' outcome: still running, stopped after its final assignment, or stopped by
-# strict convergence onto bit-identical centres (the final assignment would change nothing)
-RUNNING, ASSIGNED, CONVERGED = 0, 1, 2
+# lloyd_steps' outcome: still running, or stopped after its final assignment
+RUNNING, ASSIGNED = 0, 1
 
 
 def tile_buffers(n_features, dtype):
@@ -77,14 +76,16 @@ def tile_buffers(n_features, dtype):
     ``packed[:n_features]`` holds a tile of rows, transposed; the next ``BLOCK_CENTERS``
     rows a block of distances (:func:`scan_tile`'s ``acc``); the last ``n_features`` the
     rows :func:`scan_tile_by_dots` leaves to the exact scan. ``values[3:]``,
-    ``tile_labels[2:]`` and ``rows[TILE:]`` are that function's scratch and hints too. The distances
+    ``tile_labels[2:]`` and ``rows[TILE:]`` are that function's scratch and hints too;
+    ``rescan[0]`` flags the rows to scan, ``rescan[1]`` those whose distance was computed
+    (:func:`flag_rescans`). The distances
     share no array with the running minima in ``values``: with both in one array, LLVM
     kept the loops that read the one and write the other scalar. ``packed`` starts
     zeroed: a block of rows reads past a short tile, and those lanes (whose distances are
     never used) then hold finite values, not whatever the allocation held.
     """
     return (np.empty((7, TILE), dtype=dtype), np.empty((4, TILE), dtype=np.int32),
-            np.empty(2 * TILE, dtype=np.int64), np.empty(TILE, dtype=np.bool_),
+            np.empty(2 * TILE, dtype=np.int64), np.empty((2, TILE), dtype=np.bool_),
             np.zeros((2 * n_features + BLOCK_CENTERS, TILE), dtype=dtype))
 
 
@@ -418,54 +419,105 @@ def tile_own_sq_dist(XT, row0, n_rows, Y, own, out):
 
 
 @_inline
-def flag_rescans(dist, own, lower, shift_other, separation, margin, tiny, rescan, gathered):
+def flag_rescans(XT, row0, centers, dist, own, lower, upper, shifts, separation, margin,
+                 tiny, exact, rescan, measured, gathered):
     """Move the tile's bounds with the centres; flag rows they cannot settle (Hamerly).
 
-    ``dist[r]`` is row r's squared distance to its own centre ``own[r]``, as ``sq_dist``
-    computes it; ``lower[r]``, a lower bound on its true distance to every other centre,
-    becomes ``lower[r] - shift_other[own[r]]`` (those centres moved that far at most).
-    ``separation - |x - own|`` bounds the other distances too. If the larger bound ``z``
-    has ``z^2 > dist * (1 + margin)``, every other centre's *computed* squared distance
-    still exceeds ``dist`` (``margin`` covers the rounding of ``sq_dist`` in X's dtype),
-    so ``nearest_center`` would return the same label: the scan is skipped, not the math
-    changed. Bounds under ``tiny`` (X's dtype's smallest normal) are not trusted, and
-    every bound is rounded down by ``margin``. ``gathered`` (float64, 2 x at least the
-    tile's rows) is scratch. Returns the number of rows flagged.
+    ``lower[r]``, a lower bound on row r's true distance to every centre but its own
+    ``own[r]``, becomes ``lower[r] - shifts[0, own[r]]`` (those centres moved that far at
+    most); ``upper[r]``, an upper bound on its true distance to its own centre, grows by
+    that centre's own move ``shifts[1, own[r]]``. ``separation - |x - own|`` bounds the
+    other distances too. A row is settled when the larger lower bound exceeds the upper
+    one (and the rounding ``margin``): every other centre's *computed* squared distance
+    then exceeds the own one's, so ``nearest_center`` would return the same label, and the
+    scan is skipped, not the math changed. Rows the stale upper bound cannot settle get
+    their own distance computed (``sq_dist``'s, into ``dist[r]``; ``measured[r]``), their
+    upper bound made tight, and the test again; what that cannot settle is flagged in
+    ``rescan``. With ``exact`` every row is measured (an assignment whose distances and
+    inertia must be complete), and the stale bound settles nothing.
+
+    Bounds under ``tiny`` (X's dtype's smallest normal) are not trusted; every bound is
+    rounded outwards by ``margin`` (8 (d + 4) eps of X's dtype: ``sq_dist``'s rounding
+    and the float64 arithmetic here, with room to spare). XT, row0: the tile's rows (X
+    transposed); centers: the current centres. ``gathered`` (float64, 3 x at least the
+    tile's rows) is scratch. Returns the numbers of rows flagged and measured.
     """
+    n_rows = dist.shape[0]
     # The per-centre values are looked up for every row first: with the lookups (vector
     # gathers) in the arithmetic's loop, LLVM kept that loop scalar, square root included.
-    moves, gaps = gathered[0], gathered[1]
-    for r in range(dist.shape[0]):
+    moves, gaps, drifts = gathered[0], gathered[1], gathered[2]
+    for r in range(n_rows):
         # an unsigned label: numba then adds no negative-index fix-up to the loads
         a = np.uint32(own[r])
-        moves[r] = shift_other[a]
+        moves[r] = shifts[0, a]
         gaps[r] = separation[a]
-    shrink = 1.0 - margin
-    n_rescan = 0
-    for r in range(dist.shape[0]):  # branch-free, so that it vectorises
+    shrink, grow = 1.0 - margin, 1.0 + margin
+    for r in range(n_rows):  # branch-free, so that it vectorises
         moved = lower[r] - moves[r]
-        low = (moved if moved > 0.0 else 0.0) * shrink
-        lower[r] = low
-        needed = dist[r] * (1.0 + margin)
+        lower[r] = (moved if moved > 0.0 else 0.0) * shrink
+        rescan[r] = True
+    n_open = n_rows
+    if not exact:  # the stale upper bound first: the rows it settles need no distance
+        for r in range(n_rows):
+            drifts[r] = shifts[1, np.uint32(own[r])]
+        floor = 2.0 * np.sqrt(tiny)  # (u + floor)^2 >= max(u^2, tiny) + tiny: see below
+        n_open = 0
+        for r in range(n_rows):  # branch-free, so that it vectorises
+            low = lower[r]
+            # true own distance <= old bound + own move; sq_dist's value times
+            # (1 + margin), plus tiny, stays under this squared (the margin's room covers
+            # the roundings)
+            bound = (upper[r] + drifts[r]) * grow + floor
+            upper[r] = bound
+            z = gaps[r] - bound
+            # | and &, not or and and: a short circuit is a branch, mispredicted for about
+            # every row whose bounds settle it or not at random
+            settled = (low * low > bound * bound) | ((z > 0) & (z * z > bound * bound))
+            rescan[r] = not settled
+            n_open += not settled
+    if n_open == 0:
+        for r in range(n_rows):
+            measured[r] = False
+        return 0, 0
+    n_measured = n_rows
+    if n_open * 4 > n_rows:  # vectorised over rows (gathers), every row
+        tile_own_sq_dist(XT, row0, n_rows, centers, own, dist)
+        for r in range(n_rows):
+            measured[r] = True
+    else:  # the few open rows, one at a time: sq_dist's sum, in feature order
+        n_measured = n_open
+        for r in range(n_rows):
+            measured[r] = rescan[r]
+            if rescan[r]:
+                label = np.uint32(own[r])
+                total = XT.dtype.type(0)
+                for f in range(XT.shape[0]):
+                    diff = XT[f, row0 + r] - centers[label, f]
+                    total += diff * diff
+                dist[r] = total
+    n_rescan = 0
+    for r in range(n_rows):  # branch-free, so that it vectorises
+        needed = dist[r] * grow
         needed = needed if needed > tiny else tiny
-        z = gaps[r] - np.sqrt(needed + tiny)
-        # | and &, not or and and: a short circuit is a branch (with the square root on
-        # one side), mispredicted for about every row whose bounds settle it or not at
-        # random
+        root = np.sqrt(needed + tiny)
+        z = gaps[r] - root
+        low = lower[r]
         settled = (low * low > needed) | ((z > 0) & (z * z > needed))
-        rescan[r] = not settled
-        n_rescan += not settled
-    return n_rescan
+        upper[r] = root * grow if measured[r] else upper[r]
+        flag = rescan[r] & (not settled)
+        rescan[r] = flag
+        n_rescan += flag
+    return n_rescan, n_measured
 
 
 @_kernel
 def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights, start, stop,
-                bounded, lower, shift_other, separation, margin, tiny, half_norms, values,
+                bounded, exact, bounds, shifts, separation, margin, tiny, half_norms, values,
                 tile_labels, packed_rows, rescan, packed):
     """Label rows ``start:stop`` with their nearest centre; return (n_changed, inertia).
 
     IN: X and XT (its transpose), sample_weight, centers. INOUT: labels (the previous
-    labels, to count changes), lower. OUT: distances (squared distance to the new label's
+    labels, to count changes), bounds. OUT: distances (squared distance to the new label's
     centre). INOUT: the chunk's weighted coordinate ``sums`` and ``weights`` per cluster
     (zeroed by the caller). values, tile_labels, packed_rows, rescan and packed are scratch
     (:func:`tile_buffers`).
@@ -473,14 +525,18 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
     The sums are accumulated even for an assignment that does not move the centres: they
     cost a few percent of the assignment, and one compiled body serves both.
 
-    ``lower[i]`` is a lower bound on row i's distance to every centre but its own. With
-    ``bounded`` the labels and bounds are those of earlier centres that have since moved by
-    ``shift_other[a]`` at most (for the centres other than ``a``); each row's distance to
-    its own centre is computed, and only the rows :func:`flag_rescans` cannot settle are
+    ``bounds[0, i]`` is a lower bound on row i's distance to every centre but its own,
+    ``bounds[1, i]`` an upper bound on its distance to its own. With ``bounded`` the
+    labels and bounds are those of earlier centres that have since moved (``shifts``:
+    :func:`move_bounds`), and only the rows :func:`flag_rescans` cannot settle are
     compared with every centre (Hamerly's algorithm), packed into a small tile of their
     own so that the scan stays vectorised; where they settle too few rows to pay, the
-    next tiles are scanned whole (``SKIP_TILES``). Either way the labels and distances are
-    ``nearest_center``'s, bit for bit.
+    next tiles are scanned whole (``SKIP_TILES``). Either way the labels are
+    ``nearest_center``'s, bit for bit, and so are the distances of every row whose
+    distance was computed: all of them with ``exact`` (and the inertia is then the whole
+    inertia); without it, a row the stale upper bound settles keeps its label and its
+    ``distances`` entry (not updated) and adds nothing to the inertia: a Lloyd step needs
+    the labels, and :func:`finish_iter` recomputes the distances if it relocates.
 
     ``half_norms`` (K scratch values, or None) chooses the scan: :func:`scan_tile_by_dots`
     or :func:`scan_tile`. Being None or an array, it is part of the compiled signature,
@@ -492,7 +548,10 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
     acc = packed[n_features:n_features + BLOCK_CENTERS]
     repack, packed = packed[n_features + BLOCK_CENTERS:], packed[:n_features]
     best_label, packed_label = tile_labels[0], tile_labels[1]
-    gathered = np.empty((2, TILE))  # flag_rescans' scratch
+    gathered = np.empty((3, TILE))  # flag_rescans' scratch
+    lower, upper = bounds[0], bounds[1]
+    measured = rescan[1]  # rows whose distance this assignment computed
+    rescan = rescan[0]
     if half_norms is not None:  # decided when numba compiles: one variant each
         center_bound = center_norms(centers, margin, half_norms)
         centers_t = np.empty((n_features, centers.shape[0]), dtype=centers.dtype)
@@ -501,10 +560,15 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
                 centers_t[f, c] = centers[c, f]
         one_row = np.empty((1, n_features), dtype=centers.dtype)
         row_dists = np.empty(centers.shape[0], dtype=centers.dtype)
-    shrink = 1.0 - margin  # rounds the bounds down: they must never exceed the truth
+    # round the bounds outwards: a lower one must never exceed the truth, nor an upper
+    # one fall under it
+    shrink, grow = 1.0 - margin, 1.0 + margin
     n_changed = 0
     inertia = 0.0
     skip = 0  # tiles left to scan whole, bounds or not (see SKIP_TILES)
+    # tiles left to measure every row of, without trying the stale upper bounds first:
+    # where those settled too few rows to save the distances (see SKIP_TILES)
+    measure_all = 0
     for row0 in range(start, stop, TILE):
         n_rows = stop - row0 if stop - row0 < TILE else TILE
         # the rows to compare with every centre: all of them, or those the bounds flag
@@ -515,9 +579,14 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
         if use_bounds:
             for r in range(n_rows):
                 best_label[r] = labels[row0 + r]
-            tile_own_sq_dist(XT, row0, n_rows, centers, best_label, best)
-            flag_rescans(best[:n_rows], best_label, lower[row0:row0 + n_rows], shift_other,
-                         separation, margin, tiny, rescan, gathered)
+            stale_first = not exact and measure_all == 0
+            measure_all -= measure_all > 0
+            n_measured = flag_rescans(XT, row0, centers, best[:n_rows], best_label,
+                                      lower[row0:row0 + n_rows], upper[row0:row0 + n_rows],
+                                      shifts, separation, margin, tiny, not stale_first,
+                                      rescan, measured, gathered)[1]
+            if stale_first and n_measured == n_rows:
+                measure_all = SKIP_TILES
             m = 0
             for r in range(n_rows):
                 packed_rows[m] = r
@@ -532,6 +601,7 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
         else:
             for r in range(n_rows):
                 packed_rows[r] = r
+                measured[r] = True
             if n_rows < BLOCK_ROWS:  # too few columns of XT for a block: copy the rows
                 for f in range(n_features):
                     for r in range(n_rows):
@@ -562,16 +632,22 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
                 best[r] = packed_best[j]
                 best_label[r] = packed_label[j]
                 lower[row0 + r] = np.sqrt(second[j]) * shrink
+                # as flag_rescans makes a measured row's: (1 + margin) sq_dist + tiny,
+                # rooted, rounded up
+                needed = float(packed_best[j]) * grow
+                needed = needed if needed > tiny else tiny
+                upper[row0 + r] = np.sqrt(needed + tiny) * grow
         for r in range(n_rows):
             i = row0 + r
             label = best_label[r]
-            dist = best[r]
             if label != labels[i]:
                 n_changed += 1
                 labels[i] = label
-            distances[i] = dist
             w = sample_weight[i]
-            inertia += w * dist
+            if measured[r]:
+                dist = best[r]
+                distances[i] = dist
+                inertia += w * dist
             weights[label] += w
             for f in range(n_features):
                 sums[label, f] += w * X[i, f]
@@ -580,7 +656,7 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
 
 @_inline
 def assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, first, last,
-                  sums, weights, changed, inertias, bounded, lower, shift_other, separation,
+                  sums, weights, changed, inertias, bounded, exact, bounds, shifts, separation,
                   margin, tiny, half_norms, values, tile_labels, packed_rows, rescan, packed):
     """:func:`assign_rows` over ``chunks[first:last]``, one partial result per chunk.
 
@@ -593,7 +669,7 @@ def assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, firs
                 sums[k, c, f] = 0.0
         n_changed, inertia = assign_rows(X, XT, sample_weight, centers, labels, distances,
                                          sums[k], weights[k], chunks[k, 0], chunks[k, 1],
-                                         bounded, lower, shift_other, separation, margin,
+                                         bounded, exact, bounds, shifts, separation, margin,
                                          tiny, half_norms, values, tile_labels, packed_rows, rescan,
                                          packed)
         changed[k] = n_changed
@@ -609,12 +685,13 @@ def copy_centers(source, target):
 
 
 @_kernel
-def move_bounds(bound_centers, centers, margin, shift_other, separation):
+def move_bounds(bound_centers, centers, margin, shifts, separation):
     """Prepare the bounds of centres that moved from ``bound_centers`` to ``centers``.
 
-    OUT: shift_other[a], an upper bound on how far any centre other than ``a`` moved;
-    separation[a], a lower bound on centre ``a``'s distance to its nearest other centre
-    (both Euclidean, float64, rounded outwards by ``margin``); bound_centers = centers.
+    OUT: shifts[0, a], an upper bound on how far any centre other than ``a`` moved;
+    shifts[1, a], one on how far ``a`` itself moved; separation[a], a lower bound on
+    centre ``a``'s distance to its nearest other centre (all Euclidean, float64, rounded
+    outwards by ``margin``); bound_centers = centers.
     """
     n_clusters, n_features = centers.shape
     grow, shrink = 1.0 + margin, 1.0 - margin
@@ -625,12 +702,13 @@ def move_bounds(bound_centers, centers, margin, shift_other, separation):
             diff = float(centers[c, f]) - float(bound_centers[c, f])
             acc += diff * diff
         shift = np.sqrt(acc) * grow
+        shifts[1, c] = shift
         if shift > top:
             top, runner_up, top_label = shift, top, c
         elif shift > runner_up:
             runner_up = shift
     for c in range(n_clusters):
-        shift_other[c] = runner_up if c == top_label else top
+        shifts[0, c] = runner_up if c == top_label else top
         separation[c] = np.inf
     for a in range(n_clusters):
         for c in range(a + 1, n_clusters):
@@ -652,7 +730,10 @@ def finish_iter(X, sample_weight, labels, distances, sums, weights, changed, ine
     """Reduce the chunks' partials in order, relocate empty clusters, average.
 
     OUT: centers_new, and the reduced sums[0], weights[0]. Returns
-    ``(n_changed, center_shift_tot, inertia)``.
+    ``(n_changed, center_shift_tot, inertia)``. Where a cluster is empty, every row's
+    distance to its centre in ``centers_old`` is computed first (``sq_dist``'s): the
+    relocation picks the farthest rows, and a step leaves the rows its bounds settled
+    without their distances (:func:`assign_rows`).
     """
     n_changed = 0
     inertia = 0.0
@@ -665,6 +746,12 @@ def finish_iter(X, sample_weight, labels, distances, sums, weights, changed, ine
             for f in range(sums.shape[2]):
                 sums[0, c, f] += sums[k, c, f]
     total_sums, total_weights = sums[0], weights[0]
+    any_empty = False
+    for c in range(total_weights.shape[0]):
+        any_empty |= total_weights[c] == 0
+    if any_empty:
+        for i in range(X.shape[0]):
+            distances[i] = sq_dist(X, i, centers_old, labels[i])
     heaviest = relocate_empty_clusters(X, sample_weight, labels, distances, total_sums,
                                        total_weights)
     shift = 0.0
@@ -678,19 +765,20 @@ def finish_iter(X, sample_weight, labels, distances, sums, weights, changed, ine
 
 @_inline
 def lloyd_step(X, XT, sample_weight, centers_old, centers_new, labels, distances, chunks,
-               sums, weights, changed, inertias, bounded, bound_centers, lower, shift_other,
+               sums, weights, changed, inertias, bounded, bound_centers, bounds, shifts,
                separation, margin, tiny, half_norms, values, tile_labels, packed_rows, rescan,
-               packed):
+               packed, exact):
     """One whole Lloyd step on the calling thread (the same chunks, the same result as on
     threads), bounds moved from ``bound_centers`` first. Returns
-    ``(n_changed, center_shift_tot, inertia)``."""
+    ``(n_changed, center_shift_tot, inertia)``; the inertia is whole with ``exact`` only
+    (:func:`assign_rows`)."""
     if bounded:
-        move_bounds(bound_centers, centers_old, margin, shift_other, separation)
+        move_bounds(bound_centers, centers_old, margin, shifts, separation)
     else:
         copy_centers(centers_old, bound_centers)
     assign_chunks(X, XT, sample_weight, centers_old, labels, distances, chunks, 0,
-                  chunks.shape[0], sums, weights, changed, inertias, bounded, lower,
-                  shift_other, separation, margin, tiny, half_norms, values, tile_labels,
+                  chunks.shape[0], sums, weights, changed, inertias, bounded, exact, bounds,
+                  shifts, separation, margin, tiny, half_norms, values, tile_labels,
                   packed_rows, rescan, packed)
     return finish_iter(X, sample_weight, labels, distances, sums, weights, changed, inertias,
                        centers_old, centers_new)
@@ -698,34 +786,36 @@ def lloyd_step(X, XT, sample_weight, centers_old, centers_new, labels, distances
 
 @_entry
 def lloyd_iter_serial(X, XT, sample_weight, centers_old, centers_new, labels, distances,
-                      chunks, sums, weights, changed, inertias, bounded, bound_centers, lower,
-                      shift_other, separation, margin, tiny, half_norms, values, tile_labels,
-                      packed_rows, rescan, packed):
+                      chunks, sums, weights, changed, inertias, bounded, bound_centers, bounds,
+                      shifts, separation, margin, tiny, half_norms, values, tile_labels,
+                      packed_rows, rescan, packed, exact):
     """:func:`lloyd_step` as one compiled call (the workspace's ``lloyd_iter``)."""
     return lloyd_step(X, XT, sample_weight, centers_old, centers_new, labels, distances,
-                      chunks, sums, weights, changed, inertias, bounded, bound_centers, lower,
-                      shift_other, separation, margin, tiny, half_norms, values, tile_labels,
-                      packed_rows, rescan, packed)
+                      chunks, sums, weights, changed, inertias, bounded, bound_centers, bounds,
+                      shifts, separation, margin, tiny, half_norms, values, tile_labels,
+                      packed_rows, rescan, packed, exact)
 
 
 @_entry
 def lloyd_steps(X, XT, sample_weight, centers, centers_new, labels, distances, chunks, sums,
-                weights, changed, inertias, bounded, bound_centers, lower, shift_other,
+                weights, changed, inertias, bounded, bound_centers, bounds, shifts,
                 separation, margin, tiny, half_norms, values, tile_labels, packed_rows, rescan,
                 packed, n_steps, remaining, tol):
     """Up to ``n_steps`` steps of one Lloyd run, with ``_drivers.lloyd.kmeans_single_lloyd``'s
     stopping rules and, once the run stops, its final assignment.
 
-    Each step is :func:`lloyd_step` (``bounded`` for the first one: whether ``lower`` and
+    Each step is :func:`lloyd_step` (``bounded`` for the first one: whether ``bounds`` and
     ``bound_centers`` hold from an earlier step), then ``centers`` and ``centers_new``
     swap, as the driver's buffers do. The run stops on strict convergence (no label
     changed), on a squared centre shift within ``tol``, or after ``remaining`` steps; the
-    labels are then assigned against the final centres (bounded, as ``Workspace.assign``
-    does), unless strict convergence gave bit-identical centres.
+    labels are then assigned against the final centres (bounded and exact, as
+    ``Workspace.assign`` does). Strict convergence onto bit-identical centres needs no new
+    labels, but its step's inertia leaves out the rows the bounds settled: the final
+    assignment gives the whole inertia, the same labels, and every distance.
 
-    Returns ``(n_done, outcome, inertia)``: the steps taken; RUNNING (inertia 0), ASSIGNED
-    (inertia of the final assignment) or CONVERGED (inertia of the last step). After an odd
-    number of steps the newest centres are in ``centers_new``.
+    Returns ``(n_done, outcome, inertia)``: the steps taken; RUNNING (inertia 0) or
+    ASSIGNED (inertia of the final assignment). After an odd number of steps the newest
+    centres are in ``centers_new``.
 
     Written as a loop over assignments (the steps', then the final one) so that each
     kernel has one call site: every call site is typed and compiled into this function.
@@ -737,45 +827,32 @@ def lloyd_steps(X, XT, sample_weight, centers, centers_new, labels, distances, c
         # distinct argument type, and a literal True would be one more
         step_bounded = bounded or n_done > 0
         if step_bounded:
-            move_bounds(bound_centers, centers, margin, shift_other, separation)
+            move_bounds(bound_centers, centers, margin, shifts, separation)
         else:
             copy_centers(centers, bound_centers)
         assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, 0,
-                      chunks.shape[0], sums, weights, changed, inertias, step_bounded, lower,
-                      shift_other, separation, margin, tiny, half_norms, values, tile_labels,
+                      chunks.shape[0], sums, weights, changed, inertias, step_bounded, final,
+                      bounds, shifts, separation, margin, tiny, half_norms, values, tile_labels,
                       packed_rows, rescan, packed)
         if final:
             return n_done, ASSIGNED, reduce_sum(inertias)
-        n_changed, shift, inertia = finish_iter(X, sample_weight, labels, distances, sums,
-                                                weights, changed, inertias, centers,
-                                                centers_new)
+        n_changed, shift, _ = finish_iter(X, sample_weight, labels, distances, sums, weights,
+                                          changed, inertias, centers, centers_new)
         centers, centers_new = centers_new, centers
         n_done += 1
-        if n_changed == 0 and same_centers(centers, centers_new):
-            return n_done, CONVERGED, inertia
         final = n_changed == 0 or shift <= tol or n_done == remaining
         if n_done == n_steps and not final:
             return n_done, RUNNING, 0.0
 
 
-@_inline
-def same_centers(a, b):
-    """Whether two centre buffers hold the same values (``np.array_equal``)."""
-    for c in range(a.shape[0]):
-        for f in range(a.shape[1]):
-            if a[c, f] != b[c, f]:
-                return False
-    return True
-
-
 @_entry
 def assign_entry(X, XT, sample_weight, centers, labels, distances, chunks, first, last,
-                 sums, weights, changed, inertias, bounded, lower, shift_other, separation,
+                 sums, weights, changed, inertias, bounded, exact, bounds, shifts, separation,
                  margin, tiny, half_norms, values, tile_labels, packed_rows, rescan, packed):
     """:func:`assign_chunks` as one compiled call (a thread's share of a step, or an
     assignment on its own)."""
     assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, first, last,
-                  sums, weights, changed, inertias, bounded, lower, shift_other, separation,
+                  sums, weights, changed, inertias, bounded, exact, bounds, shifts, separation,
                   margin, tiny, half_norms, values, tile_labels, packed_rows, rescan, packed)
 
 
@@ -788,9 +865,9 @@ def finish_entry(X, sample_weight, labels, distances, sums, weights, changed, in
 
 
 @_entry
-def move_bounds_entry(bound_centers, centers, margin, shift_other, separation):
+def move_bounds_entry(bound_centers, centers, margin, shifts, separation):
     """:func:`move_bounds` as one compiled call (before a step's chunks go to threads)."""
-    move_bounds(bound_centers, centers, margin, shift_other, separation)
+    move_bounds(bound_centers, centers, margin, shifts, separation)
 
 
 @_inline
@@ -1157,9 +1234,10 @@ class Workspace:
         self._chunk_pots = np.zeros(n_chunks)
         self._cumsum = np.empty(n_samples)
         self._tile = tile_buffers(X.shape[1], X.dtype)
-        # Hamerly's bounds: lower[i] <= distance of row i to every centre but its own, valid
-        # for self._bound_centers and the current labels once _bounds_valid.
-        self._lower = np.empty(n_samples)
+        # Hamerly's bounds, valid for self._bound_centers and the current labels once
+        # _bounds_valid: _bounds[0, i] <= distance of row i to every centre but its own,
+        # _bounds[1, i] >= its distance to its own.
+        self._bounds = np.empty((2, n_samples))
         self._bounds_valid = False
         # sq_dist's rounding in X's dtype (relative, for d nonnegative terms), with room to
         # spare; the bounds' float64 arithmetic is rounded outwards by the same factor.
@@ -1204,7 +1282,7 @@ class Workspace:
         self._partial_sums = np.zeros((n_chunks, n_clusters, n_features))
         self._partial_weights = np.zeros((n_chunks, n_clusters))
         self._bound_centers = np.empty((n_clusters, n_features), dtype=self.X.dtype)
-        self._shift_other = np.zeros(n_clusters)
+        self._shifts = np.zeros((2, n_clusters))  # move_bounds': others', own
         self._separation = np.zeros(n_clusters)
         # the centres' half squared norms, where the scan ranks them by dot products
         self._half_norms = (np.empty(n_clusters, dtype=self.X.dtype)
@@ -1263,38 +1341,40 @@ class Workspace:
         self._bounds_valid = False
 
     # -- Lloyd ------------------------------------------------------------------------
-    def _bound_args(self, centers):
-        """The bound arguments of the assignment kernels for ``centers``.
+    def _move_bounds(self, centers):
+        """Whether the bounds hold for ``centers``, after moving them there.
 
-        Bounds hold from one assignment to the next (the labels and ``lower`` that one
+        Bounds hold from one assignment to the next (the labels and bounds that one
         leaves refer to its centres), so the first assignment of a run scans every centre
         and the later ones only the rows whose bounds do not settle their label.
         """
         bounded = self._bounds_valid
         if bounded:
-            move_bounds_entry(self._bound_centers, centers, self._margin, self._shift_other,
+            move_bounds_entry(self._bound_centers, centers, self._margin, self._shifts,
                               self._separation)
         else:
             self._bound_centers[:] = centers
         self._bounds_valid = True
-        return (bounded, self._lower, self._shift_other, self._separation, self._margin,
-                self._tiny)
+        return bounded
 
-    def _assign_args(self, centers, first, last, bounded, buffers, half_norms):
+    def _assign_args(self, centers, first, last, bounded, exact, buffers, half_norms):
         return (self.X, self.XT, self.sample_weight, centers, self.labels, self.distances,
                 self._chunks, first, last, self._partial_sums, self._partial_weights,
-                self._changed, self._inertias, bounded, self._lower, self._shift_other,
+                self._changed, self._inertias, bounded, exact, self._bounds, self._shifts,
                 self._separation, self._margin, self._tiny, half_norms, *buffers)
 
-    def _assign(self, centers):
+    def _assign(self, centers, exact=True):
+        """Label every row against ``centers`` (its chunks' partial sums, weights and
+        inertias): with ``exact``, every row's distance and the whole inertia; without,
+        only those of the rows the bounds did not settle (:func:`assign_rows`)."""
         n_chunks = self._chunks.shape[0]
-        bounds = (self._bound_centers, centers, self._margin, self._shift_other,
+        bounds = (self._bound_centers, centers, self._margin, self._shifts,
                   self._separation)
         self._compiled("k-means assignment", [
-            (assign_entry, self._assign_args(centers, 0, n_chunks, False, self._tile,
+            (assign_entry, self._assign_args(centers, 0, n_chunks, False, exact, self._tile,
                                              self._half_norms)),
             (move_bounds_entry, bounds)])
-        bounded = self._bound_args(centers)[0]
+        bounded = self._move_bounds(centers)
         if self._threaded_lloyd:
             n_features, dtype = self.X.shape[1], self.X.dtype
 
@@ -1302,39 +1382,47 @@ class Workspace:
                 buffers = tile_buffers(n_features, dtype)  # each thread its own scratch
                 half_norms = (None if self._half_norms is None
                               else np.empty_like(self._half_norms))
-                assign_entry(*self._assign_args(centers, first, last, bounded, buffers,
-                                                half_norms))
+                assign_entry(*self._assign_args(centers, first, last, bounded, exact,
+                                                buffers, half_norms))
 
             self._run_chunks(run)
         else:
-            assign_entry(*self._assign_args(centers, 0, n_chunks, bounded, self._tile,
+            assign_entry(*self._assign_args(centers, 0, n_chunks, bounded, exact, self._tile,
                                             self._half_norms))
 
     def _step_args(self, centers_old, centers_new, bounded):
         return (self.X, self.XT, self.sample_weight, centers_old, centers_new, self.labels,
                 self.distances, self._chunks, self._partial_sums, self._partial_weights,
-                self._changed, self._inertias, bounded, self._bound_centers, self._lower,
-                self._shift_other, self._separation, self._margin, self._tiny,
+                self._changed, self._inertias, bounded, self._bound_centers, self._bounds,
+                self._shifts, self._separation, self._margin, self._tiny,
                 self._half_norms, *self._tile)
 
-    def lloyd_iter(self, centers_old, centers_new):
+    def lloyd_iter(self, centers_old, centers_new, exact=False):
         """One Lloyd step: labels from ``centers_old``, new centres into ``centers_new``.
 
         Returns ``(n_changed, center_shift_tot, inertia)`` where inertia is that of the
-        labels against ``centers_old``.
+        labels against ``centers_old``. A step computes the distances of the rows its
+        bounds do not settle only, so its inertia is whole with ``exact`` (every
+        distance, as verbose output prints it) or when no label changed (then the labels
+        are assigned again against ``centers_old``, exactly: strict convergence returns
+        that inertia); otherwise it is a part of the inertia.
         """
         if not self._threaded_lloyd:
-            args = self._step_args(centers_old, centers_new, self._bounds_valid)
+            args = (*self._step_args(centers_old, centers_new, self._bounds_valid),
+                    bool(exact))
             self._compiled("k-means step", [(lloyd_iter_serial, args)])
             self._bounds_valid = True
             n_changed, shift, inertia = lloyd_iter_serial(*args)
         else:
-            self._assign(centers_old)
+            self._assign(centers_old, exact=bool(exact))
             finish = (self.X, self.sample_weight, self.labels, self.distances,
                       self._partial_sums, self._partial_weights, self._changed,
                       self._inertias, centers_old, centers_new)
             self._compiled("k-means step", [(finish_entry, finish)])
             n_changed, shift, inertia = finish_entry(*finish)
+        if n_changed == 0 and not exact:  # the same labels again, every distance this time
+            self._assign(centers_old)
+            inertia = _ordered_sum(self._inertias)
         return int(n_changed), float(shift), float(inertia)
 
     def lloyd_run(self, centers_init, max_iter, tol):

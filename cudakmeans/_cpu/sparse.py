@@ -301,10 +301,11 @@ class Workspace:
                                               self.sample_weight, self.labels, self._sums,
                                               f0, f1), self._columns)
 
-    def lloyd_iter(self, centers_old, centers_new):
+    def lloyd_iter(self, centers_old, centers_new, exact=False):
         """One Lloyd step: labels from ``centers_old``, new centres into ``centers_new``.
 
-        Returns ``(n_changed, center_shift_tot, inertia)``.
+        Returns ``(n_changed, center_shift_tot, inertia)``, the inertia always whole
+        (``exact`` changes nothing here).
         """
         self._assign(centers_old, update=True)
         n_changed, shift, inertia = finish_iter(

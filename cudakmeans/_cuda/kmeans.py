@@ -939,8 +939,9 @@ class Workspace:
             self._set_tol(tol, centers_old.shape[0]))
         return self._download(self.d_scalars[:centers_old.shape[0]])
 
-    def lloyd_iter(self, centers_old, centers_new):
-        """One Lloyd step of the single run; returns (n_changed, center_shift_tot, inertia)."""
+    def lloyd_iter(self, centers_old, centers_new, exact=False):
+        """One Lloyd step of the single run; returns (n_changed, center_shift_tot, inertia),
+        the inertia always whole (``exact`` changes nothing here)."""
         scalars = self._lloyd_step(centers_old, centers_new, -1.0)[0]
         return int(scalars[N_CHANGED]), float(scalars[SHIFT]), float(scalars[INERTIA])
 

@@ -557,8 +557,9 @@ class Workspace:
         self.stream.synchronize()
         return scalars
 
-    def lloyd_iter(self, centers_old, centers_new):
-        """One Lloyd step on the device; returns (n_changed, center_shift_tot, inertia)."""
+    def lloyd_iter(self, centers_old, centers_new, exact=False):
+        """One Lloyd step on the device; returns (n_changed, center_shift_tot, inertia),
+        the inertia always whole (``exact`` changes nothing here)."""
         s = self.stream
         self._assign(centers_old)
         for start, stop, slot0 in self.ranges:

@@ -229,7 +229,8 @@ def kmeans_single_lloyd(ws, centers_init, *, max_iter=300, tol=0.0, verbose=0):
     centers_new = ws.empty_centers()
     ws.reset_labels()
     for i in range(max_iter):
-        n_changed, center_shift_tot, inertia = ws.lloyd_iter(centers, centers_new)
+        n_changed, center_shift_tot, inertia = ws.lloyd_iter(centers, centers_new,
+                                                             exact=bool(verbose))
         if verbose:
             print(f"Iteration {i}, inertia {inertia}.")
         centers, centers_new = centers_new, centers

@@ -25,28 +25,46 @@ from cudakmeans._kmeans import ConvergenceWarning
 from tests.helpers import make_blobs, tolerance
 
 
+def _ordered_inertia(w, distances, ws):
+    """The inertia as the workspace sums it: per chunk in row order, then the chunks."""
+    total = 0.0
+    for start, stop in ws.chunks:
+        part = 0.0
+        for i in range(start, stop):
+            part += float(w[i] * distances[i])
+        total += part
+    return total
+
+
 @njit
 def _nearest_all(X, centers, labels, distances):
     for i in range(X.shape[0]):
         labels[i], distances[i] = nearest_center(X, i, centers)
 
 
-def _step_and_compare(X, w, centers, n_iter):
-    """Run Lloyd steps on a workspace; each one's labels and distances must equal
-    ``nearest_center``'s against the centres it was given. Returns the workspace."""
+def _step_and_compare(X, w, centers, n_iter, exact=False):
+    """Run Lloyd steps on a workspace; each one's labels must equal ``nearest_center``'s
+    against the centres it was given, and so must its distances where the step computed
+    them (every row with ``exact``; a row whose distance a step left as it was is not
+    compared) and its inertia when whole. The final assignment is exact: every distance.
+    Returns the workspace."""
     ws = cpu_kmeans.Workspace(X, w, centers.shape[0])
     ws.reset_labels()
     labels = np.empty(X.shape[0], dtype=np.int32)
     distances = np.empty(X.shape[0], dtype=X.dtype)
     old, new = ws.upload_centers(centers), ws.empty_centers()
     for _ in range(n_iter):
-        ws.lloyd_iter(old, new)
+        before = ws.distances.copy()
+        n_changed, _, inertia = ws.lloyd_iter(old, new, exact=exact)
         _nearest_all(X, old, labels, distances)
         np.testing.assert_array_equal(ws.labels, labels)
         # rows an empty cluster took are marked -1 by the relocation (one per empty cluster)
         kept = ws.distances != -1
         assert (~kept).sum() < centers.shape[0]
-        np.testing.assert_array_equal(ws.distances[kept], distances[kept])
+        computed = kept & ((ws.distances != before) | exact)
+        np.testing.assert_array_equal(ws.distances[computed], distances[computed])
+        if exact or n_changed == 0:
+            assert inertia == _ordered_inertia(w, distances, ws)
         old, new = new, old
     ws.assign(old)
     _nearest_all(X, old, labels, distances)
@@ -163,24 +181,36 @@ def test_a_row_whose_nearest_centre_changes_is_always_rescanned(seed, move, n_cl
     after = (before + move * rng.standard_normal(before.shape)).astype(dtype)
     ws = cpu_kmeans.Workspace(X, np.ones(n, dtype=dtype), n_clusters)
     ws.reset_labels()
-    ws.assign(before)  # labels and lower bounds for ``before``
+    ws.assign(before)  # labels and bounds for ``before``
     own = ws.labels.copy()
-    lower = ws._lower.copy()
 
     bound_centers = before.copy()
-    shift_other, separation = np.empty(n_clusters), np.empty(n_clusters)
-    cpu_kmeans.move_bounds(bound_centers, after, ws._margin, shift_other, separation)
-    dist = np.empty(n, dtype=dtype)
-    cpu_kmeans.tile_own_sq_dist(ws.XT, 0, n, after, own, dist)
-    rescan = np.empty(n, dtype=np.bool_)
-    n_rescan = cpu_kmeans.flag_rescans(dist, own, lower, shift_other, separation,
-                                       ws._margin, ws._tiny, rescan, np.empty((2, n)))
-
+    shifts, separation = np.empty((2, n_clusters)), np.empty(n_clusters)
+    cpu_kmeans.move_bounds(bound_centers, after, ws._margin, shifts, separation)
     labels, distances = np.empty(n, dtype=np.int32), np.empty(n, dtype=dtype)
     _nearest_all(X, after, labels, distances)
     changed = labels != own
-    assert not np.any(changed & ~rescan), np.flatnonzero(changed & ~rescan)
-    assert n_rescan == rescan.sum()
+    for exact in (False, True):  # the stale upper bound first, or every row measured
+        lower, upper = ws._bounds[0].copy(), ws._bounds[1].copy()
+        dist = np.full(n, np.nan, dtype=dtype)
+        flags = np.empty((2, n), dtype=np.bool_)
+        n_rescan, n_measured = cpu_kmeans.flag_rescans(
+            ws.XT, 0, after, dist, own, lower, upper, shifts, separation, ws._margin,
+            ws._tiny, exact, flags[0], flags[1], np.empty((3, n)))
+        rescan, measured = flags
+        assert n_measured == measured.sum()
+        assert not np.any(changed & ~rescan), np.flatnonzero(changed & ~rescan)
+        assert n_rescan == rescan.sum()
+        assert not np.any(rescan & ~measured) and (measured.all() or not exact)
+        same = measured & ~changed  # there the own centre is the nearest: sq_dist's value
+        np.testing.assert_array_equal(dist[same], distances[same])
+        # the bounds still hold for ``after``: the upper one over the own centre's
+        # distance, the lower one under every other centre's
+        true = np.sqrt(((X.astype(np.float64)[:, None, :]
+                         - after.astype(np.float64)[None]) ** 2).sum(axis=2))
+        assert np.all(upper >= true[np.arange(n), own])
+        others = np.where(np.arange(n_clusters)[None] == own[:, None], np.inf, true)
+        assert np.all(lower <= others.min(axis=1))
     np.testing.assert_array_equal(bound_centers, after)
 
 
@@ -192,39 +222,45 @@ def test_bounds_skip_the_scan_for_settled_rows():
     ws = cpu_kmeans.Workspace(X, np.ones(1000), 4)
     ws.reset_labels()
     ws.assign(centers)
-    shift_other, separation = np.empty(4), np.empty(4)
-    cpu_kmeans.move_bounds(centers.copy(), centers, ws._margin, shift_other, separation)
-    assert np.all(shift_other == 0) and np.all(separation > 1.0)
-    dist = np.empty(1000)
-    cpu_kmeans.tile_own_sq_dist(ws.XT, 0, 1000, centers, ws.labels, dist)
-    rescan = np.empty(1000, dtype=np.bool_)
-    assert cpu_kmeans.flag_rescans(dist, ws.labels, ws._lower.copy(), shift_other,
-                                   separation, ws._margin, ws._tiny, rescan,
-                                   np.empty((2, 1000))) == 0
+    shifts, separation = np.empty((2, 4)), np.empty(4)
+    cpu_kmeans.move_bounds(centers.copy(), centers, ws._margin, shifts, separation)
+    assert np.all(shifts == 0) and np.all(separation > 1.0)
+    flags = np.empty((2, 1000), dtype=np.bool_)
+    for exact in (True, False):
+        assert cpu_kmeans.flag_rescans(ws.XT, 0, centers, np.empty(1000), ws.labels,
+                                       ws._bounds[0].copy(), ws._bounds[1].copy(), shifts,
+                                       separation, ws._margin, ws._tiny, exact, flags[0],
+                                       flags[1], np.empty((3, 1000))) == (0, 1000 * exact)
+        # and without ``exact`` the upper bounds settle every row: no distance computed
+        assert flags[1].all() == exact and flags[1].any() == exact
 
 
 def test_move_bounds_rounds_outwards():
-    """shift_other bounds the other centres' moves from above, separation the nearest
-    other centre from below, both by the margin."""
+    """shifts[0] bounds the other centres' moves from above, shifts[1] each centre's own,
+    separation the nearest other centre from below, all by the margin."""
     before = np.array([[0.0, 0.0], [3.0, 4.0], [10.0, 0.0]])
     after = before + np.array([[0.0, 1.0], [0.0, 0.0], [0.0, -2.0]])
-    shift_other, separation = np.empty(3), np.empty(3)
+    shifts, separation = np.empty((2, 3)), np.empty(3)
     margin = 1e-6
     bound_centers = before.copy()
-    cpu_kmeans.move_bounds(bound_centers, after, margin, shift_other, separation)
-    np.testing.assert_allclose(shift_other, [2.0, 2.0, 1.0], rtol=2e-6)
-    assert np.all(shift_other > [2.0, 2.0, 1.0])
+    cpu_kmeans.move_bounds(bound_centers, after, margin, shifts, separation)
+    np.testing.assert_allclose(shifts[0], [2.0, 2.0, 1.0], rtol=2e-6)
+    assert np.all(shifts[0] > [2.0, 2.0, 1.0])
+    np.testing.assert_allclose(shifts[1], [1.0, 0.0, 2.0], rtol=2e-6)
+    assert np.all(shifts[1] >= [1.0, 0.0, 2.0]) and shifts[1, 0] > 1.0
     gaps = np.array([np.sqrt(9 + 9), np.sqrt(100 + 9), np.sqrt(49 + 36)])
     expected = [gaps[0], gaps[0], gaps[2]]
     np.testing.assert_allclose(separation, expected, rtol=2e-6)
     assert np.all(separation < expected)
 
 
-def test_rounding_level_near_ties_are_rescanned(dtype):
+@pytest.mark.parametrize("exact", [True, False])
+def test_rounding_level_near_ties_are_rescanned(dtype, exact):
     """Where the bounds are tight (another centre moved straight towards the row, to the
     same distance as its own), only the margin keeps rounding from settling the wrong
     label. Without it, hundreds of these thousand cases kept a label ``nearest_center``
-    would not give."""
+    would not give. Without ``exact`` the stale upper bound decides first (as in a Lloyd
+    step)."""
     rng = np.random.default_rng(11)
     wrong = []
     for trial in range(1000):
@@ -239,7 +275,8 @@ def test_rounding_level_near_ties_are_rescanned(dtype):
         ws = cpu_kmeans.Workspace(X, np.ones(1, dtype=dtype), 2)
         ws.reset_labels()
         ws.assign(before)
-        ws.assign(after)  # bounded: only the bounds say whether centre 1 is now nearer
+        ws._assign(after, exact=exact)  # bounded: only the bounds say whether centre 1
+        # is now nearer
         label, _ = nearest_center(X, 0, after)
         if ws.labels[0] != label:
             wrong.append(trial)
@@ -450,15 +487,15 @@ def test_whole_run_resumed_across_capped_calls_equals_the_stepped_driver(max_ite
 
 @pytest.mark.nojit
 def test_same_centers_is_bitwise_equality(dtype):
-    """The whole run's convergence test and the workspace's (the driver's) agree: equal
-    buffers are the same, one ulp anywhere is not."""
+    """The driver's convergence test: equal buffers are the same, one ulp anywhere is
+    not."""
     a = np.random.default_rng(0).standard_normal((3, 4)).astype(dtype)
     ws = cpu_kmeans.Workspace(a, np.ones(3, dtype=dtype), 3)
     for c, f in [(0, 0), (2, 3)]:
         b = a.copy()
         b[c, f] = np.nextafter(b[c, f], dtype(np.inf))
-        assert not cpu_kmeans.same_centers(a, b) and not ws.same_centers(a, b)
-    assert cpu_kmeans.same_centers(a, a.copy()) and ws.same_centers(a, a.copy())
+        assert not ws.same_centers(a, b)
+    assert ws.same_centers(a, a.copy())
 
 
 def test_whole_run_steps_from_the_driver_where_steps_use_threads(monkeypatch):
