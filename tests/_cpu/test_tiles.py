@@ -42,7 +42,7 @@ def _scan(XT, row0, n_rows, centers, acc, best, second, best_label):
 
 
 @njit
-def _scan_by_dots(XT, row0, n_rows, centers, margin, tiny, buffers):
+def _scan_by_dots(X, XT, row0, n_rows, centers, margin, tiny, buffers):
     values, labels, rows, _, packed = buffers
     d = XT.shape[0]
     half_norms = np.empty(centers.shape[0], dtype=centers.dtype)
@@ -55,7 +55,9 @@ def _scan_by_dots(XT, row0, n_rows, centers, margin, tiny, buffers):
                                           margin, tiny, acc, values[0], values[1], labels[0],
                                           values[3:6], labels[2], left_rows, repack,
                                           centers_t, one_row, row_dists, labels[3],
-                                          values[6])
+                                          values[6], X, np.arange(row0, row0 + TILE),
+                                          np.empty(TILE, np.int64), np.empty(TILE, np.int32),
+                                          np.empty(TILE, X.dtype))
     if n_left >= cpu_kmeans.FEW_ROWS:
         cpu_kmeans.finish_left_rows(n_left, centers, acc, values[0], values[1], labels[0],
                                     values[3:6], labels[2], left_rows, repack)
@@ -123,8 +125,8 @@ def _scan_by_dots_and_compare(X, centers, labels, distances, runner_up):
         rows = slice(row0, min(row0 + cpu_kmeans.TILE, n))
         m = rows.stop - row0
         buffers[1][3].fill(-1)  # no label known beforehand
-        left = _scan_by_dots(XT, row0, m, centers, margin, float(np.finfo(X.dtype).tiny),
-                             buffers)
+        left = _scan_by_dots(X, XT, row0, m, centers, margin,
+                             float(np.finfo(X.dtype).tiny), buffers)
         assert 0 <= left <= m
         n_left += left
         np.testing.assert_array_equal(tile_labels[0][:m], labels[rows])
