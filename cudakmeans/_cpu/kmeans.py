@@ -65,8 +65,15 @@ TILE = 256  # rows per tile (a multiple of BLOCK_ROWS): its running minima stay 
 # the same labels), then the bounds are tried again.
 SKIP_TILES = 7
 
-# lloyd_steps' outcome: still running, or stopped after its final assignment
-RUNNING, ASSIGNED = 0, 1
+# lloyd_steps' outcome: still running, stopped after its final assignment, or stopped by
+# strict convergence onto bit-identical centres (the final assignment would change nothing)
+RUNNING, ASSIGNED, CONVERGED = 0, 1, 2
+
+# From this many distance terms per step up, a Lloyd step tries each row's stale upper
+# bound before computing its distance (:func:`flag_rescans`); below it, the steps compute
+# every distance: a run of a few steps (the request's 2,634 x 7, K=26 blobs: ~6) saves
+# less than strict convergence then costs, an assignment for its whole inertia.
+STALE_BOUNDS_WORK = 1 << 22
 
 
 def tile_buffers(n_features, dtype):
@@ -618,54 +625,54 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
     # tiles left to measure every row of, without trying the stale upper bounds first:
     # where those settled too few rows to save the distances (see SKIP_TILES)
     measure_all = 0
-    for row0 in range(start, stop, TILE):
+    # Rows to compare with every centre wait in a queue of up to TILE rows, so that a
+    # scan compares whole blocks of rows even where the bounds flag a few per tile: their
+    # XT columns in packed[:, :q] (or, for a whole tile queued alone, XT from src_row0),
+    # their X rows in x_rows, the bounds' labels and distances in known_labels and
+    # known_dists (-1: none). The chunk's sums and inertia are added after the tiles, in
+    # row order as ever.
+    known_labels, known_dists = tile_labels[3], values[6]
+    chunk_measured = np.empty(stop - start, dtype=np.bool_)
+    q = 0
+    src_row0 = -1  # >= 0: the queue is one whole tile of XT from there, not copied
+    row0 = start
+    while True:
+        at_end = row0 >= stop
         n_rows = stop - row0 if stop - row0 < TILE else TILE
-        # the rows to compare with every centre: all of them, or those the bounds flag
-        # (packed, so that the scan stays vectorised), read from (source, first)
-        source, first, m = XT, row0, n_rows
-        use_bounds = bounded and skip == 0
-        skip -= bounded and skip > 0
-        if use_bounds:
-            for r in range(n_rows):
-                best_label[r] = labels[row0 + r]
-            stale_first = not exact and measure_all == 0
-            measure_all -= measure_all > 0
-            n_open = flag_rescans(X, XT, row0, centers, best[:n_rows], best_label,
-                                  lower[row0:row0 + n_rows], upper[row0:row0 + n_rows],
-                                  shifts, separation, margin, tiny, not stale_first, rescan,
-                                  measured, gathered, own_rows, own_labels, own_out)[1]
-            if stale_first and n_open * 8 > n_rows * 7:
-                measure_all = SKIP_TILES
-            m = 0
-            for r in range(n_rows):
-                packed_rows[m] = r
-                m += rescan[r]
-            if m * 8 > n_rows * 7:
-                skip = SKIP_TILES
-            if m < n_rows or n_rows < BLOCK_ROWS:  # all flagged: the scan reads XT itself
-                for f in range(n_features):
-                    for j in range(m):
-                        packed[f, j] = XT[f, row0 + packed_rows[j]]
-                source, first = packed, 0
-        else:
-            for r in range(n_rows):
-                packed_rows[r] = r
-                measured[r] = True
-            if n_rows < BLOCK_ROWS:  # too few columns of XT for a block: copy the rows
-                for f in range(n_features):
-                    for r in range(n_rows):
-                        packed[f, r] = XT[f, row0 + r]
-                source, first = packed, 0
-        if m > 0:
+        m = 0
+        if not at_end:
+            use_bounds = bounded and skip == 0
+            skip -= bounded and skip > 0
+            if use_bounds:
+                for r in range(n_rows):
+                    best_label[r] = labels[row0 + r]
+                stale_first = not exact and measure_all == 0
+                measure_all -= measure_all > 0
+                n_open = flag_rescans(X, XT, row0, centers, best[:n_rows], best_label,
+                                      lower[row0:row0 + n_rows], upper[row0:row0 + n_rows],
+                                      shifts, separation, margin, tiny, not stale_first,
+                                      rescan, measured, gathered, own_rows, own_labels,
+                                      own_out)[1]
+                if stale_first and n_open * 8 > n_rows * 7:
+                    measure_all = SKIP_TILES
+                for r in range(n_rows):  # settled rows keep their labels
+                    chunk_measured[row0 - start + r] = measured[r]
+                    if measured[r]:
+                        distances[row0 + r] = best[r]
+                for r in range(n_rows):
+                    packed_rows[m] = r
+                    m += rescan[r]
+                if m * 8 > n_rows * 7:
+                    skip = SKIP_TILES
+            else:
+                for r in range(n_rows):
+                    packed_rows[r] = r
+                    best_label[r] = -1  # no label known: the scan computes every distance
+                m = n_rows
+        if q > 0 and (at_end or q + m > TILE):  # scan the queue
+            source, first = (XT, src_row0) if src_row0 >= 0 else (packed, 0)
             if half_norms is not None:
-                known_labels, known_dists = tile_labels[3], values[6]
-                for j in range(m):  # the bounds' labels and distances, to reuse
-                    r = packed_rows[j]
-                    known_labels[j] = best_label[r] if use_bounds else -1
-                    known_dists[j] = best[r]
-                for j in range(m):  # the X row of each scanned row
-                    x_rows[j] = row0 + packed_rows[j]
-                n_left = scan_tile_by_dots(source, first, m, centers, half_norms,
+                n_left = scan_tile_by_dots(source, first, q, centers, half_norms,
                                            center_bound, margin, tiny, acc, packed_best,
                                            second, packed_label, values[3:6],
                                            tile_labels[2], packed_rows[TILE:], repack,
@@ -677,32 +684,47 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
                                      packed_label, values[3:6], tile_labels[2],
                                      packed_rows[TILE:], repack)
             else:
-                scan_tile(source, first, m, centers, acc, packed_best, second,
-                          packed_label)
-            for j in range(m):
-                r = packed_rows[j]
-                best[r] = packed_best[j]
-                best_label[r] = packed_label[j]
-                lower[row0 + r] = np.sqrt(second[j]) * shrink
+                scan_tile(source, first, q, centers, acc, packed_best, second, packed_label)
+            for j in range(q):
+                i = x_rows[j]
+                label = packed_label[j]
+                if label != labels[i]:
+                    n_changed += 1
+                    labels[i] = label
+                distances[i] = packed_best[j]
+                chunk_measured[i - start] = True
+                lower[i] = np.sqrt(second[j]) * shrink
                 # as flag_rescans makes a measured row's: (1 + margin) sq_dist + tiny,
                 # rooted, rounded up
                 needed = float(packed_best[j]) * grow
                 needed = needed if needed > tiny else tiny
-                upper[row0 + r] = np.sqrt(needed + tiny) * grow
-        for r in range(n_rows):
-            i = row0 + r
-            label = best_label[r]
-            if label != labels[i]:
-                n_changed += 1
-                labels[i] = label
-            w = sample_weight[i]
-            if measured[r]:
-                dist = best[r]
-                distances[i] = dist
-                inertia += w * dist
-            weights[label] += w
-            for f in range(n_features):
-                sums[label, f] += w * X[i, f]
+                upper[i] = np.sqrt(needed + tiny) * grow
+            q = 0
+            src_row0 = -1
+        if at_end:
+            break
+        if m > 0:  # queue the tile's rows
+            for j in range(m):
+                r = packed_rows[j]
+                x_rows[q + j] = row0 + r
+                known_labels[q + j] = best_label[r]
+                known_dists[q + j] = best[r]
+            if q == 0 and m == TILE:  # a whole tile: the scan reads XT itself
+                src_row0 = row0
+            else:
+                for f in range(n_features):
+                    for j in range(m):
+                        packed[f, q + j] = XT[f, row0 + packed_rows[j]]
+            q += m
+        row0 += TILE
+    for i in range(start, stop):  # the sums and the inertia, in row order
+        label = labels[i]
+        w = sample_weight[i]
+        if chunk_measured[i - start]:
+            inertia += w * distances[i]
+        weights[label] += w
+        for f in range(n_features):
+            sums[label, f] += w * X[i, f]
     return n_changed, inertia
 
 
@@ -852,7 +874,7 @@ def lloyd_iter_serial(X, XT, sample_weight, centers_old, centers_new, labels, di
 def lloyd_steps(X, XT, sample_weight, centers, centers_new, labels, distances, chunks, sums,
                 weights, changed, inertias, bounded, bound_centers, bounds, shifts,
                 separation, margin, tiny, half_norms, values, tile_labels, packed_rows, rescan,
-                packed, n_steps, remaining, tol):
+                packed, n_steps, remaining, tol, exact_steps):
     """Up to ``n_steps`` steps of one Lloyd run, with ``_drivers.lloyd.kmeans_single_lloyd``'s
     stopping rules and, once the run stops, its final assignment.
 
@@ -862,12 +884,13 @@ def lloyd_steps(X, XT, sample_weight, centers, centers_new, labels, distances, c
     changed), on a squared centre shift within ``tol``, or after ``remaining`` steps; the
     labels are then assigned against the final centres (bounded and exact, as
     ``Workspace.assign`` does). Strict convergence onto bit-identical centres needs no new
-    labels, but its step's inertia leaves out the rows the bounds settled: the final
+    labels: with ``exact_steps`` (every step computes every distance) the run stops there;
+    otherwise its step's inertia leaves out the rows the bounds settled, and the final
     assignment gives the whole inertia, the same labels, and every distance.
 
-    Returns ``(n_done, outcome, inertia)``: the steps taken; RUNNING (inertia 0) or
-    ASSIGNED (inertia of the final assignment). After an odd number of steps the newest
-    centres are in ``centers_new``.
+    Returns ``(n_done, outcome, inertia)``: the steps taken; RUNNING (inertia 0), ASSIGNED
+    (inertia of the final assignment) or CONVERGED (inertia of the last step). After an odd
+    number of steps the newest centres are in ``centers_new``.
 
     Written as a loop over assignments (the steps', then the final one) so that each
     kernel has one call site: every call site is typed and compiled into this function.
@@ -883,18 +906,31 @@ def lloyd_steps(X, XT, sample_weight, centers, centers_new, labels, distances, c
         else:
             copy_centers(centers, bound_centers)
         assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, 0,
-                      chunks.shape[0], sums, weights, changed, inertias, step_bounded, final,
-                      bounds, shifts, separation, margin, tiny, half_norms, values, tile_labels,
+                      chunks.shape[0], sums, weights, changed, inertias, step_bounded,
+                      final or exact_steps, bounds, shifts, separation, margin, tiny, half_norms, values, tile_labels,
                       packed_rows, rescan, packed)
         if final:
             return n_done, ASSIGNED, reduce_sum(inertias)
-        n_changed, shift, _ = finish_iter(X, sample_weight, labels, distances, sums, weights,
-                                          changed, inertias, centers, centers_new)
+        n_changed, shift, inertia = finish_iter(X, sample_weight, labels, distances, sums,
+                                                weights, changed, inertias, centers,
+                                                centers_new)
         centers, centers_new = centers_new, centers
         n_done += 1
+        if n_changed == 0 and exact_steps and same_centers(centers, centers_new):
+            return n_done, CONVERGED, inertia
         final = n_changed == 0 or shift <= tol or n_done == remaining
         if n_done == n_steps and not final:
             return n_done, RUNNING, 0.0
+
+
+@_inline
+def same_centers(a, b):
+    """Whether two centre buffers hold the same values (``np.array_equal``)."""
+    for c in range(a.shape[0]):
+        for f in range(a.shape[1]):
+            if a[c, f] != b[c, f]:
+                return False
+    return True
 
 
 @_entry
@@ -1365,7 +1401,8 @@ class Workspace:
     def _run_calls(self, centers, centers_new, n_iter, n_steps, max_iter, tol):
         """The entry point and arguments of :meth:`lloyd_run`'s compiled calls."""
         return [(lloyd_steps, (*self._step_args(centers, centers_new, n_iter > 0), n_steps,
-                               max_iter - n_iter, tol))]
+                               max_iter - n_iter, tol,
+                               self._step_work < STALE_BOUNDS_WORK))]
 
     # -- centres ----------------------------------------------------------------------
     def upload_centers(self, centers):

@@ -470,16 +470,20 @@ def test_whole_run_equals_the_stepped_driver(case, max_iter, tol, call_work, dty
 
 
 @pytest.mark.nojit
+@pytest.mark.parametrize("stale", [False, True])
 @pytest.mark.parametrize(("max_iter", "tol"), [(3, 0.0), (300, 0.0), (300, 1e-3)])
 def test_whole_run_resumed_across_capped_calls_equals_the_stepped_driver(max_iter, tol,
-                                                                         monkeypatch):
+                                                                         stale, monkeypatch):
     """One step per compiled call (CALL_WORK=1): every call but the last returns RUNNING
-    and the run resumes where it stopped, giving the driver's result bit for bit."""
+    and the run resumes where it stopped, giving the driver's result bit for bit; with
+    steps that compute every distance (small problems) or that try the stale upper
+    bounds first (and then assign once more at strict convergence)."""
     rng = np.random.default_rng(max_iter)
     X = rng.standard_normal((120, 2))
     w = rng.uniform(0.5, 2.0, 120)
     init = X[rng.choice(120, 4, replace=False)].copy()
     monkeypatch.setattr(cpu_kmeans, "CALL_WORK", 1)
+    monkeypatch.setattr(cpu_kmeans, "STALE_BOUNDS_WORK", 0 if stale else 1 << 62)
     whole = cpu_kmeans.Workspace(X, w, 4).lloyd_run(init, max_iter, tol)
     stepped = _stepped(X, w, init, max_iter, tol)
     assert whole[3] > 1  # more than one call: the resumed path ran
@@ -489,15 +493,15 @@ def test_whole_run_resumed_across_capped_calls_equals_the_stepped_driver(max_ite
 
 @pytest.mark.nojit
 def test_same_centers_is_bitwise_equality(dtype):
-    """The driver's convergence test: equal buffers are the same, one ulp anywhere is
-    not."""
+    """The whole run's convergence test and the workspace's (the driver's) agree: equal
+    buffers are the same, one ulp anywhere is not."""
     a = np.random.default_rng(0).standard_normal((3, 4)).astype(dtype)
     ws = cpu_kmeans.Workspace(a, np.ones(3, dtype=dtype), 3)
     for c, f in [(0, 0), (2, 3)]:
         b = a.copy()
         b[c, f] = np.nextafter(b[c, f], dtype(np.inf))
-        assert not ws.same_centers(a, b)
-    assert ws.same_centers(a, a.copy())
+        assert not cpu_kmeans.same_centers(a, b) and not ws.same_centers(a, b)
+    assert cpu_kmeans.same_centers(a, a.copy()) and ws.same_centers(a, a.copy())
 
 
 def test_whole_run_steps_from_the_driver_where_steps_use_threads(monkeypatch):
