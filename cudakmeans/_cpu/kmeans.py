@@ -907,8 +907,8 @@ def lloyd_steps(X, XT, sample_weight, centers, centers_new, labels, distances, c
             copy_centers(centers, bound_centers)
         assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, 0,
                       chunks.shape[0], sums, weights, changed, inertias, step_bounded,
-                      final or exact_steps, bounds, shifts, separation, margin, tiny, half_norms, values, tile_labels,
-                      packed_rows, rescan, packed)
+                      final or exact_steps, bounds, shifts, separation, margin, tiny,
+                      half_norms, values, tile_labels, packed_rows, rescan, packed)
         if final:
             return n_done, ASSIGNED, reduce_sum(inertias)
         n_changed, shift, inertia = finish_iter(X, sample_weight, labels, distances, sums,
