@@ -629,12 +629,14 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
     # scan compares whole blocks of rows even where the bounds flag a few per tile: their
     # XT columns in packed[:, :q] (or, for a whole tile queued alone, XT from src_row0),
     # their X rows in x_rows, the bounds' labels and distances in known_labels and
-    # known_dists (-1: none). The chunk's sums and inertia are added after the tiles, in
-    # row order as ever.
+    # known_dists (-1: none). The sums and the inertia are added in row order as ever,
+    # up to the first row still queued (a tile later at most where the scans are dense,
+    # so X's rows are read while in cache).
     known_labels, known_dists = tile_labels[3], values[6]
     chunk_measured = np.empty(stop - start, dtype=np.bool_)
     q = 0
     src_row0 = -1  # >= 0: the queue is one whole tile of XT from there, not copied
+    done = start  # rows before it are in the sums
     row0 = start
     while True:
         at_end = row0 >= stop
@@ -701,6 +703,16 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
                 upper[i] = np.sqrt(needed + tiny) * grow
             q = 0
             src_row0 = -1
+        ready = x_rows[0] if q > 0 else (stop if at_end else row0)  # every row labelled
+        for i in range(done, ready):
+            label = labels[i]
+            w = sample_weight[i]
+            if chunk_measured[i - start]:
+                inertia += w * distances[i]
+            weights[label] += w
+            for f in range(n_features):
+                sums[label, f] += w * X[i, f]
+        done = ready
         if at_end:
             break
         if m > 0:  # queue the tile's rows
@@ -717,14 +729,6 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
                         packed[f, q + j] = XT[f, row0 + packed_rows[j]]
             q += m
         row0 += TILE
-    for i in range(start, stop):  # the sums and the inertia, in row order
-        label = labels[i]
-        w = sample_weight[i]
-        if chunk_measured[i - start]:
-            inertia += w * distances[i]
-        weights[label] += w
-        for f in range(n_features):
-            sums[label, f] += w * X[i, f]
     return n_changed, inertia
 
 
