@@ -506,29 +506,49 @@ def flag_rescans(X, XT, row0, centers, dist, own, lower, upper, shifts, separati
         moves[r] = shifts[0, a]
         gaps[r] = separation[a]
     shrink, grow = 1.0 - margin, 1.0 + margin
+    if exact:  # every row's distance, then one pass as in Hamerly's algorithm
+        if X.shape[1] < ROW_MAJOR_FEATURES:
+            tile_own_sq_dist(XT, row0, n_rows, centers, own, dist)
+        else:
+            for r in range(n_rows):
+                own_rows[r] = row0 + r
+            own_sq_dists(X, own_rows, own, n_rows, centers, dist)
+        n_rescan = 0
+        for r in range(n_rows):  # branch-free, so that it vectorises
+            moved = lower[r] - moves[r]
+            low = (moved if moved > 0.0 else 0.0) * shrink
+            lower[r] = low
+            needed = dist[r] * grow
+            needed = needed if needed > tiny else tiny
+            root = np.sqrt(needed + tiny)
+            z = gaps[r] - root
+            settled = (low * low > needed) | ((z > 0) & (z * z > needed))
+            upper[r] = root * grow
+            measured[r] = True
+            rescan[r] = not settled
+            n_rescan += not settled
+        return n_rescan, n_rows
     for r in range(n_rows):  # branch-free, so that it vectorises
         moved = lower[r] - moves[r]
         lower[r] = (moved if moved > 0.0 else 0.0) * shrink
-        rescan[r] = True
-    n_open = n_rows
-    if not exact:  # the stale upper bound first: the rows it settles need no distance
-        for r in range(n_rows):
-            drifts[r] = shifts[1, np.uint32(own[r])]
-        floor = 2.0 * np.sqrt(tiny)  # (u + floor)^2 >= max(u^2, tiny) + tiny: see below
-        n_open = 0
-        for r in range(n_rows):  # branch-free, so that it vectorises
-            low = lower[r]
-            # true own distance <= old bound + own move; sq_dist's value times
-            # (1 + margin), plus tiny, stays under this squared (the margin's room covers
-            # the roundings)
-            bound = (upper[r] + drifts[r]) * grow + floor
-            upper[r] = bound
-            z = gaps[r] - bound
-            # | and &, not or and and: a short circuit is a branch, mispredicted for about
-            # every row whose bounds settle it or not at random
-            settled = (low * low > bound * bound) | ((z > 0) & (z * z > bound * bound))
-            rescan[r] = not settled
-            n_open += not settled
+    # the stale upper bound first: the rows it settles need no distance
+    for r in range(n_rows):
+        drifts[r] = shifts[1, np.uint32(own[r])]
+    floor = 2.0 * np.sqrt(tiny)  # (u + floor)^2 >= max(u^2, tiny) + tiny: see below
+    n_open = 0
+    for r in range(n_rows):  # branch-free, so that it vectorises
+        low = lower[r]
+        # true own distance <= old bound + own move; sq_dist's value times
+        # (1 + margin), plus tiny, stays under this squared (the margin's room covers
+        # the roundings)
+        bound = (upper[r] + drifts[r]) * grow + floor
+        upper[r] = bound
+        z = gaps[r] - bound
+        # | and &, not or and and: a short circuit is a branch, mispredicted for about
+        # every row whose bounds settle it or not at random
+        settled = (low * low > bound * bound) | ((z > 0) & (z * z > bound * bound))
+        rescan[r] = not settled
+        n_open += not settled
     if n_open == 0:
         for r in range(n_rows):
             measured[r] = False
