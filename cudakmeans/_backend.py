@@ -86,13 +86,11 @@ class KMeansWorkspace(Protocol):
     def reset_labels(self):
         """Forget the labels: the next step counts every row as changed."""
 
+    # The inertia must be whole when ``exact`` (verbose output prints it) and when no
+    # label changed (strict convergence returns it); otherwise it may leave out the rows
+    # a step's bounds settled without their distances (the dense CPU's do).
     def lloyd_iter(self, centers_old, centers_new, exact=False):
-        """One Lloyd step; returns ``(n_changed, center_shift_tot, inertia)``.
-
-        The inertia must be whole when ``exact`` (verbose output prints it) and when no
-        label changed (strict convergence returns it); otherwise it may leave out the
-        rows a step's bounds settled without their distances (the dense CPU's do).
-        """
+        """One Lloyd step; returns ``(n_changed, center_shift_tot, inertia)``."""
 
     def assign(self, centers):
         """Label every row with its nearest centre without moving any; return the inertia."""
