@@ -471,6 +471,39 @@ def own_sq_dists(X, rows, labels, n, Y, out):
 
 
 @_inline
+def own_bound(dist, grow, tiny):
+    """``(needed, root)`` of a row whose own squared distance ``sq_dist`` computed as
+    ``dist``: ``needed = max((1 + margin) dist, tiny)`` exceeds the true squared distance,
+    and ``root = sqrt(needed + tiny)``; ``root * grow`` is the row's tight upper bound."""
+    needed = dist * grow
+    needed = needed if needed > tiny else tiny
+    return needed, np.sqrt(needed + tiny)
+
+
+@_inline
+def measure_own(X, XT, row0, n_rows, centers, own, wanted, n_wanted, dist, measured,
+                own_rows, own_labels, own_out):
+    """dist[r] = ``sq_dist`` of tile row r to its own centre ``own[r]``, for at least the
+    ``n_wanted`` rows flagged in ``wanted``; ``measured`` says which rows got one. Every
+    row, vectorised with the centres gathered, where most are wanted and features are
+    few; otherwise the wanted rows from X's rows (:func:`own_sq_dists`)."""
+    if n_wanted * 4 > n_rows and X.shape[1] < ROW_MAJOR_FEATURES:
+        tile_own_sq_dist(XT, row0, n_rows, centers, own, dist)
+        for r in range(n_rows):
+            measured[r] = True
+        return
+    n = 0
+    for r in range(n_rows):
+        measured[r] = wanted[r]
+        own_rows[n] = row0 + r
+        own_labels[n] = own[r]
+        n += wanted[r]
+    own_sq_dists(X, own_rows, own_labels, n, centers, own_out)
+    for j in range(n):
+        dist[own_rows[j] - row0] = own_out[j]
+
+
+@_inline
 def flag_rescans(X, XT, row0, centers, dist, own, lower, upper, shifts, separation, margin,
                  tiny, exact, rescan, measured, gathered, own_rows, own_labels, own_out):
     """Move the tile's bounds with the centres; flag rows they cannot settle (Hamerly).
@@ -507,24 +540,19 @@ def flag_rescans(X, XT, row0, centers, dist, own, lower, upper, shifts, separati
         gaps[r] = separation[a]
     shrink, grow = 1.0 - margin, 1.0 + margin
     if exact:  # every row's distance, then one pass as in Hamerly's algorithm
-        if X.shape[1] < ROW_MAJOR_FEATURES:
-            tile_own_sq_dist(XT, row0, n_rows, centers, own, dist)
-        else:
-            for r in range(n_rows):
-                own_rows[r] = row0 + r
-            own_sq_dists(X, own_rows, own, n_rows, centers, dist)
+        for r in range(n_rows):
+            rescan[r] = True
+        measure_own(X, XT, row0, n_rows, centers, own, rescan, n_rows, dist, measured,
+                    own_rows, own_labels, own_out)
         n_rescan = 0
         for r in range(n_rows):  # branch-free, so that it vectorises
             moved = lower[r] - moves[r]
             low = (moved if moved > 0.0 else 0.0) * shrink
             lower[r] = low
-            needed = dist[r] * grow
-            needed = needed if needed > tiny else tiny
-            root = np.sqrt(needed + tiny)
+            needed, root = own_bound(dist[r], grow, tiny)
             z = gaps[r] - root
             settled = (low * low > needed) | ((z > 0) & (z * z > needed))
             upper[r] = root * grow
-            measured[r] = True
             rescan[r] = not settled
             n_rescan += not settled
         return n_rescan, n_rows
@@ -553,25 +581,11 @@ def flag_rescans(X, XT, row0, centers, dist, own, lower, upper, shifts, separati
         for r in range(n_rows):
             measured[r] = False
         return 0, 0
-    if n_open * 4 > n_rows and X.shape[1] < ROW_MAJOR_FEATURES:  # gathers, every row
-        tile_own_sq_dist(XT, row0, n_rows, centers, own, dist)
-        for r in range(n_rows):
-            measured[r] = True
-    else:  # the open rows only, from X's rows
-        n_measured = 0
-        for r in range(n_rows):
-            measured[r] = rescan[r]
-            own_rows[n_measured] = row0 + r
-            own_labels[n_measured] = own[r]
-            n_measured += rescan[r]
-        own_sq_dists(X, own_rows, own_labels, n_measured, centers, own_out)
-        for j in range(n_measured):
-            dist[own_rows[j] - row0] = own_out[j]
+    measure_own(X, XT, row0, n_rows, centers, own, rescan, n_open, dist, measured,
+                own_rows, own_labels, own_out)
     n_rescan = 0
     for r in range(n_rows):  # branch-free, so that it vectorises
-        needed = dist[r] * grow
-        needed = needed if needed > tiny else tiny
-        root = np.sqrt(needed + tiny)
+        needed, root = own_bound(dist[r], grow, tiny)
         z = gaps[r] - root
         low = lower[r]
         settled = (low * low > needed) | ((z > 0) & (z * z > needed))
@@ -716,11 +730,7 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
                 distances[i] = packed_best[j]
                 chunk_measured[i - start] = True
                 lower[i] = np.sqrt(second[j]) * shrink
-                # as flag_rescans makes a measured row's: (1 + margin) sq_dist + tiny,
-                # rooted, rounded up
-                needed = float(packed_best[j]) * grow
-                needed = needed if needed > tiny else tiny
-                upper[i] = np.sqrt(needed + tiny) * grow
+                upper[i] = own_bound(float(packed_best[j]), grow, tiny)[1] * grow
             q = 0
             src_row0 = -1
         ready = x_rows[0] if q > 0 else (stop if at_end else row0)  # every row labelled
