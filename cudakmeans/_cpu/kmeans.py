@@ -668,6 +668,7 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
     # so X's rows are read while in cache).
     known_labels, known_dists = tile_labels[3], values[6]
     chunk_measured = np.empty(stop - start, dtype=np.bool_)
+    lanes = np.zeros((centers.shape[0], SUM_LANES))  # add_to_sums' running sums
     q = 0
     src_row0 = -1  # >= 0: the queue is one whole tile of XT from there, not copied
     done = start  # rows before it are in the sums
@@ -721,27 +722,25 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
                                      packed_rows[TILE:], repack)
             else:
                 scan_tile(source, first, q, centers, acc, packed_best, second, packed_label)
+            # the bounds' square roots first, vectorised over the queue, then scattered
+            new_lower, new_upper = gathered[0], gathered[1]
+            for j in range(q):
+                new_lower[j] = np.sqrt(second[j]) * shrink
+                new_upper[j] = own_bound(float(packed_best[j]), grow, tiny)[1] * grow
             for j in range(q):
                 i = x_rows[j]
                 label = packed_label[j]
-                if label != labels[i]:
-                    n_changed += 1
-                    labels[i] = label
+                n_changed += label != labels[i]
+                labels[i] = label
                 distances[i] = packed_best[j]
                 chunk_measured[i - start] = True
-                lower[i] = np.sqrt(second[j]) * shrink
-                upper[i] = own_bound(float(packed_best[j]), grow, tiny)[1] * grow
+                lower[i] = new_lower[j]
+                upper[i] = new_upper[j]
             q = 0
             src_row0 = -1
         ready = x_rows[0] if q > 0 else (stop if at_end else row0)  # every row labelled
-        for i in range(done, ready):
-            label = labels[i]
-            w = sample_weight[i]
-            if chunk_measured[i - start]:
-                inertia += w * distances[i]
-            weights[label] += w
-            for f in range(n_features):
-                sums[label, f] += w * X[i, f]
+        inertia = add_to_sums(X, sample_weight, labels, distances, chunk_measured[done - start:],
+                              done, ready, sums, weights, lanes, inertia)
         done = ready
         if at_end:
             break
@@ -759,7 +758,56 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
                         packed[f, q + j] = XT[f, row0 + packed_rows[j]]
             q += m
         row0 += TILE
+    if n_features < SUM_LANES:
+        for c in range(centers.shape[0]):
+            weights[c] += lanes[c, SUM_LANES - 1]
+            for f in range(n_features):
+                sums[c, f] += lanes[c, f]
     return n_changed, inertia
+
+
+# Below this many features a row's weighted coordinates and its weight are added to its
+# cluster's sums as one vector of SUM_LANES float64 lanes (the weight in the last lane):
+# the loop over a few features does not vectorise, and its scalar adds cost more per row
+# (19 cycles at 7 features, in a step) than the bounds' tests.
+SUM_LANES = 8
+
+
+@_inline
+def add_to_sums(X, sample_weight, labels, distances, measured, first, last, sums, weights,
+                lanes, inertia):
+    """Add rows ``first:last``, in row order, to their clusters' weighted sums, and to
+    ``inertia`` the weighted distances of those ``measured`` (from ``first``); return it.
+
+    Each lane is the serial chain ``sums[label, f] += w * X[i, f]`` (and ``weights[label]
+    += w``) in float64. With fewer than ``SUM_LANES`` features the chains run in ``lanes``
+    (K x SUM_LANES, zeroed once per chunk; the caller adds them to ``sums`` and
+    ``weights``, which start at zero, at the end): the same operations in the same order,
+    so the same values. Otherwise straight into ``sums`` and ``weights``.
+    """
+    n_features = X.shape[1]
+    if n_features < SUM_LANES:
+        # X's dtype: w * x rounds as w * X[i, f] does (in float32 for float32 data)
+        one, zero = X.dtype.type(1), X.dtype.type(0)
+        for i in range(first, last):
+            w = sample_weight[i]
+            term = w * distances[i]
+            # branch-free: which rows were measured is data-dependent
+            inertia += term if measured[i - first] else 0.0
+            own = lanes[np.uint32(labels[i])]
+            for f in range(SUM_LANES):  # a fixed count: one vector, unrolled
+                x = X[i, f] if f < n_features else (one if f == SUM_LANES - 1 else zero)
+                own[f] += w * x
+        return inertia
+    for i in range(first, last):
+        label = labels[i]
+        w = sample_weight[i]
+        term = w * distances[i]
+        inertia += term if measured[i - first] else 0.0
+        weights[label] += w
+        for f in range(n_features):
+            sums[label, f] += w * X[i, f]
+    return inertia
 
 
 @_inline
