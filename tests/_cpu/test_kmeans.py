@@ -393,6 +393,32 @@ def test_weighted_sums_six_rows_per_pass(n_trials):
     np.testing.assert_array_equal(out, expected)
 
 
+@pytest.mark.parametrize("n_features", [1, 6, cpu_kmeans.SUM_LANES - 1,
+                                        cpu_kmeans.SUM_LANES, cpu_kmeans.SUM_LANES + 1])
+def test_step_sums_are_the_row_order_chain(n_features, dtype):
+    """A step's per-cluster sums and weights, with few features in SUM_LANES-wide vectors
+    (the weight in the last lane) or from the lane width up in the plain loop: bit for bit
+    ``sums[label] += w * x`` (the product in X's dtype) in row order, and the centres
+    their quotients."""
+    rng = np.random.default_rng(n_features)
+    n_samples, n_clusters = 700, 5
+    X = (rng.standard_normal((n_samples, n_features)) * 3 + 1).astype(dtype)
+    w = rng.uniform(0.2, 3.0, n_samples).astype(dtype)
+    ws = cpu_kmeans.Workspace(X, w, n_clusters)
+    assert len(ws.chunks) == 1
+    centers = ws.upload_centers(X[:n_clusters])
+    ws.reset_labels()
+    ws.lloyd_iter(centers, ws.empty_centers(), exact=True)
+    sums = np.zeros((n_clusters, n_features))
+    weights = np.zeros(n_clusters)
+    for i in range(n_samples):
+        label = ws.labels[i]
+        weights[label] += w[i]
+        sums[label] += w[i] * X[i]  # float32 products for float32 data, then float64 adds
+    np.testing.assert_array_equal(ws._partial_sums[0], sums)
+    np.testing.assert_array_equal(ws._partial_weights[0], weights)
+
+
 @pytest.mark.nojit
 def test_relocation_and_the_heaviest_fallback_match_the_reference(dtype):
     """An empty cluster takes the farthest point; with every point on its centre nothing
