@@ -41,7 +41,6 @@ from ._validation import (
     check_input_features,
     check_is_fitted,
     check_n_features,
-    check_random_state,
     check_sample_weight,
     warn_if_degenerate,
 )
@@ -638,7 +637,8 @@ def kmeans_plusplus(X, n_clusters, *, sample_weight=None, x_squared_norms=None,
     if X.shape[0] < n_clusters:
         raise ValueError(f"n_samples={X.shape[0]} should be >= n_clusters={n_clusters}.")
     n_clusters = int(n_clusters)
-    random_state = check_random_state(random_state)
+    # the generator serves this call's draws only: an integer seed needs no new one
+    random_state = runs.draws_random_state(random_state, "k-means++")
     ws = _backend_workspace(device, X, sample_weight, n_clusters)
     indices = lloyd.kmeans_plusplus(ws, n_clusters, random_state, n_local_trials)
     centers = np.array(X[indices], copy=True)  # device rows: gathered there, K rows back

@@ -13,7 +13,14 @@ import numpy as np
 import pytest
 
 import reference.kmeans as ref
-from cudakmeans import BisectingKMeans, CudaKMeans, KMeans, MiniBatchKMeans, NotFittedError
+from cudakmeans import (
+    BisectingKMeans,
+    CudaKMeans,
+    KMeans,
+    MiniBatchKMeans,
+    NotFittedError,
+    kmeans_plusplus,
+)
 from cudakmeans._kmeans import ConvergenceWarning
 from tests.helpers import assert_same_partition, make_blobs, tolerance
 
@@ -344,6 +351,21 @@ def test_integer_seeds_give_the_randomstate_stream(monkeypatch):
                                                 "4294967295], an instance of 'numpy.random."
                                                 "mtrand.RandomState' or None", 2**32)):
         KMeans(4, random_state=2**32, device="cpu").fit(X)
+
+
+def test_kmeans_plusplus_integer_seeds_give_the_randomstate_stream():
+    """kmeans_plusplus with an integer seed (the reseeded per-thread generator) picks the
+    rows RandomState(seed) picks, call after call, and the rows scikit-learn picks."""
+    from sklearn.cluster import kmeans_plusplus as sklearn_kmeans_plusplus
+
+    X, _ = make_blobs(400, 3, 5, seed=2)
+    for seed in (0, 11, 2**32 - 1, 11):
+        _, ours = kmeans_plusplus(X, 5, random_state=seed, device="cpu")
+        _, theirs = kmeans_plusplus(X, 5, random_state=np.random.RandomState(seed),
+                                    device="cpu")
+        np.testing.assert_array_equal(ours, theirs)
+        np.testing.assert_array_equal(ours, sklearn_kmeans_plusplus(X, 5,
+                                                                    random_state=seed)[1])
 
 
 @pytest.mark.parametrize("seed", range(20))
