@@ -431,9 +431,40 @@ def tile_own_sq_dist(XT, row0, n_rows, Y, own, out):
             out[r] += diff * diff
 
 
+# Below this many features a row's weighted coordinates and its weight are added to its
+# cluster's sums as one vector of SUM_LANES float64 lanes (the weight in the last lane):
+# the loop over a few features does not vectorise, and its scalar adds cost more per row
+# (19 cycles at 7 features, in a step) than the bounds' tests. Below it too, a row's
+# distance to its own centre is summed from X's row (:func:`few_own_sq_dists`).
+SUM_LANES = 8
+
+
+@_inline
+def few_own_sq_dists(X, row0, n_rows, Y, own, out):
+    """out[r] = |X[row0 + r] - Y[own[r]]|^2 for fewer than ``SUM_LANES`` features, from X's
+    rows: ``sq_dist``'s serial sum, bit for bit.
+
+    The loop over features has a fixed count, so it is unrolled; each row's differences
+    and squares are independent and only its adds wait on each other. At 7 features,
+    6.4 cycles a row against 9.4 by :func:`tile_own_sq_dist`, whose gathers of the centres
+    are scalar loads here.
+    """
+    n_features = X.shape[1]
+    zero = X.dtype.type(0)
+    for r in range(n_rows):
+        a = np.uint32(own[r])
+        acc = zero
+        for f in range(SUM_LANES):
+            if f < n_features:  # the same for every row: no misprediction
+                diff = X[row0 + r, f] - Y[a, f]
+                acc += diff * diff
+        out[r] = acc
+
+
 # From this many features up, a few rows' distances to their own centres are summed from
 # X's rows, four rows at a time (:func:`own_sq_dists`); below it, every row of a tile is,
-# vectorised over rows from XT with the centres gathered (:func:`tile_own_sq_dist`).
+# vectorised over rows from XT with the centres gathered (:func:`tile_own_sq_dist`), or
+# under SUM_LANES features a row at a time from X (:func:`few_own_sq_dists`).
 # Measured on 200,000 rows (one thread): d = 32, 2.3 ms against 6.2 ms by gathers;
 # d = 64, 6.8 against 14.5; d = 7, 1.2 against 0.8.
 ROW_MAJOR_FEATURES = 16
@@ -485,10 +516,14 @@ def measure_own(X, XT, row0, n_rows, centers, own, wanted, n_wanted, dist, measu
                 own_rows, own_labels, own_out):
     """dist[r] = ``sq_dist`` of tile row r to its own centre ``own[r]``, for at least the
     ``n_wanted`` rows flagged in ``wanted``; ``measured`` says which rows got one. Every
-    row, vectorised with the centres gathered, where most are wanted and features are
-    few; otherwise the wanted rows from X's rows (:func:`own_sq_dists`)."""
+    row where most are wanted and features are few (:func:`tile_own_sq_dist`, or
+    :func:`few_own_sq_dists` under SUM_LANES features); otherwise the wanted rows from
+    X's rows (:func:`own_sq_dists`)."""
     if n_wanted * 4 > n_rows and X.shape[1] < ROW_MAJOR_FEATURES:
-        tile_own_sq_dist(XT, row0, n_rows, centers, own, dist)
+        if X.shape[1] < SUM_LANES:
+            few_own_sq_dists(X, row0, n_rows, centers, own, dist)
+        else:
+            tile_own_sq_dist(XT, row0, n_rows, centers, own, dist)
         for r in range(n_rows):
             measured[r] = True
         return
@@ -764,13 +799,6 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
             for f in range(n_features):
                 sums[c, f] += lanes[c, f]
     return n_changed, inertia
-
-
-# Below this many features a row's weighted coordinates and its weight are added to its
-# cluster's sums as one vector of SUM_LANES float64 lanes (the weight in the last lane):
-# the loop over a few features does not vectorise, and its scalar adds cost more per row
-# (19 cycles at 7 features, in a step) than the bounds' tests.
-SUM_LANES = 8
 
 
 @_inline

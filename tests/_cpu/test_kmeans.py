@@ -393,6 +393,29 @@ def test_weighted_sums_six_rows_per_pass(n_trials):
     np.testing.assert_array_equal(out, expected)
 
 
+@njit
+def _own_sq_dists_by_sq_dist(X, Y, own, out):
+    for r in range(X.shape[0]):
+        out[r] = cpu_kmeans.sq_dist(X, r, Y, own[r])
+
+
+@pytest.mark.parametrize("n_features", range(1, cpu_kmeans.SUM_LANES))
+def test_few_own_sq_dists_are_sq_dist_bit_for_bit(n_features, dtype):
+    """The unrolled own-centre distances under SUM_LANES features (exact steps' bounds)
+    are ``sq_dist``'s values, on rows and centres of mixed scales."""
+    rng = np.random.default_rng(n_features)
+    scales = 10.0 ** rng.integers(-15, 15, (300, 1))
+    X = (rng.standard_normal((300, n_features)) * scales).astype(dtype)
+    Y = (rng.standard_normal((9, n_features)) * 10.0 ** rng.integers(-15, 15, (9, 1))
+         ).astype(dtype)
+    own = rng.integers(0, 9, 300).astype(np.int32)
+    got = np.full(300, np.nan, dtype=dtype)
+    cpu_kmeans.few_own_sq_dists(X, 0, 300, Y, own, got)
+    expected = np.empty(300, dtype=dtype)
+    _own_sq_dists_by_sq_dist(X, Y, own, expected)
+    np.testing.assert_array_equal(got, expected)
+
+
 @pytest.mark.parametrize("n_features", [1, 6, cpu_kmeans.SUM_LANES - 1,
                                         cpu_kmeans.SUM_LANES, cpu_kmeans.SUM_LANES + 1])
 def test_step_sums_are_the_row_order_chain(n_features, dtype):
