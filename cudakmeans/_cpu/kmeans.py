@@ -440,9 +440,9 @@ SUM_LANES = 8
 
 
 @_inline
-def few_own_sq_dists(X, row0, n_rows, Y, own, out):
-    """out[r] = |X[row0 + r] - Y[own[r]]|^2 for fewer than ``SUM_LANES`` features, from X's
-    rows: ``sq_dist``'s serial sum, bit for bit.
+def few_own_sq_dists(X, rows, labels, n, Y, out):
+    """out[j] = |X[rows[j]] - Y[labels[j]]|^2 for j < n, under ``SUM_LANES`` features, from
+    X's rows: ``sq_dist``'s serial sum, bit for bit (:func:`own_sq_dists`' contract).
 
     The loop over features has a fixed count, so it is unrolled; each row's differences
     and squares are independent and only its adds wait on each other. At 7 features,
@@ -451,14 +451,14 @@ def few_own_sq_dists(X, row0, n_rows, Y, own, out):
     """
     n_features = X.shape[1]
     zero = X.dtype.type(0)
-    for r in range(n_rows):
-        a = np.uint32(own[r])
+    for j in range(n):
+        i, a = rows[j], np.uint32(labels[j])
         acc = zero
         for f in range(SUM_LANES):
             if f < n_features:  # the same for every row: no misprediction
-                diff = X[row0 + r, f] - Y[a, f]
+                diff = X[i, f] - Y[a, f]
                 acc += diff * diff
-        out[r] = acc
+        out[j] = acc
 
 
 # From this many features up, a few rows' distances to their own centres are summed from
@@ -519,9 +519,12 @@ def measure_own(X, XT, row0, n_rows, centers, own, wanted, n_wanted, dist, measu
     row where most are wanted and features are few (:func:`tile_own_sq_dist`, or
     :func:`few_own_sq_dists` under SUM_LANES features); otherwise the wanted rows from
     X's rows (:func:`own_sq_dists`)."""
+    few = X.shape[1] < SUM_LANES
     if n_wanted * 4 > n_rows and X.shape[1] < ROW_MAJOR_FEATURES:
-        if X.shape[1] < SUM_LANES:
-            few_own_sq_dists(X, row0, n_rows, centers, own, dist)
+        if few:
+            for r in range(n_rows):
+                own_rows[r] = row0 + r
+            few_own_sq_dists(X, own_rows, own, n_rows, centers, dist)
         else:
             tile_own_sq_dist(XT, row0, n_rows, centers, own, dist)
         for r in range(n_rows):
@@ -533,7 +536,10 @@ def measure_own(X, XT, row0, n_rows, centers, own, wanted, n_wanted, dist, measu
         own_rows[n] = row0 + r
         own_labels[n] = own[r]
         n += wanted[r]
-    own_sq_dists(X, own_rows, own_labels, n, centers, own_out)
+    if few:
+        few_own_sq_dists(X, own_rows, own_labels, n, centers, own_out)
+    else:
+        own_sq_dists(X, own_rows, own_labels, n, centers, own_out)
     for j in range(n):
         dist[own_rows[j] - row0] = own_out[j]
 
