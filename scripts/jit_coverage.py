@@ -51,8 +51,41 @@ _JIT_ONLY = (
     "no entry point is a dispatcher, so nothing is compiled; tests/_cpu/test_compile.py "
     "runs this path with the JIT on (a fresh-cache subprocess, a warm one, Ctrl-C during "
     "the compile)")
+_SECOND_PROCESS = (
+    "plain Python that runs a second process compiling kernels into numba's disk cache "
+    "(`python -m cudakmeans._cpu.compile`) and keeps track of it: with NUMBA_DISABLE_JIT=1 "
+    "nothing is compiled, so none is started; tests/_cpu/test_compile.py runs these paths "
+    "with the JIT on (a second process started, waited for, forgotten once it has exited, "
+    "missing)")
+_CODEGEN = (
+    "LLVM IR built by numba while it compiles the register-tiled blocks (an intrinsic's "
+    "codegen and its overload's typer): with NUMBA_DISABLE_JIT=1 nothing is compiled and "
+    "the plain loops run instead; tests/_cpu/test_tiles.py checks the compiled blocks "
+    "lane by lane (the distance block against `sq_dist` bit for bit, the dot block within "
+    "its rounding bound) and that strided arrays take the loops")
 EXPLAINED = {
     ("cudakmeans/_cpu/compile.py", "_argtypes()"): _JIT_ONLY,
+    ("cudakmeans/_cpu/compile.py", "_key()"): _JIT_ONLY,
+    ("cudakmeans/_cpu/compile.py", "_await_pending()"): _SECOND_PROCESS,
+    ("cudakmeans/_cpu/compile.py", "_pending_entries()"): _SECOND_PROCESS,
+    ("cudakmeans/_cpu/compile.py", "_importable()"): _SECOND_PROCESS,
+    ("cudakmeans/_cpu/compile.py", "_start_elsewhere()"): _SECOND_PROCESS,
+    ("cudakmeans/_cpu/compile.py", "_stop_pending()"): _SECOND_PROCESS,
+    ("cudakmeans/_cpu/compile.py", "_compile_jobs()"): _SECOND_PROCESS,
+    ("cudakmeans/_cpu/compile.py", 'if __name__ == "__main__":'): _SECOND_PROCESS,
+    ("cudakmeans/_cpu/compile.py", "_compile_jobs(pickle.loads(sys.stdin.buffer.read()))"):
+        _SECOND_PROCESS,
+    ("cudakmeans/_cpu/tiles.py", "codegen()"): _CODEGEN,
+    ("cudakmeans/_cpu/tiles.py", "_sq_dist_term()"): _CODEGEN,
+    ("cudakmeans/_cpu/tiles.py", "_dot_term()"): _CODEGEN,
+    ("cudakmeans/_cpu/tiles.py", "_sq_dist_block()"): _CODEGEN,
+    ("cudakmeans/_cpu/tiles.py", "_dot_block()"): _CODEGEN,
+    ("cudakmeans/_cpu/tiles.py", "typer()"): _CODEGEN,
+    ("cudakmeans/_cpu/arrays.py", "module()"):
+        "plain Python, no kernel: the CPU backend's side of CUDA device arrays (copied to "
+        "the host once); its callers need device arrays, which exist only under the "
+        "simulator or on a GPU: tests/_cuda/test_arrays.py runs it (the cudasim session, "
+        "and `--cuda` here)",
     ("cudakmeans/_cpu/compile.py", "_in_disk_cache()"): _JIT_ONLY,
     ("cudakmeans/_cpu/compile.py", "missing()"): _JIT_ONLY,
     ("cudakmeans/_cpu/compile.py", "ensure_compiled()"): _JIT_ONLY,

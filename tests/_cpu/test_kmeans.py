@@ -171,6 +171,37 @@ def test_compiled_centring_gives_numpys_values(dtype, monkeypatch):
     assert cpu_kmeans.Workspace(X, w, 3).X_mean is None
 
 
+@pytest.mark.nojit
+@pytest.mark.parametrize("center", [False, True])
+def test_compiled_transpose_and_centring_of_a_small_input(center, dtype, monkeypatch):
+    """The compiled transpose and centring (large inputs' path), made to run on 300 x 21
+    rows (a partial last block of 16 rows and of 16 features): numpy's XT, ``column_means``
+    and ``X - mean`` bit for bit, and the caller's X untouched. Small enough for the
+    coverage run, where the kernels are plain Python."""
+    X, _ = make_blobs(300, 21, 4, seed=9, dtype=dtype)
+    X = X * 3 + 50
+    before = X.copy()
+    monkeypatch.setattr(cpu_kmeans, "MIN_COMPILED_TRANSPOSE", 1)
+    ws = cpu_kmeans.Workspace(X, np.ones(300, dtype=dtype), 4, center=center)
+    expected = X - column_means(X) if center else X
+    np.testing.assert_array_equal(ws.X, expected)
+    np.testing.assert_array_equal(ws.XT, expected.T)
+    assert ws.XT.flags.c_contiguous
+    np.testing.assert_array_equal(X, before)
+
+
+@pytest.mark.nojit
+def test_dot_product_scan_of_a_small_input_equals_nearest_center(dtype):
+    """DOT_MIN_CENTERS centres and more take the dot-product scan; on 200 x 3 rows its
+    steps, every row unknown at first (the gathered own distances) and bounded later,
+    give ``nearest_center``'s labels and distances. Small enough for the coverage run."""
+    n_clusters = cpu_kmeans.DOT_MIN_CENTERS + 1
+    X, _ = make_blobs(200, 3, 6, seed=12, dtype=dtype)
+    init = X[np.random.default_rng(3).choice(200, n_clusters, replace=False)].copy()
+    ws = _step_and_compare(X, np.ones(200, dtype=dtype), init, n_iter=3, exact=True)
+    assert ws._half_norms is not None
+
+
 @settings(max_examples=40, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 2**32 - 1), move=st.floats(0.0, 3.0),
        n_clusters=st.integers(2, 9), n_features=st.integers(1, 5),

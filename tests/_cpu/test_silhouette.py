@@ -324,3 +324,16 @@ def test_segment_sums_of_one_block_pair_are_the_references(dtype, metric):
     expected = ref.cluster_distance_sums(distances, codes, 5).T
     assert ours.shape == (5, TILE + 9) and not ours[3].any()
     np.testing.assert_allclose(ours, expected, rtol=0, atol=_atol(dtype) * np.abs(expected).max())
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize(("n_rows", "n_cols"), [(0, 7), (6, 0), (0, 0)])
+def test_segment_sums_of_an_empty_block_are_zeros(n_rows, n_cols):
+    """An empty block of rows or columns (a dask chunk of none) gives zero sums of the
+    shape a full one has: one row per cluster, one column per row."""
+    rng = np.random.default_rng(n_rows + n_cols)
+    rows, cols = rng.standard_normal((n_rows, 3)), rng.standard_normal((n_cols, 3))
+    starts = np.array([0, n_cols // 2, n_cols])
+    ours = cpu_silhouette.segment_sums(rows, cols, starts, METRIC_CODES["euclidean"])
+    assert ours.shape == (2, n_rows) and ours.dtype == np.float64
+    assert not ours.any()
