@@ -194,12 +194,17 @@ def test_compiled_transpose_and_centring_of_a_small_input(center, dtype, monkeyp
 def test_dot_product_scan_of_a_small_input_equals_nearest_center(dtype):
     """DOT_MIN_CENTERS centres and more take the dot-product scan; on 200 x 3 rows its
     steps, every row unknown at first (the gathered own distances) and bounded later,
-    give ``nearest_center``'s labels and distances. Small enough for the coverage run."""
+    give ``nearest_center``'s labels and distances, also where half the centres are
+    duplicates (every row tied: the dot products leave them all to the exact scan).
+    Small enough for the coverage run."""
     n_clusters = cpu_kmeans.DOT_MIN_CENTERS + 1
     X, _ = make_blobs(200, 3, 6, seed=12, dtype=dtype)
     init = X[np.random.default_rng(3).choice(200, n_clusters, replace=False)].copy()
     ws = _step_and_compare(X, np.ones(200, dtype=dtype), init, n_iter=3, exact=True)
     assert ws._half_norms is not None
+    half = n_clusters // 2
+    init[half:2 * half] = init[:half]
+    _step_and_compare(X, np.ones(200, dtype=dtype), init, n_iter=2, exact=True)
 
 
 @settings(max_examples=40, deadline=None, derandomize=True)
