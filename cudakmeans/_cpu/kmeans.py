@@ -639,8 +639,8 @@ def flag_rescans(X, XT, row0, centers, dist, own, lower, upper, shifts, separati
 
 @_kernel
 def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights, start, stop,
-                bounded, exact, bounds, shifts, separation, margin, tiny, half_norms, values,
-                tile_labels, packed_rows, rescan, packed):
+                bounded, exact, with_inertia, bounds, shifts, separation, margin, tiny,
+                half_norms, values, tile_labels, packed_rows, rescan, packed):
     """Label rows ``start:stop`` with their nearest centre; return (n_changed, inertia).
 
     IN: X and XT (its transpose), sample_weight, centers. INOUT: labels (the previous
@@ -661,7 +661,7 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
     next tiles are scanned whole (``SKIP_TILES``). Either way the labels are
     ``nearest_center``'s, bit for bit, and so are the distances of every row whose
     distance was computed: all of them with ``exact`` (and the inertia is then the whole
-    inertia); without it, a row the stale upper bound settles keeps its label and its
+    inertia; without ``with_inertia`` it is 0, its serial adds skipped); without it, a row the stale upper bound settles keeps its label and its
     ``distances`` entry (not updated) and adds nothing to the inertia: a Lloyd step needs
     the labels, and :func:`finish_iter` recomputes the distances if it relocates.
 
@@ -780,8 +780,11 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
             q = 0
             src_row0 = -1
         ready = x_rows[0] if q > 0 else (stop if at_end else row0)  # every row labelled
-        inertia = add_to_sums(X, sample_weight, labels, distances, chunk_measured[done - start:],
-                              done, ready, sums, weights, lanes, inertia)
+        if with_inertia:  # in row order, the measured rows' terms only
+            for i in range(done, ready):  # branch-free: which rows is data-dependent
+                term = sample_weight[i] * distances[i]
+                inertia += term if chunk_measured[i - start] else 0.0
+        add_to_sums(X, sample_weight, labels, done, ready, sums, weights, lanes)
         done = ready
         if at_end:
             break
@@ -808,10 +811,8 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
 
 
 @_inline
-def add_to_sums(X, sample_weight, labels, distances, measured, first, last, sums, weights,
-                lanes, inertia):
-    """Add rows ``first:last``, in row order, to their clusters' weighted sums, and to
-    ``inertia`` the weighted distances of those ``measured`` (from ``first``); return it.
+def add_to_sums(X, sample_weight, labels, first, last, sums, weights, lanes):
+    """Add rows ``first:last``, in row order, to their clusters' weighted sums.
 
     Each lane is the serial chain ``sums[label, f] += w * X[i, f]`` (and ``weights[label]
     += w``) in float64. With fewer than ``SUM_LANES`` features the chains run in ``lanes``
@@ -825,32 +826,28 @@ def add_to_sums(X, sample_weight, labels, distances, measured, first, last, sums
         one, zero = X.dtype.type(1), X.dtype.type(0)
         for i in range(first, last):
             w = sample_weight[i]
-            term = w * distances[i]
-            # branch-free: which rows were measured is data-dependent
-            inertia += term if measured[i - first] else 0.0
             own = lanes[np.uint32(labels[i])]
             for f in range(SUM_LANES):  # a fixed count: one vector, unrolled
                 x = X[i, f] if f < n_features else (one if f == SUM_LANES - 1 else zero)
                 own[f] += w * x
-        return inertia
+        return
     for i in range(first, last):
         label = labels[i]
         w = sample_weight[i]
-        term = w * distances[i]
-        inertia += term if measured[i - first] else 0.0
         weights[label] += w
         for f in range(n_features):
             sums[label, f] += w * X[i, f]
-    return inertia
 
 
 @_inline
 def assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, first, last,
                   sums, weights, changed, inertias, bounded, exact, bounds, shifts, separation,
-                  margin, tiny, half_norms, values, tile_labels, packed_rows, rescan, packed):
+                  margin, tiny, half_norms, values, tile_labels, packed_rows, rescan, packed,
+                  with_inertia=True):
     """:func:`assign_rows` over ``chunks[first:last]``, one partial result per chunk.
 
-    OUT: sums[k], weights[k] (zeroed here), changed[k], inertias[k].
+    OUT: sums[k], weights[k] (zeroed here), changed[k], inertias[k] (0 without
+    ``with_inertia``: a Lloyd step whose inertia is not wanted skips its serial adds).
     """
     for k in range(first, last):
         for c in range(sums.shape[1]):
@@ -859,7 +856,8 @@ def assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, firs
                 sums[k, c, f] = 0.0
         n_changed, inertia = assign_rows(X, XT, sample_weight, centers, labels, distances,
                                          sums[k], weights[k], chunks[k, 0], chunks[k, 1],
-                                         bounded, exact, bounds, shifts, separation, margin,
+                                         bounded, exact, with_inertia, bounds, shifts,
+                                         separation, margin,
                                          tiny, half_norms, values, tile_labels, packed_rows, rescan,
                                          packed)
         changed[k] = n_changed
@@ -1021,12 +1019,16 @@ def lloyd_steps(X, XT, sample_weight, centers, centers_new, labels, distances, c
             move_bounds(bound_centers, centers, margin, shifts, separation)
         else:
             copy_centers(centers, bound_centers)
+        # a step's inertia is only returned at strict convergence, below: the steps skip
+        # its serial adds, and the one that converges sums them afterwards
         assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, 0,
                       chunks.shape[0], sums, weights, changed, inertias, step_bounded,
                       final or exact_steps, bounds, shifts, separation, margin, tiny,
-                      half_norms, values, tile_labels, packed_rows, rescan, packed)
+                      half_norms, values, tile_labels, packed_rows, rescan, packed, final)
         if final:
             return n_done, ASSIGNED, reduce_sum(inertias)
+        if exact_steps and reduce_sum(changed) == 0:  # before a relocation marks distances
+            chunk_inertias(sample_weight, distances, chunks, inertias)
         n_changed, shift, inertia = finish_iter(X, sample_weight, labels, distances, sums,
                                                 weights, changed, inertias, centers,
                                                 centers_new)
@@ -1037,6 +1039,17 @@ def lloyd_steps(X, XT, sample_weight, centers, centers_new, labels, distances, c
         final = n_changed == 0 or shift <= tol or n_done == remaining
         if n_done == n_steps and not final:
             return n_done, RUNNING, 0.0
+
+
+@_inline
+def chunk_inertias(sample_weight, distances, chunks, inertias):
+    """inertias[k] = the sum of ``w * distance`` over chunk k's rows, in row order: what
+    :func:`assign_rows` adds up when every row's distance is computed."""
+    for k in range(chunks.shape[0]):
+        part = 0.0
+        for i in range(chunks[k, 0], chunks[k, 1]):
+            part += sample_weight[i] * distances[i]
+        inertias[k] = part
 
 
 @_inline
