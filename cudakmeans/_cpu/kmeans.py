@@ -661,9 +661,10 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
     next tiles are scanned whole (``SKIP_TILES``). Either way the labels are
     ``nearest_center``'s, bit for bit, and so are the distances of every row whose
     distance was computed: all of them with ``exact`` (and the inertia is then the whole
-    inertia; without ``with_inertia`` it is 0, its serial adds skipped); without it, a row the stale upper bound settles keeps its label and its
+    inertia); without it, a row the stale upper bound settles keeps its label and its
     ``distances`` entry (not updated) and adds nothing to the inertia: a Lloyd step needs
-    the labels, and :func:`finish_iter` recomputes the distances if it relocates.
+    the labels, and :func:`finish_iter` recomputes the distances if it relocates. Without
+    ``with_inertia`` the inertia is 0, its serial adds skipped.
 
     ``half_norms`` (K scratch values, or None) chooses the scan: :func:`scan_tile_by_dots`
     or :func:`scan_tile`. Being None or an array, it is part of the compiled signature,
@@ -733,10 +734,14 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
                                       own_out)[1]
                 if stale_first and n_open * 8 > n_rows * 7:
                     measure_all = SKIP_TILES
-                for r in range(n_rows):  # settled rows keep their labels
-                    chunk_measured[row0 - start + r] = measured[r]
-                    if measured[r]:
+                if exact:  # every row measured: nothing to mark
+                    for r in range(n_rows):
                         distances[row0 + r] = best[r]
+                else:
+                    for r in range(n_rows):  # settled rows keep their labels
+                        chunk_measured[row0 - start + r] = measured[r]
+                        if measured[r]:
+                            distances[row0 + r] = best[r]
                 for r in range(n_rows):
                     packed_rows[m] = r
                     m += rescan[r]
@@ -774,13 +779,16 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
                 n_changed += label != labels[i]
                 labels[i] = label
                 distances[i] = packed_best[j]
-                chunk_measured[i - start] = True
+                chunk_measured[i - start] = True  # read without exact only
                 lower[i] = new_lower[j]
                 upper[i] = new_upper[j]
             q = 0
             src_row0 = -1
         ready = x_rows[0] if q > 0 else (stop if at_end else row0)  # every row labelled
-        if with_inertia:  # in row order, the measured rows' terms only
+        if with_inertia and exact:  # in row order, every row's term
+            for i in range(done, ready):
+                inertia += sample_weight[i] * distances[i]
+        elif with_inertia:  # the measured rows' terms only
             for i in range(done, ready):  # branch-free: which rows is data-dependent
                 term = sample_weight[i] * distances[i]
                 inertia += term if chunk_measured[i - start] else 0.0
