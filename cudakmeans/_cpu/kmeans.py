@@ -804,6 +804,13 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
                 known_dists[q + j] = best[r]
             if q == 0 and m == TILE:  # a whole tile: the scan reads XT itself
                 src_row0 = row0
+            elif n_features >= ROW_MAJOR_FEATURES:
+                # from X's rows, which the bounds' own distances have just read (the
+                # rows to rescan are among them): XT's columns are cold there
+                for j in range(m):
+                    i = row0 + packed_rows[j]
+                    for f in range(n_features):
+                        packed[f, q + j] = X[i, f]
             else:
                 for f in range(n_features):
                     for j in range(m):
