@@ -786,8 +786,7 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
             src_row0 = -1
         ready = x_rows[0] if q > 0 else (stop if at_end else row0)  # every row labelled
         if with_inertia and exact:  # in row order, every row's term
-            for i in range(done, ready):
-                inertia += sample_weight[i] * distances[i]
+            inertia = add_inertia(sample_weight, distances, done, ready, inertia)
         elif with_inertia:  # the measured rows' terms only
             for i in range(done, ready):  # branch-free: which rows is data-dependent
                 term = sample_weight[i] * distances[i]
@@ -1061,10 +1060,16 @@ def chunk_inertias(sample_weight, distances, chunks, inertias):
     """inertias[k] = the sum of ``w * distance`` over chunk k's rows, in row order: what
     :func:`assign_rows` adds up when every row's distance is computed."""
     for k in range(chunks.shape[0]):
-        part = 0.0
-        for i in range(chunks[k, 0], chunks[k, 1]):
-            part += sample_weight[i] * distances[i]
-        inertias[k] = part
+        inertias[k] = add_inertia(sample_weight, distances, chunks[k, 0], chunks[k, 1], 0.0)
+
+
+@_inline
+def add_inertia(sample_weight, distances, first, last, inertia):
+    """``inertia`` plus ``w * distance`` of rows ``first:last``, added in row order (one
+    serial float64 chain: the order every path that sums an inertia keeps)."""
+    for i in range(first, last):
+        inertia += sample_weight[i] * distances[i]
+    return inertia
 
 
 @_inline
