@@ -157,12 +157,11 @@ def scan_tile(XT, row0, n_rows, centers, acc, best, second, best_label):
     n_centers = centers.shape[0]
     for c0 in range(0, n_centers, BLOCK_CENTERS):
         tile_block_sq_dists(XT, row0, n_rows, centers, c0, acc)
-        if n_centers - c0 >= BLOCK_CENTERS:
-            take_nearest_of_block(acc, c0, n_rows, best, second, best_label)
-        else:
-            for k in range(n_centers - c0):
-                take_nearest_of_block(acc[k:k + 1], c0 + k, n_rows, best, second,
-                                      best_label)
+        # a whole block at once, a short last one a centre at a time; one call site (each
+        # inlined copy is compiled again)
+        step = BLOCK_CENTERS if n_centers - c0 >= BLOCK_CENTERS else 1
+        for k in range(0, min(BLOCK_CENTERS, n_centers - c0), step):
+            take_nearest_of_block(acc[k:k + step], c0 + k, n_rows, best, second, best_label)
 
 
 @_inline
@@ -285,12 +284,10 @@ def scan_tile_by_dots(XT, row0, n_rows, centers, half_norms, center_bound, margi
         second[r] = np.inf
     for c0 in range(0, n_centers, BLOCK_CENTERS):
         tile_block_dots(XT, row0, n_rows, centers, c0, acc)
-        if n_centers - c0 >= BLOCK_CENTERS:
-            take_nearest_of_dots(acc, half_norms, c0, n_rows, best, second, best_label)
-        else:
-            for k in range(n_centers - c0):
-                take_nearest_of_dots(acc[k:k + 1], half_norms, c0 + k, n_rows, best,
-                                     second, best_label)
+        step = BLOCK_CENTERS if n_centers - c0 >= BLOCK_CENTERS else 1  # as in scan_tile
+        for k in range(0, min(BLOCK_CENTERS, n_centers - c0), step):
+            take_nearest_of_dots(acc[k:k + step], half_norms, c0 + k, n_rows, best, second,
+                                 best_label)
     norms = scratch[0]
     x = XT[0, row0:row0 + n_rows]
     for r in range(n_rows):
@@ -360,7 +357,9 @@ def finish_left_rows(n_left, centers, acc, best, second, best_label, scratch,
     already (a first run in a fresh environment compiled for twice as long).
     """
     left_best, left_second = scratch[1], scratch[2]
-    scan_tile(repack, 0, n_left, centers, acc, left_best, left_second, scratch_labels)
+    # row0 an int64, not a literal 0: the signature of assign_rows' own call, compiled once
+    scan_tile(repack, np.int64(0), n_left, centers, acc, left_best, left_second,
+              scratch_labels)
     for j in range(n_left):
         r = rows[j]
         best[r] = left_best[j]
@@ -520,28 +519,33 @@ def measure_own(X, XT, row0, n_rows, centers, own, wanted, n_wanted, dist, measu
     :func:`few_own_sq_dists` under SUM_LANES features); otherwise the wanted rows from
     X's rows (:func:`own_sq_dists`)."""
     few = X.shape[1] < SUM_LANES
-    if n_wanted * 4 > n_rows and X.shape[1] < ROW_MAJOR_FEATURES:
-        if few:
-            for r in range(n_rows):
-                own_rows[r] = row0 + r
-            few_own_sq_dists(X, own_rows, own, n_rows, centers, dist)
-        else:
-            tile_own_sq_dist(XT, row0, n_rows, centers, own, dist)
+    every = n_wanted * 4 > n_rows and X.shape[1] < ROW_MAJOR_FEATURES
+    if every:
         for r in range(n_rows):
             measured[r] = True
-        return
-    n = 0
-    for r in range(n_rows):
-        measured[r] = wanted[r]
-        own_rows[n] = row0 + r
-        own_labels[n] = own[r]
-        n += wanted[r]
-    if few:
-        few_own_sq_dists(X, own_rows, own_labels, n, centers, own_out)
+        if not few:
+            tile_own_sq_dist(XT, row0, n_rows, centers, own, dist)
+            return
+        for r in range(n_rows):
+            own_rows[r] = row0 + r
+        n = n_rows
     else:
-        own_sq_dists(X, own_rows, own_labels, n, centers, own_out)
-    for j in range(n):
-        dist[own_rows[j] - row0] = own_out[j]
+        n = 0
+        for r in range(n_rows):
+            measured[r] = wanted[r]
+            own_rows[n] = row0 + r
+            own_labels[n] = own[r]
+            n += wanted[r]
+    # one call site each (every inlined copy is typed and compiled again): every row's
+    # distance straight into dist, the wanted rows' into own_out and then scattered
+    labels, out = (own, dist) if every else (own_labels, own_out)
+    if few:
+        few_own_sq_dists(X, own_rows, labels, n, centers, out)
+    else:
+        own_sq_dists(X, own_rows, labels, n, centers, out)
+    if not every:
+        for j in range(n):
+            dist[own_rows[j] - row0] = own_out[j]
 
 
 @_inline
@@ -580,48 +584,37 @@ def flag_rescans(X, XT, row0, centers, dist, own, lower, upper, shifts, separati
         moves[r] = shifts[0, a]
         gaps[r] = separation[a]
     shrink, grow = 1.0 - margin, 1.0 + margin
-    if exact:  # every row's distance, then one pass as in Hamerly's algorithm
-        for r in range(n_rows):
-            rescan[r] = True
-        measure_own(X, XT, row0, n_rows, centers, own, rescan, n_rows, dist, measured,
-                    own_rows, own_labels, own_out)
-        n_rescan = 0
-        for r in range(n_rows):  # branch-free, so that it vectorises
-            moved = lower[r] - moves[r]
-            low = (moved if moved > 0.0 else 0.0) * shrink
-            lower[r] = low
-            needed, root = own_bound(dist[r], grow, tiny)
-            z = gaps[r] - root
-            settled = (low * low > needed) | ((z > 0) & (z * z > needed))
-            upper[r] = root * grow
-            rescan[r] = not settled
-            n_rescan += not settled
-        return n_rescan, n_rows
     for r in range(n_rows):  # branch-free, so that it vectorises
         moved = lower[r] - moves[r]
         lower[r] = (moved if moved > 0.0 else 0.0) * shrink
-    # the stale upper bound first: the rows it settles need no distance
-    for r in range(n_rows):
-        drifts[r] = shifts[1, np.uint32(own[r])]
-    floor = 2.0 * np.sqrt(tiny)  # (u + floor)^2 >= max(u^2, tiny) + tiny: see below
-    n_open = 0
-    for r in range(n_rows):  # branch-free, so that it vectorises
-        low = lower[r]
-        # true own distance <= old bound + own move; sq_dist's value times
-        # (1 + margin), plus tiny, stays under this squared (the margin's room covers
-        # the roundings)
-        bound = (upper[r] + drifts[r]) * grow + floor
-        upper[r] = bound
-        z = gaps[r] - bound
-        # | and &, not or and and: a short circuit is a branch, mispredicted for about
-        # every row whose bounds settle it or not at random
-        settled = (low * low > bound * bound) | ((z > 0) & (z * z > bound * bound))
-        rescan[r] = not settled
-        n_open += not settled
-    if n_open == 0:
+    if exact:  # every row's distance, then one pass as in Hamerly's algorithm
         for r in range(n_rows):
-            measured[r] = False
-        return 0, 0
+            rescan[r] = True
+        n_open = n_rows
+    else:  # the stale upper bound first: the rows it settles need no distance
+        for r in range(n_rows):
+            drifts[r] = shifts[1, np.uint32(own[r])]
+        floor = 2.0 * np.sqrt(tiny)  # (u + floor)^2 >= max(u^2, tiny) + tiny: see below
+        n_open = 0
+        for r in range(n_rows):  # branch-free, so that it vectorises
+            low = lower[r]
+            # true own distance <= old bound + own move; sq_dist's value times
+            # (1 + margin), plus tiny, stays under this squared (the margin's room covers
+            # the roundings)
+            bound = (upper[r] + drifts[r]) * grow + floor
+            upper[r] = bound
+            z = gaps[r] - bound
+            # | and &, not or and and: a short circuit is a branch, mispredicted for about
+            # every row whose bounds settle it or not at random
+            settled = (low * low > bound * bound) | ((z > 0) & (z * z > bound * bound))
+            rescan[r] = not settled
+            n_open += not settled
+        if n_open == 0:
+            for r in range(n_rows):
+                measured[r] = False
+            return 0, 0
+    # one call site: each inlined copy of measure_own is typed and compiled again (a first
+    # run in a fresh environment waits for every compile)
     measure_own(X, XT, row0, n_rows, centers, own, rescan, n_open, dist, measured,
                 own_rows, own_labels, own_out)
     n_rescan = 0
@@ -711,7 +704,9 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
     known_labels, known_dists = tile_labels[3], values[6]
     chunk_measured = np.empty(stop - start, dtype=np.bool_)
     lanes = np.zeros((centers.shape[0], SUM_LANES))  # add_to_sums' running sums
-    q = 0
+    # np.int64, not a literal 0: numba types the first pass through the loop with what it
+    # knows by then, and scan_tile(..., q, ...) would compile a second time
+    q = np.int64(0)
     src_row0 = -1  # >= 0: the queue is one whole tile of XT from there, not copied
     done = start  # rows before it are in the sums
     row0 = start
@@ -857,11 +852,13 @@ def add_to_sums(X, sample_weight, labels, first, last, sums, weights, lanes):
 def assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, first, last,
                   sums, weights, changed, inertias, bounded, exact, bounds, shifts, separation,
                   margin, tiny, half_norms, values, tile_labels, packed_rows, rescan, packed,
-                  with_inertia=True):
+                  with_inertia):
     """:func:`assign_rows` over ``chunks[first:last]``, one partial result per chunk.
 
     OUT: sums[k], weights[k] (zeroed here), changed[k], inertias[k] (0 without
     ``with_inertia``: a Lloyd step whose inertia is not wanted skips its serial adds).
+    Every caller passes ``with_inertia`` as a runtime boolean, never a literal: a kernel
+    is compiled once per distinct argument type, so assign_rows compiles once for all.
     """
     for k in range(first, last):
         for c in range(sums.shape[1]):
@@ -969,7 +966,7 @@ def finish_iter(X, sample_weight, labels, distances, sums, weights, changed, ine
 def lloyd_step(X, XT, sample_weight, centers_old, centers_new, labels, distances, chunks,
                sums, weights, changed, inertias, bounded, bound_centers, bounds, shifts,
                separation, margin, tiny, half_norms, values, tile_labels, packed_rows, rescan,
-               packed, exact):
+               packed, exact, with_inertia):
     """One whole Lloyd step on the calling thread (the same chunks, the same result as on
     threads), bounds moved from ``bound_centers`` first. Returns
     ``(n_changed, center_shift_tot, inertia)``; the inertia is whole with ``exact`` only
@@ -981,7 +978,7 @@ def lloyd_step(X, XT, sample_weight, centers_old, centers_new, labels, distances
     assign_chunks(X, XT, sample_weight, centers_old, labels, distances, chunks, 0,
                   chunks.shape[0], sums, weights, changed, inertias, bounded, exact, bounds,
                   shifts, separation, margin, tiny, half_norms, values, tile_labels,
-                  packed_rows, rescan, packed)
+                  packed_rows, rescan, packed, with_inertia)
     return finish_iter(X, sample_weight, labels, distances, sums, weights, changed, inertias,
                        centers_old, centers_new)
 
@@ -990,12 +987,12 @@ def lloyd_step(X, XT, sample_weight, centers_old, centers_new, labels, distances
 def lloyd_iter_serial(X, XT, sample_weight, centers_old, centers_new, labels, distances,
                       chunks, sums, weights, changed, inertias, bounded, bound_centers, bounds,
                       shifts, separation, margin, tiny, half_norms, values, tile_labels,
-                      packed_rows, rescan, packed, exact):
+                      packed_rows, rescan, packed, exact, with_inertia):
     """:func:`lloyd_step` as one compiled call (the workspace's ``lloyd_iter``)."""
     return lloyd_step(X, XT, sample_weight, centers_old, centers_new, labels, distances,
                       chunks, sums, weights, changed, inertias, bounded, bound_centers, bounds,
                       shifts, separation, margin, tiny, half_norms, values, tile_labels,
-                      packed_rows, rescan, packed, exact)
+                      packed_rows, rescan, packed, exact, with_inertia)
 
 
 @_entry
@@ -1024,10 +1021,11 @@ def lloyd_steps(X, XT, sample_weight, centers, centers_new, labels, distances, c
     kernel has one call site: every call site is typed and compiled into this function.
     """
     n_done = 0
-    final = False
+    # bounded and final are runtime booleans, never literals: a kernel is compiled once
+    # per distinct argument type, and numba types the first pass through the loop with
+    # what it knows by then (a literal False would compile assign_rows a second time)
+    final = remaining < 0  # False
     while True:
-        # bounded is a runtime boolean, never a literal: a kernel is compiled once per
-        # distinct argument type, and a literal True would be one more
         step_bounded = bounded or n_done > 0
         if step_bounded:
             move_bounds(bound_centers, centers, margin, shifts, separation)
@@ -1085,12 +1083,14 @@ def same_centers(a, b):
 @_entry
 def assign_entry(X, XT, sample_weight, centers, labels, distances, chunks, first, last,
                  sums, weights, changed, inertias, bounded, exact, bounds, shifts, separation,
-                 margin, tiny, half_norms, values, tile_labels, packed_rows, rescan, packed):
+                 margin, tiny, half_norms, values, tile_labels, packed_rows, rescan, packed,
+                 with_inertia):
     """:func:`assign_chunks` as one compiled call (a thread's share of a step, or an
     assignment on its own)."""
     assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, first, last,
                   sums, weights, changed, inertias, bounded, exact, bounds, shifts, separation,
-                  margin, tiny, half_norms, values, tile_labels, packed_rows, rescan, packed)
+                  margin, tiny, half_norms, values, tile_labels, packed_rows, rescan, packed,
+                  with_inertia)
 
 
 @_entry
@@ -1599,7 +1599,7 @@ class Workspace:
         return (self.X, self.XT, self.sample_weight, centers, self.labels, self.distances,
                 self._chunks, first, last, self._partial_sums, self._partial_weights,
                 self._changed, self._inertias, bounded, exact, self._bounds, self._shifts,
-                self._separation, self._margin, self._tiny, half_norms, *buffers)
+                self._separation, self._margin, self._tiny, half_norms, *buffers, True)
 
     def _assign(self, centers, exact=True):
         """Label every row against ``centers`` (its chunks' partial sums, weights and
@@ -1647,7 +1647,7 @@ class Workspace:
         """
         if not self._threaded_lloyd:
             args = (*self._step_args(centers_old, centers_new, self._bounds_valid),
-                    bool(exact))
+                    bool(exact), True)
             self._compiled("k-means step", [(lloyd_iter_serial, args)])
             self._bounds_valid = True
             n_changed, shift, inertia = lloyd_iter_serial(*args)

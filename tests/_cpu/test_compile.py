@@ -62,6 +62,37 @@ def test_an_empty_cache_first_fit_says_so_and_a_warm_one_does_not(tmp_path):
     assert second.stdout == first.stdout  # the cached kernels give the same fit
 
 
+ONE_SIGNATURE_EACH = """
+import numba, numpy as np
+from numba import types
+from numba.core.registry import CPUDispatcher
+from cudakmeans._cpu import kmeans as K
+X = np.random.default_rng(0).standard_normal((300, 3))
+ws = K.Workspace(X, np.ones(300), 40)  # 40 centres: the dot-product scan, which calls more
+centers = X[:40].copy()
+for entry, args in ws._run_calls(centers, centers.copy(), 0, 1, 1, 0.0):
+    entry.compile(tuple(numba.typeof(a) for a in args))
+ws.assign(centers)  # a second entry point, on the same kernels
+for name, kernel in vars(K).items():
+    if isinstance(kernel, CPUDispatcher) and kernel.signatures:
+        literal = any(isinstance(t, types.Literal) for sig in kernel.signatures for t in sig)
+        print(name, len(kernel.signatures), literal)
+"""
+
+
+def test_a_lloyd_run_and_an_assignment_compile_each_kernel_once(tmp_path):
+    """numba compiles a kernel once per distinct argument type, and types a call from what
+    it knows on its first pass through a loop: a variable that starts as a literal (``q =
+    0``, ``final = False``) or a literal argument (``scan_tile(repack, 0, ...)``) made a
+    second signature, and the Lloyd kernel's first compile took twice as long. Every
+    kernel here is compiled from an empty cache, once, with no literal argument."""
+    out = _run(ONE_SIGNATURE_EACH, tmp_path).stdout.split("\n")
+    seen = {line.split()[0]: line.split()[1:] for line in out if line}
+    assert {"assign_rows", "scan_tile", "scan_tile_by_dots", "lloyd_steps",
+            "assign_entry"} <= set(seen), seen
+    assert all(v == ["1", "False"] for v in seen.values()), seen
+
+
 def _fresh():
     @njit(nogil=True)  # no disk cache: only this process can have it compiled
     def add_one(x):
