@@ -76,9 +76,9 @@ RUNNING, ASSIGNED, CONVERGED = 0, 1, 2
 STALE_BOUNDS_WORK = 1 << 22
 
 
-def tile_buffers(n_features, dtype):
+def tile_buffers(n_features, dtype, n_clusters):
     """Scratch for :func:`assign_rows` (one set per thread): ``(values, labels, rows,
-    rescan, packed)``.
+    rescan, packed, lanes)``.
 
     ``packed[:n_features]`` holds a tile of rows, transposed; the next ``BLOCK_CENTERS``
     rows a block of distances (:func:`scan_tile`'s ``acc``); the last ``n_features`` the
@@ -90,10 +90,16 @@ def tile_buffers(n_features, dtype):
     kept the loops that read the one and write the other scalar. ``packed`` starts
     zeroed: a block of rows reads past a short tile, and those lanes (whose distances are
     never used) then hold finite values, not whatever the allocation held.
+
+    ``lanes`` (:func:`add_to_sums`' running sums, K x ``SUM_LANES``) exists under
+    ``SUM_LANES`` features only, and is None from there up: being None or an array, it
+    is part of the compiled signature, so each kernel compiles only the few-feature code
+    or the other (a first run in a fresh environment waits for every compile).
     """
+    lanes = np.zeros((n_clusters, SUM_LANES)) if n_features < SUM_LANES else None
     return (np.empty((7, TILE), dtype=dtype), np.empty((4, TILE), dtype=np.int32),
             np.empty(2 * TILE, dtype=np.int64), np.empty((2, TILE), dtype=np.bool_),
-            np.zeros((2 * n_features + BLOCK_CENTERS, TILE), dtype=dtype))
+            np.zeros((2 * n_features + BLOCK_CENTERS, TILE), dtype=dtype), lanes)
 
 
 @_inline
@@ -512,18 +518,18 @@ def own_bound(dist, grow, tiny):
 
 @_inline
 def measure_own(X, XT, row0, n_rows, centers, own, wanted, n_wanted, dist, measured,
-                own_rows, own_labels, own_out):
+                own_rows, own_labels, own_out, lanes):
     """dist[r] = ``sq_dist`` of tile row r to its own centre ``own[r]``, for at least the
     ``n_wanted`` rows flagged in ``wanted``; ``measured`` says which rows got one. Every
     row where most are wanted and features are few (:func:`tile_own_sq_dist`, or
-    :func:`few_own_sq_dists` under SUM_LANES features); otherwise the wanted rows from
-    X's rows (:func:`own_sq_dists`)."""
-    few = X.shape[1] < SUM_LANES
+    :func:`few_own_sq_dists` under SUM_LANES features, where ``lanes`` is not None:
+    :func:`tile_buffers`); otherwise the wanted rows from X's rows (:func:`own_sq_dists`).
+    """
     every = n_wanted * 4 > n_rows and X.shape[1] < ROW_MAJOR_FEATURES
     if every:
         for r in range(n_rows):
             measured[r] = True
-        if not few:
+        if lanes is None:
             tile_own_sq_dist(XT, row0, n_rows, centers, own, dist)
             return
         for r in range(n_rows):
@@ -539,7 +545,7 @@ def measure_own(X, XT, row0, n_rows, centers, own, wanted, n_wanted, dist, measu
     # one call site each (every inlined copy is typed and compiled again): every row's
     # distance straight into dist, the wanted rows' into own_out and then scattered
     labels, out = (own, dist) if every else (own_labels, own_out)
-    if few:
+    if lanes is not None:  # decided when numba compiles (tile_buffers)
         few_own_sq_dists(X, own_rows, labels, n, centers, out)
     else:
         own_sq_dists(X, own_rows, labels, n, centers, out)
@@ -550,7 +556,8 @@ def measure_own(X, XT, row0, n_rows, centers, own, wanted, n_wanted, dist, measu
 
 @_inline
 def flag_rescans(X, XT, row0, centers, dist, own, lower, upper, shifts, separation, margin,
-                 tiny, exact, rescan, measured, gathered, own_rows, own_labels, own_out):
+                 tiny, exact, rescan, measured, gathered, own_rows, own_labels, own_out,
+                 lanes):
     """Move the tile's bounds with the centres; flag rows they cannot settle (Hamerly).
 
     ``lower[r]``, a lower bound on row r's true distance to every centre but its own
@@ -571,7 +578,8 @@ def flag_rescans(X, XT, row0, centers, dist, own, lower, upper, shifts, separati
     and the float64 arithmetic here, with room to spare). X, XT, row0: the tile's rows
     (XT: X transposed); centers: the current centres. ``gathered`` (float64, 3 x at least
     the tile's rows), own_rows, own_labels and own_out (:func:`own_sq_dists`, a tile's
-    rows each) are scratch. Returns the number of rows flagged, and of rows the stale
+    rows each) are scratch; ``lanes`` says only whether features are few (None: not; see
+    :func:`tile_buffers`). Returns the number of rows flagged, and of rows the stale
     upper bound left open (every row with ``exact``).
     """
     n_rows = dist.shape[0]
@@ -616,7 +624,7 @@ def flag_rescans(X, XT, row0, centers, dist, own, lower, upper, shifts, separati
     # one call site: each inlined copy of measure_own is typed and compiled again (a first
     # run in a fresh environment waits for every compile)
     measure_own(X, XT, row0, n_rows, centers, own, rescan, n_open, dist, measured,
-                own_rows, own_labels, own_out)
+                own_rows, own_labels, own_out, lanes)
     n_rescan = 0
     for r in range(n_rows):  # branch-free, so that it vectorises
         needed, root = own_bound(dist[r], grow, tiny)
@@ -633,14 +641,14 @@ def flag_rescans(X, XT, row0, centers, dist, own, lower, upper, shifts, separati
 @_kernel
 def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights, start, stop,
                 bounded, exact, with_inertia, bounds, shifts, separation, margin, tiny,
-                half_norms, values, tile_labels, packed_rows, rescan, packed):
+                half_norms, values, tile_labels, packed_rows, rescan, packed, lanes):
     """Label rows ``start:stop`` with their nearest centre; return (n_changed, inertia).
 
     IN: X and XT (its transpose), sample_weight, centers. INOUT: labels (the previous
     labels, to count changes), bounds. OUT: distances (squared distance to the new label's
     centre). INOUT: the chunk's weighted coordinate ``sums`` and ``weights`` per cluster
-    (zeroed by the caller). values, tile_labels, packed_rows, rescan and packed are scratch
-    (:func:`tile_buffers`).
+    (zeroed by the caller). values, tile_labels, packed_rows, rescan, packed and lanes
+    are scratch (:func:`tile_buffers`).
 
     The sums are accumulated even for an assignment that does not move the centres: they
     cost a few percent of the assignment, and one compiled body serves both.
@@ -703,7 +711,8 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
     # so X's rows are read while in cache).
     known_labels, known_dists = tile_labels[3], values[6]
     chunk_measured = np.empty(stop - start, dtype=np.bool_)
-    lanes = np.zeros((centers.shape[0], SUM_LANES))  # add_to_sums' running sums
+    if lanes is not None:  # add_to_sums' running sums, under SUM_LANES features
+        lanes[:] = 0.0
     # np.int64, not a literal 0: numba types the first pass through the loop with what it
     # knows by then, and scan_tile(..., q, ...) would compile a second time
     q = np.int64(0)
@@ -726,7 +735,7 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
                                       lower[row0:row0 + n_rows], upper[row0:row0 + n_rows],
                                       shifts, separation, margin, tiny, not stale_first,
                                       rescan, measured, gathered, own_rows, own_labels,
-                                      own_out)[1]
+                                      own_out, lanes)[1]
                 if stale_first and n_open * 8 > n_rows * 7:
                     measure_all = SKIP_TILES
                 if exact:  # every row measured: nothing to mark
@@ -811,7 +820,7 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
                         packed[f, q + j] = XT[f, row0 + packed_rows[j]]
             q += m
         row0 += TILE
-    if n_features < SUM_LANES:
+    if lanes is not None:
         for c in range(centers.shape[0]):
             weights[c] += lanes[c, SUM_LANES - 1]
             for f in range(n_features):
@@ -827,10 +836,10 @@ def add_to_sums(X, sample_weight, labels, first, last, sums, weights, lanes):
     += w``) in float64. With fewer than ``SUM_LANES`` features the chains run in ``lanes``
     (K x SUM_LANES, zeroed once per chunk; the caller adds them to ``sums`` and
     ``weights``, which start at zero, at the end): the same operations in the same order,
-    so the same values. Otherwise straight into ``sums`` and ``weights``.
+    so the same values. Otherwise (``lanes`` None) straight into ``sums`` and ``weights``.
     """
     n_features = X.shape[1]
-    if n_features < SUM_LANES:
+    if lanes is not None:  # under SUM_LANES features (tile_buffers)
         # X's dtype: w * x rounds as w * X[i, f] does (in float32 for float32 data)
         one, zero = X.dtype.type(1), X.dtype.type(0)
         for i in range(first, last):
@@ -852,7 +861,7 @@ def add_to_sums(X, sample_weight, labels, first, last, sums, weights, lanes):
 def assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, first, last,
                   sums, weights, changed, inertias, bounded, exact, bounds, shifts, separation,
                   margin, tiny, half_norms, values, tile_labels, packed_rows, rescan, packed,
-                  with_inertia):
+                  lanes, with_inertia):
     """:func:`assign_rows` over ``chunks[first:last]``, one partial result per chunk.
 
     OUT: sums[k], weights[k] (zeroed here), changed[k], inertias[k] (0 without
@@ -870,7 +879,7 @@ def assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, firs
                                          bounded, exact, with_inertia, bounds, shifts,
                                          separation, margin,
                                          tiny, half_norms, values, tile_labels, packed_rows, rescan,
-                                         packed)
+                                         packed, lanes)
         changed[k] = n_changed
         inertias[k] = inertia
 
@@ -966,7 +975,7 @@ def finish_iter(X, sample_weight, labels, distances, sums, weights, changed, ine
 def lloyd_step(X, XT, sample_weight, centers_old, centers_new, labels, distances, chunks,
                sums, weights, changed, inertias, bounded, bound_centers, bounds, shifts,
                separation, margin, tiny, half_norms, values, tile_labels, packed_rows, rescan,
-               packed, exact, with_inertia):
+               packed, lanes, exact, with_inertia):
     """One whole Lloyd step on the calling thread (the same chunks, the same result as on
     threads), bounds moved from ``bound_centers`` first. Returns
     ``(n_changed, center_shift_tot, inertia)``; the inertia is whole with ``exact`` only
@@ -978,7 +987,7 @@ def lloyd_step(X, XT, sample_weight, centers_old, centers_new, labels, distances
     assign_chunks(X, XT, sample_weight, centers_old, labels, distances, chunks, 0,
                   chunks.shape[0], sums, weights, changed, inertias, bounded, exact, bounds,
                   shifts, separation, margin, tiny, half_norms, values, tile_labels,
-                  packed_rows, rescan, packed, with_inertia)
+                  packed_rows, rescan, packed, lanes, with_inertia)
     return finish_iter(X, sample_weight, labels, distances, sums, weights, changed, inertias,
                        centers_old, centers_new)
 
@@ -987,19 +996,19 @@ def lloyd_step(X, XT, sample_weight, centers_old, centers_new, labels, distances
 def lloyd_iter_serial(X, XT, sample_weight, centers_old, centers_new, labels, distances,
                       chunks, sums, weights, changed, inertias, bounded, bound_centers, bounds,
                       shifts, separation, margin, tiny, half_norms, values, tile_labels,
-                      packed_rows, rescan, packed, exact, with_inertia):
+                      packed_rows, rescan, packed, lanes, exact, with_inertia):
     """:func:`lloyd_step` as one compiled call (the workspace's ``lloyd_iter``)."""
     return lloyd_step(X, XT, sample_weight, centers_old, centers_new, labels, distances,
                       chunks, sums, weights, changed, inertias, bounded, bound_centers, bounds,
                       shifts, separation, margin, tiny, half_norms, values, tile_labels,
-                      packed_rows, rescan, packed, exact, with_inertia)
+                      packed_rows, rescan, packed, lanes, exact, with_inertia)
 
 
 @_entry
 def lloyd_steps(X, XT, sample_weight, centers, centers_new, labels, distances, chunks, sums,
                 weights, changed, inertias, bounded, bound_centers, bounds, shifts,
                 separation, margin, tiny, half_norms, values, tile_labels, packed_rows, rescan,
-                packed, n_steps, remaining, tol, exact_steps):
+                packed, lanes, n_steps, remaining, tol, exact_steps):
     """Up to ``n_steps`` steps of one Lloyd run, with ``_drivers.lloyd.kmeans_single_lloyd``'s
     stopping rules and, once the run stops, its final assignment.
 
@@ -1036,7 +1045,8 @@ def lloyd_steps(X, XT, sample_weight, centers, centers_new, labels, distances, c
         assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, 0,
                       chunks.shape[0], sums, weights, changed, inertias, step_bounded,
                       final or exact_steps, bounds, shifts, separation, margin, tiny,
-                      half_norms, values, tile_labels, packed_rows, rescan, packed, final)
+                      half_norms, values, tile_labels, packed_rows, rescan, packed, lanes,
+                      final)
         if final:
             return n_done, ASSIGNED, reduce_sum(inertias)
         if exact_steps and reduce_sum(changed) == 0:  # before a relocation marks distances
@@ -1084,13 +1094,13 @@ def same_centers(a, b):
 def assign_entry(X, XT, sample_weight, centers, labels, distances, chunks, first, last,
                  sums, weights, changed, inertias, bounded, exact, bounds, shifts, separation,
                  margin, tiny, half_norms, values, tile_labels, packed_rows, rescan, packed,
-                 with_inertia):
+                 lanes, with_inertia):
     """:func:`assign_chunks` as one compiled call (a thread's share of a step, or an
     assignment on its own)."""
     assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, first, last,
                   sums, weights, changed, inertias, bounded, exact, bounds, shifts, separation,
                   margin, tiny, half_norms, values, tile_labels, packed_rows, rescan, packed,
-                  with_inertia)
+                  lanes, with_inertia)
 
 
 @_entry
@@ -1470,7 +1480,6 @@ class Workspace:
         self._inertias = np.zeros(n_chunks)
         self._chunk_pots = np.zeros(n_chunks)
         self._cumsum = np.empty(n_samples)
-        self._tile = tile_buffers(X.shape[1], X.dtype)
         # Hamerly's bounds, valid for self._bound_centers and the current labels once
         # _bounds_valid: _bounds[0, i] <= distance of row i to every centre but its own,
         # _bounds[1, i] >= its distance to its own.
@@ -1516,6 +1525,7 @@ class Workspace:
     def _allocate_cluster_buffers(self):
         n_samples, n_features = self.X.shape
         n_chunks, n_clusters = self._chunks.shape[0], self.n_clusters
+        self._tile = tile_buffers(n_features, self.X.dtype, n_clusters)
         self._partial_sums = np.zeros((n_chunks, n_clusters, n_features))
         self._partial_weights = np.zeros((n_chunks, n_clusters))
         self._bound_centers = np.empty((n_clusters, n_features), dtype=self.X.dtype)
@@ -1617,7 +1627,7 @@ class Workspace:
             n_features, dtype = self.X.shape[1], self.X.dtype
 
             def run(first, last):
-                buffers = tile_buffers(n_features, dtype)  # each thread its own scratch
+                buffers = tile_buffers(n_features, dtype, self.n_clusters)  # per thread
                 half_norms = (None if self._half_norms is None
                               else np.empty_like(self._half_norms))
                 assign_entry(*self._assign_args(centers, first, last, bounded, exact,

@@ -238,7 +238,7 @@ def test_a_row_whose_nearest_centre_changes_is_always_rescanned(seed, move, n_cl
         n_rescan, n_open = cpu_kmeans.flag_rescans(
             ws.X, ws.XT, 0, after, dist, own, lower, upper, shifts, separation, ws._margin,
             ws._tiny, exact, flags[0], flags[1], np.empty((3, n)), np.empty(n, np.int64),
-            np.empty(n, np.int32), np.empty(n, dtype))
+            np.empty(n, np.int32), np.empty(n, dtype), ws._tile[-1])
         rescan, measured = flags
         assert measured.sum() >= n_open >= n_rescan and (n_open == n or not exact)
         assert not np.any(changed & ~rescan), np.flatnonzero(changed & ~rescan)
@@ -273,7 +273,7 @@ def test_bounds_skip_the_scan_for_settled_rows():
             ws.X, ws.XT, 0, centers, np.empty(1000), ws.labels, ws._bounds[0].copy(),
             ws._bounds[1].copy(), shifts, separation, ws._margin, ws._tiny, exact, flags[0],
             flags[1], np.empty((3, 1000)), np.empty(1000, np.int64),
-            np.empty(1000, np.int32), np.empty(1000)) == (0, 1000 * exact)
+            np.empty(1000, np.int32), np.empty(1000), ws._tile[-1]) == (0, 1000 * exact)
         # and without ``exact`` the upper bounds settle every row: no distance computed
         assert flags[1].all() == exact and flags[1].any() == exact
 
@@ -451,6 +451,19 @@ def test_few_own_sq_dists_are_sq_dist_bit_for_bit(n_features, dtype):
     expected = np.empty(300, dtype=dtype)
     _own_sq_dists_by_sq_dist(X, Y, own, expected)
     np.testing.assert_array_equal(got, expected[rows])
+
+
+@pytest.mark.parametrize("n_features", [1, cpu_kmeans.SUM_LANES - 1, cpu_kmeans.SUM_LANES,
+                                        40])
+def test_the_sum_lanes_exist_exactly_under_sum_lanes_features(n_features):
+    """``lanes`` being an array or None chooses, when numba compiles, the few-feature code
+    (8-lane sums, unrolled own distances) or the other: an array at 8 or more features
+    would drop every feature past the eighth from the sums."""
+    lanes = cpu_kmeans.tile_buffers(n_features, np.float64, 5)[-1]
+    if n_features < cpu_kmeans.SUM_LANES:
+        assert lanes.shape == (5, cpu_kmeans.SUM_LANES) and lanes.dtype == np.float64
+    else:
+        assert lanes is None
 
 
 @pytest.mark.parametrize("n_features", [1, 6, cpu_kmeans.SUM_LANES - 1,

@@ -43,7 +43,7 @@ def _scan(XT, row0, n_rows, centers, acc, best, second, best_label):
 
 @njit
 def _scan_by_dots(X, XT, row0, n_rows, centers, margin, tiny, buffers):
-    values, labels, rows, _, packed = buffers
+    values, labels, rows, _, packed, _ = buffers
     d = XT.shape[0]
     half_norms = np.empty(centers.shape[0], dtype=centers.dtype)
     bound = cpu_kmeans.center_norms(centers, margin, half_norms)
@@ -115,7 +115,7 @@ def _scan_by_dots_and_compare(X, centers, labels, distances, runner_up):
     a ``second`` that never exceeds the second-nearest distance (equal to it on the rows
     left to the exact scan). Returns how many rows were left to it."""
     n, d = X.shape
-    buffers = cpu_kmeans.tile_buffers(d, X.dtype)
+    buffers = cpu_kmeans.tile_buffers(d, X.dtype, centers.shape[0])
     XT = np.zeros((d, n + ROWS), dtype=X.dtype)  # a short last tile reads a whole block
     XT[:, :n] = X.T
     margin = 8.0 * (d + 4) * float(np.finfo(X.dtype).eps)  # the workspace's
