@@ -877,9 +877,8 @@ def assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, firs
         n_changed, inertia = assign_rows(X, XT, sample_weight, centers, labels, distances,
                                          sums[k], weights[k], chunks[k, 0], chunks[k, 1],
                                          bounded, exact, with_inertia, bounds, shifts,
-                                         separation, margin,
-                                         tiny, half_norms, values, tile_labels, packed_rows, rescan,
-                                         packed, lanes)
+                                         separation, margin, tiny, half_norms, values,
+                                         tile_labels, packed_rows, rescan, packed, lanes)
         changed[k] = n_changed
         inertias[k] = inertia
 
