@@ -25,6 +25,13 @@ this process compiles what it needs now, a second Python process compiles those 
 numba's disk cache, on another core; the later call waits for that process and loads its
 result from the cache. If the second process cannot start or fails, the later call compiles
 as if nothing had been started.
+
+The two processes' shares are rarely equal (the demo's seeding compiles in ~3 s, its Lloyd
+kernel in ~10 s), so ``soon`` may also name kernels that its entry points call without
+inlining them (compiled apart, linked in, cached apart): this process compiles those first,
+before its own, and the second process, which gets to them seconds later while typing the
+entry point that calls them, loads them from the disk cache instead of compiling them too.
+If it gets there first, both compile them: time lost here, never a wrong result.
 """
 
 import atexit
@@ -99,9 +106,11 @@ def ensure_compiled(calls, what, *, stream=None, soon=None):
     what : str
         What the kernels compute, for the line (for example ``"k-means (float64)"``).
     stream : file-like, default ``sys.stderr``
-    soon : (list of (dispatcher, args, key), str), optional
+    soon : (list of (dispatcher, args, key), str[, list of (dispatcher, args, key)]), optional
         What the caller will run next and its name: compiled meanwhile in a second
-        process, if anything is compiled here at all.
+        process, if anything is compiled here at all; and optionally kernels those entry
+        points call (not inlined) that this process compiles first, once it has started
+        that second process, to share the work between the two.
 
     Returns
     -------
@@ -118,6 +127,8 @@ def ensure_compiled(calls, what, *, stream=None, soon=None):
             if not todo:
                 return 0
             elsewhere = _start_elsewhere(soon, todo)
+            if elsewhere and len(soon) > 2:  # its leaves first: it types its callers first
+                todo = [job for job in missing(soon[2]) if job not in todo] + todo
             failure = []
             worker = threading.Thread(target=_compile, args=(todo, stream, failure),
                                       name="cudakmeans-compile", daemon=True)
@@ -227,7 +238,7 @@ def _start_elsewhere(soon, todo):
     ``todo``); returns the words the notice adds ('' when nothing was started)."""
     if soon is None or getattr(sys, "frozen", False):
         return ""
-    calls, what = soon
+    calls, what = soon[:2]
     jobs, keys = [], []
     for dispatcher, argtypes in missing(calls):
         place = _importable(dispatcher)

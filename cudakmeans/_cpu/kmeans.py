@@ -1548,13 +1548,33 @@ class Workspace:
     def _compiled(self, what, calls, soon=None):
         """Compile (with a notice) the entry points of ``calls`` that are not yet compiled
         or cached: ``[(entry, args)]``, args of the types the call will pass; ``soon``,
-        ``(what, calls)`` the caller runs next, compiles meanwhile in a second process."""
+        ``(what, calls, leaves)`` the caller runs next, compiles meanwhile in a second
+        process, the kernels ``leaves`` here first (:meth:`_lloyd_leaves`)."""
         key = (*self._types, self._half_norms is None)  # the scan variant: see assign_rows
         if soon is not None:
             soon = ([(entry, args, key) for entry, args in soon[1]],
-                    f"{soon[0]} ({self.X.dtype})")
+                    f"{soon[0]} ({self.X.dtype})",
+                    [(entry, args, key) for entry, args in soon[2]])
         _compile.ensure_compiled([(entry, args, key) for entry, args in calls],
                                  f"{what} ({self.X.dtype})", soon=soon)
+
+    def _lloyd_leaves(self):
+        """The kernels :func:`lloyd_steps` calls without inlining them, with arguments of
+        the types it passes, in the order its compile gets to them: a first seeding
+        compiles them here while a second process compiles the rest (:mod:`.compile`).
+        Not :func:`scan_tile_by_dots`: the second process gets to it within seconds."""
+        values, tile_labels, _, _, packed, _ = self._tile
+        n_features = self.X.shape[1]
+        centers = self.empty_centers()
+        acc = packed[n_features:n_features + BLOCK_CENTERS]
+        return [
+            (move_bounds, (self._bound_centers, centers, self._margin, self._shifts,
+                           self._separation)),
+            (scan_tile, (self.XT, 0, 0, centers, acc, values[2], values[1], tile_labels[1])),
+            (finish_iter, (self.X, self.sample_weight, self.labels, self.distances,
+                           self._partial_sums, self._partial_weights, self._changed,
+                           self._inertias, centers, centers)),
+        ]
 
     def _run_calls(self, centers, centers_new, n_iter, n_steps, max_iter, tol):
         """The entry point and arguments of :meth:`lloyd_run`'s compiled calls."""
@@ -1740,7 +1760,8 @@ class Workspace:
                     partial_pots, pots, indices)
             # a Lloyd run follows a seeding: its kernel compiles meanwhile, elsewhere
             soon = None if self._threaded_lloyd else ("k-means", self._run_calls(
-                self.empty_centers(), self.empty_centers(), 0, 1, 1, 0.0))
+                self.empty_centers(), self.empty_centers(), 0, 1, 1, 0.0),
+                self._lloyd_leaves())
             self._compiled("k-means++", [(greedy_kmeans_plusplus_serial, args)], soon)
             greedy_kmeans_plusplus_serial(*args)
             return indices

@@ -12,3 +12,13 @@ def now(x):
 @njit(cache=True)
 def soon(x):
     return x * 2.0
+
+
+@njit(cache=True)
+def half(x):
+    return x * 0.5
+
+
+@njit(cache=True)
+def later(x):  # calls half, compiled apart: a leaf of later's
+    return half(x) + 1.0

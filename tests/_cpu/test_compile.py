@@ -45,10 +45,12 @@ def test_an_empty_cache_first_fit_says_so_and_a_warm_one_does_not(tmp_path):
     first = _run(FIT, tmp_path)
     lines = [line for line in first.stderr.splitlines() if NOTICE in line]
     # one line, begun before the compile and ended after it: the seeding compiles here
-    # while the Lloyd run's kernel compiles in a second process, never twice
+    # while the Lloyd run's kernel compiles in a second process, never twice; here too,
+    # first, the three kernels that one calls without inlining (Workspace._lloyd_leaves)
     assert [line.split("first run only: ")[-1].split(" ...")[0] for line in lines] == [
         "k-means++ (float64), and k-means (float64) in a second process"], first.stderr
-    assert all(line.rstrip().endswith("s)") and " 1/1 done (" in line for line in lines)
+    assert all(line.rstrip().endswith("s)") and " 1/4 2/4 3/4 4/4 done (" in line
+               for line in lines), lines
     others = [line for line in first.stderr.splitlines() if NOTICE not in line]
     # if the second process is still at work when the run needs its kernel, that is said
     # before the wait and after it, each a line of its own
@@ -77,6 +79,8 @@ for name, kernel in vars(K).items():
     if isinstance(kernel, CPUDispatcher) and kernel.signatures:
         literal = any(isinstance(t, types.Literal) for sig in kernel.signatures for t in sig)
         print(name, len(kernel.signatures), literal)
+for kernel, args in ws._lloyd_leaves():  # what a first seeding compiles for the Lloyd run
+    print("leaf", kernel.__name__, tuple(numba.typeof(a) for a in args) in kernel.overloads)
 """
 
 
@@ -87,7 +91,13 @@ def test_a_lloyd_run_and_an_assignment_compile_each_kernel_once(tmp_path):
     second signature, and the Lloyd kernel's first compile took twice as long. Every
     kernel here is compiled from an empty cache, once, with no literal argument."""
     out = _run(ONE_SIGNATURE_EACH, tmp_path).stdout.split("\n")
-    seen = {line.split()[0]: line.split()[1:] for line in out if line}
+    # the leaves a first seeding compiles ahead of the second process are the very
+    # signatures the Lloyd kernel calls: otherwise that process would compile them again
+    leaves = [line.split()[1:] for line in out if line.startswith("leaf ")]
+    assert leaves == [["move_bounds", "True"], ["scan_tile", "True"],
+                      ["finish_iter", "True"]], out
+    seen = {line.split()[0]: line.split()[1:] for line in out if line and
+            not line.startswith("leaf ")}
     assert {"assign_rows", "scan_tile", "scan_tile_by_dots", "lloyd_steps",
             "assign_entry"} <= set(seen), seen
     assert all(v == ["1", "False"] for v in seen.values()), seen
@@ -178,6 +188,30 @@ def test_what_comes_soon_compiles_in_a_second_process(tmp_path):
     # the later call compiled nothing: the kernel came from the disk cache
     assert out[:2] == ["0", "[1]"], out
     assert "now, and soon in a second process ... 1/1 done (" in out[2]
+
+
+LEAVES = """
+import io
+from cudakmeans._cpu import compile as cpu_compile
+from tests._cpu import cached_kernels as k
+stream = io.StringIO()
+now = cpu_compile.ensure_compiled(
+    [(k.now, (1.0,), "float")], "now", stream=stream,
+    soon=([(k.later, (1.0,), "float")], "later", [(k.half, (1.0,), "float")]))
+print(now, len(k.half.overloads), len(k.later.overloads), repr(stream.getvalue()))
+again = cpu_compile.ensure_compiled(  # nothing missing here: no second process, no leaves
+    [(k.now, (1.0,), "float")], "now", stream=stream,
+    soon=([(k.soon, (1.0,), "float")], "soon", [(k.half, (2.0,), "float")]))
+assert again == 0 and k.later(4.0) == 3.0
+"""
+
+
+def test_the_leaves_of_what_comes_soon_compile_here_first(tmp_path):
+    """With a second process started for ``later``, the kernel ``later`` calls (``half``)
+    compiles here, before ``now``, counted in the same line; ``later`` itself does not."""
+    out = _run(LEAVES, tmp_path).stdout.split(" ", 3)
+    assert out[:3] == ["2", "1", "0"], out
+    assert "now, and later in a second process ... 1/2 2/2 done (" in out[3]
 
 
 @pytest.mark.parametrize("executable", ["/nonexistent/python", "/bin/false"])
