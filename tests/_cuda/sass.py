@@ -229,6 +229,15 @@ def hot_loop(sass):
 
 
 _FLOAT_TYPE = re.compile(r"\.(F16|F16x2|BF16|BF16x2|F32|F64)\b")
+_PTX_ATOMIC = re.compile(r"\b(?:atom|red)(?:\.[a-z0-9_]+)+")
+_PTX_SUSPECT = re.compile(r"\.(?:f16|f16x2|bf16|bf16x2|f32|f64|cas)\b")
+
+
+def ptx_float_atomics(ptx):
+    """Every atomic of ``ptx`` that is floating-point or a compare-and-swap (the loop
+    numba-cuda emits for a float atomic the hardware lacks, such as max): ptxas turns PTX
+    atomics into SASS ones and adds none, so none here means none in any target's SASS."""
+    return [op for op in _PTX_ATOMIC.findall(ptx) if _PTX_SUSPECT.search(op)]
 
 
 def float_atomics(sass):

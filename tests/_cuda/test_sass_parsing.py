@@ -51,6 +51,21 @@ def test_float_atomics_are_found_and_integer_ones_are_not():
     assert sass.float_atomics(SASS) == ["ATOMS.CAST.SPIN.64", "RED.E.ADD.F64.RN.STRONG.GPU"]
 
 
+PTX = """\
+    atom.global.add.u32 %r1, [%rd1], 1;
+    atom.global.max.s64 %rd2, [%rd3], %rd4;
+    red.global.add.f32 [%rd1], %f1;
+    atom.shared.cas.b64 %rd5, [%r2], %rd6, %rd7;
+    atom.global.add.f64 %fd1, [%rd8], %fd2;
+    // atomics in a comment: atom.global.add.f32 is matched too, which only errs safe
+"""
+
+
+def test_ptx_float_atomics_are_found_and_integer_ones_are_not():
+    assert sass.ptx_float_atomics(PTX) == ["red.global.add.f32", "atom.shared.cas.b64",
+                                           "atom.global.add.f64", "atom.global.add.f32"]
+
+
 @pytest.mark.parametrize(("opcode", "kind"), [
     ("FFMA", "fp32"), ("DFMA", "fp64"), ("LDS.128", "memory"), ("IMAD.WIDE.U32", "integer"),
     ("BAR.SYNC.DEFER_BLOCKING", "control"), ("LEA.HI.X", "integer"), ("HFMA2.MMA", "fp32"),
