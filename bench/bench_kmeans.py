@@ -150,19 +150,25 @@ def demo_seconds(cache_dir, python=sys.executable):
 def demo_rows():
     """Table rows: the first-ever demo (empty numba cache) and 5 after it, per environment."""
     rows = []
-    envs = [("this environment (scikit-learn, scipy importable)", sys.executable)]
-    if plain_python():
-        envs.append(("plain install (numpy, numba, numba-cuda only)", plain_python()))
-    for name, python in envs:
-        with tempfile.TemporaryDirectory() as cache_dir:
-            first = demo_seconds(cache_dir, python)
-            warm = [demo_seconds(cache_dir, python) for _ in range(5)]
+    for name, (first, warm) in _first_and_warm(demo_seconds):
         verdicts = ("met" if first <= DEMO_FIRST_TARGET_S else "missed",
                     "met" if statistics.median(warm) <= DEMO_WARM_TARGET_S else "missed")
         rows.append(f"| {name} | {first:.2f} s | {statistics.median(warm):.2f} s (range "
                     f"{min(warm):.2f}-{max(warm):.2f}, n=5) | <= {DEMO_FIRST_TARGET_S:g} s: "
                     f"{verdicts[0]}; <= {DEMO_WARM_TARGET_S:g} s: {verdicts[1]} |")
     return rows
+
+
+def _first_and_warm(seconds, n_warm=5):
+    """``(environment name, (first, [warm...]))`` for this environment and the plain install
+    (if any): ``seconds(cache_dir, python)`` once with an empty numba cache, then again."""
+    envs = [("this environment (scikit-learn, scipy importable)", sys.executable)]
+    if plain_python():
+        envs.append(("plain install (numpy, numba, numba-cuda only)", plain_python()))
+    for name, python in envs:
+        with tempfile.TemporaryDirectory() as cache_dir:
+            first = seconds(cache_dir, python)
+            yield name, (first, [seconds(cache_dir, python) for _ in range(n_warm)])
 
 
 def plain_python():
@@ -177,13 +183,7 @@ def plain_python():
 def fresh_process_rows():
     """Table rows: empty and warm cache here, and warm in a plain install if there is one."""
     rows = []
-    envs = [("this environment (scikit-learn, scipy importable)", sys.executable)]
-    if plain_python():
-        envs.append(("plain install (numpy, numba, numba-cuda only)", plain_python()))
-    for name, python in envs:
-        with tempfile.TemporaryDirectory() as cache_dir:
-            empty = fresh_process_seconds(cache_dir, python)
-            warm = [fresh_process_seconds(cache_dir, python) for _ in range(5)]
+    for name, (empty, warm) in _first_and_warm(fresh_process_seconds):
         verdict = "met" if statistics.median(warm) <= FRESH_TARGET_S else "missed"
         rows.append(f"| {name} | {empty:.2f} s | {statistics.median(warm):.2f} s (range "
                     f"{min(warm):.2f}-{max(warm):.2f}, n=5) | <= {FRESH_TARGET_S} s: "
