@@ -1,0 +1,128 @@
+"""Where a CPU Lloyd step spends its time, by compiled kernel, with Linux ``perf``.
+
+numba's machine code lives in anonymous memory, so ``perf report`` shows its samples as
+bare addresses. :func:`write_perf_map` names them: it writes ``/tmp/perf-<pid>.map``
+(perf's map format for JIT code: start, size, name), with every function of every
+compiled overload of the given modules. It needs the kernels' object code, which numba
+keeps only for what it compiled in this process: run with an empty ``NUMBA_CACHE_DIR``.
+
+    mkfifo /tmp/ctl
+    NUMBA_CACHE_DIR=$(mktemp -d) perf record -D -1 --control=fifo:/tmp/ctl -o perf.data \\
+        python -m bench.perf_kernels --case mid --kind unclustered --steps 400 \\
+        --control /tmp/ctl
+    perf report -i perf.data --no-children --sort sym
+
+The program compiles and runs a few steps first, writes the map, then tells perf (through
+its control fifo) to start sampling, so the profile holds the steps only, not the compile.
+``--objects DIR`` also keeps each kernel's object file and load address there, for
+``objdump -d`` of the hottest addresses (``perf script -F ip,sym``).
+"""
+
+import argparse
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+from numba.core.registry import CPUDispatcher
+
+
+def _symbols(obj):
+    """``[(offset, size, name)]`` of the functions defined in an object file (``nm``)."""
+    with tempfile.NamedTemporaryFile(suffix=".o") as f:
+        f.write(obj)
+        f.flush()
+        out = subprocess.run(["nm", "-S", "--defined-only", f.name], capture_output=True,
+                             text=True, check=True).stdout
+    found = []
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[2] in "tT":
+            found.append((int(parts[0], 16), int(parts[1], 16), parts[3]))
+    return found
+
+
+def write_perf_map(modules, path=None, objects=None):
+    """Write perf's JIT map for every compiled overload of the numba dispatchers in
+    ``modules``; returns ``(path, n_functions)``. Each line names the dispatcher, then
+    the function (an inlined helper compiled into a kernel has no line of its own: its
+    samples count as the kernel's). ``objects``: a folder to keep each kernel's object
+    file and load address in (``<name>.o``, ``<name>.base``)."""
+    path = pathlib.Path(path or f"/tmp/perf-{os.getpid()}.map")
+    lines, seen = [], set()
+    for module in modules:
+        for attr in sorted(vars(module)):
+            dispatcher = getattr(module, attr)
+            if not isinstance(dispatcher, CPUDispatcher):
+                continue
+            for n, cres in enumerate(dispatcher.overloads.values()):
+                library = cres.library
+                if id(library) in seen:
+                    continue
+                seen.add(id(library))
+                try:
+                    obj = library._get_compiled_object()
+                except RuntimeError:  # loaded from the cache: no object code kept
+                    continue
+                symbols = _symbols(obj)
+                # the load address, from the first function the JIT can locate
+                base = next((library.get_pointer_to_function(name) - offset
+                             for offset, _, name in symbols
+                             if library.get_pointer_to_function(name)), None)
+                if base is None:
+                    continue
+                for offset, size, name in symbols:
+                    lines.append(f"{base + offset:x} {size:x} {dispatcher.__name__}:{name}")
+                if objects is not None:
+                    stem = pathlib.Path(objects) / f"{dispatcher.__name__}-{n}"
+                    stem.with_suffix(".o").write_bytes(obj)
+                    stem.with_suffix(".base").write_text(f"{base:#x}\n")
+    path.write_text("".join(line + "\n" for line in lines))
+    return path, len(lines)
+
+
+def main(argv=None):
+    from bench.bench_peers import CASES, KINDS, explicit_init, make_data
+    from cudakmeans._cpu import kmeans as cpu_kmeans
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--case", choices=[c for c in CASES if CASES[c]["mode"] == "lloyd"],
+                        default="mid")
+    parser.add_argument("--kind", choices=KINDS, default="unclustered")
+    parser.add_argument("--steps", type=int, default=200, help="Lloyd steps profiled")
+    parser.add_argument("--warm", type=int, default=3, help="steps run before (compile)")
+    parser.add_argument("--control", help="perf's control fifo: 'enable' is written there")
+    parser.add_argument("--objects", help="keep the kernels' object files in this folder")
+    args = parser.parse_args(argv)
+    p = CASES[args.case]
+    X = make_data(args.kind, p["n"], p["d"], p["k"], p["dtype"])
+    ws = cpu_kmeans.Workspace(X, np.ones(X.shape[0], dtype=X.dtype), p["k"])
+    ws.reset_labels()
+    old, new = ws.upload_centers(explicit_init(X, p["k"])), ws.empty_centers()
+    for _ in range(args.warm):
+        ws.lloyd_iter(old, new)
+        old, new = new, old
+    if args.objects:
+        os.makedirs(args.objects, exist_ok=True)
+    path, count = write_perf_map([cpu_kmeans], objects=args.objects)
+    print(f"{path}: {count} functions", file=sys.stderr)
+    if count == 0:
+        print("no object code: were the kernels loaded from the cache? Set "
+              "NUMBA_CACHE_DIR to an empty folder.", file=sys.stderr)
+    if args.control:
+        with open(args.control, "w") as ctl:
+            ctl.write("enable\n")
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        ws.lloyd_iter(old, new)
+        old, new = new, old
+    seconds = time.perf_counter() - start
+    print(f"{args.case} {args.kind}: {args.steps} steps, {seconds * 1e3 / args.steps:.2f} "
+          f"ms a step")
+
+
+if __name__ == "__main__":
+    main()
