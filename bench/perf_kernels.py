@@ -5,6 +5,10 @@ bare addresses. :func:`write_perf_map` names them: it writes ``/tmp/perf-<pid>.m
 (perf's map format for JIT code: start, size, name), with every function of every
 compiled overload of the given modules. It needs the kernels' object code, which numba
 keeps only for what it compiled in this process: run with an empty ``NUMBA_CACHE_DIR``.
+A kernel a second process compiled (a first fit's seeding starts one for the Lloyd
+kernels, :mod:`cudakmeans._cpu.compile`) is loaded from the cache and stays unnamed: to
+profile whole fits, replace ``cudakmeans._cpu.compile._start_elsewhere`` by a function
+that returns ``""`` first.
 
     mkfifo /tmp/ctl
     NUMBA_CACHE_DIR=$(mktemp -d) perf record -D -1 --control=fifo:/tmp/ctl -o perf.data \\
