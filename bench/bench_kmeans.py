@@ -163,8 +163,9 @@ def _first_and_warm(seconds, n_warm=5):
     """``(environment name, (first, [warm...]))`` for this environment and the plain install
     (if any): ``seconds(cache_dir, python)`` once with an empty numba cache, then again."""
     envs = [("this environment (scikit-learn, scipy importable)", sys.executable)]
-    if plain_python():
-        envs.append(("plain install (numpy, numba, numba-cuda only)", plain_python()))
+    plain = plain_python()
+    if plain:
+        envs.append(("plain install (numpy, numba, numba-cuda only)", plain))
     for name, python in envs:
         with tempfile.TemporaryDirectory() as cache_dir:
             first = seconds(cache_dir, python)
@@ -174,8 +175,9 @@ def _first_and_warm(seconds, n_warm=5):
 def plain_python():
     """An interpreter whose environment has only what ``pip install cudakmeans`` brings
     (``nox -s bench`` makes one), or None. Where scipy is importable, numba imports
-    scipy.linalg when it sets up its CPU target (to look for BLAS), which costs this
-    machine ~0.4 s in every fresh process; a plain install does not pay it."""
+    scipy.linalg when it sets up its CPU target (to look for BLAS): 0.13 s of every fresh
+    process on the development VM by ``-X importtime`` (README); a plain install does not
+    pay it."""
     python = os.environ.get("CUDAKMEANS_PLAIN_PYTHON")
     return python if python and pathlib.Path(python).exists() else None
 

@@ -1,19 +1,19 @@
 """Where a CPU Lloyd step spends its time, by compiled kernel, with Linux ``perf``.
 
 numba's machine code lives in anonymous memory, so ``perf report`` shows its samples as
-bare addresses. :func:`write_perf_map` names them: it writes ``/tmp/perf-<pid>.map``
-(perf's map format for JIT code: start, size, name), with every function of every
-compiled overload of the given modules. It needs the kernels' object code, which numba
+bare addresses. :func:`write_perf_map` names them: it writes ``perf-<pid>.map`` where
+perf reads it (its map format for JIT code: start, size, name), with every function of
+every compiled overload of the given modules. It needs the kernels' object code, which numba
 keeps only for what it compiled in this process: run with an empty ``NUMBA_CACHE_DIR``.
 A kernel a second process compiled (a first fit's seeding starts one for the Lloyd
 kernels, :mod:`cudakmeans._cpu.compile`) is loaded from the cache and stays unnamed: to
 profile whole fits, replace ``cudakmeans._cpu.compile._start_elsewhere`` by a function
 that returns ``""`` first.
 
-    mkfifo /tmp/ctl
-    NUMBA_CACHE_DIR=$(mktemp -d) perf record -D -1 --control=fifo:/tmp/ctl -o perf.data \\
+    ctl=$(mktemp -u) && mkfifo "$ctl"
+    NUMBA_CACHE_DIR=$(mktemp -d) perf record -D -1 --control=fifo:"$ctl" -o perf.data \\
         python -m bench.perf_kernels --case mid --kind unclustered --steps 400 \\
-        --control /tmp/ctl
+        --control "$ctl"
     perf report -i perf.data --no-children --sort sym
 
 The program compiles and runs a few steps first, writes the map, then tells perf (through
@@ -33,6 +33,9 @@ import time
 import numpy as np
 from numba.core.registry import CPUDispatcher
 
+# perf looks for a process's JIT map in this one place, whatever the platform's temp folder
+PERF_MAP_DIR = "/tmp"
+
 
 def _symbols(obj):
     """``[(offset, size, name)]`` of the functions defined in an object file (``nm``)."""
@@ -49,13 +52,22 @@ def _symbols(obj):
     return found
 
 
+def _load_address(library, symbols):
+    """Where the JIT put the object file's start: from the first function it can locate."""
+    for offset, _, name in symbols:
+        address = library.get_pointer_to_function(name)
+        if address:
+            return address - offset
+    return None
+
+
 def write_perf_map(modules, path=None, objects=None):
     """Write perf's JIT map for every compiled overload of the numba dispatchers in
     ``modules``; returns ``(path, n_functions)``. Each line names the dispatcher, then
     the function (an inlined helper compiled into a kernel has no line of its own: its
     samples count as the kernel's). ``objects``: a folder to keep each kernel's object
     file and load address in (``<name>.o``, ``<name>.base``)."""
-    path = pathlib.Path(path or f"/tmp/perf-{os.getpid()}.map")
+    path = pathlib.Path(path or f"{PERF_MAP_DIR}/perf-{os.getpid()}.map")
     lines, seen = [], set()
     for module in modules:
         for attr in sorted(vars(module)):
@@ -72,10 +84,7 @@ def write_perf_map(modules, path=None, objects=None):
                 except RuntimeError:  # loaded from the cache: no object code kept
                     continue
                 symbols = _symbols(obj)
-                # the load address, from the first function the JIT can locate
-                base = next((library.get_pointer_to_function(name) - offset
-                             for offset, _, name in symbols
-                             if library.get_pointer_to_function(name)), None)
+                base = _load_address(library, symbols)
                 if base is None:
                     continue
                 for offset, size, name in symbols:
