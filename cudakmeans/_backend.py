@@ -88,7 +88,8 @@ class KMeansWorkspace(Protocol):
 
     # The inertia must be whole when ``exact`` (verbose output prints it) and when no
     # label changed (strict convergence returns it); otherwise it may leave out the rows
-    # a step's bounds settled without their distances (the dense CPU's do).
+    # a step's bounds settled without their distances, or every row (the dense CPU's
+    # steps keep no distance, and return 0).
     def lloyd_iter(self, centers_old, centers_new, exact=False):
         """One Lloyd step; returns ``(n_changed, center_shift_tot, inertia)``."""
 

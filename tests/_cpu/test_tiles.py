@@ -42,7 +42,7 @@ def _scan(XT, row0, n_rows, centers, acc, best, second, best_label):
 
 
 @njit
-def _scan_by_dots(X, XT, row0, n_rows, centers, margin, tiny, buffers):
+def _scan_by_dots(X, XT, row0, n_rows, centers, margin, tiny, buffers, loose):
     values, labels, rows, _, packed, _ = buffers
     d = XT.shape[0]
     half_norms = np.empty(centers.shape[0], dtype=centers.dtype)
@@ -57,7 +57,7 @@ def _scan_by_dots(X, XT, row0, n_rows, centers, margin, tiny, buffers):
                                           centers_t, one_row, row_dists, labels[3],
                                           values[6], X, np.arange(row0, row0 + TILE),
                                           np.empty(TILE, np.int64), np.empty(TILE, np.int32),
-                                          np.empty(TILE, X.dtype))
+                                          np.empty(TILE, X.dtype), loose)
     if n_left >= cpu_kmeans.FEW_ROWS:
         cpu_kmeans.finish_left_rows(n_left, centers, acc, values[0], values[1], labels[0],
                                     values[3:6], labels[2], left_rows, repack)
@@ -113,26 +113,42 @@ def _scan_and_compare(X, centers):
 def _scan_by_dots_and_compare(X, centers, labels, distances, runner_up):
     """scan_tile_by_dots on the same tile: ``nearest_center``'s labels and distances, and
     a ``second`` that never exceeds the second-nearest distance (equal to it on the rows
-    left to the exact scan). Returns how many rows were left to it."""
+    left to the exact scan). Loose (a step whose distances are not kept), the same labels
+    and ``second``, and distances that bound ``sq_dist``'s from above, and the true ones
+    once the margin is added.
+    Returns how many rows were left to the exact scan."""
     n, d = X.shape
     buffers = cpu_kmeans.tile_buffers(d, X.dtype, centers.shape[0])
     XT = np.zeros((d, n + ROWS), dtype=X.dtype)  # a short last tile reads a whole block
     XT[:, :n] = X.T
     margin = 8.0 * (d + 4) * float(np.finfo(X.dtype).eps)  # the workspace's
-    n_left = 0
+    true = ((X.astype(np.float64) - centers.astype(np.float64)[labels]) ** 2).sum(axis=1)
+    tiny = float(np.finfo(X.dtype).tiny)
+    n_left = {}
     values, tile_labels = buffers[0], buffers[1]
-    for row0 in range(0, n, cpu_kmeans.TILE):
-        rows = slice(row0, min(row0 + cpu_kmeans.TILE, n))
-        m = rows.stop - row0
-        buffers[1][3].fill(-1)  # no label known beforehand
-        left = _scan_by_dots(X, XT, row0, m, centers, margin,
-                             float(np.finfo(X.dtype).tiny), buffers)
-        assert 0 <= left <= m
-        n_left += left
-        np.testing.assert_array_equal(tile_labels[0][:m], labels[rows])
-        np.testing.assert_array_equal(values[0][:m], distances[rows])
-        assert np.all(values[1][:m] <= runner_up[rows])
-    return n_left
+    for loose in (False, True):
+        n_left[loose] = 0
+        for row0 in range(0, n, cpu_kmeans.TILE):
+            rows = slice(row0, min(row0 + cpu_kmeans.TILE, n))
+            m = rows.stop - row0
+            buffers[1][3].fill(-1)  # no label known beforehand
+            left = _scan_by_dots(X, XT, row0, m, centers, margin,
+                                 float(np.finfo(X.dtype).tiny), buffers, loose)
+            assert 0 <= left <= m
+            n_left[loose] += left
+            np.testing.assert_array_equal(tile_labels[0][:m], labels[rows])
+            if loose:
+                assert np.all(values[0][:m] >= distances[rows])
+                # the bound the caller makes of it (own_bound): the rows left to the
+                # exact scan have sq_dist's, which may round under the truth, and under
+                # tiny (subnormal squares) only tiny bounds the error
+                needed = np.maximum(values[0][:m].astype(np.float64) * (1 + margin), tiny)
+                assert np.all(needed + tiny >= true[rows])
+            else:
+                np.testing.assert_array_equal(values[0][:m], distances[rows])
+            assert np.all(values[1][:m] <= runner_up[rows])
+    assert n_left[False] == n_left[True]
+    return n_left[False]
 
 
 @pytest.mark.parametrize("n_features", [1, 2, 17, 64])
