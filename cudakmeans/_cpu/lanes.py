@@ -1,0 +1,164 @@
+"""A row of fewer than ``LANES`` features as one vector of ``LANES`` lanes.
+
+With a handful of features (the request's 7) a loop over them does not vectorise: LLVM
+will not read past a row's last feature, so each feature became a scalar load, its
+arithmetic and a compare and branch on the feature count (``add_to_sums`` ran 8
+mul-add-stores a row, each behind a branch). Here a row is one masked vector load: lanes
+from the feature count up are not read (AVX-512 masks them in hardware, AVX2 with
+``vmaskmov``; a target without either gets LLVM's scalar form of the same load) and take
+a fill value instead. Every lane then runs the arithmetic of the scalar loop it replaces,
+in the same order, so the values are bit for bit those of the loops below, which are
+also what runs with ``NUMBA_DISABLE_JIT=1``.
+"""
+
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
+
+LANES = 8
+
+
+def add_weighted_row(lanes, c, X, i, w):
+    """``lanes[c, f] += w * X[i, f]`` for f < d (the product in X's dtype, the sum in
+    float64), ``lanes[c, f] += w * 0`` for d <= f < LANES - 1 and ``lanes[c, LANES - 1] +=
+    w * 1``: a row's weighted coordinates and its weight, for rows of d < LANES features.
+    """
+    _add_weighted_row_loops(lanes, c, X, i, w)
+
+
+def row_sq_dist(X, i, Y, j):
+    """``sq_dist(X, i, Y, j)`` for rows of d < LANES features, bit for bit:
+    ``((0 + d_0^2) + d_1^2) + ...`` in X's dtype, in feature order, then ``+ 0`` for each
+    padding lane (which changes no sum of squares)."""
+    return _row_sq_dist_loops(X, i, Y, j)
+
+
+def _add_weighted_row_loops(lanes, c, X, i, w):
+    one, zero = X.dtype.type(1), X.dtype.type(0)
+    n_features = X.shape[1]
+    for f in range(LANES):
+        x = X[i, f] if f < n_features else (one if f == LANES - 1 else zero)
+        lanes[c, f] += w * x
+
+
+def _row_sq_dist_loops(X, i, Y, j):
+    acc = X.dtype.type(0)
+    for f in range(X.shape[1]):
+        diff = X[i, f] - Y[j, f]
+        acc += diff * diff
+    return acc
+
+
+def _vector_type(context, dtype):
+    fty = context.get_value_type(dtype)
+    return fty, ir.VectorType(fty, LANES), context.get_abi_sizeof(fty)
+
+
+def _row_pointer(context, builder, array_type, array, index_type, index, vty):
+    """A pointer to row ``index`` of a 2-D array, as a pointer to a vector of LANES."""
+    arr = context.make_array(array_type)(context, builder, array)
+    index = context.cast(builder, index, index_type, types.intp)
+    stride = cgutils.unpack_tuple(builder, arr.strides, 2)[0]
+    i8p = ir.IntType(8).as_pointer()
+    row = builder.gep(builder.bitcast(arr.data, i8p), [builder.mul(index, stride)])
+    return builder.bitcast(row, vty.as_pointer()), arr
+
+
+def _masked_row(builder, pointer, vty, itemsize, n_features, fill):
+    """The first ``n_features`` lanes of the row at ``pointer``, ``fill`` in the others;
+    lanes from ``n_features`` up are not read."""
+    i64 = ir.IntType(64)
+    lane = ir.Constant(ir.VectorType(i64, LANES), list(range(LANES)))
+    limit = builder.insert_element(ir.Constant(ir.VectorType(i64, LANES), ir.Undefined),
+                                   n_features, ir.Constant(ir.IntType(32), 0))
+    limit = builder.shuffle_vector(limit, limit,
+                                   ir.Constant(ir.VectorType(ir.IntType(32), LANES), None))
+    mask = builder.icmp_unsigned("<", lane, limit)
+    kind = "f32" if str(vty.element) == "float" else "f64"
+    load = cgutils.get_or_insert_function(
+        builder.module,
+        ir.FunctionType(vty, [vty.as_pointer(), ir.IntType(32), mask.type, vty]),
+        f"llvm.masked.load.v{LANES}{kind}.p0")
+    return builder.call(load, [pointer, ir.Constant(ir.IntType(32), itemsize), mask, fill])
+
+
+@intrinsic
+def _add_weighted_row(typingctx, lanes, c, X, i, w):
+    def codegen(context, builder, sig, args):
+        lanes_type, c_type, x_type, i_type, w_type = sig.args
+        fty, vty, itemsize = _vector_type(context, x_type.dtype)
+        f64, v64 = ir.DoubleType(), ir.VectorType(ir.DoubleType(), LANES)
+        x_row, x = _row_pointer(context, builder, x_type, args[2], i_type, args[3], vty)
+        n_features = cgutils.unpack_tuple(builder, x.shape, 2)[1]
+        fill = ir.Constant(vty, [0.0] * (LANES - 1) + [1.0])  # the weight's lane
+        row = _masked_row(builder, x_row, vty, itemsize, n_features, fill)
+        w = context.cast(builder, args[4], w_type, x_type.dtype)
+        splat = builder.shuffle_vector(
+            builder.insert_element(ir.Constant(vty, ir.Undefined), w,
+                                   ir.Constant(ir.IntType(32), 0)),
+            ir.Constant(vty, ir.Undefined),
+            ir.Constant(ir.VectorType(ir.IntType(32), LANES), None))
+        product = builder.fmul(splat, row)  # in X's dtype, as w * X[i, f] rounds
+        if fty != f64:
+            product = builder.fpext(product, v64)
+        own, _ = _row_pointer(context, builder, lanes_type, args[0], c_type, args[1], v64)
+        builder.store(builder.fadd(builder.load(own, align=8), product), own, align=8)
+        return context.get_dummy_value()
+
+    return types.void(lanes, c, X, i, w), codegen
+
+
+@intrinsic
+def _row_sq_dist(typingctx, X, i, Y, j):
+    def codegen(context, builder, sig, args):
+        x_type, i_type, y_type, j_type = sig.args
+        fty, vty, itemsize = _vector_type(context, x_type.dtype)
+        x_row, x = _row_pointer(context, builder, x_type, args[0], i_type, args[1], vty)
+        y_row, _ = _row_pointer(context, builder, y_type, args[2], j_type, args[3], vty)
+        n_features = cgutils.unpack_tuple(builder, x.shape, 2)[1]
+        zeros = ir.Constant(vty, [0.0] * LANES)
+        diff = builder.fsub(_masked_row(builder, x_row, vty, itemsize, n_features, zeros),
+                            _masked_row(builder, y_row, vty, itemsize, n_features, zeros))
+        squares = builder.fmul(diff, diff)
+        kind = "f32" if fty == ir.FloatType() else "f64"
+        # without fast-math flags an ordered reduction: ((start + s_0) + s_1) + ...
+        reduce = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(fty, [fty, vty]),
+            f"llvm.vector.reduce.fadd.v{LANES}{kind}")
+        return builder.call(reduce, [ir.Constant(fty, 0.0), squares])
+
+    return X.dtype(X, i, Y, j), codegen
+
+
+def _is_row_major(*arrays):
+    return all(isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C"
+               for a in arrays)
+
+
+_add_loops_jit = njit(nogil=True, inline="always")(_add_weighted_row_loops)
+_sq_loops_jit = njit(nogil=True, inline="always")(_row_sq_dist_loops)
+
+
+@overload(add_weighted_row, inline="always")
+def _add_weighted_row_overload(lanes, c, X, i, w):
+    if _is_row_major(lanes, X) and lanes.dtype == types.float64 \
+            and X.dtype in (types.float32, types.float64):
+        def impl(lanes, c, X, i, w):
+            _add_weighted_row(lanes, c, X, i, w)
+    else:
+        def impl(lanes, c, X, i, w):
+            _add_loops_jit(lanes, c, X, i, w)
+    return impl
+
+
+@overload(row_sq_dist, inline="always")
+def _row_sq_dist_overload(X, i, Y, j):
+    if _is_row_major(X, Y) and X.dtype == Y.dtype \
+            and X.dtype in (types.float32, types.float64):
+        def impl(X, i, Y, j):
+            return _row_sq_dist(X, i, Y, j)
+    else:
+        def impl(X, i, Y, j):
+            return _sq_loops_jit(X, i, Y, j)
+    return impl

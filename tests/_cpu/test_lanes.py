@@ -1,0 +1,107 @@
+"""``_cpu.lanes``: a row of fewer than LANES features as one masked vector, bit for bit the
+scalar loops it replaces, and never a read past the row."""
+
+import ctypes
+import mmap
+import sys
+
+import numpy as np
+import pytest
+from numba import njit
+
+from cudakmeans._cpu import lanes
+from cudakmeans._cpu.math import sq_dist
+
+pytestmark = pytest.mark.nojit
+
+
+@njit
+def _add_rows(out, labels, X, w):
+    for i in range(X.shape[0]):
+        lanes.add_weighted_row(out, labels[i], X, i, w[i])
+
+
+@njit
+def _row_sq_dists(X, Y, labels, out):
+    for i in range(X.shape[0]):
+        out[i] = lanes.row_sq_dist(X, i, Y, labels[i])
+
+
+def _data(n_features, dtype, n=300, k=5, seed=0):
+    rng = np.random.default_rng(seed + n_features)
+    X = (rng.standard_normal((n, n_features)) * 10.0).astype(dtype)
+    Y = (rng.standard_normal((k, n_features)) * 10.0).astype(dtype)
+    labels = rng.integers(0, k, n).astype(np.int32)
+    w = rng.uniform(0.5, 2.0, n).astype(dtype)
+    return X, Y, labels, w
+
+
+@pytest.mark.parametrize("n_features", range(1, lanes.LANES))
+def test_weighted_rows_are_the_scalar_chain_bit_for_bit(n_features, dtype):
+    """Each lane is ``lanes[c, f] += w * X[i, f]`` (the product in X's dtype) in row order,
+    zeros in the padding lanes, the weight in the last one."""
+    X, _, labels, w = _data(n_features, dtype)
+    got = np.zeros((5, lanes.LANES))
+    _add_rows(got, labels, X, w)
+    expected = np.zeros((5, lanes.LANES))
+    for i in range(X.shape[0]):
+        for f in range(n_features):
+            expected[labels[i], f] += float(w[i] * X[i, f])
+        expected[labels[i], -1] += float(w[i])
+    np.testing.assert_array_equal(got, expected)
+    assert np.all(got[:, n_features:-1] == 0.0)
+
+
+@pytest.mark.parametrize("n_features", range(1, lanes.LANES))
+def test_row_sq_dist_is_sq_dist_bit_for_bit(n_features, dtype):
+    X, Y, labels, _ = _data(n_features, dtype)
+    got = np.empty(X.shape[0], dtype=dtype)
+    _row_sq_dists(X, Y, labels, got)
+    expected = np.array([sq_dist(X, i, Y, labels[i]) for i in range(X.shape[0])],
+                        dtype=dtype)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_rows_that_are_not_contiguous_take_the_loops(dtype):
+    """A strided view is not one vector load: the same values by the plain loops."""
+    X, Y, labels, w = _data(7, dtype)
+    view = X[:, ::2]  # 4 features, every other column
+    got = np.zeros((5, lanes.LANES))
+    _add_rows(got, labels, view, w)
+    expected = np.zeros((5, lanes.LANES))
+    _add_rows(expected, labels, np.ascontiguousarray(view), w)
+    np.testing.assert_array_equal(got, expected)
+    dists = np.empty(X.shape[0], dtype=dtype)
+    _row_sq_dists(view, np.ascontiguousarray(Y[:, ::2]), labels, dists)
+    expected = np.empty_like(dists)
+    _row_sq_dists(np.ascontiguousarray(view), np.ascontiguousarray(Y[:, ::2]), labels,
+                  expected)
+    np.testing.assert_array_equal(dists, expected)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mprotect through libc")
+@pytest.mark.parametrize("n_features", [1, 3, 7])
+def test_the_last_row_is_read_up_to_its_last_feature_only(n_features):
+    """X ends where an unreadable page begins: a load of the last row's padding lanes
+    would crash the process."""
+    page = mmap.PAGESIZE
+    buffer = mmap.mmap(-1, 2 * page)
+    libc = ctypes.CDLL(None, use_errno=True)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(buffer))
+    assert libc.mprotect(ctypes.c_void_p(base + page), page, 0) == 0  # PROT_NONE
+    try:
+        n = 5
+        nbytes = n * n_features * 8
+        X = np.frombuffer(buffer, dtype=np.float64, count=n * n_features,
+                          offset=page - nbytes).reshape(n, n_features)
+        X[:] = np.arange(n * n_features, dtype=np.float64).reshape(n, n_features)
+        Y = X[:2].copy()
+        got = np.zeros((2, lanes.LANES))
+        _add_rows(got, np.zeros(n, np.int32), X, np.ones(n))
+        assert got[0, -1] == n and got[0, 0] == X[:, 0].sum()
+        dists = np.empty(n)
+        _row_sq_dists(X, Y, np.zeros(n, np.int32), dists)
+        assert dists[-1] == ((X[-1] - Y[0]) ** 2).sum()
+    finally:
+        libc.mprotect(ctypes.c_void_p(base + page), page, 3)  # read and write again
+        del X
