@@ -7,14 +7,20 @@ mul-add-stores a row, each behind a branch). Here a row is one masked vector loa
 from the feature count up are not read (AVX-512 masks them in hardware, AVX2 with
 ``vmaskmov``; a target without either gets LLVM's scalar form of the same load) and take
 a fill value instead. Every lane then runs the arithmetic of the scalar loop it replaces,
-in the same order, so the values are bit for bit those of the loops below, which are
-also what runs with ``NUMBA_DISABLE_JIT=1``.
+in the same order, so the values are bit for bit those of the plain forms
+(``_add_weighted_row_loops``, ``sq_dist``), which are also what runs with
+``NUMBA_DISABLE_JIT=1``. ``row_sq_dist`` takes the loop where a row has LANES features or
+more (one compare a call, the same for every row); ``add_weighted_row`` is only defined
+under LANES features (its last lane is the weight's).
 """
 
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
+
+from .. import _math
+from .math import inline as _inline_math
 
 LANES = 8
 
@@ -31,7 +37,7 @@ def row_sq_dist(X, i, Y, j):
     """``sq_dist(X, i, Y, j)`` for rows of d < LANES features, bit for bit:
     ``((0 + d_0^2) + d_1^2) + ...`` in X's dtype, in feature order, then ``+ 0`` for each
     padding lane (which changes no sum of squares)."""
-    return _row_sq_dist_loops(X, i, Y, j)
+    return _math.sq_dist(X, i, Y, j)
 
 
 def _add_weighted_row_loops(lanes, c, X, i, w):
@@ -40,14 +46,6 @@ def _add_weighted_row_loops(lanes, c, X, i, w):
     for f in range(LANES):
         x = X[i, f] if f < n_features else (one if f == LANES - 1 else zero)
         lanes[c, f] += w * x
-
-
-def _row_sq_dist_loops(X, i, Y, j):
-    acc = X.dtype.type(0)
-    for f in range(X.shape[1]):
-        diff = X[i, f] - Y[j, f]
-        acc += diff * diff
-    return acc
 
 
 def _vector_type(context, dtype):
@@ -137,7 +135,7 @@ def _is_row_major(*arrays):
 
 
 _add_loops_jit = njit(nogil=True, inline="always")(_add_weighted_row_loops)
-_sq_loops_jit = njit(nogil=True, inline="always")(_row_sq_dist_loops)
+_sq_dist_loops = _inline_math.sq_dist  # a global numba can type (not the namespace)
 
 
 @overload(add_weighted_row, inline="always")
@@ -157,8 +155,10 @@ def _row_sq_dist_overload(X, i, Y, j):
     if _is_row_major(X, Y) and X.dtype == Y.dtype \
             and X.dtype in (types.float32, types.float64):
         def impl(X, i, Y, j):
-            return _row_sq_dist(X, i, Y, j)
+            if X.shape[1] < LANES:
+                return _row_sq_dist(X, i, Y, j)
+            return _sq_dist_loops(X, i, Y, j)
     else:
         def impl(X, i, Y, j):
-            return _sq_loops_jit(X, i, Y, j)
+            return _sq_dist_loops(X, i, Y, j)
     return impl

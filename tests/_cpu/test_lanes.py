@@ -52,8 +52,9 @@ def test_weighted_rows_are_the_scalar_chain_bit_for_bit(n_features, dtype):
     assert np.all(got[:, n_features:-1] == 0.0)
 
 
-@pytest.mark.parametrize("n_features", range(1, lanes.LANES))
+@pytest.mark.parametrize("n_features", [*range(1, lanes.LANES), lanes.LANES, 11])
 def test_row_sq_dist_is_sq_dist_bit_for_bit(n_features, dtype):
+    """Under LANES features one vector; from LANES up (not the kernels' use) the loop."""
     X, Y, labels, _ = _data(n_features, dtype)
     got = np.empty(X.shape[0], dtype=dtype)
     _row_sq_dists(X, Y, labels, got)
