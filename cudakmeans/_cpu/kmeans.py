@@ -276,7 +276,8 @@ def scan_tile_by_dots(XT, row0, n_rows, centers, half_norms, center_bound, margi
     on the true squared distance: ``known_dists[r]`` (the bounds', which may be loose
     too: :func:`flag_rescans`) or ``(A1 + e)(1 + margin)`` rounded up, so that no row's
     own distance is summed again (with the loose bounds, a step of 200,000 x 32, K=64
-    took 18-20 ms of CPU where it took 23-25; of 1M x 64, K=256, 517-548 against 568-626).
+    without bounds, every tile scanned, took 18-20 ms of CPU where it took 23-25; of 1M x
+    64, K=256, with them, 517-548 against 568-626).
 
     IN: XT (``BLOCK_ROWS`` columns from row0, as for :func:`scan_tile`), centers,
     half_norms and center_bound (:func:`center_norms`), centers_t (the centres
@@ -329,28 +330,29 @@ def scan_tile_by_dots(XT, row0, n_rows, centers, half_norms, center_bound, margi
     for r in range(n_rows):  # the others, packed
         rows[n_left] = r
         n_left += unsettled[r] != 0.0
-    n_unknown = 0
-    for r in range(n_rows):
-        n_unknown += best_label[r] != known_labels[r]
     if loose:  # bounds only: the unsettled rows' are exact, below
         for r in range(n_rows):
             best[r] = known_dists[r] if best_label[r] == known_labels[r] else norms[r]
-    elif n_unknown * 4 > n_rows and n_features < ROW_MAJOR_FEATURES:  # gathers, every row
-        tile_own_sq_dist(XT, row0, n_rows, centers, best_label, best)
-    else:  # the rows whose distance is not known, from X's rows
-        slots = scratch_labels  # free until the caller's finish_left_rows
-        n_own = 0
+    else:
+        n_unknown = 0
         for r in range(n_rows):
-            label = best_label[r]
-            known = label == known_labels[r]
-            best[r] = known_dists[r] if known else best[r]
-            own_rows[n_own] = x_rows[r]
-            own_labels[n_own] = label
-            slots[n_own] = r
-            n_own += not known
-        own_sq_dists(X, own_rows, own_labels, n_own, centers, own_out, loose)
-        for j in range(n_own):
-            best[slots[j]] = own_out[j]
+            n_unknown += best_label[r] != known_labels[r]
+        if n_unknown * 4 > n_rows and n_features < ROW_MAJOR_FEATURES:  # gathers, every row
+            tile_own_sq_dist(XT, row0, n_rows, centers, best_label, best)
+        else:  # the rows whose distance is not known, from X's rows
+            slots = scratch_labels  # free until the caller's finish_left_rows
+            n_own = 0
+            for r in range(n_rows):
+                label = best_label[r]
+                known = label == known_labels[r]
+                best[r] = known_dists[r] if known else best[r]
+                own_rows[n_own] = x_rows[r]
+                own_labels[n_own] = label
+                slots[n_own] = r
+                n_own += not known
+            own_sq_dists(X, own_rows, own_labels, n_own, centers, own_out)
+            for j in range(n_own):
+                best[slots[j]] = own_out[j]
     if 0 < n_left < FEW_ROWS:
         for j in range(n_left):
             r = rows[j]
@@ -482,20 +484,13 @@ ROW_MAJOR_FEATURES = 16
 
 
 @_inline
-def own_sq_dists(X, rows, labels, n, Y, out, loose):
-    """out[j] = |X[rows[j]] - Y[labels[j]]|^2 for j < n: ``sq_dist``'s sums, bit for bit,
-    or with ``loose`` :func:`.math.loose_sq_dist`'s, for a bound only.
+def own_sq_dists(X, rows, labels, n, Y, out):
+    """out[j] = |X[rows[j]] - Y[labels[j]]|^2 for j < n: ``sq_dist``'s sums, bit for bit.
 
     Each sum is a serial chain in feature order; four rows' chains are interleaved, so the
     adds of one wait on the others' latency, not their own (three times the rate of a
-    row at a time at 32 features, and of the gathers over XT). Loose sums are vectors
-    over the features: one thread, 200,000 rows, 9 in 10 of them, from memory: 20 cycles
-    a row against 44 at d = 32, 56 against 145 at d = 64.
+    row at a time at 32 features, and of the gathers over XT).
     """
-    if loose:
-        for j in range(n):
-            out[j] = loose_sq_dist(X, rows[j], Y, np.uint32(labels[j]))
-        return
     n_features = X.shape[1]
     zero = X.dtype.type(0)
     j = 0
@@ -537,7 +532,9 @@ def measure_own(X, XT, row0, n_rows, centers, own, wanted, n_wanted, dist, measu
     row where most are wanted and features are few (:func:`tile_own_sq_dist`, or
     :func:`few_own_sq_dists` under SUM_LANES features, where ``lanes`` is not None:
     :func:`tile_buffers`); otherwise the wanted rows from X's rows (:func:`own_sq_dists`,
-    with ``loose`` its sums for a bound only).
+    or with ``loose``, for a bound only, :func:`.math.loose_sq_dist`: vectors over the
+    features; one thread, 200,000 rows, 9 in 10 of them, from memory, 20 cycles a row
+    against 44 at d = 32, 56 against 145 at d = 64).
     """
     every = n_wanted * 4 > n_rows and X.shape[1] < ROW_MAJOR_FEATURES
     if every:
@@ -561,8 +558,11 @@ def measure_own(X, XT, row0, n_rows, centers, own, wanted, n_wanted, dist, measu
     labels, out = (own, dist) if every else (own_labels, own_out)
     if lanes is not None:  # decided when numba compiles (tile_buffers)
         few_own_sq_dists(X, own_rows, labels, n, centers, out)
+    elif loose:
+        for j in range(n):
+            out[j] = loose_sq_dist(X, own_rows[j], centers, np.uint32(labels[j]))
     else:
-        own_sq_dists(X, own_rows, labels, n, centers, out, loose)
+        own_sq_dists(X, own_rows, labels, n, centers, out)
     if not every:
         for j in range(n):
             dist[own_rows[j] - row0] = own_out[j]
