@@ -19,8 +19,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from .. import _math
 from .math import inline as _inline_math
+from .tiles import splat, vector_suffix
 
 LANES = 8
 
@@ -37,7 +37,7 @@ def row_sq_dist(X, i, Y, j):
     """``sq_dist(X, i, Y, j)`` for rows of d < LANES features, bit for bit:
     ``((0 + d_0^2) + d_1^2) + ...`` in X's dtype, in feature order, then ``+ 0`` for each
     padding lane (which changes no sum of squares)."""
-    return _math.sq_dist(X, i, Y, j)
+    return _sq_dist_loops(X, i, Y, j)
 
 
 def _add_weighted_row_loops(lanes, c, X, i, w):
@@ -68,16 +68,11 @@ def _masked_row(builder, pointer, vty, itemsize, n_features, fill):
     lanes from ``n_features`` up are not read."""
     i64 = ir.IntType(64)
     lane = ir.Constant(ir.VectorType(i64, LANES), list(range(LANES)))
-    limit = builder.insert_element(ir.Constant(ir.VectorType(i64, LANES), ir.Undefined),
-                                   n_features, ir.Constant(ir.IntType(32), 0))
-    limit = builder.shuffle_vector(limit, limit,
-                                   ir.Constant(ir.VectorType(ir.IntType(32), LANES), None))
-    mask = builder.icmp_unsigned("<", lane, limit)
-    kind = "f32" if str(vty.element) == "float" else "f64"
+    mask = builder.icmp_unsigned("<", lane, splat(builder, n_features, lane.type))
     load = cgutils.get_or_insert_function(
         builder.module,
         ir.FunctionType(vty, [vty.as_pointer(), ir.IntType(32), mask.type, vty]),
-        f"llvm.masked.load.v{LANES}{kind}.p0")
+        f"llvm.masked.load.{vector_suffix(vty)}.p0")
     return builder.call(load, [pointer, ir.Constant(ir.IntType(32), itemsize), mask, fill])
 
 
@@ -91,13 +86,8 @@ def _add_weighted_row(typingctx, lanes, c, X, i, w):
         n_features = cgutils.unpack_tuple(builder, x.shape, 2)[1]
         fill = ir.Constant(vty, [0.0] * (LANES - 1) + [1.0])  # the weight's lane
         row = _masked_row(builder, x_row, vty, itemsize, n_features, fill)
-        w = context.cast(builder, args[4], w_type, x_type.dtype)
-        splat = builder.shuffle_vector(
-            builder.insert_element(ir.Constant(vty, ir.Undefined), w,
-                                   ir.Constant(ir.IntType(32), 0)),
-            ir.Constant(vty, ir.Undefined),
-            ir.Constant(ir.VectorType(ir.IntType(32), LANES), None))
-        product = builder.fmul(splat, row)  # in X's dtype, as w * X[i, f] rounds
+        w = splat(builder, context.cast(builder, args[4], w_type, x_type.dtype), vty)
+        product = builder.fmul(w, row)  # in X's dtype, as w * X[i, f] rounds
         if fty != f64:
             product = builder.fpext(product, v64)
         own, _ = _row_pointer(context, builder, lanes_type, args[0], c_type, args[1], v64)
@@ -119,11 +109,10 @@ def _row_sq_dist(typingctx, X, i, Y, j):
         diff = builder.fsub(_masked_row(builder, x_row, vty, itemsize, n_features, zeros),
                             _masked_row(builder, y_row, vty, itemsize, n_features, zeros))
         squares = builder.fmul(diff, diff)
-        kind = "f32" if fty == ir.FloatType() else "f64"
         # without fast-math flags an ordered reduction: ((start + s_0) + s_1) + ...
         reduce = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(fty, [fty, vty]),
-            f"llvm.vector.reduce.fadd.v{LANES}{kind}")
+            f"llvm.vector.reduce.fadd.{vector_suffix(vty)}")
         return builder.call(reduce, [ir.Constant(fty, 0.0), squares])
 
     return X.dtype(X, i, Y, j), codegen

@@ -123,8 +123,6 @@ def _block_codegen(term):
             slot = cgutils.alloca_once(builder, vty)
             builder.store(ir.Constant(vty, None), slot)
             sums.append(slot)
-        undef = ir.Constant(vty, ir.Undefined)
-        splat = ir.Constant(ir.VectorType(ir.IntType(32), lanes), None)
         with cgutils.for_range(builder, n_features) as loop:
             f = loop.index
             x_row = builder.gep(x_base, [builder.mul(f, x_stride)])
@@ -135,9 +133,7 @@ def _block_codegen(term):
             for c in range(BLOCK_CENTERS):
                 y = builder.load(builder.bitcast(builder.gep(y_rows[c], [offset]),
                                                  fty.as_pointer()), align=itemsize)
-                y = builder.shuffle_vector(
-                    builder.insert_element(undef, y, ir.Constant(ir.IntType(32), 0)),
-                    undef, splat)
+                y = splat(builder, y, vty)
                 for v in range(n_vectors):
                     slot = sums[c * n_vectors + v]
                     builder.store(term(builder, builder.load(slot), xs[v], y), slot)
@@ -154,6 +150,20 @@ def _block_codegen(term):
     return codegen
 
 
+def splat(builder, value, vty):
+    """``value`` in every lane of a vector of type ``vty`` (a broadcast)."""
+    undef = ir.Constant(vty, ir.Undefined)
+    first = builder.insert_element(undef, value, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(first, undef,
+                                  ir.Constant(ir.VectorType(ir.IntType(32), vty.count), None))
+
+
+def vector_suffix(vty):
+    """The overload suffix of an LLVM intrinsic on vectors of type ``vty`` ("v16f32"):
+    llvmlite names no intrinsic overloads on vectors, so they are spelled out."""
+    return f"v{vty.count}f{32 if str(vty.element) == 'float' else 64}"
+
+
 def _sq_dist_term(builder, acc, x, y):
     """acc + (x - y)^2: a subtract, a multiply and an add, each rounded (sq_dist's)."""
     diff = builder.fsub(x, y)
@@ -162,10 +172,10 @@ def _sq_dist_term(builder, acc, x, y):
 
 def _dot_term(builder, acc, x, y):
     """acc + x * y, fused into one rounding where the target has multiply-adds."""
-    vty = x.type  # llvmlite names no intrinsic overloads on vectors: spelled out here
-    name = f"llvm.fmuladd.v{vty.count}f{32 if str(vty.element) == 'float' else 64}"
+    vty = x.type
     fmuladd = cgutils.get_or_insert_function(builder.module,
-                                             ir.FunctionType(vty, [vty, vty, vty]), name)
+                                             ir.FunctionType(vty, [vty, vty, vty]),
+                                             f"llvm.fmuladd.{vector_suffix(vty)}")
     return builder.call(fmuladd, [x, y, acc])
 
 
