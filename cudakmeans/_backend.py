@@ -12,7 +12,8 @@ module         name                   protocol
 =============  =====================  =========================================================
 ``kmeans``     ``Workspace``          :class:`KMeansWorkspace` (and :class:`ForkingRuns` or
                                       :class:`BatchedRuns` to take several runs at once,
-                                      :class:`WholeRuns` to run one in a single call)
+                                      :class:`WholeRuns` to run one in a single call,
+                                      or in slices that threads take turns at)
 ``sparse``     ``Workspace``          :class:`KMeansWorkspace`, over CSR rows
 ``sparse``     ``MiniBatchWorkspace`` :class:`MiniBatchWorkspace`, CSR batches
 ``sparse``     ``silhouette_samples`` :class:`SilhouetteBackend`, CSR rows
@@ -116,6 +117,9 @@ class WholeRuns(KMeansWorkspace, Protocol):
 
     def lloyd_run(self, centers_init, max_iter, tol):
         """``kmeans_single_lloyd``'s result bit for bit, or None: the driver steps then."""
+
+    def lloyd_run_slices(self, centers_init, max_iter, tol):
+        """That run as a generator of short calls that threads take turns at; or None."""
 
 
 class BatchedRuns(KMeansWorkspace, Protocol):

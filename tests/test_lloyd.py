@@ -68,6 +68,35 @@ def test_skipping_the_final_assignment_changes_nothing(seed, monkeypatch, dtype)
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("sliced", [True, False])
+def test_a_run_in_slices_is_the_single_run(sliced, monkeypatch):
+    """``single_lloyd_slices`` returns ``kmeans_single_lloyd``'s result bit for bit: in
+    one-step slices where the workspace slices runs, in one slice where it does not."""
+    from cudakmeans._cpu import kmeans as cpu_kmeans
+
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((500, 3))
+    init = X[rng.choice(500, 6, replace=False)].copy()
+    expected = lloyd.kmeans_single_lloyd(cpu_kmeans.Workspace(X, np.ones(500), 6), init,
+                                         max_iter=50, tol=1e-6)
+    monkeypatch.setattr(cpu_kmeans, "SLICE_WORK", 1)
+    if not sliced:
+        monkeypatch.setattr(cpu_kmeans.Workspace, "lloyd_run_slices", lambda self, *a: None)
+    slices = lloyd.single_lloyd_slices(cpu_kmeans.Workspace(X, np.ones(500), 6), init,
+                                       max_iter=50, tol=1e-6)
+    n_slices = 0
+    while True:
+        try:
+            next(slices)
+            n_slices += 1
+        except StopIteration as done:
+            got = done.value
+            break
+    assert expected[3] > 2 and n_slices == (expected[3] - 1 if sliced else 0)
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("seed", range(10))
 def test_weighted_choice_of_a_batch_is_random_state_choice(seed, dtype):
     """A batch with replacement, as MiniBatchKMeans draws one per step."""

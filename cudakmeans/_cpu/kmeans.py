@@ -56,6 +56,9 @@ MIN_PARALLEL_WORK = 1 << 22
 # At most this many distance terms of Lloyd steps per compiled call on one thread (a
 # fraction of a second even when every row is rescanned).
 CALL_WORK = 1 << 28
+# At most this many per call where runs take turns on the threads (n_init runs on fewer
+# threads: ``Workspace.lloyd_run_slices``): about 0.5 ms, so that they finish together.
+SLICE_WORK = 1 << 22
 
 # Inputs of at least this many elements are transposed by a compiled kernel on the threads.
 MIN_COMPILED_TRANSPOSE = 1 << 20
@@ -1704,9 +1707,26 @@ class Workspace:
         """
         if self._threaded_lloyd:
             return None
+        slices = self._lloyd_slices(centers_init, max_iter, tol, CALL_WORK)
+        while True:
+            try:
+                next(slices)
+            except StopIteration as done:
+                return done.value
+
+    def lloyd_run_slices(self, centers_init, max_iter, tol):
+        """:meth:`lloyd_run`'s run in slices: a generator that yields after each compiled
+        call of up to ``SLICE_WORK`` distance terms (a fraction of a millisecond) and
+        returns the run's result, so that runs sharing threads can take turns
+        (``_drivers.runs.map_runs``). None where the steps run on threads."""
+        if self._threaded_lloyd:
+            return None
+        return self._lloyd_slices(centers_init, max_iter, tol, SLICE_WORK)
+
+    def _lloyd_slices(self, centers_init, max_iter, tol, call_work):
         centers, centers_new = self.upload_centers(centers_init), self.empty_centers()
         self.reset_labels()
-        per_call = max(1, CALL_WORK // max(1, self._step_work))
+        per_call = max(1, call_work // max(1, self._step_work))
         tol = float(tol)
         n_iter = 0
         while True:
@@ -1719,6 +1739,7 @@ class Workspace:
                 centers, centers_new = centers_new, centers
             if outcome != RUNNING:
                 break
+            yield
         self._bounds_valid = True
         return self.download_labels(), float(inertia), centers, n_iter
 

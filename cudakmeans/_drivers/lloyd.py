@@ -249,6 +249,17 @@ def kmeans_single_lloyd(ws, centers_init, *, max_iter=300, tol=0.0, verbose=0):
     return ws.download_labels(), inertia, ws.download_centers(centers), i + 1
 
 
+def single_lloyd_slices(ws, centers_init, *, max_iter=300, tol=0.0):
+    """:func:`kmeans_single_lloyd` as a generator: it yields between slices of the run
+    (short compiled calls, where the workspace runs them: ``ws.lloyd_run_slices``;
+    otherwise the whole run is one slice) and returns the same result."""
+    slices = getattr(ws, "lloyd_run_slices", None)
+    slices = None if slices is None else slices(centers_init, max_iter, tol)
+    if slices is None:
+        return kmeans_single_lloyd(ws, centers_init, max_iter=max_iter, tol=tol)
+    return (yield from slices)
+
+
 class Segment:
     """Rows ``start, ..., start + count - 1`` of a batched workspace, as a workspace of
     their own for the draws of a fit (its weights, its X) and its initial centres."""

@@ -14,6 +14,7 @@ each K's among them, share the same launches. So do fits of different rows
 whose runs can each cluster a segment of its rows (``ws.runs_of_segments``).
 """
 
+import collections
 import numbers
 import threading
 from typing import NamedTuple
@@ -218,6 +219,12 @@ def best_of_runs(ws, n_clusters, init, n_init, max_iter, tol, random_state, verb
         return lloyd.kmeans_single_lloyd(run_ws, centers_init, max_iter=max_iter, tol=tol,
                                          verbose=verbose)
 
+    def run_slices(r, run_ws):  # a run in slices that threads take turns with (map_runs)
+        centers_init = init_run(r, run_ws)
+        yield
+        return (yield from lloyd.single_lloyd_slices(run_ws, centers_init,
+                                                     max_iter=max_iter, tol=tol))
+
     # A device that serves several runs with the same launches takes them in batches;
     # small CPU problems run their independent inits on threads. Either way each run is
     # deterministic on its own, so the result does not depend on how runs are scheduled.
@@ -228,7 +235,7 @@ def best_of_runs(ws, n_clusters, init, n_init, max_iter, tol, random_state, verb
             results += lloyd.kmeans_lloyd_runs(ws, inits[start:start + at_once],
                                                max_iter=max_iter, tol=tol)
     elif not verbose and ws.runs_in_parallel(n_init):
-        results = map_runs(ws, init_run, lloyd_run, n_init)
+        results = map_runs(ws, run_slices, n_init)
     else:
         results = [lloyd_run(r, ws, init_run(r, ws)) for r in range(n_init)]
     return pick_best(results, n_clusters, ws)
@@ -247,46 +254,80 @@ def pick_best(results, n_clusters, ws=None):
     return best
 
 
-def map_runs(ws, init, lloyd_run, n_runs):
-    """``lloyd_run(run, run_ws, init(run, run_ws))`` for every run on threads; results in
-    run order.
+def map_runs(ws, run_slices, n_runs):
+    """Every run's ``run_slices(run, run_ws)``, a generator, driven to its end on threads;
+    their return values in run order.
 
-    As many workers as threads (the calling thread is one), each on a workspace of its
-    own (``ws`` and its forks), take tasks from one list: every run's init first, then
-    every run's Lloyd, which waits for its init if another worker is still on it. Inits
-    first keeps all workers busy to the end: 3 runs on 2 workers finish in about 1.5 runs'
-    time, not 2. Never more workers than CPUs: a run holds the GIL between its compiled
-    steps, and a GIL holder that the OS preempts for a surplus thread stalls every other
-    run. Every run is deterministic on its own (the init's centres are all a Lloyd run
-    takes from it), so results do not depend on the thread count.
+    Runs take turns: a slice (a run's init, or a short compiled call of its Lloyd steps)
+    ends with its worker handing the run back, when another run is waiting, and taking the
+    one that has waited longest. So all runs progress and finish about together: 3 runs
+    on 2 workers take about 1.5 runs' time, not 2 (one worker alone with the third at the
+    end). A run keeps its workspace from its first slice to its last (``ws`` and its
+    forks: one per run under way, at most one more than workers); any worker may run its
+    next slice, never two at once. Never more workers than CPUs: a run holds the GIL
+    between its compiled calls, and a GIL holder that the OS preempts for a surplus
+    thread stalls every other run. Each run is deterministic on its own, so results do
+    not depend on the thread count or the schedule.
     """
     n_workers = min(n_runs, _threads.cpu_threads())
-    workspaces = [ws] + [ws.fork() for _ in range(n_workers - 1)]
-    centers = [None] * n_runs
-    ready = [threading.Event() for _ in range(n_runs)]
+    free = [ws] + [ws.fork() for _ in range(min(n_runs, n_workers + 1) - 1)]
+    waiting = collections.deque()  # (run, its workspace, its slices) between slices
     results = [None] * n_runs
-    tasks = iter([(True, run) for run in range(n_runs)]
-                 + [(False, run) for run in range(n_runs)])
-    failed = []
+    turn = threading.Condition()
+    started = held = 0  # runs started; runs a worker holds
+    failed = False
 
-    def worker(w):
-        run_ws = workspaces[w]
+    def startable():
+        return started < n_runs and free
+
+    def take():
+        """The run a worker steps next, or None when every run has finished (under turn)."""
+        nonlocal started, held
+        while not failed:
+            if startable():  # before the waiting runs: all runs under way, soonest
+                run, run_ws = started, free.pop()
+                started += 1
+                held += 1
+                return run, run_ws, run_slices(run, run_ws)
+            if waiting:
+                held += 1
+                return waiting.popleft()
+            if held == 0:
+                return None
+            turn.wait()  # a run that another worker holds may come back
+        return None
+
+    def worker(_):
+        nonlocal held, failed
+        current = None
         try:
-            for is_init, run in tasks:  # next() on a list iterator is atomic (GIL)
-                if failed:
-                    return  # another worker failed (or was interrupted): stop early
-                if is_init:
-                    try:
-                        centers[run] = init(run, run_ws)
-                    finally:
-                        ready[run].set()  # never leave a waiting worker blocked
-                else:
-                    ready[run].wait()
-                    if centers[run] is None:
-                        return  # its init failed; that worker raises the error
-                    results[run] = lloyd_run(run, run_ws, centers[run])
+            while True:
+                with turn:
+                    if failed:
+                        return  # another worker failed (or was interrupted)
+                    if current is not None and (waiting or startable()):
+                        waiting.append(current)  # its turn is over: another run waits
+                        held -= 1
+                        turn.notify()
+                        current = None
+                    if current is None:
+                        current = take()
+                        if current is None:
+                            return
+                run, run_ws, slices = current
+                try:
+                    next(slices)
+                except StopIteration as done:
+                    results[run] = done.value
+                    current = None
+                    with turn:
+                        free.append(run_ws)
+                        held -= 1
+                        turn.notify_all()
         except BaseException:
-            failed.append(w)
+            with turn:  # the other workers stop at their next slice
+                failed = True
+                turn.notify_all()
             raise
 
     _threads.map_tasks(worker, n_workers)

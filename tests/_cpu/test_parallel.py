@@ -91,95 +91,113 @@ def test_threaded_kmeans_plusplus_picks_the_oracles_rows(monkeypatch, threads):
     np.testing.assert_array_equal(threaded, expected)
 
 
-def test_independent_inits_on_threads_equal_the_sequential_runs(monkeypatch):
-    """Small problems run their n_init runs on threads, each on its own workspace."""
-    X, _ = make_blobs(2634, 7, 26, seed=30)
+@pytest.mark.parametrize(("kind", "slice_work"), [("blobs", None), ("noise", None),
+                                                  ("noise", 1)])
+def test_independent_runs_on_threads_equal_the_sequential_runs(kind, slice_work,
+                                                               monkeypatch):
+    """Small problems run their n_init runs on threads, each on its own workspace, taking
+    turns in slices (SLICE_WORK=1: one Lloyd step a slice); the fit is the one thread's
+    bit for bit."""
+    if kind == "blobs":
+        X, _ = make_blobs(2634, 7, 26, seed=30)
+    else:
+        X = np.random.default_rng(30).standard_normal((2634, 7))
+    if slice_work is not None:
+        monkeypatch.setattr(cpu_kmeans, "SLICE_WORK", slice_work)
     fits, parallel_calls = [], []
     map_runs = runs.map_runs
     monkeypatch.setattr(runs, "map_runs",
                         lambda *a: parallel_calls.append(1) or map_runs(*a))
     for threads in ("1", "2"):
         monkeypatch.setenv("CUDAKMEANS_NUM_THREADS", threads)
-        fits.append(KMeans(26, n_init=4, random_state=3, device="cpu").fit(X))
+        fits.append(KMeans(26, n_init=3 if kind == "noise" else 4, random_state=3,
+                           device="cpu").fit(X))
     assert len(parallel_calls) == 1  # only with two threads
     np.testing.assert_array_equal(fits[0].labels_, fits[1].labels_)
     np.testing.assert_array_equal(fits[0].cluster_centers_, fits[1].cluster_centers_)
     assert (fits[0].inertia_, fits[0].n_iter_) == (fits[1].inertia_, fits[1].n_iter_)
+    if kind == "noise":
+        assert fits[0].n_iter_ > 8  # runs of several slices, even at the default size
 
 
 @pytest.mark.nojit
 @pytest.mark.parametrize("threads", ["1", "2", "3"])
-def test_map_runs_runs_each_init_then_its_lloyd_once(monkeypatch, threads):
-    """Every run's init before its Lloyd, each once, Lloyd fed its own init's result,
-    results in run order, never more workspaces at once than threads."""
+def test_map_runs_steps_every_run_to_its_end_in_turns(monkeypatch, threads):
+    """Every run's slices once each, in order, each run on one workspace that no other
+    run under way shares, results in run order, at most one workspace more than threads;
+    with fewer threads than runs, runs take turns: the last run starts before the first
+    one ends."""
     monkeypatch.setenv("CUDAKMEANS_NUM_THREADS", threads)
     X, _ = make_blobs(300, 2, 3, seed=1)
     ws = cpu_kmeans.Workspace(X, np.ones(300), 3)
-    inits, lloyds, used = [], [], set()
+    log, owner, lock = [], {}, threading.Lock()
 
-    def init(run, run_ws):
-        inits.append(run)
-        used.add(id(run_ws))
-        return run * 10
-
-    def lloyd(run, run_ws, centers):
-        assert run in inits and centers == run * 10
-        lloyds.append(run)
-        used.add(id(run_ws))
+    def run_slices(run, run_ws):
+        for step in range(run % 3 + 3):  # 3 to 5 slices
+            with lock:
+                assert owner.setdefault(id(run_ws), run) == run  # no other run's
+                log.append((run, step, id(run_ws)))
+            yield
+        with lock:
+            del owner[id(run_ws)]  # free for the next run
         return -run
 
-    assert runs.map_runs(ws, init, lloyd, 5) == [0, -1, -2, -3, -4]
-    assert sorted(inits) == sorted(lloyds) == list(range(5))
-    assert len(used) <= int(threads)
+    assert runs.map_runs(ws, run_slices, 5) == [0, -1, -2, -3, -4]
+    for run in range(5):
+        slices = [(step, w) for r, step, w in log if r == run]
+        assert [step for step, _ in slices] == list(range(run % 3 + 3))
+        assert len({w for _, w in slices}) == 1
+    assert len({w for _, _, w in log}) <= int(threads) + 1
+    if threads == "2":
+        first_of = {r: log.index(next(e for e in log if e[0] == r)) for r in range(5)}
+        last_of_run0 = max(i for i, e in enumerate(log) if e[0] == 0)
+        assert first_of[2] < last_of_run0
 
 
 @pytest.mark.nojit
-def test_map_runs_raises_an_init_error_without_hanging(monkeypatch):
+def test_map_runs_raises_a_run_error_without_hanging(monkeypatch):
     monkeypatch.setenv("CUDAKMEANS_NUM_THREADS", "2")
     X, _ = make_blobs(300, 2, 3, seed=1)
     ws = cpu_kmeans.Workspace(X, np.ones(300), 3)
 
-    def init(run, run_ws):
+    def run_slices(run, run_ws):
+        yield
         if run == 1:
-            raise ValueError("bad init 1")
+            raise ValueError("bad run 1")
+        yield
         return run
 
-    with pytest.raises(ValueError, match="bad init 1"):
-        runs.map_runs(ws, init, lambda run, run_ws, centers: centers, 4)
+    with pytest.raises(ValueError, match="bad run 1"):
+        runs.map_runs(ws, run_slices, 4)
 
 
 @pytest.mark.nojit
-def test_map_runs_a_worker_waiting_on_a_failed_init_returns(monkeypatch):
-    """A worker already waiting for a run's init when that init fails must wake and stop
-    (not run Lloyd on nothing, not hang); the init's own worker raises. The init fails
-    only once the other worker is blocked on it, so the order is forced, not timed."""
+def test_map_runs_a_worker_waiting_for_a_run_wakes_when_it_fails(monkeypatch):
+    """A worker with nothing to take waits for runs that another holds; when that run
+    fails, the waiting worker must wake and return (not hang), and the failing worker
+    raises. The run fails only once the other worker waits, so the order is forced."""
     monkeypatch.setenv("CUDAKMEANS_NUM_THREADS", "2")
     blocked = threading.Event()
 
-    class Event(threading.Event):
+    class Condition(threading.Condition):
         def wait(self, timeout=None):
-            if not self.is_set():
-                blocked.set()  # a worker is about to block on an unfinished init
+            blocked.set()  # a worker is about to wait for a held run
             return super().wait(timeout)
 
-    monkeypatch.setattr(runs, "threading", types.SimpleNamespace(Event=Event))
+    monkeypatch.setattr(runs, "threading", types.SimpleNamespace(Condition=Condition))
     X, _ = make_blobs(300, 2, 3, seed=1)
     ws = cpu_kmeans.Workspace(X, np.ones(300), 3)
-    lloyds = []
 
-    def init(run, run_ws):
+    def run_slices(run, run_ws):
         if run == 1:
-            assert blocked.wait(timeout=60), "no worker waited for the init"
-            raise ValueError("bad init 1")
+            assert blocked.wait(timeout=60), "no worker waited"
+            raise ValueError("bad run 1")
         return run
+        yield  # a generator of one slice
 
-    def lloyd(run, run_ws, centers):
-        lloyds.append(run)
-        return centers
+    with pytest.raises(ValueError, match="bad run 1"):
+        runs.map_runs(ws, run_slices, 2)
 
-    with pytest.raises(ValueError, match="bad init 1"):
-        runs.map_runs(ws, init, lloyd, 2)
-    assert lloyds == [0]
 
 @pytest.mark.nojit
 @pytest.mark.parametrize("threads", ["1", "2"])
