@@ -1411,6 +1411,7 @@ class Workspace:
         # what the compiled entry points' argument types depend on (see _compiled)
         self._types = (X.dtype.str, X.flags.writeable, sample_weight.dtype.str,
                        sample_weight.flags.writeable)
+        self._dtype_name = X.dtype.name  # for _compiled's notices (numpy makes it anew)
         self._allocate_run_buffers()
         self.set_n_clusters(n_clusters)
         # X transposed: the distance loops run over rows innermost (see tile_sq_dist).
@@ -1557,10 +1558,10 @@ class Workspace:
         key = (*self._types, self._half_norms is None)  # the scan variant: see assign_rows
         if soon is not None:
             soon = ([(entry, args, key) for entry, args in soon[1]],
-                    f"{soon[0]} ({self.X.dtype})",
+                    f"{soon[0]} ({self._dtype_name})",
                     [(entry, args, key) for entry, args in soon[2]])
         _compile.ensure_compiled([(entry, args, key) for entry, args in calls],
-                                 f"{what} ({self.X.dtype})", soon=soon)
+                                 f"{what} ({self._dtype_name})", soon=soon)
 
     def _lloyd_leaves(self):
         """The kernels :func:`lloyd_steps` calls without inlining them, with arguments of
@@ -1732,7 +1733,8 @@ class Workspace:
         while True:
             n_steps = min(per_call, max_iter - n_iter)
             calls = self._run_calls(centers, centers_new, n_iter, n_steps, max_iter, tol)
-            self._compiled("k-means", calls)
+            if n_iter == 0:  # the later calls pass arguments of the same types
+                self._compiled("k-means", calls)
             n_done, outcome, inertia = lloyd_steps(*calls[0][1])
             n_iter += n_done
             if n_done % 2:
