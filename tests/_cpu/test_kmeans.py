@@ -603,6 +603,18 @@ def test_whole_run_resumed_across_capped_calls_equals_the_stepped_driver(max_ite
 
 
 @pytest.mark.nojit
+def test_arrays_a_loop_writes_and_reads_are_separate_allocations():
+    """The bounds (lower, upper) and a tile's flags (rescan, measured) are separate arrays:
+    as two rows of one array that a kernel takes apart, LLVM's run-time overlap check sent
+    flag_rescans' loops to their scalar copies (see tile_buffers)."""
+    X = np.random.default_rng(0).standard_normal((300, 3))
+    ws = cpu_kmeans.Workspace(X, np.ones(300), 4)
+    rescan = cpu_kmeans.tile_buffers(3, X.dtype, 4)[3]
+    for a, b in (ws._bounds, rescan):
+        assert a.base is None and b.base is None and not np.shares_memory(a, b)
+
+
+@pytest.mark.nojit
 def test_same_centers_is_bitwise_equality(dtype):
     """The whole run's convergence test and the workspace's (the driver's) agree: equal
     buffers are the same, one ulp anywhere is not."""
