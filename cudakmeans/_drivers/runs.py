@@ -259,15 +259,16 @@ def map_runs(ws, run_slices, n_runs):
     their return values in run order.
 
     Runs take turns: a slice (a run's init, or a short compiled call of its Lloyd steps)
-    ends with its worker handing the run back, when another run is waiting, and taking the
-    one that has waited longest. So all runs progress and finish about together: 3 runs
-    on 2 workers take about 1.5 runs' time, not 2 (one worker alone with the third at the
-    end). A run keeps its workspace from its first slice to its last (``ws`` and its
-    forks: one per run under way, at most one more than workers); any worker may run its
-    next slice, never two at once. Never more workers than CPUs: a run holds the GIL
-    between its compiled calls, and a GIL holder that the OS preempts for a surplus
-    thread stalls every other run. Each run is deterministic on its own, so results do
-    not depend on the thread count or the schedule.
+    ends with its worker handing the run back, when another run waits or can start, and
+    taking the next: a run not yet started first, then the one that has waited longest.
+    So all runs progress and finish about together: 3 runs on 2 workers take about 1.5
+    runs' time, not 2 (one worker alone with the third at the end). A run keeps its
+    workspace from its first slice to its last (``ws`` and its forks: one per run under
+    way, at most one more than workers); any worker may run its next slice, never two at
+    once. Never more workers than CPUs: a run holds the GIL between its compiled calls,
+    and a GIL holder that the OS preempts for a surplus thread stalls every other run.
+    Each run is deterministic on its own, so results do not depend on the thread count
+    or the schedule.
     """
     n_workers = min(n_runs, _threads.cpu_threads())
     free = [ws] + [ws.fork() for _ in range(min(n_runs, n_workers + 1) - 1)]
