@@ -824,10 +824,7 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
             elif n_features >= ROW_MAJOR_FEATURES:
                 # from X's rows, which the bounds' own distances have just read (the
                 # rows to rescan are among them): XT's columns are cold there
-                for j in range(m):
-                    i = row0 + packed_rows[j]
-                    for f in range(n_features):
-                        packed[f, q + j] = X[i, f]
+                rows_to_columns(X, row0, packed_rows, m, packed, q)
             else:
                 for f in range(n_features):
                     for j in range(m):
@@ -840,6 +837,39 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
             for f in range(n_features):
                 sums[c, f] += lanes[c, f]
     return n_changed, inertia
+
+
+@_inline
+def rows_to_columns(X, row0, rows, m, out, q):
+    """out[f, q + j] = X[row0 + rows[j], f] for j < m, f < d.
+
+    Eight rows at a time: each visit to a column of ``out`` (a column is a cache line or
+    more from the next) then writes 32 bytes of float32, not 4. Measured alone, 200 rows
+    into a tile: 13-15 ns a row against 19-25 a row at a time at d = 32, 25-29 against
+    61-66 at d = 64.
+    """
+    n_features = X.shape[1]
+    j = 0
+    while j + 8 <= m:
+        r0, r1, r2, r3 = (row0 + rows[j], row0 + rows[j + 1], row0 + rows[j + 2],
+                          row0 + rows[j + 3])
+        r4, r5, r6, r7 = (row0 + rows[j + 4], row0 + rows[j + 5], row0 + rows[j + 6],
+                          row0 + rows[j + 7])
+        for f in range(n_features):
+            column = out[f, q + j:q + j + 8]
+            column[0] = X[r0, f]
+            column[1] = X[r1, f]
+            column[2] = X[r2, f]
+            column[3] = X[r3, f]
+            column[4] = X[r4, f]
+            column[5] = X[r5, f]
+            column[6] = X[r6, f]
+            column[7] = X[r7, f]
+        j += 8
+    for k in range(j, m):
+        i = row0 + rows[k]
+        for f in range(n_features):
+            out[f, q + k] = X[i, f]
 
 
 @_inline

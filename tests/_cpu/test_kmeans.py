@@ -603,6 +603,22 @@ def test_whole_run_resumed_across_capped_calls_equals_the_stepped_driver(max_ite
 
 
 @pytest.mark.nojit
+@pytest.mark.parametrize("m", [0, 1, 7, 8, 9, 17])
+@pytest.mark.parametrize("n_features", [16, 33])
+def test_rows_to_columns_copies_the_queued_rows(m, n_features):
+    """Whole blocks of eight rows and the rest one by one, into columns from ``q`` on;
+    nothing else written."""
+    rng = np.random.default_rng(m + n_features)
+    X = rng.standard_normal((300, n_features)).astype(np.float32)
+    rows = np.sort(rng.choice(40, m, replace=False)).astype(np.int64)
+    out = np.full((n_features, 64), -1.0, dtype=np.float32)
+    cpu_kmeans.rows_to_columns(X, 100, rows, m, out, 5)
+    expected = np.full_like(out, -1.0)
+    expected[:, 5:5 + m] = X[100 + rows].T
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.nojit
 def test_arrays_a_loop_writes_and_reads_are_separate_allocations():
     """The bounds (lower, upper) and a tile's flags (rescan, measured) are separate arrays:
     as two rows of one array that a kernel takes apart, LLVM's run-time overlap check sent
