@@ -204,6 +204,28 @@ def test_dot_block_is_within_the_dot_products_rounding(n_features, scale, dtype)
                 assert np.all(error <= slack[rows, j])
 
 
+def test_blocks_over_a_large_transpose_give_the_same_values(dtype):
+    """From ``PREFETCH_MIN_BYTES`` up the blocks also prefetch XT's rows ahead (past its
+    end too, near the last rows): the values are those of the plain loops, bit for bit."""
+    n_features = 16
+    n_rows = tiles.PREFETCH_MIN_BYTES // (n_features * np.dtype(dtype).itemsize) + ROWS
+    rng = np.random.default_rng(3)
+    XT = rng.standard_normal((n_features, n_rows)).astype(dtype)
+    assert XT.nbytes >= tiles.PREFETCH_MIN_BYTES
+    centers = rng.standard_normal((5, n_features)).astype(dtype)
+    for row0 in (0, n_rows // 2 + 7, n_rows - ROWS):
+        for compiled, plain in ((_block, tiles.sq_dist_block), (_dot_block, tiles.dot_block)):
+            out = np.full((CENTERS, ROWS), np.nan, dtype=dtype)
+            compiled(XT, row0, centers, 2, out, 0)
+            want = np.full_like(out, np.nan)
+            plain(XT, row0, centers, 2, want, 0)
+            if compiled is _block:
+                np.testing.assert_array_equal(out, want)
+            else:  # fused or not: within the rounding of a dot product of 16 terms
+                np.testing.assert_allclose(out, want, rtol=0, atol=1e-4 if dtype == np.float32
+                                           else 1e-12)
+
+
 def test_dots_settle_clear_rows_and_leave_near_ties():
     """The dot products must do their job: on unclustered data few rows are left to the
     exact scan (a regression that rescans everything is caught); rows exactly between two
