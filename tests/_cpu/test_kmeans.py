@@ -421,19 +421,78 @@ def test_kmeans_plusplus_trial_groups_pick_the_oracles_rows(n_clusters, last_til
 @pytest.mark.parametrize("n_trials", [1, 5, 6, 7, 13])
 def test_weighted_sums_six_rows_per_pass(n_trials):
     """Every row's sum, whatever the number of rows per pass, in row order (bit for bit
-    the serial float64 chain of the docstring)."""
+    the serial float64 chain of the docstring), and that chain's value at the end of each
+    block of MARK_ROWS rows (the last block short)."""
     rng = np.random.default_rng(n_trials)
-    values = rng.standard_normal((n_trials, 50))
-    w = rng.uniform(0.5, 2.0, 50)
+    start, stop = 3, 3 + 2 * cpu_kmeans.MARK_ROWS + 19
+    values = rng.standard_normal((n_trials, stop + 5))
+    w = rng.uniform(0.5, 2.0, stop + 5)
     out = np.full(n_trials, np.nan)
-    cpu_kmeans.weighted_sums(w, values, 3, 47, out)
+    marks = np.full((n_trials, 3), np.nan)
+    cpu_kmeans.weighted_sums(w, values, start, stop, out, marks)
     expected = np.empty(n_trials)
+    expected_marks = np.empty((n_trials, 3))
     for t in range(n_trials):
         acc = 0.0
-        for i in range(3, 47):
+        for i in range(start, stop):
             acc += w[i] * values[t, i]
+            if (i - start + 1) % cpu_kmeans.MARK_ROWS == 0 or i == stop - 1:
+                expected_marks[t, (i - start) // cpu_kmeans.MARK_ROWS] = acc
         expected[t] = acc
     np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(marks, expected_marks)
+
+
+def _cumulative_potential(w, closest, chunks):
+    """search_marks' cumulative potential, written out: the chunks' serial sums before
+    chunk k plus the chunk's own serial chain (Python floats: float64, the same roundings)."""
+    out, offset = np.empty(closest.shape[0]), 0.0
+    for start, stop in chunks:
+        acc = 0.0
+        for i in range(start, stop):
+            acc += w[i] * closest[i]
+            out[i] = offset + acc
+        offset += acc
+    return out, offset
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("chunk_rows", [None, 150, 64, 1])
+def test_search_marks_finds_the_first_row_reaching_each_target(chunk_rows):
+    """The first row whose cumulative potential reaches the target, from the marks the
+    potential passes leave (closest_chunks): targets equal to a row's cumulative value (a
+    tie picks that row), an ulp above and below, at chunk and block ends, zero, the total
+    and past it (clipped to the last row), on rows of zero weight. One chunk: np.cumsum's
+    values and np.searchsorted's rows, bit for bit."""
+    rng = np.random.default_rng(5)
+    n = 3 * cpu_kmeans.MARK_ROWS + 37
+    X = rng.standard_normal((n, 3))
+    w = rng.uniform(0.5, 2.0, n)
+    w[rng.choice(n, 40, replace=False)] = 0.0
+    bounds = range(0, n, chunk_rows or n)
+    chunks = np.array([(a, min(a + (chunk_rows or n), n)) for a in bounds], dtype=np.int64)
+    closest = np.empty(n)
+    pots = np.empty(len(chunks))
+    marks = np.full((len(chunks), -(-int(np.diff(chunks).max()) // cpu_kmeans.MARK_ROWS)),
+                    np.nan)
+    cpu_kmeans.closest_chunks(X, w, 7, closest, chunks, 0, len(chunks), True, pots, marks)
+    cumulative, total = _cumulative_potential(w, closest, chunks)
+    assert total == cpu_kmeans.reduce_sum(pots)
+    picks = [0, 1, 63, 64, 65, 127, 128, n // 2, n - 2, n - 1]
+    picks += [int(np.clip(b, 0, n - 1)) for a, b in chunks for b in (a, b - 1)]
+    exact = cumulative[picks]
+    targets = np.concatenate([exact, np.nextafter(exact, np.inf),
+                              np.nextafter(exact, -np.inf), [0.0, total, total * 1.5],
+                              rng.uniform(0.0, total, 50)])
+    candidates = np.empty(targets.shape[0], dtype=np.int64)
+    cpu_kmeans.search_marks(w, closest, chunks, pots, marks, targets, candidates)
+    expected = np.minimum([int(np.argmax(cumulative >= t)) if t <= cumulative[-1] else n
+                           for t in targets], n - 1)
+    np.testing.assert_array_equal(candidates, expected)
+    if chunk_rows is None:
+        np.testing.assert_array_equal(cumulative, np.cumsum(w * closest))
+        np.testing.assert_array_equal(
+            candidates, np.minimum(np.searchsorted(np.cumsum(w * closest), targets), n - 1))
 
 
 @njit
