@@ -1256,17 +1256,20 @@ def gather_rows(X, rows, out):
             out[t, f] = X[rows[t], f]
 
 
-def candidate_rows(n_trials):
-    """The rows of k-means++'s candidate buffer: one more than ``n_trials`` (a zero row)
-    where the trials leave ``BLOCK_CENTERS - 1`` over after the blocks, so that those go
-    as one more block (:func:`candidate_chunks`), not as single passes over each tile.
+@_inline
+def grouped_trials(n_trials):
+    """How many of k-means++'s ``n_trials`` candidates :func:`candidate_chunks` compares
+    with a tile in blocks of ``BLOCK_CENTERS`` (the rest one by one): the whole blocks, and
+    ``BLOCK_CENTERS - 1`` left over as one more block (whose last candidate repeats, see
+    :func:`tile_block_sq_dists`) rather than as that many single passes over each tile.
 
     Medians of one candidate pass on one thread, float32, ms: 200,000 x 32, 7 trials
-    4.8-6.3 against 4.5-4.8 as 8, 3 trials 3.5-3.6 against 3.1-3.4 as 4; 1,000,000 x 64,
-    7: 44.9 against 42.1, 3: 40.3 against 33.4. Two left over stay single passes (200,000
-    x 32: 6 trials 3.6 against 4.0 as 8).
+    4.8-6.3 against 4.5-4.8 as two blocks, 3 trials 3.5-3.6 against 3.1-3.4 as a block;
+    1,000,000 x 64, 7: 44.9 against 42.1, 3: 40.3 against 33.4. Two left over stay single
+    passes (200,000 x 32: 6 trials 3.6 against 4.0 as two blocks).
     """
-    return n_trials + (n_trials % BLOCK_CENTERS == BLOCK_CENTERS - 1)
+    left = n_trials % BLOCK_CENTERS
+    return n_trials if left == BLOCK_CENTERS - 1 else n_trials - left
 
 
 @_inline
@@ -1277,15 +1280,14 @@ def candidate_chunks(XT, sample_weight, closest, cand, chunks, first_chunk, last
     its value at the end of the chunk's block b of MARK_ROWS rows (:func:`weighted_sums`).
 
     ``cand`` holds the candidate rows (:func:`gather_rows`). Distances of groups of
-    ``BLOCK_CENTERS`` candidates by :func:`tile_block_sq_dists` (a tile's rows against
-    the group at once, the sums held in registers: each row's coordinates loaded once per
-    group, not once per candidate), the rest, and tiles of fewer than ``BLOCK_ROWS`` rows,
+    ``BLOCK_CENTERS`` candidates (:func:`grouped_trials`) by :func:`tile_block_sq_dists`
+    (a tile's rows against the group at once, the sums held in registers: each row's
+    coordinates loaded once per group, not once per candidate), the rest, and tiles of
+    fewer than ``BLOCK_ROWS`` rows,
     by :func:`tile_sq_dist`; both give ``sq_dist``'s values, bit for bit.
     """
-    n_trials = new_closest.shape[0]
-    # cand may have a row more than the trials (candidate_rows): its block's last
-    # distances are not kept
-    n_grouped = cand.shape[0] - cand.shape[0] % BLOCK_CENTERS
+    n_trials = cand.shape[0]
+    n_grouped = grouped_trials(n_trials)
     acc = np.empty((BLOCK_CENTERS, TILE), dtype=XT.dtype)
     for k in range(first_chunk, last_chunk):
         start, stop = chunks[k, 0], chunks[k, 1]
@@ -1926,7 +1928,7 @@ class Workspace:
         new_closest = np.empty((n_trials, n_samples), dtype=self.X.dtype)
         partial_pots = np.zeros((self._chunks.shape[0], n_trials))
         candidates = np.empty(n_trials, dtype=np.int64)
-        cand = np.zeros((candidate_rows(n_trials), n_features), dtype=self.X.dtype)
+        cand = np.empty((n_trials, n_features), dtype=self.X.dtype)
         targets = np.empty(n_trials)
         pots = np.empty(n_trials)
         trial_marks = np.zeros((n_trials, *self._marks.shape))
