@@ -1283,8 +1283,8 @@ def candidate_chunks(XT, sample_weight, closest, cand, chunks, first_chunk, last
     ``BLOCK_CENTERS`` candidates (:func:`grouped_trials`) by :func:`tile_block_sq_dists`
     (a tile's rows against the group at once, the sums held in registers: each row's
     coordinates loaded once per group, not once per candidate), the rest, and tiles of
-    fewer than ``BLOCK_ROWS`` rows,
-    by :func:`tile_sq_dist`; both give ``sq_dist``'s values, bit for bit.
+    fewer than ``BLOCK_ROWS`` rows, by :func:`tile_sq_dist`; both give ``sq_dist``'s
+    values, bit for bit.
     """
     n_trials = cand.shape[0]
     n_grouped = grouped_trials(n_trials)
