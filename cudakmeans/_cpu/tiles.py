@@ -41,6 +41,16 @@ _VECTOR_BYTES = 64  # AVX-512; LLVM splits the vectors for narrower targets
 # stay in cache, where prefetches would only cost instructions.
 PREFETCH_MIN_BYTES = 1 << 22
 PREFETCH_AHEAD = 2048
+# Into L2, not L1 (LLVM's locality 2, x86's prefetcht1): the block's 64 prefetches a step
+# (two per feature row) into L1 ran into its few outstanding misses. One thread, a
+# k-means++ candidate pass over 1M x 64 float32: 4 candidates 15.6-16.1 ms against
+# 31.2-31.4 (locality 3), 7 candidates 28.7-29.8 against 44.1-49.2; 200,000 x 32, 6
+# candidates 2.86-2.95 against 3.01-3.56. The seeding of 1M x 64, K=256 (2 threads) 3.97-4.56
+# s against 5.74-6.18. Lloyd fits unchanged (large unclustered 2.29-2.37 s against
+# 2.27-2.37, mid 164-169 ms against 157-166). Locality 1 gave the same as 2, 0 worse than
+# 3; with locality 2, 4,096 bytes ahead was slower (42 ms for 7 candidates), and
+# prefetching in every block of centres made large fits slower again (2.36-2.39 s).
+PREFETCH_LOCALITY = 2
 
 
 def sq_dist_block(XT, row0, centers, c0, out, col0):
@@ -150,10 +160,11 @@ def _block_codegen(term):
         with cgutils.for_range(builder, n_features) as loop:
             f = loop.index
             x_row = builder.gep(x_base, [builder.mul(f, x_stride)])
-            with builder.if_then(large):  # read, keep in every cache level, data
+            with builder.if_then(large):  # read, into L2 (not L1), data
                 for k in range(0, BLOCK_ROWS * itemsize, 64):
                     builder.call(prefetch, [builder.gep(x_row, [const(PREFETCH_AHEAD + k)]),
-                                            ir.Constant(i32, 0), ir.Constant(i32, 3),
+                                            ir.Constant(i32, 0),
+                                            ir.Constant(i32, PREFETCH_LOCALITY),
                                             ir.Constant(i32, 1)])
             xs = [builder.load(builder.bitcast(builder.gep(x_row, [const(v * lanes * itemsize)]),
                                                vty.as_pointer()), align=itemsize)
