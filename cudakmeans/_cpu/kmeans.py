@@ -1225,30 +1225,6 @@ def search_marks(sample_weight, closest, chunks, chunk_pots, marks, targets, can
 
 
 @_inline
-def search_candidates(sample_weight, closest, targets, cumsum, candidates):
-    """candidates[t] = first i with cumsum(w * closest)[i] >= targets[t], clipped to n - 1.
-
-    The cumulative sum is float64 and sequential (np.cumsum's order), as the oracle's; the
-    search is ``np.searchsorted``'s (side 'left') by bisection.
-    """
-    acc = 0.0
-    n = closest.shape[0]
-    for i in range(n):
-        acc += sample_weight[i] * closest[i]
-        cumsum[i] = acc
-    for t in range(targets.shape[0]):
-        target = targets[t]
-        lo, hi = 0, n
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if cumsum[mid] < target:
-                lo = mid + 1
-            else:
-                hi = mid
-        candidates[t] = lo if lo < n else n - 1
-
-
-@_inline
 def gather_rows(X, rows, out):
     """out[t] = X[rows[t]]."""
     for t in range(rows.shape[0]):

@@ -22,7 +22,7 @@ from numba import float64, njit
 from .. import _math, _silhouette_math, _sparse_math
 from . import minibatch as _minibatch
 from . import parallel
-from .kmeans import reduce_rows, search_candidates
+from .kmeans import reduce_rows
 
 _jit = njit(cache=True, nogil=True)
 _compiled = _math.compile_for(
@@ -37,6 +37,31 @@ silhouette_value = _compiled.silhouette_value
 nearest_mean = _compiled.nearest_mean
 
 SUMS_BUDGET = 1 << 21  # float64 entries of per-range partial sums (16 MiB)
+
+
+@_jit
+def search_candidates(sample_weight, closest, targets, cumsum, candidates):
+    """candidates[t] = first i with cumsum(w * closest)[i] >= targets[t], clipped to n - 1.
+
+    The cumulative sum is float64 and sequential (np.cumsum's order), as the oracle's; the
+    search is ``np.searchsorted``'s (side 'left') by bisection. (The dense path searches
+    its chunks' marks instead: ``_cpu.kmeans.search_marks``.)
+    """
+    acc = 0.0
+    n = closest.shape[0]
+    for i in range(n):
+        acc += sample_weight[i] * closest[i]
+        cumsum[i] = acc
+    for t in range(targets.shape[0]):
+        target = targets[t]
+        lo, hi = 0, n
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if cumsum[mid] < target:
+                lo = mid + 1
+            else:
+                hi = mid
+        candidates[t] = lo if lo < n else n - 1
 
 
 def row_ranges(n_samples, n_clusters, n_features):
