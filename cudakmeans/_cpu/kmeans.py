@@ -37,7 +37,7 @@ from .._arrays import column_means
 from . import compile as _compile
 from . import math as _cpu_math
 from . import parallel
-from .lanes import LANES, add_weighted_row, row_sq_dist
+from .lanes import LANES, add_weighted_lanes, add_weighted_row, row_sq_dist
 from .math import inline as _math
 from .tiles import BLOCK_CENTERS, BLOCK_ROWS, dot_block, sq_dist_block
 
@@ -880,18 +880,26 @@ def add_to_sums(X, sample_weight, labels, first, last, sums, weights, lanes):
     += w``) in float64. With fewer than ``SUM_LANES`` features the chains run in ``lanes``
     (K x SUM_LANES, zeroed once per chunk; the caller adds them to ``sums`` and
     ``weights``, which start at zero, at the end): the same operations in the same order,
-    so the same values. Otherwise (``lanes`` None) straight into ``sums`` and ``weights``.
+    so the same values. Otherwise (``lanes`` None) straight into ``sums`` and ``weights``,
+    ``LANES`` features at a time (:func:`.lanes.add_weighted_lanes`, the same operations
+    again): the loop over a row's features had LLVM check, row after row, that ``sums``
+    and ``X`` do not overlap, about 85 instructions a row of 32 float32 features. One
+    thread, Lloyd steps alternating in one process, 30 rounds: 200,000 x 32, K=64, 0.92x
+    the time (unclustered), 0.96x (blobs); 1M x 64, K=256, unclustered, 0.98x.
     """
     n_features = X.shape[1]
     if lanes is not None:  # under SUM_LANES features (tile_buffers): a vector a row
         for i in range(first, last):
             add_weighted_row(lanes, np.uint32(labels[i]), X, i, sample_weight[i])
         return
+    wide = n_features - n_features % LANES
     for i in range(first, last):
-        label = labels[i]
+        label = np.uint32(labels[i])
         w = sample_weight[i]
         weights[label] += w
-        for f in range(n_features):
+        for f in range(0, wide, LANES):
+            add_weighted_lanes(sums, label, X, i, w, f)
+        for f in range(wide, n_features):
             sums[label, f] += w * X[i, f]
 
 

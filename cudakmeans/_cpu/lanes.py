@@ -11,7 +11,8 @@ in the same order, so the values are bit for bit those of the plain forms
 (``_add_weighted_row_loops``, ``sq_dist``), which are also what runs with
 ``NUMBA_DISABLE_JIT=1``. ``row_sq_dist`` takes the loop where a row has LANES features or
 more (one compare a call, the same for every row); ``add_weighted_row`` is only defined
-under LANES features (its last lane is the weight's).
+under LANES features (its last lane is the weight's). ``add_weighted_lanes`` is the same
+addition for LANES features of a wider row.
 """
 
 from llvmlite import ir
@@ -31,6 +32,19 @@ def add_weighted_row(lanes, c, X, i, w):
     w * 1``: a row's weighted coordinates and its weight, for rows of d < LANES features.
     """
     _add_weighted_row_loops(lanes, c, X, i, w)
+
+
+def add_weighted_lanes(sums, c, X, i, w, f0):
+    """``sums[c, f] += w * X[i, f]`` for the ``LANES`` features ``f0 <= f < f0 + LANES``
+    (the product in X's dtype, the sum in float64; ``f0 + LANES <= d``): a piece of a
+    wide row's weighted coordinates, one vector, where the loop over a row's features
+    paid, row after row, LLVM's check that ``sums`` and ``X`` do not overlap."""
+    _add_weighted_lanes_loops(sums, c, X, i, w, f0)
+
+
+def _add_weighted_lanes_loops(sums, c, X, i, w, f0):
+    for f in range(f0, f0 + LANES):
+        sums[c, f] += w * X[i, f]
 
 
 def row_sq_dist(X, i, Y, j):
@@ -98,6 +112,29 @@ def _add_weighted_row(typingctx, lanes, c, X, i, w):
 
 
 @intrinsic
+def _add_weighted_lanes(typingctx, sums, c, X, i, w, f0):
+    def codegen(context, builder, sig, args):
+        sums_type, c_type, x_type, i_type, w_type, f0_type = sig.args
+        fty, vty, itemsize = _vector_type(context, x_type.dtype)
+        f64, v64 = ir.DoubleType(), ir.VectorType(ir.DoubleType(), LANES)
+        f0 = context.cast(builder, args[5], f0_type, types.intp)
+        x_row, _ = _row_pointer(context, builder, x_type, args[2], i_type, args[3], vty)
+        x_row = builder.gep(builder.bitcast(x_row, fty.as_pointer()), [f0])
+        row = builder.load(builder.bitcast(x_row, vty.as_pointer()), align=itemsize)
+        w = splat(builder, context.cast(builder, args[4], w_type, x_type.dtype), vty)
+        product = builder.fmul(w, row)  # in X's dtype, as w * X[i, f] rounds
+        if fty != f64:
+            product = builder.fpext(product, v64)
+        own, _ = _row_pointer(context, builder, sums_type, args[0], c_type, args[1], v64)
+        own = builder.bitcast(builder.gep(builder.bitcast(own, f64.as_pointer()), [f0]),
+                              v64.as_pointer())
+        builder.store(builder.fadd(builder.load(own, align=8), product), own, align=8)
+        return context.get_dummy_value()
+
+    return types.void(sums, c, X, i, w, f0), codegen
+
+
+@intrinsic
 def _row_sq_dist(typingctx, X, i, Y, j):
     def codegen(context, builder, sig, args):
         x_type, i_type, y_type, j_type = sig.args
@@ -124,6 +161,7 @@ def _is_row_major(*arrays):
 
 
 _add_loops_jit = njit(nogil=True, inline="always")(_add_weighted_row_loops)
+_add_lanes_loops_jit = njit(nogil=True, inline="always")(_add_weighted_lanes_loops)
 _sq_dist_loops = _inline_math.sq_dist  # a global numba can type (not the namespace)
 
 
@@ -136,6 +174,18 @@ def _add_weighted_row_overload(lanes, c, X, i, w):
     else:
         def impl(lanes, c, X, i, w):
             _add_loops_jit(lanes, c, X, i, w)
+    return impl
+
+
+@overload(add_weighted_lanes, inline="always")
+def _add_weighted_lanes_overload(sums, c, X, i, w, f0):
+    if _is_row_major(sums, X) and sums.dtype == types.float64 \
+            and X.dtype in (types.float32, types.float64):
+        def impl(sums, c, X, i, w, f0):
+            _add_weighted_lanes(sums, c, X, i, w, f0)
+    else:
+        def impl(sums, c, X, i, w, f0):
+            _add_lanes_loops_jit(sums, c, X, i, w, f0)
     return impl
 
 

@@ -22,6 +22,14 @@ def _add_rows(out, labels, X, w):
 
 
 @njit
+def _add_wide_rows(sums, labels, X, w):
+    wide = X.shape[1] - X.shape[1] % lanes.LANES
+    for i in range(X.shape[0]):
+        for f in range(0, wide, lanes.LANES):
+            lanes.add_weighted_lanes(sums, labels[i], X, i, w[i], f)
+
+
+@njit
 def _row_sq_dists(X, Y, labels, out):
     for i in range(X.shape[0]):
         out[i] = lanes.row_sq_dist(X, i, Y, labels[i])
@@ -50,6 +58,25 @@ def test_weighted_rows_are_the_scalar_chain_bit_for_bit(n_features, dtype):
         expected[labels[i], -1] += float(w[i])
     np.testing.assert_array_equal(got, expected)
     assert np.all(got[:, n_features:-1] == 0.0)
+
+
+@pytest.mark.parametrize("n_features", [lanes.LANES, 13, 32, 64])
+def test_wide_rows_add_lanes_as_the_scalar_chain_bit_for_bit(n_features, dtype):
+    """``sums[c, f] += w * X[i, f]`` (the product in X's dtype) in row order, a vector of
+    LANES features at a time; features past the last whole vector are left alone."""
+    X, _, labels, w = _data(n_features, dtype)
+    wide = n_features - n_features % lanes.LANES
+    got = np.zeros((5, n_features))
+    _add_wide_rows(got, labels, X, w)
+    expected = np.zeros((5, n_features))
+    for i in range(X.shape[0]):
+        for f in range(wide):
+            expected[labels[i], f] += float(w[i] * X[i, f])
+    np.testing.assert_array_equal(got, expected)
+    assert np.all(got[:, wide:] == 0.0)
+    view = np.zeros((5, 2 * n_features))[:, ::2]  # sums whose rows are not contiguous
+    _add_wide_rows(view, labels, X, w)
+    np.testing.assert_array_equal(view, expected)
 
 
 @pytest.mark.parametrize("n_features", [*range(1, lanes.LANES), lanes.LANES, 11])
