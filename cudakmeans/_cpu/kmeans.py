@@ -39,7 +39,15 @@ from . import math as _cpu_math
 from . import parallel
 from .lanes import LANES, add_weighted_lanes, add_weighted_row, row_sq_dist
 from .math import inline as _math
-from .tiles import BLOCK_CENTERS, BLOCK_ROWS, dot_block, sq_dist_block
+from .tiles import (
+    BLOCK_CENTERS,
+    BLOCK_ROWS,
+    PAIR,
+    dot_block,
+    sq_dist_block,
+    sq_dist_pair,
+    sq_dist_triple,
+)
 
 _entry = njit(cache=True, nogil=True)  # called from Python: compiled (and cached) alone
 # A kernel several entry points share: compiled once, linked into each of them.
@@ -148,6 +156,19 @@ def tile_block_sq_dists(XT, row0, n_rows, centers, c0, out):
     for b0 in range(0, n_rows, BLOCK_ROWS):
         b = b0 if b0 < last_block else last_block
         sq_dist_block(XT, row0 + b, centers, c0, out, b)
+
+
+@_inline
+def tile_part_sq_dists(XT, row0, n_rows, centers, c0, out, n_part):
+    """:func:`tile_block_sq_dists` for a block of ``n_part`` centres, ``PAIR`` or
+    ``TRIPLE`` (:func:`.tiles.sq_dist_pair`, :func:`.tiles.sq_dist_triple`)."""
+    last_block = n_rows - BLOCK_ROWS if n_rows > BLOCK_ROWS else 0
+    for b0 in range(0, n_rows, BLOCK_ROWS):
+        b = b0 if b0 < last_block else last_block
+        if n_part == PAIR:
+            sq_dist_pair(XT, row0 + b, centers, c0, out, b)
+        else:
+            sq_dist_triple(XT, row0 + b, centers, c0, out, b)
 
 
 # Compiled on its own and linked, not typed into its callers: inside assign_rows' large
@@ -1243,17 +1264,39 @@ def gather_rows(X, rows, out):
 @_inline
 def grouped_trials(n_trials):
     """How many of k-means++'s ``n_trials`` candidates :func:`candidate_chunks` compares
-    with a tile in blocks of ``BLOCK_CENTERS`` (the rest one by one): the whole blocks, and
-    ``BLOCK_CENTERS - 1`` left over as one more block (whose last candidate repeats, see
-    :func:`tile_block_sq_dists`) rather than as that many single passes over each tile.
+    with a tile in whole blocks of ``BLOCK_CENTERS``; :func:`part_trials` says how the
+    rest go."""
+    return n_trials - n_trials % BLOCK_CENTERS
 
-    Medians of one candidate pass on one thread, float32, ms: 200,000 x 32, 7 trials
-    4.8-6.3 against 4.5-4.8 as two blocks, 3 trials 3.5-3.6 against 3.1-3.4 as a block;
-    1,000,000 x 64, 7: 44.9 against 42.1, 3: 40.3 against 33.4. Two left over stay single
-    passes (200,000 x 32: 6 trials 3.6 against 4.0 as two blocks).
+
+@_inline
+def part_trials(n_trials):
+    """How many candidates after :func:`grouped_trials`' blocks go as one smaller block
+    (:func:`tile_part_sq_dists`: ``PAIR`` or ``TRIPLE``), not one by one: all of them
+    from two up, none where one is left (its single pass is what a block of one is).
+
+    A block computes its centres' sums in registers and reads each row's coordinates
+    once; one by one, each centre's pass loads and stores the tile's running sums at
+    every feature. Before the smaller blocks, three left over went as a block of four
+    whose last candidate repeats, two one by one. Candidate passes on one thread, float32,
+    ms (medians): 200,000 x 32, 7 trials 4.8-6.3 one by one against 4.5-4.8 as two blocks
+    of four, 3 trials 3.5-3.6 against 3.1-3.4 as a block of four; 1,000,000 x 64, 7: 44.9
+    against 42.1, 3: 40.3 against 33.4; two left over, 200,000 x 32, 6 trials: 3.6 one by
+    one against 4.0 as two blocks of four. With the pair and the triple, whole seedings
+    (2 threads, alternating in one process, medians of the per-round ratios): 200,000 x
+    32, K=64 (6 trials) 0.80x (unclustered) and 0.90-0.92x (blobs); 1M x 64, K=256 (7)
+    0.93x; 50,000 x 16, K=10 (3) 1.005x.
     """
-    left = n_trials % BLOCK_CENTERS
-    return n_trials if left == BLOCK_CENTERS - 1 else n_trials - left
+    left = n_trials - grouped_trials(n_trials)
+    return left if left >= PAIR else 0
+
+
+@_inline
+def keep_nearer(old, dists, out):
+    """out[r] = the smaller of old[r] and dists[r] (no min(): a builtin is a compile of
+    its own)."""
+    for r in range(out.shape[0]):
+        out[r] = old[r] if old[r] < dists[r] else dists[r]
 
 
 @_inline
@@ -1266,12 +1309,14 @@ def candidate_chunks(XT, sample_weight, closest, cand, chunks, first_chunk, last
     ``cand`` holds the candidate rows (:func:`gather_rows`). Distances of groups of
     ``BLOCK_CENTERS`` candidates (:func:`grouped_trials`) by :func:`tile_block_sq_dists`
     (a tile's rows against the group at once, the sums held in registers: each row's
-    coordinates loaded once per group, not once per candidate), the rest, and tiles of
+    coordinates loaded once per group, not once per candidate), two or three left over as
+    one smaller block (:func:`part_trials`), the rest, and tiles of
     fewer than ``BLOCK_ROWS`` rows, by :func:`tile_sq_dist`; both give ``sq_dist``'s
     values, bit for bit.
     """
     n_trials = cand.shape[0]
     n_grouped = grouped_trials(n_trials)
+    n_part = part_trials(n_trials)
     acc = np.empty((BLOCK_CENTERS, TILE), dtype=XT.dtype)
     for k in range(first_chunk, last_chunk):
         start, stop = chunks[k, 0], chunks[k, 1]
@@ -1282,12 +1327,13 @@ def candidate_chunks(XT, sample_weight, closest, cand, chunks, first_chunk, last
             first_single = n_grouped if n_rows >= BLOCK_ROWS else 0
             for t0 in range(0, first_single, BLOCK_CENTERS):
                 tile_block_sq_dists(XT, row0, n_rows, cand, t0, acc)
-                n_kept = BLOCK_CENTERS if t0 + BLOCK_CENTERS <= n_trials else n_trials - t0
-                for j in range(n_kept):  # (no min(): a builtin is a compile of its own)
-                    out = new_closest[t0 + j, row0:row0 + n_rows]
-                    dists = acc[j]
-                    for r in range(n_rows):
-                        out[r] = old[r] if old[r] < dists[r] else dists[r]
+                for j in range(BLOCK_CENTERS):
+                    keep_nearer(old, acc[j], new_closest[t0 + j, row0:row0 + n_rows])
+            if n_part > 0 and n_rows >= BLOCK_ROWS:
+                tile_part_sq_dists(XT, row0, n_rows, cand, n_grouped, acc, n_part)
+                for j in range(n_part):
+                    keep_nearer(old, acc[j], new_closest[n_grouped + j, row0:row0 + n_rows])
+                first_single += n_part
             for t in range(first_single, n_trials):
                 out = new_closest[t, row0:row0 + n_rows]
                 tile_sq_dist(XT, row0, n_rows, cand, t, out)

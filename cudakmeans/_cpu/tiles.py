@@ -28,6 +28,7 @@ from numba.extending import intrinsic, overload
 
 BLOCK_ROWS = 32  # rows per block: two float32 or four float64 vectors of 64 bytes
 BLOCK_CENTERS = 4  # centres per block: 4 x BLOCK_ROWS sums fill half the vector registers
+PAIR, TRIPLE = 2, 3  # centres in :func:`sq_dist_pair`'s and :func:`sq_dist_triple`'s blocks
 _VECTOR_BYTES = 64  # AVX-512; LLVM splits the vectors for narrower targets
 # Where X transposed is larger than this, each step over a feature of a first block of
 # centres (c0 = 0; the callers' later blocks read the same rows from cache) also
@@ -64,6 +65,17 @@ def sq_dist_block(XT, row0, centers, c0, out, col0):
     _block_loops(XT, row0, centers, c0, out, col0)
 
 
+def sq_dist_pair(XT, row0, centers, c0, out, col0):
+    """:func:`sq_dist_block` for ``PAIR`` centres (out[:PAIR, col0:col0 + BLOCK_ROWS]): two
+    centres left over after whole blocks, without computing two more."""
+    _pair_loops(XT, row0, centers, c0, out, col0)
+
+
+def sq_dist_triple(XT, row0, centers, c0, out, col0):
+    """:func:`sq_dist_block` for ``TRIPLE`` centres (out[:TRIPLE, col0:col0 + BLOCK_ROWS])."""
+    _triple_loops(XT, row0, centers, c0, out, col0)
+
+
 def dot_block(XT, row0, centers, c0, out, col0):
     """out[c, col0 + b] = X[row0 + b] . centers[min(c0 + c, K - 1)] for a block: the same
     block as :func:`sq_dist_block`, one multiply-add per term instead of a subtract, a
@@ -91,8 +103,24 @@ def _dot_loops(XT, row0, centers, c0, out, col0):
 
 def _block_loops(XT, row0, centers, c0, out, col0):
     """:func:`sq_dist_block` as plain loops (arrays whose rows are not contiguous)."""
+    _exact_loops(XT, row0, centers, c0, out, col0, BLOCK_CENTERS)
+
+
+def _pair_loops(XT, row0, centers, c0, out, col0):
+    """:func:`sq_dist_pair` as plain loops (arrays whose rows are not contiguous)."""
+    _exact_loops(XT, row0, centers, c0, out, col0, PAIR)
+
+
+def _triple_loops(XT, row0, centers, c0, out, col0):
+    """:func:`sq_dist_triple` as plain loops (arrays whose rows are not contiguous)."""
+    _exact_loops(XT, row0, centers, c0, out, col0, TRIPLE)
+
+
+@njit(nogil=True, inline="always")
+def _exact_loops(XT, row0, centers, c0, out, col0, n_centers):
+    """The exact sums of a block of ``n_centers`` centres, one lane at a time."""
     last = centers.shape[0] - 1
-    for c in range(BLOCK_CENTERS):
+    for c in range(n_centers):
         j = c0 + c if c0 + c < last else last
         for b in range(BLOCK_ROWS):
             acc = XT.dtype.type(0)
@@ -102,9 +130,10 @@ def _block_loops(XT, row0, centers, c0, out, col0):
             out[c, col0 + b] = acc
 
 
-def _block_codegen(term):
-    """The code of a block whose lane sums ``acc = term(builder, acc, x, y)`` over features,
-    the sums in vector registers (``term`` is :func:`_sq_dist_term` or :func:`_dot_term`)."""
+def _block_codegen(term, n_centers=BLOCK_CENTERS):
+    """The code of a block of ``n_centers`` centres whose lane sums ``acc = term(builder,
+    acc, x, y)`` over features, the sums in vector registers (``term`` is
+    :func:`_sq_dist_term` or :func:`_dot_term`)."""
 
     def codegen(context, builder, sig, args):
         xt_type, _, y_type, _, out_type, _ = sig.args
@@ -126,15 +155,15 @@ def _block_codegen(term):
                           for k in (1, 3, 5))
         n_features = cgutils.unpack_tuple(builder, xt.shape, 2)[0]
         x_stride = cgutils.unpack_tuple(builder, xt.strides, 2)[0]
-        n_centers = cgutils.unpack_tuple(builder, ys.shape, 2)[0]
+        n_rows_y = cgutils.unpack_tuple(builder, ys.shape, 2)[0]
         y_stride = cgutils.unpack_tuple(builder, ys.strides, 2)[0]
         out_stride = cgutils.unpack_tuple(builder, out.strides, 2)[0]
 
         x_base = builder.gep(builder.bitcast(xt.data, i8p),
                              [builder.mul(row0, const(itemsize))])
-        last = builder.sub(n_centers, const(1))
+        last = builder.sub(n_rows_y, const(1))
         y_rows = []
-        for c in range(BLOCK_CENTERS):
+        for c in range(n_centers):
             j = builder.add(c0, const(c))
             j = builder.select(builder.icmp_signed("<", j, last), j, last)
             y_rows.append(builder.gep(builder.bitcast(ys.data, i8p),
@@ -153,7 +182,7 @@ def _block_codegen(term):
             "llvm.prefetch.p0")
         # allocas in the entry block: LLVM's SROA turns them into registers (phi nodes)
         sums = []
-        for _ in range(BLOCK_CENTERS * n_vectors):
+        for _ in range(n_centers * n_vectors):
             slot = cgutils.alloca_once(builder, vty)
             builder.store(ir.Constant(vty, None), slot)
             sums.append(slot)
@@ -170,7 +199,7 @@ def _block_codegen(term):
                                                vty.as_pointer()), align=itemsize)
                   for v in range(n_vectors)]
             offset = builder.mul(f, const(itemsize))
-            for c in range(BLOCK_CENTERS):
+            for c in range(n_centers):
                 y = builder.load(builder.bitcast(builder.gep(y_rows[c], [offset]),
                                                  fty.as_pointer()), align=itemsize)
                 y = splat(builder, y, vty)
@@ -179,7 +208,7 @@ def _block_codegen(term):
                     builder.store(term(builder, builder.load(slot), xs[v], y), slot)
         out_base = builder.gep(builder.bitcast(out.data, i8p),
                                [builder.mul(col0, const(itemsize))])
-        for c in range(BLOCK_CENTERS):
+        for c in range(n_centers):
             out_row = builder.gep(out_base, [builder.mul(const(c), out_stride)])
             for v in range(n_vectors):
                 target = builder.gep(out_row, [const(v * lanes * itemsize)])
@@ -226,6 +255,20 @@ def _sq_dist_block(typingctx, XT, row0, centers, c0, out, col0):
 
 
 @intrinsic
+def _sq_dist_pair(typingctx, XT, row0, centers, c0, out, col0):
+    """:func:`sq_dist_pair` as a vector loop over features with its sums in registers."""
+    return (types.void(XT, row0, centers, c0, out, col0),
+            _block_codegen(_sq_dist_term, PAIR))
+
+
+@intrinsic
+def _sq_dist_triple(typingctx, XT, row0, centers, c0, out, col0):
+    """:func:`sq_dist_triple` as a vector loop over features with its sums in registers."""
+    return (types.void(XT, row0, centers, c0, out, col0),
+            _block_codegen(_sq_dist_term, TRIPLE))
+
+
+@intrinsic
 def _dot_block(typingctx, XT, row0, centers, c0, out, col0):
     """:func:`dot_block` as a vector loop over features with its sums in registers."""
     return types.void(XT, row0, centers, c0, out, col0), _block_codegen(_dot_term)
@@ -254,3 +297,5 @@ def _block_overload(vectorised, loops):
 
 overload(sq_dist_block, inline="always")(_block_overload(_sq_dist_block, _block_loops))
 overload(dot_block, inline="always")(_block_overload(_dot_block, _dot_loops))
+overload(sq_dist_pair, inline="always")(_block_overload(_sq_dist_pair, _pair_loops))
+overload(sq_dist_triple, inline="always")(_block_overload(_sq_dist_triple, _triple_loops))

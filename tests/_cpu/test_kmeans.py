@@ -403,15 +403,16 @@ def test_one_and_two_chunks_match_the_reference_on_any_thread_count(n_samples, t
 @pytest.mark.parametrize("n_clusters", [2, 7, 54, 55, 149])
 def test_kmeans_plusplus_trial_groups_pick_the_oracles_rows(n_clusters, last_tile):
     """2 + int(log K) trials: 2, 3, 5, 6 and 7; candidate distances are computed four
-    trials per block and the rest one by one (2: none in a block, 5, 6: one block and 1,
-    2 single), three left over as one more block whose last candidate repeats (3: one
-    block, 7: two; grouped_trials), one by one on a last tile too short for a block (10
-    rows); candidate
+    trials per block (grouped_trials), two or three left over as one smaller block (2, 3:
+    that block alone, 6, 7: a block of four and a pair or triple; part_trials) and one
+    left over by itself (5: a block and 1), one by one on a last tile too short for a
+    block (10 rows); candidate
     potentials are summed six trials per pass, so 7 needs a second pass and 5 repeats its
     last trial."""
     n_trials = 2 + int(np.log(n_clusters))
     assert n_trials == {2: 2, 7: 3, 54: 5, 55: 6, 149: 7}[n_clusters]
-    assert cpu_kmeans.grouped_trials(n_trials) == {2: 0, 3: 3, 5: 4, 6: 4, 7: 7}[n_trials]
+    assert cpu_kmeans.grouped_trials(n_trials) == {2: 0, 3: 0, 5: 4, 6: 4, 7: 4}[n_trials]
+    assert cpu_kmeans.part_trials(n_trials) == {2: 2, 3: 3, 5: 0, 6: 2, 7: 3}[n_trials]
     assert (last_tile >= cpu_kmeans.BLOCK_ROWS) == (last_tile == 44)
     X, _ = make_blobs(TILE + last_tile, 3, 20, seed=n_clusters)
     w = np.random.default_rng(n_clusters).uniform(0.5, 2.0, X.shape[0])

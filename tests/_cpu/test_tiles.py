@@ -34,6 +34,16 @@ def _block(XT, row0, centers, c0, out, col0):
 
 
 @njit
+def _pair(XT, row0, centers, c0, out, col0):
+    tiles.sq_dist_pair(XT, row0, centers, c0, out, col0)
+
+
+@njit
+def _triple(XT, row0, centers, c0, out, col0):
+    tiles.sq_dist_triple(XT, row0, centers, c0, out, col0)
+
+
+@njit
 def _dot_block(XT, row0, centers, c0, out, col0):
     tiles.dot_block(XT, row0, centers, c0, out, col0)
 
@@ -153,11 +163,18 @@ def _scan_by_dots_and_compare(X, centers, labels, distances, runner_up):
     return n_left[False]
 
 
+@pytest.mark.parametrize(("compiled", "plain_block", "n_centers"),
+                         [(_block, tiles.sq_dist_block, CENTERS),
+                          (_pair, tiles.sq_dist_pair, tiles.PAIR),
+                          (_triple, tiles.sq_dist_triple, tiles.TRIPLE)],
+                         ids=["block", "pair", "triple"])
 @pytest.mark.parametrize("n_features", [1, 2, 17, 64])
 @pytest.mark.parametrize("scale", [1e-20, 1.0, 1e18])
-def test_block_equals_sq_dist_lane_by_lane(n_features, scale, dtype):
-    """Every lane of the vector block, and the plain loops it stands for, give
-    ``sq_dist``'s value; centres past the last are the last one again."""
+def test_block_equals_sq_dist_lane_by_lane(n_features, scale, compiled, plain_block,
+                                           n_centers, dtype):
+    """Every lane of the vector block (of 4 centres, 2 or 3), and the plain loops it
+    stands for, give ``sq_dist``'s value; centres past the last are the last one again;
+    a smaller block writes its own rows of ``out`` only."""
     rng = np.random.default_rng(n_features)
     X = (rng.standard_normal((ROWS + 9, n_features)) * scale).astype(dtype)
     centers = (rng.standard_normal((6, n_features)) * scale).astype(dtype)
@@ -167,11 +184,12 @@ def test_block_equals_sq_dist_lane_by_lane(n_features, scale, dtype):
     assert np.all(np.isfinite(expected)) and np.any(expected != 0)
     for row0, c0, col0 in [(0, 0, 0), (9, 4, 3), (5, 5, 0)]:
         out = np.full((CENTERS, ROWS + 3), np.nan, dtype=dtype)
-        _block(XT, row0, centers, c0, out, col0)
+        compiled(XT, row0, centers, c0, out, col0)
         plain = np.full_like(out, np.nan)
-        tiles.sq_dist_block(XT, row0, centers, c0, plain, col0)  # the Python body
+        plain_block(XT, row0, centers, c0, plain, col0)  # the Python body
         np.testing.assert_array_equal(out, plain)
-        for c in range(CENTERS):
+        assert np.all(np.isnan(out[n_centers:]))
+        for c in range(n_centers):
             j = min(c0 + c, centers.shape[0] - 1)
             np.testing.assert_array_equal(out[c, col0:col0 + ROWS],
                                           expected[row0:row0 + ROWS, j])
