@@ -404,20 +404,38 @@ def test_one_and_two_chunks_match_the_reference_on_any_thread_count(n_samples, t
 def test_kmeans_plusplus_trial_groups_pick_the_oracles_rows(n_clusters, last_tile):
     """2 + int(log K) trials: 2, 3, 5, 6 and 7; candidate distances are computed four
     trials per block (grouped_trials), two or three left over as one smaller block (2, 3:
-    that block alone, 6, 7: a block of four and a pair or triple; part_trials) and one
-    left over by itself (5: a block and 1), one by one on a last tile too short for a
+    that block alone, 6, 7: a block of four and a pair or triple; part_trials), five as a
+    pair and a triple (second_part_trials), one by one on a last tile too short for a
     block (10 rows); candidate
     potentials are summed six trials per pass, so 7 needs a second pass and 5 repeats its
     last trial."""
     n_trials = 2 + int(np.log(n_clusters))
     assert n_trials == {2: 2, 7: 3, 54: 5, 55: 6, 149: 7}[n_clusters]
-    assert cpu_kmeans.grouped_trials(n_trials) == {2: 0, 3: 0, 5: 4, 6: 4, 7: 4}[n_trials]
-    assert cpu_kmeans.part_trials(n_trials) == {2: 2, 3: 3, 5: 0, 6: 2, 7: 3}[n_trials]
+    assert cpu_kmeans.grouped_trials(n_trials) == {2: 0, 3: 0, 5: 0, 6: 4, 7: 4}[n_trials]
+    assert cpu_kmeans.part_trials(n_trials) == {2: 2, 3: 3, 5: 2, 6: 2, 7: 3}[n_trials]
+    assert cpu_kmeans.second_part_trials(n_trials) == (3 if n_trials == 5 else 0)
     assert (last_tile >= cpu_kmeans.BLOCK_ROWS) == (last_tile == 44)
     X, _ = make_blobs(TILE + last_tile, 3, 20, seed=n_clusters)
     w = np.random.default_rng(n_clusters).uniform(0.5, 2.0, X.shape[0])
     _, ours = kmeans_plusplus(X, n_clusters, sample_weight=w, random_state=7, device="cpu")
     _, theirs = ref_kmeans.kmeans_plusplus(X, n_clusters, sample_weight=w, random_state=7)
+    np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("n_local_trials", [1, 4, 8, 9, 13])
+def test_kmeans_plusplus_chosen_trial_counts_pick_the_oracles_rows(n_local_trials):
+    """Trial counts a caller chooses: one alone (a single pass), whole blocks only (4, 8),
+    and one over whole blocks (9, 13: the last block of four and the one go as a pair and
+    a triple)."""
+    left = n_local_trials - cpu_kmeans.grouped_trials(n_local_trials)
+    assert left == {1: 1, 4: 0, 8: 0, 9: 5, 13: 5}[n_local_trials]
+    X, _ = make_blobs(TILE + 44, 3, 20, seed=n_local_trials)
+    w = np.random.default_rng(n_local_trials).uniform(0.5, 2.0, X.shape[0])
+    _, ours = kmeans_plusplus(X, 9, sample_weight=w, random_state=5,
+                              n_local_trials=n_local_trials, device="cpu")
+    _, theirs = ref_kmeans.kmeans_plusplus(X, 9, sample_weight=w, random_state=5,
+                                           n_local_trials=n_local_trials)
     np.testing.assert_array_equal(ours, theirs)
 
 
