@@ -1292,9 +1292,9 @@ def part_trials(n_trials):
     of four, 3 trials 3.5-3.6 against 3.1-3.4 as a block of four; 1,000,000 x 64, 7: 44.9
     against 42.1, 3: 40.3 against 33.4; two left over, 200,000 x 32, 6 trials: 3.6 one by
     one against 4.0 as two blocks of four. With the pair and the triple, whole seedings
-    (2 threads, alternating in one process, medians of the per-round ratios): 200,000 x
-    32, K=64 (6 trials) 0.80x (unclustered) and 0.90-0.92x (blobs); 1M x 64, K=256 (7)
-    0.93x; 50,000 x 16, K=10 (3) 1.005x.
+    (2 threads, alternating in one process with background compiles off, medians of the
+    per-round ratios): 200,000 x 32, K=64 (6 trials) 0.796x (unclustered) and 0.851x
+    (blobs); 1M x 64, K=256 (7) 0.921x; 50,000 x 16, K=10 (3) 0.999x.
     """
     left = n_trials - grouped_trials(n_trials)
     return PAIR if left == PAIR + TRIPLE else (left if left >= PAIR else 0)
