@@ -1345,16 +1345,15 @@ def candidate_chunks(XT, sample_weight, closest, cand, chunks, first_chunk, last
                 tile_block_sq_dists(XT, row0, n_rows, cand, t0, acc)
                 for j in range(BLOCK_CENTERS):
                     keep_nearer(old, acc[j], new_closest[t0 + j, row0:row0 + n_rows])
-            if n_part > 0 and n_rows >= BLOCK_ROWS:
-                tile_part_sq_dists(XT, row0, n_rows, cand, n_grouped, acc, n_part)
-                for j in range(n_part):
-                    keep_nearer(old, acc[j], new_closest[n_grouped + j, row0:row0 + n_rows])
-                first_single += n_part
-            if n_part2 > 0 and n_rows >= BLOCK_ROWS:
-                tile_part_sq_dists(XT, row0, n_rows, cand, first_single, acc, n_part2)
-                for j in range(n_part2):
+            # one call site for both smaller blocks: each inlined copy of the blocks is
+            # compiled again (a first run waits for it)
+            n_parts = (n_part > 0) + (n_part2 > 0) if n_rows >= BLOCK_ROWS else 0
+            for part in range(n_parts):
+                size = n_part if part == 0 else n_part2
+                tile_part_sq_dists(XT, row0, n_rows, cand, first_single, acc, size)
+                for j in range(size):
                     keep_nearer(old, acc[j], new_closest[first_single + j, row0:row0 + n_rows])
-                first_single += n_part2
+                first_single += size
             for t in range(first_single, n_trials):
                 out = new_closest[t, row0:row0 + n_rows]
                 tile_sq_dist(XT, row0, n_rows, cand, t, out)
