@@ -31,7 +31,8 @@ it needs, with a line on stderr if they are not cached yet (:mod:`.compile`).
 """
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from .._arrays import column_means
 from . import compile as _compile
@@ -569,8 +570,7 @@ def measure_own(X, XT, row0, n_rows, centers, own, wanted, n_wanted, dist, measu
     if every:
         for r in range(n_rows):
             measured[r] = True
-        if lanes is None:
-            tile_own_sq_dist(XT, row0, n_rows, centers, own, dist)
+        if tile_own_dists(XT, row0, n_rows, centers, own, dist, lanes):
             return
         for r in range(n_rows):
             own_rows[r] = row0 + r
@@ -585,16 +585,80 @@ def measure_own(X, XT, row0, n_rows, centers, own, wanted, n_wanted, dist, measu
     # one call site each (every inlined copy is typed and compiled again): every row's
     # distance straight into dist, the wanted rows' into own_out and then scattered
     labels, out = (own, dist) if every else (own_labels, own_out)
-    if lanes is not None:  # decided when numba compiles (tile_buffers)
-        few_own_sq_dists(X, own_rows, labels, n, centers, out)
-    elif loose:
-        for j in range(n):
-            out[j] = loose_sq_dist(X, own_rows[j], centers, np.uint32(labels[j]))
-    else:
-        own_sq_dists(X, own_rows, labels, n, centers, out)
+    rows_own_dists(X, own_rows, labels, n, centers, out, lanes, loose)
     if not every:
         for j in range(n):
             dist[own_rows[j] - row0] = own_out[j]
+
+
+# The few-feature (``lanes``: an array) and wide (None) variants of a row's work differ
+# in their helpers. numba prunes a branch on ``x is None`` only where x is an argument of
+# the function it compiles, not inside the helpers it inlines: there both sides were
+# typed and compiled, each variant carrying the other's dead code. These functions choose
+# their variant by ``lanes``' type when numba types the call (their overloads below), so
+# that only one is ever compiled; plain Python (``NUMBA_DISABLE_JIT``) chooses at run
+# time. The overloads are compiled as functions of their own (LLVM may inline them):
+# inlined by numba (``inline="always"``) they cost a typing pass of their own each.
+# Compiling :func:`assign_rows` for the request's shape (float64, 7 features, K=26, empty
+# cache, numba's pass times, 3 each, alternating): 6.5-7.9 s against 8.6-10.1 s (7.6-9.0
+# inlined by numba); a first fit there (fresh venv, empty cache) 10.1-11.9 s against
+# 11.5-14.8 s, the second process no longer the last to finish. Fits unchanged or
+# faster (alternating in one process: request 0.96-0.98x, 200,000 x 32 0.87-0.96x).
+
+
+def tile_own_dists(XT, row0, n_rows, Y, own, dist, lanes):
+    """Where features are wide (``lanes`` None), dist[r] = |X[row0 + r] - Y[own[r]]|^2 for
+    the tile (:func:`tile_own_sq_dist`) and True; under ``SUM_LANES`` features False:
+    those rows' distances come from X's rows (:func:`rows_own_dists`)."""
+    if lanes is None:
+        tile_own_sq_dist(XT, row0, n_rows, Y, own, dist)
+        return True
+    return False
+
+
+def rows_own_dists(X, rows, labels, n, Y, out, lanes, loose):
+    """out[j] = |X[rows[j]] - Y[labels[j]]|^2 for j < n, from X's rows: under
+    ``SUM_LANES`` features (``lanes`` not None) :func:`few_own_sq_dists`; otherwise, with
+    ``loose`` (a bound only) :func:`.math.loose_sq_dist`, else :func:`own_sq_dists`."""
+    if lanes is not None:
+        few_own_sq_dists(X, rows, labels, n, Y, out)
+    elif loose:
+        for j in range(n):
+            out[j] = loose_sq_dist(X, rows[j], Y, np.uint32(labels[j]))
+    else:
+        own_sq_dists(X, rows, labels, n, Y, out)
+
+
+def _few(lanes):
+    """Whether numba types ``lanes`` as an array (few features), not None."""
+    return not isinstance(lanes, (types.NoneType, types.Omitted))
+
+
+@overload(tile_own_dists)
+def _tile_own_dists_overload(XT, row0, n_rows, Y, own, dist, lanes):
+    if _few(lanes):
+        def impl(XT, row0, n_rows, Y, own, dist, lanes):
+            return False
+    else:
+        def impl(XT, row0, n_rows, Y, own, dist, lanes):
+            tile_own_sq_dist(XT, row0, n_rows, Y, own, dist)
+            return True
+    return impl
+
+
+@overload(rows_own_dists)
+def _rows_own_dists_overload(X, rows, labels, n, Y, out, lanes, loose):
+    if _few(lanes):
+        def impl(X, rows, labels, n, Y, out, lanes, loose):
+            few_own_sq_dists(X, rows, labels, n, Y, out)
+    else:
+        def impl(X, rows, labels, n, Y, out, lanes, loose):
+            if loose:
+                for j in range(n):
+                    out[j] = loose_sq_dist(X, rows[j], Y, np.uint32(labels[j]))
+            else:
+                own_sq_dists(X, rows, labels, n, Y, out)
+    return impl
 
 
 @_inline
@@ -843,14 +907,8 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
                 known_dists[q + j] = best[r]
             if q == 0 and m == TILE:  # a whole tile: the scan reads XT itself
                 src_row0 = row0
-            elif n_features >= ROW_MAJOR_FEATURES:
-                # from X's rows, which the bounds' own distances have just read (the
-                # rows to rescan are among them): XT's columns are cold there
-                rows_to_columns(X, row0, packed_rows, m, packed, q)
             else:
-                for f in range(n_features):
-                    for j in range(m):
-                        packed[f, q + j] = XT[f, row0 + packed_rows[j]]
+                queue_rows(X, XT, row0, packed_rows, m, packed, q, lanes)
             q += m
         row0 += TILE
     if lanes is not None:
@@ -894,7 +952,38 @@ def rows_to_columns(X, row0, rows, m, out, q):
             out[f, q + k] = X[i, f]
 
 
+def queue_rows(X, XT, row0, rows, m, packed, q, lanes):
+    """packed[f, q + j] = X[row0 + rows[j], f] for j < m: from X's rows where features are
+    many (:func:`rows_to_columns`: the bounds' own distances have just read those rows,
+    and XT's columns are cold there), from XT's columns otherwise. The few-feature variant
+    (``lanes`` not None) never has ``ROW_MAJOR_FEATURES``, and compiles only the latter."""
+    if lanes is None and X.shape[1] >= ROW_MAJOR_FEATURES:
+        rows_to_columns(X, row0, rows, m, packed, q)
+    else:
+        _columns_from_xt(XT, row0, rows, m, packed, q)
+
+
 @_inline
+def _columns_from_xt(XT, row0, rows, m, packed, q):
+    for f in range(XT.shape[0]):
+        for j in range(m):
+            packed[f, q + j] = XT[f, row0 + rows[j]]
+
+
+@overload(queue_rows)
+def _queue_rows_overload(X, XT, row0, rows, m, packed, q, lanes):
+    if _few(lanes):
+        def impl(X, XT, row0, rows, m, packed, q, lanes):
+            _columns_from_xt(XT, row0, rows, m, packed, q)
+    else:
+        def impl(X, XT, row0, rows, m, packed, q, lanes):
+            if X.shape[1] >= ROW_MAJOR_FEATURES:
+                rows_to_columns(X, row0, rows, m, packed, q)
+            else:
+                _columns_from_xt(XT, row0, rows, m, packed, q)
+    return impl
+
+
 def add_to_sums(X, sample_weight, labels, first, last, sums, weights, lanes):
     """Add rows ``first:last``, in row order, to their clusters' weighted sums.
 
@@ -909,11 +998,21 @@ def add_to_sums(X, sample_weight, labels, first, last, sums, weights, lanes):
     thread, Lloyd steps alternating in one process, 30 rounds: 200,000 x 32, K=64, 0.92x
     the time (unclustered), 0.96x (blobs); 1M x 64, K=256, unclustered, 0.98x.
     """
-    n_features = X.shape[1]
     if lanes is not None:  # under SUM_LANES features (tile_buffers): a vector a row
-        for i in range(first, last):
-            add_weighted_row(lanes, np.uint32(labels[i]), X, i, sample_weight[i])
-        return
+        _add_rows_few(X, sample_weight, labels, first, last, lanes)
+    else:
+        _add_rows_wide(X, sample_weight, labels, first, last, sums, weights)
+
+
+@_inline
+def _add_rows_few(X, sample_weight, labels, first, last, lanes):
+    for i in range(first, last):
+        add_weighted_row(lanes, np.uint32(labels[i]), X, i, sample_weight[i])
+
+
+@_inline
+def _add_rows_wide(X, sample_weight, labels, first, last, sums, weights):
+    n_features = X.shape[1]
     wide = n_features - n_features % LANES
     for i in range(first, last):
         label = np.uint32(labels[i])
@@ -923,6 +1022,17 @@ def add_to_sums(X, sample_weight, labels, first, last, sums, weights, lanes):
             add_weighted_lanes(sums, label, X, i, w, f)
         for f in range(wide, n_features):
             sums[label, f] += w * X[i, f]
+
+
+@overload(add_to_sums)
+def _add_to_sums_overload(X, sample_weight, labels, first, last, sums, weights, lanes):
+    if _few(lanes):
+        def impl(X, sample_weight, labels, first, last, sums, weights, lanes):
+            _add_rows_few(X, sample_weight, labels, first, last, lanes)
+    else:
+        def impl(X, sample_weight, labels, first, last, sums, weights, lanes):
+            _add_rows_wide(X, sample_weight, labels, first, last, sums, weights)
+    return impl
 
 
 @_inline
