@@ -43,7 +43,7 @@ import sys
 import threading
 import time
 
-__all__ = ["ensure_compiled", "missing"]
+__all__ = ["ensure_compiled", "expect", "missing"]
 
 # Concurrent first calls (the n_init runs start on threads) print one notice; numba
 # compiles under its own global lock anyway.
@@ -55,6 +55,7 @@ _ready = set()  # (id(dispatcher), key): known to be compiled or cached in this 
 # (id(dispatcher), argtypes) -> (process compiling it into the disk cache, what, start time)
 _pending = {}
 _announced = set()  # the processes whose wait a thread has said it waits for
+_expected = []  # (calls, what) from expect(): joined to the next second process started
 
 
 def _argtypes(dispatcher, args):
@@ -143,6 +144,22 @@ def ensure_compiled(calls, what, *, stream=None, soon=None):
             for dispatcher, _, key in calls:
                 _ready.add((id(dispatcher), key))
             return len(todo)
+
+
+def expect(calls, what):
+    """Say that this process will call ``calls`` later, after a call that may start a
+    second process (a first seeding): that process then compiles them too, after what it
+    was started for, and the later call waits for it and loads them from the disk cache.
+
+    For a caller that knows more of its future than the seeding does: the command line's
+    first run seeds, then computes a silhouette, then fits, and the silhouette's compile
+    queued here behind the seeding's while the second process had finished its own
+    share. Starts nothing; without a second process (or where these are compiled or
+    cached already) the later call compiles as ever. ``calls`` and ``what`` as in
+    :func:`ensure_compiled`.
+    """
+    with _lock:
+        _expected.append((list(calls), what))
 
 
 def _compile(todo, stream, failure):
@@ -234,19 +251,25 @@ def _importable(dispatcher):
 
 
 def _start_elsewhere(soon, todo):
-    """Start a second process compiling what ``soon`` lists and is missing (besides
-    ``todo``); returns the words the notice adds ('' when nothing was started)."""
+    """Start a second process compiling what ``soon`` lists and :func:`expect` was told
+    and is missing (besides ``todo``); returns the words the notice adds ('' when nothing
+    was started)."""
     if soon is None or getattr(sys, "frozen", False):
         return ""
-    calls, what = soon[:2]
-    jobs, keys = [], []
-    for dispatcher, argtypes in missing(calls):
-        place = _importable(dispatcher)
-        key = _key(dispatcher, argtypes)
-        if place is None or key in _pending or (dispatcher, argtypes) in todo:
-            continue
-        jobs.append((*place, argtypes))
-        keys.append(key)
+    wanted = [tuple(soon[:2]), *_expected]
+    _expected.clear()  # started with this process, or nothing of them is missing
+    jobs, keys, names = [], {}, []
+    for calls, what in wanted:
+        for dispatcher, argtypes in missing(calls):
+            place = _importable(dispatcher)
+            key = _key(dispatcher, argtypes)
+            if place is None or key in _pending or key in keys \
+                    or (dispatcher, argtypes) in todo:
+                continue
+            jobs.append((*place, argtypes))
+            keys[key] = what
+            if what not in names:
+                names.append(what)
     if not jobs:
         return ""
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
@@ -262,9 +285,9 @@ def _start_elsewhere(soon, todo):
     except (OSError, pickle.PicklingError):
         return ""  # the later call compiles here, as without a second process
     start = time.perf_counter()
-    for key in keys:
+    for key, what in keys.items():
         _pending[key] = (process, what, start)
-    return f", and {what} in a second process"
+    return f", and {', '.join(names)} in a second process"
 
 
 def _stop_pending():

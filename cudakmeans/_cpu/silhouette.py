@@ -29,7 +29,7 @@ import numpy as np
 from numba import njit, uint64
 
 from .. import _math, _silhouette_math
-from .compile import ensure_compiled
+from .compile import ensure_compiled, expect
 from .parallel import map_chunks
 
 # A row costs n_samples * n_features, not n_features as in k-means, so chunks are sized by
@@ -480,14 +480,31 @@ def silhouette_samples(X_sorted, starts, own_seg, order, metric=0):
         rows_from_sums(sums, starts, own_seg, order, out)
         return out
 
-    args = (XT, starts, own_seg, order, 0, 0, out)
-    ensure_compiled([(silhouette_rows, args, _types(args))], what)
+    ensure_compiled(_rows_calls(XT, starts, own_seg, order, out), what)
 
     def run(_, start, stop):
         silhouette_rows(XT, starts, own_seg, order, start, stop, out)
 
     map_chunks(run, row_chunks(n_samples, n_features))
     return out
+
+
+def _rows_calls(XT, starts, own_seg, order, out):
+    """The compiled calls of the rows path (:func:`silhouette_rows`), for
+    :func:`.compile.ensure_compiled`."""
+    args = (XT, starts, own_seg, order, 0, 0, out)
+    return [(silhouette_rows, args, _types(args))]
+
+
+def expect_silhouette(dtype):
+    """Tell :func:`.compile.expect` that this process will compute a Euclidean silhouette
+    of fewer than ``PAIRS_MIN_SAMPLES`` rows of ``dtype`` (the rows path), so that a
+    second compile process a seeding starts compiles its kernel too."""
+    X = np.zeros((2, 1), dtype=dtype)
+    starts = np.array([0, 1, 2], dtype=np.int64)
+    own_seg = order = np.arange(2, dtype=np.int64)
+    calls = _rows_calls(blocked_feature_major(X), starts, own_seg, order, np.empty(2))
+    expect(calls, f"silhouette ({X.dtype})")
 
 
 def _types(args):

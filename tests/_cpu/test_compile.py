@@ -190,6 +190,29 @@ def test_what_comes_soon_compiles_in_a_second_process(tmp_path):
     assert "now, and soon in a second process ... 1/1 done (" in out[2]
 
 
+EXPECTED = """
+import io
+from cudakmeans._cpu import compile as cpu_compile
+from tests._cpu import cached_kernels as k
+stream = io.StringIO()
+cpu_compile.expect([(k.later, (1.0,), "float")], "later")
+now = cpu_compile.ensure_compiled([(k.now, (1.0,), "float")], "now", stream=stream,
+                                  soon=([(k.soon, (1.0,), "float")], "soon"))
+assert now == 1 and len(k.later.overloads) == 0 and not cpu_compile._expected
+later = cpu_compile.ensure_compiled([(k.later, (1.0,), "float")], "later", stream=stream)
+assert k.later(4.0) == 3.0
+print(later, sorted(k.later.stats.cache_hits.values()), repr(stream.getvalue()))
+"""
+
+
+def test_what_a_caller_expects_joins_the_second_process(tmp_path):
+    """``expect`` adds its calls to the next second process: the later call waits for it
+    and loads the kernel from the disk cache, compiling nothing itself."""
+    out = _run(EXPECTED, tmp_path).stdout.split(" ", 2)
+    assert out[:2] == ["0", "[1]"], out
+    assert "now, and soon, later in a second process ... 1/1 done (" in out[2]
+
+
 LEAVES = """
 import io
 from cudakmeans._cpu import compile as cpu_compile

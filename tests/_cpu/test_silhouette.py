@@ -337,3 +337,26 @@ def test_segment_sums_of_an_empty_block_are_zeros(n_rows, n_cols):
     ours = cpu_silhouette.segment_sums(rows, cols, starts, METRIC_CODES["euclidean"])
     assert ours.shape == (2, n_rows) and ours.dtype == np.float64
     assert not ours.any()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_expected_silhouette_is_the_one_a_small_silhouette_compiles(monkeypatch, dtype):
+    """``expect_silhouette`` (the command line's first run hands it to the second compile
+    process) names the rows-path kernel with the argument types a real call passes: a
+    mismatch would compile it there for nothing and here again."""
+    from cudakmeans._cpu import compile as cpu_compile
+
+    expected, seen = [], []
+    monkeypatch.setattr(cpu_compile, "_expected", expected)
+    cpu_silhouette.expect_silhouette(dtype)
+    monkeypatch.setattr(cpu_silhouette, "ensure_compiled",
+                        lambda calls, what: seen.append((calls, what)))
+    X = np.random.default_rng(0).standard_normal((300, 5)).astype(dtype)
+    cudakmeans.silhouette_score(X, np.arange(300) % 4, device="cpu")
+
+    def signature(calls):
+        return [(d, cpu_compile._argtypes(d, args)) for d, args, _ in calls]
+
+    assert [w for _, w in seen] == [f"silhouette ({np.dtype(dtype)})"]
+    assert [d for d, _, _ in seen[0][0]] == [cpu_silhouette.silhouette_rows]
+    assert [(signature(c), w) for c, w in expected] == [(signature(c), w) for c, w in seen]
