@@ -361,3 +361,49 @@ def test_finished_second_processes_are_forgotten_and_cost_later_calls_nothing(mo
     assert running_key not in cpu_compile._pending
     if not others:  # another test's running process left listed would be looked up
         assert typed == []
+
+
+class _Captured(Exception):
+    pass
+
+
+@pytest.mark.parametrize("shape", [(300, 3, 4), (5000, 32, 40)])
+def test_a_seeding_names_the_entry_points_its_lloyd_steps_compile(monkeypatch, shape):
+    """The second process a first seeding starts compiles what the Lloyd steps after it
+    then call, with the same argument types: one compiled call per run (few rows) or the
+    assignment's, the bounds' and the step's (rows on threads). A mismatch would compile
+    there for nothing and here again."""
+    from cudakmeans._cpu import kmeans as cpu_kmeans
+
+    n, d, k = shape
+    X = np.random.default_rng(0).standard_normal((n, d)).astype(np.float32)
+    ws = cpu_kmeans.Workspace(X, np.ones(n, dtype=np.float32), k)
+    what, soon, leaves = ws._lloyd_soon()
+    seen = []
+
+    def capture(calls, what, soon=None):  # what a call would compile, and no run after
+        seen.extend(calls)
+        raise _Captured
+
+    monkeypatch.setattr(cpu_kmeans._compile, "ensure_compiled", capture)
+    centers = ws.upload_centers(X[:k])
+    ws.reset_labels()
+    with pytest.raises(_Captured):
+        if ws._threaded_lloyd:
+            ws.lloyd_iter(centers, ws.empty_centers())  # the assignment's
+        else:
+            ws.lloyd_run(centers, 5, 0.0)
+    if ws._threaded_lloyd:  # then the step's, after an assignment that runs nothing
+        monkeypatch.setattr(ws, "_assign", lambda centers, exact=True: None)
+        with pytest.raises(_Captured):
+            ws.lloyd_iter(centers, ws.empty_centers())
+
+    def signature(calls):
+        return sorted((d.py_func.__name__, str(cpu_compile._argtypes(d, args)))
+                      for d, args, *_ in calls)
+
+    assert what == "k-means" and signature(seen) == signature(soon)
+    names = [d.py_func.__name__ for d, _ in soon]
+    assert names == (["assign_entry", "move_bounds_entry", "finish_entry"]
+                     if ws._threaded_lloyd else ["lloyd_steps"])
+    assert ws._threaded_lloyd == (n == 5000)
