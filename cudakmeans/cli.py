@@ -259,29 +259,11 @@ def _device_line(device, reason):
 
 
 def _warm_up(device):
-    """Compile (or load from numba's cache) the kernels the workflow uses; return seconds.
+    """Compile (or load from numba's cache) the kernels the workflow uses; return seconds
+    (:func:`cudakmeans.templates.warm_up`)."""
+    from .templates import warm_up
 
-    In the order that keeps both cores busy on a first run: the seeding compiles here
-    while the Lloyd run's kernel and then the silhouette's compile in a second process
-    (the CPU backend starts it; the silhouette told to it beforehand), and the silhouette
-    and the fit wait for that process and load its results. With the silhouette compiled
-    here after the seeding, this process was the last to finish: the first demo took
-    13.2-14.6 s against 10.3-10.8 s now (3 runs each, fresh venv, empty cache, on a day
-    when this VM compiled ~1.5x slower than on 2026-12-03)."""
-    from . import KMeans, kmeans_plusplus, silhouette_score
-    from ._device import resolve_device
-
-    start = time.perf_counter()
-    rng = np.random.RandomState(0)
-    X = rng.standard_normal((64, 2))
-    if resolve_device(device) == "cpu":
-        from ._cpu.silhouette import expect_silhouette
-
-        expect_silhouette(X.dtype)
-    kmeans_plusplus(X, 2, random_state=0, device=device)
-    silhouette_score(X, np.arange(64) % 2, device=device)
-    KMeans(2, n_init=1, max_iter=5, random_state=0, device=device).fit(X)
-    return time.perf_counter() - start
+    return warm_up(device)
 
 
 def cmd_fit(args):
