@@ -30,6 +30,8 @@ the kernels use plain loops instead. Before a call the workspace compiles the en
 it needs, with a line on stderr if they are not cached yet (:mod:`.compile`).
 """
 
+import inspect
+
 import numpy as np
 from numba import njit, types
 from numba.extending import overload
@@ -594,10 +596,10 @@ def measure_own(X, XT, row0, n_rows, centers, own, wanted, n_wanted, dist, measu
 # The few-feature (``lanes``: an array) and wide (None) variants of a row's work differ
 # in their helpers. numba prunes a branch on ``x is None`` only where x is an argument of
 # the function it compiles, not inside the helpers it inlines: there both sides were
-# typed and compiled, each variant carrying the other's dead code. These functions choose
-# their variant by ``lanes``' type when numba types the call (their overloads below), so
+# typed and compiled, each variant carrying the other's dead code. The functions made by
+# :func:`by_lanes` choose their variant by ``lanes``' type when numba types the call, so
 # that only one is ever compiled; plain Python (``NUMBA_DISABLE_JIT``) chooses at run
-# time. The overloads are compiled as functions of their own (LLVM may inline them):
+# time. The variants are compiled as functions of their own (LLVM may inline them):
 # inlined by numba (``inline="always"``) they cost a typing pass of their own each.
 # Compiling :func:`assign_rows` for the request's shape (float64, 7 features, K=26, empty
 # cache, numba's pass times, 3 each, alternating): 6.5-7.9 s against 8.6-10.1 s (7.6-9.0
@@ -606,59 +608,52 @@ def measure_own(X, XT, row0, n_rows, centers, own, wanted, n_wanted, dist, measu
 # faster (alternating in one process: request 0.96-0.98x, 200,000 x 32 0.87-0.96x).
 
 
-def tile_own_dists(XT, row0, n_rows, Y, own, dist, lanes):
-    """Where features are wide (``lanes`` None), dist[r] = |X[row0 + r] - Y[own[r]]|^2 for
-    the tile (:func:`tile_own_sq_dist`) and True; under ``SUM_LANES`` features False:
-    those rows' distances come from X's rows (:func:`rows_own_dists`)."""
-    if lanes is None:
-        tile_own_sq_dist(XT, row0, n_rows, Y, own, dist)
-        return True
-    return False
+def by_lanes(few, wide):
+    """A function that runs ``few`` where its argument ``lanes`` is an array (rows under
+    ``SUM_LANES`` features) and ``wide`` where it is None: in plain Python chosen at run
+    time, and where numba types a call, by ``lanes``' type (an overload that returns the
+    one to compile). ``few`` and ``wide`` take the same arguments, ``lanes`` among them."""
+    at = list(inspect.signature(few).parameters).index("lanes")
+
+    def chosen(*args):
+        return (wide if args[at] is None else few)(*args)
+
+    def variant(*args):
+        return wide if isinstance(args[at], (types.NoneType, types.Omitted)) else few
+
+    overload(chosen, strict=False)(variant)
+    chosen.__name__ = chosen.__qualname__ = few.__name__.replace("_few", "")
+    return chosen
 
 
-def rows_own_dists(X, rows, labels, n, Y, out, lanes, loose):
-    """out[j] = |X[rows[j]] - Y[labels[j]]|^2 for j < n, from X's rows: under
-    ``SUM_LANES`` features (``lanes`` not None) :func:`few_own_sq_dists`; otherwise, with
-    ``loose`` (a bound only) :func:`.math.loose_sq_dist`, else :func:`own_sq_dists`."""
-    if lanes is not None:
-        few_own_sq_dists(X, rows, labels, n, Y, out)
-    elif loose:
+def _tile_own_dists_few(XT, row0, n_rows, Y, own, dist, lanes):
+    return False  # those rows' distances come from X's rows (rows_own_dists)
+
+
+def _tile_own_dists_wide(XT, row0, n_rows, Y, own, dist, lanes):
+    tile_own_sq_dist(XT, row0, n_rows, Y, own, dist)
+    return True
+
+
+# dist[r] = |X[row0 + r] - Y[own[r]]|^2 for a tile from XT and True where features are
+# wide; under SUM_LANES features False
+tile_own_dists = by_lanes(_tile_own_dists_few, _tile_own_dists_wide)
+
+
+def _rows_own_dists_few(X, rows, labels, n, Y, out, lanes, loose):
+    few_own_sq_dists(X, rows, labels, n, Y, out)
+
+
+def _rows_own_dists_wide(X, rows, labels, n, Y, out, lanes, loose):
+    if loose:  # a bound only
         for j in range(n):
             out[j] = loose_sq_dist(X, rows[j], Y, np.uint32(labels[j]))
     else:
         own_sq_dists(X, rows, labels, n, Y, out)
 
 
-def _few(lanes):
-    """Whether numba types ``lanes`` as an array (few features), not None."""
-    return not isinstance(lanes, (types.NoneType, types.Omitted))
-
-
-@overload(tile_own_dists)
-def _tile_own_dists_overload(XT, row0, n_rows, Y, own, dist, lanes):
-    if _few(lanes):
-        def impl(XT, row0, n_rows, Y, own, dist, lanes):
-            return False
-    else:
-        def impl(XT, row0, n_rows, Y, own, dist, lanes):
-            tile_own_sq_dist(XT, row0, n_rows, Y, own, dist)
-            return True
-    return impl
-
-
-@overload(rows_own_dists)
-def _rows_own_dists_overload(X, rows, labels, n, Y, out, lanes, loose):
-    if _few(lanes):
-        def impl(X, rows, labels, n, Y, out, lanes, loose):
-            few_own_sq_dists(X, rows, labels, n, Y, out)
-    else:
-        def impl(X, rows, labels, n, Y, out, lanes, loose):
-            if loose:
-                for j in range(n):
-                    out[j] = loose_sq_dist(X, rows[j], Y, np.uint32(labels[j]))
-            else:
-                own_sq_dists(X, rows, labels, n, Y, out)
-    return impl
+# out[j] = |X[rows[j]] - Y[labels[j]]|^2 for j < n, from X's rows
+rows_own_dists = by_lanes(_rows_own_dists_few, _rows_own_dists_wide)
 
 
 @_inline
@@ -952,17 +947,6 @@ def rows_to_columns(X, row0, rows, m, out, q):
             out[f, q + k] = X[i, f]
 
 
-def queue_rows(X, XT, row0, rows, m, packed, q, lanes):
-    """packed[f, q + j] = X[row0 + rows[j], f] for j < m: from X's rows where features are
-    many (:func:`rows_to_columns`: the bounds' own distances have just read those rows,
-    and XT's columns are cold there), from XT's columns otherwise. The few-feature variant
-    (``lanes`` not None) never has ``ROW_MAJOR_FEATURES``, and compiles only the latter."""
-    if lanes is None and X.shape[1] >= ROW_MAJOR_FEATURES:
-        rows_to_columns(X, row0, rows, m, packed, q)
-    else:
-        _columns_from_xt(XT, row0, rows, m, packed, q)
-
-
 @_inline
 def _columns_from_xt(XT, row0, rows, m, packed, q):
     for f in range(XT.shape[0]):
@@ -970,48 +954,29 @@ def _columns_from_xt(XT, row0, rows, m, packed, q):
             packed[f, q + j] = XT[f, row0 + rows[j]]
 
 
-@overload(queue_rows)
-def _queue_rows_overload(X, XT, row0, rows, m, packed, q, lanes):
-    if _few(lanes):
-        def impl(X, XT, row0, rows, m, packed, q, lanes):
-            _columns_from_xt(XT, row0, rows, m, packed, q)
+def _queue_rows_few(X, XT, row0, rows, m, packed, q, lanes):
+    _columns_from_xt(XT, row0, rows, m, packed, q)
+
+
+def _queue_rows_wide(X, XT, row0, rows, m, packed, q, lanes):
+    if X.shape[1] >= ROW_MAJOR_FEATURES:
+        # from X's rows, which the bounds' own distances have just read (the rows to
+        # rescan are among them): XT's columns are cold there
+        rows_to_columns(X, row0, rows, m, packed, q)
     else:
-        def impl(X, XT, row0, rows, m, packed, q, lanes):
-            if X.shape[1] >= ROW_MAJOR_FEATURES:
-                rows_to_columns(X, row0, rows, m, packed, q)
-            else:
-                _columns_from_xt(XT, row0, rows, m, packed, q)
-    return impl
+        _columns_from_xt(XT, row0, rows, m, packed, q)
 
 
-def add_to_sums(X, sample_weight, labels, first, last, sums, weights, lanes):
-    """Add rows ``first:last``, in row order, to their clusters' weighted sums.
-
-    Each lane is the serial chain ``sums[label, f] += w * X[i, f]`` (and ``weights[label]
-    += w``) in float64. With fewer than ``SUM_LANES`` features the chains run in ``lanes``
-    (K x SUM_LANES, zeroed once per chunk; the caller adds them to ``sums`` and
-    ``weights``, which start at zero, at the end): the same operations in the same order,
-    so the same values. Otherwise (``lanes`` None) straight into ``sums`` and ``weights``,
-    ``LANES`` features at a time (:func:`.lanes.add_weighted_lanes`, the same operations
-    again): the loop over a row's features had LLVM check, row after row, that ``sums``
-    and ``X`` do not overlap, about 85 instructions a row of 32 float32 features. One
-    thread, Lloyd steps alternating in one process, 30 rounds: 200,000 x 32, K=64, 0.92x
-    the time (unclustered), 0.96x (blobs); 1M x 64, K=256, unclustered, 0.98x.
-    """
-    if lanes is not None:  # under SUM_LANES features (tile_buffers): a vector a row
-        _add_rows_few(X, sample_weight, labels, first, last, lanes)
-    else:
-        _add_rows_wide(X, sample_weight, labels, first, last, sums, weights)
+# packed[f, q + j] = X[row0 + rows[j], f] for j < m, f < d: a queue's columns
+queue_rows = by_lanes(_queue_rows_few, _queue_rows_wide)
 
 
-@_inline
-def _add_rows_few(X, sample_weight, labels, first, last, lanes):
-    for i in range(first, last):
+def _add_to_sums_few(X, sample_weight, labels, first, last, sums, weights, lanes):
+    for i in range(first, last):  # into lanes: the caller adds them to sums at the end
         add_weighted_row(lanes, np.uint32(labels[i]), X, i, sample_weight[i])
 
 
-@_inline
-def _add_rows_wide(X, sample_weight, labels, first, last, sums, weights):
+def _add_to_sums_wide(X, sample_weight, labels, first, last, sums, weights, lanes):
     n_features = X.shape[1]
     wide = n_features - n_features % LANES
     for i in range(first, last):
@@ -1024,15 +989,20 @@ def _add_rows_wide(X, sample_weight, labels, first, last, sums, weights):
             sums[label, f] += w * X[i, f]
 
 
-@overload(add_to_sums)
-def _add_to_sums_overload(X, sample_weight, labels, first, last, sums, weights, lanes):
-    if _few(lanes):
-        def impl(X, sample_weight, labels, first, last, sums, weights, lanes):
-            _add_rows_few(X, sample_weight, labels, first, last, lanes)
-    else:
-        def impl(X, sample_weight, labels, first, last, sums, weights, lanes):
-            _add_rows_wide(X, sample_weight, labels, first, last, sums, weights)
-    return impl
+add_to_sums = by_lanes(_add_to_sums_few, _add_to_sums_wide)
+add_to_sums.__doc__ = """Add rows ``first:last``, in row order, to their clusters' weighted sums.
+
+    Each lane is the serial chain ``sums[label, f] += w * X[i, f]`` (and ``weights[label]
+    += w``) in float64. With fewer than ``SUM_LANES`` features the chains run in ``lanes``
+    (K x SUM_LANES, zeroed once per chunk; the caller adds them to ``sums`` and
+    ``weights``, which start at zero, at the end): the same operations in the same order,
+    so the same values. Otherwise (``lanes`` None) straight into ``sums`` and ``weights``,
+    ``LANES`` features at a time (:func:`.lanes.add_weighted_lanes`, the same operations
+    again): the loop over a row's features had LLVM check, row after row, that ``sums``
+    and ``X`` do not overlap, about 85 instructions a row of 32 float32 features. One
+    thread, Lloyd steps alternating in one process, 30 rounds: 200,000 x 32, K=64, 0.92x
+    the time (unclustered), 0.96x (blobs); 1M x 64, K=256, unclustered, 0.98x.
+    """
 
 
 @_inline
