@@ -759,7 +759,6 @@ def default_k_values(n_templates, n_samples, width=3):
     return np.arange(low, high + 1)
 
 
-@guarded_function
 def warm_up(device="auto"):
     """Compile, or load from numba's cache, the kernels :func:`fit_templates` runs.
 
@@ -805,6 +804,7 @@ def warm_up(device="auto"):
     return time.perf_counter() - start
 
 
+@guarded_function
 def fit_templates(X, n_templates=26, *, split_threshold=1.0, min_size=10, max_depth=3,
                   refine_k="auto", init="k-means++", n_init=N_INIT, max_iter=MAX_ITER,
                   tol=TOL, random_state=RANDOM_STATE, sample_size=None, device="auto",

@@ -288,3 +288,22 @@ def test_out_of_memory_warning_says_how_much_of_the_gpu_others_hold(path, monkey
     p.error = api_error(2, "CUDA_ERROR_OUT_OF_MEMORY")
     with pytest.warns(CudaFallbackWarning, match=r"10\.0 of 12\.0 GiB are held by other"):
         call(np.ones(3))
+
+
+def test_every_public_function_with_a_device_is_guarded_or_calls_only_guarded_ones():
+    """A public function that runs kernels on ``device`` reruns on the CPU when CUDA
+    fails (``guarded_function``); the exceptions run none of their own: ``which_device``
+    only resolves, ``create_templates`` fits a (guarded) KMeans, ``warm_up`` calls
+    guarded functions. A decorator moved onto the wrong function shows here."""
+    import inspect
+
+    import cudakmeans.templates
+
+    unguarded = set()
+    for module in (cudakmeans, cudakmeans.templates):
+        for name in module.__all__:
+            func = getattr(module, name)
+            if inspect.isfunction(func) and "device" in inspect.signature(func).parameters \
+                    and not hasattr(func, "__wrapped__"):
+                unguarded.add(name)
+    assert unguarded == {"which_device", "create_templates", "warm_up"}
