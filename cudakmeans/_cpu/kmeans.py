@@ -1853,29 +1853,6 @@ class Workspace:
         _compile.ensure_compiled([(entry, args, key) for entry, args in calls],
                                  f"{what} ({self._dtype_name})", soon=soon)
 
-    def _lloyd_soon(self):
-        """What a Lloyd run calls after a seeding, as :meth:`_compiled`'s ``soon``: its
-        entry points compile meanwhile in a second process, its leaves here first.
-
-        The steps' entry points of this workspace: one :func:`lloyd_steps` where they run
-        on one thread, the assignment's and the step's where they run on threads. Those
-        once compiled here after the seeding, one after the other: a first fit of 5,000 x
-        32 float32, K=40 (threads; fresh venv, empty cache) took 25-32 s, the
-        assignment's compile 17 s of it; with the second process, 19.4-22.4 s.
-        """
-        if not self._threaded_lloyd:
-            calls = self._run_calls(self.empty_centers(), self.empty_centers(), 0, 1, 1, 0.0)
-            return "k-means", calls, self._lloyd_leaves()
-        centers = self.empty_centers()
-        n_chunks = self._chunks.shape[0]
-        bounds = (self._bound_centers, centers, self._margin, self._shifts, self._separation)
-        finish = (self.X, self.sample_weight, self.labels, self.distances, self._partial_sums,
-                  self._partial_weights, self._changed, self._inertias, centers, centers)
-        calls = [(assign_entry, self._assign_args(centers, 0, n_chunks, False, False,
-                                                  self._tile, self._half_norms)),
-                 (move_bounds_entry, bounds), (finish_entry, finish)]
-        return "k-means", calls, self._lloyd_leaves()
-
     def _lloyd_leaves(self):
         """The kernels :func:`lloyd_steps` calls without inlining them, with arguments of
         the types it passes, in the order its compile gets to them: a first seeding
@@ -2096,8 +2073,11 @@ class Workspace:
             args = (self.X, self.XT, self.sample_weight, uniforms, self._chunks, self.closest,
                     self._chunk_pots, self._marks, targets, candidates, cand, new_closest,
                     partial_pots, trial_marks, pots, indices)
-            self._compiled("k-means++", [(greedy_kmeans_plusplus_serial, args)],
-                           self._lloyd_soon())
+            # a Lloyd run follows a seeding: its kernel compiles meanwhile, elsewhere
+            soon = None if self._threaded_lloyd else ("k-means", self._run_calls(
+                self.empty_centers(), self.empty_centers(), 0, 1, 1, 0.0),
+                self._lloyd_leaves())
+            self._compiled("k-means++", [(greedy_kmeans_plusplus_serial, args)], soon)
             greedy_kmeans_plusplus_serial(*args)
             return indices
 
@@ -2115,8 +2095,7 @@ class Workspace:
                        self._chunk_pots, self._marks, indices, 1)
         self._compiled("k-means++", [
             (closest_entry, closest_args(0, 0)), (search_entry, search_args),
-            (candidate_entry, candidate_args(0, 0)), (choose_candidate, choose_args)],
-            self._lloyd_soon())
+            (candidate_entry, candidate_args(0, 0)), (choose_candidate, choose_args)])
         self._run_chunks(lambda lo, hi: closest_entry(*closest_args(lo, hi)))
         current_pot = _ordered_sum(self._chunk_pots)
         for c in range(1, indices.shape[0]):
