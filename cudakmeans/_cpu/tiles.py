@@ -29,7 +29,11 @@ from numba.extending import intrinsic, overload
 BLOCK_ROWS = 32  # rows per block: two float32 or four float64 vectors of 64 bytes
 BLOCK_CENTERS = 4  # centres per block: 4 x BLOCK_ROWS sums fill half the vector registers
 PAIR, TRIPLE = 2, 3  # centres in :func:`sq_dist_pair`'s and :func:`sq_dist_triple`'s blocks
-_VECTOR_BYTES = 64  # AVX-512; LLVM splits the vectors for narrower targets
+# The vector registers of the target numba compiles for: (bytes per vector, registers).
+# AVX-512 has 32 of 64 bytes, AVX2 16 of 32 (and SSE 16 of 16): a block's sums written for
+# AVX-512 (32 rows x 4 centres of float32, 8 registers) took all 16 registers of AVX2, and
+# its float64 block 32, so LLVM spilled the sums to the stack at every feature.
+_AVX512, _AVX2, _SSE = (64, 32), (32, 16), (16, 16)
 # Where X transposed is larger than this, each step over a feature also prefetches that
 # feature's row of XT ``PREFETCH_AHEAD`` bytes ahead, each 64-byte line of the block's
 # piece by one block of centres only (the callers' other blocks read the same rows from
@@ -137,6 +141,44 @@ def _exact_loops(XT, row0, centers, c0, out, col0, n_centers):
             out[c, col0 + b] = acc
 
 
+def vector_registers(features):
+    """``(bytes per vector, vector registers)`` of a target with LLVM's feature string
+    ``features`` ("+avx2,-avx512f,..."): the code numba compiles for this machine (or for
+    NUMBA_CPU_FEATURES) runs on those, and numba's cache keys on the same string."""
+    flags = set(features.split(","))
+    if "+avx512f" in flags:
+        return _AVX512
+    return _AVX2 if "+avx" in flags else _SSE
+
+
+def target_features(context):
+    """LLVM's feature string of the machine code ``context`` compiles (numba's JIT codegen
+    holds it privately; tests/_cpu/test_tiles.py checks that it still does)."""
+    features = getattr(context.codegen(), "_tm_features", None)
+    if features is None:
+        from llvmlite import binding
+        from numba.core import config
+
+        features = config.CPU_FEATURES or binding.get_host_cpu_features().flatten()
+    return features
+
+
+def block_passes(n_vectors, n_centers, registers):
+    """The vectors of a block's rows that each pass over the features sums (for all its
+    centres), as ranges: as many as keep their sums in half the ``registers`` (the other
+    half holds the rows' vectors, the broadcast centres and the differences). Each lane's
+    sum is the same whichever pass computes it.
+
+    On AVX2, alternating in one process with the one-pass block (whose sums LLVM spilled to
+    the stack at every feature): Lloyd fits of 1M x 64 float32, K=256, 0.82x (blobs) and
+    0.74x (unclustered); 200,000 x 32, K=64, 0.99x and 0.885x; the request's fit (2,634 x
+    7 float64, K=26, n_init=3) 0.98x and 0.91x. Passes over groups of centres instead
+    (all rows' vectors, re-read from L1) gave 0.95x on both large fits.
+    """
+    per_pass = max(1, min(n_vectors, registers // 2 // n_centers))
+    return [range(v0, min(v0 + per_pass, n_vectors)) for v0 in range(0, n_vectors, per_pass)]
+
+
 def _block_codegen(term, n_centers=BLOCK_CENTERS):
     """The code of a block of ``n_centers`` centres whose lane sums ``acc = term(builder,
     acc, x, y)`` over features, the sums in vector registers (``term`` is
@@ -146,7 +188,14 @@ def _block_codegen(term, n_centers=BLOCK_CENTERS):
         xt_type, _, y_type, _, out_type, _ = sig.args
         fty = context.get_value_type(xt_type.dtype)
         itemsize = context.get_abi_sizeof(fty)
-        lanes = _VECTOR_BYTES // itemsize
+        vector_bytes, registers = vector_registers(target_features(context))
+        if term is _sq_dist_term and itemsize == 4:
+            # The exact float32 block keeps its one pass on AVX2 too (5 of its 16 sums
+            # spill): in passes, k-means++ over 200,000 x 32 (whose candidates only it
+            # scans) ran 1.09-1.10x slower. The float64 block, all 32 of whose sums would
+            # spill, is split: k-means++ of the request's data 0.88-1.06x (noise).
+            vector_bytes, registers = _AVX512
+        lanes = vector_bytes // itemsize
         n_vectors = BLOCK_ROWS // lanes
         vty = ir.VectorType(fty, lanes)
         i64 = ir.IntType(64)
@@ -195,40 +244,41 @@ def _block_codegen(term, n_centers=BLOCK_CENTERS):
         prefetch = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
             "llvm.prefetch.p0")
-        # allocas in the entry block: LLVM's SROA turns them into registers (phi nodes)
-        sums = []
-        for _ in range(n_centers * n_vectors):
-            slot = cgutils.alloca_once(builder, vty)
-            builder.store(ir.Constant(vty, None), slot)
-            sums.append(slot)
-        with cgutils.for_range(builder, n_features) as loop:
-            f = loop.index
-            x_row = builder.gep(x_base, [builder.mul(f, x_stride)])
-            for gate, k in fetches:
-                with builder.if_then(gate):  # read, into L2 (not L1), data
-                    builder.call(prefetch, [builder.gep(x_row, [const(PREFETCH_AHEAD + k)]),
-                                            ir.Constant(i32, 0),
-                                            ir.Constant(i32, PREFETCH_LOCALITY),
-                                            ir.Constant(i32, 1)])
-            xs = [builder.load(builder.bitcast(builder.gep(x_row, [const(v * lanes * itemsize)]),
-                                               vty.as_pointer()), align=itemsize)
-                  for v in range(n_vectors)]
-            offset = builder.mul(f, const(itemsize))
-            for c in range(n_centers):
-                y = builder.load(builder.bitcast(builder.gep(y_rows[c], [offset]),
-                                                 fty.as_pointer()), align=itemsize)
-                y = splat(builder, y, vty)
-                for v in range(n_vectors):
-                    slot = sums[c * n_vectors + v]
-                    builder.store(term(builder, builder.load(slot), xs[v], y), slot)
         out_base = builder.gep(builder.bitcast(out.data, i8p),
                                [builder.mul(col0, const(itemsize))])
-        for c in range(n_centers):
-            out_row = builder.gep(out_base, [builder.mul(const(c), out_stride)])
-            for v in range(n_vectors):
-                target = builder.gep(out_row, [const(v * lanes * itemsize)])
-                builder.store(builder.load(sums[c * n_vectors + v]),
-                              builder.bitcast(target, vty.as_pointer()), align=itemsize)
+        # allocas in the entry block: LLVM's SROA turns them into registers (phi nodes)
+        sums = [cgutils.alloca_once(builder, vty) for _ in range(n_centers * n_vectors)]
+        for n_pass, vectors in enumerate(block_passes(n_vectors, n_centers, registers)):
+            for v in vectors:
+                for c in range(n_centers):
+                    builder.store(ir.Constant(vty, None), sums[c * n_vectors + v])
+            with cgutils.for_range(builder, n_features) as loop:
+                f = loop.index
+                x_row = builder.gep(x_base, [builder.mul(f, x_stride)])
+                for gate, k in fetches if n_pass == 0 else ():
+                    with builder.if_then(gate):  # read, into L2 (not L1), data
+                        builder.call(prefetch,
+                                     [builder.gep(x_row, [const(PREFETCH_AHEAD + k)]),
+                                      ir.Constant(i32, 0), ir.Constant(i32, PREFETCH_LOCALITY),
+                                      ir.Constant(i32, 1)])
+                xs = {v: builder.load(builder.bitcast(
+                    builder.gep(x_row, [const(v * lanes * itemsize)]), vty.as_pointer()),
+                    align=itemsize) for v in vectors}
+                offset = builder.mul(f, const(itemsize))
+                for c in range(n_centers):
+                    y = builder.load(builder.bitcast(builder.gep(y_rows[c], [offset]),
+                                                     fty.as_pointer()), align=itemsize)
+                    y = splat(builder, y, vty)
+                    for v in vectors:
+                        slot = sums[c * n_vectors + v]
+                        builder.store(term(builder, builder.load(slot), xs[v], y), slot)
+            # each pass's sums leave the registers before the next pass needs them
+            for c in range(n_centers):
+                out_row = builder.gep(out_base, [builder.mul(const(c), out_stride)])
+                for v in vectors:
+                    target = builder.gep(out_row, [const(v * lanes * itemsize)])
+                    builder.store(builder.load(sums[c * n_vectors + v]),
+                                  builder.bitcast(target, vty.as_pointer()), align=itemsize)
         return context.get_dummy_value()
 
     return codegen

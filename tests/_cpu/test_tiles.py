@@ -262,6 +262,80 @@ def test_blocks_prefetch_into_l2(compiled):
     assert tiles.PREFETCH_LOCALITY == 2
 
 
+def test_block_shape_follows_the_vector_registers():
+    """AVX-512 (32 registers of 64 bytes) runs each block in one pass, as it was written
+    for; AVX2 and SSE (16 registers) sum a block's rows in passes whose sums fit in half
+    the registers, every vector of rows in exactly one pass."""
+    assert tiles.vector_registers("+avx,+avx2,+avx512f,+fma") == (64, 32)
+    assert tiles.vector_registers("+avx,+avx2,-avx512f,+fma") == (32, 16)
+    assert tiles.vector_registers("+sse2,-avx,-avx512f") == (16, 16)
+    assert tiles.vector_registers("") == (16, 16)
+    for vector_bytes, registers in ((64, 32), (32, 16), (16, 16)):
+        for itemsize in (4, 8):
+            n_vectors = ROWS * itemsize // vector_bytes
+            for n_centers in (CENTERS, tiles.TRIPLE, tiles.PAIR):
+                passes = tiles.block_passes(n_vectors, n_centers, registers)
+                assert [v for p in passes for v in p] == list(range(n_vectors))
+                assert all(len(p) * n_centers <= registers // 2 for p in passes)
+                if n_vectors * n_centers <= registers // 2:
+                    assert len(passes) == 1
+    assert len(tiles.block_passes(2, CENTERS, 32)) == 1  # AVX-512, float32: as before
+    assert len(tiles.block_passes(4, CENTERS, 16)) == 2  # AVX2, float32
+
+
+def test_blocks_read_the_features_numba_compiles_for():
+    """The block's shape comes from the feature string numba's JIT compiles with, which it
+    holds privately: a numba that moved it would silently give every machine SSE's shape."""
+    from numba.core.registry import cpu_target
+
+    codegen = cpu_target.target_context.codegen()
+    assert isinstance(codegen._tm_features, str) and "+" in codegen._tm_features
+    assert tiles.target_features(cpu_target.target_context) == codegen._tm_features
+
+
+_OTHER_TARGET = """
+import numpy as np
+from numba import njit
+from numba.core.registry import cpu_target
+from cudakmeans._cpu import tiles
+
+assert tiles.vector_registers(tiles.target_features(cpu_target.target_context)) == (16, 16)
+
+def check(block, dtype, n_features, row0, c0):
+    rng = np.random.default_rng(n_features)
+    XT = rng.standard_normal((n_features, 80)).astype(dtype)
+    centers = rng.standard_normal((7, n_features)).astype(dtype)
+    compiled = njit(lambda XT, r, C, c, o, col: block(XT, r, C, c, o, col))
+    out = np.full((tiles.BLOCK_CENTERS, 40), np.nan, dtype=dtype)
+    want = out.copy()
+    compiled(XT, row0, centers, c0, out, 3)
+    block(XT, row0, centers, c0, want, 3)  # the plain loops
+    np.testing.assert_array_equal(out, want)
+
+for dtype in (np.float32, np.float64):
+    for block in (tiles.sq_dist_block, tiles.sq_dist_triple, tiles.dot_block):
+        for n_features, row0, c0 in ((1, 0, 0), (17, 9, 4), (64, 41, 5)):
+            check(block, dtype, n_features, row0, c0)
+print("ok")
+"""
+
+
+def test_blocks_in_passes_equal_the_plain_loops_on_a_narrower_target(tmp_path):
+    """Compiled for a generic x86-64 (SSE: no multiply-adds, 16-byte vectors, so every
+    block runs in several passes, whatever this machine has), the blocks' values are the
+    plain loops' bit for bit, the dot products' too (unfused, they round as the loops do)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_CPU_NAME="generic", NUMBA_CACHE_DIR=str(tmp_path))
+    env.pop("NUMBA_CPU_FEATURES", None)
+    done = subprocess.run([sys.executable, "-c", _OTHER_TARGET], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "ok"
+
+
 def test_dots_settle_clear_rows_and_leave_near_ties():
     """The dot products must do their job: on unclustered data few rows are left to the
     exact scan (a regression that rescans everything is caught); rows exactly between two
