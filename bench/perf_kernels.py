@@ -69,30 +69,38 @@ def write_perf_map(modules, path=None, objects=None):
     file and load address in (``<name>.o``, ``<name>.base``)."""
     path = pathlib.Path(path or f"{PERF_MAP_DIR}/perf-{os.getpid()}.map")
     lines, seen = [], set()
+
+    def add(library, owner, stem):
+        # a kernel's own code, then what it links: overloads numba compiled apart (the
+        # variants by_lanes picks, say) are libraries of their own, at addresses of their
+        # own, that a map of the dispatchers' libraries alone left unnamed
+        if id(library) in seen:
+            return
+        seen.add(id(library))
+        for n, linked in enumerate(getattr(library, "_linking_libraries", ())):
+            add(linked, owner, f"{stem}-linked{n}")
+        try:
+            obj = library._get_compiled_object()
+        except (RuntimeError, ValueError):  # from the cache, or numba's runtime: no object
+            return
+        symbols = _symbols(obj)
+        base = _load_address(library, symbols)
+        if base is None:
+            return
+        for offset, size, name in symbols:
+            lines.append(f"{base + offset:x} {size:x} {owner}:{name}")
+        if objects is not None:
+            stem = pathlib.Path(objects) / stem
+            stem.with_suffix(".o").write_bytes(obj)
+            stem.with_suffix(".base").write_text(f"{base:#x}\n")
+
     for module in modules:
         for attr in sorted(vars(module)):
             dispatcher = getattr(module, attr)
             if not isinstance(dispatcher, CPUDispatcher):
                 continue
             for n, cres in enumerate(dispatcher.overloads.values()):
-                library = cres.library
-                if id(library) in seen:
-                    continue
-                seen.add(id(library))
-                try:
-                    obj = library._get_compiled_object()
-                except RuntimeError:  # loaded from the cache: no object code kept
-                    continue
-                symbols = _symbols(obj)
-                base = _load_address(library, symbols)
-                if base is None:
-                    continue
-                for offset, size, name in symbols:
-                    lines.append(f"{base + offset:x} {size:x} {dispatcher.__name__}:{name}")
-                if objects is not None:
-                    stem = pathlib.Path(objects) / f"{dispatcher.__name__}-{n}"
-                    stem.with_suffix(".o").write_bytes(obj)
-                    stem.with_suffix(".base").write_text(f"{base:#x}\n")
+                add(cres.library, dispatcher.__name__, f"{dispatcher.__name__}-{n}")
     path.write_text("".join(line + "\n" for line in lines))
     return path, len(lines)
 
