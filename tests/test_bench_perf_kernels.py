@@ -19,6 +19,7 @@ import numpy as np
 from bench.perf_kernels import write_perf_map
 from tests._cpu import cached_kernels as m
 m.later(np.float64(3.0))
+m.linked(np.float64(3.0))
 path, count = write_perf_map([m], path=sys.argv[1])
 entries = {}
 for d in (m.half, m.later):
@@ -46,7 +47,11 @@ def test_the_map_names_each_compiled_kernel_at_its_address(tmp_path):
         start, size, name = line.split(" ", 2)
         kernel = name.split(":", 1)[0]
         ranges.setdefault(kernel, []).append((int(start, 16), int(size, 16)))
-    assert set(ranges) == {"half", "later"}
+    assert set(ranges) == {"half", "later", "linked"}
+    # the overload linked's library links (compiled apart, at an address of its own) is
+    # named under linked, not left a bare address
+    assert any(name.startswith("linked:") and "_twice_body" in name
+               for _, _, name in (line.split(" ", 2) for line in lines))
     for kernel, address in result["entries"].items():  # the entry lies in a named range
         assert any(start <= address < start + size for start, size in ranges[kernel]), kernel
     # the same kernels again, now loaded from the cache: numba keeps no object code
