@@ -258,14 +258,6 @@ def _device_line(device, reason):
     return f"{device} ({' '.join(reason.split())})"
 
 
-def _warm_up(device):
-    """Compile (or load from numba's cache) the kernels the workflow uses; return seconds
-    (:func:`cudakmeans.templates.warm_up`)."""
-    from .templates import warm_up
-
-    return warm_up(device)
-
-
 def cmd_fit(args):
     from . import KMeans, last_device, silhouette_score, which_device
     from .templates import standardize
@@ -332,11 +324,11 @@ def _workflow_kwargs(args):
 
 
 def _run_workflow(X, args, device):
-    from .templates import fit_templates
+    from .templates import fit_templates, warm_up
 
     if args.k > X.shape[0]:
         raise InputError(f"--k {args.k} is more than the {X.shape[0]} rows")
-    warm_s = _warm_up(device)
+    warm_s = warm_up(device)
     result = fit_templates(X, args.k, device=device, progress=Progress(),
                            **_workflow_kwargs(args))
     return result, warm_s

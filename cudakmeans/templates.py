@@ -769,7 +769,7 @@ def warm_up(device="auto"):
     silhouette and the fit then load that process's results. With the silhouette compiled
     here after the seeding, this process was the last to finish: the command line's first
     demo took 13.2-14.6 s against 10.3-10.8 s (3 runs each, fresh venv, empty cache, on
-    a day when the development VM compiled ~1.5x slower than the day before).
+    the 2-core AVX2 development VM).
 
     Parameters
     ----------
