@@ -4,8 +4,10 @@ The subprocess tests point numba's cache at an empty folder, so their first fit 
 for real (seconds); each scenario runs under a hard ``subprocess.run`` timeout.
 """
 
+import gc
 import io
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -125,6 +127,90 @@ def test_ensure_compiled_compiles_once_and_only_what_is_missing():
     assert cpu_compile.ensure_compiled(calls, "test kernels", stream=stream) == 0
     assert stream.getvalue() == ""
     assert add_one(1.0) == 2.0
+
+
+def _nested_inlines():
+    """A kernel whose ``inline="always"`` helpers have loops and branches (several blocks
+    each) and call one another: what numba's inliner copies."""
+    @njit(inline="always")
+    def clipped(x, lo, hi):
+        if x < lo:
+            return lo
+        if x > hi:
+            return hi
+        return x
+
+    @njit(inline="always")
+    def clipped_dot(a, b, lo, hi):
+        total = 0.0
+        for i in range(a.shape[0]):
+            term = a[i] * b[i]
+            if term != term:
+                continue
+            total += clipped(term, lo, hi)
+        return total
+
+    @njit  # no disk cache: compiled here, by each test
+    def kernel(a, b):
+        return clipped_dot(a, b, -1.0, 1.0) - clipped_dot(b, b, 0.0, 0.5)
+
+    return kernel
+
+
+def _compile(kernel, *args):
+    kernel.compile(tuple(kernel.typeof_pyval(arg) for arg in args))
+    return kernel.inspect_asm(kernel.signatures[0])
+
+
+def test_compiling_copies_each_inlined_callee_once_with_the_collector_off(monkeypatch):
+    """Inside ``_compiling`` numba's inliner deep-copies a callee's blocks in one call
+    (numba copied them one by one, each with the whole scope), and the cyclic collector
+    is off; outside it numba is as it was."""
+    from numba.core import inline_closurecall
+
+    assert cpu_compile._inline_ir_copying_once() is not None  # the numba we depend on
+    copied = []
+    deepcopy = inline_closurecall.copy.deepcopy
+    monkeypatch.setattr(inline_closurecall, "copy", type(inline_closurecall)("copy"))
+    inline_closurecall.copy.deepcopy = lambda x, memo=None: (
+        copied.append(type(x).__name__) or deepcopy(x, memo))
+    a = np.random.default_rng(0).standard_normal(50)
+    b = np.random.default_rng(1).standard_normal(50)
+    numba_as_is, copying_once = _nested_inlines(), _nested_inlines()
+    original = inline_closurecall.InlineWorker.__dict__["inline_ir"]
+    plain_asm = _compile(numba_as_is, a, b)
+    assert copied and set(copied) == {"Block"}, copied
+    copied.clear()
+    with cpu_compile._compiling():
+        assert inline_closurecall.InlineWorker.inline_ir is not original
+        assert not gc.isenabled()
+        once_asm = _compile(copying_once, a, b)
+    assert set(copied) == {"dict"}, copied  # the blocks at once: two copies per callee
+    assert inline_closurecall.InlineWorker.__dict__["inline_ir"] is original
+    assert gc.isenabled()
+    # the same machine code (up to the numbers in symbols and labels), the same values
+    assert re.sub(r"\d+", "0", once_asm) == re.sub(r"\d+", "0", plain_asm)
+    expected = np.clip(a * b, -1.0, 1.0).sum() - np.clip(b * b, 0.0, 0.5).sum()
+    assert copying_once(a, b) == numba_as_is(a, b)
+    np.testing.assert_allclose(copying_once(a, b), expected, rtol=1e-12)
+
+
+def test_compiling_restores_numba_and_the_collector_when_a_compile_fails():
+    from numba.core import inline_closurecall
+
+    original = inline_closurecall.InlineWorker.__dict__["inline_ir"]
+    with pytest.raises(RuntimeError, match="failed"):
+        with cpu_compile._compiling():
+            raise RuntimeError("failed")
+    assert inline_closurecall.InlineWorker.__dict__["inline_ir"] is original
+    assert gc.isenabled()
+    gc.disable()  # a collector the caller switched off stays off
+    try:
+        with cpu_compile._compiling():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_a_failed_compile_ends_the_line_and_raises():
