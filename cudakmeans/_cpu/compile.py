@@ -333,9 +333,10 @@ def _inline_ir_copying_once():
 
     worker = inline_closurecall.InlineWorker
     try:
-        source = textwrap.dedent(inspect.getsource(worker.inline_ir))
+        lines, first_line = inspect.getsourcelines(worker.inline_ir)
     except (OSError, TypeError):
         return None
+    source = textwrap.dedent("".join(lines))
     per_block = ("        kernel_copy.blocks = {}\n"
                  "        for block_label, block in the_ir.blocks.items():\n"
                  "            new_block = copy.deepcopy(the_ir.blocks[block_label])\n"
@@ -344,6 +345,7 @@ def _inline_ir_copying_once():
         return None
     source = source.replace(per_block,
                             "        kernel_copy.blocks = copy.deepcopy(the_ir.blocks)\n")
+    source = "\n" * (first_line - 1) + source  # numba's line numbers in a traceback
     namespace = {}
     exec(compile(source, inspect.getsourcefile(worker), "exec"),  # noqa: S102
          vars(inline_closurecall), namespace)
