@@ -42,6 +42,7 @@ VM).
 
 import atexit
 import contextlib
+import functools
 import gc
 import importlib
 import os
@@ -64,7 +65,6 @@ _ready = set()  # (id(dispatcher), key): known to be compiled or cached in this 
 _pending = {}
 _announced = set()  # the processes whose wait a thread has said it waits for
 _expected = []  # (calls, what) from expect(): joined to the next second process started
-_copying_once = None  # _inline_ir_copying_once(), made at the first compile
 
 
 def _argtypes(dispatcher, args):
@@ -317,9 +317,10 @@ def _stop_pending():
 atexit.register(_stop_pending)
 
 
+@functools.cache
 def _inline_ir_copying_once():
     """numba's ``InlineWorker.inline_ir`` with its callee copied in one ``deepcopy``, not
-    one per block; None where numba's source is not the one expected.
+    one per block; None where numba's source is not the one expected (made once).
 
     Each ``deepcopy`` of a block copies the function's whole scope (every variable) with
     it, so a callee of B blocks and V variables cost B x V copies, twice per inlined call
@@ -332,6 +333,8 @@ def _inline_ir_copying_once():
     from numba.core import inline_closurecall
 
     worker = inline_closurecall.InlineWorker
+    if "inline_ir" not in vars(worker):
+        return None
     try:
         lines, first_line = inspect.getsourcelines(worker.inline_ir)
     except (OSError, TypeError):
@@ -368,19 +371,19 @@ def _compiling():
     from numba.core import inline_closurecall
     from numba.core.compiler_lock import global_compiler_lock
 
-    global _copying_once
     worker = inline_closurecall.InlineWorker
     with global_compiler_lock:
-        if _copying_once is None:
-            _copying_once = _inline_ir_copying_once() or worker.inline_ir
-        saved = worker.__dict__["inline_ir"]
+        copying_once = _inline_ir_copying_once()  # None: numba's inliner as it is
+        saved = vars(worker).get("inline_ir")
         collecting = gc.isenabled()
-        worker.inline_ir = _copying_once
+        if copying_once is not None:
+            worker.inline_ir = copying_once
         gc.disable()
         try:
             yield
         finally:
-            worker.inline_ir = saved
+            if copying_once is not None:
+                worker.inline_ir = saved
             if collecting:
                 gc.enable()
 

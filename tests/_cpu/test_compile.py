@@ -195,6 +195,22 @@ def test_compiling_copies_each_inlined_callee_once_with_the_collector_off(monkey
     np.testing.assert_allclose(copying_once(a, b), expected, rtol=1e-12)
 
 
+def test_compiling_leaves_another_numbas_inliner_alone(monkeypatch):
+    """Where numba's source is not the one expected, its inliner is not touched; the
+    collector is still off for the compile."""
+    from numba.core import inline_closurecall
+
+    monkeypatch.setattr(cpu_compile, "_inline_ir_copying_once", lambda: None)
+    original = inline_closurecall.InlineWorker.__dict__["inline_ir"]
+    kernel = _nested_inlines()
+    with cpu_compile._compiling():
+        assert inline_closurecall.InlineWorker.__dict__["inline_ir"] is original
+        assert not gc.isenabled()
+        assert kernel(np.ones(3), np.ones(3)) == 3.0 - 1.5
+    assert inline_closurecall.InlineWorker.__dict__["inline_ir"] is original
+    assert gc.isenabled()
+
+
 def test_compiling_restores_numba_and_the_collector_when_a_compile_fails():
     from numba.core import inline_closurecall
 
