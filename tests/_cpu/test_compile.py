@@ -157,7 +157,7 @@ def _nested_inlines():
     return kernel
 
 
-def _compile(kernel, *args):
+def _compiled_asm(kernel, *args):
     kernel.compile(tuple(kernel.typeof_pyval(arg) for arg in args))
     return kernel.inspect_asm(kernel.signatures[0])
 
@@ -178,13 +178,13 @@ def test_compiling_copies_each_inlined_callee_once_with_the_collector_off(monkey
     b = np.random.default_rng(1).standard_normal(50)
     numba_as_is, copying_once = _nested_inlines(), _nested_inlines()
     original = inline_closurecall.InlineWorker.__dict__["inline_ir"]
-    plain_asm = _compile(numba_as_is, a, b)
+    plain_asm = _compiled_asm(numba_as_is, a, b)
     assert copied and set(copied) == {"Block"}, copied
     copied.clear()
     with cpu_compile._compiling():
         assert inline_closurecall.InlineWorker.inline_ir is not original
         assert not gc.isenabled()
-        once_asm = _compile(copying_once, a, b)
+        once_asm = _compiled_asm(copying_once, a, b)
     assert set(copied) == {"dict"}, copied  # the blocks at once: two copies per callee
     assert inline_closurecall.InlineWorker.__dict__["inline_ir"] is original
     assert gc.isenabled()
