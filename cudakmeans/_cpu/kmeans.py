@@ -744,8 +744,8 @@ def flag_rescans(X, XT, row0, centers, dist, own, lower, upper, shifts, separati
 
 @_kernel
 def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights, start, stop,
-                bounded, exact, with_inertia, bounds, shifts, separation, margin, tiny,
-                half_norms, values, tile_labels, packed_rows, rescan, packed, lanes):
+                bounded, exact, with_inertia, moved_only, bounds, shifts, separation, margin,
+                tiny, half_norms, values, tile_labels, packed_rows, rescan, packed, lanes):
     """Label rows ``start:stop`` with their nearest centre; return (n_changed, inertia).
 
     IN: X and XT (its transpose), sample_weight, centers. INOUT: labels (the previous
@@ -755,7 +755,10 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
     are scratch (:func:`tile_buffers`).
 
     The sums are accumulated even for an assignment that does not move the centres: they
-    cost a few percent of the assignment, and one compiled body serves both.
+    cost a few percent of the assignment, and one compiled body serves both. With
+    ``moved_only`` (bounded, and ``sums`` and ``weights`` those of the previous labels) only
+    the rows whose label changes move from their old cluster's sums to their new one's
+    (:func:`move_row`): after the first steps a few percent of the rows.
 
     ``bounds[0][i]`` is a lower bound on row i's distance to every centre but its own,
     ``bounds[1][i]`` an upper bound on its distance to its own. With ``bounded`` the
@@ -879,7 +882,11 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
             for j in range(q):
                 i = x_rows[j]
                 label = packed_label[j]
-                n_changed += label != labels[i]
+                if label != labels[i]:
+                    n_changed += 1
+                    if moved_only:
+                        move_row(X, sample_weight, i, labels[i], label, sums, weights,
+                                 lanes)
                 labels[i] = label
                 if exact:
                     distances[i] = packed_best[j]
@@ -890,7 +897,8 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
         ready = x_rows[0] if q > 0 else (stop if at_end else row0)  # every row labelled
         if with_inertia and exact:  # in row order, every row's term
             inertia = add_inertia(sample_weight, distances, done, ready, inertia)
-        add_to_sums(X, sample_weight, labels, done, ready, sums, weights, lanes)
+        if not moved_only:
+            add_to_sums(X, sample_weight, labels, done, ready, sums, weights, lanes)
         done = ready
         if at_end:
             break
@@ -911,6 +919,11 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
             weights[c] += lanes[c, SUM_LANES - 1]
             for f in range(n_features):
                 sums[c, f] += lanes[c, f]
+    if moved_only:  # an emptied cluster's sums exactly 0 again, not the adds' rounding
+        for c in range(centers.shape[0]):
+            if weights[c] == 0:
+                for f in range(n_features):
+                    sums[c, f] = 0.0
     return n_changed, inertia
 
 
@@ -976,17 +989,22 @@ def _add_to_sums_few(X, sample_weight, labels, first, last, sums, weights, lanes
         add_weighted_row(lanes, np.uint32(labels[i]), X, i, sample_weight[i])
 
 
-def _add_to_sums_wide(X, sample_weight, labels, first, last, sums, weights, lanes):
+@_inline
+def add_wide_row(X, i, w, label, sums, weights):
+    """``sums[label] += w * X[i]``, ``weights[label] += w``: :func:`add_to_sums`' chains
+    for one row of at least ``SUM_LANES`` features."""
     n_features = X.shape[1]
     wide = n_features - n_features % LANES
+    weights[label] += w
+    for f in range(0, wide, LANES):
+        add_weighted_lanes(sums, label, X, i, w, f)
+    for f in range(wide, n_features):
+        sums[label, f] += w * X[i, f]
+
+
+def _add_to_sums_wide(X, sample_weight, labels, first, last, sums, weights, lanes):
     for i in range(first, last):
-        label = np.uint32(labels[i])
-        w = sample_weight[i]
-        weights[label] += w
-        for f in range(0, wide, LANES):
-            add_weighted_lanes(sums, label, X, i, w, f)
-        for f in range(wide, n_features):
-            sums[label, f] += w * X[i, f]
+        add_wide_row(X, i, sample_weight[i], np.uint32(labels[i]), sums, weights)
 
 
 add_to_sums = by_lanes(_add_to_sums_few, _add_to_sums_wide)
@@ -1005,27 +1023,50 @@ add_to_sums.__doc__ = """Add rows ``first:last``, in row order, to their cluster
     """
 
 
+def _move_row_few(X, sample_weight, i, old, new, sums, weights, lanes):
+    w = sample_weight[i]
+    add_weighted_row(lanes, np.uint32(old), X, i, -w)
+    add_weighted_row(lanes, np.uint32(new), X, i, w)
+
+
+def _move_row_wide(X, sample_weight, i, old, new, sums, weights, lanes):
+    w = sample_weight[i]
+    add_wide_row(X, i, -w, np.uint32(old), sums, weights)
+    add_wide_row(X, i, w, np.uint32(new), sums, weights)
+
+
+# Row i's weighted coordinates and weight out of cluster ``old``'s sums and into ``new``'s
+# (:func:`add_to_sums`' chains, ``-w`` then ``w``): the sums of a step whose previous
+# labels' sums are kept (``moved_only``: :func:`assign_rows`)
+move_row = by_lanes(_move_row_few, _move_row_wide)
+
+
 @_inline
 def assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, first, last,
                   sums, weights, changed, inertias, bounded, exact, bounds, shifts, separation,
                   margin, tiny, half_norms, values, tile_labels, packed_rows, rescan, packed,
-                  lanes, with_inertia):
+                  lanes, with_inertia, keep_sums):
     """:func:`assign_rows` over ``chunks[first:last]``, one partial result per chunk.
 
-    OUT: sums[k], weights[k] (zeroed here), changed[k], inertias[k] (0 without
-    ``with_inertia``: a Lloyd step whose inertia is not wanted skips its serial adds).
-    Every caller passes ``with_inertia`` as a runtime boolean, never a literal: a kernel
-    is compiled once per distinct argument type, so assign_rows compiles once for all.
+    OUT: sums[k], weights[k], changed[k], inertias[k] (0 without ``with_inertia``: a Lloyd
+    step whose inertia is not wanted skips its serial adds). With ``keep_sums`` and
+    ``bounded``, sums[k] and weights[k] hold the previous labels' and only the moved rows
+    change them (``moved_only``: :func:`assign_rows`); otherwise they are zeroed here and
+    summed anew. Every caller passes ``with_inertia`` as a runtime boolean, never a
+    literal: a kernel is compiled once per distinct argument type, so assign_rows
+    compiles once for all.
     """
+    moved_only = bounded and keep_sums
     for k in range(first, last):
-        for c in range(sums.shape[1]):
-            weights[k, c] = 0.0
-            for f in range(sums.shape[2]):
-                sums[k, c, f] = 0.0
+        if not moved_only:
+            for c in range(sums.shape[1]):
+                weights[k, c] = 0.0
+                for f in range(sums.shape[2]):
+                    sums[k, c, f] = 0.0
         n_changed, inertia = assign_rows(X, XT, sample_weight, centers, labels, distances,
                                          sums[k], weights[k], chunks[k, 0], chunks[k, 1],
-                                         bounded, exact, with_inertia, bounds, shifts,
-                                         separation, margin, tiny, half_norms, values,
+                                         bounded, exact, with_inertia, moved_only, bounds,
+                                         shifts, separation, margin, tiny, half_norms, values,
                                          tile_labels, packed_rows, rescan, packed, lanes)
         changed[k] = n_changed
         inertias[k] = inertia
@@ -1084,7 +1125,9 @@ def finish_iter(X, sample_weight, labels, distances, sums, weights, changed, ine
                 centers_old, centers_new):
     """Reduce the chunks' partials in order, relocate empty clusters, average.
 
-    OUT: centers_new, and the reduced sums[0], weights[0]. Returns
+    IN: the chunks' partials sums[k], weights[k] for k < n_chunks (kept: a later step may
+    only move rows between them, ``keep_sums``). OUT: centers_new, and the reduced
+    sums[n_chunks], weights[n_chunks] (the buffers' last slot). Returns
     ``(n_changed, center_shift_tot, inertia)``. Where a cluster is empty, every row's
     distance to its centre in ``centers_old`` is computed first (``sq_dist``'s): the
     relocation picks the farthest rows, and a step leaves the rows its bounds settled
@@ -1095,12 +1138,17 @@ def finish_iter(X, sample_weight, labels, distances, sums, weights, changed, ine
     for k in range(changed.shape[0]):
         n_changed += changed[k]
         inertia += inertias[k]
-    for k in range(1, sums.shape[0]):
+    n_chunks = changed.shape[0]
+    total_sums, total_weights = sums[n_chunks], weights[n_chunks]
+    for c in range(sums.shape[1]):
+        total_weights[c] = weights[0, c]
+        for f in range(sums.shape[2]):
+            total_sums[c, f] = sums[0, c, f]
+    for k in range(1, n_chunks):
         for c in range(sums.shape[1]):
-            weights[0, c] += weights[k, c]
+            total_weights[c] += weights[k, c]
             for f in range(sums.shape[2]):
-                sums[0, c, f] += sums[k, c, f]
-    total_sums, total_weights = sums[0], weights[0]
+                total_sums[c, f] += sums[k, c, f]
     any_empty = False
     for c in range(total_weights.shape[0]):
         any_empty |= total_weights[c] == 0
@@ -1122,7 +1170,7 @@ def finish_iter(X, sample_weight, labels, distances, sums, weights, changed, ine
 def lloyd_step(X, XT, sample_weight, centers_old, centers_new, labels, distances, chunks,
                sums, weights, changed, inertias, bounded, bound_centers, bounds, shifts,
                separation, margin, tiny, half_norms, values, tile_labels, packed_rows, rescan,
-               packed, lanes, exact, with_inertia):
+               packed, lanes, exact, with_inertia, keep_sums):
     """One whole Lloyd step on the calling thread (the same chunks, the same result as on
     threads), bounds moved from ``bound_centers`` first. Returns
     ``(n_changed, center_shift_tot, inertia)``; the inertia is whole with ``exact`` only
@@ -1134,7 +1182,7 @@ def lloyd_step(X, XT, sample_weight, centers_old, centers_new, labels, distances
     assign_chunks(X, XT, sample_weight, centers_old, labels, distances, chunks, 0,
                   chunks.shape[0], sums, weights, changed, inertias, bounded, exact, bounds,
                   shifts, separation, margin, tiny, half_norms, values, tile_labels,
-                  packed_rows, rescan, packed, lanes, with_inertia)
+                  packed_rows, rescan, packed, lanes, with_inertia, keep_sums)
     return finish_iter(X, sample_weight, labels, distances, sums, weights, changed, inertias,
                        centers_old, centers_new)
 
@@ -1143,19 +1191,19 @@ def lloyd_step(X, XT, sample_weight, centers_old, centers_new, labels, distances
 def lloyd_iter_serial(X, XT, sample_weight, centers_old, centers_new, labels, distances,
                       chunks, sums, weights, changed, inertias, bounded, bound_centers, bounds,
                       shifts, separation, margin, tiny, half_norms, values, tile_labels,
-                      packed_rows, rescan, packed, lanes, exact, with_inertia):
+                      packed_rows, rescan, packed, lanes, exact, with_inertia, keep_sums):
     """:func:`lloyd_step` as one compiled call (the workspace's ``lloyd_iter``)."""
     return lloyd_step(X, XT, sample_weight, centers_old, centers_new, labels, distances,
                       chunks, sums, weights, changed, inertias, bounded, bound_centers, bounds,
                       shifts, separation, margin, tiny, half_norms, values, tile_labels,
-                      packed_rows, rescan, packed, lanes, exact, with_inertia)
+                      packed_rows, rescan, packed, lanes, exact, with_inertia, keep_sums)
 
 
 @_entry
 def lloyd_steps(X, XT, sample_weight, centers, centers_new, labels, distances, chunks, sums,
                 weights, changed, inertias, bounded, bound_centers, bounds, shifts,
                 separation, margin, tiny, half_norms, values, tile_labels, packed_rows, rescan,
-                packed, lanes, n_steps, remaining, tol, exact_steps):
+                packed, lanes, n_steps, remaining, tol, exact_steps, keep_sums):
     """Up to ``n_steps`` steps of one Lloyd run, with ``_drivers.lloyd.kmeans_single_lloyd``'s
     stopping rules and, once the run stops, its final assignment.
 
@@ -1168,6 +1216,9 @@ def lloyd_steps(X, XT, sample_weight, centers, centers_new, labels, distances, c
     labels: with ``exact_steps`` (every step computes every distance) the run stops there;
     otherwise its step's inertia leaves out the rows the bounds settled, and the final
     assignment gives the whole inertia, the same labels, and every distance.
+
+    With ``keep_sums`` (whole sample weights: ``Workspace``) every bounded step keeps the
+    chunks' sums of the step before and moves only the rows whose label changed.
 
     Returns ``(n_done, outcome, inertia)``: the steps taken; RUNNING (inertia 0), ASSIGNED
     (inertia of the final assignment) or CONVERGED (inertia of the last step). After an odd
@@ -1193,7 +1244,7 @@ def lloyd_steps(X, XT, sample_weight, centers, centers_new, labels, distances, c
                       chunks.shape[0], sums, weights, changed, inertias, step_bounded,
                       final or exact_steps, bounds, shifts, separation, margin, tiny,
                       half_norms, values, tile_labels, packed_rows, rescan, packed, lanes,
-                      final)
+                      final, keep_sums)
         if final:
             return n_done, ASSIGNED, reduce_sum(inertias)
         if exact_steps and reduce_sum(changed) == 0:  # before a relocation marks distances
@@ -1241,13 +1292,13 @@ def same_centers(a, b):
 def assign_entry(X, XT, sample_weight, centers, labels, distances, chunks, first, last,
                  sums, weights, changed, inertias, bounded, exact, bounds, shifts, separation,
                  margin, tiny, half_norms, values, tile_labels, packed_rows, rescan, packed,
-                 lanes, with_inertia):
+                 lanes, with_inertia, keep_sums):
     """:func:`assign_chunks` as one compiled call (a thread's share of a step, or an
     assignment on its own)."""
     assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, first, last,
                   sums, weights, changed, inertias, bounded, exact, bounds, shifts, separation,
                   margin, tiny, half_norms, values, tile_labels, packed_rows, rescan, packed,
-                  lanes, with_inertia)
+                  lanes, with_inertia, keep_sums)
 
 
 @_entry
@@ -1666,6 +1717,16 @@ def _data_key(X):
     return ("data", X.dtype.str, X.flags.writeable, layout)
 
 
+def _whole_weights(sample_weight):
+    """Whether every sum of ``sample_weight``'s values is exact in float64: whole numbers
+    (the default, ones) whose magnitudes add up to under 2^53. Then a cluster's weight
+    kept from step to step, rows added and taken away (``keep_sums``: :func:`assign_rows`),
+    is what summing its rows anew gives, 0 exactly where it is empty."""
+    if not np.all(sample_weight == np.trunc(sample_weight)):  # NaN fails here, inf below
+        return False
+    return float(np.abs(sample_weight).sum(dtype=np.float64)) < 2.0 ** 53
+
+
 def _ordered_sum(values):
     """sum(values) left to right in float64 (Python's ``sum`` may compensate)."""
     total = 0.0
@@ -1695,6 +1756,7 @@ class Workspace:
             self.X_mean = None
         self.X = X
         self.sample_weight = sample_weight
+        self._keep_sums = _whole_weights(sample_weight)
         # what the compiled entry points' argument types depend on (see _compiled)
         self._types = (X.dtype.str, X.flags.writeable, sample_weight.dtype.str,
                        sample_weight.flags.writeable)
@@ -1820,8 +1882,9 @@ class Workspace:
         n_samples, n_features = self.X.shape
         n_chunks, n_clusters = self._chunks.shape[0], self.n_clusters
         self._tile = tile_buffers(n_features, self.X.dtype, n_clusters)
-        self._partial_sums = np.zeros((n_chunks, n_clusters, n_features))
-        self._partial_weights = np.zeros((n_chunks, n_clusters))
+        # each chunk's sums and weights, and their reduction in the last slot (finish_iter)
+        self._partial_sums = np.zeros((n_chunks + 1, n_clusters, n_features))
+        self._partial_weights = np.zeros((n_chunks + 1, n_clusters))
         self._bound_centers = np.empty((n_clusters, n_features), dtype=self.X.dtype)
         self._shifts = np.zeros((2, n_clusters))  # move_bounds': others', own
         self._separation = np.zeros(n_clusters)
@@ -1876,7 +1939,7 @@ class Workspace:
         """The entry point and arguments of :meth:`lloyd_run`'s compiled calls."""
         return [(lloyd_steps, (*self._step_args(centers, centers_new, n_iter > 0), n_steps,
                                max_iter - n_iter, tol,
-                               self._step_work < STALE_BOUNDS_WORK))]
+                               self._step_work < STALE_BOUNDS_WORK, self._keep_sums))]
 
     # -- centres ----------------------------------------------------------------------
     def upload_centers(self, centers):
@@ -1924,7 +1987,8 @@ class Workspace:
         return (self.X, self.XT, self.sample_weight, centers, self.labels, self.distances,
                 self._chunks, first, last, self._partial_sums, self._partial_weights,
                 self._changed, self._inertias, bounded, exact, self._bounds, self._shifts,
-                self._separation, self._margin, self._tiny, half_norms, *buffers, True)
+                self._separation, self._margin, self._tiny, half_norms, *buffers, True,
+                self._keep_sums)
 
     def _assign(self, centers, exact=True):
         """Label every row against ``centers`` (its chunks' partial sums, weights and
@@ -1971,7 +2035,7 @@ class Workspace:
         """
         if not self._threaded_lloyd:
             args = (*self._step_args(centers_old, centers_new, self._bounds_valid),
-                    bool(exact), True)
+                    bool(exact), True, self._keep_sums)
             self._compiled("k-means step", [(lloyd_iter_serial, args)])
             self._bounds_valid = True
             n_changed, shift, inertia = lloyd_iter_serial(*args)

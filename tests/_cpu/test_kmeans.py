@@ -699,6 +699,67 @@ def test_rows_to_columns_copies_the_queued_rows(m, n_features):
     np.testing.assert_array_equal(out, expected)
 
 
+@pytest.mark.parametrize("n_features", [1, cpu_kmeans.SUM_LANES - 1, cpu_kmeans.SUM_LANES,
+                                        2 * cpu_kmeans.SUM_LANES + 3])
+def test_kept_sums_give_the_plain_loops_run(n_features, dtype):
+    """With whole weights (zeros among them) a step keeps the sums of the step before and
+    moves only the relabelled rows (few features in lanes, wide rows straight into the
+    sums, a ragged tail): whole runs give the oracle's labels, inertia, centres and n_iter
+    bit for bit, with many rows moved after the first step and clusters emptied on the
+    way (their sums exactly 0 again), and a weighted run keeps nothing."""
+    rng = np.random.default_rng(n_features)
+    X = rng.standard_normal((700, n_features)).astype(dtype) * 3
+    w = rng.integers(0, 4, 700).astype(dtype)
+    ws = cpu_kmeans.Workspace(X, w, 250)  # small clusters: some empty on the way
+    assert ws._keep_sums and len(ws.chunks) == 1
+    moved, emptied = 0, []
+    for seed in range(4):
+        init = X[np.random.default_rng(seed).choice(700, 250, replace=False)].copy()
+        expected = _plain_lloyd(X, w, init, 100, 0.0, emptied)
+        for got in (ws.lloyd_run(init, 100, 0.0), _stepped(X, w, init, 100, 0.0)):
+            for a, b in zip(got, expected, strict=True):
+                np.testing.assert_array_equal(a, b)
+        moved += expected[3] - 1
+    assert moved > 8 and sum(emptied) > 0, (moved, emptied)
+    assert not cpu_kmeans.Workspace(X, w + dtype(0.5), 250)._keep_sums
+
+
+def test_kept_sums_of_many_chunks_are_their_rows_sums(monkeypatch):
+    """On threads and several chunks, after a run of kept steps, each chunk's partial sums
+    are its rows' weighted sums to rounding, its weights exactly, and the total's slot
+    their reduction; the fit is that of one thread."""
+    monkeypatch.setattr(cpu_kmeans, "MIN_PARALLEL_WORK", 1)
+    monkeypatch.setenv("CUDAKMEANS_NUM_THREADS", "2")
+    X = np.random.default_rng(2).standard_normal((3 * parallel.MIN_CHUNK + 5, 9))
+    w = np.random.default_rng(3).integers(1, 3, X.shape[0]).astype(np.float64)
+    ws = cpu_kmeans.Workspace(X, w, 7)
+    assert ws._keep_sums and ws._threaded_lloyd and len(ws.chunks) == 4
+    labels, _, centers, n_iter = _lloyd.kmeans_single_lloyd(ws, X[:7].copy(), max_iter=15,
+                                                            tol=0.0)
+    assert n_iter > 3
+    for k, (start, stop) in enumerate(ws.chunks):
+        sums, weights = np.zeros((7, 9)), np.zeros(7)
+        np.add.at(sums, labels[start:stop], w[start:stop, None] * X[start:stop])
+        np.add.at(weights, labels[start:stop], w[start:stop])
+        np.testing.assert_array_equal(ws._partial_weights[k], weights)
+        np.testing.assert_allclose(ws._partial_sums[k], sums, rtol=1e-12, atol=1e-12)
+    monkeypatch.setenv("CUDAKMEANS_NUM_THREADS", "1")
+    serial = cpu_kmeans.Workspace(X, w, 7)
+    assert not serial._threaded_lloyd
+    again = _lloyd.kmeans_single_lloyd(serial, X[:7].copy(), max_iter=15, tol=0.0)
+    np.testing.assert_array_equal(again[0], labels)
+    np.testing.assert_array_equal(again[2], centers)
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize(("weights", "whole"), [
+    ([1.0, 2.0, 0.0], True), ([1.0, 0.5, 1.0], False), ([1.0, np.nan, 1.0], False),
+    ([1.0, np.inf, 1.0], False), ([2.0 ** 52, 2.0 ** 52, 1.0], False),
+    ([-3.0, 2.0, 1.0], True)])
+def test_whole_weights_are_those_every_sum_of_is_exact(weights, whole):
+    assert cpu_kmeans._whole_weights(np.array(weights)) is whole
+
+
 @pytest.mark.nojit
 def test_arrays_a_loop_writes_and_reads_are_separate_allocations():
     """The bounds (lower, upper) and a tile's flags (rescan, measured) are separate arrays:
@@ -733,28 +794,56 @@ def test_whole_run_steps_from_the_driver_where_steps_use_threads(monkeypatch):
     assert ws.lloyd_run(X[:4], 10, 0.0) is None
 
 
-def _plain_lloyd(X, w, centers_init, max_iter, tol):
+def _plain_lloyd(X, w, centers_init, max_iter, tol, emptied=None):
     """One Lloyd run as the textbook loop: every row against every centre
     (``nearest_center``), each cluster's sums in row order (``np.add.at``, unbuffered,
     index after index) and sequential totals (``np.cumsum``), no tiles and no bounds; the
-    stopping rules of ``_drivers.lloyd.kmeans_single_lloyd``. The oracle of the kernels'
-    whole result, bit for bit, for data of one chunk (``parallel.chunk_bounds``)."""
+    stopping rules of ``_drivers.lloyd.kmeans_single_lloyd``. With whole weights the sums
+    are kept from step to step: each step after the first moves the rows whose label
+    changed, in row order, out of their old cluster's sums (``-w * x``) and into their new
+    one's (under ``SUM_LANES`` features into zeroed lanes first, then added), and an
+    emptied cluster's sums are 0 (``emptied``, a list: each such step's count of clusters
+    it emptied is appended). The oracle of the kernels' whole result, bit for bit, for
+    data of one chunk (``parallel.chunk_bounds``)."""
     n_samples, n_features = X.shape
     n_clusters = centers_init.shape[0]
+    keep = cpu_kmeans._whole_weights(w)
     centers = centers_init.copy()
     labels = np.full(n_samples, -1, dtype=np.int32)
     new_labels = np.empty(n_samples, dtype=np.int32)
     distances = np.empty(n_samples, dtype=X.dtype)
+    kept_sums = np.zeros((n_clusters, n_features))
+    kept_weights = np.zeros(n_clusters)
     n_iter = 0
-    for _ in range(max_iter):
+    for step in range(max_iter):
         _nearest_all(X, centers, new_labels, distances)
-        n_changed = int((new_labels != labels).sum())
+        moved = np.flatnonzero(new_labels != labels)
+        n_changed = moved.size
+        if keep and step > 0:
+            kept_weights_before = kept_weights.copy()
+            out_in = np.stack([labels[moved], new_labels[moved]], axis=1).ravel()
+            signed = np.stack([-w[moved], w[moved]], axis=1).ravel()
+            rows = (signed[:, None] * X[np.repeat(moved, 2)]).astype(np.float64)
+            if n_features < cpu_kmeans.SUM_LANES:
+                delta_sums, delta_weights = np.zeros_like(kept_sums), np.zeros(n_clusters)
+                np.add.at(delta_sums, out_in, rows)
+                np.add.at(delta_weights, out_in, signed)
+                kept_sums += delta_sums
+                kept_weights += delta_weights
+            else:
+                np.add.at(kept_sums, out_in, rows)
+                np.add.at(kept_weights, out_in, signed)
+            if emptied is not None:
+                emptied.append(int(((kept_weights == 0) & (kept_weights_before > 0)).sum()))
+            kept_sums[kept_weights == 0] = 0.0
+        else:
+            kept_sums[:] = 0.0
+            kept_weights[:] = 0.0
+            np.add.at(kept_sums, new_labels, w[:, None] * X)
+            np.add.at(kept_weights, new_labels, w)
         labels[:] = new_labels
         inertia = np.cumsum((w * distances).astype(np.float64))[-1]
-        sums = np.zeros((n_clusters, n_features))
-        weights = np.zeros(n_clusters)
-        np.add.at(sums, labels, w[:, None] * X)
-        np.add.at(weights, labels, w)
+        sums, weights = kept_sums.copy(), kept_weights.copy()
         heaviest = int(np.argmax(weights))
         if (weights == 0).any():
             heaviest = relocate_empty_clusters(X, w, labels, distances, sums, weights)
