@@ -758,7 +758,7 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
     cost a few percent of the assignment, and one compiled body serves both. With
     ``moved_only`` (bounded, and ``sums`` and ``weights`` those of the previous labels) only
     the rows whose label changes move from their old cluster's sums to their new one's
-    (:func:`move_row`): after the first steps a few percent of the rows.
+    (:func:`add_to_sums` out, then in): after the first steps a few percent of the rows.
 
     ``bounds[0][i]`` is a lower bound on row i's distance to every centre but its own,
     ``bounds[1][i]`` an upper bound on its distance to its own. With ``bounded`` the
@@ -884,9 +884,12 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
                 label = packed_label[j]
                 if label != labels[i]:
                     n_changed += 1
-                    if moved_only:
-                        move_row(X, sample_weight, i, labels[i], label, sums, weights,
-                                 lanes)
+                    if moved_only:  # out of the old cluster's sums, into the new one's
+                        add_to_sums(X, sample_weight, labels, i, i + 1, sums, weights,
+                                    lanes, True)
+                        labels[i] = label
+                        add_to_sums(X, sample_weight, labels, i, i + 1, sums, weights,
+                                    lanes, False)
                 labels[i] = label
                 if exact:
                     distances[i] = packed_best[j]
@@ -898,7 +901,7 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
         if with_inertia and exact:  # in row order, every row's term
             inertia = add_inertia(sample_weight, distances, done, ready, inertia)
         if not moved_only:
-            add_to_sums(X, sample_weight, labels, done, ready, sums, weights, lanes)
+            add_to_sums(X, sample_weight, labels, done, ready, sums, weights, lanes, False)
         done = ready
         if at_end:
             break
@@ -984,61 +987,43 @@ def _queue_rows_wide(X, XT, row0, rows, m, packed, q, lanes):
 queue_rows = by_lanes(_queue_rows_few, _queue_rows_wide)
 
 
-def _add_to_sums_few(X, sample_weight, labels, first, last, sums, weights, lanes):
+def _add_to_sums_few(X, sample_weight, labels, first, last, sums, weights, lanes, negate):
     for i in range(first, last):  # into lanes: the caller adds them to sums at the end
-        add_weighted_row(lanes, np.uint32(labels[i]), X, i, sample_weight[i])
+        w = sample_weight[i]
+        add_weighted_row(lanes, np.uint32(labels[i]), X, i, -w if negate else w)
 
 
-@_inline
-def add_wide_row(X, i, w, label, sums, weights):
-    """``sums[label] += w * X[i]``, ``weights[label] += w``: :func:`add_to_sums`' chains
-    for one row of at least ``SUM_LANES`` features."""
+def _add_to_sums_wide(X, sample_weight, labels, first, last, sums, weights, lanes, negate):
     n_features = X.shape[1]
     wide = n_features - n_features % LANES
-    weights[label] += w
-    for f in range(0, wide, LANES):
-        add_weighted_lanes(sums, label, X, i, w, f)
-    for f in range(wide, n_features):
-        sums[label, f] += w * X[i, f]
-
-
-def _add_to_sums_wide(X, sample_weight, labels, first, last, sums, weights, lanes):
     for i in range(first, last):
-        add_wide_row(X, i, sample_weight[i], np.uint32(labels[i]), sums, weights)
+        label = np.uint32(labels[i])
+        w = sample_weight[i]
+        w = -w if negate else w
+        weights[label] += w
+        for f in range(0, wide, LANES):
+            add_weighted_lanes(sums, label, X, i, w, f)
+        for f in range(wide, n_features):
+            sums[label, f] += w * X[i, f]
 
 
 add_to_sums = by_lanes(_add_to_sums_few, _add_to_sums_wide)
-add_to_sums.__doc__ = """Add rows ``first:last``, in row order, to their clusters' weighted sums.
+add_to_sums.__doc__ = """Add rows ``first:last``, in row order, to their clusters' weighted sums
+    (with ``negate``, take them away: ``-w`` for ``w``, the same chains).
 
     Each lane is the serial chain ``sums[label, f] += w * X[i, f]`` (and ``weights[label]
     += w``) in float64. With fewer than ``SUM_LANES`` features the chains run in ``lanes``
     (K x SUM_LANES, zeroed once per chunk; the caller adds them to ``sums`` and
-    ``weights``, which start at zero, at the end): the same operations in the same order,
-    so the same values. Otherwise (``lanes`` None) straight into ``sums`` and ``weights``,
-    ``LANES`` features at a time (:func:`.lanes.add_weighted_lanes`, the same operations
-    again): the loop over a row's features had LLVM check, row after row, that ``sums``
-    and ``X`` do not overlap, about 85 instructions a row of 32 float32 features. One
-    thread, Lloyd steps alternating in one process, 30 rounds: 200,000 x 32, K=64, 0.92x
-    the time (unclustered), 0.96x (blobs); 1M x 64, K=256, unclustered, 0.98x.
+    ``weights`` at the end): the same operations in the same order, so the same values
+    where those start at zero. Otherwise (``lanes`` None) straight into ``sums`` and
+    ``weights``, ``LANES`` features at a time (:func:`.lanes.add_weighted_lanes`, the same
+    operations again): the loop over a row's features had LLVM check, row after row, that
+    ``sums`` and ``X`` do not overlap, about 85 instructions a row of 32 float32 features.
+    One thread, Lloyd steps alternating in one process, 30 rounds: 200,000 x 32, K=64,
+    0.92x the time (unclustered), 0.96x (blobs); 1M x 64, K=256, unclustered, 0.98x.
+    Moving a relabelled row (``moved_only``: :func:`assign_rows`) calls it twice for that
+    row, not a function of its own: a first run in a fresh environment compiles each.
     """
-
-
-def _move_row_few(X, sample_weight, i, old, new, sums, weights, lanes):
-    w = sample_weight[i]
-    add_weighted_row(lanes, np.uint32(old), X, i, -w)
-    add_weighted_row(lanes, np.uint32(new), X, i, w)
-
-
-def _move_row_wide(X, sample_weight, i, old, new, sums, weights, lanes):
-    w = sample_weight[i]
-    add_wide_row(X, i, -w, np.uint32(old), sums, weights)
-    add_wide_row(X, i, w, np.uint32(new), sums, weights)
-
-
-# Row i's weighted coordinates and weight out of cluster ``old``'s sums and into ``new``'s
-# (:func:`add_to_sums`' chains, ``-w`` then ``w``): the sums of a step whose previous
-# labels' sums are kept (``moved_only``: :func:`assign_rows`)
-move_row = by_lanes(_move_row_few, _move_row_wide)
 
 
 @_inline
