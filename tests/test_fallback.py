@@ -248,6 +248,21 @@ def test_a_nested_device_cuda_failure_makes_the_outer_auto_call_fall_back(path):
     np.testing.assert_array_equal(draws, inner(np.ones(3), random_state=3, device="cpu")[1])
 
 
+def test_guarded_functions_read_device_and_random_state_by_keyword_only():
+    """The guard reads ``device`` and ``random_state`` from the call's keywords (not by
+    binding every argument): a function taking either positionally is refused where it
+    is decorated, and a call with a wrong argument raises Python's own error."""
+    def positional(x, random_state=None, *, device="auto"):
+        return x
+
+    with pytest.raises(TypeError, match="keyword-only"):
+        guarded_function(positional)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'devices'"):
+        cudakmeans.kmeans_plusplus(np.ones((4, 2)), 2, devices="cpu")
+    with pytest.raises(TypeError, match="positional"):
+        cudakmeans.kmeans_plusplus(np.ones((4, 2)), 2, None)
+
+
 def test_reset_lets_auto_try_cuda_again(path):
     p, call = path
     p.error = NvvmError("Failed to compile")

@@ -30,6 +30,7 @@ the kernels use plain loops instead. Before a call the workspace compiles the en
 it needs, with a line on stderr if they are not cached yet (:mod:`.compile`).
 """
 
+import functools
 import inspect
 
 import numpy as np
@@ -1741,16 +1742,22 @@ class Workspace:
             self.X_mean = None
         self.X = X
         self.sample_weight = sample_weight
-        self._keep_sums = _whole_weights(sample_weight)
         # what the compiled entry points' argument types depend on (see _compiled)
         self._types = (X.dtype.str, X.flags.writeable, sample_weight.dtype.str,
                        sample_weight.flags.writeable)
-        self._dtype_name = X.dtype.name  # for _compiled's notices (numpy makes it anew)
+        self._dtype_name = X.dtype.type.__name__  # for _compiled's notices ('float64')
         self._allocate_run_buffers()
         self.set_n_clusters(n_clusters)
         # X transposed: the distance loops run over rows innermost (see tile_sq_dist).
         # Last: its compile check reads the buffers set above (_compiled).
         self.XT = self._transposed(X) if XT is None else XT
+
+    @functools.cached_property
+    def _keep_sums(self):
+        """Whether bounded Lloyd steps keep each chunk's sums (:func:`_whole_weights`):
+        asked for by Lloyd steps only, so that a k-means++ seeding alone never scans
+        the weights for it."""
+        return _whole_weights(self.sample_weight)
 
     def _centred(self, X):
         """``(X - mean, (X - mean).T C-ordered, mean)``, ``mean`` being
