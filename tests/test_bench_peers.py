@@ -99,3 +99,45 @@ def test_cpu_info_reads_the_first_processor(tmp_path):
     assert (info["vendor"], info["family"]) == ("AuthenticAMD", 25)
     missing = bp.cpu_info(tmp_path / "absent")
     assert missing["mhz"] is None and missing["processors"] == 0
+
+
+def _task(case, kind, what):
+    return dict(case=case, kind=kind, n=bp.CASES[case]["n"], what=what)
+
+
+def test_target_rows_judge_the_ratio_and_every_peer():
+    """A fit meets its target only at or under the case's ratio to scikit-learn and under
+    every peer's median; a seeding only under every peer's that has k-means++; a missing
+    time (a peer not installed, a failed worker) is not judged, never met."""
+    tasks = [_task("mid", "blobs", "fit"), _task("mid", "unclustered", "fit"),
+             _task("request", "blobs", "fit"), _task("request", "blobs", "seed"),
+             _task("large", "blobs", "fit")]
+    t = lambda *values: {"times": list(values)}  # noqa: E731
+    results = {
+        # 0.40x, every peer slower: met
+        (0, "cudakmeans"): t(4.0), (0, "sklearn"): t(10.0), (0, "sklearnex"): t(5.0),
+        (0, "faiss"): t(4.5),
+        # 0.45x but faiss faster: missed
+        (1, "cudakmeans"): t(4.5), (1, "sklearn"): t(10.0), (1, "sklearnex"): t(9.0),
+        (1, "faiss"): t(4.4),
+        # 0.26x, above the request's 0.25x, every peer slower: missed
+        (2, "cudakmeans"): t(2.6), (2, "sklearn"): t(10.0), (2, "sklearnex"): t(5.0),
+        (2, "faiss"): t(3.0),
+        # the seeding: faiss has none, oneDAL slower: met
+        (3, "cudakmeans"): t(0.7, 0.8, 0.9), (3, "sklearn"): t(4.0),
+        (3, "sklearnex"): t(0.81, 0.82, 0.9), (3, "faiss"): {"absent": "no k-means++"},
+        # faiss failed: not judged
+        (4, "cudakmeans"): t(1.0), (4, "sklearn"): t(10.0), (4, "sklearnex"): t(5.0),
+        (4, "faiss"): {"error": "killed"},
+    }
+    libs = ("cudakmeans", "sklearn", "sklearnex", "faiss")
+    rows = bp.target_rows(tasks, results, libs)
+    assert [verdict for *_, verdict in rows] == ["met", "missed", "missed", "met",
+                                                  "not judged"]
+    assert rows[0][1] == "<= 0.5x scikit-learn and faster than scikit-learn-intelex, faiss-cpu"
+    assert rows[0][2] == "0.40x scikit-learn; 0.89x faiss-cpu (the fastest peer)"
+    assert rows[3][1] == "faster than scikit-learn-intelex"
+    assert "faiss-cpu" in rows[4][2]
+    # a peer left out of the run (not installed): nothing is judged against it
+    without = bp.target_rows(tasks[:1], results, ("cudakmeans", "sklearn", "sklearnex"))
+    assert without[0][3] == "not judged" and "faiss-cpu" in without[0][2]
