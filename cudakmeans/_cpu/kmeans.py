@@ -759,7 +759,7 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
     cost a few percent of the assignment, and one compiled body serves both. With
     ``moved_only`` (bounded, and ``sums`` and ``weights`` those of the previous labels) only
     the rows whose label changes move from their old cluster's sums to their new one's
-    (:func:`add_to_sums` out, then in): after the first steps a few percent of the rows.
+    (:func:`add_to_sums`, ``moved``): after the first steps a few percent of the rows.
 
     ``bounds[0][i]`` is a lower bound on row i's distance to every centre but its own,
     ``bounds[1][i]`` an upper bound on its distance to its own. With ``bounded`` the
@@ -790,6 +790,8 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
     x_rows = np.empty(TILE, dtype=np.int64)
     own_labels = np.empty(TILE, dtype=np.int32)
     own_out = np.empty(TILE, dtype=X.dtype)
+    moved_rows = np.empty(TILE, dtype=np.int64)  # a scan's relabelled rows (moved_only)
+    moved_from = np.empty(TILE, dtype=np.int32)  # and their old labels
     lower, upper = bounds[0], bounds[1]
     measured = rescan[1]  # rows whose distance this assignment computed
     rescan = rescan[0]
@@ -880,29 +882,31 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
             for j in range(q):
                 new_lower[j] = np.sqrt(second[j]) * shrink
                 new_upper[j] = own_bound(float(packed_best[j]), grow, tiny)[1] * grow
+            n_moved = 0
             for j in range(q):
                 i = x_rows[j]
                 label = packed_label[j]
                 if label != labels[i]:
                     n_changed += 1
-                    if moved_only:  # out of the old cluster's sums, into the new one's
-                        add_to_sums(X, sample_weight, labels, i, i + 1, sums, weights,
-                                    lanes, True)
-                        labels[i] = label
-                        add_to_sums(X, sample_weight, labels, i, i + 1, sums, weights,
-                                    lanes, False)
+                    moved_rows[n_moved] = i
+                    moved_from[n_moved] = labels[i]
+                    n_moved += 1
                 labels[i] = label
                 if exact:
                     distances[i] = packed_best[j]
                 lower[i] = new_lower[j]
                 upper[i] = new_upper[j]
+            if moved_only and n_moved > 0:  # out of the old clusters' sums, into the new ones'
+                add_to_sums(X, sample_weight, labels, 0, n_moved, sums, weights, lanes,
+                            moved_rows, moved_from, True)
             q = 0
             src_row0 = -1
         ready = x_rows[0] if q > 0 else (stop if at_end else row0)  # every row labelled
         if with_inertia and exact:  # in row order, every row's term
             inertia = add_inertia(sample_weight, distances, done, ready, inertia)
         if not moved_only:
-            add_to_sums(X, sample_weight, labels, done, ready, sums, weights, lanes, False)
+            add_to_sums(X, sample_weight, labels, done, ready, sums, weights, lanes,
+                        moved_rows, moved_from, False)
         done = ready
         if at_end:
             break
@@ -988,29 +992,51 @@ def _queue_rows_wide(X, XT, row0, rows, m, packed, q, lanes):
 queue_rows = by_lanes(_queue_rows_few, _queue_rows_wide)
 
 
-def _add_to_sums_few(X, sample_weight, labels, first, last, sums, weights, lanes, negate):
-    for i in range(first, last):  # into lanes: the caller adds them to sums at the end
+def _add_to_sums_few(X, sample_weight, labels, first, last, sums, weights, lanes, rows,
+                     old_labels, moved):
+    # One call site of add_weighted_row, whose inlined copies numba types one by one (two
+    # loops of their own took the compile of a first run 0.2 s longer); LLVM splits the
+    # loop on ``moved``, so the plain adds keep a loop of their own.
+    n_adds = 2 * (last - first) if moved else last - first
+    for k in range(n_adds):  # into lanes: the caller adds them to sums at the end
+        j = first + (k >> 1 if moved else k)
+        i = rows[j] if moved else j
+        leave = moved and k & 1 == 0  # a moved row leaves its old cluster first
         w = sample_weight[i]
-        add_weighted_row(lanes, np.uint32(labels[i]), X, i, -w if negate else w)
+        add_weighted_row(lanes, np.uint32(old_labels[j] if leave else labels[i]), X, i,
+                         -w if leave else w)
 
 
-def _add_to_sums_wide(X, sample_weight, labels, first, last, sums, weights, lanes, negate):
+def _add_to_sums_wide(X, sample_weight, labels, first, last, sums, weights, lanes, rows,
+                      old_labels, moved):
+    if moved:
+        for j in range(first, last):
+            i = rows[j]
+            w = sample_weight[i]
+            add_row_wide(X, i, np.uint32(old_labels[j]), -w, sums, weights)
+            add_row_wide(X, i, np.uint32(labels[i]), w, sums, weights)
+    else:
+        for i in range(first, last):
+            add_row_wide(X, i, np.uint32(labels[i]), sample_weight[i], sums, weights)
+
+
+@_inline
+def add_row_wide(X, i, label, w, sums, weights):
+    """sums[label] += w * X[i] and weights[label] += w, ``LANES`` features at a time."""
     n_features = X.shape[1]
     wide = n_features - n_features % LANES
-    for i in range(first, last):
-        label = np.uint32(labels[i])
-        w = sample_weight[i]
-        w = -w if negate else w
-        weights[label] += w
-        for f in range(0, wide, LANES):
-            add_weighted_lanes(sums, label, X, i, w, f)
-        for f in range(wide, n_features):
-            sums[label, f] += w * X[i, f]
+    weights[label] += w
+    for f in range(0, wide, LANES):
+        add_weighted_lanes(sums, label, X, i, w, f)
+    for f in range(wide, n_features):
+        sums[label, f] += w * X[i, f]
 
 
 add_to_sums = by_lanes(_add_to_sums_few, _add_to_sums_wide)
-add_to_sums.__doc__ = """Add rows ``first:last``, in row order, to their clusters' weighted sums
-    (with ``negate``, take them away: ``-w`` for ``w``, the same chains).
+add_to_sums.__doc__ = """Add rows ``first:last``, in row order, to their clusters' weighted sums;
+    with ``moved``, move rows ``rows[first:last]``, relabelled from
+    ``old_labels[first:last]`` to ``labels``, out of their old clusters' sums (the same
+    chains with ``-w`` for ``w``) and into their new ones', row after row.
 
     Each lane is the serial chain ``sums[label, f] += w * X[i, f]`` (and ``weights[label]
     += w``) in float64. With fewer than ``SUM_LANES`` features the chains run in ``lanes``
@@ -1022,8 +1048,12 @@ add_to_sums.__doc__ = """Add rows ``first:last``, in row order, to their cluster
     ``sums`` and ``X`` do not overlap, about 85 instructions a row of 32 float32 features.
     One thread, Lloyd steps alternating in one process, 30 rounds: 200,000 x 32, K=64,
     0.92x the time (unclustered), 0.96x (blobs); 1M x 64, K=256, unclustered, 0.98x.
-    Moving a relabelled row (``moved_only``: :func:`assign_rows`) calls it twice for that
-    row, not a function of its own: a first run in a fresh environment compiles each.
+
+    A scan's relabelled rows are moved by one call, not two calls a row (each passing a
+    dozen arguments, six of them arrays): those calls took 16% of the second and third
+    steps of 200,000 x 32, K=64, unclustered (13% and 8% of the rows relabelled;
+    ``perf``). One mode of the one function, not a function of its own: a first run in a
+    fresh environment compiles no more functions.
     """
 
 
