@@ -1050,8 +1050,8 @@ add_to_sums.__doc__ = """Add rows ``first:last``, in row order, to their cluster
     One thread, Lloyd steps alternating in one process, 30 rounds: 200,000 x 32, K=64,
     0.92x the time (unclustered), 0.96x (blobs); 1M x 64, K=256, unclustered, 0.98x.
 
-    A scan's relabelled rows are moved by one call, not two calls a row (each passing a
-    dozen arguments, six of them arrays): those calls took 16% of the second and third
+    A scan's relabelled rows are moved by one call, not two calls a row (each passing
+    nine arguments, six of them arrays): those calls took 16% of the second and third
     steps of 200,000 x 32, K=64, unclustered (13% and 8% of the rows relabelled;
     ``perf``). One mode of the one function, not a function of its own: a first run in a
     fresh environment compiles no more functions.
