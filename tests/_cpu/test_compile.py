@@ -211,6 +211,33 @@ def test_compiling_leaves_another_numbas_inliner_alone(monkeypatch):
     assert gc.isenabled()
 
 
+def test_compiling_reads_the_flags_as_numba_does():
+    """Inside ``_compiling`` a ``Flags``' values and hash come without a property call per
+    option, and are what numba's own give, for default and set options alike (the
+    overload templates' cache finds by them); outside it numba's are back."""
+    from numba.core.compiler import Flags
+    from numba.core.targetconfig import TargetConfig
+
+    original = vars(TargetConfig)["values"], vars(TargetConfig)["__hash__"]
+    assert cpu_compile._target_config_values() is not None  # the numba we depend on
+    default, changed, copied = Flags(), Flags(), None
+    changed.nrt = True
+    changed.fastmath = {"contract"}
+    changed.error_model = "numpy"
+    copied = Flags(copy_from=changed)
+    configs = [default, changed, copied]
+    expected = [(c.values(), hash(c)) for c in configs]
+    assert expected[0][0] != expected[1][0] and expected[1] == expected[2]
+    with cpu_compile._compiling():
+        assert vars(TargetConfig)["values"] is not original[0]
+        assert [(c.values(), hash(c)) for c in configs] == expected
+        assert changed == copied and default != changed
+        copied.nrt = False  # a value set after the lookup tables were made
+        assert copied != changed and copied.values()["nrt"] is False
+    assert (vars(TargetConfig)["values"], vars(TargetConfig)["__hash__"]) == original
+    assert copied.values() == {**expected[2][0], "nrt": False}
+
+
 def test_compiling_restores_numba_and_the_collector_when_a_compile_fails():
     from numba.core import inline_closurecall
 
