@@ -64,7 +64,8 @@ _ready = set()  # (id(dispatcher), key): known to be compiled or cached in this 
 # (id(dispatcher), argtypes) -> (process compiling it into the disk cache, what, start time)
 _pending = {}
 _announced = set()  # the processes whose wait a thread has said it waits for
-_expected = []  # (calls, what) from expect(): joined to the next second process started
+# (calls, what, leaves) from expect(): joined to the next second process started
+_expected = []
 
 
 def _argtypes(dispatcher, args):
@@ -136,9 +137,12 @@ def ensure_compiled(calls, what, *, stream=None, soon=None):
             todo = missing(calls)
             if not todo:
                 return 0
+            leaves = [*(soon[2] if soon is not None and len(soon) > 2 else ()),
+                      *(job for _, _, expected_leaves in _expected
+                        for job in expected_leaves)]
             elsewhere = _start_elsewhere(soon, todo)
-            if elsewhere and len(soon) > 2:  # its leaves first: it types its callers first
-                todo = [job for job in missing(soon[2]) if job not in todo] + todo
+            if elsewhere and leaves:  # the leaves first: it types their callers first
+                todo = [job for job in missing(leaves) if job not in todo] + todo
             failure = []
             worker = threading.Thread(target=_compile, args=(todo, stream, failure),
                                       name="cudakmeans-compile", daemon=True)
@@ -155,10 +159,12 @@ def ensure_compiled(calls, what, *, stream=None, soon=None):
             return len(todo)
 
 
-def expect(calls, what):
+def expect(calls, what, leaves=()):
     """Say that this process will call ``calls`` later, after a call that may start a
     second process (a first seeding): that process then compiles them too, after what it
     was started for, and the later call waits for it and loads them from the disk cache.
+    ``leaves`` (as in ``soon``, :func:`ensure_compiled`): kernels ``calls`` call without
+    inlining them, compiled in this process first if that second process starts.
 
     For a caller that knows more of its future than the seeding does: the command line's
     first run seeds, then computes a silhouette, then fits, and the silhouette's compile
@@ -168,7 +174,7 @@ def expect(calls, what):
     :func:`ensure_compiled`.
     """
     with _lock:
-        _expected.append((list(calls), what))
+        _expected.append((list(calls), what, list(leaves)))
 
 
 def _compile(todo, stream, failure):
@@ -266,7 +272,7 @@ def _start_elsewhere(soon, todo):
     was started)."""
     if soon is None or getattr(sys, "frozen", False):
         return ""
-    wanted = [tuple(soon[:2]), *_expected]
+    wanted = [tuple(soon[:2]), *((calls, what) for calls, what, _ in _expected)]
     _expected.clear()  # started with this process, or nothing of them is missing
     jobs, keys, names = [], {}, []
     for calls, what in wanted:

@@ -499,12 +499,23 @@ def _rows_calls(XT, starts, own_seg, order, out):
 def expect_silhouette(dtype):
     """Tell :func:`.compile.expect` that this process will compute a Euclidean silhouette
     of fewer than ``PAIRS_MIN_SAMPLES`` rows of ``dtype`` (the rows path), so that a
-    second compile process a seeding starts compiles its kernel too."""
+    second compile process a seeding starts compiles its kernel too.
+
+    Its leaf :func:`tile_sums` (compiled apart) compiles here, before the seeding: the
+    second process, which compiles the Lloyd kernels first, gets to it seconds later and
+    loads it from the disk cache. In a first demo (fresh venv, empty cache) this process
+    had finished its share at 8.6 s and waited for the second until 10.6 s, 1.3-1.5 s of
+    which were tile_sums' compile; now they finish at 9.6 and 8.6 s. With the flags'
+    shortcut (:func:`.compile._compiling`), first demos took 8.8-11.9 s (median 9.5)
+    against 9.7-12.2 s (median 10.0): 6 alternating runs each, this 2-core AVX2 VM."""
     X = np.zeros((2, 1), dtype=dtype)
+    XT = blocked_feature_major(X)
     starts = np.array([0, 1, 2], dtype=np.int64)
     own_seg = order = np.arange(2, dtype=np.int64)
-    calls = _rows_calls(blocked_feature_major(X), starts, own_seg, order, np.empty(2))
-    expect(calls, f"silhouette ({X.dtype})")
+    calls = _rows_calls(XT, starts, own_seg, order, np.empty(2))
+    buf, sums = np.empty(BLOCK, dtype=X.dtype), np.empty((TILE, 2))
+    leaf = (XT, starts, own_seg, 2, 0, 2, buf, sums)
+    expect(calls, f"silhouette ({X.dtype})", [(tile_sums, leaf, _types(leaf))])
 
 
 def _types(args):

@@ -366,6 +366,28 @@ def test_the_leaves_of_what_comes_soon_compile_here_first(tmp_path):
     assert "now, and later in a second process ... 1/2 2/2 done (" in out[3]
 
 
+EXPECTED_LEAVES = """
+import io
+from cudakmeans._cpu import compile as cpu_compile
+from tests._cpu import cached_kernels as k
+stream = io.StringIO()
+cpu_compile.expect([(k.later, (1.0,), "float")], "later", [(k.half, (1.0,), "float")])
+now = cpu_compile.ensure_compiled([(k.now, (1.0,), "float")], "now", stream=stream,
+                                  soon=([(k.soon, (1.0,), "float")], "soon"))
+print(now, len(k.half.overloads), len(k.later.overloads), repr(stream.getvalue()))
+later = cpu_compile.ensure_compiled([(k.later, (1.0,), "float")], "later", stream=stream)
+assert later == 0 and k.later(4.0) == 3.0
+"""
+
+
+def test_the_leaves_of_what_a_caller_expects_compile_here_first(tmp_path):
+    """``expect``'s leaves compile here, before ``now``, once a second process starts for
+    ``soon`` and ``later``; ``later`` itself compiles there."""
+    out = _run(EXPECTED_LEAVES, tmp_path).stdout.split(" ", 3)
+    assert out[:3] == ["2", "1", "0"], out
+    assert "now, and soon, later in a second process ... 1/2 2/2 done (" in out[3]
+
+
 @pytest.mark.parametrize("executable", ["/nonexistent/python", "/bin/false"])
 def test_without_a_second_process_the_later_call_compiles_itself(tmp_path, executable):
     """The second process cannot start (OSError) or dies at once: the later call compiles

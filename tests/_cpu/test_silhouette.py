@@ -359,4 +359,10 @@ def test_the_expected_silhouette_is_the_one_a_small_silhouette_compiles(monkeypa
 
     assert [w for _, w in seen] == [f"silhouette ({np.dtype(dtype)})"]
     assert [d for d, _, _ in seen[0][0]] == [cpu_silhouette.silhouette_rows]
-    assert [(signature(c), w) for c, w in expected] == [(signature(c), w) for c, w in seen]
+    assert [(signature(c), w) for c, w, _ in expected] == [(signature(c), w) for c, w in seen]
+    # its leaf, compiled here first, with the types silhouette_rows passes it: the call
+    # above compiled (or loaded) tile_sums for exactly those, and nothing else calls it
+    (leaves,) = [leaves for _, _, leaves in expected]
+    assert [d for d, _, _ in leaves] == [cpu_silhouette.tile_sums]
+    ((_, leaf_types),) = signature(leaves)
+    assert leaf_types in cpu_silhouette.tile_sums.overloads
