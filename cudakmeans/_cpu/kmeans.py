@@ -46,6 +46,7 @@ from .math import inline as _math
 from .tiles import (
     BLOCK_CENTERS,
     BLOCK_ROWS,
+    DOT_ROWS,
     PAIR,
     TRIPLE,
     dot_block,
@@ -76,7 +77,10 @@ SLICE_WORK = 1 << 22
 # Inputs of at least this many elements are transposed by a compiled kernel on the threads.
 MIN_COMPILED_TRANSPOSE = 1 << 20
 
-TILE = 256  # rows per tile (a multiple of BLOCK_ROWS): its running minima stay in L1
+# Rows per tile: its running minima stay in L1. A multiple of BLOCK_ROWS and of DOT_ROWS
+# (256 would leave each tile's last block of dot products overlapping the one before by
+# 32 rows, an eighth of the scan done twice).
+TILE = 288
 
 # Where the bounds flag more than 7/8 of a tile's rows (unclustered data: Hamerly's single
 # bound rescanned 99.9% of the rows of 200,000 x 64, K=256), checking them costs more
@@ -312,7 +316,7 @@ def scan_tile_by_dots(XT, row0, n_rows, centers, half_norms, center_bound, margi
     without bounds, every tile scanned, took 18-20 ms of CPU where it took 23-25; of 1M x
     64, K=256, with them, 517-548 against 568-626).
 
-    IN: XT (``BLOCK_ROWS`` columns from row0, as for :func:`scan_tile`), centers,
+    IN: XT (``DOT_ROWS`` columns from row0: :func:`tile_block_dots`), centers,
     half_norms and center_bound (:func:`center_norms`), centers_t (the centres
     transposed), X (the rows untransposed: tile row r is ``X[x_rows[r]]``). OUT: best,
     second, best_label. Scratch: acc, scratch (3 x TILE of X's dtype), scratch_labels,
@@ -444,9 +448,10 @@ def nearest_of_row(one_row, centers_t, dists):
 @_inline
 def tile_block_dots(XT, row0, n_rows, centers, c0, out):
     """out[k, r] = X[row0 + r] . centers[c0 + k]: :func:`tile_block_sq_dists` with dot
-    products (:func:`.tiles.dot_block`), the same blocks and the same overlap."""
-    last_block = n_rows - BLOCK_ROWS if n_rows > BLOCK_ROWS else 0
-    for b0 in range(0, n_rows, BLOCK_ROWS):
+    products (:func:`.tiles.dot_block`) in blocks of ``DOT_ROWS`` rows, the same overlap
+    (XT must have ``DOT_ROWS`` columns from ``row0``)."""
+    last_block = n_rows - DOT_ROWS if n_rows > DOT_ROWS else 0
+    for b0 in range(0, n_rows, DOT_ROWS):
         b = b0 if b0 < last_block else last_block
         dot_block(XT, row0 + b, centers, c0, out, b)
 
@@ -1462,6 +1467,13 @@ def keep_nearer(old, dists, out):
         out[r] = old[r] if old[r] < dists[r] else dists[r]
 
 
+# Rows per tile of k-means++'s candidate pass (a multiple of BLOCK_ROWS): 256 rows of 32
+# float32 features (32 KiB) stay in L1 while each group of candidates reads them. In tiles
+# of the Lloyd scan's TILE (288) rows, seedings took 1.14x (200,000 x 32, K=64) and 1.08x
+# (1M x 64, K=256) the time (unclustered, alternating in one process, 5 and 3 rounds).
+CANDIDATE_TILE = 256
+
+
 # Compiled apart and linked into both callers, not inlined into them: numba inlines a
 # helper by deep-copying its IR (twice, numba 0.68), nested helpers and all, and this one
 # holds the blocks, the smaller blocks and weighted_sums. The serial seeding's compile
@@ -1488,11 +1500,11 @@ def candidate_chunks(XT, sample_weight, closest, cand, chunks, first_chunk, last
     n_grouped = grouped_trials(n_trials)
     n_part = part_trials(n_trials)
     n_part2 = second_part_trials(n_trials)
-    acc = np.empty((BLOCK_CENTERS, TILE), dtype=XT.dtype)
+    acc = np.empty((BLOCK_CENTERS, CANDIDATE_TILE), dtype=XT.dtype)
     for k in range(first_chunk, last_chunk):
         start, stop = chunks[k, 0], chunks[k, 1]
-        for row0 in range(start, stop, TILE):
-            n_rows = stop - row0 if stop - row0 < TILE else TILE
+        for row0 in range(start, stop, CANDIDATE_TILE):
+            n_rows = stop - row0 if stop - row0 < CANDIDATE_TILE else CANDIDATE_TILE
             old = closest[row0:row0 + n_rows]
             # a block reads BLOCK_ROWS columns of XT: shorter tiles go one by one
             first_single = n_grouped if n_rows >= BLOCK_ROWS else 0

@@ -28,6 +28,16 @@ from numba.extending import intrinsic, overload
 
 BLOCK_ROWS = 32  # rows per block: two float32 or four float64 vectors of 64 bytes
 BLOCK_CENTERS = 4  # centres per block: 4 x BLOCK_ROWS sums fill half the vector registers
+# Rows per block of dot products (:func:`dot_block`): three float32 vectors of AVX2 (or of
+# AVX-512), so that a pass over the features keeps 3 x 4 sums in registers, with the
+# three rows' vectors and one broadcast centre beside them (16 registers: AVX2's). The
+# 32-row block's passes kept 2 x 4: eight multiply-adds to six loads a feature, and each
+# sum's chain of four-cycle adds only just covering two multiply-adds a cycle. One
+# thread, a scan of 250,000 rows x 256 centres of 64 float32 features, blocks alone
+# (tiles of 288 rows): 105-108 ms against 124-129 ms (1.52 against 1.29 multiply-adds of
+# 8 lanes a cycle at 3.2 GHz); of 64 centres of 32 features 12.8-12.9 against 14.8-15.0
+# ms. 64-row blocks (passes of 3, 3 and 2 vectors) gave 114-115 ms, 96-row ones 128-130.
+DOT_ROWS = 48
 PAIR, TRIPLE = 2, 3  # centres in :func:`sq_dist_pair`'s and :func:`sq_dist_triple`'s blocks
 # The vector registers of the target numba compiles for: (bytes per vector, registers).
 # AVX-512 has 32 of 64 bytes, AVX2 16 of 32 (and SSE 16 of 16): a block's sums written for
@@ -88,9 +98,10 @@ def sq_dist_triple(XT, row0, centers, c0, out, col0):
 
 
 def dot_block(XT, row0, centers, c0, out, col0):
-    """out[c, col0 + b] = X[row0 + b] . centers[min(c0 + c, K - 1)] for a block: the same
-    block as :func:`sq_dist_block`, one multiply-add per term instead of a subtract, a
-    multiply and an add (twice the terms per cycle where the multiply-adds are fused).
+    """out[c, col0 + b] = X[row0 + b] . centers[min(c0 + c, K - 1)] for a block of
+    ``b < DOT_ROWS`` rows: as :func:`sq_dist_block` (``row0 + DOT_ROWS <= XT.shape[1]``),
+    one multiply-add per term instead of a subtract, a multiply and an add (twice the
+    terms per cycle where the multiply-adds are fused).
 
     Not ``sq_dist``'s values: each lane sums its products in feature order, in X's dtype,
     with or without fusing (``llvm.fmuladd``: the target decides), so the result is within
@@ -105,7 +116,7 @@ def _dot_loops(XT, row0, centers, c0, out, col0):
     last = centers.shape[0] - 1
     for c in range(BLOCK_CENTERS):
         j = c0 + c if c0 + c < last else last
-        for b in range(BLOCK_ROWS):
+        for b in range(DOT_ROWS):
             acc = XT.dtype.type(0)
             for f in range(XT.shape[0]):
                 acc += XT[f, row0 + b] * centers[j, f]
@@ -163,11 +174,13 @@ def target_features(context):
     return features
 
 
-def block_passes(n_vectors, n_centers, registers):
+def block_passes(n_vectors, n_centers, registers, dots=False):
     """The vectors of a block's rows that each pass over the features sums (for all its
     centres), as ranges: as many as keep their sums in half the ``registers`` (the other
-    half holds the rows' vectors, the broadcast centres and the differences). Each lane's
-    sum is the same whichever pass computes it.
+    half holds the rows' vectors, the broadcast centres and the differences); with
+    ``dots`` (a multiply-add a term, no difference to hold), as many as fit beside their
+    rows' vectors and one broadcast centre. Each lane's sum is the same whichever pass
+    computes it.
 
     On AVX2, alternating in one process with the one-pass block (whose sums LLVM spilled to
     the stack at every feature): Lloyd fits of 1M x 64 float32, K=256, 0.82x (blobs) and
@@ -175,14 +188,15 @@ def block_passes(n_vectors, n_centers, registers):
     7 float64, K=26, n_init=3) 0.98x and 0.91x. Passes over groups of centres instead
     (all rows' vectors, re-read from L1) gave 0.95x on both large fits.
     """
-    per_pass = max(1, min(n_vectors, registers // 2 // n_centers))
+    per_pass = (registers - 1) // (n_centers + 1) if dots else registers // 2 // n_centers
+    per_pass = max(1, min(n_vectors, per_pass))
     return [range(v0, min(v0 + per_pass, n_vectors)) for v0 in range(0, n_vectors, per_pass)]
 
 
-def _block_codegen(term, n_centers=BLOCK_CENTERS):
-    """The code of a block of ``n_centers`` centres whose lane sums ``acc = term(builder,
-    acc, x, y)`` over features, the sums in vector registers (``term`` is
-    :func:`_sq_dist_term` or :func:`_dot_term`)."""
+def _block_codegen(term, n_centers=BLOCK_CENTERS, n_rows=BLOCK_ROWS):
+    """The code of a block of ``n_rows`` rows and ``n_centers`` centres whose lane sums
+    ``acc = term(builder, acc, x, y)`` over features, the sums in vector registers
+    (``term`` is :func:`_sq_dist_term` or :func:`_dot_term`)."""
 
     def codegen(context, builder, sig, args):
         xt_type, _, y_type, _, out_type, _ = sig.args
@@ -196,7 +210,7 @@ def _block_codegen(term, n_centers=BLOCK_CENTERS):
             # spill, is split: k-means++ of the request's data 0.88-1.06x (noise).
             vector_bytes, registers = _AVX512
         lanes = vector_bytes // itemsize
-        n_vectors = BLOCK_ROWS // lanes
+        n_vectors = n_rows // lanes
         vty = ir.VectorType(fty, lanes)
         i64 = ir.IntType(64)
         i8p = ir.IntType(8).as_pointer()
@@ -231,7 +245,7 @@ def _block_codegen(term, n_centers=BLOCK_CENTERS):
         # Each line of the block's piece of a feature row is prefetched by one block of
         # centres only, the one holding centre ceil(line * K / lines): the callers' blocks
         # read the same rows again, from cache, and the prefetches spread over the blocks
-        n_lines = BLOCK_ROWS * itemsize // 64
+        n_lines = n_rows * itemsize // 64
         fetches = []
         for line in range(n_lines):
             share = builder.sdiv(builder.add(builder.mul(const(line), n_rows_y),
@@ -248,7 +262,8 @@ def _block_codegen(term, n_centers=BLOCK_CENTERS):
                                [builder.mul(col0, const(itemsize))])
         # allocas in the entry block: LLVM's SROA turns them into registers (phi nodes)
         sums = [cgutils.alloca_once(builder, vty) for _ in range(n_centers * n_vectors)]
-        for n_pass, vectors in enumerate(block_passes(n_vectors, n_centers, registers)):
+        passes = block_passes(n_vectors, n_centers, registers, dots=term is _dot_term)
+        for n_pass, vectors in enumerate(passes):
             for v in vectors:
                 for c in range(n_centers):
                     builder.store(ir.Constant(vty, None), sums[c * n_vectors + v])
@@ -336,7 +351,8 @@ def _sq_dist_triple(typingctx, XT, row0, centers, c0, out, col0):
 @intrinsic
 def _dot_block(typingctx, XT, row0, centers, c0, out, col0):
     """:func:`dot_block` as a vector loop over features with its sums in registers."""
-    return types.void(XT, row0, centers, c0, out, col0), _block_codegen(_dot_term)
+    return (types.void(XT, row0, centers, c0, out, col0),
+            _block_codegen(_dot_term, n_rows=DOT_ROWS))
 
 
 def _block_overload(vectorised, loops):

@@ -334,10 +334,11 @@ def test_rounding_level_near_ties_are_rescanned(dtype, exact):
 
 
 # -- the kernels' shape-chosen paths, each on both sides of its edge --------------------
-# Tiles of TILE rows (full, partial, one row), one feature (no feature loop after the
-# first) or several, one centre (no comparison) or several, one chunk of rows or several
-# (partials reduced in chunk order, serially or on threads), and greedy k-means++ with its
-# trials summed six at a time (2 + int(log K) trials: 5, 6 and 7 straddle a group).
+# Tiles of TILE rows (CANDIDATE_TILE in k-means++: full, partial, one row), one feature
+# (no feature loop after the first) or several, one centre (no comparison) or several, one
+# chunk of rows or several (partials reduced in chunk order, serially or on threads), and
+# greedy k-means++ with its trials summed six at a time (2 + int(log K) trials: 5, 6 and 7
+# straddle a group).
 # The tests marked ``nojit`` are small enough for NUMBA_DISABLE_JIT=1 (nox -s coverage).
 
 TILE = cpu_kmeans.TILE
@@ -415,7 +416,7 @@ def test_kmeans_plusplus_trial_groups_pick_the_oracles_rows(n_clusters, last_til
     assert cpu_kmeans.part_trials(n_trials) == {2: 2, 3: 3, 5: 2, 6: 2, 7: 3}[n_trials]
     assert cpu_kmeans.second_part_trials(n_trials) == (3 if n_trials == 5 else 0)
     assert (last_tile >= cpu_kmeans.BLOCK_ROWS) == (last_tile == 44)
-    X, _ = make_blobs(TILE + last_tile, 3, 20, seed=n_clusters)
+    X, _ = make_blobs(cpu_kmeans.CANDIDATE_TILE + last_tile, 3, 20, seed=n_clusters)
     w = np.random.default_rng(n_clusters).uniform(0.5, 2.0, X.shape[0])
     _, ours = kmeans_plusplus(X, n_clusters, sample_weight=w, random_state=7, device="cpu")
     _, theirs = ref_kmeans.kmeans_plusplus(X, n_clusters, sample_weight=w, random_state=7)
@@ -430,7 +431,7 @@ def test_kmeans_plusplus_chosen_trial_counts_pick_the_oracles_rows(n_local_trial
     a triple)."""
     left = n_local_trials - cpu_kmeans.grouped_trials(n_local_trials)
     assert left == {1: 1, 4: 0, 8: 0, 9: 5, 13: 5}[n_local_trials]
-    X, _ = make_blobs(TILE + 44, 3, 20, seed=n_local_trials)
+    X, _ = make_blobs(cpu_kmeans.CANDIDATE_TILE + 44, 3, 20, seed=n_local_trials)
     w = np.random.default_rng(n_local_trials).uniform(0.5, 2.0, X.shape[0])
     _, ours = kmeans_plusplus(X, 9, sample_weight=w, random_state=5,
                               n_local_trials=n_local_trials, device="cpu")

@@ -25,6 +25,7 @@ from cudakmeans._cpu.math import nearest_center, sq_dist
 from tests.helpers import make_blobs
 
 ROWS, CENTERS = tiles.BLOCK_ROWS, tiles.BLOCK_CENTERS
+DOT_ROWS = tiles.DOT_ROWS  # the dot products' blocks are taller
 TILE = cpu_kmeans.TILE
 
 
@@ -131,7 +132,7 @@ def _scan_by_dots_and_compare(X, centers, labels, distances, runner_up):
     Returns how many rows were left to the exact scan."""
     n, d = X.shape
     buffers = cpu_kmeans.tile_buffers(d, X.dtype, centers.shape[0])
-    XT = np.zeros((d, n + ROWS), dtype=X.dtype)  # a short last tile reads a whole block
+    XT = np.zeros((d, n + DOT_ROWS), dtype=X.dtype)  # a short last tile reads a whole block
     XT[:, :n] = X.T
     margin = 8.0 * (d + 4) * float(np.finfo(X.dtype).eps)  # the workspace's
     true = ((X.astype(np.float64) - centers.astype(np.float64)[labels]) ** 2).sum(axis=1)
@@ -202,7 +203,7 @@ def test_dot_block_is_within_the_dot_products_rounding(n_features, scale, dtype)
     of the exact dot product (the bound scan_tile_by_dots relies on), and so are the
     plain loops it stands for; centres past the last are the last one again."""
     rng = np.random.default_rng(n_features)
-    X = (rng.standard_normal((ROWS + 9, n_features)) * scale).astype(dtype)
+    X = (rng.standard_normal((DOT_ROWS + 9, n_features)) * scale).astype(dtype)
     centers = (rng.standard_normal((6, n_features)) * scale).astype(dtype)
     XT = np.ascontiguousarray(X.T)
     Xq, Cq = X.astype(np.longdouble), centers.astype(np.longdouble)
@@ -211,31 +212,35 @@ def test_dot_block_is_within_the_dot_products_rounding(n_features, scale, dtype)
     slack = n_features * u / (1 - n_features * u) * (np.abs(Xq) @ np.abs(Cq).T)
     slack += n_features * float(np.finfo(dtype).smallest_subnormal)  # products underflow
     for row0, c0, col0 in [(0, 0, 0), (9, 4, 3)]:
-        out = np.full((CENTERS, ROWS + 3), np.nan, dtype=dtype)
+        out = np.full((CENTERS, DOT_ROWS + 3), np.nan, dtype=dtype)
         _dot_block(XT, row0, centers, c0, out, col0)
         plain = np.full_like(out, np.nan)
         tiles.dot_block(XT, row0, centers, c0, plain, col0)  # the Python body
         for got in (out, plain):
             for c in range(CENTERS):
                 j = min(c0 + c, centers.shape[0] - 1)
-                rows = slice(row0, row0 + ROWS)
-                error = np.abs(got[c, col0:col0 + ROWS].astype(np.longdouble)
+                rows = slice(row0, row0 + DOT_ROWS)
+                error = np.abs(got[c, col0:col0 + DOT_ROWS].astype(np.longdouble)
                                - exact[rows, j])
                 assert np.all(error <= slack[rows, j])
+            # every lane written, none past the block
+            assert not np.isnan(got[:, col0:col0 + DOT_ROWS]).any()
+            assert np.isnan(got[:, :col0]).all() and np.isnan(got[:, col0 + DOT_ROWS:]).all()
 
 
 def test_blocks_over_a_large_transpose_give_the_same_values(dtype):
     """From ``PREFETCH_MIN_BYTES`` up the blocks also prefetch XT's rows ahead (past its
     end too, near the last rows): the values are those of the plain loops, bit for bit."""
     n_features = 16
-    n_rows = tiles.PREFETCH_MIN_BYTES // (n_features * np.dtype(dtype).itemsize) + ROWS
+    n_rows = tiles.PREFETCH_MIN_BYTES // (n_features * np.dtype(dtype).itemsize) + DOT_ROWS
     rng = np.random.default_rng(3)
     XT = rng.standard_normal((n_features, n_rows)).astype(dtype)
     assert XT.nbytes >= tiles.PREFETCH_MIN_BYTES
     centers = rng.standard_normal((5, n_features)).astype(dtype)
-    for row0 in (0, n_rows // 2 + 7, n_rows - ROWS):
-        for compiled, plain in ((_block, tiles.sq_dist_block), (_dot_block, tiles.dot_block)):
-            out = np.full((CENTERS, ROWS), np.nan, dtype=dtype)
+    for compiled, plain, rows in ((_block, tiles.sq_dist_block, ROWS),
+                                  (_dot_block, tiles.dot_block, DOT_ROWS)):
+        for row0 in (0, n_rows // 2 + 7, n_rows - rows):
+            out = np.full((CENTERS, rows), np.nan, dtype=dtype)
             compiled(XT, row0, centers, 2, out, 0)
             want = np.full_like(out, np.nan)
             plain(XT, row0, centers, 2, want, 0)
@@ -250,9 +255,9 @@ def test_blocks_over_a_large_transpose_give_the_same_values(dtype):
 def test_blocks_prefetch_into_l2(compiled):
     """The blocks' prefetches ask for L2 (LLVM locality 2), not L1: into L1 they halved
     the speed of a k-means++ pass over a large XT (tiles.PREFETCH_LOCALITY)."""
-    XT = np.zeros((4, ROWS), dtype=np.float32)
+    XT = np.zeros((4, DOT_ROWS), dtype=np.float32)
     centers = np.zeros((CENTERS, 4), dtype=np.float32)
-    compiled(XT, 0, centers, 0, np.zeros((CENTERS, ROWS), dtype=np.float32), 0)
+    compiled(XT, 0, centers, 0, np.zeros((CENTERS, DOT_ROWS), dtype=np.float32), 0)
     ir = compiled.inspect_llvm(compiled.signatures[-1])
     calls = re.findall(r"call void @llvm\.prefetch\.p0\(ptr [^,]+, i32 (\d), i32 (\d), "
                        r"i32 (\d)\)", ir)
@@ -281,6 +286,19 @@ def test_block_shape_follows_the_vector_registers():
                     assert len(passes) == 1
     assert len(tiles.block_passes(2, CENTERS, 32)) == 1  # AVX-512, float32: as before
     assert len(tiles.block_passes(4, CENTERS, 16)) == 2  # AVX2, float32
+    # dot products: each pass's sums, its rows' vectors and one broadcast centre fit
+    for vector_bytes, registers in ((64, 32), (32, 16), (16, 16)):
+        for itemsize in (4, 8):
+            n_vectors = DOT_ROWS * itemsize // vector_bytes
+            assert n_vectors * vector_bytes == DOT_ROWS * itemsize  # whole vectors
+            passes = tiles.block_passes(n_vectors, CENTERS, registers, dots=True)
+            assert [v for p in passes for v in p] == list(range(n_vectors))
+            assert all(len(p) * (CENTERS + 1) + 1 <= registers for p in passes)
+    # AVX2, float32: one pass of 3 x 4 sums per 48 rows; AVX-512 likewise, in one pass
+    assert tiles.block_passes(3, CENTERS, 16, dots=True) == [range(0, 3)]
+    assert tiles.block_passes(3, CENTERS, 32, dots=True) == [range(0, 3)]
+    assert tiles.block_passes(12, CENTERS, 16, dots=True) == [range(v, v + 3)
+                                                               for v in (0, 3, 6, 9)]
 
 
 def test_blocks_read_the_features_numba_compiles_for():
@@ -303,10 +321,10 @@ assert tiles.vector_registers(tiles.target_features(cpu_target.target_context)) 
 
 def check(block, dtype, n_features, row0, c0):
     rng = np.random.default_rng(n_features)
-    XT = rng.standard_normal((n_features, 80)).astype(dtype)
+    XT = rng.standard_normal((n_features, 100)).astype(dtype)
     centers = rng.standard_normal((7, n_features)).astype(dtype)
     compiled = njit(lambda XT, r, C, c, o, col: block(XT, r, C, c, o, col))
-    out = np.full((tiles.BLOCK_CENTERS, 40), np.nan, dtype=dtype)
+    out = np.full((tiles.BLOCK_CENTERS, 56), np.nan, dtype=dtype)
     want = out.copy()
     compiled(XT, row0, centers, c0, out, 3)
     block(XT, row0, centers, c0, want, 3)  # the plain loops
@@ -346,12 +364,17 @@ def test_dots_settle_clear_rows_and_leave_near_ties():
     centers = rng.standard_normal((40, 16)).astype(np.float32)
     n_left = _scan_and_compare(X, centers)
     assert n_left < cpu_kmeans.TILE // 10
-    X[50:53] = 0.5 * (centers[3] + centers[4])  # a few rows each compared on their own
+    # a pair of centres whose midpoint has them as its two nearest: a tie between them
+    a, b = next((a, b) for a in range(40) for b in range(a + 1, 40)
+                if set(np.argsort(((0.5 * (centers[a] + centers[b]) - centers) ** 2)
+                                  .sum(axis=1))[:2]) == {a, b})
+    X[50:53] = 0.5 * (centers[a] + centers[b])  # a few rows each compared on their own
     n_few = _scan_and_compare(X, centers)
     assert 3 <= n_few < cpu_kmeans.FEW_ROWS
-    centers[7] = centers[30]  # duplicated: rows nearest to it are exact ties
-    X[:20] = (centers[30] + 0.01 * rng.standard_normal((20, 16))).astype(np.float32)
-    X[20:40] = 0.5 * (centers[3] + centers[4])  # equidistant from two centres
+    c = next(c for c in range(40) if c not in (a, b))
+    centers[c] = centers[30 if c != 30 else 31]  # duplicated: rows nearest to it tie
+    X[:20] = (centers[c] + 0.01 * rng.standard_normal((20, 16))).astype(np.float32)
+    X[20:40] = 0.5 * (centers[a] + centers[b])  # equidistant from two centres
     n_tied = _scan_and_compare(X, centers)
     assert n_tied >= 40
     # far from the origin, |x|^2 + |c|^2 - 2 x.c cancels: the dot products' rounding is
