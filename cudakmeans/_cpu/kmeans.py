@@ -40,7 +40,7 @@ from numba.extending import overload
 from .._arrays import column_means
 from . import compile as _compile
 from . import math as _cpu_math
-from . import parallel
+from . import memory, parallel
 from .lanes import LANES, add_weighted_lanes, add_weighted_row, row_sq_dist
 from .math import inline as _math
 from .tiles import (
@@ -1816,8 +1816,8 @@ class Workspace:
         if not self._transposes_on_threads(X) or not X.flags.c_contiguous:
             mean = column_means(X)
             return X - mean, None, mean
-        XT = np.empty((X.shape[1], X.shape[0]), dtype=X.dtype)
-        centred = np.empty_like(X, order="C")
+        XT = memory.empty((X.shape[1], X.shape[0]), X.dtype)
+        centred = memory.empty(X.shape, X.dtype)
         mean = np.empty(X.shape[1], dtype=X.dtype)
         key = _data_key(X)
         _compile.ensure_compiled([(transpose_rows, (X, XT, 0, 0), key),
@@ -1849,7 +1849,7 @@ class Workspace:
 
     def _transpose_on_threads(self, X, XT=None):
         if XT is None:
-            XT = np.empty((X.shape[1], X.shape[0]), dtype=X.dtype)
+            XT = memory.empty((X.shape[1], X.shape[0]), X.dtype)
         _compile.ensure_compiled([(transpose_rows, (X, XT, 0, 0), _data_key(X))],
                                  f"k-means data ({X.dtype})")
         parallel.map_chunks(lambda _, start, stop: transpose_rows(X, XT, start, stop),
@@ -1861,9 +1861,10 @@ class Workspace:
         X = self.X
         n_samples = X.shape[0]
         n_chunks = len(self.chunks)
-        self.labels = np.full(n_samples, -1, dtype=np.int32)
-        self.distances = np.empty(n_samples, dtype=X.dtype)
-        self.closest = np.empty(n_samples, dtype=X.dtype)
+        self.labels = memory.empty(n_samples, np.int32)
+        self.labels.fill(-1)
+        self.distances = memory.empty(n_samples, X.dtype)
+        self.closest = memory.empty(n_samples, X.dtype)
         self._changed = np.zeros(n_chunks, dtype=np.int64)
         self._inertias = np.zeros(n_chunks)
         self._chunk_pots = np.zeros(n_chunks)
@@ -1874,7 +1875,8 @@ class Workspace:
         # _bounds_valid: _bounds[0][i] <= distance of row i to every centre but its own,
         # _bounds[1][i] >= its distance to its own. Two arrays, not rows of one: see
         # tile_buffers.
-        self._bounds = (np.empty(n_samples), np.empty(n_samples))
+        self._bounds = (memory.empty(n_samples, np.float64),
+                        memory.empty(n_samples, np.float64))
         self._bounds_valid = False
         # sq_dist's rounding in X's dtype (relative, for d nonnegative terms), with room to
         # spare; the bounds' float64 arithmetic is rounded outwards by the same factor.
@@ -2161,7 +2163,7 @@ class Workspace:
         n_trials = uniforms.shape[1]
         indices = np.empty(uniforms.shape[0] + 1, dtype=np.int64)
         indices[0] = first_index
-        new_closest = np.empty((n_trials, n_samples), dtype=self.X.dtype)
+        new_closest = memory.empty((n_trials, n_samples), self.X.dtype)
         partial_pots = np.zeros((self._chunks.shape[0], n_trials))
         candidates = np.empty(n_trials, dtype=np.int64)
         cand = np.empty((n_trials, n_features), dtype=self.X.dtype)

@@ -1,0 +1,32 @@
+"""Host memory for the CPU backend's large scratch arrays: in ordinary pages.
+
+numpy advises transparent huge pages (``madvise(MADV_HUGEPAGE)``) for every allocation of
+4 MiB or more. On the development VM (a Firecracker guest that reports its free memory to
+the host) the first touch of such memory cost 1.4-1.7 s per 256 MB, against 0.15 s in
+4 KiB pages (bench/results/cpu-experiments-2026-12-05e.md): a fit of 1,000,000 x 64
+float32 spent 0.41-0.92 s building its workspace (X centred, its transpose), 0.29-0.39 s
+with these. The workspace is written once, on the threads, and then streamed through in
+tiles, so huge pages saved nothing measurable in the Lloyd steps that followed. Here such
+buffers are anonymous memory maps that nobody advises: the kernel's own policy decides.
+"""
+
+import math
+import mmap
+
+import numpy as np
+
+# numpy's own threshold for its huge-page advice (``npy_alloc_cache``'s madvise)
+MAPPED_FROM_BYTES = 4 << 20
+
+
+def empty(shape, dtype):
+    """``np.empty(shape, dtype)``, in an anonymous map of its own when 4 MiB or more."""
+    shape = tuple(shape) if np.iterable(shape) else (shape,)
+    dtype = np.dtype(dtype)
+    count = math.prod(shape)
+    if count * dtype.itemsize < MAPPED_FROM_BYTES:
+        return np.empty(shape, dtype=dtype)
+    # the map is unmapped when the last array over it goes: the array holds it as its base
+    return np.frombuffer(mmap.mmap(-1, count * dtype.itemsize), dtype=dtype,
+                         count=count).reshape(shape)
+
