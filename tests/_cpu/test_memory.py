@@ -30,7 +30,7 @@ def test_small_arrays_are_numpys_own():
 
 @pytest.mark.nojit
 @pytest.mark.parametrize("shape, dtype", [((memory.MAPPED_FROM_BYTES // 4,), np.float32),
-                                          ((7, 100_003), np.float64),
+                                          ((7, memory.MAPPED_FROM_BYTES // 56 + 3), np.float64),
                                           (memory.MAPPED_FROM_BYTES // 8 + 1, np.int64)])
 def test_large_arrays_are_page_aligned_writable_maps(shape, dtype):
     out = memory.empty(shape, dtype)
