@@ -2,9 +2,9 @@
 
 numpy advises transparent huge pages (``madvise(MADV_HUGEPAGE)``) for every allocation of
 4 MiB or more. On the development VM (a Firecracker guest that reports its free memory to
-the host) the first touch of such memory cost 1.4-1.7 s per 256 MB, against 0.15 s in
+the host) the first touch of such memory cost 1.3-1.8 s per 256 MB, against 0.15 s in
 4 KiB pages (bench/results/cpu-experiments-2026-12-05e.md): a fit of 1,000,000 x 64
-float32 spent 0.41-0.92 s building its workspace (X centred, its transpose), 0.29-0.39 s
+float32 spent 0.41-1.17 s building its workspace (X centred, its transpose), 0.29-0.39 s
 with these. The workspace is written once, on the threads, and then streamed through in
 tiles, so huge pages saved nothing measurable in the Lloyd steps that followed. Here such
 buffers are anonymous memory maps that nobody advises: the kernel's own policy decides.
