@@ -46,4 +46,3 @@ def _anonymous_map(n_bytes):
     if hasattr(mmap, "MAP_PRIVATE"):
         return mmap.mmap(-1, n_bytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     return mmap.mmap(-1, n_bytes)
-
