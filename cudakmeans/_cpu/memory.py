@@ -15,7 +15,6 @@ memory when calls follow each other (a k-means++ seeding of 200,000 x 32 float32
 buffers 4.8-25.6 MB, took 1.32x as long in maps, back to back).
 """
 
-import math
 import mmap
 
 import numpy as np
@@ -29,14 +28,14 @@ MAPPED_FROM_BYTES = 32 << 20
 def empty(shape, dtype):
     """``np.empty(shape, dtype)``, in an anonymous map of its own from ``MAPPED_FROM_BYTES``
     up."""
-    shape = tuple(shape) if np.iterable(shape) else (shape,)
-    dtype = np.dtype(dtype)
-    count = math.prod(shape)
-    if count * dtype.itemsize < MAPPED_FROM_BYTES:
-        return np.empty(shape, dtype=dtype)
+    # numpy reads the shape and dtype (0.4 us a call, against 1.5 parsing them here); a
+    # large one's allocation is never touched, so it costs only its system calls
+    out = np.empty(shape, dtype=dtype)
+    if out.nbytes < MAPPED_FROM_BYTES:
+        return out
     # the map is unmapped when the last array over it goes: the array holds it as its base
-    return np.frombuffer(_anonymous_map(count * dtype.itemsize), dtype=dtype,
-                         count=count).reshape(shape)
+    return np.frombuffer(_anonymous_map(out.nbytes), dtype=out.dtype,
+                         count=out.size).reshape(out.shape)
 
 
 def _anonymous_map(n_bytes):
