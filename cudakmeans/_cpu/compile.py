@@ -121,7 +121,10 @@ def ensure_compiled(calls, what, *, stream=None, soon=None):
         What the caller will run next and its name: compiled meanwhile in a second
         process, if anything is compiled here at all; and optionally kernels those entry
         points call (not inlined) that this process compiles first, once it has started
-        that second process, to share the work between the two.
+        that second process, to share the work between the two. Or a function of no
+        arguments returning that, called only when something is compiled here: building
+        the next call's arguments cost a warm k-means++ seeding of 2,634 x 7 ~5% of its
+        time.
 
     Returns
     -------
@@ -137,6 +140,8 @@ def ensure_compiled(calls, what, *, stream=None, soon=None):
             todo = missing(calls)
             if not todo:
                 return 0
+            if callable(soon):
+                soon = soon()
             leaves = [*(soon[2] if soon is not None and len(soon) > 2 else ()),
                       *(job for _, _, expected_leaves in _expected
                         for job in expected_leaves)]

@@ -1943,15 +1943,20 @@ class Workspace:
     def _compiled(self, what, calls, soon=None):
         """Compile (with a notice) the entry points of ``calls`` that are not yet compiled
         or cached: ``[(entry, args)]``, args of the types the call will pass; ``soon``,
-        ``(what, calls, leaves)`` the caller runs next, compiles meanwhile in a second
-        process, the kernels ``leaves`` here first (:meth:`_lloyd_leaves`)."""
+        a function returning ``(what, calls, leaves)`` the caller runs next, called only
+        if something compiles here: those compile meanwhile in a second process, the
+        kernels ``leaves`` here first (:meth:`_lloyd_leaves`)."""
         key = (*self._types, self._half_norms is None)  # the scan variant: see assign_rows
-        if soon is not None:
-            soon = ([(entry, args, key) for entry, args in soon[1]],
-                    f"{soon[0]} ({self._dtype_name})",
-                    [(entry, args, key) for entry, args in soon[2]])
+
+        def next_calls():
+            what, calls, leaves = soon()
+            return ([(entry, args, key) for entry, args in calls],
+                    f"{what} ({self._dtype_name})",
+                    [(entry, args, key) for entry, args in leaves])
+
         _compile.ensure_compiled([(entry, args, key) for entry, args in calls],
-                                 f"{what} ({self._dtype_name})", soon=soon)
+                                 f"{what} ({self._dtype_name})",
+                                 soon=None if soon is None else next_calls)
 
     def _lloyd_leaves(self):
         """The kernels :func:`lloyd_steps` calls without inlining them, with arguments of
@@ -2175,7 +2180,7 @@ class Workspace:
                     self._chunk_pots, self._marks, targets, candidates, cand, new_closest,
                     partial_pots, trial_marks, pots, indices)
             # a Lloyd run follows a seeding: its kernel compiles meanwhile, elsewhere
-            soon = None if self._threaded_lloyd else ("k-means", self._run_calls(
+            soon = None if self._threaded_lloyd else lambda: ("k-means", self._run_calls(
                 self.empty_centers(), self.empty_centers(), 0, 1, 1, 0.0),
                 self._lloyd_leaves())
             self._compiled("k-means++", [(greedy_kmeans_plusplus_serial, args)], soon)

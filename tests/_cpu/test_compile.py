@@ -129,6 +129,21 @@ def test_ensure_compiled_compiles_once_and_only_what_is_missing():
     assert add_one(1.0) == 2.0
 
 
+def test_what_comes_soon_is_built_only_when_something_compiles():
+    kernel = _fresh()
+    kernel(1.0)  # compiled already
+    built = []
+
+    def soon():
+        built.append(True)
+        return [(kernel, (1.0,), "float")], "soon"
+
+    stream = io.StringIO()
+    assert cpu_compile.ensure_compiled([(kernel, (1.0,), "float")], "now", stream=stream,
+                                       soon=soon) == 0
+    assert built == [] and stream.getvalue() == ""
+
+
 def _nested_inlines():
     """A kernel whose ``inline="always"`` helpers have loops and branches (several blocks
     each) and call one another: what numba's inliner copies."""
@@ -303,8 +318,9 @@ from cudakmeans._cpu import compile as cpu_compile
 from tests._cpu import cached_kernels as k
 {setup}
 stream = io.StringIO()
+# what comes soon as a function, as the workspace passes it: called since "now" compiles
 now = cpu_compile.ensure_compiled([(k.now, (1.0,), "float")], "now", stream=stream,
-                                  soon=([(k.soon, (1.0,), "float")], "soon"))
+                                  soon=lambda: ([(k.soon, (1.0,), "float")], "soon"))
 assert now == 1 and len(k.soon.overloads) == 0  # not compiled in this process
 later = cpu_compile.ensure_compiled([(k.soon, (1.0,), "float")], "soon", stream=stream)
 assert k.soon(1.0) == 2.0
