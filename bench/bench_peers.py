@@ -8,8 +8,10 @@ runtimes never share a process with another library's), started once and kept fo
 whole run. The parent hands the same task to each worker in turn, one at a time, and
 repeats that round ``--rounds`` times, so a change in the machine's load falls on every
 library alike; the parent waits ``--settle`` seconds before each task of one long fit, so
-that the previous library's spinning threads are asleep when the next one starts. Each worker runs
-a task once untimed (compiles, page faults, thread-pool start) the first time it sees it.
+that the previous library's spinning threads are asleep when the next one starts, and a task
+of several short runs (the request case) starts with ``--warm`` seconds of untimed runs in
+the worker, for the same reason without an idle CPU. Each worker runs a task once untimed
+(compiles, page faults, thread-pool start) the first time it sees it.
 Figures are medians with the min-max range of the timed runs; ratios are against
 scikit-learn's median in the same run.
 
@@ -79,6 +81,14 @@ CASES = {
 # waking from idle instead (request fits after 0.5 s idle took 11-12 ms here, back to
 # back 6.7-8.9 ms).
 SETTLE_S = 0.5
+# Seconds of untimed runs a worker makes before the timed runs of a task of several short
+# ones (the request case): the last library's runtime threads go quiet meanwhile, and the
+# CPU is busy, not waking from idle. Two request-only runs each way, 5 rounds, 2026-12-05:
+# without, k-means++ medians 0.85-1.12 ms for cudakmeans, 0.86-1.06 for scikit-learn-
+# intelex, 4.75-5.86 for scikit-learn; with 0.3 s, 0.65-0.67, 0.67-0.74 and 4.27-5.12;
+# fits faster and less spread for every library (faiss-cpu on blobs 6.41-6.42 ms, ranges
+# up to 20.4, against 3.75-4.64, ranges up to 7.85).
+WARM_S = 0.3
 # Issue #18's speed targets, judged in each run: a fit's median time over scikit-learn's
 # median in the same run at most this, and under every peer's median; k-means++ alone
 # under every peer's that has one. On every kind of data: a target met on one kind only
@@ -292,6 +302,10 @@ class Worker:
         if key not in self.warm:
             once(X, init, p, task, seed=10_000)
             self.warm.add(key)
+        if task["repeats"] > 1:  # untimed runs first: see WARM_S
+            until = time.perf_counter() + task.get("warm", 0.0)
+            while time.perf_counter() < until:
+                once(X, init, p, task, seed=10_000)
         times, n_iter, inertia = [], [], []
         for run in range(task["repeats"]):
             seed = task["round"] * task["repeats"] + run
@@ -461,6 +475,9 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="--scale 0.05 --rounds 3")
     parser.add_argument("--settle", type=float, default=SETTLE_S,
                         help="seconds of idle before each long task (default %(default)s)")
+    parser.add_argument("--warm", type=float, default=WARM_S,
+                        help="seconds of untimed runs before the timed runs of a task of "
+                             "several short ones (default %(default)s)")
     parser.add_argument("--out", metavar="DIR", default=str(REPO / "bench" / "results"),
                         help="write peers-cpu-<date>.md into DIR")
     parser.add_argument("--libs", default=",".join(LIBS),
@@ -476,8 +493,8 @@ def main(argv=None):
         return
     if args.quick:
         args.scale, args.rounds = 0.05, 3
-    if args.rounds < 1 or not 0 < args.scale <= 1 or args.settle < 0:
-        parser.error("--rounds must be >= 1, --scale in (0, 1] and --settle >= 0")
+    if args.rounds < 1 or not 0 < args.scale <= 1 or args.settle < 0 or args.warm < 0:
+        parser.error("--rounds must be >= 1, --scale in (0, 1], --settle and --warm >= 0")
     libs = [lib for lib in args.libs.split(",") if lib]
     cases = [case for case in args.cases.split(",") if case]
     unknown = sorted(set(libs) - set(LIBS)) + sorted(set(cases) - set(CASES))
@@ -511,7 +528,8 @@ def main(argv=None):
                     if task["case"] not in ONLY_CASES.get(lib, CASES):
                         results[(i, lib)] = {"skipped": True}
                         continue
-                    ask = dict(task, round=rnd, repeats=repeats, niter=niter.get(i, 0))
+                    ask = dict(task, round=rnd, repeats=repeats, niter=niter.get(i, 0),
+                               warm=args.warm)
                     if repeats == 1:  # one long fit: the last library's threads sleep
                         time.sleep(args.settle)
                     answer = peers[lib].ask(ask)
@@ -584,8 +602,9 @@ def report(args, libs, tasks, results, niter, infos, started, finished, load_sta
     lines += ["", f"Scale {args.scale:g} (n of the mid and large cases multiplied by it; the "
               f"request case is never scaled), {args.rounds} rounds. Each library in its "
               "own worker process, the same task handed to each in turn (scikit-learn "
-              f"first), {args.settle:g} s idle before each mid and large task, one untimed "
-              "run per task and worker before its first timed one. "
+              f"first), {args.settle:g} s idle before each mid and large task, "
+              f"{args.warm:g} s of untimed runs before the timed ones of each request task, "
+              "one untimed run per task and worker before its first timed one. "
               "Times: median (min-max, n timed runs). Ratio: median / scikit-learn's median "
               "in this run (below 1 is faster than scikit-learn); on the request case, "
               "also against scikit-learn held to 1 thread (OMP_NUM_THREADS=1, "

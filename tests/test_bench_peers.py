@@ -141,3 +141,24 @@ def test_target_rows_judge_the_ratio_and_every_peer():
     # a peer left out of the run (not installed): nothing is judged against it
     without = bp.target_rows(tasks[:1], results, ("cudakmeans", "sklearn", "sklearnex"))
     assert without[0][3] == "not judged" and "faiss-cpu" in without[0][2]
+
+
+def test_a_task_of_several_short_runs_starts_with_untimed_runs(monkeypatch):
+    worker = bp.Worker("cudakmeans")
+    seeds = []
+
+    def once(X, init, p, task, seed):
+        seeds.append(seed)
+        return 0.001, 1, 1.0
+
+    monkeypatch.setattr(worker, "_fit_once", once)
+    monkeypatch.setattr(worker, "get_data", lambda case, kind, n: (None, None))
+    task = dict(case="request", kind="blobs", n=2_634, what="fit", round=0, repeats=3,
+                warm=0.05)
+    answer = worker.run(task)
+    untimed = [s for s in seeds if s == 10_000]
+    # the first sight of a task, then untimed runs for 0.05 s, then the 3 timed ones
+    assert len(untimed) > 2 and seeds[-3:] == [0, 1, 2] and answer["times"] == [0.001] * 3
+    seeds.clear()
+    worker.run(dict(task, what="fit", case="mid", repeats=1, round=1))  # one long fit
+    assert seeds == [10_000, 1]  # its first sight only: no untimed runs before
