@@ -1949,9 +1949,9 @@ class Workspace:
         key = (*self._types, self._half_norms is None)  # the scan variant: see assign_rows
 
         def next_calls():
-            what, calls, leaves = soon()
-            return ([(entry, args, key) for entry, args in calls],
-                    f"{what} ({self._dtype_name})",
+            next_what, then, leaves = soon()
+            return ([(entry, args, key) for entry, args in then],
+                    f"{next_what} ({self._dtype_name})",
                     [(entry, args, key) for entry, args in leaves])
 
         _compile.ensure_compiled([(entry, args, key) for entry, args in calls],
