@@ -8,10 +8,11 @@ runtimes never share a process with another library's), started once and kept fo
 whole run. The parent hands the same task to each worker in turn, one at a time, and
 repeats that round ``--rounds`` times, so a change in the machine's load falls on every
 library alike; the parent waits ``--settle`` seconds before each task of one long fit, so
-that the previous library's spinning threads are asleep when the next one starts, and a task
-of several short runs (the request case) starts with ``--warm`` seconds of untimed runs in
-the worker, for the same reason without an idle CPU. Each worker runs a task once untimed
-(compiles, page faults, thread-pool start) the first time it sees it.
+that the previous library's spinning threads are asleep when the next one starts, and each
+task of the request and mid cases starts with ``--warm`` seconds of untimed runs (at least
+one) in the worker, so that no short run is timed on a CPU waking from idle. Each worker
+runs a task once untimed (compiles, page faults, thread-pool start) the first time it sees
+it.
 Figures are medians with the min-max range of the timed runs; ratios are against
 scikit-learn's median in the same run.
 
@@ -66,11 +67,11 @@ ONLY_CASES = {"sklearn-1t": ("request",)}
 KINDS = ("blobs", "unclustered")
 CASES = {
     "request": dict(n=2_634, d=7, k=26, dtype="float64", mode="fit", n_init=3,
-                    max_iter=300, tol=1e-4, scaled=False, per_round=5),
+                    max_iter=300, tol=1e-4, scaled=False, per_round=5, warm=True),
     "mid": dict(n=200_000, d=32, k=64, dtype="float32", mode="lloyd", n_init=1,
-                max_iter=20, tol=0.0, scaled=True, per_round=1),
+                max_iter=20, tol=0.0, scaled=True, per_round=1, warm=True),
     "large": dict(n=1_000_000, d=64, k=256, dtype="float32", mode="lloyd", n_init=1,
-                  max_iter=10, tol=0.0, scaled=True, per_round=1),
+                  max_iter=10, tol=0.0, scaled=True, per_round=1, warm=False),
 }
 # Idle seconds before each task of one long fit (mid, large): OpenMP, OpenBLAS and TBB
 # threads spin for up to ~0.2 s after a call (KMP_BLOCKTIME, OpenBLAS's thread timeout),
@@ -81,13 +82,18 @@ CASES = {
 # waking from idle instead (request fits after 0.5 s idle took 11-12 ms here, back to
 # back 6.7-8.9 ms).
 SETTLE_S = 0.5
-# Seconds of untimed runs a worker makes before the timed runs of a task of several short
-# ones (the request case): the last library's runtime threads go quiet meanwhile, and the
-# CPU is busy, not waking from idle. Two request-only runs each way, 5 rounds, 2026-12-05:
-# without, k-means++ medians 0.85-1.12 ms for cudakmeans, 0.86-1.06 for scikit-learn-
-# intelex, 4.75-5.86 for scikit-learn; with 0.3 s, 0.65-0.67, 0.67-0.74 and 4.27-5.12;
-# fits faster and less spread for every library (faiss-cpu on blobs 6.41-6.42 ms, ranges
-# up to 20.4, against 3.75-4.64, ranges up to 7.85).
+# Seconds of untimed runs (at least one) a worker makes before the timed runs of a task of
+# the cases marked ``warm`` (request; mid, after its idle pause), every library alike: the
+# last library's runtime threads go quiet meanwhile, and the CPU is busy, not waking from
+# idle, a slowdown of about the same milliseconds for every library, so the largest share
+# of the shortest fit. A task's first sight (its untimed run) serves as its warm-up; the
+# large case (fits of seconds) keeps the idle pause alone. 2026-12-05: two request-only runs
+# each way, 5 rounds: without, k-means++ medians 0.85-1.12 ms for cudakmeans, 0.86-1.06
+# for scikit-learn-intelex, 4.75-5.86 for scikit-learn; with 0.3 s, 0.65-0.67, 0.67-0.74
+# and 4.27-5.12; fits faster and less spread for every library (faiss-cpu on blobs
+# 6.41-6.42 ms, ranges up to 20.4, against 3.75-4.64, ranges up to 7.85). Mid alone, 4
+# rounds, the idle pause against 0.6 s of untimed fits in its place: every library faster
+# (blobs: cudakmeans 122-128 ms against 88-104, scikit-learn 341-348 against 268-291).
 WARM_S = 0.3
 # Issue #18's speed targets, judged in each run: a fit's median time over scikit-learn's
 # median in the same run at most this, and under every peer's median; k-means++ alone
@@ -210,7 +216,7 @@ class Worker:
     def __init__(self, lib):
         self.lib = lib
         self.data = {}
-        self.warm = set()
+        self.seen = set()
         self.log = []
         if lib == "cudakmeans":
             import cudakmeans
@@ -299,13 +305,15 @@ class Worker:
             return {"absent": "no k-means++ in this library"}
         once = self._seed_once if what == "seed" else self._fit_once
         key = (case, kind, n, what)
-        if key not in self.warm:
+        if key not in self.seen:  # its first sight: compiles, page faults, pool start
             once(X, init, p, task, seed=10_000)
-            self.warm.add(key)
-        if task["repeats"] > 1:  # untimed runs first: see WARM_S
-            until = time.perf_counter() + task.get("warm", 0.0)
-            while time.perf_counter() < until:
+            self.seen.add(key)
+        elif task.get("warm"):  # untimed runs first, at least one: see WARM_S
+            until = time.perf_counter() + task["warm"]
+            while True:
                 once(X, init, p, task, seed=10_000)
+                if time.perf_counter() >= until:
+                    break
         times, n_iter, inertia = [], [], []
         for run in range(task["repeats"]):
             seed = task["round"] * task["repeats"] + run
@@ -476,8 +484,8 @@ def main(argv=None):
     parser.add_argument("--settle", type=float, default=SETTLE_S,
                         help="seconds of idle before each long task (default %(default)s)")
     parser.add_argument("--warm", type=float, default=WARM_S,
-                        help="seconds of untimed runs before the timed runs of a task of "
-                             "several short ones (default %(default)s)")
+                        help="seconds of untimed runs (at least one) before the timed runs "
+                             "of each request and mid task (default %(default)s)")
     parser.add_argument("--out", metavar="DIR", default=str(REPO / "bench" / "results"),
                         help="write peers-cpu-<date>.md into DIR")
     parser.add_argument("--libs", default=",".join(LIBS),
@@ -528,8 +536,9 @@ def main(argv=None):
                     if task["case"] not in ONLY_CASES.get(lib, CASES):
                         results[(i, lib)] = {"skipped": True}
                         continue
+                    warm = args.warm if CASES[task["case"]]["warm"] else 0.0
                     ask = dict(task, round=rnd, repeats=repeats, niter=niter.get(i, 0),
-                               warm=args.warm)
+                               warm=warm)
                     if repeats == 1:  # one long fit: the last library's threads sleep
                         time.sleep(args.settle)
                     answer = peers[lib].ask(ask)
@@ -603,7 +612,8 @@ def report(args, libs, tasks, results, niter, infos, started, finished, load_sta
               f"request case is never scaled), {args.rounds} rounds. Each library in its "
               "own worker process, the same task handed to each in turn (scikit-learn "
               f"first), {args.settle:g} s idle before each mid and large task, "
-              f"{args.warm:g} s of untimed runs before the timed ones of each request task, "
+              f"{args.warm:g} s of untimed runs (at least one) before the timed ones of "
+              "each request and mid task after its first, "
               "one untimed run per task and worker before its first timed one. "
               "Times: median (min-max, n timed runs). Ratio: median / scikit-learn's median "
               "in this run (below 1 is faster than scikit-learn); on the request case, "

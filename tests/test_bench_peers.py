@@ -143,7 +143,7 @@ def test_target_rows_judge_the_ratio_and_every_peer():
     assert without[0][3] == "not judged" and "faiss-cpu" in without[0][2]
 
 
-def test_a_task_of_several_short_runs_starts_with_untimed_runs(monkeypatch):
+def test_a_warmed_task_starts_with_untimed_runs_after_its_first_sight(monkeypatch):
     worker = bp.Worker("cudakmeans")
     seeds = []
 
@@ -155,10 +155,19 @@ def test_a_task_of_several_short_runs_starts_with_untimed_runs(monkeypatch):
     monkeypatch.setattr(worker, "get_data", lambda case, kind, n: (None, None))
     task = dict(case="request", kind="blobs", n=2_634, what="fit", round=0, repeats=3,
                 warm=0.05)
-    answer = worker.run(task)
-    untimed = [s for s in seeds if s == 10_000]
-    # the first sight of a task, then untimed runs for 0.05 s, then the 3 timed ones
-    assert len(untimed) > 2 and seeds[-3:] == [0, 1, 2] and answer["times"] == [0.001] * 3
+    answer = worker.run(task)  # its first sight: one untimed run (the compile's), no more
+    assert seeds == [10_000, 0, 1, 2] and answer["times"] == [0.001] * 3
     seeds.clear()
-    worker.run(dict(task, what="fit", case="mid", repeats=1, round=1))  # one long fit
-    assert seeds == [10_000, 1]  # its first sight only: no untimed runs before
+    worker.run(dict(task, round=1))  # then untimed runs for 0.05 s before the timed ones
+    assert seeds.count(10_000) > 2 and seeds[-3:] == [3, 4, 5]
+    seeds.clear()
+    worker.run(dict(task, round=2, warm=1e-9))  # at least one, however short the warm-up
+    assert seeds == [10_000, 6, 7, 8]
+    seeds.clear()
+    worker.run(dict(task, round=3, warm=0.0))  # a case without one (large)
+    assert seeds == [9, 10, 11]
+
+
+def test_the_request_and_mid_cases_are_warmed_and_large_is_not():
+    assert [bp.CASES[case]["warm"] for case in ("request", "mid", "large")] == [
+        True, True, False]
