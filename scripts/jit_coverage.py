@@ -62,7 +62,8 @@ _CODEGEN = (
     "codegen and its overload's typer): with NUMBA_DISABLE_JIT=1 nothing is compiled and "
     "the plain loops run instead; tests/_cpu/test_tiles.py checks the compiled blocks "
     "lane by lane (the distance block against `sq_dist` bit for bit, the dot block within "
-    "its rounding bound) and that strided arrays take the loops")
+    "its rounding bound, the integer block against the exact integer sums) and that "
+    "strided arrays take the loops")
 EXPLAINED = {
     ("cudakmeans/_cpu/compile.py", "_argtypes()"): _JIT_ONLY,
     ("cudakmeans/_cpu/compile.py", "_key()"): _JIT_ONLY,
@@ -81,6 +82,11 @@ EXPLAINED = {
     ("cudakmeans/_cpu/tiles.py", "_sq_dist_block()"): _CODEGEN,
     ("cudakmeans/_cpu/tiles.py", "_dot_block()"): _CODEGEN,
     ("cudakmeans/_cpu/tiles.py", "typer()"): _CODEGEN,
+    ("cudakmeans/_cpu/tiles.py", "_qdot_codegen()"): _CODEGEN,
+    ("cudakmeans/_cpu/tiles.py", "_qdot_block()"): _CODEGEN,
+    ("cudakmeans/_cpu/tiles.py", "_qdot_overload()"): _CODEGEN,
+    ("cudakmeans/_cpu/tiles.py", "_prefetch_line()"): _CODEGEN,
+    ("cudakmeans/_cpu/tiles.py", "_prefetch_overload()"): _CODEGEN,
     ("cudakmeans/_cpu/arrays.py", "module()"):
         "plain Python, no kernel: the CPU backend's side of CUDA device arrays (copied to "
         "the host once); its callers need device arrays, which exist only under the "

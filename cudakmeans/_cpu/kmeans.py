@@ -16,9 +16,11 @@ threads step from Python, each step's chunks split across the threads.
 An assignment compares a tile of rows with every centre: by exact distances
 (:func:`scan_tile`, a subtract, a multiply and an add per term), or, from
 ``DOT_MIN_CENTERS`` centres up, by dot products (:func:`scan_tile_by_dots`, one
-multiply-add per term) with the exact distances only where the dot products' proven
-rounding could change the label. Hamerly's bounds skip the rows whose label cannot have
-changed. Either way the labels and distances are ``nearest_center``'s, bit for bit.
+multiply-add per term; for float64 data of ``QUANT_MIN_FEATURES`` features and more,
+integer dot products of the rows and centres rounded to 16 bits) with the exact distances
+only where the dot products' proven rounding could change the label. Hamerly's bounds
+skip the rows whose label cannot have changed. Either way the labels and distances are
+``nearest_center``'s, bit for bit.
 
 Compile time is what the first run in a fresh environment waits for. The helpers are
 ``inline="always"``: numba types them into the few entry points the workspace calls, and
@@ -48,8 +50,12 @@ from .tiles import (
     BLOCK_ROWS,
     DOT_ROWS,
     PAIR,
+    PREFETCH_MIN_BYTES,
+    QDOT_ROWS,
     TRIPLE,
     dot_block,
+    prefetch_line,
+    qdot_block,
     sq_dist_block,
     sq_dist_pair,
     sq_dist_triple,
@@ -262,6 +268,197 @@ def center_norms(centers, margin, half_norms):
     return np.sqrt(top) * (1.0 + margin)
 
 
+# Below this, a scale (or a product of two) is taken as zero: the values it would scale
+# are zeroed instead, and the bound is that of a dot product of zero (see quantize_tile).
+TINY_SCALE = 1e-290
+
+
+@_inline
+def int16_limit(n_features):
+    """The largest magnitude of the 16-bit integers of :func:`quantize_tile` and
+    :func:`quantize_centers`: every dot product of ``n_features`` of them (summed in pairs
+    by :func:`.tiles.qdot_block`) fits 32 bits."""
+    n_pairs = (n_features + 1) // 2
+    limit = int(np.sqrt((2.0 ** 31 - 1.0) / (2 * n_pairs))) - 1
+    return limit if limit < 32767 else 32767
+
+
+# float64 data of this many features up compares rows with centres by integer dot
+# products (float32 data by its own: integer_ranking): quantizing a tile costs a few operations per
+# feature of each row, the integer blocks save three quarters of float64's four-lane
+# blocks per centre. One thread, whole tiles of unclustered float64 data: 200,000 x 32,
+# K=64, 0.64x; 200,000 x 2, K=32, 1.10x; x 8, 0.97x (bench/results/int16-scan-2026-12-05.md)
+QUANT_MIN_FEATURES = 16
+
+
+@_inline
+def int_scan_limit(n_features):
+    """:func:`int16_limit` where :func:`scan_tile_by_dots` is to rank float64 centres by
+    integer dot products (``QUANT_MIN_FEATURES`` features and more), 0 where by float64
+    dot products."""
+    return int16_limit(n_features) if n_features >= QUANT_MIN_FEATURES else 0
+
+
+def integer_ranking(centers):
+    """What :func:`scan_tile_by_dots` needs to rank ``centers`` by integer dot products:
+    ``(cq, xq, q1, row_scales, inv, g, c_l1, limit)`` (:func:`quantize_centers`' values
+    and cq, the tile's scratch, :func:`int_scan_limit`'s limit, 0 where X's own dot
+    products rank them), or None for float32 centres: a float32 scan then compiles no
+    integer code (3 s of a first fit's compile)."""
+    if centers.dtype == np.float32:
+        return None
+    return _integer_ranking(centers)
+
+
+@_inline
+def _integer_ranking(centers):
+    n_features = centers.shape[1]
+    limit = int_scan_limit(n_features)
+    n_pairs = (n_features + 1) // 2 if limit > 0 else 0
+    cq = np.empty((centers.shape[0], n_pairs), dtype=np.int32)
+    g, c_l1 = quantize_centers(centers, limit, cq) if limit > 0 else (0.0, 0.0)
+    # four arrays, not rows of one: see tile_buffers
+    return (cq, np.empty((n_pairs, TILE), dtype=np.int32),
+            np.empty(TILE, dtype=centers.dtype), np.empty(TILE, dtype=centers.dtype),
+            np.empty(TILE, dtype=centers.dtype), g, c_l1, limit)
+
+
+@overload(integer_ranking, inline="always")
+def _integer_ranking_overload(centers):
+    if centers.dtype == types.float32:
+        return lambda centers: None
+    return lambda centers: _integer_ranking(centers)
+
+
+@_inline
+def quantize_centers(centers, limit, cq):
+    """``cq[c, p]``: centre c's features ``2 p`` and ``2 p + 1`` as 16-bit integers
+    ``rint(c_f / g)`` in one 32-bit word (:func:`.tiles.qdot_block`; an odd last feature's
+    pair padded with 0), ``g = max |c_f| / limit``. Returns ``(g, max_c sum_f |c_f|)``; g
+    and cq are 0 where the centres are all (nearly) zero (every row's dot products are
+    then 0, and its bound :func:`quant_error`'s for a zeroed row) or not finite (the L1
+    norm is then inf or nan, and every row goes to the exact scan)."""
+    top = 0.0
+    for c in range(centers.shape[0]):
+        for f in range(centers.shape[1]):
+            v = abs(float(centers[c, f]))
+            top = v if not v <= top else top  # a nan is kept
+    usable = top > TINY_SCALE and top < np.inf
+    g = top / limit if usable else 0.0
+    inv = 1.0 / g if usable else 0.0
+    n_features = centers.shape[1]
+    l1_top = 0.0
+    for c in range(centers.shape[0]):
+        l1 = 0.0
+        for f in range(n_features):  # whatever the scale: the bound of a zeroed row
+            l1 += abs(float(centers[c, f]))
+        for p in range(cq.shape[1]):
+            low = np.rint(float(centers[c, 2 * p]) * inv) if usable else 0.0
+            high = (np.rint(float(centers[c, 2 * p + 1]) * inv)
+                    if usable and 2 * p + 1 < n_features else 0.0)
+            cq[c, p] = (np.int32(low) & 0xFFFF) | (np.int32(high) << 16)
+        l1_top = l1 if not l1 <= l1_top else l1_top  # a nan is kept
+    return g, l1_top
+
+
+@_inline
+def quantize_tile(XT, row0, n_rows, limit, g, xq, row_scales, inv, q1):
+    """A tile's rows as 16-bit integers for :func:`.tiles.qdot_block`, each row on its own
+    scale: ``xq[p, r]`` holds ``q_f = rint(x_f / a_r)`` of row r's features ``2 p`` and
+    ``2 p + 1`` (an odd last feature's pair padded with 0), ``a_r = max_f |x_f| / limit``
+    in X's dtype (``row_scales[r]``: that maximum on entry, :func:`tile_norms_and_tops`;
+    ``a_r`` on return), and ``q1[r] = sum_f |q_f|`` (exact in X's dtype: at most 2^24).
+    ``inv`` is scratch; ``xq``, ``row_scales`` and ``inv`` hold ``TILE`` rows. The rows
+    from ``n_rows`` to the end of its last ``QDOT_ROWS`` block are zeros. :func:`quant_error`
+    turns these into each row's bound.
+
+    With ``|x_f - a_r q_f| <= a_r / 2`` and ``|c_f - g p_f| <= g / 2`` (rounding to
+    nearest; a little more, as ``x_f / a_r`` is rounded in X's dtype first: 0.51 covers
+    it), ``x . c - a_r g q . p = sum_f (x_f - a_r q_f) c_f + a_r q_f (c_f - g p_f)``: at
+    most ``a_r / 2 sum |c_f| + a_r g / 2 sum |q_f|``. A row whose scale is under X's
+    smallest normal number (or, with g, its product) is zeroed instead: its dot products
+    are 0, within ``|x_r| sum |c_f|`` of the truth, and its ``row_scales`` is 0.
+    """
+    tiny = np.finfo(XT.dtype).tiny
+    for r in range(n_rows):
+        a = XT.dtype.type(float(row_scales[r]) * (1.0 / limit))
+        usable = a > tiny and a < np.inf and float(a) * g > TINY_SCALE
+        row_scales[r] = a if usable else 0.0
+        inv[r] = XT.dtype.type(1.0) / a if usable else 0.0
+        q1[r] = 0.0
+    n_features = XT.shape[0]
+    for p in range(n_features // 2):
+        x0 = XT[2 * p, row0:row0 + n_rows]
+        x1 = XT[2 * p + 1, row0:row0 + n_rows]
+        out = xq[p]
+        for r in range(n_rows):
+            v0 = np.rint(x0[r] * inv[r])
+            v1 = np.rint(x1[r] * inv[r])
+            out[r] = (np.int32(v0) & 0xFFFF) | (np.int32(v1) << 16)
+            q1[r] += abs(v0) + abs(v1)
+    if n_features % 2:
+        x0 = XT[n_features - 1, row0:row0 + n_rows]
+        out = xq[n_features // 2]
+        for r in range(n_rows):
+            v0 = np.rint(x0[r] * inv[r])
+            out[r] = np.int32(v0) & 0xFFFF
+            q1[r] += abs(v0)
+    # the last block's lanes past the tile: zeros, not whatever the scratch held (their
+    # products are not used, but stay finite)
+    for r in range(n_rows, -(-n_rows // QDOT_ROWS) * QDOT_ROWS):
+        row_scales[r] = 0.0
+        for p in range(xq.shape[0]):
+            xq[p, r] = 0
+
+
+@_inline
+def tile_norms(XT, row0, n_rows, norms):
+    """norms[r] = |x_r|^2 in X's dtype for a tile's rows (X transposed: XT)."""
+    x = XT[0, row0:row0 + n_rows]
+    for r in range(n_rows):
+        norms[r] = x[r] * x[r]
+    for f in range(1, XT.shape[0]):
+        x = XT[f, row0:row0 + n_rows]
+        for r in range(n_rows):
+            norms[r] += x[r] * x[r]
+
+
+@_inline
+def tile_norms_and_tops(XT, row0, n_rows, norms, tops):
+    """:func:`tile_norms`, and tops[r] = max_f |x_rf|; over a large XT, the next tile is
+    prefetched: this pass is the first to read a tile where the integer blocks follow
+    (they read the integers), and a tile's d short pieces, far apart, are more streams
+    than the hardware prefetchers follow."""
+    n_features = XT.shape[0]
+    if XT.shape[1] * n_features * XT.itemsize >= PREFETCH_MIN_BYTES:
+        line = 64 // XT.itemsize
+        for f in range(n_features):
+            for col in range(row0 + n_rows, row0 + 2 * n_rows, line):
+                prefetch_line(XT, f, col)
+    x = XT[0, row0:row0 + n_rows]
+    for r in range(n_rows):
+        norms[r] = x[r] * x[r]
+        tops[r] = abs(x[r])
+    for f in range(1, n_features):
+        x = XT[f, row0:row0 + n_rows]
+        for r in range(n_rows):
+            norms[r] += x[r] * x[r]
+            # np.maximum, not a select: LLVM vectorises this one (0.11 against 0.33 ms
+            # for 20,000 rows of 32 float32 features with the norms)
+            tops[r] = np.maximum(abs(x[r]), tops[r])
+
+
+@_inline
+def quant_error(norm, row_scale, q1, g, c_l1):
+    """The bound on ``|x . c - a g q . p|`` for every centre c of a row that
+    :func:`quantize_tile` left at ``row_scale`` (a) and ``q1``, with the centres' scale g
+    and largest L1 norm ``c_l1`` (:func:`quantize_centers`); of a zeroed row (a = 0),
+    ``|x| c_l1`` from its squared norm as computed (rounded up generously). float64."""
+    if row_scale > 0.0:
+        return 0.51 * float(row_scale) * (c_l1 + g * float(q1))
+    return np.sqrt(float(norm)) * (1.0 + 1e-3) * c_l1
+
+
 @_inline
 def take_nearest_of_dots(acc, half_norms, c0, n_rows, best, second, best_label):
     """:func:`take_nearest_of_block` of ``half_norms[c] - acc[k]`` (c = c0 + k, acc the
@@ -285,7 +482,7 @@ def take_nearest_of_dots(acc, half_norms, c0, n_rows, best, second, best_label):
 def scan_tile_by_dots(XT, row0, n_rows, centers, half_norms, center_bound, margin, tiny,
                       acc, best, second, best_label, scratch, scratch_labels, rows, repack,
                       centers_t, one_row, row_dists, known_labels, known_dists, X, x_rows,
-                      own_rows, own_labels, own_out, loose):
+                      own_rows, own_labels, own_out, loose, quant):
     """:func:`scan_tile`'s labels and nearest distances, from dot products where they
     decide, the exact scan where their rounding could.
 
@@ -316,12 +513,26 @@ def scan_tile_by_dots(XT, row0, n_rows, centers, half_norms, center_bound, margi
     without bounds, every tile scanned, took 18-20 ms of CPU where it took 23-25; of 1M x
     64, K=256, with them, 517-548 against 568-626).
 
+    With ``quant`` (:func:`integer_ranking`: float64 data of ``QUANT_MIN_FEATURES``
+    features and more; None for float32) the dot products are integer ones instead: each
+    row rounded to 16-bit integers on its own scale (:func:`quantize_tile`), the centres
+    on theirs (:func:`quantize_centers`), sixteen products a vector instruction where
+    float64 has four (:func:`.tiles.qdot_block`), and ``e``
+    grows by twice the quantization's bound (:func:`quant_error`): more rows are left to
+    the exact scan (1-3% of unclustered rows, where float64's own left none), and the
+    labels and distances are ``nearest_center``'s all the same. One thread, whole tiles of 200,000 x
+    32 float64, K=64: 0.64x the time (bench/results/int16-scan-2026-12-05.md). float32,
+    whose dot products take eight lanes, gained 0.8x at K=256 on whole tiles, but its
+    bounded steps, whose rows are the near ties the bounds could not settle, lost more
+    to the exact scan than that: it keeps its own.
+
     IN: XT (``DOT_ROWS`` columns from row0: :func:`tile_block_dots`), centers,
     half_norms and center_bound (:func:`center_norms`), centers_t (the centres
-    transposed), X (the rows untransposed: tile row r is ``X[x_rows[r]]``). OUT: best,
-    second, best_label. Scratch: acc, scratch (3 x TILE of X's dtype), scratch_labels,
-    rows, repack, one_row (1 x n_features), row_dists (K), own_rows, own_labels, own_out
-    (:func:`own_sq_dists`).
+    transposed), X (the rows untransposed: tile row r is ``X[x_rows[r]]``), quant (its
+    centres' part). OUT: best, second, best_label. Scratch: acc, scratch (3 x TILE of X's
+    dtype), scratch_labels, rows, repack, one_row (1 x n_features), row_dists (K),
+    own_rows, own_labels, own_out (:func:`own_sq_dists`), quant's xq, q1, row_scales and
+    inv.
     Returns the number of rows the dot products left to exact comparisons; from
     ``FEW_ROWS`` up, the caller's :func:`finish_left_rows` makes them.
     """
@@ -329,27 +540,39 @@ def scan_tile_by_dots(XT, row0, n_rows, centers, half_norms, center_bound, margi
     n_centers = centers.shape[0]
     eps = np.finfo(XT.dtype).eps
     big = np.finfo(XT.dtype).max / 8.0  # |x| + max|c| below its root: no dot overflows
+    # quant is None for float32 (numba then compiles none of the integer code: every use
+    # sits under ``quant is not None``), and integer ranking applies from limit > 0
+    integer = False
+    if quant is not None:
+        integer = quant[7] > 0
     gain = 4.0 * (n_features + 4) * eps
+    if integer:  # the integer blocks' roundings: the conversion, two scales, two products
+        gain += 6.0 * eps
     guard = 4.0 * (n_features + 4) * tiny
     for r in range(n_rows):
         best[r] = np.inf
         best_label[r] = 0
         second[r] = np.inf
+    norms = scratch[0]
+    if quant is not None:
+        if integer:  # the norms first: the scales come from each row's largest |x_f|
+            tile_norms_and_tops(XT, row0, n_rows, norms, quant[3])
+            quantize_tile(XT, row0, n_rows, quant[7], quant[5], quant[1], quant[3], quant[4],
+                          quant[2])
     for c0 in range(0, n_centers, BLOCK_CENTERS):
-        tile_block_dots(XT, row0, n_rows, centers, c0, acc)
+        if quant is not None:
+            if integer:
+                for b in range(0, n_rows, QDOT_ROWS):
+                    qdot_block(quant[1], b, quant[0], c0, acc, b, quant[3], quant[5])
+        if not integer:
+            tile_block_dots(XT, row0, n_rows, centers, c0, acc)
         whole = n_centers - c0 >= BLOCK_CENTERS  # as in scan_tile
         step = BLOCK_CENTERS if whole else 1
         for k in range(0, BLOCK_CENTERS if whole else n_centers - c0, step):
             take_nearest_of_dots(acc[k:k + step], half_norms, c0 + k, n_rows, best, second,
                                  best_label)
-    norms = scratch[0]
-    x = XT[0, row0:row0 + n_rows]
-    for r in range(n_rows):
-        norms[r] = x[r] * x[r]
-    for f in range(1, n_features):
-        x = XT[f, row0:row0 + n_rows]
-        for r in range(n_rows):
-            norms[r] += x[r] * x[r]
+    if not integer:  # after the blocks, which read the tile first (and prefetch)
+        tile_norms(XT, row0, n_rows, norms)
     shrink, grow = 1.0 - margin, 1.0 + margin
     unsettled = scratch[1]  # 1 where the exact scan must decide (then left_best, below)
     for r in range(n_rows):  # which rows the dot products settle (branch-free: vectorised)
@@ -357,6 +580,9 @@ def scan_tile_by_dots(XT, row0, n_rows, centers, half_norms, center_bound, margi
         reach = np.sqrt(squared) + center_bound
         reach *= reach
         e = gain * reach + guard
+        if quant is not None:
+            if integer:
+                e += 2.0 * quant_error(squared, quant[3][r], quant[2][r], quant[5], quant[6])
         low = (squared + 2.0 * float(second[r]) - e) * shrink
         high = (squared + 2.0 * float(best[r]) + e) * grow + guard
         settled = (reach < big) & (low > high)
@@ -809,6 +1035,7 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
                 centers_t[f, c] = centers[c, f]
         one_row = np.empty((1, n_features), dtype=centers.dtype)
         row_dists = np.empty(centers.shape[0], dtype=centers.dtype)
+        quant = integer_ranking(centers)
     # round the bounds outwards: a lower one must never exceed the truth, nor an upper
     # one fall under it
     shrink, grow = 1.0 - margin, 1.0 + margin
@@ -875,7 +1102,7 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
                                            tile_labels[2], packed_rows[TILE:], repack,
                                            centers_t, one_row, row_dists, known_labels,
                                            known_dists, X, x_rows, own_rows, own_labels,
-                                           own_out, loose)
+                                           own_out, loose, quant)
                 if n_left >= FEW_ROWS:
                     finish_left_rows(n_left, centers, acc, packed_best, second,
                                      packed_label, values[3:6], tile_labels[2],

@@ -18,7 +18,9 @@ registers across an outer loop (it vectorises innermost loops only, and sums ind
 an array live in memory), so the block is written as a numba intrinsic that emits the
 vector loop in LLVM IR. :func:`sq_dist_block` is the same computation in plain Python:
 it is what runs with ``NUMBA_DISABLE_JIT=1`` (the coverage run), and what the intrinsic
-is an overload of.
+is an overload of. The same goes for :func:`dot_block` (dot products, a multiply-add per
+term) and :func:`qdot_block` (dot products of 16-bit integers in pairs, which x86 sums
+sixteen to a vector instruction).
 """
 
 from llvmlite import ir
@@ -38,6 +40,10 @@ BLOCK_CENTERS = 4  # centres per block: 4 x BLOCK_ROWS sums fill half the vector
 # 8 lanes a cycle at 3.2 GHz); of 64 centres of 32 features 12.8-12.9 against 14.8-15.0
 # ms. 64-row blocks (passes of 3, 3 and 2 vectors) gave 114-115 ms, 96-row ones 128-130.
 DOT_ROWS = 48
+# Rows per block of integer dot products (:func:`qdot_block`): two vectors of eight 32-bit
+# sums (AVX2), each summing sixteen 16-bit products a step (``vpmaddwd``), beside two
+# vectors of rows and a broadcast centre; three vectors of rows spilled the sums.
+QDOT_ROWS = 16
 PAIR, TRIPLE = 2, 3  # centres in :func:`sq_dist_pair`'s and :func:`sq_dist_triple`'s blocks
 # The vector registers of the target numba compiles for: (bytes per vector, registers).
 # AVX-512 has 32 of 64 bytes, AVX2 16 of 32 (and SSE 16 of 16): a block's sums written for
@@ -109,6 +115,44 @@ def dot_block(XT, row0, centers, c0, out, col0):
     and decide exactly where the bound cannot (:func:`..kmeans.scan_tile_by_dots`).
     """
     _dot_loops(XT, row0, centers, c0, out, col0)
+
+
+def qdot_block(XQ, row0, CQ, c0, out, col0, row_scales, g):
+    """out[c, col0 + b] = (integer dot product of row ``row0 + b`` of XQ with
+    CQ[min(c0 + c, K - 1)]) * row_scales[row0 + b] * g for a block of ``b < QDOT_ROWS``
+    rows, in out's dtype.
+
+    XQ and CQ hold 16-bit integers in pairs of features, one 32-bit word a pair: the low
+    half of ``XQ[p, r]`` is feature ``2 p`` of row r, the high half feature ``2 p + 1``,
+    and ``CQ[c, p]`` the same of centre c; ``row0 + QDOT_ROWS`` rows must exist. The
+    integer sums are exact where they fit 32 bits (the caller keeps every product and sum
+    in range); each is converted to out's dtype and multiplied by the row's scale and
+    then by ``g`` (``g`` in out's dtype first): four roundings.
+    """
+    _qdot_loops(XQ, row0, CQ, c0, out, col0, row_scales, g)
+
+
+def low_half(word):
+    """The low 16 bits of a 32-bit word, as a signed integer."""
+    return ((int(word) & 0xFFFF) ^ 0x8000) - 0x8000
+
+
+def high_half(word):
+    """The high 16 bits of a 32-bit word (two's complement), as a signed integer."""
+    return int(word) >> 16
+
+
+def _qdot_loops(XQ, row0, CQ, c0, out, col0, row_scales, g):
+    """:func:`qdot_block` as plain loops (arrays whose rows are not contiguous)."""
+    last = CQ.shape[0] - 1
+    for c in range(BLOCK_CENTERS):
+        j = c0 + c if c0 + c < last else last
+        for b in range(QDOT_ROWS):
+            acc = 0
+            for p in range(XQ.shape[0]):
+                x, y = XQ[p, row0 + b], CQ[j, p]
+                acc += low_half(x) * low_half(y) + high_half(x) * high_half(y)
+            out[c, col0 + b] = (out.dtype.type(acc) * row_scales[row0 + b]) * out.dtype.type(g)
 
 
 def _dot_loops(XT, row0, centers, c0, out, col0):
@@ -193,13 +237,26 @@ def block_passes(n_vectors, n_centers, registers, dots=False):
     return [range(v0, min(v0 + per_pass, n_vectors)) for v0 in range(0, n_vectors, per_pass)]
 
 
+def _const(value):
+    """An i64 constant of the generated code."""
+    return ir.Constant(ir.IntType(64), value)
+
+
+def _block_args(context, builder, sig, args):
+    """A block's arguments ``(rows, row0, centres, c0, out, col0, ...)`` as the codegen
+    uses them: the three arrays' structures and the three offsets as intp."""
+    arrays = (context.make_array(sig.args[k])(context, builder, args[k]) for k in (0, 2, 4))
+    offsets = (context.cast(builder, args[k], sig.args[k], types.intp) for k in (1, 3, 5))
+    return (*arrays, *offsets)
+
+
 def _block_codegen(term, n_centers=BLOCK_CENTERS, n_rows=BLOCK_ROWS):
     """The code of a block of ``n_rows`` rows and ``n_centers`` centres whose lane sums
     ``acc = term(builder, acc, x, y)`` over features, the sums in vector registers
     (``term`` is :func:`_sq_dist_term` or :func:`_dot_term`)."""
 
     def codegen(context, builder, sig, args):
-        xt_type, _, y_type, _, out_type, _ = sig.args
+        xt_type = sig.args[0]
         fty = context.get_value_type(xt_type.dtype)
         itemsize = context.get_abi_sizeof(fty)
         vector_bytes, registers = vector_registers(target_features(context))
@@ -212,17 +269,10 @@ def _block_codegen(term, n_centers=BLOCK_CENTERS, n_rows=BLOCK_ROWS):
         lanes = vector_bytes // itemsize
         n_vectors = n_rows // lanes
         vty = ir.VectorType(fty, lanes)
-        i64 = ir.IntType(64)
         i8p = ir.IntType(8).as_pointer()
 
-        def const(value):
-            return ir.Constant(i64, value)
-
-        xt = context.make_array(xt_type)(context, builder, args[0])
-        ys = context.make_array(y_type)(context, builder, args[2])
-        out = context.make_array(out_type)(context, builder, args[4])
-        row0, c0, col0 = (context.cast(builder, args[k], sig.args[k], types.intp)
-                          for k in (1, 3, 5))
+        const = _const
+        xt, ys, out, row0, c0, col0 = _block_args(context, builder, sig, args)
         n_features = cgutils.unpack_tuple(builder, xt.shape, 2)[0]
         x_stride = cgutils.unpack_tuple(builder, xt.strides, 2)[0]
         n_rows_y = cgutils.unpack_tuple(builder, ys.shape, 2)[0]
@@ -353,6 +403,135 @@ def _dot_block(typingctx, XT, row0, centers, c0, out, col0):
     """:func:`dot_block` as a vector loop over features with its sums in registers."""
     return (types.void(XT, row0, centers, c0, out, col0),
             _block_codegen(_dot_term, n_rows=DOT_ROWS))
+
+
+def _qdot_codegen(context, builder, sig, args):
+    """The code of :func:`qdot_block`: its 32-bit sums in vector registers over the pairs
+    of features, each step a 16-bit multiply and a pairwise add per lane (which x86
+    compiles to ``vpmaddwd``) and an add."""
+    _, _, _, _, out_type, _, scales_type, g_type = sig.args
+    fty = context.get_value_type(out_type.dtype)
+    i16, i32 = ir.IntType(16), ir.IntType(32)
+    i8p = ir.IntType(8).as_pointer()
+    lanes = 8
+    n_vectors = QDOT_ROWS // lanes
+    words, halves, wide = (ir.VectorType(i32, lanes), ir.VectorType(i16, 2 * lanes),
+                           ir.VectorType(i32, 2 * lanes))
+    even = ir.Constant(ir.VectorType(i32, lanes), list(range(0, 2 * lanes, 2)))
+    odd = ir.Constant(ir.VectorType(i32, lanes), list(range(1, 2 * lanes, 2)))
+
+    const = _const
+    xq, cq, out, row0, c0, col0 = _block_args(context, builder, sig, args)
+    scales = context.make_array(scales_type)(context, builder, args[6])
+    g = context.cast(builder, args[7], g_type, out_type.dtype)
+    n_pairs = cgutils.unpack_tuple(builder, xq.shape, 2)[0]
+    x_stride = cgutils.unpack_tuple(builder, xq.strides, 2)[0]
+    n_centers = cgutils.unpack_tuple(builder, cq.shape, 2)[0]
+    c_stride = cgutils.unpack_tuple(builder, cq.strides, 2)[0]
+    out_stride = cgutils.unpack_tuple(builder, out.strides, 2)[0]
+    x_base = builder.gep(builder.bitcast(xq.data, i8p), [builder.mul(row0, const(4))])
+    last = builder.sub(n_centers, const(1))
+    c_rows = []
+    for c in range(BLOCK_CENTERS):
+        j = builder.add(c0, const(c))
+        j = builder.select(builder.icmp_signed("<", j, last), j, last)
+        c_rows.append(builder.gep(builder.bitcast(cq.data, i8p), [builder.mul(j, c_stride)]))
+    sums = [cgutils.alloca_once(builder, words) for _ in range(BLOCK_CENTERS * n_vectors)]
+    for slot in sums:
+        builder.store(ir.Constant(words, None), slot)
+    with cgutils.for_range(builder, n_pairs) as loop:
+        p = loop.index
+        x_row = builder.gep(x_base, [builder.mul(p, x_stride)])
+        xs = [builder.sext(builder.load(builder.bitcast(
+            builder.gep(x_row, [const(v * lanes * 4)]), halves.as_pointer()), align=4), wide)
+            for v in range(n_vectors)]
+        offset = builder.mul(p, const(4))
+        for c in range(BLOCK_CENTERS):
+            y = builder.load(builder.bitcast(builder.gep(c_rows[c], [offset]),
+                                             i32.as_pointer()), align=4)
+            y = builder.sext(builder.bitcast(splat(builder, y, words), halves), wide)
+            for v in range(n_vectors):
+                product = builder.mul(xs[v], y)
+                pairs = builder.add(builder.shuffle_vector(product, product, even),
+                                    builder.shuffle_vector(product, product, odd))
+                slot = sums[c * n_vectors + v]
+                builder.store(builder.add(builder.load(slot), pairs), slot)
+    vty = ir.VectorType(fty, lanes)
+    size = context.get_abi_sizeof(fty)
+    gs = splat(builder, g, vty)
+    scale_base = builder.gep(builder.bitcast(scales.data, i8p), [builder.mul(row0, const(size))])
+    out_base = builder.gep(builder.bitcast(out.data, i8p), [builder.mul(col0, const(size))])
+    row_scales = [builder.load(builder.bitcast(builder.gep(scale_base, [const(v * lanes * size)]),
+                                               vty.as_pointer()), align=size)
+                  for v in range(n_vectors)]
+    for c in range(BLOCK_CENTERS):
+        out_row = builder.gep(out_base, [builder.mul(const(c), out_stride)])
+        for v in range(n_vectors):
+            value = builder.sitofp(builder.load(sums[c * n_vectors + v]), vty)
+            value = builder.fmul(builder.fmul(value, row_scales[v]), gs)
+            target = builder.gep(out_row, [const(v * lanes * size)])
+            builder.store(value, builder.bitcast(target, vty.as_pointer()), align=size)
+    return context.get_dummy_value()
+
+
+def prefetch_line(A, i, j):
+    """Ask for the cache line of ``A[i, j]`` (2-D, C-ordered) to be fetched into L2, for
+    reading; a hint, no load: past the array's end it faults nothing."""
+
+
+@intrinsic
+def _prefetch_line(typingctx, A, i, j):
+    """:func:`prefetch_line` as LLVM's prefetch of the element's address."""
+
+    def codegen(context, builder, sig, args):
+        array = context.make_array(sig.args[0])(context, builder, args[0])
+        i, j = (context.cast(builder, args[k], sig.args[k], types.intp) for k in (1, 2))
+        strides = cgutils.unpack_tuple(builder, array.strides, 2)
+        i8p = ir.IntType(8).as_pointer()
+        offset = builder.add(builder.mul(i, strides[0]), builder.mul(j, strides[1]))
+        address = builder.gep(builder.bitcast(array.data, i8p), [offset])
+        i32 = ir.IntType(32)
+        prefetch = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+            "llvm.prefetch.p0")
+        builder.call(prefetch, [address, ir.Constant(i32, 0),
+                                ir.Constant(i32, PREFETCH_LOCALITY), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return types.void(A, i, j), codegen
+
+
+@overload(prefetch_line, inline="always")
+def _prefetch_overload(A, i, j):
+    if isinstance(A, types.Array) and A.ndim == 2:
+        def impl(A, i, j):
+            _prefetch_line(A, i, j)
+    else:
+        def impl(A, i, j):
+            pass
+    return impl
+
+
+@intrinsic
+def _qdot_block(typingctx, XQ, row0, CQ, c0, out, col0, row_scales, g):
+    """:func:`qdot_block` as a vector loop over pairs of features, sums in registers."""
+    return types.void(XQ, row0, CQ, c0, out, col0, row_scales, g), _qdot_codegen
+
+
+@overload(qdot_block, inline="always")
+def _qdot_overload(XQ, row0, CQ, c0, out, col0, row_scales, g):
+    loops_jit = njit(nogil=True, inline="always")(_qdot_loops)
+    if all(isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C"
+           for a in (XQ, CQ, out)) and XQ.dtype == CQ.dtype == types.int32 \
+            and out.dtype in (types.float32, types.float64) \
+            and isinstance(row_scales, types.Array) and row_scales.layout == "C" \
+            and row_scales.ndim == 1 and row_scales.dtype == out.dtype:
+        def impl(XQ, row0, CQ, c0, out, col0, row_scales, g):
+            _qdot_block(XQ, row0, CQ, c0, out, col0, row_scales, g)
+    else:
+        def impl(XQ, row0, CQ, c0, out, col0, row_scales, g):
+            loops_jit(XQ, row0, CQ, c0, out, col0, row_scales, g)
+    return impl
 
 
 def _block_overload(vectorised, loops):

@@ -129,6 +129,26 @@ def test_dot_product_scan_steps_equal_nearest_center(dtype, scale):
     _step_and_compare(X, np.ones(900, dtype=dtype), init, n_iter=6)
 
 
+@pytest.mark.parametrize("scale", [1e-160, 1.0, 1e60])
+def test_integer_dot_product_steps_equal_nearest_center(scale):
+    """float64 rows of ``QUANT_MIN_FEATURES`` features and more are ranked by integer dot
+    products (16-bit rows and centres): every bounded step must still give
+    ``nearest_center``'s labels and distances, on an integer grid (exact ties, a
+    duplicated centre), with an odd number of features, at scales near underflow and
+    overflow."""
+    n_features = cpu_kmeans.QUANT_MIN_FEATURES + 1
+    assert cpu_kmeans.integer_ranking(np.zeros((2, n_features)))[7] > 0
+    assert cpu_kmeans.integer_ranking(np.zeros((2, n_features), np.float32)) is None
+    rng = np.random.default_rng(12)
+    n_clusters = cpu_kmeans.DOT_MIN_CENTERS + 8
+    X = rng.integers(-2, 3, size=(900, n_features)).astype(np.float64)
+    X[:300] += rng.standard_normal((300, n_features))
+    X *= scale
+    init = X[rng.choice(900, n_clusters, replace=False)].copy()
+    init[5] = init[17]
+    _step_and_compare(X, np.ones(900), init, n_iter=6)
+
+
 def test_compiled_transpose_gives_numpys_and_the_same_fit(dtype, monkeypatch):
     """Large inputs are transposed by a compiled kernel on the threads (every chunk, rows
     and features past a 16-block edge): the same XT as numpy's, the same fit. (K below
@@ -207,6 +227,17 @@ def test_dot_product_scan_of_a_small_input_equals_nearest_center(dtype):
     half = n_clusters // 2
     init[half:2 * half] = init[:half]
     _step_and_compare(X, np.ones(200, dtype=dtype), init, n_iter=2, exact=True)
+
+
+@pytest.mark.nojit
+def test_integer_dot_product_scan_of_a_small_input_equals_nearest_center():
+    """The integer dot products' scan (float64, ``QUANT_MIN_FEATURES`` features) on 200
+    rows: ``nearest_center``'s labels and distances, step by step. Small enough for the
+    coverage run."""
+    n_clusters = cpu_kmeans.DOT_MIN_CENTERS + 1
+    X, _ = make_blobs(200, cpu_kmeans.QUANT_MIN_FEATURES, 6, seed=13, dtype=np.float64)
+    init = X[np.random.default_rng(4).choice(200, n_clusters, replace=False)].copy()
+    _step_and_compare(X, np.ones(200), init, n_iter=3, exact=True)
 
 
 @settings(max_examples=40, deadline=None, derandomize=True)

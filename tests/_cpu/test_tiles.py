@@ -55,7 +55,7 @@ def _scan(XT, row0, n_rows, centers, acc, best, second, best_label):
 
 
 @njit
-def _scan_by_dots(X, XT, row0, n_rows, centers, margin, tiny, buffers, loose):
+def _scan_by_dots(X, XT, row0, n_rows, centers, margin, tiny, buffers, loose, integer):
     values, labels, rows, _, packed, _ = buffers
     d = XT.shape[0]
     half_norms = np.empty(centers.shape[0], dtype=centers.dtype)
@@ -64,13 +64,20 @@ def _scan_by_dots(X, XT, row0, n_rows, centers, margin, tiny, buffers, loose):
     one_row = np.empty((1, d), dtype=centers.dtype)
     row_dists = np.empty(centers.shape[0], dtype=centers.dtype)
     acc, repack, left_rows = packed[d:d + CENTERS], packed[d + CENTERS:], rows[TILE:]
-    n_left = cpu_kmeans.scan_tile_by_dots(XT, row0, n_rows, centers, half_norms, bound,
-                                          margin, tiny, acc, values[0], values[1], labels[0],
-                                          values[3:6], labels[2], left_rows, repack,
-                                          centers_t, one_row, row_dists, labels[3],
-                                          values[6], X, np.arange(row0, row0 + TILE),
-                                          np.empty(TILE, np.int64), np.empty(TILE, np.int32),
-                                          np.empty(TILE, X.dtype), loose)
+    args = (XT, row0, n_rows, centers, half_norms, bound, margin, tiny, acc, values[0],
+            values[1], labels[0], values[3:6], labels[2], left_rows, repack, centers_t,
+            one_row, row_dists, labels[3], values[6], X, np.arange(row0, row0 + TILE),
+            np.empty(TILE, np.int64), np.empty(TILE, np.int32), np.empty(TILE, X.dtype), loose)
+    if integer:  # whatever the dtype and width assign_rows would take them for
+        limit = cpu_kmeans.int16_limit(d)
+        n_pairs = (d + 1) // 2
+        cq = np.empty((centers.shape[0], n_pairs), dtype=np.int32)
+        g, c_l1 = cpu_kmeans.quantize_centers(centers, limit, cq)
+        quant = (cq, np.empty((n_pairs, TILE), dtype=np.int32), np.empty(TILE, X.dtype),
+                 np.empty(TILE, X.dtype), np.empty(TILE, X.dtype), g, c_l1, limit)
+        n_left = cpu_kmeans.scan_tile_by_dots(*args, quant)
+    else:
+        n_left = cpu_kmeans.scan_tile_by_dots(*args, None)
     if n_left >= cpu_kmeans.FEW_ROWS:
         cpu_kmeans.finish_left_rows(n_left, centers, acc, values[0], values[1], labels[0],
                                     values[3:6], labels[2], left_rows, repack)
@@ -96,8 +103,16 @@ def _nearest_all(X, centers, labels, distances):
 
 
 def _scan_and_compare(X, centers):
+    """:func:`_scan_and_compare_both`; returns how many rows the dot products in X's dtype
+    left to the exact scan."""
+    return _scan_and_compare_both(X, centers)[False]
+
+
+def _scan_and_compare_both(X, centers):
     """scan_tile over all of X (one tile, padded to a block as assign_rows pads it) and
-    nearest_in_tile: labels, distances and the second-nearest equal the scalar math's."""
+    nearest_in_tile: labels, distances and the second-nearest equal the scalar math's;
+    then :func:`_scan_by_dots_and_compare`, whose counts of rows left to the exact scan it
+    returns."""
     n, d = X.shape
     width = max(n, ROWS)
     XT = np.zeros((d, width), dtype=X.dtype)
@@ -129,7 +144,9 @@ def _scan_by_dots_and_compare(X, centers, labels, distances, runner_up):
     left to the exact scan). Loose (a step whose distances are not kept), the same labels
     and ``second``, and distances that bound ``sq_dist``'s from above, and the true ones
     once the margin is added.
-    Returns how many rows were left to the exact scan."""
+    Both ways of ranking the centres: dot products in X's dtype and integer dot products
+    of the rows and centres rounded to 16 bits (:func:`.tiles.qdot_block`).
+    Returns how many rows each left to the exact scan: ``{integer: n_left}``."""
     n, d = X.shape
     buffers = cpu_kmeans.tile_buffers(d, X.dtype, centers.shape[0])
     XT = np.zeros((d, n + DOT_ROWS), dtype=X.dtype)  # a short last tile reads a whole block
@@ -139,16 +156,16 @@ def _scan_by_dots_and_compare(X, centers, labels, distances, runner_up):
     tiny = float(np.finfo(X.dtype).tiny)
     n_left = {}
     values, tile_labels = buffers[0], buffers[1]
-    for loose in (False, True):
-        n_left[loose] = 0
+    for integer, loose in ((False, False), (False, True), (True, False), (True, True)):
+        n_left[integer, loose] = 0
         for row0 in range(0, n, cpu_kmeans.TILE):
             rows = slice(row0, min(row0 + cpu_kmeans.TILE, n))
             m = rows.stop - row0
             buffers[1][3].fill(-1)  # no label known beforehand
             left = _scan_by_dots(X, XT, row0, m, centers, margin,
-                                 float(np.finfo(X.dtype).tiny), buffers, loose)
+                                 float(np.finfo(X.dtype).tiny), buffers, loose, integer)
             assert 0 <= left <= m
-            n_left[loose] += left
+            n_left[integer, loose] += left
             np.testing.assert_array_equal(tile_labels[0][:m], labels[rows])
             if loose:
                 assert np.all(values[0][:m] >= distances[rows])
@@ -160,8 +177,9 @@ def _scan_by_dots_and_compare(X, centers, labels, distances, runner_up):
             else:
                 np.testing.assert_array_equal(values[0][:m], distances[rows])
             assert np.all(values[1][:m] <= runner_up[rows])
-    assert n_left[False] == n_left[True]
-    return n_left[False]
+    assert n_left[False, False] == n_left[False, True]
+    assert n_left[True, False] == n_left[True, True]
+    return {integer: n_left[integer, False] for integer in (False, True)}
 
 
 @pytest.mark.parametrize(("compiled", "plain_block", "n_centers"),
@@ -226,6 +244,112 @@ def test_dot_block_is_within_the_dot_products_rounding(n_features, scale, dtype)
             # every lane written, none past the block
             assert not np.isnan(got[:, col0:col0 + DOT_ROWS]).any()
             assert np.isnan(got[:, :col0]).all() and np.isnan(got[:, col0 + DOT_ROWS:]).all()
+
+
+@njit
+def _qdot(XQ, row0, CQ, c0, out, col0, row_scales, g):
+    tiles.qdot_block(XQ, row0, CQ, c0, out, col0, row_scales, g)
+
+
+def _words(low, high):
+    """16-bit integers in pairs, one 32-bit word each (low half first)."""
+    return ((low.astype(np.int64) & 0xFFFF) | (high.astype(np.int64) << 16)).astype(np.int32)
+
+
+@pytest.mark.parametrize("n_pairs", [1, 9, 32])
+def test_integer_block_is_the_exact_sums_scaled(n_pairs, dtype):
+    """Every lane of the integer block, and the plain loops it stands for: the exact
+    integer dot product of the row's and the centre's 16-bit pairs (up to the largest
+    magnitude the scan uses for that many features, whose sums fit 32 bits), converted to
+    the dtype and multiplied by the row's scale and then by g; centres past the last are
+    the last one again; nothing written past the block."""
+    rng = np.random.default_rng(n_pairs)
+    n_rows, n_centers = tiles.QDOT_ROWS + 9, 6
+    limit = cpu_kmeans.int16_limit(2 * n_pairs)
+    x = rng.integers(-limit, limit + 1, size=(n_rows, 2 * n_pairs))
+    x[0] = limit
+    x[1] = -limit
+    y = rng.integers(-limit, limit + 1, size=(n_centers, 2 * n_pairs))
+    y[0] = -limit
+    XQ = np.ascontiguousarray(_words(x[:, 0::2], x[:, 1::2]).T)  # (pairs, rows)
+    CQ = _words(y[:, 0::2], y[:, 1::2])
+    exact = x @ y.T
+    assert np.abs(exact).max() < 2**31
+    row_scales = (rng.random(n_rows + 3) + 0.5).astype(dtype)
+    g = 0.37
+    for row0, c0, col0 in [(0, 0, 0), (9, 4, 3)]:
+        out = np.full((CENTERS, tiles.QDOT_ROWS + 3), np.nan, dtype=dtype)
+        _qdot(XQ, row0, CQ, c0, out, col0, row_scales, g)
+        plain = np.full_like(out, np.nan)
+        tiles.qdot_block(XQ, row0, CQ, c0, plain, col0, row_scales, g)  # the Python body
+        np.testing.assert_array_equal(out, plain)
+        rows = slice(row0, row0 + tiles.QDOT_ROWS)
+        for c in range(CENTERS):
+            j = min(c0 + c, n_centers - 1)
+            want = (exact[rows, j].astype(dtype) * row_scales[rows]) * dtype(g)
+            np.testing.assert_array_equal(out[c, col0:col0 + tiles.QDOT_ROWS], want)
+        assert np.isnan(out[:, :col0]).all() and np.isnan(out[:, col0 + tiles.QDOT_ROWS:]).all()
+
+
+@njit
+def _quantized_dots(XT, n_rows, centers):
+    """The integer dot products of a tile's rows with every centre, as scan_tile_by_dots
+    computes them, and each row's bound on their error (:func:`.kmeans.quant_error`)."""
+    d, n_centers = XT.shape[0], centers.shape[0]
+    limit = cpu_kmeans.int16_limit(d)
+    n_pairs = (d + 1) // 2
+    cq = np.empty((n_centers, n_pairs), dtype=np.int32)
+    g, c_l1 = cpu_kmeans.quantize_centers(centers, limit, cq)
+    norms, tops = np.empty(TILE, dtype=XT.dtype), np.empty(TILE, dtype=XT.dtype)
+    inv, q1 = np.empty(TILE, dtype=XT.dtype), np.empty(TILE, dtype=XT.dtype)
+    xq = np.empty((n_pairs, TILE), dtype=np.int32)
+    cpu_kmeans.tile_norms_and_tops(XT, 0, n_rows, norms, tops)
+    cpu_kmeans.quantize_tile(XT, 0, n_rows, limit, g, xq, tops, inv, q1)
+    acc = np.empty((CENTERS, TILE), dtype=XT.dtype)
+    out = np.empty((n_centers, n_rows), dtype=XT.dtype)
+    for c0 in range(0, n_centers, CENTERS):
+        for b in range(0, n_rows, tiles.QDOT_ROWS):
+            tiles.qdot_block(xq, b, cq, c0, acc, b, tops, g)
+        for k in range(min(CENTERS, n_centers - c0)):
+            for r in range(n_rows):
+                out[c0 + k, r] = acc[k, r]
+    bounds = np.empty(n_rows)
+    for r in range(n_rows):
+        bounds[r] = cpu_kmeans.quant_error(norms[r], tops[r], q1[r], g, c_l1)
+    return out, bounds
+
+
+@pytest.mark.parametrize("n_features", [2, 17, 64, 300])
+@pytest.mark.parametrize("scale", [1e-20, 1.0, 1e18])
+def test_integer_dot_products_are_within_their_bound(n_features, scale, dtype):
+    """Rows and centres rounded to 16-bit integers (each row on its own scale): every
+    integer dot product is within the bound the scan takes it to be within (the
+    quantization's, and the conversion's roundings), at every scale, for a zero row, a
+    row of one large feature, rows of mixed magnitudes, an odd number of features; and
+    the bound is not vacuous where the values are ordinary."""
+    rng = np.random.default_rng(n_features)
+    n_rows = 2 * tiles.QDOT_ROWS + 5
+    X = rng.standard_normal((n_rows, n_features)) * scale
+    X[0] = 0.0
+    X[1] = 0.0
+    X[1, n_features // 2] = 50.0 * scale
+    X[2] *= 1e-6  # a row far smaller than the others: its own scale
+    X = X.astype(dtype)
+    centers = (rng.standard_normal((9, n_features)) * scale).astype(dtype)
+    XT = np.zeros((n_features, TILE), dtype=dtype)
+    XT[:, :n_rows] = X.T
+    got, bounds = _quantized_dots(XT, n_rows, centers)
+    Xl, Cl = X.astype(np.longdouble), centers.astype(np.longdouble)
+    exact = Cl @ Xl.T
+    eps = float(np.finfo(dtype).eps)
+    norms = np.sqrt((Xl ** 2).sum(axis=1))[None, :] * np.sqrt((Cl ** 2).sum(axis=1))[:, None]
+    allowed = bounds[None, :] + 6 * eps * norms + 4 * (n_features + 4) * float(
+        np.finfo(dtype).tiny)
+    error = np.abs(got.astype(np.longdouble) - exact)
+    assert np.all(error <= allowed)
+    assert np.all(got[:, 0] == 0)  # a zero row's products are exactly 0
+    if scale == 1.0:  # the bound is small beside |x| |c|, what the scan compares it with
+        assert np.median(bounds[3:] / norms[:, 3:].max(axis=0)) < 2e-3
 
 
 def test_blocks_over_a_large_transpose_give_the_same_values(dtype):
@@ -355,33 +479,36 @@ def test_blocks_in_passes_equal_the_plain_loops_on_a_narrower_target(tmp_path):
 
 
 def test_dots_settle_clear_rows_and_leave_near_ties():
-    """The dot products must do their job: on unclustered data few rows are left to the
-    exact scan (a regression that rescans everything is caught); rows exactly between two
-    centres, and rows at a duplicated centre, are left to it and still labelled exactly,
-    whether they are few (each row on its own) or many (packed blocks)."""
+    """The dot products must do their job, in X's dtype and as integers: on unclustered
+    data few rows are left to the exact scan (a regression that rescans everything is
+    caught); rows exactly between two centres, and rows at a duplicated centre, are left
+    to it and still labelled exactly, whether they are few (each row on its own) or many
+    (packed blocks)."""
     rng = np.random.default_rng(5)
     X = rng.standard_normal((cpu_kmeans.TILE, 16)).astype(np.float32)
     centers = rng.standard_normal((40, 16)).astype(np.float32)
-    n_left = _scan_and_compare(X, centers)
-    assert n_left < cpu_kmeans.TILE // 10
+    for n_left in _scan_and_compare_both(X, centers).values():
+        assert n_left < cpu_kmeans.TILE // 10
     # a pair of centres whose midpoint has them as its two nearest: a tie between them
     a, b = next((a, b) for a in range(40) for b in range(a + 1, 40)
                 if set(np.argsort(((0.5 * (centers[a] + centers[b]) - centers) ** 2)
                                   .sum(axis=1))[:2]) == {a, b})
     X[50:53] = 0.5 * (centers[a] + centers[b])  # a few rows each compared on their own
-    n_few = _scan_and_compare(X, centers)
-    assert 3 <= n_few < cpu_kmeans.FEW_ROWS
+    n_few = _scan_and_compare_both(X, centers)
+    assert 3 <= n_few[False] < cpu_kmeans.FEW_ROWS
+    assert n_few[True] >= 3
     c = next(c for c in range(40) if c not in (a, b))
     centers[c] = centers[30 if c != 30 else 31]  # duplicated: rows nearest to it tie
     X[:20] = (centers[c] + 0.01 * rng.standard_normal((20, 16))).astype(np.float32)
     X[20:40] = 0.5 * (centers[a] + centers[b])  # equidistant from two centres
-    n_tied = _scan_and_compare(X, centers)
-    assert n_tied >= 40
+    for n_tied in _scan_and_compare_both(X, centers).values():
+        assert n_tied >= 40
     # far from the origin, |x|^2 + |c|^2 - 2 x.c cancels: the dot products' rounding is
     # larger than the distances, every row must go to the exact scan
     far = (1000.0 + 1e-3 * rng.standard_normal((cpu_kmeans.TILE, 16))).astype(np.float32)
     near = (1000.0 + 1e-3 * rng.standard_normal((40, 16))).astype(np.float32)
-    assert _scan_and_compare(far, near) == cpu_kmeans.TILE
+    assert _scan_and_compare_both(far, near) == {False: cpu_kmeans.TILE,
+                                                 True: cpu_kmeans.TILE}
 
 
 def test_block_of_strided_arrays_takes_the_loops(dtype):
