@@ -64,6 +64,10 @@ _CODEGEN = (
     "lane by lane (the distance block against `sq_dist` bit for bit, the dot block within "
     "its rounding bound, the integer block against the exact integer sums) and that "
     "strided arrays take the loops")
+_LARGE_PREFETCH = (
+    "prefetch hints over a transpose of 4 MB and more: too large for plain Python in the "
+    "coverage run; tests/_cpu/test_tiles.py runs it compiled over such a transpose (the "
+    "last tile's hints reach past its end) and checks the same norms and maxima")
 EXPLAINED = {
     ("cudakmeans/_cpu/compile.py", "_argtypes()"): _JIT_ONLY,
     ("cudakmeans/_cpu/compile.py", "_key()"): _JIT_ONLY,
@@ -82,6 +86,23 @@ EXPLAINED = {
     ("cudakmeans/_cpu/tiles.py", "_sq_dist_block()"): _CODEGEN,
     ("cudakmeans/_cpu/tiles.py", "_dot_block()"): _CODEGEN,
     ("cudakmeans/_cpu/tiles.py", "typer()"): _CODEGEN,
+    ("cudakmeans/_cpu/tiles.py", "_const()"): _CODEGEN,
+    ("cudakmeans/_cpu/tiles.py", "_block_args()"): _CODEGEN,
+    ("cudakmeans/_cpu/tiles.py", "splat()"): _CODEGEN,
+    ("cudakmeans/_cpu/tiles.py", "vector_suffix()"): _CODEGEN,
+    ("cudakmeans/_cpu/tiles.py", "vector_registers()"): _CODEGEN,
+    ("cudakmeans/_cpu/tiles.py", "target_features()"): _CODEGEN,
+    ("cudakmeans/_cpu/tiles.py", "block_passes()"): _CODEGEN,
+    ("cudakmeans/_cpu/tiles.py", "_sq_dist_pair()"): _CODEGEN,
+    ("cudakmeans/_cpu/tiles.py", "_sq_dist_triple()"): _CODEGEN,
+    ("cudakmeans/_cpu/kmeans.py", "_integer_ranking_overload()"):
+        "numba's typer for `integer_ranking` (None for float32 centres, at compile time): "
+        "with NUMBA_DISABLE_JIT=1 the Python body decides the same by the dtype; "
+        "tests/_cpu/test_kmeans.py runs compiled float64 steps that take the integers and "
+        "float32 ones that do not",
+    ("cudakmeans/_cpu/kmeans.py", "line = 64 // XT.itemsize"): _LARGE_PREFETCH,
+    ("cudakmeans/_cpu/kmeans.py",
+     "if XT.shape[1] * n_features * XT.itemsize >= PREFETCH_MIN_BYTES:"): _LARGE_PREFETCH,
     ("cudakmeans/_cpu/tiles.py", "_qdot_codegen()"): _CODEGEN,
     ("cudakmeans/_cpu/tiles.py", "_qdot_block()"): _CODEGEN,
     ("cudakmeans/_cpu/tiles.py", "_qdot_overload()"): _CODEGEN,

@@ -375,6 +375,28 @@ def test_blocks_over_a_large_transpose_give_the_same_values(dtype):
                                            else 1e-12)
 
 
+@njit
+def _norms_and_tops(XT, row0, n_rows):
+    norms, tops = np.empty(n_rows, dtype=XT.dtype), np.empty(n_rows, dtype=XT.dtype)
+    cpu_kmeans.tile_norms_and_tops(XT, row0, n_rows, norms, tops)
+    return norms, tops
+
+
+def test_norms_and_tops_over_a_large_transpose(dtype):
+    """Over a transpose of ``PREFETCH_MIN_BYTES`` and more the pass also prefetches the
+    next tile (past XT's end for the last one: a hint, no fault): the norms and largest
+    |x_f| are those of the same rows in a small copy, which prefetches nothing."""
+    n_features = 16
+    n_rows = tiles.PREFETCH_MIN_BYTES // (n_features * np.dtype(dtype).itemsize) + TILE
+    XT = np.random.default_rng(4).standard_normal((n_features, n_rows)).astype(dtype)
+    for row0 in (0, n_rows - TILE):
+        big = _norms_and_tops(XT, row0, TILE)
+        small = _norms_and_tops(np.ascontiguousarray(XT[:, row0:row0 + TILE]), 0, TILE)
+        for got, want in zip(big, small, strict=True):
+            np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(small[1], np.abs(XT[:, row0:row0 + TILE]).max(axis=0))
+
+
 @pytest.mark.parametrize("compiled", [_block, _dot_block])
 def test_blocks_prefetch_into_l2(compiled):
     """The blocks' prefetches ask for L2 (LLVM locality 2), not L1: into L1 they halved
