@@ -284,10 +284,11 @@ def int16_limit(n_features):
 
 
 # float64 data of this many features up compares rows with centres by integer dot
-# products (float32 data by its own: integer_ranking): quantizing a tile costs a few operations per
-# feature of each row, the integer blocks save three quarters of float64's four-lane
-# blocks per centre. One thread, whole tiles of unclustered float64 data: 200,000 x 32,
-# K=64, 0.64x; 200,000 x 2, K=32, 1.10x; x 8, 0.97x (bench/results/int16-scan-2026-12-05.md)
+# products (float32 data by its own: integer_ranking): quantizing a tile costs a few
+# operations per feature of each row, the integer blocks save three quarters of
+# float64's four-lane blocks per centre. One thread, whole tiles of unclustered float64
+# data: 200,000 x 32, K=64, 0.64x; 200,000 x 2, K=32, 1.10x; x 8, 0.97x; x 16, 0.84x
+# (bench/results/int16-scan-2026-12-05.md)
 QUANT_MIN_FEATURES = 16
 
 
@@ -367,7 +368,7 @@ def quantize_tile(XT, row0, n_rows, limit, g, xq, row_scales, inv, q1):
     scale: ``xq[p, r]`` holds ``q_f = rint(x_f / a_r)`` of row r's features ``2 p`` and
     ``2 p + 1`` (an odd last feature's pair padded with 0), ``a_r = max_f |x_f| / limit``
     in X's dtype (``row_scales[r]``: that maximum on entry, :func:`tile_norms_and_tops`;
-    ``a_r`` on return), and ``q1[r] = sum_f |q_f|`` (exact in X's dtype: at most 2^24).
+    ``a_r`` on return), and ``q1[r] = sum_f |q_f|`` (in X's dtype: exact in float64).
     ``inv`` is scratch; ``xq``, ``row_scales`` and ``inv`` hold ``TILE`` rows. The rows
     from ``n_rows`` to the end of its last ``QDOT_ROWS`` block are zeros. :func:`quant_error`
     turns these into each row's bound.
