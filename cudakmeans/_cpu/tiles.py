@@ -132,11 +132,13 @@ def qdot_block(XQ, row0, CQ, c0, out, col0, row_scales, g):
     _qdot_loops(XQ, row0, CQ, c0, out, col0, row_scales, g)
 
 
+@njit(nogil=True, inline="always")
 def low_half(word):
     """The low 16 bits of a 32-bit word, as a signed integer."""
     return ((int(word) & 0xFFFF) ^ 0x8000) - 0x8000
 
 
+@njit(nogil=True, inline="always")
 def high_half(word):
     """The high 16 bits of a 32-bit word (two's complement), as a signed integer."""
     return int(word) >> 16

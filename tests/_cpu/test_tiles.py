@@ -291,6 +291,22 @@ def test_integer_block_is_the_exact_sums_scaled(n_pairs, dtype):
         assert np.isnan(out[:, :col0]).all() and np.isnan(out[:, col0 + tiles.QDOT_ROWS:]).all()
 
 
+def test_integer_block_of_strided_arrays_takes_the_loops(dtype):
+    """Arrays whose rows are not contiguous cannot feed vector loads: the compiled integer
+    block falls back to its plain loops (compiled too), with the same values."""
+    rng = np.random.default_rng(6)
+    XQ = rng.integers(-2**31, 2**31, size=(5, tiles.QDOT_ROWS + 4)).astype(np.int32)
+    XQ &= np.int32(0x0FFF0FFF)  # small halves: every sum fits 32 bits
+    CQ = rng.integers(-2**31, 2**31, size=(6, 5)).astype(np.int32) & np.int32(0x0FFF0FFF)
+    row_scales = (rng.random(tiles.QDOT_ROWS + 4) + 0.5).astype(dtype)
+    out = np.full((CENTERS, tiles.QDOT_ROWS), np.nan, dtype=dtype)
+    strided = np.full((CENTERS, 2 * tiles.QDOT_ROWS), np.nan, dtype=dtype)[:, ::2]
+    _qdot(XQ, 2, CQ, 3, out, 0, row_scales, 0.25)
+    _qdot(XQ, 2, CQ, 3, strided, 0, row_scales, 0.25)
+    np.testing.assert_array_equal(strided, out)
+    assert not np.isnan(out).any()
+
+
 @njit
 def _quantized_dots(XT, n_rows, centers):
     """The integer dot products of a tile's rows with every centre, as scan_tile_by_dots
