@@ -45,6 +45,7 @@ from . import math as _cpu_math
 from . import memory, parallel
 from .lanes import LANES, add_weighted_lanes, add_weighted_row, row_sq_dist
 from .math import inline as _math
+from .parallel import claim_run
 from .tiles import (
     BLOCK_CENTERS,
     BLOCK_ROWS,
@@ -1539,16 +1540,21 @@ def same_centers(a, b):
 
 
 @_entry
-def assign_entry(X, XT, sample_weight, centers, labels, distances, chunks, first, last,
+def assign_entry(X, XT, sample_weight, centers, labels, distances, chunks, claims, last,
                  sums, weights, changed, inertias, bounded, exact, bounds, shifts, separation,
                  margin, tiny, half_norms, values, tile_labels, packed_rows, rescan, packed,
                  lanes, with_inertia, keep_sums):
-    """:func:`assign_chunks` as one compiled call (a thread's share of a step, or an
+    """:func:`assign_chunks` of the chunks below ``last`` this call claims from ``claims``
+    (:func:`.parallel.claim_run`), as one compiled call (a thread's share of a step, or an
     assignment on its own)."""
-    assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, first, last,
-                  sums, weights, changed, inertias, bounded, exact, bounds, shifts, separation,
-                  margin, tiny, half_norms, values, tile_labels, packed_rows, rescan, packed,
-                  lanes, with_inertia, keep_sums)
+    while True:
+        start, stop = claim_run(claims, last)
+        if start >= last:
+            break
+        assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, start, stop,
+                      sums, weights, changed, inertias, bounded, exact, bounds, shifts,
+                      separation, margin, tiny, half_norms, values, tile_labels, packed_rows,
+                      rescan, packed, lanes, with_inertia, keep_sums)
 
 
 @_entry
@@ -1900,11 +1906,15 @@ def greedy_kmeans_plusplus_serial(X, XT, sample_weight, uniforms, chunks, closes
 
 
 @_entry
-def closest_entry(X, sample_weight, index, closest, chunks, first_chunk, last_chunk, first,
+def closest_entry(X, sample_weight, index, closest, chunks, claims, last_chunk, first,
                   pots, marks):
-    """:func:`closest_chunks` as one compiled call (a thread's share)."""
-    closest_chunks(X, sample_weight, index, closest, chunks, first_chunk, last_chunk, first,
-                   pots, marks)
+    """:func:`closest_chunks` of the chunks this call claims (see :func:`assign_entry`)."""
+    while True:
+        start, stop = claim_run(claims, last_chunk)
+        if start >= last_chunk:
+            break
+        closest_chunks(X, sample_weight, index, closest, chunks, start, stop, first, pots,
+                       marks)
 
 
 @_entry
@@ -1916,11 +1926,15 @@ def search_entry(X, sample_weight, closest, chunks, chunk_pots, marks, targets, 
 
 
 @_entry
-def candidate_entry(XT, sample_weight, closest, cand, chunks, first_chunk, last_chunk,
+def candidate_entry(XT, sample_weight, closest, cand, chunks, claims, last_chunk,
                     new_closest, pots, marks):
-    """:func:`candidate_chunks` as one compiled call (a thread's share)."""
-    candidate_chunks(XT, sample_weight, closest, cand, chunks, first_chunk, last_chunk,
-                     new_closest, pots, marks)
+    """:func:`candidate_chunks` of the chunks this call claims (see :func:`assign_entry`)."""
+    while True:
+        start, stop = claim_run(claims, last_chunk)
+        if start >= last_chunk:
+            break
+        candidate_chunks(XT, sample_weight, closest, cand, chunks, start, stop, new_closest,
+                         pots, marks)
 
 
 @_entry
@@ -1982,6 +1996,11 @@ def _whole_weights(sample_weight):
     if not np.all(sample_weight == np.trunc(sample_weight)):  # NaN fails here, inf below
         return False
     return float(np.abs(sample_weight).sum(dtype=np.float64)) < 2.0 ** 53
+
+
+def _claims():
+    """A counter for one call's chunks on one thread (:func:`.parallel.claim_run`)."""
+    return np.array([0, 1], dtype=np.int64)
 
 
 def _ordered_sum(values):
@@ -2165,8 +2184,9 @@ class Workspace:
                 and parallel.n_threads() > 1)
 
     def _run_chunks(self, func):
-        """``func(first_chunk, last_chunk)`` over all chunks, split across the threads."""
-        parallel.map_ranges(func, self._chunks.shape[0])
+        """``func(claims)`` on the threads, each call running the chunks it claims from the
+        shared counter ``claims`` (:func:`.parallel.map_claims`) until none is left."""
+        parallel.map_claims(func, self._chunks.shape[0])
 
     def _compiled(self, what, calls, soon=None):
         """Compile (with a notice) the entry points of ``calls`` that are not yet compiled
@@ -2253,38 +2273,37 @@ class Workspace:
         self._bounds_valid = True
         return bounded
 
-    def _assign_args(self, centers, first, last, bounded, exact, buffers, half_norms):
+    def _assign_args(self, centers, claims, bounded, exact, buffers, half_norms):
         return (self.X, self.XT, self.sample_weight, centers, self.labels, self.distances,
-                self._chunks, first, last, self._partial_sums, self._partial_weights,
-                self._changed, self._inertias, bounded, exact, self._bounds, self._shifts,
-                self._separation, self._margin, self._tiny, half_norms, *buffers, True,
-                self._keep_sums)
+                self._chunks, claims, self._chunks.shape[0], self._partial_sums,
+                self._partial_weights, self._changed, self._inertias, bounded, exact,
+                self._bounds, self._shifts, self._separation, self._margin, self._tiny,
+                half_norms, *buffers, True, self._keep_sums)
 
     def _assign(self, centers, exact=True):
         """Label every row against ``centers`` (its chunks' partial sums, weights and
         inertias): with ``exact``, every row's distance and the whole inertia; without,
         only those of the rows the bounds did not settle (:func:`assign_rows`)."""
-        n_chunks = self._chunks.shape[0]
         bounds = (self._bound_centers, centers, self._margin, self._shifts,
                   self._separation)
         self._compiled("k-means assignment", [
-            (assign_entry, self._assign_args(centers, 0, n_chunks, False, exact, self._tile,
+            (assign_entry, self._assign_args(centers, _claims(), False, exact, self._tile,
                                              self._half_norms)),
             (move_bounds_entry, bounds)])
         bounded = self._move_bounds(centers)
         if self._threaded_lloyd:
             n_features, dtype = self.X.shape[1], self.X.dtype
 
-            def run(first, last):
+            def run(claims):
                 buffers = tile_buffers(n_features, dtype, self.n_clusters)  # per thread
                 half_norms = (None if self._half_norms is None
                               else np.empty_like(self._half_norms))
-                assign_entry(*self._assign_args(centers, first, last, bounded, exact,
-                                                buffers, half_norms))
+                assign_entry(*self._assign_args(centers, claims, bounded, exact, buffers,
+                                                half_norms))
 
             self._run_chunks(run)
         else:
-            assign_entry(*self._assign_args(centers, 0, n_chunks, bounded, exact, self._tile,
+            assign_entry(*self._assign_args(centers, _claims(), bounded, exact, self._tile,
                                             self._half_norms))
 
     def _step_args(self, centers_old, centers_new, bounded):
@@ -2415,26 +2434,28 @@ class Workspace:
             greedy_kmeans_plusplus_serial(*args)
             return indices
 
-        def closest_args(lo, hi):
-            return (self.X, self.sample_weight, int(first_index), self.closest, self._chunks,
-                    lo, hi, True, self._chunk_pots, self._marks)
+        n_chunks = self._chunks.shape[0]
 
-        def candidate_args(lo, hi):
-            return (self.XT, self.sample_weight, self.closest, cand, self._chunks, lo, hi,
-                    new_closest, partial_pots, trial_marks)
+        def closest_args(claims):
+            return (self.X, self.sample_weight, int(first_index), self.closest, self._chunks,
+                    claims, n_chunks, True, self._chunk_pots, self._marks)
+
+        def candidate_args(claims):
+            return (self.XT, self.sample_weight, self.closest, cand, self._chunks, claims,
+                    n_chunks, new_closest, partial_pots, trial_marks)
 
         search_args = (self.X, self.sample_weight, self.closest, self._chunks,
                        self._chunk_pots, self._marks, targets, candidates, cand)
         choose_args = (partial_pots, pots, candidates, new_closest, self.closest, trial_marks,
                        self._chunk_pots, self._marks, indices, 1)
         self._compiled("k-means++", [
-            (closest_entry, closest_args(0, 0)), (search_entry, search_args),
-            (candidate_entry, candidate_args(0, 0)), (choose_candidate, choose_args)])
-        self._run_chunks(lambda lo, hi: closest_entry(*closest_args(lo, hi)))
+            (closest_entry, closest_args(_claims())), (search_entry, search_args),
+            (candidate_entry, candidate_args(_claims())), (choose_candidate, choose_args)])
+        self._run_chunks(lambda claims: closest_entry(*closest_args(claims)))
         current_pot = _ordered_sum(self._chunk_pots)
         for c in range(1, indices.shape[0]):
             np.multiply(uniforms[c - 1], current_pot, out=targets)
             search_entry(*search_args)
-            self._run_chunks(lambda lo, hi: candidate_entry(*candidate_args(lo, hi)))
+            self._run_chunks(lambda claims: candidate_entry(*candidate_args(claims)))
             current_pot = choose_candidate(*choose_args[:-1], c)
         return indices

@@ -7,6 +7,12 @@ Chunks depend only on ``n_samples``, never on the thread count, and per-chunk pa
 results are reduced in chunk order, so results are identical for any number of threads.
 """
 
+import threading
+
+import numpy as np
+from numba import njit, types
+from numba.extending import intrinsic, overload
+
 from .._threads import cpu_threads as n_threads
 from .._threads import get_pool
 
@@ -29,17 +35,73 @@ def map_chunks(func, chunks):
     return [future.result() for future in futures]
 
 
-def map_ranges(func, n_chunks):
-    """Call ``func(first, last)`` on contiguous runs of chunk indices, one per thread.
+def map_claims(func, n_chunks):
+    """Call ``func(counter)`` on as many threads as there are chunks, up to the pool's,
+    every call running the chunks it claims with :func:`claim_run` from one shared
+    ``counter`` until none is left; returns the calls' results, the calling thread's
+    first.
 
-    Each call processes its chunks in a single compiled call (one hand-off per thread, not
-    per chunk); which thread ran a chunk never changes that chunk's result.
+    A thread that finishes early claims more, where fixed shares (a contiguous run of
+    chunks per thread) make the caller wait for the slowest thread: on the two-core VM of
+    bench/results a Lloyd step's two halves of the same work often ended 0.5-3 ms apart (of
+    5-8 ms). Runs shrink as the chunks run out (as OpenMP's guided schedule does), so most
+    rows still come in long contiguous runs: one chunk a claim made seedings of 1M x 64
+    float32, K=256 1.10x slower (each thread's stream of XT broken every 4,096 rows).
+    Against fixed shares (bench/results/cpu-experiments-2026-12-05f.md): fits of 200,000
+    x 32 float32, K=64 0.89x (unclustered) and 0.92x (blobs), seedings 0.97x; 1M x 64,
+    K=256: fits 1.00x, seedings 0.92x. Which thread ran a chunk never changes that chunk's
+    result.
     """
     n_parts = min(n_threads(), n_chunks)
-    bounds = [n_chunks * p // n_parts for p in range(n_parts + 1)]
-    if n_parts == 1:
-        return [func(0, n_chunks)]
+    counter = np.array([0, max(1, n_parts)], dtype=np.int64)  # next chunk, threads
+    if n_parts <= 1:
+        return [func(counter)]
     pool = get_pool()
-    futures = [pool.submit(func, bounds[p], bounds[p + 1]) for p in range(1, n_parts)]
-    first = func(bounds[0], bounds[1])  # the calling thread takes the first run
+    futures = [pool.submit(func, counter) for _ in range(1, n_parts)]
+    first = func(counter)
     return [first] + [future.result() for future in futures]
+
+
+_claim_lock = threading.Lock()
+
+
+def claim(counter, size):
+    """``counter[0]``, which becomes ``size`` more, atomically: threads sharing ``counter``
+    get ranges that never overlap. In Python (``NUMBA_DISABLE_JIT``) under a lock;
+    compiled, one atomic add."""
+    with _claim_lock:
+        k = counter[0]
+        counter[0] = k + size
+    return k
+
+
+@njit(nogil=True, inline="always")
+def claim_run(counter, last):
+    """The next run of chunks ``(start, stop)`` of :func:`map_claims`' ``counter``, up to
+    ``last`` (``start >= last``: none left): a share of what is left, ``1 / (2 p)`` of it
+    for p threads (``counter[1]``), at least one chunk."""
+    size = (last - counter[0]) // (2 * counter[1])  # a stale read only sizes the run
+    start = claim(counter, size if size > 1 else 1)
+    stop = start + (size if size > 1 else 1)
+    return start, stop if stop < last else last
+
+
+@intrinsic
+def _claim(typingctx, counter, size):
+    """:func:`claim` as LLVM's atomic add on ``counter[0]`` (monotonic: the chunks' results
+    reach the caller through the pool's futures, which order the memory)."""
+
+    def codegen(context, builder, sig, args):
+        array = context.make_array(sig.args[0])(context, builder, args[0])
+        step = context.cast(builder, args[1], sig.args[1], types.int64)
+        return builder.atomic_rmw("add", array.data, step, "monotonic")
+
+    return types.int64(counter, size), codegen
+
+
+@overload(claim, inline="always")
+def _claim_overload(counter, size):
+    if isinstance(counter, types.Array) and counter.ndim == 1 \
+            and counter.dtype == types.int64 and isinstance(size, types.Integer):
+        return lambda counter, size: _claim(counter, size)
+    return None

@@ -31,12 +31,60 @@ def test_chunks_cover_the_rows_and_depend_on_n_samples_only(n_samples, monkeypat
     assert all(a[1] == b[0] for a, b in zip(chunks[:-1], chunks[1:], strict=True))
 
 
-@pytest.mark.nojit
+def _claim_all(counter, last, seen):
+    """Claim runs of chunks until none is left; seen[k] counts the claims of chunk k.
+    Returns the number of chunks and of runs this call claimed."""
+    n = runs = 0
+    while True:
+        start, stop = parallel.claim_run(counter, last)
+        if start >= last:
+            return n, runs
+        for k in range(start, stop):
+            seen[k] += 1
+        n += stop - start
+        runs += 1
+
+
+_claim_all_compiled = njit(nogil=True)(_claim_all)
+
+
 @pytest.mark.parametrize("threads", ["1", "2", "3"])
-def test_map_ranges_visits_every_chunk_once_in_order(threads, monkeypatch):
+@pytest.mark.parametrize("compiled", [True, False])
+def test_map_claims_runs_every_chunk_exactly_once(threads, compiled, monkeypatch):
+    """The threads share one counter: each chunk is claimed by one call only, even when
+    claims race (a plain read and write of the counter handed thousands of chunks to two
+    threads within these many claims)."""
     monkeypatch.setenv("CUDAKMEANS_NUM_THREADS", threads)
-    runs = parallel.map_ranges(lambda first, last: list(range(first, last)), 10)
-    assert sum(runs, []) == list(range(10))
+    n_chunks = 200_000 if compiled else 2_000
+    seen = np.zeros(n_chunks, dtype=np.int64)
+    run = _claim_all_compiled if compiled else _claim_all
+    counts = parallel.map_claims(lambda counter: run(counter, n_chunks, seen), n_chunks)
+    assert len(counts) == int(threads)
+    assert sum(n for n, _ in counts) == n_chunks
+    np.testing.assert_array_equal(seen, np.ones(n_chunks, dtype=np.int64))
+
+
+@pytest.mark.nojit
+def test_runs_shrink_as_the_chunks_run_out():
+    """One thread's runs: half of what is left each time (p = 1), then single chunks."""
+    counter = np.array([0, 1], dtype=np.int64)
+    runs = []
+    while True:
+        start, stop = parallel.claim_run(counter, 20)
+        if start >= 20:
+            break
+        runs.append((start, stop))
+    assert runs == [(0, 10), (10, 15), (15, 17), (17, 18), (18, 19), (19, 20)]
+    counter = np.array([0, 2], dtype=np.int64)  # two threads: a quarter of what is left
+    assert parallel.claim_run(counter, 100) == (0, 25)
+    assert parallel.claim_run(counter, 100) == (25, 43)
+
+
+@pytest.mark.nojit
+def test_claim_without_jit_is_a_locked_increment():
+    counter = np.array([5, 1], dtype=np.int64)
+    assert [parallel.claim(counter, 2) for _ in range(3)] == [5, 7, 9]
+    assert counter[0] == 11
 
 
 @pytest.mark.parametrize("n_clusters", [1, 3, 26, 64])
