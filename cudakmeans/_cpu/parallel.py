@@ -42,15 +42,15 @@ def map_claims(func, n_chunks):
     first.
 
     A thread that finishes early claims more, where fixed shares (a contiguous run of
-    chunks per thread) make the caller wait for the slowest thread: on the two-core VM of
-    bench/results a Lloyd step's two halves of the same work often ended 0.5-3 ms apart (of
-    5-8 ms). Runs shrink as the chunks run out (as OpenMP's guided schedule does), so most
-    rows still come in long contiguous runs: one chunk a claim made seedings of 1M x 64
-    float32, K=256 1.10x slower (each thread's stream of XT broken every 4,096 rows).
-    Against fixed shares (bench/results/cpu-experiments-2026-12-05f.md): fits of 200,000
-    x 32 float32, K=64 0.89x (unclustered) and 0.92x (blobs), seedings 0.97x; 1M x 64,
-    K=256: fits 1.00x, seedings 0.92x. Which thread ran a chunk never changes that chunk's
-    result.
+    chunks per thread) make the caller wait for the slowest thread: on the 2-core guest of
+    bench/results/cpu-experiments-2026-12-05f.md a Lloyd step's two halves of the same work
+    often ended 0.5-3 ms apart (of 5-8 ms). Runs shrink as the chunks run out (as OpenMP's
+    guided schedule does), so most rows still come in long contiguous runs: one chunk a
+    claim made seedings of 1M x 64 float32, K=256 1.10x slower (each thread's stream of XT
+    broken every 4,096 rows). Against fixed shares, alternating in one process there: fits
+    of 200,000 x 32 float32, K=64 0.89x (unclustered) and 0.92x (blobs), seedings 0.97x;
+    1M x 64, K=256: fits 1.00x, seedings 0.92x. Which thread ran a chunk never changes that
+    chunk's result.
     """
     n_parts = min(n_threads(), n_chunks)
     counter = np.array([0, max(1, n_parts)], dtype=np.int64)  # next chunk, threads
@@ -75,12 +75,18 @@ def claim(counter, size):
     return k
 
 
+def peek(counter):
+    """``counter[0]`` as another thread's :func:`claim` may be changing it (compiled, an
+    atomic load: a plain one racing with the atomic adds would be undefined)."""
+    return counter[0]
+
+
 @njit(nogil=True, inline="always")
 def claim_run(counter, last):
     """The next run of chunks ``(start, stop)`` of :func:`map_claims`' ``counter``, up to
     ``last`` (``start >= last``: none left): a share of what is left, ``1 / (2 p)`` of it
     for p threads (``counter[1]``), at least one chunk."""
-    size = (last - counter[0]) // (2 * counter[1])  # a stale read only sizes the run
+    size = (last - peek(counter)) // (2 * counter[1])  # a stale value only sizes the run
     start = claim(counter, size if size > 1 else 1)
     stop = start + (size if size > 1 else 1)
     return start, stop if stop < last else last
@@ -97,6 +103,25 @@ def _claim(typingctx, counter, size):
         return builder.atomic_rmw("add", array.data, step, "monotonic")
 
     return types.int64(counter, size), codegen
+
+
+@intrinsic
+def _peek(typingctx, counter):
+    """:func:`peek` as LLVM's monotonic atomic load of ``counter[0]``."""
+
+    def codegen(context, builder, sig, args):
+        array = context.make_array(sig.args[0])(context, builder, args[0])
+        return builder.load_atomic(array.data, "monotonic", 8)
+
+    return types.int64(counter), codegen
+
+
+@overload(peek, inline="always")
+def _peek_overload(counter):
+    if isinstance(counter, types.Array) and counter.ndim == 1 \
+            and counter.dtype == types.int64:
+        return lambda counter: _peek(counter)
+    return None
 
 
 @overload(claim, inline="always")
