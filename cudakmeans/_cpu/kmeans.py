@@ -1998,11 +1998,6 @@ def _whole_weights(sample_weight):
     return float(np.abs(sample_weight).sum(dtype=np.float64)) < 2.0 ** 53
 
 
-def _claims():
-    """A counter for one call's chunks on one thread (:func:`.parallel.claim_run`)."""
-    return np.array([0, 1], dtype=np.int64)
-
-
 def _ordered_sum(values):
     """sum(values) left to right in float64 (Python's ``sum`` may compensate)."""
     total = 0.0
@@ -2287,8 +2282,8 @@ class Workspace:
         bounds = (self._bound_centers, centers, self._margin, self._shifts,
                   self._separation)
         self._compiled("k-means assignment", [
-            (assign_entry, self._assign_args(centers, _claims(), False, exact, self._tile,
-                                             self._half_norms)),
+            (assign_entry, self._assign_args(centers, parallel.new_counter(), False, exact,
+                                             self._tile, self._half_norms)),
             (move_bounds_entry, bounds)])
         bounded = self._move_bounds(centers)
         if self._threaded_lloyd:
@@ -2303,8 +2298,8 @@ class Workspace:
 
             self._run_chunks(run)
         else:
-            assign_entry(*self._assign_args(centers, _claims(), bounded, exact, self._tile,
-                                            self._half_norms))
+            assign_entry(*self._assign_args(centers, parallel.new_counter(), bounded, exact,
+                                            self._tile, self._half_norms))
 
     def _step_args(self, centers_old, centers_new, bounded):
         return (self.X, self.XT, self.sample_weight, centers_old, centers_new, self.labels,
@@ -2449,8 +2444,10 @@ class Workspace:
         choose_args = (partial_pots, pots, candidates, new_closest, self.closest, trial_marks,
                        self._chunk_pots, self._marks, indices, 1)
         self._compiled("k-means++", [
-            (closest_entry, closest_args(_claims())), (search_entry, search_args),
-            (candidate_entry, candidate_args(_claims())), (choose_candidate, choose_args)])
+            (closest_entry, closest_args(parallel.new_counter())),
+            (search_entry, search_args),
+            (candidate_entry, candidate_args(parallel.new_counter())),
+            (choose_candidate, choose_args)])
         self._run_chunks(lambda claims: closest_entry(*closest_args(claims)))
         current_pot = _ordered_sum(self._chunk_pots)
         for c in range(1, indices.shape[0]):

@@ -53,13 +53,19 @@ def map_claims(func, n_chunks):
     chunk's result.
     """
     n_parts = min(n_threads(), n_chunks)
-    counter = np.array([0, max(1, n_parts)], dtype=np.int64)  # next chunk, threads
+    counter = new_counter(n_parts)
     if n_parts <= 1:
         return [func(counter)]
     pool = get_pool()
     futures = [pool.submit(func, counter) for _ in range(1, n_parts)]
     first = func(counter)
     return [first] + [future.result() for future in futures]
+
+
+def new_counter(n_parts=1):
+    """A counter for :func:`claim_run`: the next chunk (0), and the number of threads
+    sharing it (at least 1)."""
+    return np.array([0, max(1, n_parts)], dtype=np.int64)
 
 
 _claim_lock = threading.Lock()
@@ -87,9 +93,9 @@ def claim_run(counter, last):
     ``last`` (``start >= last``: none left): a share of what is left, ``1 / (2 p)`` of it
     for p threads (``counter[1]``), at least one chunk."""
     size = (last - peek(counter)) // (2 * counter[1])  # a stale value only sizes the run
-    start = claim(counter, size if size > 1 else 1)
-    stop = start + (size if size > 1 else 1)
-    return start, stop if stop < last else last
+    size = size if size > 1 else 1
+    start = claim(counter, size)
+    return start, start + size if start + size < last else last
 
 
 @intrinsic

@@ -62,12 +62,14 @@ def test_map_claims_runs_every_chunk_exactly_once(threads, compiled, monkeypatch
     assert len(counts) == int(threads)
     assert sum(n for n, _ in counts) == n_chunks
     np.testing.assert_array_equal(seen, np.ones(n_chunks, dtype=np.int64))
+    # shrinking runs: a few dozen claims per thread, not one per chunk
+    assert sum(runs for _, runs in counts) < n_chunks // 20
 
 
 @pytest.mark.nojit
 def test_runs_shrink_as_the_chunks_run_out():
     """One thread's runs: half of what is left each time (p = 1), then single chunks."""
-    counter = np.array([0, 1], dtype=np.int64)
+    counter = parallel.new_counter()
     runs = []
     while True:
         start, stop = parallel.claim_run(counter, 20)
@@ -75,7 +77,7 @@ def test_runs_shrink_as_the_chunks_run_out():
             break
         runs.append((start, stop))
     assert runs == [(0, 10), (10, 15), (15, 17), (17, 18), (18, 19), (19, 20)]
-    counter = np.array([0, 2], dtype=np.int64)  # two threads: a quarter of what is left
+    counter = parallel.new_counter(2)  # two threads: a quarter of what is left
     assert parallel.claim_run(counter, 100) == (0, 25)
     assert parallel.claim_run(counter, 100) == (25, 43)
 
