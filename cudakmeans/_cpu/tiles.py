@@ -40,16 +40,24 @@ BLOCK_CENTERS = 4  # centres per block: 4 x BLOCK_ROWS sums fill half the vector
 # 8 lanes a cycle at 3.2 GHz); of 64 centres of 32 features 12.8-12.9 against 14.8-15.0
 # ms. 64-row blocks (passes of 3, 3 and 2 vectors) gave 114-115 ms, 96-row ones 128-130.
 DOT_ROWS = 48
-# Rows per block of integer dot products (:func:`qdot_block`): two vectors of eight 32-bit
-# sums (AVX2), each summing sixteen 16-bit products a step (``vpmaddwd``), beside two
-# vectors of rows and a broadcast centre; three vectors of rows spilled the sums.
-QDOT_ROWS = 16
+# Rows per block of integer dot products (:func:`qdot_block`): vectors of 32-bit sums, each
+# lane summing a pair of 16-bit products a step (``vpmaddwd``, or AVX-512 VNNI's
+# ``vpdpwssd``, which adds them in too). AVX-512: three vectors of sixteen, one pass
+# (QDOT_PASS_VECTORS). One thread, 250,000 x 64 x 256, blocks alone: 33.9-35.2 ms against
+# 41.8-43.3 ms for 32 rows in two vectors and 64.4-66.4 ms for 16 rows of eight lanes
+# (AVX2's block), and 82.3-83.6 ms for float32's dot_block (Intel Xeon, emeraldrapids).
+QDOT_ROWS = 48
 PAIR, TRIPLE = 2, 3  # centres in :func:`sq_dist_pair`'s and :func:`sq_dist_triple`'s blocks
 # The vector registers of the target numba compiles for: (bytes per vector, registers).
 # AVX-512 has 32 of 64 bytes, AVX2 16 of 32 (and SSE 16 of 16): a block's sums written for
 # AVX-512 (32 rows x 4 centres of float32, 8 registers) took all 16 registers of AVX2, and
 # its float64 block 32, so LLVM spilled the sums to the stack at every feature.
 _AVX512, _AVX2, _SSE = (64, 32), (32, 16), (16, 16)
+# Vectors of rows a pass over the features of a qdot_block sums at most: their sums, the
+# rows' vectors, a broadcast centre and a product beside them. On AVX2 a pass of two
+# vectors of eight (16 rows) ran at 6.8-7.2e10 products a second and three spilled the
+# sums (2.6e10; AMD EPYC, bench/results/int16-scan-2026-12-05.md).
+QDOT_PASS_VECTORS = {_AVX512: 3, _AVX2: 2, _SSE: 2}
 # Where X transposed is larger than this, each step over a feature also prefetches that
 # feature's row of XT ``PREFETCH_AHEAD`` bytes ahead, each 64-byte line of the block's
 # piece by one block of centres only (the callers' other blocks read the same rows from
@@ -409,13 +417,15 @@ def _dot_block(typingctx, XT, row0, centers, c0, out, col0):
 
 def _qdot_codegen(context, builder, sig, args):
     """The code of :func:`qdot_block`: its 32-bit sums in vector registers over the pairs
-    of features, each step a 16-bit multiply and a pairwise add per lane (which x86
-    compiles to ``vpmaddwd``) and an add."""
+    of features, each step a 16-bit multiply and a pairwise add per lane and an add (which
+    x86 compiles to ``vpmaddwd`` and ``vpaddd``, or with AVX-512 VNNI to one ``vpdpwssd``),
+    in vectors of the target's width, as many a pass as ``QDOT_PASS_VECTORS`` says."""
     _, _, _, _, out_type, _, scales_type, g_type = sig.args
     fty = context.get_value_type(out_type.dtype)
     i16, i32 = ir.IntType(16), ir.IntType(32)
     i8p = ir.IntType(8).as_pointer()
-    lanes = 8
+    target = vector_registers(target_features(context))
+    lanes = target[0] // 4
     n_vectors = QDOT_ROWS // lanes
     words, halves, wide = (ir.VectorType(i32, lanes), ir.VectorType(i16, 2 * lanes),
                            ir.VectorType(i32, 2 * lanes))
@@ -438,41 +448,47 @@ def _qdot_codegen(context, builder, sig, args):
         j = builder.add(c0, const(c))
         j = builder.select(builder.icmp_signed("<", j, last), j, last)
         c_rows.append(builder.gep(builder.bitcast(cq.data, i8p), [builder.mul(j, c_stride)]))
-    sums = [cgutils.alloca_once(builder, words) for _ in range(BLOCK_CENTERS * n_vectors)]
-    for slot in sums:
-        builder.store(ir.Constant(words, None), slot)
-    with cgutils.for_range(builder, n_pairs) as loop:
-        p = loop.index
-        x_row = builder.gep(x_base, [builder.mul(p, x_stride)])
-        xs = [builder.sext(builder.load(builder.bitcast(
-            builder.gep(x_row, [const(v * lanes * 4)]), halves.as_pointer()), align=4), wide)
-            for v in range(n_vectors)]
-        offset = builder.mul(p, const(4))
-        for c in range(BLOCK_CENTERS):
-            y = builder.load(builder.bitcast(builder.gep(c_rows[c], [offset]),
-                                             i32.as_pointer()), align=4)
-            y = builder.sext(builder.bitcast(splat(builder, y, words), halves), wide)
-            for v in range(n_vectors):
-                product = builder.mul(xs[v], y)
-                pairs = builder.add(builder.shuffle_vector(product, product, even),
-                                    builder.shuffle_vector(product, product, odd))
-                slot = sums[c * n_vectors + v]
-                builder.store(builder.add(builder.load(slot), pairs), slot)
-    vty = ir.VectorType(fty, lanes)
     size = context.get_abi_sizeof(fty)
+    vty = ir.VectorType(fty, lanes)
     gs = splat(builder, g, vty)
     scale_base = builder.gep(builder.bitcast(scales.data, i8p), [builder.mul(row0, const(size))])
     out_base = builder.gep(builder.bitcast(out.data, i8p), [builder.mul(col0, const(size))])
-    row_scales = [builder.load(builder.bitcast(builder.gep(scale_base, [const(v * lanes * size)]),
-                                               vty.as_pointer()), align=size)
-                  for v in range(n_vectors)]
-    for c in range(BLOCK_CENTERS):
-        out_row = builder.gep(out_base, [builder.mul(const(c), out_stride)])
-        for v in range(n_vectors):
-            value = builder.sitofp(builder.load(sums[c * n_vectors + v]), vty)
-            value = builder.fmul(builder.fmul(value, row_scales[v]), gs)
-            target = builder.gep(out_row, [const(v * lanes * size)])
-            builder.store(value, builder.bitcast(target, vty.as_pointer()), align=size)
+    # allocas in the entry block: LLVM's SROA turns them into registers (phi nodes)
+    sums = [cgutils.alloca_once(builder, words) for _ in range(BLOCK_CENTERS * n_vectors)]
+    per_pass = QDOT_PASS_VECTORS[target]
+    for v0 in range(0, n_vectors, per_pass):
+        vectors = range(v0, min(v0 + per_pass, n_vectors))
+        for v in vectors:
+            for c in range(BLOCK_CENTERS):
+                builder.store(ir.Constant(words, None), sums[c * n_vectors + v])
+        with cgutils.for_range(builder, n_pairs) as loop:
+            p = loop.index
+            x_row = builder.gep(x_base, [builder.mul(p, x_stride)])
+            xs = {v: builder.sext(builder.load(builder.bitcast(
+                builder.gep(x_row, [const(v * lanes * 4)]), halves.as_pointer()), align=4),
+                wide) for v in vectors}
+            offset = builder.mul(p, const(4))
+            for c in range(BLOCK_CENTERS):
+                y = builder.load(builder.bitcast(builder.gep(c_rows[c], [offset]),
+                                                 i32.as_pointer()), align=4)
+                y = builder.sext(builder.bitcast(splat(builder, y, words), halves), wide)
+                for v in vectors:
+                    product = builder.mul(xs[v], y)
+                    pairs = builder.add(builder.shuffle_vector(product, product, even),
+                                        builder.shuffle_vector(product, product, odd))
+                    slot = sums[c * n_vectors + v]
+                    builder.store(builder.add(builder.load(slot), pairs), slot)
+        # each pass's sums leave the registers before the next pass needs them
+        for v in vectors:
+            row_scales = builder.load(builder.bitcast(
+                builder.gep(scale_base, [const(v * lanes * size)]), vty.as_pointer()),
+                align=size)
+            for c in range(BLOCK_CENTERS):
+                out_row = builder.gep(out_base, [builder.mul(const(c), out_stride)])
+                value = builder.sitofp(builder.load(sums[c * n_vectors + v]), vty)
+                value = builder.fmul(builder.fmul(value, row_scales), gs)
+                target_at = builder.gep(out_row, [const(v * lanes * size)])
+                builder.store(value, builder.bitcast(target_at, vty.as_pointer()), align=size)
     return context.get_dummy_value()
 
 
