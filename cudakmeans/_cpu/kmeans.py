@@ -55,11 +55,13 @@ from .tiles import (
     QDOT_ROWS,
     TRIPLE,
     dot_block,
+    host_features,
     prefetch_line,
     qdot_block,
     sq_dist_block,
     sq_dist_pair,
     sq_dist_triple,
+    vector_registers,
 )
 
 _entry = njit(cache=True, nogil=True)  # called from Python: compiled (and cached) alone
@@ -285,7 +287,7 @@ def int16_limit(n_features):
 
 
 # float64 data of this many features up compares rows with centres by integer dot
-# products (float32 data by its own: integer_ranking): quantizing a tile costs a few
+# products (float32 data from QUANT32_MIN_CENTERS centres up): quantizing a tile costs a few
 # operations per feature of each row, the integer blocks save three quarters of
 # float64's four-lane blocks per centre. One thread, whole tiles of unclustered float64
 # data: 200,000 x 32, K=64, 0.64x; 200,000 x 2, K=32, 1.10x; x 8, 0.97x; x 16, 0.84x
@@ -293,29 +295,37 @@ def int16_limit(n_features):
 QUANT_MIN_FEATURES = 16
 
 
+# float32 data ranks centres by integer dot products from this many centres up (and
+# QUANT_MIN_FEATURES features) where vectors are 64 bytes (AVX-512, whose VNNI sums
+# thirty-two 16-bit products an instruction, twice float32's multiply-adds): a tile is
+# quantized once for all its blocks of centres, and at float32's rate that paid only
+# where there are many. Alternating in one process against float32's dot products
+# (Intel Xeon, bench/results/cpu-experiments-2026-12-06.md): fits of 1M x 64, K=256,
+# 0.877x (unclustered); 200,000 x 32, K=64, 1.07x. On AVX2 (eight lanes, two
+# instructions a pair of products) bounded steps of 1M x 64, K=256 took 1.024x
+# (bench/results/int16-scan-2026-12-05.md): there float32 keeps its own dot products.
+QUANT32_MIN_CENTERS = 128 if vector_registers(host_features())[0] >= 64 else 1 << 62
+
+
 @_inline
-def int_scan_limit(n_features):
-    """:func:`int16_limit` where :func:`scan_tile_by_dots` is to rank float64 centres by
-    integer dot products (``QUANT_MIN_FEATURES`` features and more), 0 where by float64
-    dot products."""
-    return int16_limit(n_features) if n_features >= QUANT_MIN_FEATURES else 0
+def int_scan_limit(n_features, n_centers, itemsize):
+    """:func:`int16_limit` where :func:`scan_tile_by_dots` is to rank centres of
+    ``itemsize`` bytes by integer dot products (``QUANT_MIN_FEATURES`` features and more;
+    for float32, ``QUANT32_MIN_CENTERS`` centres and more), 0 where by X's own dot
+    products."""
+    wide = n_features >= QUANT_MIN_FEATURES
+    many = itemsize > 4 or n_centers >= QUANT32_MIN_CENTERS
+    return int16_limit(n_features) if wide and many else 0
 
 
+@_inline
 def integer_ranking(centers):
     """What :func:`scan_tile_by_dots` needs to rank ``centers`` by integer dot products:
     ``(cq, xq, q1, row_scales, inv, g, c_l1, limit)`` (:func:`quantize_centers`' values
     and cq, the tile's scratch, :func:`int_scan_limit`'s limit, 0 where X's own dot
-    products rank them), or None for float32 centres: a float32 scan then compiles no
-    integer code (3 s of a first fit's compile)."""
-    if centers.dtype == np.float32:
-        return None
-    return _integer_ranking(centers)
-
-
-@_inline
-def _integer_ranking(centers):
+    products rank them)."""
     n_features = centers.shape[1]
-    limit = int_scan_limit(n_features)
+    limit = int_scan_limit(n_features, centers.shape[0], centers.itemsize)
     n_pairs = (n_features + 1) // 2 if limit > 0 else 0
     cq = np.empty((centers.shape[0], n_pairs), dtype=np.int32)
     g, c_l1 = quantize_centers(centers, limit, cq) if limit > 0 else (0.0, 0.0)
@@ -323,13 +333,6 @@ def _integer_ranking(centers):
     return (cq, np.empty((n_pairs, TILE), dtype=np.int32),
             np.empty(TILE, dtype=centers.dtype), np.empty(TILE, dtype=centers.dtype),
             np.empty(TILE, dtype=centers.dtype), g, c_l1, limit)
-
-
-@overload(integer_ranking, inline="always")
-def _integer_ranking_overload(centers):
-    if centers.dtype == types.float32:
-        return lambda centers: None
-    return lambda centers: _integer_ranking(centers)
 
 
 @_inline
@@ -520,18 +523,17 @@ def scan_tile_by_dots(XT, row0, n_rows, centers, half_norms, center_bound, margi
     without bounds, every tile scanned, took 18-20 ms of CPU where it took 23-25; of 1M x
     64, K=256, with them, 517-548 against 568-626).
 
-    With ``quant`` (:func:`integer_ranking`: float64 data of ``QUANT_MIN_FEATURES``
-    features and more; None for float32) the dot products are integer ones instead: each
+    With ``quant`` (:func:`integer_ranking`, where its limit is not 0: data of
+    ``QUANT_MIN_FEATURES`` features and more, float32 from ``QUANT32_MIN_CENTERS``
+    centres) the dot products are integer ones instead: each
     row rounded to 16-bit integers on its own scale (:func:`quantize_tile`), the centres
     on theirs (:func:`quantize_centers`), sixteen products a vector instruction where
     float64 has four (:func:`.tiles.qdot_block`), and ``e``
     grows by twice the quantization's bound (:func:`quant_error`): more rows are left to
     the exact scan (1-3% of unclustered rows, where float64's own left none), and the
-    labels and distances are ``nearest_center``'s all the same. One thread, whole tiles of 200,000 x
-    32 float64, K=64: 0.64x the time (bench/results/int16-scan-2026-12-05.md). float32,
-    whose dot products take eight lanes, gained 0.8x at K=256 on whole tiles, but its
-    bounded steps, whose rows are the near ties the bounds could not settle, lost more
-    to the exact scan than that: it keeps its own.
+    labels and distances are ``nearest_center``'s all the same. One thread, whole tiles
+    of 200,000 x 32 float64, K=64: 0.64x the time (bench/results/int16-scan-2026-12-05.md).
+    float32 only where its tile's quantization pays (``QUANT32_MIN_CENTERS``).
 
     IN: XT (``DOT_ROWS`` columns from row0: :func:`tile_block_dots`), centers,
     half_norms and center_bound (:func:`center_norms`), centers_t (the centres
@@ -547,8 +549,8 @@ def scan_tile_by_dots(XT, row0, n_rows, centers, half_norms, center_bound, margi
     n_centers = centers.shape[0]
     eps = np.finfo(XT.dtype).eps
     big = np.finfo(XT.dtype).max / 8.0  # |x| + max|c| below its root: no dot overflows
-    # quant is None for float32 (numba then compiles none of the integer code: every use
-    # sits under ``quant is not None``), and integer ranking applies from limit > 0
+    # integer ranking applies from limit > 0; quant None (the tests' float dot products
+    # alone) compiles none of the integer code: every use sits under ``quant is not None``
     integer = False
     if quant is not None:
         integer = quant[7] > 0
@@ -573,9 +575,9 @@ def scan_tile_by_dots(XT, row0, n_rows, centers, half_norms, center_bound, margi
                     qdot_block(quant[1], b, quant[0], c0, acc, b, quant[3], quant[5])
         if not integer:
             tile_block_dots(XT, row0, n_rows, centers, c0, acc)
-        whole = n_centers - c0 >= BLOCK_CENTERS  # as in scan_tile
-        step = BLOCK_CENTERS if whole else 1
-        for k in range(0, BLOCK_CENTERS if whole else n_centers - c0, step):
+        full = n_centers - c0 >= BLOCK_CENTERS  # as in scan_tile
+        step = BLOCK_CENTERS if full else 1
+        for k in range(0, BLOCK_CENTERS if full else n_centers - c0, step):
             take_nearest_of_dots(acc, k, step, half_norms, c0 + k, n_rows, best, second,
                                  best_label)
     if not integer:  # after the blocks, which read the tile first (and prefetch)

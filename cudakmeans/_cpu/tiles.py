@@ -220,12 +220,16 @@ def target_features(context):
     """LLVM's feature string of the machine code ``context`` compiles (numba's JIT codegen
     holds it privately; tests/_cpu/test_tiles.py checks that it still does)."""
     features = getattr(context.codegen(), "_tm_features", None)
-    if features is None:
-        from llvmlite import binding
-        from numba.core import config
+    return host_features() if features is None else features
 
-        features = config.CPU_FEATURES or binding.get_host_cpu_features().flatten()
-    return features
+
+def host_features():
+    """LLVM's feature string of the machine code numba compiles in this process:
+    ``NUMBA_CPU_FEATURES``, or the host's."""
+    from llvmlite import binding
+    from numba.core import config
+
+    return config.CPU_FEATURES or binding.get_host_cpu_features().flatten()
 
 
 def block_passes(n_vectors, n_centers, registers, dots=False):

@@ -138,7 +138,7 @@ def test_integer_dot_product_steps_equal_nearest_center(scale):
     overflow."""
     n_features = cpu_kmeans.QUANT_MIN_FEATURES + 1
     assert cpu_kmeans.integer_ranking(np.zeros((2, n_features)))[7] > 0
-    assert cpu_kmeans.integer_ranking(np.zeros((2, n_features), np.float32)) is None
+    assert cpu_kmeans.integer_ranking(np.zeros((2, n_features), np.float32))[7] == 0
     rng = np.random.default_rng(12)
     n_clusters = cpu_kmeans.DOT_MIN_CENTERS + 8
     X = rng.integers(-2, 3, size=(900, n_features)).astype(np.float64)
@@ -147,6 +147,25 @@ def test_integer_dot_product_steps_equal_nearest_center(scale):
     init = X[rng.choice(900, n_clusters, replace=False)].copy()
     init[5] = init[17]
     _step_and_compare(X, np.ones(900), init, n_iter=6)
+
+
+@pytest.mark.parametrize("scale", [1e-18, 1.0, 1e18])
+def test_float32_integer_dot_product_steps_equal_nearest_center(scale):
+    """float32 rows are ranked by integer dot products from ``QUANT32_MIN_CENTERS``
+    centres up (where the vectors are AVX-512's; elsewhere that is never, and float32's
+    own dot products rank them): the same checks as float64's, at float32's scales near
+    underflow and overflow."""
+    n_features = cpu_kmeans.QUANT_MIN_FEATURES + 1
+    n_clusters = max(cpu_kmeans.DOT_MIN_CENTERS, min(cpu_kmeans.QUANT32_MIN_CENTERS, 136))
+    ranking = cpu_kmeans.integer_ranking(np.zeros((n_clusters, n_features), np.float32))
+    assert (ranking[7] > 0) == (n_clusters >= cpu_kmeans.QUANT32_MIN_CENTERS)
+    rng = np.random.default_rng(13)
+    X = rng.integers(-2, 3, size=(900, n_features)).astype(np.float32)
+    X[:300] += rng.standard_normal((300, n_features)).astype(np.float32)
+    X *= np.float32(scale)
+    init = X[rng.choice(900, n_clusters, replace=False)].copy()
+    init[5] = init[17]
+    _step_and_compare(X, np.ones(900, np.float32), init, n_iter=6)
 
 
 def test_compiled_transpose_gives_numpys_and_the_same_fit(dtype, monkeypatch):
