@@ -276,14 +276,10 @@ def center_norms(centers, margin, half_norms):
 TINY_SCALE = 1e-290
 
 
-@_inline
-def int16_limit(n_features):
-    """The largest magnitude of the 16-bit integers of :func:`quantize_tile` and
-    :func:`quantize_centers`: every dot product of ``n_features`` of them (summed in pairs
-    by :func:`.tiles.qdot_block`) fits 32 bits."""
-    n_pairs = (n_features + 1) // 2
-    limit = int(np.sqrt((2.0 ** 31 - 1.0) / (2 * n_pairs))) - 1
-    return limit if limit < 32767 else 32767
+# The largest magnitude of a 16-bit integer of quantize_centers and quantize_tile: one
+# under int16's, so that a value rounded up by its scale's own rounding still fits.
+INT16_TOP = 32766
+INT32_TOP = 2 ** 31 - 1
 
 
 # float64 data of this many features up compares rows with centres by integer dot
@@ -308,27 +304,26 @@ QUANT32_MIN_CENTERS = 128 if vector_registers(host_features())[0] >= 64 else 1 <
 
 
 @_inline
-def int_scan_limit(n_features, n_centers, itemsize):
-    """:func:`int16_limit` where :func:`scan_tile_by_dots` is to rank centres of
-    ``itemsize`` bytes by integer dot products (``QUANT_MIN_FEATURES`` features and more;
-    for float32, ``QUANT32_MIN_CENTERS`` centres and more), 0 where by X's own dot
-    products."""
+def integer_scan(n_features, n_centers, itemsize):
+    """Whether :func:`scan_tile_by_dots` ranks centres of ``itemsize`` bytes by integer dot
+    products (``QUANT_MIN_FEATURES`` features and more; for float32, ``QUANT32_MIN_CENTERS``
+    centres and more), not by X's own dot products."""
     wide = n_features >= QUANT_MIN_FEATURES
     many = itemsize > 4 or n_centers >= QUANT32_MIN_CENTERS
-    return int16_limit(n_features) if wide and many else 0
+    return wide and many
 
 
 @_inline
 def integer_ranking(centers):
     """What :func:`scan_tile_by_dots` needs to rank ``centers`` by integer dot products:
     ``(cq, xq, q1, row_scales, inv, g, c_l1, limit)`` (:func:`quantize_centers`' values
-    and cq, the tile's scratch, :func:`int_scan_limit`'s limit, 0 where X's own dot
-    products rank them)."""
+    and cq, the tile's scratch, and the rows' limit, 0 where X's own dot products rank
+    them: :func:`integer_scan`)."""
     n_features = centers.shape[1]
-    limit = int_scan_limit(n_features, centers.shape[0], centers.itemsize)
-    n_pairs = (n_features + 1) // 2 if limit > 0 else 0
+    applies = integer_scan(n_features, centers.shape[0], centers.itemsize)
+    n_pairs = (n_features + 1) // 2 if applies else 0
     cq = np.empty((centers.shape[0], n_pairs), dtype=np.int32)
-    g, c_l1 = quantize_centers(centers, limit, cq) if limit > 0 else (0.0, 0.0)
+    g, c_l1, limit = quantize_centers(centers, cq) if applies else (0.0, 0.0, 0)
     # four arrays, not rows of one: see tile_buffers
     return (cq, np.empty((n_pairs, TILE), dtype=np.int32),
             np.empty(TILE, dtype=centers.dtype), np.empty(TILE, dtype=centers.dtype),
@@ -336,34 +331,50 @@ def integer_ranking(centers):
 
 
 @_inline
-def quantize_centers(centers, limit, cq):
+def quantize_centers(centers, cq):
     """``cq[c, p]``: centre c's features ``2 p`` and ``2 p + 1`` as 16-bit integers
-    ``rint(c_f / g)`` in one 32-bit word (:func:`.tiles.qdot_block`; an odd last feature's
-    pair padded with 0), ``g = max |c_f| / limit``. Returns ``(g, max_c sum_f |c_f|)``; g
-    and cq are 0 where the centres are all (nearly) zero (every row's dot products are
-    then 0, and its bound :func:`quant_error`'s for a zeroed row) or not finite (the L1
-    norm is then inf or nan, and every row goes to the exact scan)."""
+    ``p_f = rint(c_f / g)`` in one 32-bit word (:func:`.tiles.qdot_block`; an odd last
+    feature's pair padded with 0), ``g = max |c_f| / L``. Returns ``(g, max_c sum_f |c_f|,
+    the rows' limit)``; g and cq are 0 where the centres are all (nearly) zero (every
+    row's dot products are then 0, and its bound :func:`quant_error`'s for a zeroed row)
+    or not finite (the L1 norm is then inf or nan, and every row goes to the exact scan).
+
+    A row's integers ``|q_f| <= limit + 1`` (:func:`quantize_tile`) with ``limit + 1 <=
+    INT32_TOP / max_c sum_f |p_f|`` keep every dot product ``sum_f q_f p_f`` within 32
+    bits, so it is exact (its partial sums may wrap; the total cannot). The two scales'
+    errors are ``~ 1 / limit`` (the row's rounding) and ``~ 1 / L`` (the centre's), with
+    ``limit * L`` about ``INT32_TOP / r``, ``r = max_c sum_f |c_f| / max |c_f|`` (at most
+    d): L is ``sqrt(INT32_TOP / r)`` so that both are about as small, where a limit fixed
+    for the worst case (all |c_f| equal, ``r = d``) was ``sqrt(INT32_TOP / d)``: 5,792 at
+    64 features, where centres of unclustered data (r ~ 17) now take ~11,000 each.
+    """
     top = 0.0
-    for c in range(centers.shape[0]):
-        for f in range(centers.shape[1]):
-            v = abs(float(centers[c, f]))
-            top = v if not v <= top else top  # a nan is kept
-    usable = top > TINY_SCALE and top < np.inf
-    g = top / limit if usable else 0.0
-    inv = 1.0 / g if usable else 0.0
-    n_features = centers.shape[1]
     l1_top = 0.0
+    n_features = centers.shape[1]
     for c in range(centers.shape[0]):
         l1 = 0.0
         for f in range(n_features):  # whatever the scale: the bound of a zeroed row
-            l1 += abs(float(centers[c, f]))
+            v = abs(float(centers[c, f]))
+            top = v if not v <= top else top  # a nan is kept
+            l1 += v
+        l1_top = l1 if not l1 <= l1_top else l1_top  # a nan is kept
+    usable = top > TINY_SCALE and top < np.inf and l1_top < np.inf
+    scale = np.sqrt(INT32_TOP / (l1_top / top)) if usable else 1.0
+    scale = scale if scale < INT16_TOP else INT16_TOP
+    g = top / np.floor(scale) if usable else 0.0
+    inv = 1.0 / g if usable else 0.0
+    p1_top = 0
+    for c in range(centers.shape[0]):
+        p1 = 0
         for p in range(cq.shape[1]):
             low = np.rint(float(centers[c, 2 * p]) * inv) if usable else 0.0
             high = (np.rint(float(centers[c, 2 * p + 1]) * inv)
                     if usable and 2 * p + 1 < n_features else 0.0)
             cq[c, p] = (np.int32(low) & 0xFFFF) | (np.int32(high) << 16)
-        l1_top = l1 if not l1 <= l1_top else l1_top  # a nan is kept
-    return g, l1_top
+            p1 += abs(int(low)) + abs(int(high))
+        p1_top = p1 if p1 > p1_top else p1_top
+    limit = INT32_TOP // p1_top - 1 if p1_top > 0 else INT16_TOP
+    return g, l1_top, limit if limit < INT16_TOP else INT16_TOP
 
 
 @_inline

@@ -69,10 +69,9 @@ def _scan_by_dots(X, XT, row0, n_rows, centers, margin, tiny, buffers, loose, in
             one_row, row_dists, labels[3], values[6], X, np.arange(row0, row0 + TILE),
             np.empty(TILE, np.int64), np.empty(TILE, np.int32), np.empty(TILE, X.dtype), loose)
     if integer:  # whatever the dtype and width assign_rows would take them for
-        limit = cpu_kmeans.int16_limit(d)
         n_pairs = (d + 1) // 2
         cq = np.empty((centers.shape[0], n_pairs), dtype=np.int32)
-        g, c_l1 = cpu_kmeans.quantize_centers(centers, limit, cq)
+        g, c_l1, limit = cpu_kmeans.quantize_centers(centers, cq)
         quant = (cq, np.empty((n_pairs, TILE), dtype=np.int32), np.empty(TILE, X.dtype),
                  np.empty(TILE, X.dtype), np.empty(TILE, X.dtype), g, c_l1, limit)
         n_left = cpu_kmeans.scan_tile_by_dots(*args, quant)
@@ -259,13 +258,13 @@ def _words(low, high):
 @pytest.mark.parametrize("n_pairs", [1, 9, 32])
 def test_integer_block_is_the_exact_sums_scaled(n_pairs, dtype):
     """Every lane of the integer block, and the plain loops it stands for: the exact
-    integer dot product of the row's and the centre's 16-bit pairs (up to the largest
-    magnitude the scan uses for that many features, whose sums fit 32 bits), converted to
-    the dtype and multiplied by the row's scale and then by g; centres past the last are
-    the last one again; nothing written past the block."""
+    integer dot product of the row's and the centre's 16-bit pairs (up to magnitudes
+    whose sums fit 32 bits whatever the values), converted to the dtype and multiplied by
+    the row's scale and then by g; centres past the last are the last one again; nothing
+    written past the block."""
     rng = np.random.default_rng(n_pairs)
     n_rows, n_centers = tiles.QDOT_ROWS + 9, 6
-    limit = cpu_kmeans.int16_limit(2 * n_pairs)
+    limit = min(cpu_kmeans.INT16_TOP, int(np.sqrt(cpu_kmeans.INT32_TOP / (2 * n_pairs))) - 1)
     x = rng.integers(-limit, limit + 1, size=(n_rows, 2 * n_pairs))
     x[0] = limit
     x[1] = -limit
@@ -307,15 +306,37 @@ def test_integer_block_of_strided_arrays_takes_the_loops(dtype):
     assert not np.isnan(out).any()
 
 
+@pytest.mark.parametrize("n_pairs", [3, 32])
+def test_integer_block_sums_wrap_to_their_total(n_pairs, dtype):
+    """quantize_centers bounds only the total of a dot product (the rows' limit): at
+    int16's largest magnitudes the running sums pass 2^31 and come back, and the block
+    still gives the exact total (its 32-bit adds wrap, as the loops' Python integers do
+    not need to)."""
+    top = cpu_kmeans.INT16_TOP
+    n_rows = tiles.QDOT_ROWS
+    x = np.full((n_rows, 2 * n_pairs), top)
+    y = np.full((3, 2 * n_pairs), top)
+    y[0, n_pairs:] = -top  # +top^2 for half the features, then -top^2: 0
+    y[1, n_pairs + 1:] = -top  # 2 top^2 more than that: just under 2^31
+    y[2, ::2] = -top  # each pair cancels: 0 all the way
+    exact = x @ y.T
+    assert (exact[:, 1] < 2**31).all() and np.abs(np.cumsum(x[0] * y[0])).max() >= 2**31
+    XQ = np.ascontiguousarray(_words(x[:, 0::2], x[:, 1::2]).T)
+    CQ = _words(y[:, 0::2], y[:, 1::2])
+    out = np.full((CENTERS, n_rows), np.nan, dtype=dtype)
+    _qdot(XQ, 0, CQ, 0, out, 0, np.ones(n_rows, dtype=dtype), 1.0)
+    for c in range(CENTERS):
+        np.testing.assert_array_equal(out[c], exact[:, min(c, 2)].astype(dtype))
+
+
 @njit
 def _quantized_dots(XT, n_rows, centers):
     """The integer dot products of a tile's rows with every centre, as scan_tile_by_dots
     computes them, and each row's bound on their error (:func:`.kmeans.quant_error`)."""
     d, n_centers = XT.shape[0], centers.shape[0]
-    limit = cpu_kmeans.int16_limit(d)
     n_pairs = (d + 1) // 2
     cq = np.empty((n_centers, n_pairs), dtype=np.int32)
-    g, c_l1 = cpu_kmeans.quantize_centers(centers, limit, cq)
+    g, c_l1, limit = cpu_kmeans.quantize_centers(centers, cq)
     norms, tops = np.empty(TILE, dtype=XT.dtype), np.empty(TILE, dtype=XT.dtype)
     inv, q1 = np.empty(TILE, dtype=XT.dtype), np.empty(TILE, dtype=XT.dtype)
     xq = np.empty((n_pairs, TILE), dtype=np.int32)
