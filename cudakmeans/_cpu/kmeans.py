@@ -995,16 +995,22 @@ def flag_rescans(X, XT, row0, centers, dist, own, lower, upper, shifts, separati
 
 
 @_kernel
-def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights, start, stop,
-                bounded, exact, with_inertia, moved_only, bounds, shifts, separation, margin,
-                tiny, half_norms, values, tile_labels, packed_rows, rescan, packed, lanes):
-    """Label rows ``start:stop`` with their nearest centre; return (n_changed, inertia).
+def assign_rows(X, XT, sample_weight, centers, labels, distances, chunks, first, last,
+                all_sums, all_weights, changed, inertias, bounded, exact, with_inertia,
+                moved_only, bounds, shifts, separation, margin, tiny, half_norms, values,
+                tile_labels, packed_rows, rescan, packed, lanes):
+    """Label the rows of chunks ``first:last`` (``chunks[k]``: start, stop) with their
+    nearest centre; for each chunk k, ``changed[k]`` rows changed label and ``inertias[k]``.
 
     IN: X and XT (its transpose), sample_weight, centers. INOUT: labels (the previous
     labels, to count changes), bounds. OUT: distances (squared distance to the new label's
-    centre). INOUT: the chunk's weighted coordinate ``sums`` and ``weights`` per cluster
-    (zeroed by the caller). values, tile_labels, packed_rows, rescan, packed and lanes
-    are scratch (:func:`tile_buffers`).
+    centre). INOUT: each chunk's weighted coordinate sums and weights per cluster,
+    ``all_sums[k]`` and ``all_weights[k]`` (zeroed here unless ``moved_only``). values,
+    tile_labels, packed_rows, rescan, packed and lanes are scratch (:func:`tile_buffers`).
+
+    The centres' norms, transpose and 16-bit integers are made once for the run of
+    chunks, not once a chunk: at 1M x 64, K=256 that was 125 us a chunk, 245 chunks a
+    step (~7% of a step's time on two threads).
 
     The sums are accumulated even for an assignment that does not move the centres: they
     cost a few percent of the assignment, and one compiled body serves both. With
@@ -1059,132 +1065,141 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, sums, weights,
     # round the bounds outwards: a lower one must never exceed the truth, nor an upper
     # one fall under it
     shrink, grow = 1.0 - margin, 1.0 + margin
-    n_changed = 0
-    inertia = 0.0
-    skip = 0  # tiles left to scan whole, bounds or not (see SKIP_TILES)
-    # tiles left to measure every row of, without trying the stale upper bounds first:
-    # where those settled too few rows to save the distances (see SKIP_TILES)
-    measure_all = 0
-    # Rows to compare with every centre wait in a queue of up to TILE rows, so that a
-    # scan compares whole blocks of rows even where the bounds flag a few per tile: their
-    # XT columns in packed[:, :q] (or, for a whole tile queued alone, XT from src_row0),
-    # their X rows in x_rows, the bounds' labels and distances in known_labels and
-    # known_dists (-1: none). The sums and the inertia are added in row order as ever,
-    # up to the first row still queued (a tile later at most where the scans are dense,
-    # so X's rows are read while in cache).
-    known_labels, known_dists = tile_labels[3], values[6]
-    if lanes is not None:  # add_to_sums' running sums, under SUM_LANES features
-        lanes[:] = 0.0
-    # np.int64, not a literal 0: numba types the first pass through the loop with what it
-    # knows by then, and scan_tile(..., q, ...) would compile a second time
-    q = np.int64(0)
-    src_row0 = -1  # >= 0: the queue is one whole tile of XT from there, not copied
-    done = start  # rows before it are in the sums
-    row0 = start
-    while True:
-        at_end = row0 >= stop
-        n_rows = stop - row0 if stop - row0 < TILE else TILE
-        m = 0
-        if not at_end:
-            use_bounds = bounded and skip == 0
-            skip -= bounded and skip > 0
-            if use_bounds:
-                for r in range(n_rows):
-                    best_label[r] = labels[row0 + r]
-                stale_first = not exact and measure_all == 0
-                measure_all -= measure_all > 0
-                n_open = flag_rescans(X, XT, row0, centers, best[:n_rows], best_label,
-                                      lower[row0:row0 + n_rows], upper[row0:row0 + n_rows],
-                                      shifts, separation, margin, tiny, not stale_first,
-                                      rescan, measured, gathered, own_rows, own_labels,
-                                      own_out, lanes, loose)[1]
-                if stale_first and n_open * 8 > n_rows * 7:
-                    measure_all = SKIP_TILES
-                if exact:  # every row measured
-                    for r in range(n_rows):
-                        distances[row0 + r] = best[r]
-                for r in range(n_rows):
-                    packed_rows[m] = r
-                    m += rescan[r]
-                if m * 8 > n_rows * 7:
-                    skip = SKIP_TILES
-            else:
-                for r in range(n_rows):
-                    packed_rows[r] = r
-                    best_label[r] = -1  # no label known: the scan computes every distance
-                m = n_rows
-        if q > 0 and (at_end or q + m > TILE):  # scan the queue
-            source, first = (XT, src_row0) if src_row0 >= 0 else (packed, 0)
-            if half_norms is not None:
-                n_left = scan_tile_by_dots(source, first, q, centers, half_norms,
-                                           center_bound, margin, tiny, acc, packed_best,
-                                           second, packed_label, values[3:6],
-                                           tile_labels[2], packed_rows[TILE:], repack,
-                                           centers_t, one_row, row_dists, known_labels,
-                                           known_dists, X, x_rows, own_rows, own_labels,
-                                           own_out, loose, quant)
-                if n_left >= FEW_ROWS:
-                    finish_left_rows(n_left, centers, acc, packed_best, second,
-                                     packed_label, values[3:6], tile_labels[2],
-                                     packed_rows[TILE:], repack)
-            else:
-                scan_tile(source, first, q, centers, acc, packed_best, second, packed_label)
-            # the bounds' square roots first, vectorised over the queue, then scattered
-            new_lower, new_upper = gathered[0], gathered[1]
-            for j in range(q):
-                new_lower[j] = np.sqrt(second[j]) * shrink
-                new_upper[j] = own_bound(float(packed_best[j]), grow, tiny)[1] * grow
-            n_moved = 0
-            for j in range(q):
-                i = x_rows[j]
-                label = packed_label[j]
-                if label != labels[i]:
-                    n_changed += 1
-                    moved_rows[n_moved] = i
-                    moved_from[n_moved] = labels[i]
-                    n_moved += 1
-                labels[i] = label
-                if exact:
-                    distances[i] = packed_best[j]
-                lower[i] = new_lower[j]
-                upper[i] = new_upper[j]
-            if moved_only and n_moved > 0:  # out of the old clusters' sums, into the new ones'
-                add_to_sums(X, sample_weight, labels, 0, n_moved, sums, weights, lanes,
-                            moved_rows, moved_from, True)
-            q = 0
-            src_row0 = -1
-        ready = x_rows[0] if q > 0 else (stop if at_end else row0)  # every row labelled
-        if with_inertia and exact:  # in row order, every row's term
-            inertia = add_inertia(sample_weight, distances, done, ready, inertia)
+    for k in range(first, last):  # the setup above once for the run of chunks
+        start, stop = chunks[k, 0], chunks[k, 1]
+        sums, weights = all_sums[k], all_weights[k]
         if not moved_only:
-            add_to_sums(X, sample_weight, labels, done, ready, sums, weights, lanes,
-                        moved_rows, moved_from, False)
-        done = ready
-        if at_end:
-            break
-        if m > 0:  # queue the tile's rows
-            for j in range(m):
-                r = packed_rows[j]
-                x_rows[q + j] = row0 + r
-                known_labels[q + j] = best_label[r]
-                known_dists[q + j] = best[r]
-            if q == 0 and m == TILE:  # a whole tile: the scan reads XT itself
-                src_row0 = row0
-            else:
-                queue_rows(X, XT, row0, packed_rows, m, packed, q, lanes)
-            q += m
-        row0 += TILE
-    if lanes is not None:
-        for c in range(centers.shape[0]):
-            weights[c] += lanes[c, SUM_LANES - 1]
-            for f in range(n_features):
-                sums[c, f] += lanes[c, f]
-    if moved_only:  # an emptied cluster's sums exactly 0 again, not the adds' rounding
-        for c in range(centers.shape[0]):
-            if weights[c] == 0:
-                for f in range(n_features):
+            for c in range(sums.shape[0]):
+                weights[c] = 0.0
+                for f in range(sums.shape[1]):
                     sums[c, f] = 0.0
-    return n_changed, inertia
+        n_changed = 0
+        inertia = 0.0
+        skip = 0  # tiles left to scan whole, bounds or not (see SKIP_TILES)
+        # tiles left to measure every row of, without trying the stale upper bounds first:
+        # where those settled too few rows to save the distances (see SKIP_TILES)
+        measure_all = 0
+        # Rows to compare with every centre wait in a queue of up to TILE rows, so that a
+        # scan compares whole blocks of rows even where the bounds flag a few per tile: their
+        # XT columns in packed[:, :q] (or, for a whole tile queued alone, XT from src_row0),
+        # their X rows in x_rows, the bounds' labels and distances in known_labels and
+        # known_dists (-1: none). The sums and the inertia are added in row order as ever,
+        # up to the first row still queued (a tile later at most where the scans are dense,
+        # so X's rows are read while in cache).
+        known_labels, known_dists = tile_labels[3], values[6]
+        if lanes is not None:  # add_to_sums' running sums, under SUM_LANES features
+            lanes[:] = 0.0
+        # np.int64, not a literal 0: numba types the first pass through the loop with what it
+        # knows by then, and scan_tile(..., q, ...) would compile a second time
+        q = np.int64(0)
+        src_row0 = -1  # >= 0: the queue is one whole tile of XT from there, not copied
+        done = start  # rows before it are in the sums
+        row0 = start
+        while True:
+            at_end = row0 >= stop
+            n_rows = stop - row0 if stop - row0 < TILE else TILE
+            m = 0
+            if not at_end:
+                use_bounds = bounded and skip == 0
+                skip -= bounded and skip > 0
+                if use_bounds:
+                    for r in range(n_rows):
+                        best_label[r] = labels[row0 + r]
+                    stale_first = not exact and measure_all == 0
+                    measure_all -= measure_all > 0
+                    n_open = flag_rescans(X, XT, row0, centers, best[:n_rows], best_label,
+                                          lower[row0:row0 + n_rows], upper[row0:row0 + n_rows],
+                                          shifts, separation, margin, tiny, not stale_first,
+                                          rescan, measured, gathered, own_rows, own_labels,
+                                          own_out, lanes, loose)[1]
+                    if stale_first and n_open * 8 > n_rows * 7:
+                        measure_all = SKIP_TILES
+                    if exact:  # every row measured
+                        for r in range(n_rows):
+                            distances[row0 + r] = best[r]
+                    for r in range(n_rows):
+                        packed_rows[m] = r
+                        m += rescan[r]
+                    if m * 8 > n_rows * 7:
+                        skip = SKIP_TILES
+                else:
+                    for r in range(n_rows):
+                        packed_rows[r] = r
+                        best_label[r] = -1  # no label known: the scan computes every distance
+                    m = n_rows
+            if q > 0 and (at_end or q + m > TILE):  # scan the queue
+                source, first = (XT, src_row0) if src_row0 >= 0 else (packed, 0)
+                if half_norms is not None:
+                    n_left = scan_tile_by_dots(source, first, q, centers, half_norms,
+                                               center_bound, margin, tiny, acc, packed_best,
+                                               second, packed_label, values[3:6],
+                                               tile_labels[2], packed_rows[TILE:], repack,
+                                               centers_t, one_row, row_dists, known_labels,
+                                               known_dists, X, x_rows, own_rows, own_labels,
+                                               own_out, loose, quant)
+                    if n_left >= FEW_ROWS:
+                        finish_left_rows(n_left, centers, acc, packed_best, second,
+                                         packed_label, values[3:6], tile_labels[2],
+                                         packed_rows[TILE:], repack)
+                else:
+                    scan_tile(source, first, q, centers, acc, packed_best, second, packed_label)
+                # the bounds' square roots first, vectorised over the queue, then scattered
+                new_lower, new_upper = gathered[0], gathered[1]
+                for j in range(q):
+                    new_lower[j] = np.sqrt(second[j]) * shrink
+                    new_upper[j] = own_bound(float(packed_best[j]), grow, tiny)[1] * grow
+                n_moved = 0
+                for j in range(q):
+                    i = x_rows[j]
+                    label = packed_label[j]
+                    if label != labels[i]:
+                        n_changed += 1
+                        moved_rows[n_moved] = i
+                        moved_from[n_moved] = labels[i]
+                        n_moved += 1
+                    labels[i] = label
+                    if exact:
+                        distances[i] = packed_best[j]
+                    lower[i] = new_lower[j]
+                    upper[i] = new_upper[j]
+                if moved_only and n_moved > 0:  # out of the old clusters' sums, into the new ones'
+                    add_to_sums(X, sample_weight, labels, 0, n_moved, sums, weights, lanes,
+                                moved_rows, moved_from, True)
+                q = 0
+                src_row0 = -1
+            ready = x_rows[0] if q > 0 else (stop if at_end else row0)  # every row labelled
+            if with_inertia and exact:  # in row order, every row's term
+                inertia = add_inertia(sample_weight, distances, done, ready, inertia)
+            if not moved_only:
+                add_to_sums(X, sample_weight, labels, done, ready, sums, weights, lanes,
+                            moved_rows, moved_from, False)
+            done = ready
+            if at_end:
+                break
+            if m > 0:  # queue the tile's rows
+                for j in range(m):
+                    r = packed_rows[j]
+                    x_rows[q + j] = row0 + r
+                    known_labels[q + j] = best_label[r]
+                    known_dists[q + j] = best[r]
+                if q == 0 and m == TILE:  # a whole tile: the scan reads XT itself
+                    src_row0 = row0
+                else:
+                    queue_rows(X, XT, row0, packed_rows, m, packed, q, lanes)
+                q += m
+            row0 += TILE
+        if lanes is not None:
+            for c in range(centers.shape[0]):
+                weights[c] += lanes[c, SUM_LANES - 1]
+                for f in range(n_features):
+                    sums[c, f] += lanes[c, f]
+        if moved_only:  # an emptied cluster's sums exactly 0 again, not the adds' rounding
+            for c in range(centers.shape[0]):
+                if weights[c] == 0:
+                    for f in range(n_features):
+                        sums[c, f] = 0.0
+        changed[k] = n_changed
+        inertias[k] = inertia
 
 
 @_inline
@@ -1320,25 +1335,16 @@ def assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, firs
     OUT: sums[k], weights[k], changed[k], inertias[k] (0 without ``with_inertia``: a Lloyd
     step whose inertia is not wanted skips its serial adds). With ``keep_sums`` and
     ``bounded``, sums[k] and weights[k] hold the previous labels' and only the moved rows
-    change them (``moved_only``: :func:`assign_rows`); otherwise they are zeroed here and
+    change them (``moved_only``: :func:`assign_rows`); otherwise they are zeroed and
     summed anew. Every caller passes ``with_inertia`` as a runtime boolean, never a
     literal: a kernel is compiled once per distinct argument type, so assign_rows
     compiles once for all.
     """
-    moved_only = bounded and keep_sums
-    for k in range(first, last):
-        if not moved_only:
-            for c in range(sums.shape[1]):
-                weights[k, c] = 0.0
-                for f in range(sums.shape[2]):
-                    sums[k, c, f] = 0.0
-        n_changed, inertia = assign_rows(X, XT, sample_weight, centers, labels, distances,
-                                         sums[k], weights[k], chunks[k, 0], chunks[k, 1],
-                                         bounded, exact, with_inertia, moved_only, bounds,
-                                         shifts, separation, margin, tiny, half_norms, values,
-                                         tile_labels, packed_rows, rescan, packed, lanes)
-        changed[k] = n_changed
-        inertias[k] = inertia
+    # np.int64: the callers' literal 0 would type (and compile) assign_rows a second time
+    assign_rows(X, XT, sample_weight, centers, labels, distances, chunks, np.int64(first),
+                np.int64(last), sums, weights, changed, inertias, bounded, exact,
+                with_inertia, bounded and keep_sums, bounds, shifts, separation, margin, tiny,
+                half_norms, values, tile_labels, packed_rows, rescan, packed, lanes)
 
 
 @_inline
