@@ -478,8 +478,8 @@ def quant_error(norm, row_scale, q1, g, c_l1):
 @_inline
 def take_nearest_of_dots(acc, k, n_block, half_norms, c0, n_rows, best, second, best_label):
     """:func:`take_nearest_of_block` of ``half_norms[c] - acc[k + j]`` for the ``n_block``
-    centres c = c0 + j (4, or 1; acc the dot products ``x . c`` of centres ``c0 - k``
-    on): |x - c|^2 / 2 less |x|^2 / 2, the same order of centres.
+    centres c = c0 + j (4, or 1; ``acc[i]`` the dot products ``x . c`` of centre
+    ``c0 - k + i``): |x - c|^2 / 2 less |x|^2 / 2, the same order of centres.
 
     ``acc`` whole and an offset, not a slice of it: numba counts a reference to a slice
     atomically where it is made and dropped, and with it kept the references of every
@@ -1128,9 +1128,9 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, chunks, first,
                         best_label[r] = -1  # no label known: the scan computes every distance
                     m = n_rows
             if q > 0 and (at_end or q + m > TILE):  # scan the queue
-                source, first = (XT, src_row0) if src_row0 >= 0 else (packed, 0)
+                source, column = (XT, src_row0) if src_row0 >= 0 else (packed, 0)
                 if half_norms is not None:
-                    n_left = scan_tile_by_dots(source, first, q, centers, half_norms,
+                    n_left = scan_tile_by_dots(source, column, q, centers, half_norms,
                                                center_bound, margin, tiny, acc, packed_best,
                                                second, packed_label, values[3:6],
                                                tile_labels[2], packed_rows[TILE:], repack,
@@ -1142,7 +1142,7 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, chunks, first,
                                          packed_label, values[3:6], tile_labels[2],
                                          packed_rows[TILE:], repack)
                 else:
-                    scan_tile(source, first, q, centers, acc, packed_best, second, packed_label)
+                    scan_tile(source, column, q, centers, acc, packed_best, second, packed_label)
                 # the bounds' square roots first, vectorised over the queue, then scattered
                 new_lower, new_upper = gathered[0], gathered[1]
                 for j in range(q):
