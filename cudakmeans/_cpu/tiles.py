@@ -247,6 +247,11 @@ def block_passes(n_vectors, n_centers, registers, dots=False):
     (all rows' vectors, re-read from L1) gave 0.95x on both large fits.
     """
     per_pass = (registers - 1) // (n_centers + 1) if dots else registers // 2 // n_centers
+    return vector_passes(n_vectors, per_pass)
+
+
+def vector_passes(n_vectors, per_pass):
+    """``range(n_vectors)`` in passes of at most ``per_pass`` (at least one) vectors."""
     per_pass = max(1, min(n_vectors, per_pass))
     return [range(v0, min(v0 + per_pass, n_vectors)) for v0 in range(0, n_vectors, per_pass)]
 
@@ -459,9 +464,7 @@ def _qdot_codegen(context, builder, sig, args):
     out_base = builder.gep(builder.bitcast(out.data, i8p), [builder.mul(col0, const(size))])
     # allocas in the entry block: LLVM's SROA turns them into registers (phi nodes)
     sums = [cgutils.alloca_once(builder, words) for _ in range(BLOCK_CENTERS * n_vectors)]
-    per_pass = QDOT_PASS_VECTORS[target]
-    for v0 in range(0, n_vectors, per_pass):
-        vectors = range(v0, min(v0 + per_pass, n_vectors))
+    for vectors in vector_passes(n_vectors, QDOT_PASS_VECTORS[target]):
         for v in vectors:
             for c in range(BLOCK_CENTERS):
                 builder.store(ir.Constant(words, None), sums[c * n_vectors + v])
