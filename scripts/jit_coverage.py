@@ -96,10 +96,10 @@ EXPLAINED = {
     ("cudakmeans/_cpu/tiles.py", "_sq_dist_pair()"): _CODEGEN,
     ("cudakmeans/_cpu/tiles.py", "_sq_dist_triple()"): _CODEGEN,
     ("cudakmeans/_cpu/kmeans.py", "_integer_ranking_overload()"):
-        "numba's typer for `integer_ranking` (None for float32 centres, at compile time): "
-        "with NUMBA_DISABLE_JIT=1 the Python body decides the same by the dtype; "
-        "tests/_cpu/test_kmeans.py runs compiled float64 steps that take the integers and "
-        "float32 ones that do not",
+        "numba's typer for `integer_ranking` (None where the codes are None, at compile "
+        "time): with NUMBA_DISABLE_JIT=1 the Python body decides the same at run time; "
+        "tests/_cpu/test_kmeans.py runs compiled steps that take the integers and ones "
+        "that do not",
     ("cudakmeans/_cpu/kmeans.py", "line = 64 // XT.itemsize"): _LARGE_PREFETCH,
     ("cudakmeans/_cpu/kmeans.py",
      "if XT.shape[1] * n_features * XT.itemsize >= PREFETCH_MIN_BYTES:"): _LARGE_PREFETCH,

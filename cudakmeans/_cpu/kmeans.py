@@ -110,7 +110,7 @@ STALE_BOUNDS_WORK = 1 << 22
 
 def tile_buffers(n_features, dtype, n_clusters):
     """Scratch for :func:`assign_rows` (one set per thread): ``(values, labels, rows,
-    rescan, packed, lanes)``.
+    rescan, packed, lanes, codes)``.
 
     ``packed[:n_features]`` holds a tile of rows, transposed; the next ``BLOCK_CENTERS``
     rows a block of distances (:func:`scan_tile`'s ``acc``); the last ``n_features`` the
@@ -127,15 +127,18 @@ def tile_buffers(n_features, dtype, n_clusters):
     never used) then hold finite values, not whatever the allocation held.
 
     ``lanes`` (:func:`add_to_sums`' running sums, K x ``SUM_LANES``) exists under
-    ``SUM_LANES`` features only, and is None from there up: being None or an array, it
-    is part of the compiled signature, so each kernel compiles only the few-feature code
-    or the other (a first run in a fresh environment waits for every compile).
+    ``SUM_LANES`` features only, and is None from there up; ``codes`` (the centres' 16-bit
+    integers, :func:`integer_ranking`) only where :func:`integer_scan` ranks by them. Being
+    None or an array, each is part of the compiled signature, so each kernel compiles only
+    the code the fit runs (a first run in a fresh environment waits for every compile).
     """
     lanes = np.zeros((n_clusters, SUM_LANES)) if n_features < SUM_LANES else None
+    codes = (np.empty((n_clusters, (n_features + 1) // 2), dtype=np.int32)
+             if integer_scan(n_features, n_clusters, np.dtype(dtype).itemsize) else None)
     return (np.empty((7, TILE), dtype=dtype), np.empty((4, TILE), dtype=np.int32),
             np.empty(2 * TILE, dtype=np.int64),
             (np.empty(TILE, dtype=np.bool_), np.empty(TILE, dtype=np.bool_)),
-            np.zeros((2 * n_features + BLOCK_CENTERS, TILE), dtype=dtype), lanes)
+            np.zeros((2 * n_features + BLOCK_CENTERS, TILE), dtype=dtype), lanes, codes)
 
 
 @_inline
@@ -303,29 +306,39 @@ QUANT_MIN_FEATURES = 16
 QUANT32_MIN_CENTERS = 128 if vector_registers(host_features())[0] >= 64 else 1 << 62
 
 
-@_inline
 def integer_scan(n_features, n_centers, itemsize):
-    """Whether :func:`scan_tile_by_dots` ranks centres of ``itemsize`` bytes by integer dot
-    products (``QUANT_MIN_FEATURES`` features and more; for float32, ``QUANT32_MIN_CENTERS``
-    centres and more), not by X's own dot products."""
+    """Whether :func:`scan_tile_by_dots` ranks ``n_centers`` centres (``DOT_MIN_CENTERS``
+    and more) of ``itemsize`` bytes by integer dot products (``QUANT_MIN_FEATURES``
+    features and more; for float32, ``QUANT32_MIN_CENTERS`` centres and more), not by X's
+    own dot products."""
     wide = n_features >= QUANT_MIN_FEATURES
-    many = itemsize > 4 or n_centers >= QUANT32_MIN_CENTERS
+    many = n_centers >= DOT_MIN_CENTERS and (itemsize > 4 or n_centers >= QUANT32_MIN_CENTERS)
     return wide and many
 
 
-@_inline
-def integer_ranking(centers):
+def integer_ranking(centers, codes):
     """What :func:`scan_tile_by_dots` needs to rank ``centers`` by integer dot products:
-    ``(cq, xq, q1, row_scales, inv, g, c_l1, limit)`` (:func:`quantize_centers`' values
-    and cq, the tile's scratch, and the rows' limit, 0 where X's own dot products rank
-    them: :func:`integer_scan`)."""
-    n_features = centers.shape[1]
-    applies = integer_scan(n_features, centers.shape[0], centers.itemsize)
-    n_pairs = (n_features + 1) // 2 if applies else 0
-    cq = np.empty((centers.shape[0], n_pairs), dtype=np.int32)
-    g, c_l1, limit = quantize_centers(centers, cq) if applies else (0.0, 0.0, 0)
+    ``(codes, xq, q1, row_scales, inv, g, c_l1, limit)`` (:func:`quantize_centers`' values
+    and its integers in ``codes``, the tile's scratch, and the rows' limit); None where
+    ``codes`` is None (:func:`tile_buffers`: X's own dot products rank them), chosen by
+    its type where numba types the call, so that only one is compiled (a first float32
+    fit under ``QUANT32_MIN_CENTERS`` centres compiled the integer code for nothing:
+    18.6 s against 12.8-13.9 s, bench/results/cpu-experiments-2026-12-06.md)."""
+    return None if codes is None else _integer_ranking(centers, codes)
+
+
+@overload(integer_ranking, inline="always")
+def _integer_ranking_overload(centers, codes):
+    if isinstance(codes, (types.NoneType, types.Omitted)):
+        return lambda centers, codes: None
+    return lambda centers, codes: _integer_ranking(centers, codes)
+
+
+@_inline
+def _integer_ranking(centers, codes):
+    g, c_l1, limit = quantize_centers(centers, codes)
     # four arrays, not rows of one: see tile_buffers
-    return (cq, np.empty((n_pairs, TILE), dtype=np.int32),
+    return (codes, np.empty((codes.shape[1], TILE), dtype=np.int32),
             np.empty(TILE, dtype=centers.dtype), np.empty(TILE, dtype=centers.dtype),
             np.empty(TILE, dtype=centers.dtype), g, c_l1, limit)
 
@@ -534,8 +547,8 @@ def scan_tile_by_dots(XT, row0, n_rows, centers, half_norms, center_bound, margi
     without bounds, every tile scanned, took 18-20 ms of CPU where it took 23-25; of 1M x
     64, K=256, with them, 517-548 against 568-626).
 
-    With ``quant`` (:func:`integer_ranking`, where its limit is not 0: data of
-    ``QUANT_MIN_FEATURES`` features and more, float32 from ``QUANT32_MIN_CENTERS``
+    With ``quant`` (:func:`integer_ranking`, not None where :func:`integer_scan` says so:
+    data of ``QUANT_MIN_FEATURES`` features and more, float32 from ``QUANT32_MIN_CENTERS``
     centres) the dot products are integer ones instead: each
     row rounded to 16-bit integers on its own scale (:func:`quantize_tile`), the centres
     on theirs (:func:`quantize_centers`), sixteen products a vector instruction where
@@ -560,8 +573,9 @@ def scan_tile_by_dots(XT, row0, n_rows, centers, half_norms, center_bound, margi
     n_centers = centers.shape[0]
     eps = np.finfo(XT.dtype).eps
     big = np.finfo(XT.dtype).max / 8.0  # |x| + max|c| below its root: no dot overflows
-    # integer ranking applies from limit > 0; quant None (the tests' float dot products
-    # alone) compiles none of the integer code: every use sits under ``quant is not None``
+    # quant None (X's own dot products rank: integer_scan) compiles none of the integer
+    # code: every use sits under ``quant is not None``. A limit of 0 (no 16-bit scale fits
+    # the centres' sum of magnitudes) leaves the ranking to X's dot products too.
     integer = False
     if quant is not None:
         integer = quant[7] > 0
@@ -998,7 +1012,7 @@ def flag_rescans(X, XT, row0, centers, dist, own, lower, upper, shifts, separati
 def assign_rows(X, XT, sample_weight, centers, labels, distances, chunks, first, last,
                 all_sums, all_weights, changed, inertias, bounded, exact, with_inertia,
                 moved_only, bounds, shifts, separation, margin, tiny, half_norms, values,
-                tile_labels, packed_rows, rescan, packed, lanes):
+                tile_labels, packed_rows, rescan, packed, lanes, codes):
     """Label the rows of chunks ``first:last`` (``chunks[k]``: start, stop) with their
     nearest centre; for each chunk k, ``changed[k]`` rows changed label and ``inertias[k]``.
 
@@ -1006,7 +1020,8 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, chunks, first,
     labels, to count changes), bounds. OUT: distances (squared distance to the new label's
     centre). INOUT: each chunk's weighted coordinate sums and weights per cluster,
     ``all_sums[k]`` and ``all_weights[k]`` (zeroed here unless ``moved_only``). values,
-    tile_labels, packed_rows, rescan, packed and lanes are scratch (:func:`tile_buffers`).
+    tile_labels, packed_rows, rescan, packed, lanes and codes are scratch
+    (:func:`tile_buffers`).
 
     The centres' norms, transpose and 16-bit integers are made once for the run of
     chunks, not once a chunk: at 1M x 64, K=256 that was 125 us a chunk, 245 chunks a
@@ -1035,7 +1050,8 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, chunks, first,
     ``half_norms`` (K scratch values, or None) chooses the scan: :func:`scan_tile_by_dots`
     or :func:`scan_tile`. Being None or an array, it is part of the compiled signature,
     so a fit with fewer than ``DOT_MIN_CENTERS`` centres never compiles the dot products
-    (a first run in a fresh environment waits for every compile).
+    (a first run in a fresh environment waits for every compile); ``codes`` (None or an
+    array) the same way whether they are integer ones (:func:`integer_scan`).
     """
     n_features = X.shape[1]
     best, second, packed_best = values[0], values[1], values[2]
@@ -1061,7 +1077,7 @@ def assign_rows(X, XT, sample_weight, centers, labels, distances, chunks, first,
                 centers_t[f, c] = centers[c, f]
         one_row = np.empty((1, n_features), dtype=centers.dtype)
         row_dists = np.empty(centers.shape[0], dtype=centers.dtype)
-        quant = integer_ranking(centers)
+        quant = integer_ranking(centers, codes)
     # round the bounds outwards: a lower one must never exceed the truth, nor an upper
     # one fall under it
     shrink, grow = 1.0 - margin, 1.0 + margin
@@ -1329,7 +1345,7 @@ add_to_sums.__doc__ = """Add rows ``first:last``, in row order, to their cluster
 def assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, first, last,
                   sums, weights, changed, inertias, bounded, exact, bounds, shifts, separation,
                   margin, tiny, half_norms, values, tile_labels, packed_rows, rescan, packed,
-                  lanes, with_inertia, keep_sums):
+                  lanes, codes, with_inertia, keep_sums):
     """:func:`assign_rows` over ``chunks[first:last]``, one partial result per chunk.
 
     OUT: sums[k], weights[k], changed[k], inertias[k] (0 without ``with_inertia``: a Lloyd
@@ -1344,7 +1360,7 @@ def assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, firs
     assign_rows(X, XT, sample_weight, centers, labels, distances, chunks, np.int64(first),
                 np.int64(last), sums, weights, changed, inertias, bounded, exact,
                 with_inertia, bounded and keep_sums, bounds, shifts, separation, margin, tiny,
-                half_norms, values, tile_labels, packed_rows, rescan, packed, lanes)
+                half_norms, values, tile_labels, packed_rows, rescan, packed, lanes, codes)
 
 
 @_inline
@@ -1445,7 +1461,7 @@ def finish_iter(X, sample_weight, labels, distances, sums, weights, changed, ine
 def lloyd_step(X, XT, sample_weight, centers_old, centers_new, labels, distances, chunks,
                sums, weights, changed, inertias, bounded, bound_centers, bounds, shifts,
                separation, margin, tiny, half_norms, values, tile_labels, packed_rows, rescan,
-               packed, lanes, exact, with_inertia, keep_sums):
+               packed, lanes, codes, exact, with_inertia, keep_sums):
     """One whole Lloyd step on the calling thread (the same chunks, the same result as on
     threads), bounds moved from ``bound_centers`` first. Returns
     ``(n_changed, center_shift_tot, inertia)``; the inertia is whole with ``exact`` only
@@ -1457,7 +1473,7 @@ def lloyd_step(X, XT, sample_weight, centers_old, centers_new, labels, distances
     assign_chunks(X, XT, sample_weight, centers_old, labels, distances, chunks, 0,
                   chunks.shape[0], sums, weights, changed, inertias, bounded, exact, bounds,
                   shifts, separation, margin, tiny, half_norms, values, tile_labels,
-                  packed_rows, rescan, packed, lanes, with_inertia, keep_sums)
+                  packed_rows, rescan, packed, lanes, codes, with_inertia, keep_sums)
     return finish_iter(X, sample_weight, labels, distances, sums, weights, changed, inertias,
                        centers_old, centers_new)
 
@@ -1466,19 +1482,19 @@ def lloyd_step(X, XT, sample_weight, centers_old, centers_new, labels, distances
 def lloyd_iter_serial(X, XT, sample_weight, centers_old, centers_new, labels, distances,
                       chunks, sums, weights, changed, inertias, bounded, bound_centers, bounds,
                       shifts, separation, margin, tiny, half_norms, values, tile_labels,
-                      packed_rows, rescan, packed, lanes, exact, with_inertia, keep_sums):
+                      packed_rows, rescan, packed, lanes, codes, exact, with_inertia, keep_sums):
     """:func:`lloyd_step` as one compiled call (the workspace's ``lloyd_iter``)."""
     return lloyd_step(X, XT, sample_weight, centers_old, centers_new, labels, distances,
                       chunks, sums, weights, changed, inertias, bounded, bound_centers, bounds,
                       shifts, separation, margin, tiny, half_norms, values, tile_labels,
-                      packed_rows, rescan, packed, lanes, exact, with_inertia, keep_sums)
+                      packed_rows, rescan, packed, lanes, codes, exact, with_inertia, keep_sums)
 
 
 @_entry
 def lloyd_steps(X, XT, sample_weight, centers, centers_new, labels, distances, chunks, sums,
                 weights, changed, inertias, bounded, bound_centers, bounds, shifts,
                 separation, margin, tiny, half_norms, values, tile_labels, packed_rows, rescan,
-                packed, lanes, n_steps, remaining, tol, exact_steps, keep_sums):
+                packed, lanes, codes, n_steps, remaining, tol, exact_steps, keep_sums):
     """Up to ``n_steps`` steps of one Lloyd run, with ``_drivers.lloyd.kmeans_single_lloyd``'s
     stopping rules and, once the run stops, its final assignment.
 
@@ -1518,7 +1534,7 @@ def lloyd_steps(X, XT, sample_weight, centers, centers_new, labels, distances, c
         assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, 0,
                       chunks.shape[0], sums, weights, changed, inertias, step_bounded,
                       final or exact_steps, bounds, shifts, separation, margin, tiny,
-                      half_norms, values, tile_labels, packed_rows, rescan, packed, lanes,
+                      half_norms, values, tile_labels, packed_rows, rescan, packed, lanes, codes,
                       final, keep_sums)
         if final:
             return n_done, ASSIGNED, reduce_sum(inertias)
@@ -1567,7 +1583,7 @@ def same_centers(a, b):
 def assign_entry(X, XT, sample_weight, centers, labels, distances, chunks, claims, last,
                  sums, weights, changed, inertias, bounded, exact, bounds, shifts, separation,
                  margin, tiny, half_norms, values, tile_labels, packed_rows, rescan, packed,
-                 lanes, with_inertia, keep_sums):
+                 lanes, codes, with_inertia, keep_sums):
     """:func:`assign_chunks` of the chunks below ``last`` this call claims from ``claims``
     (:func:`.parallel.claim_run`), as one compiled call (a thread's share of a step, or an
     assignment on its own)."""
@@ -1578,7 +1594,7 @@ def assign_entry(X, XT, sample_weight, centers, labels, distances, chunks, claim
         assign_chunks(X, XT, sample_weight, centers, labels, distances, chunks, start, stop,
                       sums, weights, changed, inertias, bounded, exact, bounds, shifts,
                       separation, margin, tiny, half_norms, values, tile_labels, packed_rows,
-                      rescan, packed, lanes, with_inertia, keep_sums)
+                      rescan, packed, lanes, codes, with_inertia, keep_sums)
 
 
 @_entry
@@ -2213,7 +2229,8 @@ class Workspace:
         a function returning ``(what, calls, leaves)`` the caller runs next, called only
         if something compiles here: those compile meanwhile in a second process, the
         kernels ``leaves`` here first (:meth:`_lloyd_leaves`)."""
-        key = (*self._types, self._half_norms is None)  # the scan variant: see assign_rows
+        # the scan's variant: which of the arguments that may be None are (see assign_rows)
+        key = (*self._types, self._half_norms is None, *(b is None for b in self._tile[5:]))
 
         def next_calls():
             next_what, then, leaves = soon()
@@ -2231,7 +2248,7 @@ class Workspace:
         compiles them here while a second process compiles the rest (:mod:`.compile`).
         Not :func:`scan_tile_by_dots`: the second process gets to it first (as a fourth
         leaf it made a first K=40 fit slower, 15.4-16.3 s against 13.6-15.2 s)."""
-        values, tile_labels, _, _, packed, _ = self._tile
+        values, tile_labels, _, _, packed, _, _ = self._tile
         n_features = self.X.shape[1]
         centers = self.empty_centers()
         acc = packed[n_features:n_features + BLOCK_CENTERS]

@@ -137,10 +137,11 @@ def test_integer_dot_product_steps_equal_nearest_center(scale):
     duplicated centre), with an odd number of features, at scales near underflow and
     overflow."""
     n_features = cpu_kmeans.QUANT_MIN_FEATURES + 1
-    assert cpu_kmeans.integer_ranking(np.zeros((2, n_features)))[7] > 0
-    assert cpu_kmeans.integer_ranking(np.zeros((2, n_features), np.float32))[7] == 0
     rng = np.random.default_rng(12)
     n_clusters = cpu_kmeans.DOT_MIN_CENTERS + 8
+    assert cpu_kmeans.tile_buffers(n_features, np.float64, n_clusters)[6] is not None
+    assert cpu_kmeans.tile_buffers(n_features - 2, np.float64, n_clusters)[6] is None
+    assert cpu_kmeans.tile_buffers(n_features, np.float64, n_clusters - 9)[6] is None
     X = rng.integers(-2, 3, size=(900, n_features)).astype(np.float64)
     X[:300] += rng.standard_normal((300, n_features))
     X *= scale
@@ -157,8 +158,8 @@ def test_float32_integer_dot_product_steps_equal_nearest_center(scale):
     underflow and overflow."""
     n_features = cpu_kmeans.QUANT_MIN_FEATURES + 1
     n_clusters = max(cpu_kmeans.DOT_MIN_CENTERS, min(cpu_kmeans.QUANT32_MIN_CENTERS, 136))
-    ranking = cpu_kmeans.integer_ranking(np.zeros((n_clusters, n_features), np.float32))
-    assert (ranking[7] > 0) == (n_clusters >= cpu_kmeans.QUANT32_MIN_CENTERS)
+    codes = cpu_kmeans.tile_buffers(n_features, np.float32, n_clusters)[6]
+    assert (codes is not None) == (n_clusters >= cpu_kmeans.QUANT32_MIN_CENTERS)
     rng = np.random.default_rng(13)
     X = rng.integers(-2, 3, size=(900, n_features)).astype(np.float32)
     X[:300] += rng.standard_normal((300, n_features)).astype(np.float32)
@@ -598,7 +599,7 @@ def test_the_sum_lanes_exist_exactly_under_sum_lanes_features(n_features):
     """``lanes`` being an array or None chooses, when numba compiles, the few-feature code
     (8-lane sums, unrolled own distances) or the other: an array at 8 or more features
     would drop every feature past the eighth from the sums."""
-    lanes = cpu_kmeans.tile_buffers(n_features, np.float64, 5)[-1]
+    lanes = cpu_kmeans.tile_buffers(n_features, np.float64, 5)[5]
     if n_features < cpu_kmeans.SUM_LANES:
         assert lanes.shape == (5, cpu_kmeans.SUM_LANES) and lanes.dtype == np.float64
     else:

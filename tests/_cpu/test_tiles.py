@@ -56,7 +56,7 @@ def _scan(XT, row0, n_rows, centers, acc, best, second, best_label):
 
 @njit
 def _scan_by_dots(X, XT, row0, n_rows, centers, margin, tiny, buffers, loose, integer):
-    values, labels, rows, _, packed, _ = buffers
+    values, labels, rows, _, packed, _, _ = buffers
     d = XT.shape[0]
     half_norms = np.empty(centers.shape[0], dtype=centers.dtype)
     bound = cpu_kmeans.center_norms(centers, margin, half_norms)
