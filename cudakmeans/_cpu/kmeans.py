@@ -43,7 +43,7 @@ from .._arrays import column_means
 from . import compile as _compile
 from . import math as _cpu_math
 from . import memory, parallel
-from .lanes import LANES, add_weighted_lanes, add_weighted_row, row_sq_dist
+from .lanes import LANES, add_weighted_lanes, add_weighted_row, eight_row_sq_dists, row_sq_dist
 from .math import inline as _math
 from .parallel import claim_run
 from .tiles import (
@@ -765,11 +765,17 @@ def few_own_sq_dists(X, rows, labels, n, Y, out):
     """out[j] = |X[rows[j]] - Y[labels[j]]|^2 for j < n, under ``SUM_LANES`` features, from
     X's rows: ``sq_dist``'s serial sum, bit for bit (:func:`own_sq_dists`' contract).
 
-    Each row is one vector (:func:`.lanes.row_sq_dist`): its differences and squares
-    at once, only its adds in order; rows are independent.
+    Each row is one vector: its differences and squares at once, only its adds in order;
+    eight rows at a time, their squares transposed so that the adds run across rows
+    (:func:`.lanes.eight_row_sq_dists`), the last few one by one
+    (:func:`.lanes.row_sq_dist`).
     """
-    for j in range(n):
-        out[j] = row_sq_dist(X, rows[j], Y, np.uint32(labels[j]))
+    j = 0
+    while j + LANES <= n:
+        eight_row_sq_dists(X, rows, labels, j, Y, out)
+        j += LANES
+    for k in range(j, n):
+        out[k] = row_sq_dist(X, rows[k], Y, np.uint32(labels[k]))
 
 
 # From this many features up, a few rows' distances to their own centres are summed from

@@ -15,6 +15,7 @@ under LANES features (its last lane is the weight's). ``add_weighted_lanes`` is 
 addition for LANES features of a wider row.
 """
 
+import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
@@ -52,6 +53,17 @@ def row_sq_dist(X, i, Y, j):
     ``((0 + d_0^2) + d_1^2) + ...`` in X's dtype, in feature order, then ``+ 0`` for each
     padding lane (which changes no sum of squares)."""
     return _sq_dist_loops(X, i, Y, j)
+
+
+def eight_row_sq_dists(X, rows, labels, j, Y, out):
+    """``out[j + k] = row_sq_dist(X, rows[j + k], Y, labels[j + k])`` for k < ``LANES``
+    (eight rows of d < LANES features), bit for bit: the eight rows' squares as eight
+    vectors, transposed (a vector per feature, a lane per row) and summed feature by
+    feature, ``((0 + s_0) + s_1) + ...`` in every lane. A row alone sums its lanes in
+    order, a dependent chain of shuffles and adds: eight rows of 7 features, 2,634 rows
+    in all, took 5.6 us against 10.5 (float64; float32 4.7 against 10.0)."""
+    for k in range(LANES):
+        out[j + k] = _sq_dist_loops(X, rows[j + k], Y, labels[j + k])
 
 
 def _add_weighted_row_loops(lanes, c, X, i, w):
@@ -155,6 +167,64 @@ def _row_sq_dist(typingctx, X, i, Y, j):
     return X.dtype(X, i, Y, j), codegen
 
 
+def _shuffle(builder, a, b, lanes):
+    """The lanes ``lanes`` of a and b laid end to end (LLVM's shufflevector)."""
+    return builder.shuffle_vector(
+        a, b, ir.Constant(ir.VectorType(ir.IntType(32), len(lanes)), list(lanes)))
+
+
+def _transposed(builder, rows):
+    """The LANES x LANES transpose of ``rows`` (a list of LANES vectors): vector f holds
+    lane f of every row, row r in lane r. Three rounds of pairing, as in a butterfly:
+    lanes of rows 2p and 2p + 1 interleaved, then pairs of pairs, then halves."""
+    assert len(rows) == LANES == 8
+    even, odd = (0, 8, 2, 10, 4, 12, 6, 14), (1, 9, 3, 11, 5, 13, 7, 15)
+    low, high = (0, 1, 8, 9, 4, 5, 12, 13), (2, 3, 10, 11, 6, 7, 14, 15)
+    first, second = (0, 1, 2, 3, 8, 9, 10, 11), (4, 5, 6, 7, 12, 13, 14, 15)
+    pairs = [[_shuffle(builder, rows[2 * p], rows[2 * p + 1], lanes) for p in range(4)]
+             for lanes in (even, odd)]  # features (0, 2, 4, 6) and (1, 3, 5, 7)
+    quads = {}
+    for parity, pair in enumerate(pairs):
+        for step, lanes in enumerate((low, high)):  # features (0, 4) or (2, 6), + parity
+            quads[parity + 2 * step] = [_shuffle(builder, pair[2 * h], pair[2 * h + 1], lanes)
+                                        for h in range(2)]
+    out = [None] * LANES
+    for f, (a, b) in quads.items():
+        out[f] = _shuffle(builder, a, b, first)
+        out[f + 4] = _shuffle(builder, a, b, second)
+    return out
+
+
+@intrinsic
+def _eight_row_sq_dists(typingctx, X, Y, out, j, rows, labels):
+    def codegen(context, builder, sig, args):
+        x_type, y_type, out_type, j_type, rows_type, labels_type = sig.args
+        fty, vty, itemsize = _vector_type(context, x_type.dtype)
+        zeros = ir.Constant(vty, [0.0] * LANES)
+        n_features = cgutils.unpack_tuple(
+            builder, context.make_array(x_type)(context, builder, args[0]).shape, 2)[1]
+        squares = []
+        for k in range(LANES):
+            i = builder.extract_value(args[4], k)
+            c = builder.extract_value(args[5], k)
+            x_row, _ = _row_pointer(context, builder, x_type, args[0], rows_type.dtype, i,
+                                    vty)
+            y_row, _ = _row_pointer(context, builder, y_type, args[1], labels_type.dtype, c,
+                                    vty)
+            diff = builder.fsub(_masked_row(builder, x_row, vty, itemsize, n_features, zeros),
+                                _masked_row(builder, y_row, vty, itemsize, n_features, zeros))
+            squares.append(builder.fmul(diff, diff))
+        total = zeros  # in feature order, as sq_dist adds (the padding lanes add +0)
+        for feature in _transposed(builder, squares):
+            total = builder.fadd(total, feature)
+        data = context.make_array(out_type)(context, builder, args[2]).data
+        start = builder.gep(data, [context.cast(builder, args[3], j_type, types.intp)])
+        builder.store(total, builder.bitcast(start, vty.as_pointer()), align=itemsize)
+        return context.get_dummy_value()
+
+    return types.void(X, Y, out, j, rows, labels), codegen
+
+
 def _is_row_major(*arrays):
     return all(isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C"
                for a in arrays)
@@ -200,4 +270,30 @@ def _row_sq_dist_overload(X, i, Y, j):
     else:
         def impl(X, i, Y, j):
             return _sq_dist_loops(X, i, Y, j)
+    return impl
+
+
+@overload(eight_row_sq_dists, inline="always")
+def _eight_row_sq_dists_overload(X, rows, labels, j, Y, out):
+    if _is_row_major(X, Y) and X.dtype == Y.dtype == out.dtype \
+            and X.dtype in (types.float32, types.float64) \
+            and isinstance(out, types.Array) and out.layout == "C":
+        def impl(X, rows, labels, j, Y, out):
+            if X.shape[1] < LANES:
+                _eight_row_sq_dists(
+                    X, Y, out, j,
+                    (rows[j], rows[j + 1], rows[j + 2], rows[j + 3], rows[j + 4],
+                     rows[j + 5], rows[j + 6], rows[j + 7]),
+                    # unsigned: no negative-index fix-up (labels are valid centres)
+                    (np.uint32(labels[j]), np.uint32(labels[j + 1]),
+                     np.uint32(labels[j + 2]), np.uint32(labels[j + 3]),
+                     np.uint32(labels[j + 4]), np.uint32(labels[j + 5]),
+                     np.uint32(labels[j + 6]), np.uint32(labels[j + 7])))
+            else:
+                for k in range(LANES):
+                    out[j + k] = _sq_dist_loops(X, rows[j + k], Y, labels[j + k])
+    else:
+        def impl(X, rows, labels, j, Y, out):
+            for k in range(LANES):
+                out[j + k] = _sq_dist_loops(X, rows[j + k], Y, labels[j + k])
     return impl

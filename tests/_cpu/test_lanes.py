@@ -35,6 +35,12 @@ def _row_sq_dists(X, Y, labels, out):
         out[i] = lanes.row_sq_dist(X, i, Y, labels[i])
 
 
+@njit
+def _eight_row_sq_dists(X, rows, Y, labels, out):
+    for j in range(0, rows.shape[0] - lanes.LANES + 1, lanes.LANES):
+        lanes.eight_row_sq_dists(X, rows, labels, j, Y, out)
+
+
 def _data(n_features, dtype, n=300, k=5, seed=0):
     rng = np.random.default_rng(seed + n_features)
     X = (rng.standard_normal((n, n_features)) * 10.0).astype(dtype)
@@ -90,6 +96,23 @@ def test_row_sq_dist_is_sq_dist_bit_for_bit(n_features, dtype):
     np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize("n_features", [*range(1, lanes.LANES), lanes.LANES, 11])
+def test_eight_row_sq_dists_are_sq_dist_bit_for_bit(n_features, dtype):
+    """Eight rows at a time, transposed and summed across rows, in any order of rows and
+    centres: each value ``sq_dist``'s, at mixed scales, with an infinite and a nan
+    coordinate among them; the output past the last whole eight untouched."""
+    X, Y, labels, _ = _data(n_features, dtype)
+    rng = np.random.default_rng(n_features)
+    X *= (10.0 ** rng.integers(-12, 12, (X.shape[0], 1))).astype(dtype)
+    X[17, 0], X[40, -1] = np.inf, np.nan
+    rows = rng.permutation(X.shape[0])[:203]  # 25 eights and 3 rows
+    got = np.full(rows.shape[0], -1.0, dtype=dtype)
+    _eight_row_sq_dists(X, rows, Y, labels[rows], got)
+    expected = np.array([sq_dist(X, i, Y, labels[i]) for i in rows], dtype=dtype)
+    np.testing.assert_array_equal(got[:200], expected[:200])
+    assert np.all(got[200:] == -1.0)
+
+
 def test_rows_that_are_not_contiguous_take_the_loops(dtype):
     """A strided view is not one vector load: the same values by the plain loops."""
     X, Y, labels, w = _data(7, dtype)
@@ -130,6 +153,9 @@ def test_the_last_row_is_read_up_to_its_last_feature_only(n_features):
         dists = np.empty(n)
         _row_sq_dists(X, Y, np.zeros(n, np.int32), dists)
         assert dists[-1] == ((X[-1] - Y[0]) ** 2).sum()
+        eight = np.empty(8)  # the last row, eight times
+        _eight_row_sq_dists(X, np.full(8, n - 1), Y, np.zeros(8, np.int32), eight)
+        assert np.all(eight == ((X[-1] - Y[0]) ** 2).sum())
     finally:
         libc.mprotect(ctypes.c_void_p(base + page), page, 3)  # read and write again
         del X
