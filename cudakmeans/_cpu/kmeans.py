@@ -772,7 +772,7 @@ def few_own_sq_dists(X, rows, labels, n, Y, out):
     (:func:`.lanes.row_sq_dist`).
     """
     j = 0
-    while j + LANES <= n:
+    while j + LANES <= n and X.shape[1] < LANES:
         eight_row_sq_dists(X, rows, labels, j, Y, out)
         j += LANES
     for k in range(j, n):

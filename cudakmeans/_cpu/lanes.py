@@ -15,7 +15,6 @@ under LANES features (its last lane is the weight's). ``add_weighted_lanes`` is 
 addition for LANES features of a wider row.
 """
 
-import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
@@ -57,7 +56,8 @@ def row_sq_dist(X, i, Y, j):
 
 def eight_row_sq_dists(X, rows, labels, j, Y, out):
     """``out[j + k] = row_sq_dist(X, rows[j + k], Y, labels[j + k])`` for k < ``LANES``
-    (eight rows of d < LANES features), bit for bit: the eight rows' squares as eight
+    (eight rows of d < LANES features: compiled, the vector form reads LANES lanes of a
+    row, so the caller checks the count), bit for bit: the eight rows' squares as eight
     vectors, transposed (a vector per feature, a lane per row) and summed feature by
     feature, ``((0 + s_0) + s_1) + ...`` in every lane. A row alone sums its lanes in
     order, a dependent chain of shuffles and adds: eight rows of 7 features, 2,634 rows
@@ -196,20 +196,24 @@ def _transposed(builder, rows):
 
 
 @intrinsic
-def _eight_row_sq_dists(typingctx, X, Y, out, j, rows, labels):
+def _eight_row_sq_dists(typingctx, X, rows, labels, j, Y, out):
     def codegen(context, builder, sig, args):
-        x_type, y_type, out_type, j_type, rows_type, labels_type = sig.args
+        x_type, rows_type, labels_type, j_type, y_type, out_type = sig.args
         fty, vty, itemsize = _vector_type(context, x_type.dtype)
         zeros = ir.Constant(vty, [0.0] * LANES)
         n_features = cgutils.unpack_tuple(
             builder, context.make_array(x_type)(context, builder, args[0]).shape, 2)[1]
+        start = context.cast(builder, args[3], j_type, types.intp)
+        row_indices = context.make_array(rows_type)(context, builder, args[1]).data
+        centre_indices = context.make_array(labels_type)(context, builder, args[2]).data
         squares = []
         for k in range(LANES):
-            i = builder.extract_value(args[4], k)
-            c = builder.extract_value(args[5], k)
+            at = builder.add(start, ir.Constant(start.type, k))
+            i = builder.load(builder.gep(row_indices, [at]))
+            c = builder.load(builder.gep(centre_indices, [at]))
             x_row, _ = _row_pointer(context, builder, x_type, args[0], rows_type.dtype, i,
                                     vty)
-            y_row, _ = _row_pointer(context, builder, y_type, args[1], labels_type.dtype, c,
+            y_row, _ = _row_pointer(context, builder, y_type, args[4], labels_type.dtype, c,
                                     vty)
             diff = builder.fsub(_masked_row(builder, x_row, vty, itemsize, n_features, zeros),
                                 _masked_row(builder, y_row, vty, itemsize, n_features, zeros))
@@ -217,12 +221,12 @@ def _eight_row_sq_dists(typingctx, X, Y, out, j, rows, labels):
         total = zeros  # in feature order, as sq_dist adds (the padding lanes add +0)
         for feature in _transposed(builder, squares):
             total = builder.fadd(total, feature)
-        data = context.make_array(out_type)(context, builder, args[2]).data
-        start = builder.gep(data, [context.cast(builder, args[3], j_type, types.intp)])
-        builder.store(total, builder.bitcast(start, vty.as_pointer()), align=itemsize)
+        data = context.make_array(out_type)(context, builder, args[5]).data
+        builder.store(total, builder.bitcast(builder.gep(data, [start]), vty.as_pointer()),
+                      align=itemsize)
         return context.get_dummy_value()
 
-    return types.void(X, Y, out, j, rows, labels), codegen
+    return types.void(X, rows, labels, j, Y, out), codegen
 
 
 def _is_row_major(*arrays):
@@ -275,23 +279,18 @@ def _row_sq_dist_overload(X, i, Y, j):
 
 @overload(eight_row_sq_dists, inline="always")
 def _eight_row_sq_dists_overload(X, rows, labels, j, Y, out):
-    if _is_row_major(X, Y) and X.dtype == Y.dtype == out.dtype \
-            and X.dtype in (types.float32, types.float64) \
-            and isinstance(out, types.Array) and out.layout == "C":
+    # the rows and labels read in the intrinsic, not as 16 typed loads here: their typing
+    # took ~0.4 s of a first fit's compile; no branch on the feature count (the caller's:
+    # see eight_row_sq_dists), whose loops took ~0.6 s more
+    vectors = (_is_row_major(X, Y) and X.dtype == Y.dtype == out.dtype
+               and X.dtype in (types.float32, types.float64)
+               and all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C"
+                       for a in (rows, labels, out))
+               and isinstance(rows.dtype, types.Integer)
+               and isinstance(labels.dtype, types.Integer))
+    if vectors:
         def impl(X, rows, labels, j, Y, out):
-            if X.shape[1] < LANES:
-                _eight_row_sq_dists(
-                    X, Y, out, j,
-                    (rows[j], rows[j + 1], rows[j + 2], rows[j + 3], rows[j + 4],
-                     rows[j + 5], rows[j + 6], rows[j + 7]),
-                    # unsigned: no negative-index fix-up (labels are valid centres)
-                    (np.uint32(labels[j]), np.uint32(labels[j + 1]),
-                     np.uint32(labels[j + 2]), np.uint32(labels[j + 3]),
-                     np.uint32(labels[j + 4]), np.uint32(labels[j + 5]),
-                     np.uint32(labels[j + 6]), np.uint32(labels[j + 7])))
-            else:
-                for k in range(LANES):
-                    out[j + k] = _sq_dist_loops(X, rows[j + k], Y, labels[j + k])
+            _eight_row_sq_dists(X, rows, labels, j, Y, out)
     else:
         def impl(X, rows, labels, j, Y, out):
             for k in range(LANES):

@@ -575,10 +575,12 @@ def _own_sq_dists_by_sq_dist(X, Y, own, out):
         out[r] = cpu_kmeans.sq_dist(X, r, Y, own[r])
 
 
-@pytest.mark.parametrize("n_features", range(1, cpu_kmeans.SUM_LANES))
+@pytest.mark.parametrize("n_features", [*range(1, cpu_kmeans.SUM_LANES),
+                                        cpu_kmeans.SUM_LANES, 11])
 def test_few_own_sq_dists_are_sq_dist_bit_for_bit(n_features, dtype):
     """The unrolled own-centre distances under SUM_LANES features (exact steps' bounds)
-    are ``sq_dist``'s values, on rows and centres of mixed scales."""
+    are ``sq_dist``'s values, on rows and centres of mixed scales; from SUM_LANES up
+    (never a fit's use) too, a row at a time."""
     rng = np.random.default_rng(n_features)
     scales = 10.0 ** rng.integers(-15, 15, (300, 1))
     X = (rng.standard_normal((300, n_features)) * scales).astype(dtype)

@@ -96,7 +96,7 @@ def test_row_sq_dist_is_sq_dist_bit_for_bit(n_features, dtype):
     np.testing.assert_array_equal(got, expected)
 
 
-@pytest.mark.parametrize("n_features", [*range(1, lanes.LANES), lanes.LANES, 11])
+@pytest.mark.parametrize("n_features", range(1, lanes.LANES))
 def test_eight_row_sq_dists_are_sq_dist_bit_for_bit(n_features, dtype):
     """Eight rows at a time, transposed and summed across rows, in any order of rows and
     centres: each value ``sq_dist``'s, at mixed scales, with an infinite and a nan
