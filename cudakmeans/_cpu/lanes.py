@@ -177,7 +177,8 @@ def _transposed(builder, rows):
     """The LANES x LANES transpose of ``rows`` (a list of LANES vectors): vector f holds
     lane f of every row, row r in lane r. Three rounds of pairing, as in a butterfly:
     lanes of rows 2p and 2p + 1 interleaved, then pairs of pairs, then halves."""
-    assert len(rows) == LANES == 8
+    if len(rows) != 8 or LANES != 8:  # the lanes below are an 8 x 8 transpose's
+        raise ValueError(f"an 8 x 8 transpose, given {len(rows)} rows of {LANES} lanes")
     even, odd = (0, 8, 2, 10, 4, 12, 6, 14), (1, 9, 3, 11, 5, 13, 7, 15)
     low, high = (0, 1, 8, 9, 4, 5, 12, 13), (2, 3, 10, 11, 6, 7, 14, 15)
     first, second = (0, 1, 2, 3, 8, 9, 10, 11), (4, 5, 6, 7, 12, 13, 14, 15)
@@ -279,9 +280,10 @@ def _row_sq_dist_overload(X, i, Y, j):
 
 @overload(eight_row_sq_dists, inline="always")
 def _eight_row_sq_dists_overload(X, rows, labels, j, Y, out):
-    # the rows and labels read in the intrinsic, not as 16 typed loads here: their typing
-    # took ~0.4 s of a first fit's compile; no branch on the feature count (the caller's:
-    # see eight_row_sq_dists), whose loops took ~0.6 s more
+    # the rows and labels read in the intrinsic, not as 16 typed loads here, and no branch
+    # on the feature count (the caller's: see eight_row_sq_dists): with both,
+    # few_own_sq_dists compiled alone in 1.85 s, without the branch's loops in 0.99-1.33
+    # s, with neither in 0.75-0.82 s (0.60-0.86 s before the eight rows)
     vectors = (_is_row_major(X, Y) and X.dtype == Y.dtype == out.dtype
                and X.dtype in (types.float32, types.float64)
                and all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C"

@@ -43,5 +43,5 @@ def _uncounted(typingctx, arr):
 # ``borrowed(arr)``: the array ``arr`` itself, as a view whose references numba does not
 # count; plain Python (NUMBA_DISABLE_JIT) takes ``arr`` as given. An intrinsic, not an
 # overload inlined into each call: the sixteen calls of assign_rows, typed one by one,
-# took about a second of a first fit's compile (10.3-11.7 s against 10.7-11.0).
+# took up to a second of a first fit's compile (10.3-11.7 s against 10.7-11.0).
 borrowed = _as_given if config.DISABLE_JIT else _uncounted
