@@ -66,6 +66,19 @@ def eight_row_sq_dists(X, rows, labels, j, Y, out):
         out[j + k] = _sq_dist_loops(X, rows[j + k], Y, labels[j + k])
 
 
+def eight_rows_to_columns(X, row0, rows, j, out, col, f0):
+    """``out[f0 + t, col + k] = X[row0 + rows[j + k], f0 + t]`` for t, k < ``LANES``: a
+    block of eight rows' ``LANES`` features transposed into eight columns (``f0 + LANES
+    <= d``; compiled, the loads read whole vectors, so the caller checks). Each row's
+    piece is one vector load, the block transposed by shuffles (:func:`_transposed`) and
+    each feature's eight values stored as one vector, where a row at a time was a load and
+    a store per value (:func:`..kmeans.rows_to_columns`)."""
+    for k in range(LANES):
+        i = row0 + rows[j + k]
+        for t in range(LANES):
+            out[f0 + t, col + k] = X[i, f0 + t]
+
+
 def _add_weighted_row_loops(lanes, c, X, i, w):
     one, zero = X.dtype.type(1), X.dtype.type(0)
     n_features = X.shape[1]
@@ -230,6 +243,36 @@ def _eight_row_sq_dists(typingctx, X, rows, labels, j, Y, out):
     return types.void(X, rows, labels, j, Y, out), codegen
 
 
+@intrinsic
+def _eight_rows_to_columns(typingctx, X, row0, rows, j, out, col, f0):
+    def codegen(context, builder, sig, args):
+        x_type, row0_type, rows_type, j_type, out_type, col_type, f0_type = sig.args
+        fty, vty, itemsize = _vector_type(context, x_type.dtype)
+        intp = context.get_value_type(types.intp)
+        row0 = context.cast(builder, args[1], row0_type, types.intp)
+        start = context.cast(builder, args[3], j_type, types.intp)
+        col = context.cast(builder, args[5], col_type, types.intp)
+        f0 = context.cast(builder, args[6], f0_type, types.intp)
+        row_indices = context.make_array(rows_type)(context, builder, args[2]).data
+        pieces = []
+        for k in range(LANES):
+            i = builder.load(builder.gep(row_indices, [builder.add(start,
+                                                                   ir.Constant(intp, k))]))
+            i = builder.add(row0, context.cast(builder, i, rows_type.dtype, types.intp))
+            x_row, _ = _row_pointer(context, builder, x_type, args[0], types.intp, i, vty)
+            piece = builder.gep(builder.bitcast(x_row, fty.as_pointer()), [f0])
+            pieces.append(builder.load(builder.bitcast(piece, vty.as_pointer()),
+                                       align=itemsize))
+        for t, column in enumerate(_transposed(builder, pieces)):
+            f = builder.add(f0, ir.Constant(intp, t))
+            out_row, _ = _row_pointer(context, builder, out_type, args[4], types.intp, f, vty)
+            target = builder.gep(builder.bitcast(out_row, fty.as_pointer()), [col])
+            builder.store(column, builder.bitcast(target, vty.as_pointer()), align=itemsize)
+        return context.get_dummy_value()
+
+    return types.void(X, row0, rows, j, out, col, f0), codegen
+
+
 def _is_row_major(*arrays):
     return all(isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C"
                for a in arrays)
@@ -297,4 +340,23 @@ def _eight_row_sq_dists_overload(X, rows, labels, j, Y, out):
         def impl(X, rows, labels, j, Y, out):
             for k in range(LANES):
                 out[j + k] = _sq_dist_loops(X, rows[j + k], Y, labels[j + k])
+    return impl
+
+
+@overload(eight_rows_to_columns, inline="always")
+def _eight_rows_to_columns_overload(X, row0, rows, j, out, col, f0):
+    vectors = (_is_row_major(X, out) and X.dtype == out.dtype
+               and X.dtype in (types.float32, types.float64)
+               and isinstance(rows, types.Array) and rows.ndim == 1 and rows.layout == "C"
+               and isinstance(rows.dtype, types.Integer)
+               and all(isinstance(a, types.Integer) for a in (row0, j, col, f0)))
+    if vectors:
+        def impl(X, row0, rows, j, out, col, f0):
+            _eight_rows_to_columns(X, row0, rows, j, out, col, f0)
+    else:
+        def impl(X, row0, rows, j, out, col, f0):
+            for k in range(LANES):
+                i = row0 + rows[j + k]
+                for t in range(LANES):
+                    out[f0 + t, col + k] = X[i, f0 + t]
     return impl

@@ -740,13 +740,14 @@ def test_whole_run_resumed_across_capped_calls_equals_the_stepped_driver(max_ite
 @pytest.mark.nojit
 @pytest.mark.parametrize("m", [0, 1, 7, 8, 9, 17])
 @pytest.mark.parametrize("n_features", [16, 33])
-def test_rows_to_columns_copies_the_queued_rows(m, n_features):
-    """Whole blocks of eight rows and the rest one by one, into columns from ``q`` on;
+def test_rows_to_columns_copies_the_queued_rows(m, n_features, dtype):
+    """Whole blocks of eight rows (their features in blocks of LANES, transposed in
+    registers, and the rest) and the last rows one by one, into columns from ``q`` on;
     nothing else written."""
     rng = np.random.default_rng(m + n_features)
-    X = rng.standard_normal((300, n_features)).astype(np.float32)
+    X = rng.standard_normal((300, n_features)).astype(dtype)
     rows = np.sort(rng.choice(40, m, replace=False)).astype(np.int64)
-    out = np.full((n_features, 64), -1.0, dtype=np.float32)
+    out = np.full((n_features, 64), -1.0, dtype=dtype)
     cpu_kmeans.rows_to_columns(X, 100, rows, m, out, 5)
     expected = np.full_like(out, -1.0)
     expected[:, 5:5 + m] = X[100 + rows].T

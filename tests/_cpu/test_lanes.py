@@ -41,6 +41,13 @@ def _eight_row_sq_dists(X, rows, Y, labels, out):
         lanes.eight_row_sq_dists(X, rows, labels, j, Y, out)
 
 
+@njit
+def _rows_to_columns(X, row0, rows, out, col):
+    for j in range(0, rows.shape[0] - lanes.LANES + 1, lanes.LANES):
+        for f0 in range(0, X.shape[1] - lanes.LANES + 1, lanes.LANES):
+            lanes.eight_rows_to_columns(X, row0, rows, j, out, col + j, f0)
+
+
 def _data(n_features, dtype, n=300, k=5, seed=0):
     rng = np.random.default_rng(seed + n_features)
     X = (rng.standard_normal((n, n_features)) * 10.0).astype(dtype)
@@ -113,6 +120,35 @@ def test_eight_row_sq_dists_are_sq_dist_bit_for_bit(n_features, dtype):
     assert np.all(got[200:] == -1.0)
 
 
+@pytest.mark.parametrize("n_features", [lanes.LANES, 2 * lanes.LANES + 3])
+def test_eight_rows_to_columns_is_the_transpose(n_features, dtype):
+    """Blocks of eight rows (any order, repeats among them) and LANES features into
+    columns from ``col`` on, every bit kept (inf, nan, -0.0, subnormals); the features past
+    the last whole block, the rows past the last whole eight and the other columns
+    untouched."""
+    X, _, _, _ = _data(n_features, dtype)
+    X[3, 1], X[5, 2], X[7, 0] = np.inf, np.nan, -0.0
+    X[9, 3] = np.finfo(dtype).smallest_subnormal
+    rng = np.random.default_rng(n_features)
+    rows = np.concatenate([rng.permutation(40), [3, 3, 5]]).astype(np.int64)  # 5 eights
+    out = np.full((n_features, 60), 7.0, dtype=dtype)
+    _rows_to_columns(X, 2, rows, out, 11)
+    whole = n_features - n_features % lanes.LANES
+    expected = np.full_like(out, 7.0)
+    expected[:whole, 11:51] = X[2 + rows[:40], :whole].T
+    np.testing.assert_array_equal(out.view(np.uint8), expected.view(np.uint8))
+
+
+def test_eight_rows_to_columns_of_strided_arrays_take_the_loops(dtype):
+    """A strided X (not one vector load a row) or int32 row indices: the same copy."""
+    X, _, _, _ = _data(2 * lanes.LANES, dtype)
+    view = X[:, ::2]
+    rows = np.arange(16, dtype=np.int32)[::-1].copy()
+    out = np.zeros((lanes.LANES, 16), dtype=dtype)
+    _rows_to_columns(view, 1, rows, out, 0)
+    np.testing.assert_array_equal(out, view[1 + rows].T)
+
+
 def test_rows_that_are_not_contiguous_take_the_loops(dtype):
     """A strided view is not one vector load: the same values by the plain loops."""
     X, Y, labels, w = _data(7, dtype)
@@ -156,6 +192,12 @@ def test_the_last_row_is_read_up_to_its_last_feature_only(n_features):
         eight = np.empty(8)  # the last row, eight times
         _eight_row_sq_dists(X, np.full(8, n - 1), Y, np.zeros(8, np.int32), eight)
         assert np.all(eight == ((X[-1] - Y[0]) ** 2).sum())
+        if n_features == 7:  # a row of 8 float64 ending at the guard page
+            wide = np.frombuffer(buffer, dtype=np.float64, count=2 * lanes.LANES,
+                                 offset=page - 16 * lanes.LANES).reshape(2, lanes.LANES)
+            out = np.zeros((lanes.LANES, lanes.LANES))
+            _rows_to_columns(wide, 0, np.full(lanes.LANES, 1, np.int64), out, 0)
+            assert np.array_equal(out, np.repeat(wide[1][:, None], lanes.LANES, axis=1))
     finally:
         libc.mprotect(ctypes.c_void_p(base + page), page, 3)  # read and write again
         del X
