@@ -250,12 +250,15 @@ def take_nearest_of_block(acc, k, n_block, c0, n_rows, best, second, best_label)
     throughout (one load and store per row for a block, not per centre). ``acc`` whole
     and an offset, not a slice: see :func:`take_nearest_of_dots`.
     """
+    # the labels as int32, the labels' own type: an int64 centre index made LLVM hold
+    # the selects in 64-bit lanes, half a vector of float32 rows at a time
+    l0, l1, l2, l3 = np.int32(c0), np.int32(c0 + 1), np.int32(c0 + 2), np.int32(c0 + 3)
     for r in range(n_rows):  # branch-free, so that it vectorises
-        b, s, label = fold(acc[k, r], c0, best[r], second[r], best_label[r])
+        b, s, label = fold(acc[k, r], l0, best[r], second[r], best_label[r])
         if n_block == BLOCK_CENTERS:  # the same for every row: hoisted out of the loop
-            b, s, label = fold(acc[k + 1, r], c0 + 1, b, s, label)
-            b, s, label = fold(acc[k + 2, r], c0 + 2, b, s, label)
-            b, s, label = fold(acc[k + 3, r], c0 + 3, b, s, label)
+            b, s, label = fold(acc[k + 1, r], l1, b, s, label)
+            b, s, label = fold(acc[k + 2, r], l2, b, s, label)
+            b, s, label = fold(acc[k + 3, r], l3, b, s, label)
         best[r], second[r], best_label[r] = b, s, label
 
 
@@ -511,12 +514,13 @@ def take_nearest_of_dots(acc, k, n_block, half_norms, c0, n_rows, best, second, 
         h1, h2, h3 = half_norms[c0 + 1], half_norms[c0 + 2], half_norms[c0 + 3]
     else:
         h1 = h2 = h3 = h0
+    l0, l1, l2, l3 = np.int32(c0), np.int32(c0 + 1), np.int32(c0 + 2), np.int32(c0 + 3)
     for r in range(n_rows):  # branch-free, so that it vectorises
-        b, s, label = fold(h0 - acc[k, r], c0, best[r], second[r], best_label[r])
+        b, s, label = fold(h0 - acc[k, r], l0, best[r], second[r], best_label[r])
         if n_block == BLOCK_CENTERS:  # the same for every row: hoisted out of the loop
-            b, s, label = fold(h1 - acc[k + 1, r], c0 + 1, b, s, label)
-            b, s, label = fold(h2 - acc[k + 2, r], c0 + 2, b, s, label)
-            b, s, label = fold(h3 - acc[k + 3, r], c0 + 3, b, s, label)
+            b, s, label = fold(h1 - acc[k + 1, r], l1, b, s, label)
+            b, s, label = fold(h2 - acc[k + 2, r], l2, b, s, label)
+            b, s, label = fold(h3 - acc[k + 3, r], l3, b, s, label)
         best[r], second[r], best_label[r] = b, s, label
 
 
