@@ -34,6 +34,7 @@ it needs, with a line on stderr if they are not cached yet (:mod:`.compile`).
 
 import functools
 import inspect
+import threading
 
 import numpy as np
 from numba import njit, types
@@ -2227,6 +2228,7 @@ class Workspace:
         n_samples, n_features = self.X.shape
         n_chunks, n_clusters = self._chunks.shape[0], self.n_clusters
         self._tile = tile_buffers(n_features, self.X.dtype, n_clusters)
+        self._scratch_by_thread = {}  # threading.get_ident(): (tile buffers, half norms)
         # each chunk's sums and weights, and their reduction in the last slot (finish_iter)
         self._partial_sums = np.zeros((n_chunks + 1, n_clusters, n_features))
         self._partial_weights = np.zeros((n_chunks + 1, n_clusters))
@@ -2354,12 +2356,8 @@ class Workspace:
             (move_bounds_entry, bounds)])
         bounded = self._move_bounds(centers)
         if self._threaded_lloyd:
-            n_features, dtype = self.X.shape[1], self.X.dtype
-
             def run(claims):
-                buffers = tile_buffers(n_features, dtype, self.n_clusters)  # per thread
-                half_norms = (None if self._half_norms is None
-                              else np.empty_like(self._half_norms))
+                buffers, half_norms = self._thread_scratch()
                 assign_entry(*self._assign_args(centers, claims, bounded, exact, buffers,
                                                 half_norms))
 
@@ -2367,6 +2365,20 @@ class Workspace:
         else:
             assign_entry(*self._assign_args(centers, parallel.new_counter(), bounded, exact,
                                             self._tile, self._half_norms))
+
+    def _thread_scratch(self):
+        """This thread's :func:`tile_buffers` and half norms, made at its first step of
+        the fit and kept: made afresh at every step, they were small allocations on
+        memory the fit's large arrays had just freed, whose pages were faulted in again
+        (0.1 ms a step and thread in a 200,000 x 32 fit, against 3 us in a loop)."""
+        thread = threading.get_ident()
+        scratch = self._scratch_by_thread.get(thread)
+        if scratch is None:
+            n_features, dtype = self.X.shape[1], self.X.dtype
+            scratch = (tile_buffers(n_features, dtype, self.n_clusters),
+                       None if self._half_norms is None else np.empty_like(self._half_norms))
+            self._scratch_by_thread[thread] = scratch
+        return scratch
 
     def _step_args(self, centers_old, centers_new, bounded):
         return (self.X, self.XT, self.sample_weight, centers_old, centers_new, self.labels,
