@@ -21,6 +21,7 @@ from cudakmeans._arrays import column_means
 from cudakmeans._cpu import kmeans as cpu_kmeans
 from cudakmeans._cpu import parallel
 from cudakmeans._cpu.math import nearest_center, relocate_empty_clusters
+from cudakmeans._cpu.tiles import PREFETCH_MIN_BYTES
 from cudakmeans._drivers import lloyd as _lloyd
 from cudakmeans._kmeans import ConvergenceWarning
 from tests.helpers import make_blobs, tolerance
@@ -87,6 +88,18 @@ def test_every_bounded_step_equals_nearest_center(n_features, n_clusters, dtype)
     w = np.random.default_rng(n_clusters).uniform(0.5, 2.0, 1500).astype(dtype)
     init = X[np.random.default_rng(n_features).choice(1500, n_clusters, replace=False)]
     _step_and_compare(X, w, init.copy(), n_iter=12)
+
+
+def test_bounded_steps_over_a_large_input_equal_nearest_center():
+    """From ``PREFETCH_MIN_BYTES`` of X up, the bounds' own distances also prefetch each
+    row's lines a tile ahead (past the last row too): the same labels, step by step."""
+    n_features = 16
+    n = PREFETCH_MIN_BYTES // (n_features * 4) + 100
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((n, n_features)).astype(np.float32)
+    assert X.nbytes >= PREFETCH_MIN_BYTES
+    init = X[rng.choice(n, 40, replace=False)].copy()
+    _step_and_compare(X, np.ones(n, dtype=np.float32), init, n_iter=4)
 
 
 @pytest.mark.parametrize(("dtype", "scale"), [
