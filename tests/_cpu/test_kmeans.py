@@ -227,13 +227,16 @@ def test_compiled_centring_gives_numpys_values(dtype, monkeypatch):
 
 
 @pytest.mark.nojit
+@pytest.mark.parametrize("n_features", [5, 21])
 @pytest.mark.parametrize("center", [False, True])
-def test_compiled_transpose_and_centring_of_a_small_input(center, dtype, monkeypatch):
-    """The compiled transpose and centring (large inputs' path), made to run on 300 x 21
-    rows (a partial last block of 16 rows and of 16 features): numpy's XT, ``column_means``
-    and ``X - mean`` bit for bit, and the caller's X untouched. Small enough for the
-    coverage run, where the kernels are plain Python."""
-    X, _ = make_blobs(300, 21, 4, seed=9, dtype=dtype)
+def test_compiled_transpose_and_centring_of_a_small_input(center, n_features, dtype,
+                                                          monkeypatch):
+    """The compiled transpose and centring (large inputs' path), made to run on 300 rows
+    of 5 or 21 features (whole blocks of eight rows and LANES features, then the features
+    and the four rows past them): numpy's XT, ``column_means`` and ``X - mean`` bit for
+    bit, and the caller's X untouched. Small enough for the coverage run, where the
+    kernels are plain Python."""
+    X, _ = make_blobs(300, n_features, 4, seed=9, dtype=dtype)
     X = X * 3 + 50
     before = X.copy()
     monkeypatch.setattr(cpu_kmeans, "MIN_COMPILED_TRANSPOSE", 1)
