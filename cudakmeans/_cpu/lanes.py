@@ -73,6 +73,10 @@ def eight_rows_to_columns(X, row0, rows, j, out, col, f0):
     piece is one vector load, the block transposed by shuffles (:func:`_transposed`) and
     each feature's eight values stored as one vector, where a row at a time was a load and
     a store per value (:func:`..kmeans.rows_to_columns`)."""
+    _rows_to_columns_loops(X, row0, rows, j, out, col, f0)
+
+
+def _rows_to_columns_loops(X, row0, rows, j, out, col, f0):
     for k in range(LANES):
         i = row0 + rows[j + k]
         for t in range(LANES):
@@ -280,6 +284,7 @@ def _is_row_major(*arrays):
 
 _add_loops_jit = njit(nogil=True, inline="always")(_add_weighted_row_loops)
 _add_lanes_loops_jit = njit(nogil=True, inline="always")(_add_weighted_lanes_loops)
+_columns_loops_jit = njit(nogil=True, inline="always")(_rows_to_columns_loops)
 _sq_dist_loops = _inline_math.sq_dist  # a global numba can type (not the namespace)
 
 
@@ -355,8 +360,5 @@ def _eight_rows_to_columns_overload(X, row0, rows, j, out, col, f0):
             _eight_rows_to_columns(X, row0, rows, j, out, col, f0)
     else:
         def impl(X, row0, rows, j, out, col, f0):
-            for k in range(LANES):
-                i = row0 + rows[j + k]
-                for t in range(LANES):
-                    out[f0 + t, col + k] = X[i, f0 + t]
+            _columns_loops_jit(X, row0, rows, j, out, col, f0)
     return impl
