@@ -2024,28 +2024,13 @@ def choose_candidate(partial_pots, pots, candidates, new_closest, closest, trial
 
 @_entry
 def transpose_rows(X, XT, start, stop):
-    """XT[f, i] = X[i, f] for rows ``start:stop``: eight rows at a time, each block of
-    them and ``LANES`` features transposed in registers (:func:`.lanes.eight_rows_to_columns`;
-    one element at a time, every load or every store of a row misses the cache), the
-    features past the last whole block and the last rows one by one. On two threads,
-    into memory touched before, against blocks of 16 x 16 elements (best of 7, two
-    alternating processes each): 200,000 x 32 float32 1.67-1.94 ms against 3.17-3.30;
-    1,000,000 x 64 float32 28.5-28.9 against 59.9-60.9; 200,000 x 21 float64 2.0-2.1
-    against 2.9."""
-    n_features = X.shape[1]
-    whole = n_features - n_features % LANES
-    eight = np.arange(LANES)
-    i0 = start
-    while i0 + LANES <= stop:
-        for f0 in range(0, whole, LANES):
-            eight_rows_to_columns(X, i0, eight, 0, XT, i0, f0)
-        for f in range(whole, n_features):
-            for k in range(LANES):
-                XT[f, i0 + k] = X[i0 + k, f]
-        i0 += LANES
-    for i in range(i0, stop):
-        for f in range(n_features):
-            XT[f, i] = X[i, f]
+    """XT[f, i] = X[i, f] for rows ``start:stop``: :func:`rows_to_columns` of those rows
+    (eight rows by ``LANES`` features transposed in registers; one element at a time,
+    every load or every store of a row misses the cache). On two threads, into memory
+    touched before, against blocks of 16 x 16 elements (best of 7, two alternating
+    processes each): 200,000 x 32 float32 1.67-1.94 ms against 3.17-3.30; 1,000,000 x 64
+    float32 28.5-28.9 against 59.9-60.9; 200,000 x 21 float64 2.0-2.1 against 2.9."""
+    rows_to_columns(X, start, np.arange(stop - start), stop - start, XT, start)
 
 
 @_entry
