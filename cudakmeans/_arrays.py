@@ -342,9 +342,10 @@ def raw(estimator, name):
         raise AttributeError(name) from None
 
 
-def column_means(X):
+def column_means(X, XT=None):
     """Per-feature means of 2-D rows, in X's dtype: a host array's reduced along the rows
-    of its transpose, a device's (:class:`DeviceData`) on its device.
+    of its transpose (``XT``, X's C-ordered transpose where the caller has one), a
+    device's (:class:`DeviceData`) on its device.
 
     numpy's axis-0 reductions of a C-ordered array with few columns add the rows one at a
     time (an inner loop of n_features elements), slower than reducing contiguous rows and
@@ -353,7 +354,7 @@ def column_means(X):
     """
     if isinstance(X, DeviceData):
         return X.column_means()
-    return np.ascontiguousarray(X.T).mean(axis=1)
+    return (np.ascontiguousarray(X.T) if XT is None else XT).mean(axis=1)
 
 
 def host(value):

@@ -149,12 +149,17 @@ def test_results_do_not_depend_on_the_thread_count(monkeypatch):
     assert runs[0].inertia_ == runs[1].inertia_
 
 
-def test_input_is_not_modified(rng):
-    X = rng.standard_normal((300, 4))
+@pytest.mark.parametrize("layout", ["C", "F", "one column"])
+def test_input_is_not_modified(rng, layout):
+    """Also where X's transpose is C-ordered already (one column, or F-ordered X): the
+    workspace centres its own copy, never a view of X."""
+    X = rng.standard_normal((300, 1 if layout == "one column" else 4))
+    X = np.asfortranarray(X) if layout == "F" else X
     w = rng.uniform(0.1, 1, 300)
     init = X[:3].copy()
     X0, w0, init0 = X.copy(), w.copy(), init.copy()
     model = KMeans(3, init=init, n_init=1, device="cpu").fit(X, sample_weight=w)
+    np.testing.assert_array_equal(X, X0)
     model.predict(X)
     model.transform(X)
     np.testing.assert_array_equal(X, X0)

@@ -113,6 +113,24 @@ def test_weighted_choice_of_a_batch_is_random_state_choice(seed, dtype):
         np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize("n_features", [1, 7])
+def test_tolerance_from_a_workspace_is_numpys_bit_for_bit(dtype, n_features):
+    """A CPU workspace that centred X gives the tolerance of X's own variances, bit for
+    bit, from its centred transpose; for any other array (a copy of X) it gives none."""
+    from cudakmeans._cpu import kmeans as cpu_kmeans
+
+    rng = np.random.default_rng(5)
+    X = (rng.standard_normal((1000, n_features)) * np.arange(1, n_features + 1)
+         + 40).astype(dtype)
+    ws = cpu_kmeans.Workspace(X, np.ones(1000, dtype=dtype), 3, center=True)
+    variances = np.var(np.ascontiguousarray(X.T), axis=1)
+    np.testing.assert_array_equal(ws.feature_variances(X), variances)
+    expected = float(np.mean(variances) * 1e-4)
+    assert lloyd.tolerance(X, 1e-4, ws) == expected
+    assert ws.feature_variances(X.copy()) is None
+    assert lloyd.tolerance(X.copy(), 1e-4, ws) == expected
+
+
 def test_tolerance_of_a_large_array_is_its_float64_variance(dtype, monkeypatch):
     """From ``LARGE_ARRAY`` elements up the variances are summed in row blocks (the last
     one short), in float64: scikit-learn's ``tol * mean(var(X, axis=0))`` to float64

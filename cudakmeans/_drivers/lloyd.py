@@ -20,15 +20,16 @@ LARGE_ARRAY = 1 << 20
 BLOCK_ROWS = 1 << 14
 
 
-def tolerance(X, tol):
+def tolerance(X, tol, ws=None):
     """``tol`` scaled by the mean feature variance of X, as scikit-learn's ``_tolerance``.
 
     X is an in-memory array (a small one's variances reduced along rows of its transpose,
-    as :func:`~cudakmeans._arrays.column_means`; from ``LARGE_ARRAY`` elements up, in row
-    blocks), :class:`~cudakmeans._sparse.SparseRows` (from the stored values, in
-    O(nnz + n_features)), or rows read in blocks (anything with ``shape`` and
-    ``blocks()``: MiniBatchKMeans's np.memmap). Blocks are read twice, their sums and
-    squared deviations accumulated in float64, in order.
+    as :func:`~cudakmeans._arrays.column_means`, or the same values from a workspace
+    ``ws`` that centred X: its ``feature_variances(X)``, where it has them; from
+    ``LARGE_ARRAY`` elements up, in row blocks), :class:`~cudakmeans._sparse.SparseRows`
+    (from the stored values, in O(nnz + n_features)), or rows read in blocks (anything
+    with ``shape`` and ``blocks()``: MiniBatchKMeans's np.memmap). Blocks are read twice,
+    their sums and squared deviations accumulated in float64, in order.
     """
     if tol == 0:
         return 0.0
@@ -37,7 +38,11 @@ def tolerance(X, tol):
     n = X.shape[0]
     if isinstance(X, np.ndarray):
         if X.size < LARGE_ARRAY:
-            return float(np.mean(np.var(np.ascontiguousarray(X.T), axis=1)) * tol)
+            kept = getattr(ws, "feature_variances", None)
+            variances = None if kept is None else kept(X)
+            if variances is None:
+                variances = np.var(np.ascontiguousarray(X.T), axis=1)
+            return float(np.mean(variances) * tol)
 
         def blocks():
             return (X[start:start + BLOCK_ROWS] for start in range(0, n, BLOCK_ROWS))

@@ -48,7 +48,7 @@ def fit(ws, X, X_mean, *, n_clusters, init, n_init, max_iter, tol, random_state,
     :class:`KMeansFit`.
     """
     random_state = draws_random_state(random_state, init)
-    tol = lloyd.tolerance(X, tol)
+    tol = lloyd.tolerance(X, tol, ws)
     if not isinstance(init, str) and not callable(init):
         init = check_array(init, name="init").astype(X.dtype)
         if X_mean is not None:
