@@ -264,14 +264,16 @@ def map_runs(ws, run_slices, n_runs):
     So all runs progress and finish about together: 3 runs on 2 workers take about 1.5
     runs' time, not 2 (one worker alone with the third at the end). A run keeps its
     workspace from its first slice to its last (``ws`` and its forks: one per run under
-    way, at most one more than workers); any worker may run its next slice, never two at
-    once. Never more workers than CPUs: a run holds the GIL between its compiled calls,
-    and a GIL holder that the OS preempts for a surplus thread stalls every other run.
-    Each run is deterministic on its own, so results do not depend on the thread count
-    or the schedule.
+    way, at most one more than workers, each made by the worker that starts a run on it);
+    any worker may run its next slice, never two at once. Never more workers than CPUs:
+    a run holds the GIL between its compiled calls, and a GIL holder that the OS preempts
+    for a surplus thread stalls every other run. Each run is deterministic on its own, so
+    results do not depend on the thread count or the schedule.
     """
     n_workers = min(n_runs, _threads.cpu_threads())
-    free = [ws] + [ws.fork() for _ in range(min(n_runs, n_workers + 1) - 1)]
+    # forks are made as runs start, by the worker that starts one (outside the lock): the
+    # first run starts at once, and a fork's allocations overlap the other runs' steps
+    free, n_forks, most_forks = [ws], 0, min(n_runs, n_workers + 1) - 1
     waiting = collections.deque()  # (run, its workspace, its slices) between slices
     results = [None] * n_runs
     turn = threading.Condition()
@@ -279,17 +281,20 @@ def map_runs(ws, run_slices, n_runs):
     failed = False
 
     def startable():
-        return started < n_runs and free
+        return started < n_runs and (free or n_forks < most_forks)
 
     def take():
-        """The run a worker steps next, or None when every run has finished (under turn)."""
-        nonlocal started, held
+        """The run a worker steps next, ``(run, its workspace, its slices)``, or None when
+        every run has finished (under turn). A run to start has no slices yet, nor a
+        workspace where it needs a new fork."""
+        nonlocal started, held, n_forks
         while not failed:
             if startable():  # before the waiting runs: all runs under way, soonest
-                run, run_ws = started, free.pop()
+                run, run_ws = started, free.pop() if free else None
+                n_forks += run_ws is None
                 started += 1
                 held += 1
-                return run, run_ws, run_slices(run, run_ws)
+                return run, run_ws, None
             if waiting:
                 held += 1
                 return waiting.popleft()
@@ -316,6 +321,10 @@ def map_runs(ws, run_slices, n_runs):
                         if current is None:
                             return
                 run, run_ws, slices = current
+                if slices is None:  # a run to start
+                    run_ws = ws.fork() if run_ws is None else run_ws
+                    slices = run_slices(run, run_ws)
+                    current = run, run_ws, slices
                 try:
                     next(slices)
                 except StopIteration as done:
