@@ -209,7 +209,9 @@ def scan_tile(XT, row0, n_rows, centers, acc, best, second, best_label):
 
     This is ``_math.nearest_center`` specialised for the CPU, on purpose: the tile is
     compared with a block of centres at a time (:func:`tile_block_sq_dists` into ``acc``,
-    ``BLOCK_CENTERS`` x TILE), and the running minimum per row takes a centre only if
+    ``BLOCK_CENTERS`` x TILE; the last two or three centres as a smaller block,
+    :func:`tile_part_sq_dists`, where a block of four computed repeats of the last: 28
+    distances a row for K=26), and the running minimum per row takes a centre only if
     strictly nearer, centres in increasing order. Distances are bit-identical to
     ``sq_dist`` and ties go to the lowest label, so labels and distances equal
     ``nearest_center``'s (tests/_cpu/test_parallel.py, tests/_cpu/test_tiles.py).
@@ -223,7 +225,13 @@ def scan_tile(XT, row0, n_rows, centers, acc, best, second, best_label):
         second[r] = np.inf
     n_centers = centers.shape[0]
     for c0 in range(0, n_centers, BLOCK_CENTERS):
-        tile_block_sq_dists(XT, row0, n_rows, centers, c0, acc)
+        left = n_centers - c0
+        if left == PAIR or left == TRIPLE:
+            # 2,634 x 7 float64, tiles of 288 rows, one thread, 15 x 200 calls: K=26 6.15-6.45
+            # us a tile against 6.25-6.56; K=27 6.26-6.46 against 6.84-7.48
+            tile_part_sq_dists(XT, row0, n_rows, centers, c0, acc, left)
+        else:
+            tile_block_sq_dists(XT, row0, n_rows, centers, c0, acc)
         # a whole block at once, a short last one a centre at a time; one call site (each
         # inlined copy is compiled again); no min() builtin: a compile of its own
         whole = n_centers - c0 >= BLOCK_CENTERS

@@ -588,7 +588,8 @@ def test_block_of_strided_arrays_takes_the_loops(dtype):
 @pytest.mark.parametrize("n_rows", [1, ROWS - 1, ROWS, ROWS + 1, 2 * ROWS + 5,
                                     cpu_kmeans.TILE])
 @pytest.mark.parametrize(("n_features", "n_clusters"),
-                         [(1, 1), (1, CENTERS + 1), (3, CENTERS), (7, 2 * CENTERS + 3)])
+                         [(1, 1), (1, CENTERS + 1), (2, 2), (1, 3), (3, CENTERS),
+                          (2, CENTERS + 2), (7, 2 * CENTERS + 3), (7, 26)])
 def test_scan_equals_nearest_center_on_every_block_edge(n_rows, n_features, n_clusters,
                                                         dtype):
     X, _ = make_blobs(max(n_rows, 4), n_features, 3, seed=n_rows + n_features, dtype=dtype)
