@@ -76,10 +76,19 @@ def eight_rows_to_columns(X, row0, rows, j, out, col, f0):
     _rows_to_columns_loops(X, row0, rows, j, out, col, f0)
 
 
-def _rows_to_columns_loops(X, row0, rows, j, out, col, f0):
+def eight_short_rows_to_columns(X, row0, rows, j, out, col):
+    """``out[t, col + k] = X[row0 + rows[j + k], t]`` for t < d < ``LANES`` and k <
+    ``LANES``: :func:`eight_rows_to_columns` for rows of fewer than LANES features, each
+    read as one masked vector (lanes from d up are not read) and only d columns stored.
+    The request's queue of rows to rescan (d = 7 float64, one thread, Lloyd runs
+    alternating): a copy from X's rows this way against a column of XT at a time."""
+    _rows_to_columns_loops(X, row0, rows, j, out, col, 0, X.shape[1])
+
+
+def _rows_to_columns_loops(X, row0, rows, j, out, col, f0, n=LANES):
     for k in range(LANES):
         i = row0 + rows[j + k]
-        for t in range(LANES):
+        for t in range(n):
             out[f0 + t, col + k] = X[i, f0 + t]
 
 
@@ -247,34 +256,59 @@ def _eight_row_sq_dists(typingctx, X, rows, labels, j, Y, out):
     return types.void(X, rows, labels, j, Y, out), codegen
 
 
+def _rows_to_columns_codegen(context, builder, sig, args, short):
+    """:func:`eight_rows_to_columns` (``short`` False) or
+    :func:`eight_short_rows_to_columns` (True: masked loads, d columns stored)."""
+    x_type, row0_type, rows_type, j_type, out_type, col_type = sig.args[:6]
+    fty, vty, itemsize = _vector_type(context, x_type.dtype)
+    intp = context.get_value_type(types.intp)
+    row0 = context.cast(builder, args[1], row0_type, types.intp)
+    start = context.cast(builder, args[3], j_type, types.intp)
+    col = context.cast(builder, args[5], col_type, types.intp)
+    f0 = ir.Constant(intp, 0) if short else context.cast(builder, args[6], sig.args[6],
+                                                          types.intp)
+    row_indices = context.make_array(rows_type)(context, builder, args[2]).data
+    x = context.make_array(x_type)(context, builder, args[0])
+    n_features = cgutils.unpack_tuple(builder, x.shape, 2)[1]
+    pieces = []
+    for k in range(LANES):
+        i = builder.load(builder.gep(row_indices, [builder.add(start, ir.Constant(intp, k))]))
+        i = builder.add(row0, context.cast(builder, i, rows_type.dtype, types.intp))
+        x_row, _ = _row_pointer(context, builder, x_type, args[0], types.intp, i, vty)
+        if short:
+            piece = _masked_row(builder, x_row, vty, itemsize, n_features,
+                                ir.Constant(vty, [0.0] * LANES))
+        else:
+            piece = builder.gep(builder.bitcast(x_row, fty.as_pointer()), [f0])
+            piece = builder.load(builder.bitcast(piece, vty.as_pointer()), align=itemsize)
+        pieces.append(piece)
+    for t, column in enumerate(_transposed(builder, pieces)):
+        f = builder.add(f0, ir.Constant(intp, t))
+        out_row, _ = _row_pointer(context, builder, out_type, args[4], types.intp, f, vty)
+        target = builder.gep(builder.bitcast(out_row, fty.as_pointer()), [col])
+        target = builder.bitcast(target, vty.as_pointer())
+        if short:  # only the row's own d columns
+            with builder.if_then(builder.icmp_signed("<", f, n_features), likely=True):
+                builder.store(column, target, align=itemsize)
+        else:
+            builder.store(column, target, align=itemsize)
+    return context.get_dummy_value()
+
+
 @intrinsic
 def _eight_rows_to_columns(typingctx, X, row0, rows, j, out, col, f0):
     def codegen(context, builder, sig, args):
-        x_type, row0_type, rows_type, j_type, out_type, col_type, f0_type = sig.args
-        fty, vty, itemsize = _vector_type(context, x_type.dtype)
-        intp = context.get_value_type(types.intp)
-        row0 = context.cast(builder, args[1], row0_type, types.intp)
-        start = context.cast(builder, args[3], j_type, types.intp)
-        col = context.cast(builder, args[5], col_type, types.intp)
-        f0 = context.cast(builder, args[6], f0_type, types.intp)
-        row_indices = context.make_array(rows_type)(context, builder, args[2]).data
-        pieces = []
-        for k in range(LANES):
-            i = builder.load(builder.gep(row_indices, [builder.add(start,
-                                                                   ir.Constant(intp, k))]))
-            i = builder.add(row0, context.cast(builder, i, rows_type.dtype, types.intp))
-            x_row, _ = _row_pointer(context, builder, x_type, args[0], types.intp, i, vty)
-            piece = builder.gep(builder.bitcast(x_row, fty.as_pointer()), [f0])
-            pieces.append(builder.load(builder.bitcast(piece, vty.as_pointer()),
-                                       align=itemsize))
-        for t, column in enumerate(_transposed(builder, pieces)):
-            f = builder.add(f0, ir.Constant(intp, t))
-            out_row, _ = _row_pointer(context, builder, out_type, args[4], types.intp, f, vty)
-            target = builder.gep(builder.bitcast(out_row, fty.as_pointer()), [col])
-            builder.store(column, builder.bitcast(target, vty.as_pointer()), align=itemsize)
-        return context.get_dummy_value()
+        return _rows_to_columns_codegen(context, builder, sig, args, short=False)
 
     return types.void(X, row0, rows, j, out, col, f0), codegen
+
+
+@intrinsic
+def _eight_short_rows_to_columns(typingctx, X, row0, rows, j, out, col):
+    def codegen(context, builder, sig, args):
+        return _rows_to_columns_codegen(context, builder, sig, args, short=True)
+
+    return types.void(X, row0, rows, j, out, col), codegen
 
 
 def _is_row_major(*arrays):
@@ -348,14 +382,28 @@ def _eight_row_sq_dists_overload(X, rows, labels, j, Y, out):
     return impl
 
 
+def _columns_in_vectors(X, row0, rows, j, out, col, *offsets):
+    return (_is_row_major(X, out) and X.dtype == out.dtype
+            and X.dtype in (types.float32, types.float64)
+            and isinstance(rows, types.Array) and rows.ndim == 1 and rows.layout == "C"
+            and isinstance(rows.dtype, types.Integer)
+            and all(isinstance(a, types.Integer) for a in (row0, j, col, *offsets)))
+
+
+@overload(eight_short_rows_to_columns, inline="always")
+def _eight_short_rows_to_columns_overload(X, row0, rows, j, out, col):
+    if _columns_in_vectors(X, row0, rows, j, out, col):
+        def impl(X, row0, rows, j, out, col):
+            _eight_short_rows_to_columns(X, row0, rows, j, out, col)
+    else:
+        def impl(X, row0, rows, j, out, col):
+            _columns_loops_jit(X, row0, rows, j, out, col, 0, X.shape[1])
+    return impl
+
+
 @overload(eight_rows_to_columns, inline="always")
 def _eight_rows_to_columns_overload(X, row0, rows, j, out, col, f0):
-    vectors = (_is_row_major(X, out) and X.dtype == out.dtype
-               and X.dtype in (types.float32, types.float64)
-               and isinstance(rows, types.Array) and rows.ndim == 1 and rows.layout == "C"
-               and isinstance(rows.dtype, types.Integer)
-               and all(isinstance(a, types.Integer) for a in (row0, j, col, f0)))
-    if vectors:
+    if _columns_in_vectors(X, row0, rows, j, out, col, f0):
         def impl(X, row0, rows, j, out, col, f0):
             _eight_rows_to_columns(X, row0, rows, j, out, col, f0)
     else:

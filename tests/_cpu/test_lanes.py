@@ -48,6 +48,12 @@ def _rows_to_columns(X, row0, rows, out, col):
             lanes.eight_rows_to_columns(X, row0, rows, j, out, col + j, f0)
 
 
+@njit
+def _short_rows_to_columns(X, row0, rows, out, col):
+    for j in range(0, rows.shape[0] - lanes.LANES + 1, lanes.LANES):
+        lanes.eight_short_rows_to_columns(X, row0, rows, j, out, col + j)
+
+
 def _data(n_features, dtype, n=300, k=5, seed=0):
     rng = np.random.default_rng(seed + n_features)
     X = (rng.standard_normal((n, n_features)) * 10.0).astype(dtype)
@@ -139,6 +145,26 @@ def test_eight_rows_to_columns_is_the_transpose(n_features, dtype):
     np.testing.assert_array_equal(out.view(np.uint8), expected.view(np.uint8))
 
 
+@pytest.mark.parametrize("n_features", range(1, lanes.LANES))
+def test_eight_short_rows_to_columns_is_the_transpose(n_features, dtype):
+    """Rows of fewer than LANES features, eight at a time (any order, repeats) into
+    columns from ``col`` on, every bit kept; the feature rows of ``out`` past the row's
+    last feature, the rows past the last whole eight and the other columns untouched."""
+    X, _, _, _ = _data(n_features, dtype)
+    X[3, 0], X[5, n_features - 1], X[7, 0] = np.inf, np.nan, -0.0
+    X[9, 0] = np.finfo(dtype).smallest_subnormal
+    rng = np.random.default_rng(n_features)
+    rows = np.concatenate([rng.permutation(40), [3, 3, 5]]).astype(np.int64)  # 5 eights
+    out = np.full((n_features + 2, 60), 7.0, dtype=dtype)
+    _short_rows_to_columns(X, 2, rows, out, 11)
+    expected = np.full_like(out, 7.0)
+    expected[:n_features, 11:51] = X[2 + rows[:40]].T
+    np.testing.assert_array_equal(out.view(np.uint8), expected.view(np.uint8))
+    strided = np.full_like(out, 7.0)  # the loops (a strided view), the same copy
+    _short_rows_to_columns(np.asfortranarray(X), 2, rows, strided, 11)
+    np.testing.assert_array_equal(strided.view(np.uint8), expected.view(np.uint8))
+
+
 def test_eight_rows_to_columns_of_strided_arrays_take_the_loops(dtype):
     """A strided X (not one vector load a row) or int32 row indices: the same copy."""
     X, _, _, _ = _data(2 * lanes.LANES, dtype)
@@ -198,6 +224,9 @@ def test_the_last_row_is_read_up_to_its_last_feature_only(n_features):
             out = np.zeros((lanes.LANES, lanes.LANES))
             _rows_to_columns(wide, 0, np.full(lanes.LANES, 1, np.int64), out, 0)
             assert np.array_equal(out, np.repeat(wide[1][:, None], lanes.LANES, axis=1))
+        columns = np.zeros((n_features, lanes.LANES))  # the last row, eight times
+        _short_rows_to_columns(X, 0, np.full(lanes.LANES, n - 1, np.int64), columns, 0)
+        assert np.array_equal(columns, np.repeat(X[-1][:, None], lanes.LANES, axis=1))
     finally:
         libc.mprotect(ctypes.c_void_p(base + page), page, 3)  # read and write again
         del X
