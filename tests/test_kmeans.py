@@ -387,6 +387,27 @@ def test_is_same_clustering_is_a_relabelling_test(seed):
     assert is_same_clustering(labels, moved, 5) == expected
 
 
+@pytest.mark.parametrize("moved_row", [None, 3, 900])
+def test_is_same_clustering_of_long_labelings_is_scikit_learns(moved_row):
+    """Past the first rows (checked first, alone): a renumbering, or a merge, is the
+    same clustering; one row moved before or after them is not; as scikit-learn says."""
+    from cudakmeans._drivers import runs
+
+    sklearn_common = pytest.importorskip("sklearn.cluster._k_means_common")
+    rng = np.random.default_rng(7)
+    labels = rng.integers(0, 7, 1000).astype(np.int32)
+    assert labels.size > runs.SAME_CLUSTERING_HEAD
+    relabelled = rng.permutation(7).astype(np.int32)[labels]
+    merged = np.where(relabelled == 6, 5, relabelled).astype(np.int32)
+    for other in (relabelled, merged):
+        if moved_row is not None:
+            other = other.copy()
+            other[moved_row] = (other[moved_row] + 1) % 7
+        expected = sklearn_common._is_same_clustering(labels, other, 7)
+        assert expected is (moved_row is None)
+        assert runs.is_same_clustering(labels, other, 7) is expected
+
+
 @pytest.mark.parametrize("estimator", ["KMeans", "BisectingKMeans", "MiniBatchKMeans"])
 def test_weighted_sums_past_float64_never_give_non_finite_centres(estimator):
     """float64 rows and weights that are each finite (and whose squared distances are),
