@@ -2248,7 +2248,9 @@ class Workspace:
     def fork(self):
         """A workspace over the same data with its own buffers, for a concurrent run."""
         twin = object.__new__(type(self))
-        twin.__dict__.update(self.__dict__)  # X, XT, weights, chunks: shared, read-only
+        # X, XT, weights, chunks: shared, read-only; so is whether the weights are whole
+        # (a scan of them, made once for every run's fork)
+        twin.__dict__.update(self.__dict__, _keep_sums=self._keep_sums)
         twin._allocate_run_buffers()
         twin._allocate_cluster_buffers()
         return twin
