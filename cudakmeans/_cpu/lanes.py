@@ -79,9 +79,9 @@ def eight_rows_to_columns(X, row0, rows, j, out, col, f0):
 def eight_short_rows_to_columns(X, row0, rows, j, out, col):
     """``out[t, col + k] = X[row0 + rows[j + k], t]`` for t < d < ``LANES`` and k <
     ``LANES``: :func:`eight_rows_to_columns` for rows of fewer than LANES features, each
-    read as one masked vector (lanes from d up are not read) and only d columns stored.
-    The request's queue of rows to rescan (d = 7 float64, one thread, Lloyd runs
-    alternating): a copy from X's rows this way against a column of XT at a time."""
+    read as one masked vector (lanes from d up are not read) and only d columns stored:
+    the scan's queue of rows where features are few (``kmeans._queue_rows_few`` has
+    the request's figures)."""
     _rows_to_columns_loops(X, row0, rows, j, out, col, 0, X.shape[1])
 
 

@@ -178,6 +178,10 @@ def draws_random_state(random_state, init):
     return check_random_state(random_state)
 
 
+# rows that is_same_clustering compares first, alone
+SAME_CLUSTERING_HEAD = 256
+
+
 def is_same_clustering(labels1, labels2, n_clusters, ws=None):
     """True if two labelings are the same partition up to renumbering (one direction).
 
@@ -199,9 +203,6 @@ def is_same_clustering(labels1, labels2, n_clusters, ws=None):
                                                    n_clusters):
         return False
     return _same_partition(labels1, labels2, n_clusters)
-
-
-SAME_CLUSTERING_HEAD = 256
 
 
 def _same_partition(labels1, labels2, n_clusters):
