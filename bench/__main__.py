@@ -9,6 +9,7 @@ with their defaults.
 
 import argparse
 import importlib
+import os
 import pathlib
 import sys
 
@@ -29,17 +30,31 @@ def main(argv=None):
         if args.out and "--out" in flags:
             forwarded += ["--out", args.out]
         print(f"\n=== {path.stem} {' '.join(forwarded)}", flush=True)
-        try:
-            module.main(forwarded)
-        except SystemExit as exc:  # argparse errors and explicit exits
-            if exc.code:
-                failed.append(path.stem)
-        except Exception as exc:  # report and go on to the next benchmark
-            print(f"{path.stem} failed: {exc!r}", file=sys.stderr)
+        if not run_one(module, forwarded, path.stem):
             failed.append(path.stem)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def run_one(module, forwarded, name):
+    """``module.main(forwarded)``; whether it succeeded. The process environment is put
+    back as it was afterwards: a benchmark's libraries may change it for the processes it
+    starts, and later benchmarks start theirs from it (dask.distributed's LocalCluster
+    sets OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and MKL_NUM_THREADS to 1 in the parent:
+    bench_peers, after bench_dask under ``nox -s bench``, ran every peer on one thread)."""
+    environ = dict(os.environ)
+    try:
+        module.main(forwarded)
+        return True
+    except SystemExit as exc:  # argparse errors and explicit exits
+        return not exc.code
+    except Exception as exc:  # report and go on to the next benchmark
+        print(f"{name} failed: {exc!r}", file=sys.stderr)
+        return False
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
 
 
 if __name__ == "__main__":
