@@ -148,7 +148,7 @@ def bench(session):
         session.install(peer, success_codes=[0, 1, 2])
     # A second environment with only what `pip install cudakmeans` brings, for the
     # fresh-process timing a user without scikit-learn (and scipy) sees.
-    plain = os.path.join(session.create_tmp(), "plain")
+    plain = os.path.abspath(os.path.join(session.create_tmp(), "plain"))
     session.run("python", "-m", "venv", "--clear", plain)
     plain_python = os.path.join(plain, "bin", "python")
     session.run(plain_python, "-m", "pip", "install", "-q", ".", external=True)

@@ -180,7 +180,10 @@ def plain_python():
     process on the development VM by ``-X importtime`` (README); a plain install does not
     pay it."""
     python = os.environ.get("CUDAKMEANS_PLAIN_PYTHON")
-    return python if python and pathlib.Path(python).exists() else None
+    # absolute, as given (a venv's python is a link to the base interpreter: resolving it
+    # would leave the venv): the demo runs from a folder of its own, where a path relative
+    # to the checkout (nox's) names nothing
+    return os.path.abspath(python) if python and pathlib.Path(python).exists() else None
 
 
 def fresh_process_rows():
